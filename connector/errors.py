@@ -1,0 +1,141 @@
+"""The connector's one exception hierarchy.
+
+Every error a person can meet carries a message they can act on: what went wrong, where, and
+what to do. The CLI catches ``ConnectorError`` in one place, prints ``message`` (and ``hint``)
+and exits with ``exit_code``. Nothing here may ever contain the Moodle token.
+
+    ConnectorError
+    +-- ConfigError              bad connector.toml / environment        (exit 2)
+    +-- MappingError             bad files in mappings/                  (exit 2)
+    +-- MoodleError              anything Moodle answered or failed to answer
+    |   +-- MoodleAuthError          invalid/expired token (never retried)
+    |   +-- MoodlePermissionError    function not in the service / missing capability
+    |   +-- MoodleRequestError       a parameter Moodle refused
+    |   +-- MoodleNotFound           unknown course, user, report, function
+    |   +-- MoodleUnavailable        network, 5xx/429, HTML pages, truncated bodies (retried)
+    |   +-- MoodleProtocolError      a well-formed answer we cannot understand
+    +-- LedgerError              the SQLite ledger cannot be opened or written
+    +-- SyncLocked               another sync holds the lock                (exit 75)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_LOCKED = 75  # EX_TEMPFAIL from sysexits.h: cron may simply try again later
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+    exit_code: int = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file: where, what, and what to do."""
+
+    file: str
+    key: str
+    message: str
+    hint: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class _ProblemsError(ConnectorError):
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, problems: list[Problem] | Problem | str, *, hint: str | None = None) -> None:
+        if isinstance(problems, str):
+            self.problems: list[Problem] = []
+            super().__init__(problems, hint=hint)
+            return
+        if isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = list(problems)
+        count = len(self.problems)
+        heading = f"{count} problem{'s' if count != 1 else ''} found"
+        super().__init__(heading + ":\n" + "\n".join(f"  - {p}" for p in self.problems), hint=hint)
+
+
+class ConfigError(_ProblemsError):
+    """connector.toml or the environment is missing something or holds a bad value."""
+
+
+class MappingError(_ProblemsError):
+    """The mapping files in mappings/ are invalid; ``problems`` lists every one of them."""
+
+
+class MoodleError(ConnectorError):
+    """Moodle refused a call or could not be reached.
+
+    ``function`` is the web-service function, ``errorcode`` Moodle's own code when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        function: str | None = None,
+        errorcode: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.function = function
+        self.errorcode = errorcode
+
+
+class MoodleAuthError(MoodleError):
+    """The token is invalid, expired or restricted to other IP addresses. Never retried."""
+
+
+class MoodlePermissionError(MoodleError):
+    """The function is not in the token's service, or its user lacks a capability."""
+
+
+class MoodleRequestError(MoodleError):
+    """Moodle rejected a parameter (``invalidparameter``)."""
+
+
+class MoodleNotFound(MoodleError):
+    """An unknown course, user, report or web-service function."""
+
+
+class MoodleUnavailable(MoodleError):
+    """Transient: connection error, timeout, HTTP 5xx/429, maintenance page, truncated body."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class MoodleProtocolError(MoodleError):
+    """Moodle answered something well-formed that does not have the expected shape."""
+
+
+class LedgerError(ConnectorError):
+    """The ledger file cannot be opened, migrated or written."""
+
+
+class SyncLocked(ConnectorError):
+    """Another sync holds this ledger's lock."""
+
+    exit_code = EXIT_LOCKED
