@@ -1,0 +1,250 @@
+"""connector.toml + environment -> Config.
+
+Precedence, highest first: environment (MOODLE_URL, MOODLE_TOKEN, MOODLE_TOKEN_FILE,
+CONNECTOR_LEDGER, CONNECTOR_MAPPINGS), then the file, then defaults. The token is never taken
+from a command-line argument (process arguments are visible to every user of the machine):
+it comes from MOODLE_TOKEN, MOODLE_TOKEN_FILE or ``token_file`` in the config file.
+
+Relative paths in the file are relative to the file's own directory, so a cron job does not depend
+on its working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connector.errors import ConfigError, Problem
+
+DEFAULT_CONFIG_NAME = "connector.toml"
+COMPLETION_PATHS = ("auto", "report", "per_user", "per_course")
+
+# section -> key -> expected python type(s)
+_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "moodle": {
+        "url": (str,),
+        "token_file": (str,),
+        "format": (str,),
+        "timeout_s": (int, float),
+        "concurrency": (int,),
+        "report_id": (int,),
+        "report_per_page": (int,),
+        "report_timezone": (str,),
+        "completion_path": (str,),
+        "allow_insecure_http": (bool,),
+        "ca_bundle": (str,),
+        "page_size": (int,),
+    },
+    "ledger": {"path": (str,)},
+    "mappings": {"dir": (str,)},
+    "organisation": {"timezone": (str,)},
+    "sync": {"full_every_days": (int,)},
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    moodle_url: str | None = None
+    token: str | None = field(default=None, repr=False)
+    ledger_path: Path = Path("compliance.sqlite")
+    mappings_dir: Path = Path("mappings")
+    timezone: str = "Europe/Prague"
+    format: str = "json"
+    timeout_s: float = 30.0
+    concurrency: int = 4
+    page_size: int = 1000
+    report_id: int | None = None
+    report_per_page: int = 5000
+    report_timezone: str | None = None
+    completion_path: str = "auto"
+    allow_insecure_http: bool = False
+    ca_bundle: str | None = None
+    full_every_days: int = 7
+    source: Path | None = None
+
+    def require_moodle(self) -> tuple[str, str]:
+        """The Moodle URL and token, or a ConfigError that says where to put them."""
+        problems = []
+        where = str(self.source) if self.source else "environment"
+        if not self.moodle_url:
+            problems.append(
+                Problem(where, "moodle.url", "no Moodle URL configured",
+                        "set [moodle] url in connector.toml or the MOODLE_URL environment variable")
+            )
+        if not self.token:
+            problems.append(
+                Problem(where, "moodle.token_file", "no web-service token configured",
+                        "put the token in a file readable only by the connector's user and set "
+                        "[moodle] token_file or MOODLE_TOKEN_FILE (or MOODLE_TOKEN)")
+            )
+        if problems:
+            raise ConfigError(problems)
+        assert self.moodle_url and self.token
+        return self.moodle_url, self.token
+
+    def client_settings(self) -> Any:
+        """ClientSettings for the Moodle client (imported here to keep config importable alone)."""
+        from connector.moodle.client import ClientSettings
+
+        url, token = self.require_moodle()
+        return ClientSettings(
+            url=url,
+            token=token,
+            format=self.format,  # type: ignore[arg-type]
+            timeout_s=self.timeout_s,
+            max_concurrency=self.concurrency,
+            allow_insecure_http=self.allow_insecure_http,
+            ca_bundle=self.ca_bundle,
+        )
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the config file (``path``, else ./connector.toml when it exists) and the environment.
+
+    Every problem is collected and raised at once as a ConfigError.
+    """
+    env = os.environ if env is None else env
+    explicit = path is not None
+    if path is None:
+        env_path = env.get("CONNECTOR_CONFIG")
+        path = Path(env_path) if env_path else Path(DEFAULT_CONFIG_NAME)
+        explicit = bool(env_path)
+    problems: list[Problem] = []
+    values: dict[str, Any] = {}
+    source: Path | None = None
+    if path.exists():
+        source = path
+        values = _read_file(path, problems)
+    elif explicit:
+        raise ConfigError(Problem(str(path), "", "config file not found",
+                                  "check the path given to --config / CONNECTOR_CONFIG"))
+    base = path.resolve().parent if source else Path.cwd()
+
+    def rel(value: str) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+
+    config = Config(source=source)
+    moodle = values.get("moodle", {})
+    updates: dict[str, Any] = {}
+    if "url" in moodle:
+        updates["moodle_url"] = moodle["url"]
+    for key, attr in (("format", "format"), ("timeout_s", "timeout_s"), ("concurrency", "concurrency"),
+                      ("report_id", "report_id"), ("report_per_page", "report_per_page"),
+                      ("report_timezone", "report_timezone"), ("completion_path", "completion_path"),
+                      ("allow_insecure_http", "allow_insecure_http"), ("page_size", "page_size")):
+        if key in moodle:
+            updates[attr] = moodle[key]
+    if moodle.get("ca_bundle"):
+        updates["ca_bundle"] = str(rel(moodle["ca_bundle"]))
+    if "path" in values.get("ledger", {}):
+        updates["ledger_path"] = rel(values["ledger"]["path"])
+    if "dir" in values.get("mappings", {}):
+        updates["mappings_dir"] = rel(values["mappings"]["dir"])
+    if "timezone" in values.get("organisation", {}):
+        updates["timezone"] = values["organisation"]["timezone"]
+    if "full_every_days" in values.get("sync", {}):
+        updates["full_every_days"] = values["sync"]["full_every_days"]
+
+    token_file = moodle.get("token_file")
+    token_file_path = rel(token_file) if token_file else None
+    if env.get("MOODLE_URL"):
+        updates["moodle_url"] = env["MOODLE_URL"]
+    if env.get("MOODLE_TOKEN_FILE"):
+        token_file_path = Path(env["MOODLE_TOKEN_FILE"]).expanduser()
+    if env.get("CONNECTOR_LEDGER"):
+        updates["ledger_path"] = Path(env["CONNECTOR_LEDGER"]).expanduser()
+    if env.get("CONNECTOR_MAPPINGS"):
+        updates["mappings_dir"] = Path(env["CONNECTOR_MAPPINGS"]).expanduser()
+    if env.get("MOODLE_TOKEN"):
+        updates["token"] = env["MOODLE_TOKEN"].strip()
+    elif token_file_path is not None:
+        updates["token"] = _read_token(token_file_path, str(source or "environment"), problems)
+
+    config = replace(config, **updates)
+    _check_values(config, str(source or "environment"), problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(Problem(str(path), "", f"not valid TOML: {exc}", "fix the syntax at that line"))
+        return {}
+    except OSError as exc:
+        problems.append(Problem(str(path), "", f"cannot read: {exc.strerror}"))
+        return {}
+    for section, body in data.items():
+        if section not in _SCHEMA:
+            problems.append(Problem(str(path), section, "unknown section", _suggest(section, _SCHEMA)))
+            continue
+        if not isinstance(body, dict):
+            problems.append(Problem(str(path), section, "must be a table", f"write it as [{section}]"))
+            continue
+        for key, value in body.items():
+            expected = _SCHEMA[section].get(key)
+            if expected is None:
+                problems.append(Problem(str(path), f"{section}.{key}", "unknown key",
+                                        _suggest(key, _SCHEMA[section])))
+            elif not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
+                names = " or ".join(t.__name__ for t in expected)
+                problems.append(Problem(str(path), f"{section}.{key}",
+                                        f"must be {names}, not {type(value).__name__}"))
+    return {s: b for s, b in data.items() if isinstance(b, dict) and s in _SCHEMA}
+
+
+def _suggest(word: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return "known: " + ", ".join(sorted(known))
+
+
+def _read_token(path: Path, where: str, problems: list[Problem]) -> str | None:
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.append(Problem(where, "moodle.token_file", f"cannot read the token file {path}: "
+                                f"{exc.strerror}", "create it with the token from Moodle, mode 0600"))
+        return None
+    if not token:
+        problems.append(Problem(where, "moodle.token_file", f"the token file {path} is empty"))
+        return None
+    return token
+
+
+def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
+    if config.format not in ("json", "xml"):
+        problems.append(Problem(where, "moodle.format", f"'{config.format}' is not a format",
+                                "use 'json' or 'xml'"))
+    if config.completion_path not in COMPLETION_PATHS:
+        problems.append(Problem(where, "moodle.completion_path",
+                                f"'{config.completion_path}' is not a completion path",
+                                "use one of " + ", ".join(COMPLETION_PATHS)))
+    if config.concurrency < 1 or config.concurrency > 64:
+        problems.append(Problem(where, "moodle.concurrency", "must be between 1 and 64",
+                                "match it to the Moodle server's PHP workers; 4 is a safe start"))
+    if config.page_size < 1 or config.report_per_page < 1:
+        problems.append(Problem(where, "moodle.page_size", "page sizes must be positive"))
+    if config.timeout_s <= 0:
+        problems.append(Problem(where, "moodle.timeout_s", "must be positive"))
+    if config.full_every_days < 0:
+        problems.append(Problem(where, "sync.full_every_days", "must be 0 (never) or more"))
+    for key, zone in (("organisation.timezone", config.timezone),
+                      ("moodle.report_timezone", config.report_timezone)):
+        if zone is None:
+            continue
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(Problem(where, key, f"unknown time zone '{zone}'",
+                                    "use an IANA name such as Europe/Prague or Europe/Ljubljana"))

@@ -1,0 +1,519 @@
+"""The SQLite ledger: evidence, people, statuses and their history, sync runs.
+
+The ledger is the connector's memory and its proof. Three rules shape it:
+
+* Evidence is append-only. A completion seen once keeps its row (first and last seen, by which
+  run) even after Moodle forgets it; a full sync only marks it ``gone_since_run``.
+* A sync run writes inside one transaction (``Ledger.transaction``); readers in other processes
+  keep seeing the previous state (WAL) until it commits. The run's own row is written in separate
+  small transactions so that a failed run is recorded as failed.
+* The file holds personal data: it is created mode 0600 (and its WAL/SHM files inherit that).
+
+Schema versions are kept in ``PRAGMA user_version``; ``MIGRATIONS[n]`` upgrades version n to n+1,
+so opening an older ledger upgrades it in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from connector.errors import LedgerError
+from connector.moodle.records import Completion, Course
+
+BATCH = 5000
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE sync_runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            outcome TEXT NOT NULL,              -- running | ok | failed
+            mode TEXT NOT NULL,                 -- full | incremental | recompute
+            completion_path TEXT,
+            as_of TEXT,
+            counts TEXT,                        -- JSON
+            error TEXT
+        );
+        CREATE TABLE courses (
+            course_id INTEGER PRIMARY KEY,
+            idnumber TEXT, shortname TEXT, fullname TEXT,
+            visible INTEGER, completion_enabled INTEGER,
+            first_seen_run INTEGER, last_seen_run INTEGER
+        );
+        CREATE TABLE people (
+            user_id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL, idnumber TEXT, fullname TEXT,
+            institution TEXT, department_text TEXT, position TEXT,
+            cohorts TEXT,                       -- JSON list of cohort idnumbers
+            department_id TEXT,                 -- NULL: unplaced
+            placement_conflicts TEXT,           -- JSON list when two departments matched
+            start_date TEXT,
+            lastaccess INTEGER,
+            active INTEGER NOT NULL DEFAULT 1,
+            suspended INTEGER NOT NULL DEFAULT 0,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            first_seen_run INTEGER, last_seen_run INTEGER, first_seen_on TEXT
+        );
+        CREATE INDEX people_username ON people(username);
+        CREATE TABLE enrolments (
+            course_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+            lastcourseaccess INTEGER,
+            completed INTEGER,                  -- as last read from Moodle; NULL unknown
+            checked_run INTEGER,                -- last run that read its completion
+            checked_access INTEGER,             -- lastcourseaccess at that read
+            first_seen_run INTEGER, last_seen_run INTEGER,
+            present INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (course_id, user_id)
+        );
+        CREATE TABLE evidence (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL, course_id INTEGER NOT NULL,
+            completed_at INTEGER NOT NULL,      -- UTC epoch seconds
+            completed_minute INTEGER NOT NULL,  -- identity: the same completion read by two paths
+            source TEXT NOT NULL, precision_s INTEGER NOT NULL,
+            first_seen_run INTEGER NOT NULL, last_seen_run INTEGER NOT NULL,
+            first_seen_at TEXT NOT NULL, last_seen_at TEXT NOT NULL,
+            gone_since_run INTEGER,             -- set when a full sync no longer finds it
+            UNIQUE (user_id, course_id, completed_minute)
+        );
+        CREATE INDEX evidence_user ON evidence(user_id);
+        CREATE TABLE statuses (
+            user_id INTEGER NOT NULL, requirement_id TEXT NOT NULL,
+            status TEXT NOT NULL, valid_until TEXT, since TEXT, due TEXT,
+            evidence_id INTEGER, completed_on TEXT, detail TEXT,
+            as_of TEXT NOT NULL, run_id INTEGER NOT NULL,
+            PRIMARY KEY (user_id, requirement_id)
+        );
+        CREATE TABLE status_history (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL, requirement_id TEXT NOT NULL,
+            from_status TEXT, to_status TEXT NOT NULL,
+            changed_on TEXT NOT NULL, run_id INTEGER NOT NULL
+        );
+        CREATE INDEX status_history_user ON status_history(user_id);
+        CREATE TABLE rollups (
+            run_id INTEGER NOT NULL, department_id TEXT NOT NULL, requirement_id TEXT NOT NULL,
+            in_scope INTEGER, compliant INTEGER, expiring INTEGER, expired INTEGER,
+            missing INTEGER, grace INTEGER, exempt INTEGER, holders INTEGER,
+            share REAL, targets_met INTEGER, targets TEXT,
+            PRIMARY KEY (run_id, department_id, requirement_id)
+        );
+        """
+    )
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    # Per-stream bookmarks (Singer-style) and the audit trail of explicit erasures.
+    db.executescript(
+        """
+        CREATE TABLE bookmarks (stream TEXT PRIMARY KEY, value TEXT NOT NULL, run_id INTEGER);
+        CREATE TABLE erasures (
+            id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, erased_at TEXT NOT NULL,
+            reason TEXT NOT NULL, rows_removed INTEGER NOT NULL
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class EvidenceCounts:
+    new: int
+    seen: int
+
+
+class Ledger:
+    """One open ledger file. Use ``Ledger.open(path)``; close it or use it as a context manager."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    # -- opening ----------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> Ledger:
+        path = Path(path)
+        if not path.exists():
+            if not create:
+                raise LedgerError(f"no ledger at {path}",
+                                  hint="run `connector sync` first, or pass --ledger / set [ledger] path")
+            _create_private_file(path)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            db = sqlite_utils.Database(conn)
+            ledger = cls(db, path)
+            ledger._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"cannot open the ledger {path}: {exc}",
+                              hint="is it a connector ledger? check the path and the file's permissions") from exc
+        return ledger
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"the ledger {self.path} has schema version {version}, newer than this connector "
+                f"knows ({SCHEMA_VERSION})", hint="upgrade the connector")
+        while version < SCHEMA_VERSION:
+            with self.transaction():
+                MIGRATIONS[version](self.db)
+                version += 1
+                self.db.execute(f"PRAGMA user_version = {version}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE .. COMMIT; ROLLBACK on any exception (KeyboardInterrupt included)."""
+        conn = self.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- sync runs --------------------------------------------------------------------------------
+    def start_run(self, mode: str, as_of: date) -> int:
+        with self.transaction():
+            cursor = self.db.execute(
+                "INSERT INTO sync_runs (started_at, outcome, mode, as_of) VALUES (?, 'running', ?, ?)",
+                [utc_now(), mode, as_of.isoformat()])
+            return int(cursor.lastrowid)  # type: ignore[arg-type]
+
+    def finish_run(self, run_id: int, outcome: str, *, counts: dict[str, Any] | None = None,
+                   completion_path: str | None = None, error: str | None = None) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE sync_runs SET finished_at = ?, outcome = ?, counts = ?, completion_path = ?, "
+                "error = ? WHERE id = ?",
+                [utc_now(), outcome, json.dumps(counts or {}, sort_keys=True), completion_path, error, run_id])
+
+    def fail_stale_runs(self) -> int:
+        """Runs still 'running' when the lock is free were killed: record them as failed."""
+        with self.transaction():
+            cursor = self.db.execute(
+                "UPDATE sync_runs SET outcome = 'failed', finished_at = ?, "
+                "error = 'interrupted: the process ended before the run finished (killed or crashed)' "
+                "WHERE outcome = 'running'", [utc_now()])
+            return cursor.rowcount
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self.db.execute_returning_dicts(
+            "SELECT * FROM sync_runs ORDER BY id DESC LIMIT ?", [limit])
+        for row in rows:
+            row["counts"] = json.loads(row["counts"]) if row["counts"] else {}
+        return rows
+
+    def last_run(self, outcome: str = "ok", mode: str | None = None) -> dict[str, Any] | None:
+        sql = "SELECT * FROM sync_runs WHERE outcome = ?"
+        params: list[Any] = [outcome]
+        if mode:
+            sql += " AND mode = ?"
+            params.append(mode)
+        rows = self.db.execute_returning_dicts(sql + " ORDER BY id DESC LIMIT 1", params)
+        if not rows:
+            return None
+        rows[0]["counts"] = json.loads(rows[0]["counts"]) if rows[0]["counts"] else {}
+        return rows[0]
+
+    # -- bookmarks --------------------------------------------------------------------------------
+    def bookmark(self, stream: str) -> str | None:
+        row = self.db.execute("SELECT value FROM bookmarks WHERE stream = ?", [stream]).fetchone()
+        return row[0] if row else None
+
+    def set_bookmark(self, stream: str, value: str, run_id: int) -> None:
+        self.db.execute(
+            "INSERT INTO bookmarks (stream, value, run_id) VALUES (?, ?, ?) "
+            "ON CONFLICT(stream) DO UPDATE SET value = excluded.value, run_id = excluded.run_id",
+            [stream, value, run_id])
+
+    # -- courses ----------------------------------------------------------------------------------
+    def upsert_courses(self, courses: Iterable[Course], run_id: int) -> None:
+        self.db.conn.executemany(
+            "INSERT INTO courses (course_id, idnumber, shortname, fullname, visible, completion_enabled,"
+            " first_seen_run, last_seen_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(course_id) DO UPDATE SET idnumber = excluded.idnumber, "
+            "shortname = excluded.shortname, fullname = excluded.fullname, visible = excluded.visible, "
+            "completion_enabled = excluded.completion_enabled, last_seen_run = excluded.last_seen_run",
+            [(c.id, c.idnumber, c.shortname, c.fullname, int(c.visible), int(c.completion_enabled),
+              run_id, run_id) for c in courses])
+
+    def courses(self) -> list[Course]:
+        return [Course(id=r[0], idnumber=r[1] or "", shortname=r[2] or "", fullname=r[3] or "",
+                       visible=bool(r[4]), completion_enabled=bool(r[5]))
+                for r in self.db.execute(
+                    "SELECT course_id, idnumber, shortname, fullname, visible, completion_enabled "
+                    "FROM courses ORDER BY course_id")]
+
+    # -- people -----------------------------------------------------------------------------------
+    def upsert_people(self, rows: Iterable[dict[str, Any]], run_id: int, seen_on: date) -> int:
+        """rows: dicts with the people columns (user_id, username, ...); returns rows written."""
+        sql = (
+            "INSERT INTO people (user_id, username, idnumber, fullname, institution, department_text, "
+            "position, cohorts, department_id, placement_conflicts, start_date, lastaccess, active, "
+            "suspended, deleted, first_seen_run, last_seen_run, first_seen_on) "
+            "VALUES (:user_id, :username, :idnumber, :fullname, :institution, :department_text, "
+            ":position, :cohorts, :department_id, :placement_conflicts, :start_date, :lastaccess, "
+            ":active, :suspended, 0, :run_id, :run_id, :seen_on) "
+            "ON CONFLICT(user_id) DO UPDATE SET username = excluded.username, "
+            "idnumber = excluded.idnumber, fullname = excluded.fullname, "
+            "institution = excluded.institution, department_text = excluded.department_text, "
+            "position = excluded.position, cohorts = excluded.cohorts, "
+            "department_id = excluded.department_id, placement_conflicts = excluded.placement_conflicts, "
+            "start_date = COALESCE(excluded.start_date, people.start_date), "
+            "lastaccess = excluded.lastaccess, active = excluded.active, "
+            "suspended = excluded.suspended, deleted = 0, last_seen_run = excluded.last_seen_run")
+        count = 0
+        for batch in _batched(rows, BATCH):
+            for row in batch:
+                row["run_id"] = run_id
+                row["seen_on"] = seen_on.isoformat()
+            self.db.conn.executemany(sql, batch)
+            count += len(batch)
+        return count
+
+    def mark_people_gone(self, run_id: int) -> int:
+        """People not seen by this (full) run were deleted in Moodle: inactive, history kept."""
+        cursor = self.db.execute(
+            "UPDATE people SET active = 0, deleted = 1 WHERE last_seen_run < ? AND deleted = 0", [run_id])
+        return cursor.rowcount
+
+    def people_rows(self) -> Iterator[dict[str, Any]]:
+        cursor = self.db.execute("SELECT * FROM people ORDER BY user_id")
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(names, row))
+
+    def person_by_username(self, username: str) -> dict[str, Any] | None:
+        rows = self.db.execute_returning_dicts("SELECT * FROM people WHERE username = ?", [username])
+        return rows[0] if rows else None
+
+    def known_user_ids(self) -> set[int]:
+        return {r[0] for r in self.db.execute("SELECT user_id FROM people")}
+
+    # -- enrolments -------------------------------------------------------------------------------
+    def enrolment_state(self) -> dict[tuple[int, int], tuple[int | None, int | None, int | None]]:
+        """(course_id, user_id) -> (lastcourseaccess, completed, checked_access) as last recorded."""
+        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in self.db.execute(
+            "SELECT course_id, user_id, lastcourseaccess, completed, checked_access FROM enrolments")}
+
+    def upsert_enrolments(self, rows: Iterable[tuple[int, int, int | None]], run_id: int) -> None:
+        """rows: (course_id, user_id, lastcourseaccess) seen by this run."""
+        for batch in _batched(rows, BATCH):
+            self.db.conn.executemany(
+                "INSERT INTO enrolments (course_id, user_id, lastcourseaccess, first_seen_run, last_seen_run,"
+                " present) VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT(course_id, user_id) DO UPDATE SET "
+                "lastcourseaccess = excluded.lastcourseaccess, last_seen_run = excluded.last_seen_run, "
+                "present = 1",
+                [(c, u, a, run_id, run_id) for c, u, a in batch])
+
+    def record_checks(self, rows: Iterable[tuple[int, int, bool | None, int | None]], run_id: int) -> None:
+        """rows: (course_id, user_id, completed, lastcourseaccess at the check)."""
+        for batch in _batched(rows, BATCH):
+            self.db.conn.executemany(
+                "UPDATE enrolments SET completed = ?, checked_run = ?, checked_access = ? "
+                "WHERE course_id = ? AND user_id = ?",
+                [(None if done is None else int(done), run_id, access, c, u) for c, u, done, access in batch])
+
+    def mark_enrolments_gone(self, course_ids: Sequence[int], run_id: int) -> int:
+        total = 0
+        for course_id in course_ids:
+            total += self.db.execute(
+                "UPDATE enrolments SET present = 0 WHERE course_id = ? AND last_seen_run < ?",
+                [course_id, run_id]).rowcount
+        return total
+
+    # -- evidence ---------------------------------------------------------------------------------
+    def record_evidence(self, completions: Iterable[Completion], run_id: int) -> EvidenceCounts:
+        """Append new completions and refresh last-seen of known ones; returns new/seen counts.
+
+        A completion read by the report (minute precision) and by a status call (second precision)
+        is the same evidence: identity is (user, course, minute); the more precise time wins.
+        """
+        now = utc_now()
+        before = self._count("evidence")
+        seen = 0
+        sql = (
+            "INSERT INTO evidence (user_id, course_id, completed_at, completed_minute, source, precision_s,"
+            " first_seen_run, last_seen_run, first_seen_at, last_seen_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(user_id, course_id, completed_minute) DO UPDATE SET "
+            "last_seen_run = excluded.last_seen_run, last_seen_at = excluded.last_seen_at, "
+            "gone_since_run = NULL, "
+            "completed_at = CASE WHEN excluded.precision_s < evidence.precision_s "
+            "  THEN excluded.completed_at ELSE evidence.completed_at END, "
+            "source = CASE WHEN excluded.precision_s < evidence.precision_s "
+            "  THEN excluded.source ELSE evidence.source END, "
+            "precision_s = MIN(excluded.precision_s, evidence.precision_s)")
+        for batch in _batched(completions, BATCH):
+            self.db.conn.executemany(sql, [
+                (c.user_id, c.course_id, c.completed_at, c.completed_at // 60, c.source, c.precision_s,
+                 run_id, run_id, now, now) for c in batch])
+            seen += len(batch)
+        new = self._count("evidence") - before
+        return EvidenceCounts(new=new, seen=seen - new)
+
+    def mark_evidence_gone(self, course_ids: Sequence[int], run_id: int) -> int:
+        """After a full read of these courses: evidence Moodle no longer has is marked, never deleted."""
+        total = 0
+        for course_id in course_ids:
+            total += self.db.execute(
+                "UPDATE evidence SET gone_since_run = ? WHERE course_id = ? AND last_seen_run < ? "
+                "AND gone_since_run IS NULL", [run_id, course_id, run_id]).rowcount
+        return total
+
+    def evidence_by_user(self) -> Iterator[tuple[int, list[tuple[int, Completion]]]]:
+        """(user_id, [(evidence_id, Completion), ...]) for every user with evidence, by user id."""
+        cursor = self.db.execute(
+            "SELECT id, user_id, course_id, completed_at, source, precision_s FROM evidence "
+            "ORDER BY user_id, completed_at")
+        current: int | None = None
+        bucket: list[tuple[int, Completion]] = []
+        for eid, user_id, course_id, at, source, precision in cursor:
+            if user_id != current:
+                if current is not None:
+                    yield current, bucket
+                current, bucket = user_id, []
+            bucket.append((eid, Completion(user_id, course_id, at, source, precision)))
+        if current is not None:
+            yield current, bucket
+
+    def evidence_for(self, user_id: int) -> list[dict[str, Any]]:
+        return self.db.execute_returning_dicts(
+            "SELECT e.*, c.idnumber AS course_idnumber, c.fullname AS course_name FROM evidence e "
+            "LEFT JOIN courses c ON c.course_id = e.course_id WHERE e.user_id = ? "
+            "ORDER BY e.completed_at", [user_id])
+
+    def evidence_with_time(self) -> set[tuple[int, int]]:
+        """(course_id, user_id) pairs that already have evidence in the ledger."""
+        return {(r[0], r[1]) for r in self.db.execute(
+            "SELECT DISTINCT course_id, user_id FROM evidence")}
+
+    # -- statuses ---------------------------------------------------------------------------------
+    def write_statuses(self, rows: Iterable[tuple[Any, ...]], run_id: int, as_of: date) -> int:
+        """Replace current statuses; append a history row for every change. Returns changes.
+
+        rows: (user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,
+        detail). Staged in a temp table so that comparison happens in SQL, not in Python memory.
+        """
+        conn = self.db.conn
+        conn.execute("DROP TABLE IF EXISTS temp.new_statuses")
+        conn.execute(
+            "CREATE TEMP TABLE new_statuses (user_id INTEGER, requirement_id TEXT, status TEXT,"
+            " valid_until TEXT, since TEXT, due TEXT, evidence_id INTEGER, completed_on TEXT,"
+            " detail TEXT, PRIMARY KEY (user_id, requirement_id)) WITHOUT ROWID")
+        for batch in _batched(rows, BATCH * 4):
+            conn.executemany("INSERT INTO temp.new_statuses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+        changed = conn.execute(
+            "INSERT INTO status_history (user_id, requirement_id, from_status, to_status, changed_on, run_id) "
+            "SELECT n.user_id, n.requirement_id, s.status, n.status, ?, ? FROM temp.new_statuses n "
+            "LEFT JOIN statuses s ON s.user_id = n.user_id AND s.requirement_id = n.requirement_id "
+            "WHERE s.status IS NULL OR s.status != n.status", [as_of.isoformat(), run_id]).rowcount
+        conn.execute("DELETE FROM statuses")
+        conn.execute(
+            "INSERT INTO statuses (user_id, requirement_id, status, valid_until, since, due, evidence_id,"
+            " completed_on, detail, as_of, run_id) SELECT user_id, requirement_id, status, valid_until,"
+            " since, due, evidence_id, completed_on, detail, ?, ? FROM temp.new_statuses",
+            [as_of.isoformat(), run_id])
+        conn.execute("DROP TABLE temp.new_statuses")
+        return changed
+
+    def statuses_for(self, user_id: int) -> list[dict[str, Any]]:
+        return self.db.execute_returning_dicts(
+            "SELECT * FROM statuses WHERE user_id = ? ORDER BY requirement_id", [user_id])
+
+    def history_for(self, user_id: int) -> list[dict[str, Any]]:
+        return self.db.execute_returning_dicts(
+            "SELECT * FROM status_history WHERE user_id = ? ORDER BY id", [user_id])
+
+    def write_rollups(self, rows: Iterable[dict[str, Any]], run_id: int) -> None:
+        self.db.conn.executemany(
+            "INSERT OR REPLACE INTO rollups (run_id, department_id, requirement_id, in_scope, compliant,"
+            " expiring, expired, missing, grace, exempt, holders, share, targets_met, targets) VALUES "
+            "(:run_id, :department_id, :requirement_id, :in_scope, :compliant, :expiring, :expired,"
+            " :missing, :grace, :exempt, :holders, :share, :targets_met, :targets)",
+            [dict(row, run_id=run_id) for row in rows])
+
+    def rollups(self, run_id: int) -> list[dict[str, Any]]:
+        return self.db.execute_returning_dicts(
+            "SELECT * FROM rollups WHERE run_id = ? ORDER BY department_id, requirement_id", [run_id])
+
+    # -- erasure ----------------------------------------------------------------------------------
+    def erase_person(self, user_id: int, reason: str) -> int:
+        """The one way personal data leaves the ledger: explicit, and audited in ``erasures``."""
+        with self.transaction():
+            removed = 0
+            for table in ("evidence", "statuses", "status_history", "enrolments", "people"):
+                removed += self.db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id]).rowcount
+            self.db.execute(
+                "INSERT INTO erasures (user_id, erased_at, reason, rows_removed) VALUES (?, ?, ?, ?)",
+                [user_id, utc_now(), reason, removed])
+        return removed
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _count(self, table: str) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    def integrity_ok(self) -> bool:
+        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the ledger file with mode 0600 before SQLite touches it (it holds personal data)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise LedgerError(f"cannot create the ledger {path}: {exc.strerror}",
+                          hint="check that the directory exists and is writable") from exc
+    os.close(fd)
+    os.chmod(path, 0o600)  # in case a umask or ACL widened it
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
