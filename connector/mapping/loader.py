@@ -1,0 +1,626 @@
+"""Reading and validating mapping files: every problem of every file, each with where and what to do.
+
+Each file is parsed by tomllib; each entry is checked against its schema (unknown keys with the
+closest known one suggested, types, durations, ids, time zones), then the merged whole is checked
+across files (duplicate ids, unknown parents, cycles, unknown departments and courses, ambiguous
+placement rules). Only when nothing is wrong are the models built. Nothing is ever written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connector.durations import HINT as DURATION_HINT
+from connector.durations import Duration, parse_duration
+from connector.errors import MappingError, Problem
+from connector.mapping.models import (
+    AppliesTo, CourseRef, Department, Exemption, MappedCourse, Mappings, Requirement, Target,
+    normalise,
+)
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_ID_HINT = "use lower-case letters, digits, '.', '-' and '_', starting with a letter or digit"
+_NEVER = {"never", "forever", "none"}
+_PERCENT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%\s*$")
+_TOML_POSITION = re.compile(r"at line (\d+), column (\d+)")
+
+_TOP_KEYS = ("settings", "department", "course", "requirement")
+_SETTINGS_KEYS = ("timezone", "position_field", "start_date_field")
+_DEPARTMENT_KEYS = ("id", "name", "parent", "timezone", "institution", "institution_aliases",
+                    "department", "department_aliases", "cohorts", "profile_field", "profile_values")
+_COURSE_KEYS = ("idnumber", "shortname", "id", "title")
+_REQUIREMENT_KEYS = ("id", "title", "courses", "require", "valid_for", "warn_before", "grace",
+                     "applies_to", "exemption", "target")
+_APPLIES_KEYS = ("departments", "positions", "cohorts")
+_EXEMPTION_KEYS = ("username", "idnumber", "reason", "until")
+_TARGET_KEYS = ("kind", "min", "period", "judged_at")
+
+
+# -- where a value lives: the key path for people, and a best-effort line -------------------------
+@dataclass(frozen=True)
+class _Where:
+    file: str
+    text: str
+    path: str = ""
+    steps: tuple[tuple[str, int | None], ...] = ()  # (key, n-th array item) for line search
+
+    def key(self, name: str) -> _Where:
+        path = f"{self.path}.{name}" if self.path else name
+        return _Where(self.file, self.text, path, self.steps + ((name, None),))
+
+    def item(self, array: str, index: int, label: str | None) -> _Where:
+        shown = label if label else f"#{index + 1}"
+        path = f"{self.path}.{array}[{shown}]" if self.path else f"{array}[{shown}]"
+        return _Where(self.file, self.text, path, self.steps + ((array, index),))
+
+    def line(self) -> int | None:
+        return _find_line(self.text.splitlines(), self.steps)
+
+
+def _find_line(lines: list[str], steps: tuple[tuple[str, int | None], ...]) -> int | None:
+    """Scan forward for each step's header or ``key =`` line; the last line found wins."""
+    position, found = 0, None
+    for name, index in steps:
+        hit = _find_array_item(lines, name, index, position) if index is not None else \
+            _find_key(lines, name, position)
+        if hit is None:
+            return found
+        position, found = hit + 1, hit + 1
+    return found
+
+
+def _find_array_item(lines: list[str], name: str, index: int, start: int) -> int | None:
+    header = re.compile(r"^\s*\[\[\s*(?:[^\]]*\.)?" + re.escape(name) + r"\s*\]\]")
+    seen = -1
+    for number in range(start, len(lines)):
+        if header.match(lines[number]):
+            seen += 1
+            if seen == index:
+                return number
+    return None
+
+
+def _find_key(lines: list[str], name: str, start: int) -> int | None:
+    quoted = r'(?:"' + re.escape(name) + r'"|' + re.escape(name) + r")"
+    assignment = re.compile(r"^\s*" + quoted + r"\s*[=.]")
+    header = re.compile(r"^\s*\[\s*(?:[^\]]*\.)?" + quoted + r"\s*\]")
+    for number in range(start, len(lines)):
+        if assignment.match(lines[number]) or header.match(lines[number]):
+            return number
+    return None
+
+
+# -- collecting problems --------------------------------------------------------------------------
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[Problem] = []
+
+    def add(self, where: _Where, message: str, hint: str | None = None) -> None:
+        self.items.append(Problem(where.file, where.path, message, hint, where.line()))
+
+    def unknown_keys(self, table: dict[str, Any], known: tuple[str, ...], where: _Where) -> None:
+        for key in table:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+                self.add(where.key(key), "unknown key", hint)
+
+
+def _type_name(value: Any) -> str:
+    return {str: "text", int: "a whole number", float: "a number", bool: "true/false",
+            list: "a list", dict: "a table", date: "a date"}.get(type(value), type(value).__name__)
+
+
+class _Reader:
+    """Typed reads of one TOML table; a wrong or missing value becomes a problem and None."""
+
+    def __init__(self, table: dict[str, Any], where: _Where, problems: _Problems) -> None:
+        self.table, self.where, self.problems = table, where, problems
+
+    def text(self, key: str, required: bool = False) -> str | None:
+        value = self.table.get(key)
+        if value is None:
+            if required:
+                self.problems.add(self.where.key(key), "missing", f"add {key} = \"...\"")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.problems.add(self.where.key(key), f"must be non-empty text, not {_type_name(value)}")
+            return None
+        return value.strip()
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        """A list of texts; a single text is accepted as a list of one."""
+        value = self.table.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            self.problems.add(self.where.key(key), "must be a list of non-empty texts",
+                              f'e.g. {key} = ["first", "second"]')
+            return ()
+        return tuple(v.strip() for v in value)
+
+    def identifier(self, key: str) -> str | None:
+        value = self.text(key, required=True)
+        if value is not None and not _ID.match(value):
+            self.problems.add(self.where.key(key), f"{value!r} is not a valid id", _ID_HINT)
+            return None
+        return value
+
+    def duration(self, key: str) -> Duration | None:
+        value = self.table.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.problems.add(self.where.key(key), f"must be text like \"24 months\", not {_type_name(value)}",
+                              DURATION_HINT)
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.problems.add(self.where.key(key), str(exc), DURATION_HINT)
+            return None
+
+    def zone(self, key: str) -> str | None:
+        value = self.text(key)
+        if value is not None and not _valid_zone(value):
+            self.problems.add(self.where.key(key), f"unknown time zone {value!r}",
+                              'use an IANA name such as "Europe/Prague" or "Europe/Ljubljana"')
+            return None
+        return value
+
+    def table_list(self, key: str) -> list[dict[str, Any]]:
+        value = self.table.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problems.add(self.where.key(key), "must be an array of tables", f"write [[...{key}]] sections")
+            return []
+        return value
+
+
+def _valid_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+# -- raw entries as read from the files, with where they came from --------------------------------
+@dataclass
+class _Entries:
+    settings: list[tuple[dict[str, Any], _Where]]
+    departments: list[tuple[Department, _Where]]
+    courses: list[tuple[MappedCourse, _Where]]
+    requirements: list[tuple[Requirement, _Where, tuple[str, ...]]]  # + course names as written
+
+
+def load(directory: Path) -> Mappings:
+    problems = _Problems()
+    entries = _Entries([], [], [], [])
+    files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
+    if not files:
+        where = "the directory does not exist" if not directory.is_dir() else "no *.toml files in it"
+        problems.items.append(Problem(str(directory), "", where,
+                                      "point --mappings at the folder that holds your mapping files"))
+    for path in files:
+        _read_file(path, entries, problems)
+    mappings = _assemble(entries, problems)
+    if problems.items:
+        raise MappingError(problems.items)
+    assert mappings is not None
+    return mappings
+
+
+def _read_file(path: Path, entries: _Entries, problems: _Problems) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.items.append(Problem(str(path), "", f"cannot be read: {exc}", "save it as UTF-8"))
+        return
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        position = _TOML_POSITION.search(str(exc))
+        line = int(position.group(1)) if position else None
+        problems.items.append(Problem(str(path), "", f"TOML syntax error: {exc}",
+                                      "fix the syntax at the line shown", line))
+        return
+    where = _Where(str(path), text)
+    problems.unknown_keys(data, _TOP_KEYS, where)
+    _read_sections(data, where, entries, problems)
+
+
+def _read_sections(data: dict[str, Any], where: _Where, entries: _Entries, problems: _Problems) -> None:
+    top = _Reader(data, where, problems)
+    if "settings" in data:
+        if isinstance(data["settings"], dict):
+            entries.settings.append((data["settings"], where.key("settings")))
+        else:
+            problems.add(where.key("settings"), "must be a table", "write a [settings] section")
+    for index, raw in enumerate(top.table_list("department")):
+        dept = _read_department(raw, where.item("department", index, _label(raw)), problems)
+        if dept is not None:
+            entries.departments.append((dept, where.item("department", index, dept.id)))
+    courses = data.get("course", {})
+    if not isinstance(courses, dict):
+        problems.add(where.key("course"), "must be tables", "write [course.NAME] sections")
+        courses = {}
+    for name, raw in courses.items():
+        course = _read_course(name, raw, where.key("course").key(name), problems)
+        if course is not None:
+            entries.courses.append((course, where.key("course").key(name)))
+    for index, raw in enumerate(top.table_list("requirement")):
+        item = where.item("requirement", index, _label(raw))
+        read = _read_requirement(raw, item, problems)
+        if read is not None:
+            entries.requirements.append((read[0], item, read[1]))
+
+
+def _label(raw: dict[str, Any]) -> str | None:
+    value = raw.get("id")
+    return value if isinstance(value, str) and value else None
+
+
+# -- one entry of each kind -----------------------------------------------------------------------
+def _read_department(raw: dict[str, Any], where: _Where, problems: _Problems) -> Department | None:
+    problems.unknown_keys(raw, _DEPARTMENT_KEYS, where)
+    read = _Reader(raw, where, problems)
+    before = len(problems.items)
+    dept_id, name = read.identifier("id"), read.text("name", required=True)
+    parent = read.text("parent")
+    zone = read.zone("timezone")
+    institution = _spellings(read, "institution")
+    department = _spellings(read, "department")
+    cohorts = read.texts("cohorts")
+    profile_field, profile_values = read.text("profile_field"), read.texts("profile_values")
+    if bool(profile_field) != bool(profile_values):
+        problems.add(where.key("profile_values" if profile_field else "profile_field"),
+                     "profile_field and profile_values go together",
+                     'e.g. profile_field = "orgunit" and profile_values = ["OI"]')
+    if len(problems.items) != before or dept_id is None or name is None:
+        return None
+    return Department(dept_id, name, parent, zone, institution, department, cohorts,
+                      profile_field, profile_values)
+
+
+def _spellings(read: _Reader, key: str) -> tuple[str, ...]:
+    main = read.text(key)
+    aliases = read.texts(f"{key}_aliases")
+    if aliases and main is None:
+        read.problems.add(read.where.key(f"{key}_aliases"), f"aliases without {key}",
+                          f"add {key} = \"the official spelling\"")
+    return ((main,) if main else ()) + aliases
+
+
+def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> MappedCourse | None:
+    if not isinstance(raw, dict):
+        problems.add(where, "must be a table", f"write [course.{name}] with idnumber = \"...\"")
+        return None
+    problems.unknown_keys(raw, _COURSE_KEYS, where)
+    given = [key for key in ("idnumber", "shortname", "id") if key in raw]
+    if len(given) != 1:
+        problems.add(where, "needs exactly one of idnumber, shortname or id" +
+                     (f" (found {', '.join(given)})" if given else ""),
+                     "idnumber is the most stable way to name a course")
+        return None
+    by = given[0]
+    value = raw[by]
+    if by == "id":
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            problems.add(where.key("id"), f"must be a positive whole number, not {_type_name(value)}")
+            return None
+    elif not isinstance(value, str) or not value.strip():
+        problems.add(where.key(by), f"must be non-empty text, not {_type_name(value)}")
+        return None
+    title = _Reader(raw, where, problems).text("title") or ""
+    return MappedCourse(name, CourseRef(by, str(value).strip()), title)  # type: ignore[arg-type]
+
+
+def _read_requirement(raw: dict[str, Any], where: _Where,
+                      problems: _Problems) -> tuple[Requirement, tuple[str, ...]] | None:
+    problems.unknown_keys(raw, _REQUIREMENT_KEYS, where)
+    read = _Reader(raw, where, problems)
+    before = len(problems.items)
+    req_id, title = read.identifier("id"), read.text("title", required=True)
+    courses = read.texts("courses")
+    if "courses" not in raw:
+        problems.add(where.key("courses"), "missing", 'add courses = ["name of a [course.NAME] entry"]')
+    elif not courses and isinstance(raw.get("courses"), list):
+        problems.add(where.key("courses"), "is empty", "name at least one course")
+    require = raw.get("require", "any")
+    if require not in ("any", "all"):
+        problems.add(where.key("require"), f"must be \"any\" or \"all\", not {require!r}",
+                     '"any": one of the courses is enough; "all": every course is needed')
+    valid_for = _validity(read)
+    warn_before, grace = read.duration("warn_before"), read.duration("grace")
+    if warn_before is not None and valid_for is None and "valid_for" not in raw:
+        problems.add(where.key("warn_before"), "a warning window needs a validity",
+                     'add valid_for = "24 months" or remove warn_before')
+    applies_to = _read_applies_to(raw.get("applies_to"), where.key("applies_to"), problems)
+    exemptions = tuple(_read_exemption(e, where.item("exemption", i, None), problems)
+                       for i, e in enumerate(read.table_list("exemption")))
+    targets = tuple(_read_target(t, where.item("target", i, None), problems)
+                    for i, t in enumerate(read.table_list("target")))
+    if len(problems.items) != before or req_id is None or title is None:
+        return None
+    requirement = Requirement(
+        req_id, title, (), require, valid_for, warn_before, grace, applies_to,
+        tuple(e for e in exemptions if e is not None), tuple(t for t in targets if t is not None))
+    return requirement, courses
+
+
+def _validity(read: _Reader) -> Duration | None:
+    value = read.table.get("valid_for")
+    if isinstance(value, str) and value.strip().lower() in _NEVER:
+        return None
+    return read.duration("valid_for")
+
+
+def _read_applies_to(raw: Any, where: _Where, problems: _Problems) -> AppliesTo:
+    if raw is None:
+        return AppliesTo()
+    if not isinstance(raw, dict):
+        problems.add(where, "must be a table", "write a [requirement.applies_to] section")
+        return AppliesTo()
+    problems.unknown_keys(raw, _APPLIES_KEYS, where)
+    read = _Reader(raw, where, problems)
+    return AppliesTo(read.texts("departments"), read.texts("positions"), read.texts("cohorts"))
+
+
+def _read_exemption(raw: dict[str, Any], where: _Where, problems: _Problems) -> Exemption | None:
+    problems.unknown_keys(raw, _EXEMPTION_KEYS, where)
+    read = _Reader(raw, where, problems)
+    username, idnumber = read.text("username"), read.text("idnumber")
+    reason = read.text("reason", required=True)
+    if (username is None) == (idnumber is None) and ("username" in raw) == ("idnumber" in raw):
+        problems.add(where, "needs exactly one of username or idnumber",
+                     'e.g. username = "u036" or idnumber = "EMP1036"')
+        return None
+    until = _date(raw.get("until"), where.key("until"), problems)
+    if reason is None or (username is None and idnumber is None):
+        return None
+    return Exemption(reason, username, idnumber, until)
+
+
+def _date(value: Any, where: _Where, problems: _Problems) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, date) and not hasattr(value, "hour"):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    problems.add(where, f"{value!r} is not a date", "write a TOML date like 2026-06-30")
+    return None
+
+
+def _read_target(raw: dict[str, Any], where: _Where, problems: _Problems) -> Target | None:
+    problems.unknown_keys(raw, _TARGET_KEYS, where)
+    kind = raw.get("kind")
+    if kind not in ("share", "holders"):
+        problems.add(where.key("kind"), f"must be \"share\" or \"holders\", not {kind!r}",
+                     '"share": a minimum share of people in scope; "holders": a minimum number of holders')
+        return None
+    minimum = _target_minimum(kind, raw.get("min"), where.key("min"), problems)
+    period = _target_period(kind, raw, where, problems)
+    judged_at = raw.get("judged_at", "all" if kind == "share" else "leaves")
+    if judged_at not in ("all", "leaves", "organisations"):
+        problems.add(where.key("judged_at"), f"must be \"all\", \"leaves\" or \"organisations\", not {judged_at!r}",
+                     '"leaves": departments without sub-departments; "organisations": top-level ones')
+        return None
+    if minimum is None or period is False:
+        return None
+    return Target(kind, minimum, period or None, judged_at)
+
+
+def _target_minimum(kind: str, value: Any, where: _Where, problems: _Problems) -> float | None:
+    if kind == "holders":
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return float(value)
+        problems.add(where, f"must be a whole number of at least 1, not {value!r}", "e.g. min = 1")
+        return None
+    share: float | None = None
+    if isinstance(value, str) and _PERCENT.match(value):
+        share = float(_PERCENT.match(value).group(1).replace(",", ".")) / 100  # type: ignore[union-attr]
+    elif isinstance(value, float) and not isinstance(value, bool):
+        share = value
+    if share is None or not 0 < share <= 1:
+        problems.add(where, f"must be a share between 0 and 100 %, not {value!r}",
+                     'write min = "50 %" or min = 0.5')
+        return None
+    return share
+
+
+def _target_period(kind: str, raw: dict[str, Any], where: _Where,
+                   problems: _Problems) -> Duration | None | bool:
+    """The share target's calendar period; False marks a problem."""
+    if "period" not in raw:
+        return None
+    if kind != "share":
+        problems.add(where.key("period"), "only a share target has a period", "remove period")
+        return False
+    period = _Reader(raw, where, problems).duration("period")
+    if period is None:
+        return False
+    if period.unit == "years" or (period.unit == "months" and 12 % period.amount == 0):
+        return period
+    problems.add(where.key("period"), f"{period} does not divide the calendar evenly",
+                 'use "N years" or 1, 2, 3, 4, 6 or 12 months')
+    return False
+
+
+# -- the merged whole -----------------------------------------------------------------------------
+def _assemble(entries: _Entries, problems: _Problems) -> Mappings | None:
+    settings = _read_settings(entries.settings, problems)
+    departments = _check_departments(entries.departments, problems)
+    courses = _check_courses(entries.courses, problems)
+    requirements = _check_requirements(entries.requirements, departments, courses, problems)
+    if problems.items or settings is None:
+        return None
+    return Mappings(tuple(departments.values()), tuple(requirements),
+                    tuple(c for c in courses.values()), **settings)
+
+
+def _read_settings(found: list[tuple[dict[str, Any], _Where]], problems: _Problems) -> dict[str, Any] | None:
+    for table, where in found[1:]:
+        problems.add(where, f"[settings] appears again (first in {found[0][1].file})",
+                     "keep one [settings] section")
+    if not found:
+        return {}
+    table, where = found[0]
+    problems.unknown_keys(table, _SETTINGS_KEYS, where)
+    read = _Reader(table, where, problems)
+    before = len(problems.items)
+    values = {"timezone": read.zone("timezone") or "UTC",
+              "position_field": read.text("position_field") or "position",
+              "start_date_field": read.text("start_date_field")}
+    return values if len(problems.items) == before else None
+
+
+def _check_departments(found: list[tuple[Department, _Where]], problems: _Problems) -> dict[str, Department]:
+    by_id: dict[str, Department] = {}
+    where_of: dict[str, _Where] = {}
+    for dept, where in found:
+        if dept.id in by_id:
+            problems.add(where.key("id"), f"duplicate department id {dept.id!r} "
+                         f"(first in {where_of[dept.id].file})", "give every department its own id")
+            continue
+        by_id[dept.id], where_of[dept.id] = dept, where
+    for dept in by_id.values():
+        if dept.parent_id is not None and dept.parent_id not in by_id:
+            problems.add(where_of[dept.id].key("parent"), f"unknown department {dept.parent_id!r}",
+                         _suggest(dept.parent_id, by_id, "define it or fix the id"))
+    _report_cycles(by_id, where_of, problems)
+    _report_ambiguous_placement(by_id, where_of, problems)
+    return by_id
+
+
+def _suggest(name: str, known: Any, fallback: str) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else fallback
+
+
+def _report_cycles(by_id: dict[str, Department], where_of: dict[str, _Where], problems: _Problems) -> None:
+    reported: set[str] = set()
+    for start in by_id:
+        path: list[str] = []
+        node: str | None = start
+        while node is not None and node in by_id and node not in path:
+            path.append(node)
+            node = by_id[node].parent_id
+        if node is None or node not in path or node in reported:
+            continue
+        cycle = path[path.index(node):]
+        reported.update(cycle)
+        problems.add(where_of[node].key("parent"), "parents form a cycle: " + " -> ".join(cycle + [node]),
+                     "one department of the cycle must be an organisation (no parent) or have another parent")
+
+
+def _report_ambiguous_placement(by_id: dict[str, Department], where_of: dict[str, _Where],
+                                problems: _Problems) -> None:
+    cyclic = {d for d in by_id if _in_cycle(d, by_id)}
+    claims: dict[tuple[str, ...], str] = {}
+    for dept in by_id.values():
+        if dept.id in cyclic:
+            continue
+        for key, label in _placement_claims(dept, by_id):
+            other = claims.setdefault(key, dept.id)
+            if other != dept.id:
+                problems.add(where_of[dept.id], f"{label} also places people in {other!r}",
+                             "every spelling, cohort or profile value may place people in one department only")
+
+
+def _in_cycle(dept_id: str, by_id: dict[str, Department]) -> bool:
+    seen: set[str] = set()
+    node: str | None = dept_id
+    while node is not None and node in by_id:
+        if node in seen:
+            return True
+        seen.add(node)
+        node = by_id[node].parent_id
+    return False
+
+
+def _placement_claims(dept: Department, by_id: dict[str, Department]) -> list[tuple[tuple[str, ...], str]]:
+    institutions: tuple[str, ...] = ()
+    node: Department | None = dept
+    while node is not None and not institutions:
+        institutions = node.institution
+        node = by_id.get(node.parent_id) if node.parent_id else None
+    claims = [(("profile", normalise(i), normalise(d)), f"institution {i!r} + department {d!r}")
+              for i in (institutions or ("",)) for d in dept.department]
+    claims += [(("cohort", c), f"cohort {c!r}") for c in dept.cohorts]
+    claims += [(("field", dept.profile_field or "", normalise(v)), f"{dept.profile_field} = {v!r}")
+               for v in dept.profile_values]
+    return claims
+
+
+def _check_courses(found: list[tuple[MappedCourse, _Where]], problems: _Problems) -> dict[str, MappedCourse]:
+    by_name: dict[str, MappedCourse] = {}
+    by_ref: dict[CourseRef, str] = {}
+    for course, where in found:
+        if course.name in by_name:
+            problems.add(where, f"course {course.name!r} is defined again", "keep one [course.NAME] per name")
+            continue
+        if course.ref in by_ref:
+            problems.add(where, f"{course.ref} is already mapped as {by_ref[course.ref]!r}",
+                         "name each Moodle course once and use that name in every requirement")
+            continue
+        by_name[course.name], by_ref[course.ref] = course, course.name
+    return by_name
+
+
+def _check_requirements(found: list[tuple[Requirement, _Where, tuple[str, ...]]],
+                        departments: dict[str, Department], courses: dict[str, MappedCourse],
+                        problems: _Problems) -> list[Requirement]:
+    seen: dict[str, _Where] = {}
+    result: list[Requirement] = []
+    for requirement, where, course_names in found:
+        if requirement.id in seen:
+            problems.add(where.key("id"), f"duplicate requirement id {requirement.id!r} "
+                         f"(first in {seen[requirement.id].file})", "give every requirement its own id")
+            continue
+        seen[requirement.id] = where
+        refs = _course_refs(course_names, courses, where.key("courses"), problems)
+        _check_known(requirement.applies_to.departments, departments,
+                     where.key("applies_to").key("departments"), "department", problems)
+        if refs is not None:
+            result.append(_with_courses(requirement, refs))
+    return result
+
+
+def _course_refs(names: tuple[str, ...], courses: dict[str, MappedCourse], where: _Where,
+                 problems: _Problems) -> tuple[CourseRef, ...] | None:
+    missing = [n for n in names if n not in courses]
+    for name in missing:
+        problems.add(where, f"unknown course {name!r}",
+                     _suggest(name, courses, f"define it as [course.{name}] with its idnumber"))
+    if len(set(names)) != len(names):
+        problems.add(where, "names a course twice", "list each course once")
+    return None if missing else tuple(courses[n].ref for n in names)
+
+
+def _check_known(names: tuple[str, ...], known: dict[str, Any], where: _Where, what: str,
+                 problems: _Problems) -> None:
+    for name in names:
+        if name not in known:
+            problems.add(where, f"unknown {what} {name!r}", _suggest(name, known, f"define the {what} first"))
+
+
+def _with_courses(requirement: Requirement, refs: tuple[CourseRef, ...]) -> Requirement:
+    return Requirement(requirement.id, requirement.title, refs, requirement.require,
+                       requirement.valid_for, requirement.warn_before, requirement.grace,
+                       requirement.applies_to, requirement.exemptions, requirement.targets)
+
