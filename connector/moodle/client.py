@@ -1,0 +1,531 @@
+"""REST transport to Moodle web services: encoding, POST, decoding, typed errors, retries, pooling.
+
+Every call is an HTTP POST to ``<site>/webservice/rest/server.php`` with the token, the function
+name and the parameters in the form body (never in the URL: Moodle also accepts GET, and query
+strings end up in access logs). Answers are JSON (``moodlewsrestformat=json``) or Moodle's default
+XML, decoded to plain Python values.
+
+Moodle answers most errors with HTTP 200 and an exception payload; :func:`error_from_payload`
+maps them to the public hierarchy in :mod:`connector.errors`:
+
+==============================================  ======================================
+errorcode                                       error class
+==============================================  ======================================
+invalidtoken, invalidtimedtoken, invalidiptoken MoodleAuthError (never retried)
+and the wsaccessuser* family
+accessexception                                 MoodlePermissionError (not in service)
+invalidrecord naming table external_functions   MoodleFunctionNotFound (a MoodleNotFound)
+nopermissions, requireloginerror,               MoodlePermissionError (capabilities)
+errorcoursecontextnotvalid
+invalidparameter                                MoodleRequestError
+invalidrecord (course, user, report, ...)       MoodleNotFound
+sitemaintenance                                 MoodleUnavailable (retried)
+usernotenroled, nocriteriaset, cannotviewreport MoodleRequestError; ``errorcode`` says
+                                                which (see PER_ENROLMENT_ERRORCODES)
+anything else                                   MoodleError
+==============================================  ======================================
+
+Transient failures (connection errors, timeouts, HTTP 5xx and 429, an HTML page instead of
+JSON/XML, truncated or undecodable bodies, ``sitemaintenance``) raise :class:`MoodleUnavailable`
+and are retried with exponential backoff and full jitter, bounded by ``retry_attempts`` and
+``retry_total_s``; a ``Retry-After`` header (seconds) is honoured up to ``retry_max_wait_s``.
+``calls_by_function()`` counts HTTP requests sent, retries included.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+
+from connector.errors import (
+    ConfigError,
+    MoodleAuthError,
+    MoodleError,
+    MoodleNotFound,
+    MoodlePermissionError,
+    MoodleProtocolError,
+    MoodleRequestError,
+    MoodleUnavailable,
+)
+from connector.moodle.xmlformat import XmlFormatError, parse_xml_response
+
+log = logging.getLogger("connector.moodle")
+
+ENDPOINT_PATH = "/webservice/rest/server.php"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Errors that concern one (course, user) pair, not the whole sync: the API yields them.
+PER_ENROLMENT_ERRORCODES = frozenset({"usernotenroled", "nocriteriaset", "cannotviewreport"})
+
+_AUTH_ERRORCODES = frozenset(
+    {
+        "invalidtoken",
+        "invalidtimedtoken",
+        "invalidiptoken",
+        "wsaccessuserdeleted",
+        "wsaccessusersuspended",
+        "wsaccessusernologin",
+        "wsaccessuserexpired",
+        "wsaccessuserunconfirmed",
+        "usernotconfirmed",
+        "forcepasswordchangenotice",
+        "restoredaccountresetpassword",
+        "enablewsdescription",
+    }
+)
+_CAPABILITY_ERRORCODES = frozenset({"nopermissions", "requireloginerror", "errorcoursecontextnotvalid"})
+_UNAVAILABLE_ERRORCODES = frozenset({"sitemaintenance"})
+
+_TOKEN_HINT = (
+    "create a web-service token for the connector's user in Moodle under Site administration > "
+    "Server > Web services > Manage tokens, and set it as MOODLE_TOKEN"
+)
+
+#: What the token's user needs, per function (from the capture site's working setup).
+REQUIRED_CAPABILITIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "core_course_get_courses": ("moodle/course:view", "moodle/course:viewhiddencourses"),
+        "core_course_get_courses_by_field": ("moodle/course:view", "moodle/course:viewhiddencourses"),
+        "core_enrol_get_enrolled_users": (
+            "moodle/course:view",
+            "moodle/course:viewparticipants",
+            "moodle/course:enrolreview",
+            "moodle/site:accessallgroups",
+            "moodle/user:viewdetails",
+            "moodle/user:viewhiddendetails",
+            "moodle/course:viewhiddenuserfields",
+            "moodle/site:viewuseridentity",
+        ),
+        "core_enrol_get_users_courses": ("moodle/course:view", "moodle/user:viewdetails", "report/progress:view"),
+        "core_completion_get_course_completion_status": ("moodle/course:view", "report/completion:view"),
+        "core_user_get_users_by_field": ("moodle/user:viewdetails", "moodle/user:viewalldetails"),
+        "core_cohort_get_cohorts": ("moodle/cohort:view",),
+        "core_cohort_get_cohort_members": ("moodle/cohort:view",),
+        "core_reportbuilder_list_reports": ("moodle/reportbuilder:view",),
+        "core_reportbuilder_retrieve_report": ("moodle/reportbuilder:view", "moodle/reportbuilder:editall"),
+    }
+)
+_BASE_CAPABILITIES = ("webservice/rest:use",)
+
+
+
+
+class MoodleFunctionNotFound(MoodleNotFound):
+    """The web-service function itself is unknown to this Moodle (not a missing course or user)."""
+
+
+# --------------------------------------------------------------------------------------------
+# settings
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How to reach one Moodle site. The token is kept out of ``repr``."""
+
+    url: str
+    token: str = field(repr=False)
+    format: Literal["json", "xml"] = "json"
+    timeout_s: float = 30.0
+    max_concurrency: int = 4
+    retry_attempts: int = 5
+    retry_max_wait_s: float = 30.0
+    retry_total_s: float = 120.0
+    allow_insecure_http: bool = False
+    ca_bundle: str | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming every bad value at once."""
+        problems = [*self._url_problems(), *self._value_problems()]
+        if problems:
+            raise ConfigError("Moodle connection settings are invalid: " + "; ".join(problems))
+
+    def _url_problems(self) -> list[str]:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return [f"url {self.url!r} must be the site root, e.g. https://moodle.example.org"]
+        if parts.query or parts.fragment:
+            return ["url must not contain a query string or fragment"]
+        if parts.scheme == "http" and not self.allow_insecure_http and not is_loopback_host(parts.hostname):
+            return [
+                f"plain http:// to {parts.hostname} would send the token unencrypted; use https:// "
+                "or, on a trusted network only, allow_insecure_http = true"
+            ]
+        return []
+
+    def _value_problems(self) -> list[str]:
+        problems: list[str] = []
+        if not self.token or not self.token.strip():
+            problems.append("token is empty (" + _TOKEN_HINT + ")")
+        if self.format not in ("json", "xml"):
+            problems.append(f"format must be 'json' or 'xml', not {self.format!r}")
+        if self.timeout_s <= 0:
+            problems.append("timeout_s must be positive")
+        if self.max_concurrency < 1:
+            problems.append("max_concurrency must be at least 1")
+        if self.retry_attempts < 1:
+            problems.append("retry_attempts must be at least 1")
+        if self.retry_max_wait_s < 0 or self.retry_total_s < 0:
+            problems.append("retry waits must not be negative")
+        return problems
+
+    @property
+    def endpoint(self) -> str:
+        return self.url.rstrip("/") + ENDPOINT_PATH
+
+
+# --------------------------------------------------------------------------------------------
+# parameter encoding
+
+
+def encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """Moodle's nested form encoding: ``options[0][name]``, ``values[0]``, ``context[x]``.
+
+    Booleans become "1"/"0"; None values are left out (Moodle then applies its default).
+    """
+    pairs: list[tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        _encode_into(pairs, str(key), value)
+    return pairs
+
+
+def _encode_into(pairs: list[tuple[str, str]], name: str, value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _encode_into(pairs, f"{name}[{key}]", item)
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _encode_into(pairs, f"{name}[{index}]", item)
+    elif isinstance(value, bool):
+        pairs.append((name, "1" if value else "0"))
+    elif isinstance(value, (int, float, str)):
+        pairs.append((name, str(value)))
+    else:
+        raise TypeError(f"cannot encode parameter {name} of type {type(value).__name__}")
+
+
+def build_form(function: str, params: Mapping[str, Any] | None, *, token: str, fmt: str) -> list[tuple[str, str]]:
+    """The whole POST body in the order Moodle's own clients send it."""
+    form = [("wstoken", token), ("wsfunction", function)]
+    if fmt == "json":
+        form.append(("moodlewsrestformat", "json"))  # XML is the server's default
+    return form + encode_params(params)
+
+
+# --------------------------------------------------------------------------------------------
+# error payloads
+
+
+def is_exception_payload(value: Any) -> bool:
+    return isinstance(value, dict) and "errorcode" in value and "exception" in value and "message" in value
+
+
+def error_from_payload(function: str, payload: Mapping[str, Any]) -> MoodleError:
+    """A typed error with an actionable message for one Moodle exception payload."""
+    code = str(payload.get("errorcode") or "")
+    text = str(payload.get("message") or "").strip()
+    said = f"{function}: Moodle said {text!r} ({code})"
+    if code in _AUTH_ERRORCODES:
+        return MoodleAuthError(said, function=function, errorcode=code, hint=_auth_hint(code))
+    if code == "accessexception":
+        return MoodlePermissionError(
+            f"{function} is not allowed for this token ({code})",
+            function=function,
+            errorcode=code,
+            hint=f"add {function} to the external service of the token under Site administration > "
+            "Server > Web services > External services > Functions",
+        )
+    if code == "invalidrecord" and "external_functions" in text:
+        return MoodleFunctionNotFound(
+            f"{function} is unknown on this Moodle version ({code})",
+            function=function,
+            errorcode=code,
+            hint="check the function name and the Moodle release (site info shows it); the connector "
+            "needs Moodle 4.1 or later",
+        )
+    if code in _CAPABILITY_ERRORCODES:
+        return MoodlePermissionError(said, function=function, errorcode=code, hint=_capability_hint(function))
+    if code in _UNAVAILABLE_ERRORCODES:
+        return MoodleUnavailable(said, function=function, errorcode=code, hint="the site is in maintenance mode")
+    if code in PER_ENROLMENT_ERRORCODES or code == "invalidparameter":
+        return MoodleRequestError(said, function=function, errorcode=code)
+    if code == "invalidrecord":
+        return MoodleNotFound(said, function=function, errorcode=code)
+    return MoodleError(said, function=function, errorcode=code or None)
+
+
+def _auth_hint(code: str) -> str:
+    if code == "invalidtimedtoken":
+        return "the token has expired; " + _TOKEN_HINT
+    if code == "invalidiptoken":
+        return "the token is restricted to other IP addresses; edit its IP restriction or " + _TOKEN_HINT
+    if code == "enablewsdescription":
+        return "enable web services under Site administration > Advanced features"
+    if code.startswith("wsaccessuser") or code in ("usernotconfirmed", "forcepasswordchangenotice"):
+        return "the token's user account cannot log in (suspended, deleted, unconfirmed or expired); fix the account or " + _TOKEN_HINT
+    return _TOKEN_HINT
+
+
+def _capability_hint(function: str) -> str:
+    capabilities = _BASE_CAPABILITIES + REQUIRED_CAPABILITIES.get(function, ())
+    return (
+        "the token's user lacks capabilities; give it a system role with "
+        + ", ".join(capabilities)
+        + " (Site administration > Users > Permissions > Define roles)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the client
+
+
+@dataclass(frozen=True)
+class _Body:
+    status: int
+    content_type: str
+    content: bytes
+    retry_after: float | None
+
+
+class MoodleClient:
+    """One pooled HTTP session to one Moodle site. Thread-safe; use as a context manager."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.settings = settings
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._session = session or self._new_session(settings)
+        self._in_flight = threading.BoundedSemaphore(settings.max_concurrency)
+        self._lock = threading.Lock()
+        self._calls: Counter[str] = Counter()
+
+    @staticmethod
+    def _new_session(settings: ClientSettings) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(10, settings.max_concurrency), max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.trust_env = False  # no proxy or .netrc surprises; the token goes only where url says
+        return session
+
+    def __repr__(self) -> str:
+        return f"MoodleClient(url={self.settings.url!r}, format={self.settings.format!r})"
+
+    def __enter__(self) -> MoodleClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def calls_by_function(self) -> dict[str, int]:
+        """HTTP requests sent per web-service function, retries included."""
+        with self._lock:
+            return dict(self._calls)
+
+    # -- calling ------------------------------------------------------------------------------
+
+    def call(self, function: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Call one function; return its decoded result or raise a typed MoodleError."""
+        form = build_form(function, params, token=self.settings.token, fmt=self.settings.format)
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.settings.retry_attempts)
+            | tenacity.stop_before_delay(self.settings.retry_total_s),
+            wait=self._wait_before_retry,
+            retry=tenacity.retry_if_exception_type(MoodleUnavailable),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._log_retry(function, state),
+            reraise=True,
+        )
+        return retrying(self._call_once, function, form)
+
+    def _wait_before_retry(self, state: tenacity.RetryCallState) -> float:
+        cap = self.settings.retry_max_wait_s
+        exponential = min(cap, 0.5 * 2 ** (state.attempt_number - 1))
+        wait = self._rng.uniform(exponential / 2, exponential)
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, MoodleUnavailable) and error.retry_after is not None:
+            wait = max(wait, min(error.retry_after, cap))
+        return wait
+
+    @staticmethod
+    def _log_retry(function: str, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        reason = error.message if isinstance(error, MoodleError) else type(error).__name__
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s attempt %d failed (%s); retrying in %.2fs", function, state.attempt_number, reason, wait)
+
+    def _call_once(self, function: str, form: list[tuple[str, str]]) -> Any:
+        with self._lock:
+            self._calls[function] += 1
+        started = time.monotonic()
+        with self._in_flight:
+            body = self._post(function, form)
+        log.debug("%s: HTTP %d, %d bytes in %.0f ms", function, body.status, len(body.content), (time.monotonic() - started) * 1000)
+        value = self._decode(function, body)
+        if is_exception_payload(value):
+            raise self._redacted(error_from_payload(function, value))
+        return value
+
+    def _post(self, function: str, form: list[tuple[str, str]]) -> _Body:
+        settings = self.settings
+        verify: str | bool = settings.ca_bundle or True
+        try:
+            response = self._session.post(
+                settings.endpoint, data=form, timeout=settings.timeout_s, verify=verify, allow_redirects=False
+            )
+            content = response.content
+        # Never put requests' own text into ours: wrapped exceptions carry the prepared request.
+        except requests.exceptions.SSLError:
+            raise MoodleError(
+                f"{function}: the TLS certificate of {settings.url} could not be verified",
+                function=function,
+                hint="install the site's CA certificate and set ca_bundle to its file",
+            ) from None
+        except requests.exceptions.Timeout:
+            raise MoodleUnavailable(f"{function}: no answer within {settings.timeout_s:g}s", function=function) from None
+        except requests.exceptions.ConnectionError as error:
+            reason = "connection dropped or refused" if not isinstance(error, requests.exceptions.ProxyError) else "proxy error"
+            raise MoodleUnavailable(f"{function}: {reason} ({settings.url})", function=function) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise MoodleUnavailable(f"{function}: the answer was cut off", function=function) from None
+        except requests.exceptions.RequestException as error:
+            raise MoodleUnavailable(f"{function}: request failed ({type(error).__name__})", function=function) from None
+        return _Body(
+            status=response.status_code,
+            content_type=response.headers.get("Content-Type", ""),
+            content=content,
+            retry_after=_parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+    def _decode(self, function: str, body: _Body) -> Any:
+        if body.status == 429 or body.status >= 500 or body.status == 408:
+            raise MoodleUnavailable(
+                f"{function}: HTTP {body.status} from {self.settings.url}", function=function, retry_after=body.retry_after
+            )
+        if body.status != 200:
+            raise MoodleProtocolError(
+                f"{function}: HTTP {body.status} from {self.settings.endpoint}",
+                function=function,
+                hint="check that url is the Moodle site root and that the REST protocol is enabled "
+                "(Site administration > Server > Web services > Manage protocols)",
+            )
+        try:
+            text = body.content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MoodleUnavailable(f"{function}: the answer is not valid UTF-8 (cut off?)", function=function) from None
+        if _looks_like_html(text):
+            raise MoodleUnavailable(
+                f"{function}: an HTML page came back instead of {self.settings.format.upper()} "
+                "(maintenance mode, a login page or a proxy error)",
+                function=function,
+                retry_after=body.retry_after,
+            )
+        if not text.strip():
+            raise MoodleUnavailable(f"{function}: empty answer", function=function)
+        return self._parse(function, text)
+
+    def _parse(self, function: str, text: str) -> Any:
+        if self.settings.format == "json" or text.lstrip().startswith(("{", "[")):
+            try:
+                return json.loads(text)
+            except ValueError:
+                if self.settings.format == "json" and text.lstrip().startswith("<?xml"):
+                    return self._parse_xml(function, text)  # e.g. an early error before format was read
+                raise MoodleUnavailable(f"{function}: the JSON answer is cut off or malformed", function=function) from None
+        return self._parse_xml(function, text)
+
+    @staticmethod
+    def _parse_xml(function: str, text: str) -> Any:
+        try:
+            return parse_xml_response(text)
+        except XmlFormatError as error:
+            raise MoodleUnavailable(f"{function}: the XML answer is cut off or malformed ({error})", function=function) from None
+
+    def _redacted(self, error: MoodleError) -> MoodleError:
+        """Moodle's texts should never echo the token; make sure of it."""
+        token = self.settings.token
+        if token and (token in error.message or (error.hint and token in error.hint)):
+            error.message = error.message.replace(token, "***")
+            error.hint = error.hint.replace(token, "***") if error.hint else None
+            error.args = (error.message,)
+        return error
+
+    # -- concurrency --------------------------------------------------------------------------
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """fn(item) for every item, at most max_concurrency at a time, results in input order.
+
+        Streams: only a small window of items is submitted ahead, so huge inputs are fine.
+        The first exception raised by fn propagates (remaining queued work is cancelled).
+        """
+        workers = self.settings.max_concurrency
+        window = workers * 2
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="moodle")
+        pending: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _looks_like_html(text: str) -> bool:
+    head = text.lstrip()[:200].lower()
+    return head.startswith("<!doctype html") or head.startswith("<html") or "<html" in head and not head.startswith("<?xml")
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None  # an HTTP date: rare from Moodle's proxies; fall back to our own backoff
+    return max(0.0, seconds)
