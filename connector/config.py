@@ -183,6 +183,7 @@ def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
     except OSError as exc:
         problems.append(Problem(str(path), "", f"cannot read: {exc.strerror}"))
         return {}
+    clean: dict[str, Any] = {}
     for section, body in data.items():
         if section not in _SCHEMA:
             problems.append(Problem(str(path), section, "unknown section", _suggest(section, _SCHEMA)))
@@ -192,6 +193,7 @@ def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
             continue
         for key, value in body.items():
             expected = _SCHEMA[section].get(key)
+            clean.setdefault(section, {})
             if expected is None:
                 problems.append(Problem(str(path), f"{section}.{key}", "unknown key",
                                         _suggest(key, _SCHEMA[section])))
@@ -199,7 +201,9 @@ def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
                 names = " or ".join(t.__name__ for t in expected)
                 problems.append(Problem(str(path), f"{section}.{key}",
                                         f"must be {names}, not {type(value).__name__}"))
-    return {s: b for s, b in data.items() if isinstance(b, dict) and s in _SCHEMA}
+            else:
+                clean[section][key] = value
+    return clean  # only well-typed values go on to be checked and used
 
 
 def _suggest(word: str, known: Mapping[str, Any]) -> str:

@@ -1,0 +1,144 @@
+"""The ledger: private file, migrations without loss, append-only evidence, status history."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from connector.errors import LedgerError
+from connector.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
+from connector.moodle.records import Completion
+
+AS_OF = date(2026, 6, 1)
+
+
+def test_created_private_and_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    with Ledger.open(path) as ledger:
+        assert ledger.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        run = ledger.start_run("full", AS_OF)
+        ledger.finish_run(run, "ok")
+        for name in os.listdir(tmp_path):  # the WAL and SHM files too
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+
+
+def test_open_without_create_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="connector sync"):
+        Ledger.open(tmp_path / "absent.sqlite", create=False)
+
+
+def test_not_a_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(LedgerError, match="cannot open the ledger"):
+        Ledger.open(path)
+
+
+def test_older_ledger_is_upgraded_in_place_without_loss(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    MIGRATIONS[0](db)  # a version-1 ledger, as an earlier release left it
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO evidence (user_id, course_id, completed_at, completed_minute, source, "
+                 "precision_s, first_seen_run, last_seen_run, first_seen_at, last_seen_at) "
+                 "VALUES (3, 2, 1748088000, 29134800, 'completion_status', 1, 1, 1, 'x', 'x')")
+    conn.commit()
+    conn.close()
+    with Ledger.open(path) as ledger:
+        assert ledger.schema_version == SCHEMA_VERSION > 1
+        assert ledger.db["bookmarks"].exists()
+        rows = list(ledger.evidence_by_user())
+        assert rows[0][0] == 3 and rows[0][1][0][1].completed_at == 1748088000
+
+
+def test_newer_ledger_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    with Ledger.open(path) as ledger:
+        ledger.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(LedgerError, match="upgrade the connector"):
+        Ledger.open(path)
+
+
+def test_evidence_is_kept_and_merged_across_paths(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        run1 = ledger.start_run("full", AS_OF)
+        with ledger.transaction():
+            counts = ledger.record_evidence([Completion(3, 2, 1748088000, "report", 60)], run1)
+        assert (counts.new, counts.seen) == (1, 0)
+        run2 = ledger.start_run("full", AS_OF)
+        with ledger.transaction():
+            # the same completion, read exactly by a status call: same evidence, better precision
+            counts = ledger.record_evidence([Completion(3, 2, 1748088017)], run2)
+            gone = ledger.mark_evidence_gone([2], run2)
+        assert (counts.new, counts.seen, gone) == (0, 1, 0)
+        [(_, [(_, completion)])] = list(ledger.evidence_by_user())
+        assert completion.completed_at == 1748088017 and completion.precision_s == 1
+        run3 = ledger.start_run("full", AS_OF)
+        with ledger.transaction():
+            gone = ledger.mark_evidence_gone([2], run3)  # Moodle forgot it (course reset)
+        assert gone == 1
+        rows = ledger.evidence_for(3)
+        assert len(rows) == 1 and rows[0]["gone_since_run"] == run3
+
+
+def test_statuses_replace_and_history_records_transitions(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        run1 = ledger.start_run("full", AS_OF)
+        with ledger.transaction():
+            changes = ledger.write_statuses([(3, "sec", "missing", None, None, None, None, None, "")], run1, AS_OF)
+        assert changes == 1
+        run2 = ledger.start_run("full", date(2026, 6, 2))
+        with ledger.transaction():
+            same = ledger.write_statuses([(3, "sec", "missing", None, None, None, None, None, "")], run2,
+                                         date(2026, 6, 2))
+            changed = ledger.write_statuses([(3, "sec", "compliant", "2028-06-01", None, None, None,
+                                              "2026-06-01", "")], run2, date(2026, 6, 2))
+        assert (same, changed) == (0, 1)
+        history = ledger.history_for(3)
+        assert [(h["from_status"], h["to_status"]) for h in history] == [(None, "missing"), ("missing", "compliant")]
+        assert ledger.statuses_for(3)[0]["valid_until"] == "2028-06-01"
+
+
+def test_failed_transaction_leaves_previous_state(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        run = ledger.start_run("full", AS_OF)
+        with ledger.transaction():
+            ledger.record_evidence([Completion(3, 2, 100_000)], run)
+        with pytest.raises(RuntimeError):
+            with ledger.transaction():
+                ledger.record_evidence([Completion(4, 2, 200_000)], run)
+                raise RuntimeError("network went away")
+        assert [u for u, _ in ledger.evidence_by_user()] == [3]
+
+
+def test_stale_running_runs_are_marked_failed(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        ledger.start_run("full", AS_OF)  # the process was killed before finish_run
+        assert ledger.fail_stale_runs() == 1
+        [run] = ledger.runs()
+        assert run["outcome"] == "failed" and "interrupted" in run["error"]
+
+
+def test_erasure_removes_personal_data_and_is_audited(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        run = ledger.start_run("full", AS_OF)
+        with ledger.transaction():
+            ledger.record_evidence([Completion(3, 2, 100_000)], run)
+            ledger.upsert_people([{"user_id": 3, "username": "u001", "idnumber": "E1", "fullname": "K V",
+                                   "institution": "", "department_text": "", "position": None,
+                                   "cohorts": "[]", "department_id": None, "placement_conflicts": None,
+                                   "start_date": None, "lastaccess": 0, "active": 1, "suspended": 0}],
+                                 run, AS_OF)
+        removed = ledger.erase_person(3, "GDPR request 42")
+        assert removed == 2
+        assert ledger.person_by_username("u001") is None and list(ledger.evidence_by_user()) == []
+        audit = ledger.db.execute("SELECT user_id, reason, rows_removed FROM erasures").fetchall()
+        assert audit == [(3, "GDPR request 42", 2)]
