@@ -398,14 +398,22 @@ class MoodleApi:
     def report_completions(
         self, report_id: int, *, tz: ZoneInfo, per_page: int = 1000, columns: ReportColumns = ReportColumns()
     ) -> Iterator[ReportCompletion]:
-        """Report rows as facts: ids from link markup, times parsed in ``tz`` (minute precision)."""
+        """Report rows as facts: ids from link markup, times parsed in ``tz`` (minute precision).
+
+        Rows without a user are skipped: the "Course participants" source also lists enrolment
+        methods nobody uses (guest access, self enrolment) as rows with empty user cells.
+        """
         for page in self.report_pages(report_id, per_page=per_page):
             index = _column_index(page.headers, columns, report_id)
             for row in page.rows:
+                user_id = link_id(_cell(row, index, "user"), "/user/profile.php")
+                username = cell_text(_cell(row, index, "username"))
+                if user_id is None and not username:
+                    continue  # an enrolment method with nobody in it (the source joins them in)
                 local = _row_time(row, index, report_id)
                 yield ReportCompletion(
-                    user_id=link_id(_cell(row, index, "user"), "/user/profile.php"),
-                    username=cell_text(_cell(row, index, "username")),
+                    user_id=user_id,
+                    username=username,
                     course_id=link_id(_cell(row, index, "course"), "/course/view.php"),
                     course_idnumber=cell_text(_cell(row, index, "course_idnumber")),
                     completed_at=None if local is None else local_to_epoch(local, tz),
