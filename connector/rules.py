@@ -1,0 +1,431 @@
+"""The compliance rules engine: (subjects, evidence, mappings, as_of) -> statuses and roll-ups.
+
+Pure and deterministic: no I/O, no clock, no randomness; ``as_of`` is always passed in, so any
+past date can be recomputed. Imports nothing of ours but records and the mapping models.
+
+Decisions (each has a table test in tests/test_rules.py):
+
+* **Dates.** Moodle times are UTC epoch seconds. A completion's date is its local date in the time
+  zone of the person's department (its own, an ancestor's or the mappings' default); unplaced
+  people use the default. Calendar periods of targets are counted in the same local dates.
+* **Evidence after as_of.** A completion whose local date is after ``as_of`` is ignored, never
+  trusted: evaluating at D uses exactly the evidence dated up to D. When such completions exist the
+  ``detail`` says how many were ignored ("1 completion dated after as_of ignored").
+* **Several completions.** The latest (not in the future) wins; ties on the instant prefer the
+  finer precision, then the source name, so input order never matters.
+* **any-of / all-of.** any-of: the latest completion of any listed course decides. all-of: every
+  course needs a completion; the requirement is valid until the earliest expiry among them and the
+  completion that expires first decides. A course ref that did not resolve to a Moodle course
+  (missing from ``course_ids``) cannot be met.
+* **Validity.** ``valid_until = completed_on + valid_for`` in calendar months (29 February 2024 +
+  24 months = 28 February 2026; a missing day is clamped to the month's end). The completion counts
+  up to and including ``valid_until``; ``since`` of an expired status is the day after.
+  No ``valid_for``: never expires (``valid_until`` None).
+* **Status order.** ``exempt`` (the exemption covers as_of; ``until`` is inclusive) beats
+  everything; then valid evidence: ``expiring`` when ``as_of >= valid_until - warn_before``, else
+  ``compliant``; with nothing valid: ``grace`` when the start date is known and
+  ``start_date + grace > as_of`` (``due`` = that date), else ``expired`` (old evidence) or
+  ``missing`` (none). For monotonicity, the ranks are missing = expired < grace < expiring <
+  compliant; adding a completion never lowers a rank at the same as_of.
+* **Out of scope.** Inactive subjects (suspended or deleted in Moodle) are ``not_applicable`` for
+  every requirement (the ledger keeps their history) and count in no roll-up. Active subjects outside
+  ``applies_to`` are ``not_applicable`` but still carry the evidence they hold (for holder targets).
+  ``applies_to``: every listed dimension must match; departments include their subtrees; an unplaced
+  subject matches only requirements without a department restriction.
+
+Roll-ups (``RollupBuilder``): every department node x every requirement whose department scope
+reaches that node's subtree; a parent aggregates its whole subtree; unplaced and inactive subjects
+count nowhere. ``in_scope`` counts compliant + expiring + expired + missing + grace + exempt;
+``share`` = (compliant + expiring) / (in_scope - exempt), None when that is zero. ``holders`` are
+active people of the subtree holding valid evidence, in scope or not. Targets:
+
+* ``share`` (judged by default at every node): without ``period`` its actual value is ``share``;
+  with ``period`` only holders whose deciding completion is dated inside the current calendar
+  period count. Periods are blocks of N years starting on 1 January of a year divisible by N
+  ("2 years": 2024-2025, 2026-2027; in an odd year the block that began in the even year before
+  is current), or blocks of N months (N dividing 12) starting in January. Undecidable (None) when
+  nobody but exempt people is in scope.
+* ``holders`` (judged by default at leaves, departments without sub-departments): at least ``min``
+  holders; a department with nobody in scope has 0 holders and misses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from connector.durations import Duration, shift_months
+from connector.mapping.models import CourseRef, Exemption, Mappings, Requirement, Target, normalise
+from connector.moodle.records import Completion, Subject
+
+
+class Status(StrEnum):
+    COMPLIANT = "compliant"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    MISSING = "missing"
+    GRACE = "grace"
+    EXEMPT = "exempt"
+    NOT_APPLICABLE = "not_applicable"
+
+
+# How good a status is for a person in scope; exempt and not_applicable do not depend on evidence.
+RANK: Mapping[Status, int] = {
+    Status.MISSING: 0, Status.EXPIRED: 0, Status.GRACE: 1, Status.EXPIRING: 2, Status.COMPLIANT: 3,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PersonStatus:
+    user_id: int
+    requirement_id: str
+    status: Status
+    valid_until: date | None = None
+    since: date | None = None  # expired since (the first day without validity)
+    due: date | None = None  # grace: complete by this date
+    decided_by: Completion | None = None
+    completed_on: date | None = None  # local date of decided_by
+    detail: str = ""
+
+    def holds_at(self, as_of: date) -> bool:
+        """Whether the deciding evidence is valid at ``as_of`` (whatever the status says)."""
+        return self.decided_by is not None and (self.valid_until is None or self.valid_until >= as_of)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    kind: str  # "share" or "holders"
+    required: float  # a fraction for share, a count for holders
+    actual: float | None
+    met: bool | None  # None: cannot be decided (nobody in scope)
+    period: str | None = None  # "2026-01-01/2027-12-31" for a share target with a period
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentRollup:
+    department_id: str
+    requirement_id: str
+    in_scope: int
+    compliant: int
+    expiring: int
+    expired: int
+    missing: int
+    grace: int
+    exempt: int
+    holders: int
+    share: float | None
+    targets: tuple[TargetResult, ...] = ()
+
+    @property
+    def targets_met(self) -> bool | None:
+        """None: no target judged here (or none decidable); False: any target missed."""
+        decided = [t.met for t in self.targets if t.met is not None]
+        if not decided:
+            return None
+        return all(decided)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    statuses: list[PersonStatus]
+    rollups: list[DepartmentRollup]
+
+
+def period_bounds(as_of: date, period: Duration) -> tuple[date, date]:
+    """The calendar block containing ``as_of``: N-year blocks from years divisible by N, or N-month
+    blocks from January (N dividing 12)."""
+    if period.unit == "years":
+        first = as_of.year - as_of.year % period.amount
+        return date(first, 1, 1), date(first + period.amount - 1, 12, 31)
+    months = period.amount if period.unit == "months" else 12
+    start_month = (as_of.month - 1) // months * months + 1
+    start = date(as_of.year, start_month, 1)
+    return start, shift_months(start, months) - timedelta(days=1)
+
+
+# -- one requirement, precomputed for one (mappings, course_ids, as_of) ---------------------------
+class _Compiled:
+    __slots__ = ("requirement", "id", "course_ids", "all_of", "unmeetable", "valid_for", "warn",
+                 "grace", "departments", "positions", "cohorts", "exemptions")
+
+    def __init__(self, requirement: Requirement, mappings: Mappings,
+                 course_ids: Mapping[CourseRef, int]) -> None:
+        self.requirement = requirement
+        self.id = requirement.id
+        resolved = [course_ids.get(ref) for ref in requirement.courses]
+        self.course_ids: tuple[int, ...] = tuple(dict.fromkeys(c for c in resolved if c is not None))
+        self.all_of = requirement.require == "all"
+        self.unmeetable = not self.course_ids or (self.all_of and None in resolved)
+        self.valid_for = requirement.valid_for
+        self.warn = requirement.warn_before
+        self.grace = requirement.grace
+        scope = requirement.applies_to
+        self.departments: frozenset[str] | None = (
+            frozenset().union(*(mappings.subtree(d) for d in scope.departments if mappings.has_department(d)))
+            if scope.departments else None)
+        self.positions = frozenset(normalise(p) for p in scope.positions) or None
+        self.cohorts = frozenset(scope.cohorts) or None
+        self.exemptions = requirement.exemptions
+
+    def applies(self, department_id: str | None, position: str | None, cohorts: frozenset[str]) -> bool:
+        if self.departments is not None and department_id not in self.departments:
+            return False
+        if self.positions is not None and position not in self.positions:
+            return False
+        return self.cohorts is None or not self.cohorts.isdisjoint(cohorts)
+
+    def exemption_for(self, subject: Subject, as_of: date) -> Exemption | None:
+        for exemption in self.exemptions:
+            if exemption.covers(subject.username, subject.idnumber, as_of):
+                return exemption
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class _Holding:
+    """What a person's evidence says about one requirement, before scope and exemptions."""
+
+    decided_by: Completion | None
+    completed_on: date | None
+    valid_until: date | None
+    detail: str
+
+
+def _evidence_key(completion: Completion) -> tuple[int, int, str]:
+    return (completion.completed_at, -completion.precision_s, completion.source)
+
+
+class RuleSet:
+    """The mappings' requirements prepared once for ``as_of``; evaluate many people with it."""
+
+    def __init__(self, mappings: Mappings, course_ids: Mapping[CourseRef, int], as_of: date) -> None:
+        self.mappings = mappings
+        self.as_of = as_of
+        self.compiled = tuple(_Compiled(r, mappings, course_ids) for r in mappings.requirements)
+        zones = {mappings.timezone} | {mappings.timezone_of(d.id) for d in mappings.departments}
+        self._zones = {name: ZoneInfo(name) for name in zones}
+        next_day = datetime.combine(as_of + timedelta(days=1), time())
+        # first epoch second that is already after as_of in each zone
+        self._cutoffs = {name: int(next_day.replace(tzinfo=z).timestamp()) for name, z in self._zones.items()}
+
+    def evaluate(self, subject: Subject, evidence: Iterable[Completion]) -> list[PersonStatus]:
+        if not subject.active:
+            return [PersonStatus(subject.user_id, c.id, Status.NOT_APPLICABLE,
+                                 detail="inactive in Moodle (suspended or deleted)") for c in self.compiled]
+        zone_name = self.mappings.timezone_of(subject.department_id)
+        latest, counts, future = self._group(subject.user_id, evidence, self._cutoffs[zone_name])
+        zone = self._zones[zone_name]
+        position = normalise(subject.position) if subject.position else None
+        return [self._decide(c, subject, position, self._holding(c, latest, counts, future, zone))
+                for c in self.compiled]
+
+    @staticmethod
+    def _group(user_id: int, evidence: Iterable[Completion],
+               cutoff: int) -> tuple[dict[int, Completion], dict[int, int], dict[int, int]]:
+        latest: dict[int, Completion] = {}
+        counts: dict[int, int] = {}
+        future: dict[int, int] = {}
+        for completion in evidence:
+            if completion.user_id != user_id:
+                continue
+            course = completion.course_id
+            if completion.completed_at >= cutoff:
+                future[course] = future.get(course, 0) + 1
+                continue
+            counts[course] = counts.get(course, 0) + 1
+            best = latest.get(course)
+            if best is None or _evidence_key(completion) > _evidence_key(best):
+                latest[course] = completion
+        return latest, counts, future
+
+    def _holding(self, compiled: _Compiled, latest: dict[int, Completion], counts: dict[int, int],
+                 future: dict[int, int], zone: ZoneInfo) -> _Holding:
+        ignored = sum(future.get(c, 0) for c in compiled.course_ids)
+        note = f"; {ignored} completion{'s' if ignored != 1 else ''} dated after as_of ignored" if ignored else ""
+        if compiled.unmeetable:
+            return _Holding(None, None, None, "a course of this requirement is not in Moodle" + note)
+        have = [latest[c] for c in compiled.course_ids if c in latest]
+        if compiled.all_of:
+            if len(have) < len(compiled.course_ids):
+                return _Holding(None, None, None,
+                                f"{len(have)} of {len(compiled.course_ids)} courses completed" + note)
+            deciding = min(have, key=_evidence_key)
+            detail = f"all {len(have)} courses completed; the first to expire decides"
+        else:
+            if not have:
+                return _Holding(None, None, None, "no completion" + note)
+            deciding = max(have, key=_evidence_key)
+            total = sum(counts.get(c, 0) for c in compiled.course_ids)
+            detail = f"latest of {total} completions" if total > 1 else "one completion"
+        completed_on = datetime.fromtimestamp(deciding.completed_at, zone).date()
+        valid_until = compiled.valid_for.after(completed_on) if compiled.valid_for else None
+        return _Holding(deciding, completed_on, valid_until, detail + note)
+
+    def _decide(self, compiled: _Compiled, subject: Subject, position: str | None,
+                holding: _Holding) -> PersonStatus:
+        as_of = self.as_of
+        base = (subject.user_id, compiled.id)
+        evidence = dict(valid_until=holding.valid_until, decided_by=holding.decided_by,
+                        completed_on=holding.completed_on)
+        if not compiled.applies(subject.department_id, position, subject.cohorts):
+            return PersonStatus(*base, Status.NOT_APPLICABLE, **evidence,
+                                detail="outside the requirement's applies_to; " + holding.detail)
+        exemption = compiled.exemption_for(subject, as_of) if compiled.exemptions else None
+        if exemption is not None:
+            until = f" until {exemption.until.isoformat()}" if exemption.until else ""
+            return PersonStatus(*base, Status.EXEMPT, **evidence, detail=f"exempt{until}: {exemption.reason}")
+        valid = holding.decided_by is not None and (holding.valid_until is None or holding.valid_until >= as_of)
+        if valid:
+            if holding.valid_until is not None and compiled.warn is not None \
+                    and as_of >= compiled.warn.before(holding.valid_until):
+                return PersonStatus(*base, Status.EXPIRING, **evidence, detail=holding.detail)
+            return PersonStatus(*base, Status.COMPLIANT, **evidence, detail=holding.detail)
+        if compiled.grace is not None and subject.start_date is not None:
+            due = compiled.grace.after(subject.start_date)
+            if due > as_of:
+                return PersonStatus(*base, Status.GRACE, **evidence, due=due,
+                                    detail=f"newcomer since {subject.start_date.isoformat()}; " + holding.detail)
+        if holding.decided_by is not None and holding.valid_until is not None:
+            return PersonStatus(*base, Status.EXPIRED, **evidence,
+                                since=holding.valid_until + timedelta(days=1), detail=holding.detail)
+        return PersonStatus(*base, Status.MISSING, detail=holding.detail)
+
+
+def evaluate_person(subject: Subject, evidence: Sequence[Completion], mappings: Mappings,
+                    course_ids: Mapping[CourseRef, int], as_of: date) -> list[PersonStatus]:
+    """Statuses of one subject for every requirement (in the mappings' order).
+
+    Prepares the requirements on every call; to evaluate many people use ``RuleSet`` or ``evaluate``.
+    """
+    return RuleSet(mappings, course_ids, as_of).evaluate(subject, evidence)
+
+
+# -- roll-ups -------------------------------------------------------------------------------------
+_COMPLIANT, _EXPIRING, _EXPIRED, _MISSING, _GRACE, _EXEMPT, _HOLDERS = range(7)
+_SLOT = {Status.COMPLIANT: _COMPLIANT, Status.EXPIRING: _EXPIRING, Status.EXPIRED: _EXPIRED,
+         Status.MISSING: _MISSING, Status.GRACE: _GRACE, Status.EXEMPT: _EXEMPT}
+
+
+class RollupBuilder:
+    """Counts statuses per (department, requirement) as subjects stream by; ``build`` aggregates the
+    tree. Memory is one small row per placed department and requirement, whatever the headcount."""
+
+    def __init__(self, mappings: Mappings, as_of: date) -> None:
+        self.mappings = mappings
+        self.as_of = as_of
+        self._index = {r.id: i for i, r in enumerate(mappings.requirements)}
+        # per requirement: the start dates of its share targets' periods (one counter slot each)
+        self._period_starts: list[tuple[date, ...]] = [
+            tuple(sorted({period_bounds(as_of, t.period)[0] for t in r.targets if t.period is not None}))
+            for r in mappings.requirements]
+        self._rows: dict[str, list[list[int]]] = {}
+
+    def _new_rows(self) -> list[list[int]]:
+        return [[0] * (7 + len(starts)) for starts in self._period_starts]
+
+    def add(self, subject: Subject, statuses: Iterable[PersonStatus]) -> None:
+        department = subject.department_id
+        if department is None or not subject.active or not self.mappings.has_department(department):
+            return
+        rows = self._rows.get(department)
+        if rows is None:
+            rows = self._rows[department] = self._new_rows()
+        as_of = self.as_of
+        for status in statuses:
+            index = self._index.get(status.requirement_id)
+            if index is None:
+                continue
+            row = rows[index]
+            slot = _SLOT.get(status.status)
+            if slot is not None:
+                row[slot] += 1
+            if status.holds_at(as_of):
+                row[_HOLDERS] += 1
+                if slot in (_COMPLIANT, _EXPIRING) and status.completed_on is not None:
+                    for offset, start in enumerate(self._period_starts[index]):
+                        if status.completed_on >= start:
+                            row[7 + offset] += 1
+
+    def build(self) -> list[DepartmentRollup]:
+        totals = self._subtree_totals()
+        result: list[DepartmentRollup] = []
+        for dept in self.mappings.departments:
+            for index, requirement in enumerate(self.mappings.requirements):
+                if self._relevant(dept.id, requirement):
+                    result.append(self._rollup(dept.id, index, requirement, totals[dept.id][index]))
+        return result
+
+    def _subtree_totals(self) -> dict[str, list[list[int]]]:
+        totals = {d.id: self._new_rows() for d in self.mappings.departments}
+        for dept_id, rows in self._rows.items():
+            for node in (dept_id, *self.mappings.ancestors(dept_id)):
+                for total, row in zip(totals[node], rows):
+                    for i, value in enumerate(row):
+                        total[i] += value
+        return totals
+
+    def _relevant(self, dept_id: str, requirement: Requirement) -> bool:
+        scope = requirement.applies_to.departments
+        if not scope:
+            return True
+        chain = (dept_id, *self.mappings.ancestors(dept_id))
+        return any(s in chain or dept_id in self.mappings.ancestors(s)
+                   for s in scope if self.mappings.has_department(s))
+
+    def _rollup(self, dept_id: str, index: int, requirement: Requirement, row: list[int]) -> DepartmentRollup:
+        in_scope = sum(row[_COMPLIANT:_EXEMPT + 1])
+        judged = in_scope - row[_EXEMPT]
+        share = (row[_COMPLIANT] + row[_EXPIRING]) / judged if judged else None
+        targets = tuple(self._judge(t, index, row, judged, share)
+                        for t in requirement.targets if self._judged_here(t, dept_id))
+        return DepartmentRollup(dept_id, requirement.id, in_scope, row[_COMPLIANT], row[_EXPIRING],
+                                row[_EXPIRED], row[_MISSING], row[_GRACE], row[_EXEMPT], row[_HOLDERS],
+                                share, targets)
+
+    def _judged_here(self, target: Target, dept_id: str) -> bool:
+        if target.judged_at == "leaves":
+            return not self.mappings.children(dept_id)
+        if target.judged_at == "organisations":
+            return not self.mappings.ancestors(dept_id)
+        return True
+
+    def _judge(self, target: Target, index: int, row: list[int], judged: int,
+               share: float | None) -> TargetResult:
+        if target.kind == "holders":
+            holders = row[_HOLDERS]
+            return TargetResult("holders", target.minimum, float(holders), holders >= target.minimum)
+        if target.period is None:
+            actual = share
+            label = None
+        else:
+            start, end = period_bounds(self.as_of, target.period)
+            offset = self._period_starts[index].index(start)
+            actual = row[7 + offset] / judged if judged else None
+            label = f"{start.isoformat()}/{end.isoformat()}"
+        met = None if actual is None else actual >= target.minimum
+        return TargetResult("share", target.minimum, actual, met, label)
+
+
+def evaluate(subjects: Iterable[Subject], evidence: Iterable[Completion], mappings: Mappings,
+             course_ids: Mapping[CourseRef, int], as_of: date) -> Evaluation:
+    """Every subject x requirement and the department roll-ups, in one call."""
+    by_user: dict[int, list[Completion]] = {}
+    for completion in evidence:
+        by_user.setdefault(completion.user_id, []).append(completion)
+    rules = RuleSet(mappings, course_ids, as_of)
+    rollups = RollupBuilder(mappings, as_of)
+    statuses: list[PersonStatus] = []
+    for subject in subjects:
+        person = rules.evaluate(subject, by_user.get(subject.user_id, ()))
+        rollups.add(subject, person)
+        statuses.extend(person)
+    return Evaluation(statuses, rollups.build())
+
+
+__all__ = [
+    "DepartmentRollup", "Evaluation", "PersonStatus", "RANK", "RollupBuilder", "RuleSet", "Status",
+    "TargetResult", "evaluate", "evaluate_person", "period_bounds",
+]
