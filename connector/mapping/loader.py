@@ -216,7 +216,7 @@ def load(directory: Path) -> Mappings:
         _read_file(path, entries, problems)
     mappings = _assemble(entries, problems)
     if problems.items:
-        raise MappingError(problems.items)
+        raise MappingError(sorted(problems.items, key=lambda p: (p.file, p.line or 0)))
     assert mappings is not None
     return mappings
 
@@ -275,7 +275,6 @@ def _label(raw: dict[str, Any]) -> str | None:
 def _read_department(raw: dict[str, Any], where: _Where, problems: _Problems) -> Department | None:
     problems.unknown_keys(raw, _DEPARTMENT_KEYS, where)
     read = _Reader(raw, where, problems)
-    before = len(problems.items)
     dept_id, name = read.identifier("id"), read.text("name", required=True)
     parent = read.text("parent")
     zone = read.zone("timezone")
@@ -287,9 +286,9 @@ def _read_department(raw: dict[str, Any], where: _Where, problems: _Problems) ->
         problems.add(where.key("profile_values" if profile_field else "profile_field"),
                      "profile_field and profile_values go together",
                      'e.g. profile_field = "orgunit" and profile_values = ["OI"]')
-    if len(problems.items) != before or dept_id is None or name is None:
+    if dept_id is None:  # other problems still leave enough to check parents and duplicates
         return None
-    return Department(dept_id, name, parent, zone, institution, department, cohorts,
+    return Department(dept_id, name or "", parent, zone, institution, department, cohorts,
                       profile_field, profile_values)
 
 
@@ -330,7 +329,6 @@ def _read_requirement(raw: dict[str, Any], where: _Where,
                       problems: _Problems) -> tuple[Requirement, tuple[str, ...]] | None:
     problems.unknown_keys(raw, _REQUIREMENT_KEYS, where)
     read = _Reader(raw, where, problems)
-    before = len(problems.items)
     req_id, title = read.identifier("id"), read.text("title", required=True)
     courses = read.texts("courses")
     if "courses" not in raw:
@@ -351,10 +349,10 @@ def _read_requirement(raw: dict[str, Any], where: _Where,
                        for i, e in enumerate(read.table_list("exemption")))
     targets = tuple(_read_target(t, where.item("target", i, None), problems)
                     for i, t in enumerate(read.table_list("target")))
-    if len(problems.items) != before or req_id is None or title is None:
+    if req_id is None:  # other problems still leave enough to check references across files
         return None
     requirement = Requirement(
-        req_id, title, (), require, valid_for, warn_before, grace, applies_to,
+        req_id, title or "", (), "all" if require == "all" else "any", valid_for, warn_before, grace, applies_to,
         tuple(e for e in exemptions if e is not None), tuple(t for t in targets if t is not None))
     return requirement, courses
 
