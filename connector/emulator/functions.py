@@ -1,0 +1,772 @@
+"""The web-service functions the emulator answers, written from the fixtures' shapes.
+
+``dispatch`` takes the decoded form of one request and gives the answer Moodle would give:
+token check, function lookup, service membership, parameter validation, then the function.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from connector.emulator.scenario import CourseDef, PersonView, Scenario
+from connector.emulator.wire import Param, WsException, XmlOnly, missing_record, validate
+
+MOODLE_RELEASE = "4.1.10 (Build: 20240422)"
+MOODLE_VERSION = "2022112810"
+SERVICE_FUNCTIONS = (
+    "core_webservice_get_site_info",
+    "core_course_get_courses",
+    "core_course_get_courses_by_field",
+    "core_course_get_categories",
+    "core_enrol_get_enrolled_users",
+    "core_enrol_get_users_courses",
+    "core_completion_get_course_completion_status",
+    "core_completion_get_activities_completion_status",
+    "core_user_get_users",
+    "core_user_get_users_by_field",
+    "core_cohort_get_cohorts",
+    "core_cohort_search_cohorts",
+    "core_cohort_get_cohort_members",
+    "core_reportbuilder_list_reports",
+    "core_reportbuilder_retrieve_report",
+    "core_course_update_courses",
+    "core_message_send_instant_messages",
+    "core_course_get_enrolled_users_by_cmid",
+    "core_enrol_get_course_enrolment_methods",
+)
+# Functions that exist in Moodle but are in no service the emulator grants by default.
+OTHER_KNOWN_FUNCTIONS = frozenset({
+    "core_user_create_users", "core_user_update_users", "core_user_delete_users",
+    "core_course_create_courses", "core_course_delete_courses", "enrol_manual_enrol_users",
+    "core_completion_mark_course_self_completed", "core_cohort_add_cohort_members",
+    "core_role_assign_roles", "core_enrol_get_enrolled_users_with_capability",
+})
+KNOWN_FUNCTIONS = frozenset(SERVICE_FUNCTIONS) | OTHER_KNOWN_FUNCTIONS
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a token may do: "full" capabilities or "weak" (REST only); and its service's functions."""
+
+    kind: str = "full"
+    functions: frozenset[str] = frozenset(SERVICE_FUNCTIONS)
+
+
+@dataclass
+class Call:
+    scenario: Scenario
+    grant: Grant
+    site_url: str
+    function: str = ""
+    report_rows: int = 0
+    enrolled_rows: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def weak(self) -> bool:
+        return self.grant.kind == "weak"
+
+
+Handler = Callable[[Call, dict[str, Any]], Any]
+
+
+def invalid_token() -> WsException:
+    return WsException("moodle_exception", "invalidtoken", "Invalid token - token not found")
+
+
+def access_exception() -> WsException:
+    return WsException("webservice_access_exception", "accessexception", "Access control exception")
+
+
+def require_login() -> WsException:
+    return WsException("require_login_exception", "requireloginerror",
+                       "Course or activity not accessible.")
+
+
+def course_context_error(course_id: int) -> WsException:
+    return WsException(
+        "moodle_exception", "errorcoursecontextnotvalid",
+        f"You cannot execute functions in the course context (course id:{course_id}). "
+        "The context error message was: Course or activity not accessible.",
+    )
+
+
+def no_permissions(what: str) -> WsException:
+    return WsException("required_capability_exception", "nopermissions",
+                       f"Sorry, but you do not currently have permissions to do that ({what}).")
+
+
+def dispatch(call: Call, function: str, raw_params: dict[str, Any]) -> Any:
+    """The answer to one call, or a WsException; the token has already been checked."""
+    if function not in KNOWN_FUNCTIONS and function not in call.grant.functions:
+        raise missing_record("external_functions")
+    if function not in call.grant.functions:
+        raise access_exception()
+    entry = FUNCTIONS.get(function)
+    if entry is None:  # in the service, but the emulator does not implement it
+        raise WsException("invalid_parameter_exception", "invalidparameter",
+                          "Invalid parameter value detected")
+    description, handler = entry
+    params = validate(description, raw_params)
+    call.function = function
+    with call.scenario.lock:
+        return handler(call, params)
+
+
+# ----- shared pieces -----------------------------------------------------------------------------
+def _image_url(call: Call, size: str) -> str:
+    return f"{call.site_url}/theme/image.php/boost/core/1/u/{size}"
+
+
+def _course(call: Call, course_id: int) -> CourseDef:
+    course = call.scenario.course_defs.get(course_id)
+    if course is None:
+        raise missing_record("course")
+    return course
+
+
+def _person(call: Call, user_id: int) -> PersonView:
+    index = call.scenario.person_index(user_id)
+    if index is None:
+        raise missing_record("user")
+    return call.scenario.person(index)
+
+
+def _custom_fields(person: PersonView) -> list[dict[str, Any]]:
+    if not person.position:
+        return []
+    return [{"type": "text", "value": person.position, "name": "Position", "shortname": "position"}]
+
+
+def _optional(record: dict[str, Any], key: str, value: Any) -> None:
+    """Moodle leaves empty optional profile fields out of JSON; its XML writer prints null."""
+    record[key] = value if value else XmlOnly(None)
+
+
+# ----- site info ---------------------------------------------------------------------------------
+def site_info(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    scenario = call.scenario
+    user_id = scenario.weak_user_id if call.weak else scenario.token_user_id
+    account = scenario.accounts[user_id]
+    return {
+        "sitename": scenario.site_name,
+        "username": account.username,
+        "firstname": account.firstname,
+        "lastname": account.lastname,
+        "fullname": f"{account.firstname} {account.lastname}",
+        "lang": "en",
+        "userid": user_id,
+        "siteurl": call.site_url,
+        "userpictureurl": _image_url(call, "f1"),
+        "functions": [{"name": name, "version": MOODLE_VERSION}
+                      for name in SERVICE_FUNCTIONS if name in call.grant.functions]
+        + [{"name": name, "version": MOODLE_VERSION}
+           for name in sorted(call.grant.functions - set(SERVICE_FUNCTIONS))],
+        "downloadfiles": 0,
+        "uploadfiles": 0,
+        "release": MOODLE_RELEASE,
+        "version": MOODLE_VERSION,
+        "mobilecssurl": "",
+        "advancedfeatures": [
+            {"name": name, "value": value}
+            for name, value in (("usecomments", 1), ("usetags", 1), ("enablenotes", 1),
+                                ("messaging", 1), ("enableblogs", 1), ("enablecompletion", 1),
+                                ("enablebadges", 1), ("messagingallusers", 0),
+                                ("enablecustomreports", 1), ("mnet_dispatcher_mode", 0))
+        ],
+        "usercanmanageownfiles": True,
+        "userquota": 104857600,
+        "usermaxuploadfilesize": 2097152,
+        "userhomepage": 1,
+        "userprivateaccesskey": f"{user_id:032x}",
+        "siteid": 1,
+        "sitecalendartype": "gregorian",
+        "usercalendartype": "gregorian",
+        "userissiteadmin": False,
+        "theme": "boost",
+        "limitconcurrentlogins": 0,
+        "usersessionscount": XmlOnly(None),
+    }
+
+
+# ----- courses -----------------------------------------------------------------------------------
+def _format_options(course: CourseDef) -> list[dict[str, Any]]:
+    if course.format == "site":
+        return [{"name": "numsections", "value": 1}]
+    return [{"name": "hiddensections", "value": 1}, {"name": "coursedisplay", "value": 0}]
+
+
+def _course_record(course: CourseDef) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": course.id,
+        "shortname": course.shortname,
+        "categoryid": course.category_id,
+        "categorysortorder": course.sortorder,
+        "fullname": course.fullname,
+        "displayname": course.fullname,
+        "idnumber": course.idnumber,
+        "summary": "" if course.format == "site" else "Kurz / tečaj",
+        "summaryformat": 1,
+        "format": course.format,
+        "showgrades": 1,
+        "newsitems": 3 if course.format == "site" else 1,
+        "startdate": 0,
+        "enddate": 0,
+        "numsections": 1,
+        "maxbytes": 0,
+        "showreports": 0,
+        "visible": int(course.visible),
+        "hiddensections": XmlOnly(None) if course.format == "site" else 1,
+        "groupmode": 0,
+        "groupmodeforce": 0,
+        "defaultgroupingid": 0,
+        "timecreated": course.timecreated,
+        "timemodified": course.timecreated,
+        "enablecompletion": int(course.completion_enabled),
+        "completionnotify": 0,
+        "lang": "",
+        "forcetheme": "",
+        "courseformatoptions": _format_options(course),
+        "showactivitydates": False,
+        "showcompletionconditions": True if course.completion_enabled else None,
+        "customfields": XmlOnly([]),
+    }
+    return record
+
+
+def get_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
+    if call.weak:
+        raise require_login()
+    ids = (params["options"] or {}).get("ids") or []
+    scenario = call.scenario
+    chosen = [_course(call, i) for i in ids] if ids else sorted(
+        scenario.course_defs.values(), key=lambda c: c.id)
+    return [_course_record(c) for c in chosen]
+
+
+def _filters() -> list[dict[str, Any]]:
+    names = ("displayh5p", "activitynames", "mathjaxloader", "emoticon", "urltolink", "mediaplugin")
+    return [{"filter": name, "localstate": 0, "inheritedstate": 1} for name in names]
+
+
+def _course_by_field_record(call: Call, course: CourseDef) -> dict[str, Any]:
+    site = course.format == "site"
+    categories = {c.id: c.name for c in call.scenario.categories}
+    record: dict[str, Any] = {
+        "id": course.id,
+        "fullname": course.fullname,
+        "displayname": course.fullname,
+        "shortname": course.shortname,
+        "categoryid": course.category_id,
+        "categoryname": categories.get(course.category_id, ""),
+        "sortorder": course.sortorder,
+        "summary": "" if site else "Kurz / tečaj",
+        "summaryformat": 1,
+        "summaryfiles": [],
+        "overviewfiles": [],
+        "showactivitydates": False,
+        "showcompletionconditions": True if course.completion_enabled else None,
+        "contacts": [],
+        "enrollmentmethods": [] if site else ["manual"],
+        "customfields": XmlOnly([]),
+        "idnumber": course.idnumber,
+        "format": course.format,
+        "showgrades": 1,
+        "newsitems": 3 if site else 1,
+        "startdate": 0,
+        "enddate": 0,
+        "maxbytes": 0,
+        "showreports": 0,
+        "visible": int(course.visible),
+        "groupmode": 0,
+        "groupmodeforce": 0,
+        "defaultgroupingid": 0,
+        "enablecompletion": int(course.completion_enabled),
+        "completionnotify": 0,
+        "lang": "",
+        "theme": "",
+        "marker": 0,
+        "legacyfiles": 0,
+        "calendartype": "",
+        "timecreated": course.timecreated,
+        "timemodified": course.timecreated,
+        "requested": 0,
+        "cacherev": course.timecreated,
+        "filters": _filters(),
+    }
+    record["courseformatoptions"] = XmlOnly([]) if site else [
+        *_format_options(course), {"name": "indentation", "value": "1"}]
+    return record
+
+
+COURSE_FIELDS = ("", "id", "ids", "shortname", "idnumber", "category")
+
+
+def get_courses_by_field(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    if call.weak:
+        raise require_login()
+    field_name, value = params["field"], params["value"]
+    if field_name not in COURSE_FIELDS:
+        raise WsException("invalid_parameter_exception", "invalidparameter",
+                          "Invalid parameter value detected")
+    courses = sorted(call.scenario.course_defs.values(), key=lambda c: c.id)
+    matches: Callable[[CourseDef], bool]
+    if field_name == "id":
+        matches = lambda c: str(c.id) == value  # noqa: E731
+    elif field_name == "ids":
+        wanted = {v.strip() for v in value.split(",")}
+        matches = lambda c: str(c.id) in wanted  # noqa: E731
+    elif field_name == "category":
+        matches = lambda c: str(c.category_id) == value  # noqa: E731
+    elif field_name:
+        matches = lambda c: getattr(c, field_name) == value  # noqa: E731
+    else:
+        matches = lambda c: True  # noqa: E731
+    return {"courses": [_course_by_field_record(call, c) for c in courses if matches(c)],
+            "warnings": []}
+
+
+def get_categories(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
+    if call.weak:
+        raise no_permissions("View categories")
+    counts: dict[int, int] = {}
+    for course in call.scenario.course_defs.values():
+        counts[course.category_id] = counts.get(course.category_id, 0) + 1
+    return [
+        {"id": c.id, "name": c.name, "description": "", "descriptionformat": 1, "parent": 0,
+         "sortorder": c.sortorder, "coursecount": counts.get(c.id, 0), "depth": 1,
+         "path": f"/{c.id}"}
+        for c in call.scenario.categories
+    ]
+
+
+# ----- enrolments --------------------------------------------------------------------------------
+ENROLLED_USER_KEYS = (
+    "id", "username", "firstname", "lastname", "fullname", "email", "address", "phone1", "phone2",
+    "department", "institution", "idnumber", "interests", "firstaccess", "lastaccess",
+    "lastcourseaccess", "description", "descriptionformat", "city", "country",
+    "profileimageurlsmall", "profileimageurl", "customfields", "groups", "roles", "preferences",
+    "enrolledcourses",
+)
+ALWAYS_RETURNED = frozenset({"id", "fullname"})
+
+
+def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None) -> dict[str, Any]:
+    scenario = call.scenario
+    courses = [scenario.course_defs[scenario.enrol_course[p]]
+               for p in scenario.user_positions(person.index)]
+    record: dict[str, Any] = {
+        "id": person.id, "username": person.username, "firstname": person.firstname,
+        "lastname": person.lastname, "fullname": person.fullname, "email": person.email,
+        "address": XmlOnly(None), "phone1": XmlOnly(None), "phone2": XmlOnly(None),
+        "department": person.department,
+    }
+    _optional(record, "institution", person.institution)
+    _optional(record, "idnumber", person.idnumber)
+    record.update({
+        "interests": XmlOnly(None), "firstaccess": 0, "lastaccess": 0, "lastcourseaccess": 0,
+        "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
+    })
+    _optional(record, "city", person.city)
+    _optional(record, "country", person.country)
+    record.update({
+        "profileimageurlsmall": _image_url(call, "f2"),
+        "profileimageurl": _image_url(call, "f1"),
+    })
+    _optional(record, "customfields", _custom_fields(person))
+    record.update({
+        "groups": XmlOnly([]),
+        "roles": [{"roleid": 5, "name": "", "shortname": "student", "sortorder": 0}],
+        "preferences": XmlOnly([]),
+        "enrolledcourses": [{"id": c.id, "fullname": c.fullname, "shortname": c.shortname}
+                            for c in courses],
+    })
+    if wanted is None:
+        return record
+    return {k: v for k, v in record.items() if k in wanted or k in ALWAYS_RETURNED}
+
+
+def _enrolled_options(options: list[dict[str, Any]]) -> dict[str, str]:
+    return {str(o.get("name", "")): str(o.get("value", "")) for o in options}
+
+
+def _int_option(options: Mapping[str, str], name: str) -> int:
+    value = options.get(name, "0").strip() or "0"
+    if not value.lstrip("-").isdigit():
+        raise WsException("invalid_parameter_exception", "invalidparameter",
+                          "Invalid parameter value detected")
+    return max(0, int(value))
+
+
+def get_enrolled_users(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
+    course_id = params["courseid"]
+    _course(call, course_id)
+    if call.weak:
+        raise course_context_error(course_id)
+    options = _enrolled_options(params["options"])
+    limitfrom = _int_option(options, "limitfrom")
+    limitnumber = _int_option(options, "limitnumber")
+    onlyactive = options.get("onlyactive", "0") in ("1", "true")
+    fields = options.get("userfields")
+    wanted = frozenset(f.strip() for f in fields.split(",")) if fields else None
+    scenario = call.scenario
+    people = (scenario.person(scenario.person_index(scenario.enrol_user[p]) or 0)
+              for p in scenario.course_positions(course_id))
+    chosen = [p for p in people if not (onlyactive and p.suspended)]
+    end = limitfrom + limitnumber if limitnumber else None
+    page = chosen[limitfrom:end]
+    call.enrolled_rows = len(page)
+    return [_enrolled_user(call, person, wanted) for person in page]
+
+
+def get_users_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
+    person = _person(call, params["userid"])
+    if call.weak:
+        raise require_login()
+    scenario = call.scenario
+    result = []
+    for position in scenario.user_positions(person.index):
+        course = scenario.course_defs[scenario.enrol_course[position]]
+        done = bool(scenario.completed_at[position])
+        tracked = course.completion_enabled
+        record: dict[str, Any] = {
+            "id": course.id, "shortname": course.shortname, "fullname": course.fullname,
+            "displayname": course.fullname,
+        }
+        if params["returnusercount"]:
+            record["enrolledusercount"] = scenario.enrolled_count(course.id)
+        record.update({
+            "idnumber": course.idnumber, "visible": int(course.visible),
+            "summary": "Kurz / tečaj", "summaryformat": 1, "format": course.format,
+            "showgrades": True, "lang": "", "enablecompletion": tracked,
+            "completionhascriteria": tracked, "completionusertracked": tracked,
+            "category": course.category_id,
+            "progress": (100 if done else 0) if tracked else None,
+            "completed": done if tracked else None,
+            "startdate": 0, "enddate": 0, "marker": 0, "lastaccess": None,
+            "isfavourite": False, "hidden": False, "overviewfiles": [],
+            "showactivitydates": False,
+            "showcompletionconditions": True if tracked else None,
+            "timemodified": course.timecreated,
+        })
+        result.append(record)
+    return result
+
+
+def get_course_enrolment_methods(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
+    course_id = params["courseid"]
+    _course(call, course_id)
+    if call.weak:
+        raise course_context_error(course_id)
+    return []  # manual enrolment instances are not listed to other users, as on the real site
+
+
+# ----- completion --------------------------------------------------------------------------------
+def _enrolment_for_completion(call: Call, params: dict[str, Any]) -> tuple[CourseDef, int]:
+    course = _course(call, params["courseid"])
+    if call.weak:
+        raise require_login()
+    person = _person(call, params["userid"])
+    position = call.scenario.find_enrolment(person.index, course.id)
+    if position is None:
+        raise WsException("moodle_exception", "usernotenroled", "User is not enrolled in this course")
+    return course, position
+
+
+def course_completion_status(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    course, position = _enrolment_for_completion(call, params)
+    if not course.completion_enabled:
+        raise WsException("moodle_exception", "cannotviewreport", "You cannot view this report")
+    at = call.scenario.completed_at[position]
+    return {
+        "completionstatus": {
+            "completed": bool(at),
+            "aggregation": 1,
+            "completions": [{
+                "type": 1,
+                "title": "Self completion",
+                "status": "Yes" if at else "No",
+                "complete": bool(at),
+                "timecompleted": at or None,
+                "details": {"type": "Self completion", "criteria": "Self completion",
+                            "requirement": "Marking yourself complete", "status": ""},
+            }],
+        },
+        "warnings": [],
+    }
+
+
+def activities_completion_status(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    _enrolment_for_completion(call, params)
+    return {"statuses": [], "warnings": []}
+
+
+# ----- users -------------------------------------------------------------------------------------
+def _user_details(call: Call, person: PersonView) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": person.id, "username": person.username, "firstname": person.firstname,
+        "lastname": person.lastname, "fullname": person.fullname, "email": person.email,
+        "address": XmlOnly(None), "phone1": XmlOnly(None), "phone2": XmlOnly(None),
+        "department": person.department,
+    }
+    _optional(record, "institution", person.institution)
+    _optional(record, "idnumber", person.idnumber)
+    record.update({
+        "interests": XmlOnly(None), "firstaccess": 0, "lastaccess": 0, "auth": "manual",
+        "suspended": person.suspended, "confirmed": True, "lang": "en",
+        "calendartype": XmlOnly(None), "theme": "", "timezone": "99", "mailformat": 1,
+        "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
+    })
+    _optional(record, "city", person.city)
+    _optional(record, "country", person.country)
+    record.update({
+        "profileimageurlsmall": _image_url(call, "f2"),
+        "profileimageurl": _image_url(call, "f1"),
+    })
+    _optional(record, "customfields", _custom_fields(person))
+    record["preferences"] = XmlOnly([])
+    return record
+
+
+def _all_user_views(call: Call) -> list[PersonView]:
+    scenario = call.scenario
+    accounts = [
+        PersonView(index=-1, id=a.id, username=a.username, idnumber="", firstname=a.firstname,
+                   lastname=a.lastname, email=a.email, institution="", department="",
+                   position="", city="", country="", suspended=False)
+        for a in scenario.accounts.values()
+    ]
+    return sorted([*accounts, *scenario.live_people()], key=lambda p: p.id)
+
+
+SEARCH_KEYS = ("id", "lastname", "firstname", "idnumber", "username", "email", "auth")
+
+
+def _criterion_matches(person: PersonView, key: str, value: str) -> bool:
+    actual = "manual" if key == "auth" else str(getattr(person, key))
+    if key in ("email", "firstname", "lastname"):
+        return fnmatch.fnmatchcase(actual.lower(), value.lower().replace("%", "*"))
+    return actual == value
+
+
+def get_users(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    if call.weak:
+        raise no_permissions("View user details")
+    warnings = []
+    criteria = []
+    for criterion in params["criteria"]:
+        key, value = criterion["key"], criterion["value"]
+        if key in SEARCH_KEYS:
+            criteria.append((key, value))
+        else:
+            warnings.append({
+                "item": key, "warningcode": "invalidfieldparameter",
+                "message": f"The search key '{key}' is not supported, look at the web service "
+                           "documentation",
+            })
+    people = [p for p in _all_user_views(call)
+              if all(_criterion_matches(p, k, v) for k, v in criteria)]
+    return {"users": [_user_details(call, p) for p in people], "warnings": warnings}
+
+
+USER_FIELDS = ("id", "idnumber", "username", "email")
+
+
+def get_users_by_field(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
+    if call.weak:
+        raise no_permissions("View user details")
+    field_name = params["field"]
+    if field_name not in USER_FIELDS:
+        raise WsException("invalid_parameter_exception", "invalidparameter",
+                          "Invalid parameter value detected")
+    wanted = set(params["values"])
+    scenario = call.scenario
+    if field_name == "username":
+        indexes = [scenario.index_by_username(v) for v in wanted]
+        people = [scenario.person(i) for i in indexes if i is not None]
+        accounts = [p for p in _account_views(call) if p.username in wanted]
+        chosen = sorted([*people, *accounts], key=lambda p: p.id)
+    else:
+        chosen = [p for p in _all_user_views(call) if str(getattr(p, field_name)) in wanted]
+    return [_user_details(call, p) for p in chosen]
+
+
+def _account_views(call: Call) -> list[PersonView]:
+    return [p for p in _all_user_views(call) if p.index == -1]
+
+
+# ----- cohorts -----------------------------------------------------------------------------------
+def _cohort_record(cohort: Any) -> dict[str, Any]:
+    return {"id": cohort.id, "name": cohort.name, "idnumber": cohort.idnumber, "description": "",
+            "descriptionformat": 1, "visible": True, "theme": ""}
+
+
+def _cohorts_by_id(call: Call, ids: list[int]) -> list[Any]:
+    known = {c.id: c for c in call.scenario.cohorts}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise missing_record("cohort")
+    return [known[i] for i in ids] if ids else list(known.values())
+
+
+def get_cohorts(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
+    if call.weak:
+        raise no_permissions("View site-wide cohorts")
+    return [_cohort_record(c) for c in _cohorts_by_id(call, params["cohortids"])]
+
+
+def search_cohorts(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    if call.weak:
+        raise no_permissions("View site-wide cohorts")
+    query = params["query"].lower()
+    found = sorted((c for c in call.scenario.cohorts
+                    if query in c.name.lower() or query in c.idnumber.lower()),
+                   key=lambda c: c.name)
+    start = params["limitfrom"]
+    end = start + params["limitnumber"] if params["limitnumber"] else None
+    return {"cohorts": [_cohort_record(c) for c in found[start:end]]}
+
+
+def cohort_members(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
+    if call.weak:
+        raise no_permissions("View site-wide cohorts")
+    cohorts = _cohorts_by_id(call, params["cohortids"])
+    people = list(call.scenario.live_people())
+    return [{"cohortid": c.id, "userids": [p.id for p in people if p.institution == c.institution]}
+            for c in cohorts]
+
+
+# ----- report builder ----------------------------------------------------------------------------
+REPORT_SOURCE = "core_course\\reportbuilder\\datasource\\participants"
+REPORT_HEADERS = ("Course full name with link", "Method", "Full name with link", "Username",
+                  "ID number", "Department", "Course ID number", "Time completed")
+
+
+def _report_details(call: Call) -> dict[str, Any]:
+    report = call.scenario.report
+    assert report is not None
+    return {
+        "name": report.name, "source": REPORT_SOURCE, "type": 0, "uniquerows": False,
+        "conditiondata": "[]", "settingsdata": None, "contextid": 1, "component": "",
+        "area": "", "itemid": 0, "usercreated": 2, "id": report.id,
+        "timecreated": report.timecreated, "timemodified": report.timecreated,
+        "usermodified": 2, "sourcename": "Course participants",
+        "modifiedby": {
+            "id": 2, "email": "admin@example.org", "idnumber": "", "phone1": "", "phone2": "",
+            "department": "", "institution": "", "fullname": "Admin User",
+            "identity": "admin@example.org",
+            "profileurl": f"{call.site_url}/user/profile.php?id=2",
+            "profileimageurl": _image_url(call, "f1"),
+            "profileimageurlsmall": _image_url(call, "f2"),
+        },
+    }
+
+
+def list_reports(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    if call.weak:
+        raise no_permissions("View custom reports")
+    reports = [_report_details(call)] if call.scenario.report is not None else []
+    start = params["page"] * params["perpage"]
+    return {"reports": reports[start:start + params["perpage"]], "warnings": []}
+
+
+def format_report_time(at: int, zone: ZoneInfo) -> str:
+    """Moodle's strftimedaydatetime in English: "Saturday, 24 May 2025, 1:00 PM"."""
+    local = datetime.fromtimestamp(at, zone)
+    hour = local.hour % 12 or 12
+    half = "AM" if local.hour < 12 else "PM"
+    return (f"{local:%A}, {local.day} {local:%B} {local.year}, "
+            f"{hour}:{local.minute:02d} {half}")
+
+
+def _report_row(call: Call, position: int, zone: ZoneInfo) -> list[str]:
+    scenario = call.scenario
+    course = scenario.course_defs[scenario.enrol_course[position]]
+    person = scenario.person(scenario.person_index(scenario.enrol_user[position]) or 0)
+    at = scenario.completed_at[position]
+    return [
+        f'<a href="{call.site_url}/course/view.php?id={course.id}">{escape(course.fullname)}</a>',
+        "Manual enrolments",
+        f'<a href="{call.site_url}/user/profile.php?id={person.id}">{escape(person.fullname)}</a>',
+        person.username,
+        person.idnumber,
+        person.department,
+        course.idnumber,
+        format_report_time(at, zone) if at else "",
+    ]
+
+
+def retrieve_report(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    report = call.scenario.report
+    if report is None or params["reportid"] != report.id:
+        raise missing_record("reportbuilder_report")
+    if call.weak:
+        raise no_permissions("View custom reports")
+    total = call.scenario.enrolment_count()
+    perpage = max(1, params["perpage"])
+    start = min(params["page"] * perpage, total)
+    end = min(start + perpage, total)
+    zone = ZoneInfo(call.scenario.report_timezone)
+    rows = [{"columns": _report_row(call, p, zone)} for p in range(start, end)]
+    call.report_rows = len(rows)
+    return {
+        "details": _report_details(call),
+        "data": {"headers": list(REPORT_HEADERS), "rows": rows, "totalrowcount": total},
+        "warnings": [],
+    }
+
+
+# ----- the function table ------------------------------------------------------------------------
+INT = Param("int")
+OPTIONS = Param([Param({"name": Param("text"), "value": Param("text")})], required=False, default=[])
+
+FUNCTIONS: dict[str, tuple[dict[str, Param], Handler]] = {
+    "core_webservice_get_site_info": (
+        {"serviceshortnames": Param([Param("text")], required=False, default=[])}, site_info),
+    "core_course_get_courses": (
+        {"options": Param({"ids": Param([INT], required=False, default=[])},
+                          required=False, default={"ids": []})}, get_courses),
+    "core_course_get_courses_by_field": (
+        {"field": Param("text", required=False, default=""),
+         "value": Param("text", required=False, default="")}, get_courses_by_field),
+    "core_course_get_categories": (
+        {"criteria": Param([Param({"key": Param("text"), "value": Param("text")})],
+                           required=False, default=[]),
+         "addsubcategories": Param("bool", required=False, default=True)}, get_categories),
+    "core_enrol_get_enrolled_users": ({"courseid": INT, "options": OPTIONS}, get_enrolled_users),
+    "core_enrol_get_users_courses": (
+        {"userid": INT, "returnusercount": Param("bool", required=False, default=True)},
+        get_users_courses),
+    "core_enrol_get_course_enrolment_methods": ({"courseid": INT}, get_course_enrolment_methods),
+    "core_completion_get_course_completion_status": (
+        {"courseid": INT, "userid": INT}, course_completion_status),
+    "core_completion_get_activities_completion_status": (
+        {"courseid": INT, "userid": INT}, activities_completion_status),
+    "core_user_get_users": (
+        {"criteria": Param([Param({"key": Param("text"), "value": Param("text")})])}, get_users),
+    "core_user_get_users_by_field": (
+        {"field": Param("text"), "values": Param([Param("text")])}, get_users_by_field),
+    "core_cohort_get_cohorts": (
+        {"cohortids": Param([INT], required=False, default=[])}, get_cohorts),
+    "core_cohort_search_cohorts": (
+        {"query": Param("text"),
+         "context": Param({"contextid": Param("int", required=False, default=0),
+                           "contextlevel": Param("text", required=False, default=""),
+                           "instanceid": Param("int", required=False, default=0)}),
+         "includes": Param("text", required=False, default="parents"),
+         "limitfrom": Param("int", required=False, default=0),
+         "limitnumber": Param("int", required=False, default=25)}, search_cohorts),
+    "core_cohort_get_cohort_members": ({"cohortids": Param([INT])}, cohort_members),
+    "core_reportbuilder_list_reports": (
+        {"page": Param("int", required=False, default=0),
+         "perpage": Param("int", required=False, default=5)}, list_reports),
+    "core_reportbuilder_retrieve_report": (
+        {"reportid": INT, "page": Param("int", required=False, default=0),
+         "perpage": Param("int", required=False, default=10)}, retrieve_report),
+}

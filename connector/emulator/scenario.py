@@ -1,0 +1,426 @@
+"""The facts an emulated Moodle serves: people, courses, enrolments, completions, cohorts.
+
+Stored column-wise in ``array`` objects and small string tables so a 100,000-user scenario
+costs a few megabytes: nothing is precomputed per request. Reads and the few mutations
+(course reset, a new completion, suspension, deletion) go through ``lock``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from connector.moodle.records import Completion, Course, Enrolment, Person
+
+SUSPENDED = 1
+DELETED = 2
+FOUR_YEARS_DAYS = 4 * 365
+
+
+@dataclass(frozen=True, slots=True)
+class CourseDef:
+    id: int
+    shortname: str
+    fullname: str
+    idnumber: str
+    category_id: int
+    sortorder: int
+    visible: bool = True
+    completion_enabled: bool = True
+    format: str = "topics"
+    timecreated: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryDef:
+    id: int
+    name: str
+    sortorder: int
+
+
+@dataclass(frozen=True, slots=True)
+class CohortDef:
+    id: int
+    name: str
+    idnumber: str
+    institution: str  # members are the people whose institution is exactly this
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A system account (guest, admin, the web-service users): not one of the scenario's people."""
+
+    id: int
+    username: str
+    firstname: str
+    lastname: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDef:
+    id: int
+    name: str
+    timecreated: int
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    """One person as read from the columns at a moment."""
+
+    index: int
+    id: int
+    username: str
+    idnumber: str
+    firstname: str
+    lastname: str
+    email: str
+    institution: str
+    department: str
+    position: str
+    city: str
+    country: str
+    suspended: bool
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.firstname} {self.lastname}"
+
+
+@dataclass
+class PeopleColumns:
+    """Input for building a Scenario: one entry per person, ids first_id, first_id+1, ..."""
+
+    first_id: int
+    firstnames: array  # indexes into Scenario.strings
+    lastnames: array
+    institutions: array
+    departments: array
+    positions: array
+    flags: bytearray
+
+
+class Scenario:
+    """A Moodle site's content. Build with demo_scenario() or generated_scenario()."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        anchor: date,
+        strings: list[str],
+        people: PeopleColumns,
+        places: dict[str, tuple[str, str]],
+        courses: Sequence[CourseDef],
+        categories: Sequence[CategoryDef],
+        cohorts: Sequence[CohortDef],
+        accounts: Sequence[Account],
+        enrolment_triples: Iterable[tuple[int, int, int]],
+        report: ReportDef | None,
+        report_timezone: str,
+        earlier_completions: Sequence[tuple[int, int, int]] = (),
+        site_name: str = "Compliance Test Moodle",
+        token_user_id: int = 0,
+        weak_user_id: int = 0,
+    ) -> None:
+        self.name = name
+        self.anchor = anchor
+        self.site_name = site_name
+        self.report = report
+        self.report_timezone = report_timezone
+        self.lock = threading.RLock()
+        self.strings = strings
+        self._people = people
+        self._places = places
+        self.course_defs: dict[int, CourseDef] = {c.id: c for c in courses}
+        self.categories = tuple(categories)
+        self.cohorts = tuple(cohorts)
+        self.accounts: dict[int, Account] = {a.id: a for a in accounts}
+        self.token_user_id = token_user_id
+        self.weak_user_id = weak_user_id
+        self.username_width = max(3, len(str(len(people.flags))))
+        # enrolments, stored in (user, course) order; completed_at 0 = not completed
+        self.enrol_user = array("l")
+        self.enrol_course = array("l")
+        self.completed_at = array("q")
+        for user_id, course_id, at in enrolment_triples:
+            self.enrol_user.append(user_id)
+            self.enrol_course.append(course_id)
+            self.completed_at.append(at)
+        self.earlier_completions: list[tuple[int, int, int]] = list(earlier_completions)
+        self._rebuild_indexes()
+
+    # ----- people -----------------------------------------------------------------------------
+    @property
+    def person_count(self) -> int:
+        return len(self._people.flags)
+
+    def person_index(self, user_id: int) -> int | None:
+        index = user_id - self._people.first_id
+        if 0 <= index < self.person_count and not self._people.flags[index] & DELETED:
+            return index
+        return None
+
+    def person_id(self, index: int) -> int:
+        return self._people.first_id + index
+
+    def username_of(self, index: int) -> str:
+        return f"u{index + 1:0{self.username_width}d}"
+
+    def index_by_username(self, username: str) -> int | None:
+        digits = username[1:]
+        if not username.startswith("u") or len(digits) != self.username_width:
+            return None
+        if not digits.isdigit():
+            return None
+        index = int(digits) - 1
+        if 0 <= index < self.person_count and not self._people.flags[index] & DELETED:
+            return index
+        return None
+
+    def person(self, index: int) -> PersonView:
+        p = self._people
+        institution = self.strings[p.institutions[index]]
+        city, country = self._places.get(institution, ("", ""))
+        username = self.username_of(index)
+        return PersonView(
+            index=index,
+            id=p.first_id + index,
+            username=username,
+            idnumber=f"EMP{1001 + index}",
+            firstname=self.strings[p.firstnames[index]],
+            lastname=self.strings[p.lastnames[index]],
+            email=f"{username}@example.org",
+            institution=institution,
+            department=self.strings[p.departments[index]],
+            position=self.strings[p.positions[index]],
+            city=city,
+            country=country,
+            suspended=bool(p.flags[index] & SUSPENDED),
+        )
+
+    def live_people(self) -> Iterator[PersonView]:
+        for index in range(self.person_count):
+            if not self._people.flags[index] & DELETED:
+                yield self.person(index)
+
+    # ----- enrolments -------------------------------------------------------------------------
+    def _rebuild_indexes(self) -> None:
+        """Per-user offsets into the (user, course) storage and a (course, user) permutation."""
+        count = self.person_count
+        first = self._people.first_id
+        offsets = array("l", bytes(array("l").itemsize * (count + 1)))
+        for user_id in self.enrol_user:
+            offsets[user_id - first + 1] += 1
+        for i in range(count):
+            offsets[i + 1] += offsets[i]
+        self._user_offsets = offsets
+        per_course: dict[int, int] = {}
+        for course_id in self.enrol_course:
+            per_course[course_id] = per_course.get(course_id, 0) + 1
+        starts: dict[int, int] = {}
+        total = 0
+        for course_id in sorted(per_course):
+            starts[course_id] = total
+            total += per_course[course_id]
+        self._course_ranges = {c: (starts[c], starts[c] + per_course[c]) for c in per_course}
+        by_course = array("l", bytes(array("l").itemsize * len(self.enrol_course)))
+        fill = dict(starts)
+        for position, course_id in enumerate(self.enrol_course):
+            by_course[fill[course_id]] = position
+            fill[course_id] += 1
+        self._by_course = by_course
+
+    def user_positions(self, index: int) -> range:
+        return range(self._user_offsets[index], self._user_offsets[index + 1])
+
+    def course_positions(self, course_id: int) -> Sequence[int]:
+        start, end = self._course_ranges.get(course_id, (0, 0))
+        return self._by_course[start:end]
+
+    def enrolment_count(self) -> int:
+        return len(self.enrol_user)
+
+    def find_enrolment(self, index: int, course_id: int) -> int | None:
+        for position in self.user_positions(index):
+            if self.enrol_course[position] == course_id:
+                return position
+        return None
+
+    def enrolled_count(self, course_id: int) -> int:
+        start, end = self._course_ranges.get(course_id, (0, 0))
+        return end - start
+
+    # ----- what tests and benchmarks check answers against ------------------------------------
+    @property
+    def users(self) -> Iterator[Person]:
+        for view in self.live_people():
+            yield Person(
+                id=view.id,
+                username=view.username,
+                idnumber=view.idnumber,
+                fullname=view.fullname,
+                email=view.email,
+                department=view.department,
+                institution=view.institution,
+                custom_fields=(("position", view.position),) if view.position else (),
+                suspended=view.suspended,
+            )
+
+    @property
+    def courses(self) -> Iterator[Course]:
+        for c in sorted(self.course_defs.values(), key=lambda c: c.id):
+            if c.format == "site":
+                continue
+            yield Course(
+                id=c.id,
+                shortname=c.shortname,
+                fullname=c.fullname,
+                idnumber=c.idnumber,
+                visible=c.visible,
+                completion_enabled=c.completion_enabled,
+                category_id=c.category_id,
+            )
+
+    @property
+    def enrolments(self) -> Iterator[Enrolment]:
+        with self.lock:
+            pairs = list(zip(self.enrol_user, self.enrol_course))
+        for user_id, course_id in pairs:
+            yield Enrolment(course_id=course_id, user_id=user_id, lastcourseaccess=0)
+
+    @property
+    def completions(self) -> Iterator[Completion]:
+        """What Moodle shows now: the latest completion of each enrolment."""
+        with self.lock:
+            rows = [
+                (u, c, t)
+                for u, c, t in zip(self.enrol_user, self.enrol_course, self.completed_at)
+                if t
+            ]
+        for user_id, course_id, at in rows:
+            yield Completion(user_id=user_id, course_id=course_id, completed_at=at)
+
+    @property
+    def completion_history(self) -> Iterator[Completion]:
+        """Every completion that ever happened, superseded ones included."""
+        with self.lock:
+            earlier = list(self.earlier_completions)
+        for user_id, course_id, at in earlier:
+            yield Completion(user_id=user_id, course_id=course_id, completed_at=at)
+        yield from self.completions
+
+    # ----- mutations --------------------------------------------------------------------------
+    def reset_course(self, course_id: int) -> None:
+        """Moodle's course reset with completion data: completions vanish, enrolments stay."""
+        with self.lock:
+            for position in self.course_positions(course_id):
+                self.completed_at[position] = 0
+
+    def complete(self, user_id: int, course_id: int, at: int) -> None:
+        """A new completion; enrols the person first when they were not enrolled."""
+        with self.lock:
+            index = self._require_person(user_id)
+            if course_id not in self.course_defs:
+                raise KeyError(f"no course {course_id}")
+            position = self.find_enrolment(index, course_id)
+            if position is None:
+                position = self._insert_enrolment(index, course_id)
+            previous = self.completed_at[position]
+            if previous:
+                self.earlier_completions.append((user_id, course_id, previous))
+            self.completed_at[position] = at
+
+    def suspend(self, user_id: int) -> None:
+        with self.lock:
+            self._people.flags[self._require_person(user_id)] |= SUSPENDED
+
+    def delete_user(self, user_id: int) -> None:
+        """Moodle's user deletion: the account is gone from every answer, enrolments with it."""
+        with self.lock:
+            index = self._require_person(user_id)
+            self._people.flags[index] |= DELETED
+            doomed = self.user_positions(index)
+            for column in (self.enrol_user, self.enrol_course, self.completed_at):
+                del column[doomed.start : doomed.stop]
+            self._rebuild_indexes()
+
+    def _require_person(self, user_id: int) -> int:
+        index = self.person_index(user_id)
+        if index is None:
+            raise KeyError(f"no user {user_id}")
+        return index
+
+    def _insert_enrolment(self, index: int, course_id: int) -> int:
+        user_id = self.person_id(index)
+        position = self._user_offsets[index + 1]
+        for existing in self.user_positions(index):
+            if self.enrol_course[existing] > course_id:
+                position = existing
+                break
+        self.enrol_user.insert(position, user_id)
+        self.enrol_course.insert(position, course_id)
+        self.completed_at.insert(position, 0)
+        self._rebuild_indexes()
+        return position
+
+
+def completion_instant(anchor: date, days_before: int, seconds_of_day: int = 10 * 3600) -> int:
+    day = anchor - timedelta(days=days_before)
+    midnight = datetime.combine(day, time(0), tzinfo=UTC)
+    return int(midnight.timestamp()) + seconds_of_day
+
+
+class StringTable:
+    """Interns strings so each person's columns hold small integers."""
+
+    def __init__(self) -> None:
+        self.strings: list[str] = [""]
+        self._index: dict[str, int] = {"": 0}
+
+    def __call__(self, text: str) -> int:
+        found = self._index.get(text)
+        if found is None:
+            found = len(self.strings)
+            self.strings.append(text)
+            self._index[text] = found
+        return found
+
+
+def empty_people(first_id: int) -> PeopleColumns:
+    return PeopleColumns(
+        first_id=first_id,
+        firstnames=array("I"),
+        lastnames=array("I"),
+        institutions=array("I"),
+        departments=array("I"),
+        positions=array("I"),
+        flags=bytearray(),
+    )
+
+
+def add_person(
+    people: PeopleColumns,
+    intern: StringTable,
+    *,
+    firstname: str,
+    lastname: str,
+    institution: str,
+    department: str,
+    position: str,
+    suspended: bool = False,
+) -> None:
+    people.firstnames.append(intern(firstname))
+    people.lastnames.append(intern(lastname))
+    people.institutions.append(intern(institution))
+    people.departments.append(intern(department))
+    people.positions.append(intern(position))
+    people.flags.append(SUSPENDED if suspended else 0)
+
+
+def seeded(seed: int, salt: str) -> random.Random:
+    return random.Random(f"{seed}:{salt}")
