@@ -1,0 +1,466 @@
+"""The REST transport: encoding, settings, typed errors, retries per fault kind, concurrency, secrecy.
+
+A small scripted loopback server stands in for Moodle here: each request takes the next scripted
+answer (a fault or a good body), so every transient fault kind can be produced exactly once.
+Waits between retries go through an injected sleep that records instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import count, islice
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+
+from connector.errors import (
+    ConfigError,
+    MoodleAuthError,
+    MoodleError,
+    MoodleNotFound,
+    MoodlePermissionError,
+    MoodleProtocolError,
+    MoodleRequestError,
+    MoodleUnavailable,
+)
+from connector.moodle.client import (
+    ClientSettings,
+    MoodleClient,
+    MoodleFunctionNotFound,
+    build_form,
+    encode_params,
+    error_from_payload,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "moodle-ws-fixtures"
+TOKEN = "f00dfeedcafe0123456789abcdef4242"
+SITE_INFO_OK = json.dumps({"sitename": "Test", "release": "4.1.10", "lang": "en", "functions": []}).encode()
+
+
+# --------------------------------------------------------------------------------------------
+# a scripted loopback server
+
+
+@dataclass
+class Script:
+    answers: deque[str] = field(default_factory=deque)
+    forms: list[list[tuple[str, str]]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    delay_s: float = 0.0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_answer(self) -> str:
+        with self.lock:
+            return self.answers.popleft() if self.answers else "ok"
+
+
+def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            form = parse_qsl(self.rfile.read(length).decode("utf-8"), keep_blank_values=True)
+            with script.lock:
+                script.forms.append(form)
+                script.paths.append(self.path)
+                script.in_flight += 1
+                script.max_in_flight = max(script.max_in_flight, script.in_flight)
+            try:
+                if script.delay_s:
+                    time.sleep(script.delay_s)
+                self._act(script.next_answer(), form)
+            finally:
+                with script.lock:
+                    script.in_flight -= 1
+
+        def _act(self, answer: str, form: list[tuple[str, str]]) -> None:
+            if answer == "drop":
+                self.close_connection = True
+                return
+            if answer == "slow":
+                time.sleep(0.6)
+                answer = "ok"
+            if answer == "truncated":
+                body = SITE_INFO_OK
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body) + 50))
+                self.end_headers()
+                self.wfile.write(body[:20])
+                self.close_connection = True
+                return
+            status, headers, body = self._answer(answer, form)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        @staticmethod
+        def _answer(answer: str, form: list[tuple[str, str]]) -> tuple[int, dict[str, str], bytes]:
+            json_type = {"Content-Type": "application/json"}
+            if answer == "ok":
+                echo = {k: v for k, v in form if k not in ("wstoken",)}
+                return 200, json_type, json.dumps({**json.loads(SITE_INFO_OK), "echo": echo}).encode()
+            if answer == "http_503":
+                return 503, {"Content-Type": "text/plain"}, b"busy"
+            if answer == "http_429":
+                return 429, {"Retry-After": "7", "Content-Type": "text/plain"}, b"slow down"
+            if answer == "http_404":
+                return 404, {"Content-Type": "text/html"}, b"<html><body>Not found</body></html>"
+            if answer == "maintenance_html":
+                page = b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>Site is under maintenance</body></html>"
+                return 200, {"Content-Type": "text/html; charset=utf-8"}, page
+            if answer == "cut_json":
+                return 200, json_type, SITE_INFO_OK[:15]
+            if answer.startswith("error:"):
+                code = answer.removeprefix("error:")
+                payload = {"exception": "moodle_exception", "errorcode": code, "message": f"text for {code} {TOKEN}"}
+                return 200, json_type, json.dumps(payload).encode()
+            raise AssertionError(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture()
+def server() -> Iterator[tuple[str, Script]]:
+    script = Script()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", script
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class RecordingSleep:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def make_client(url: str, sleep: RecordingSleep | None = None, **overrides: Any) -> MoodleClient:
+    settings = ClientSettings(url=url, token=TOKEN, **{"timeout_s": 5.0, "retry_attempts": 4, **overrides})
+    return MoodleClient(settings, sleep=sleep or RecordingSleep())
+
+
+# --------------------------------------------------------------------------------------------
+# encoding
+
+
+def test_encode_params_nests_like_moodle() -> None:
+    params = {
+        "courseid": 3,
+        "options": [{"name": "limitfrom", "value": 0}, {"name": "onlyactive", "value": True}],
+        "criteria": {"ids": [2, 4]},
+        "context": {"contextlevel": "system"},
+        "flag": False,
+        "skipped": None,
+    }
+    assert encode_params(params) == [
+        ("courseid", "3"),
+        ("options[0][name]", "limitfrom"),
+        ("options[0][value]", "0"),
+        ("options[1][name]", "onlyactive"),
+        ("options[1][value]", "1"),
+        ("criteria[ids][0]", "2"),
+        ("criteria[ids][1]", "4"),
+        ("context[contextlevel]", "system"),
+        ("flag", "0"),
+    ]
+    assert encode_params(None) == [] and encode_params({}) == []
+    with pytest.raises(TypeError):
+        encode_params({"x": object()})
+
+
+@pytest.mark.parametrize("request_file", sorted(FIXTURES.glob("*/*.request.json")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_form_reproduces_every_fixture_body_exactly(request_file: Path) -> None:
+    recorded = json.loads(request_file.read_text(encoding="utf-8"))
+    form = build_form(recorded["function"], recorded["params"], token=recorded["token"], fmt=recorded["format"])
+    assert form == [(key, str(value)) for key, value in recorded["form_body"]]
+
+
+# --------------------------------------------------------------------------------------------
+# settings
+
+
+@pytest.mark.parametrize("url", ["http://moodle.example.org", "http://10.0.0.5", "ftp://x", "moodle.example.org", "https://x/?a=1"])
+def test_unsafe_or_malformed_urls_are_refused(url: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        ClientSettings(url=url, token=TOKEN)
+    assert TOKEN not in str(raised.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8765", "http://127.3.4.5", "http://localhost:80/moodle", "http://[::1]:9000", "https://moodle.example.org"])
+def test_https_and_loopback_http_are_accepted(url: str) -> None:
+    assert ClientSettings(url=url, token=TOKEN).endpoint.endswith("/webservice/rest/server.php")
+
+
+def test_plain_http_elsewhere_needs_an_explicit_opt_in() -> None:
+    assert ClientSettings(url="http://moodle.lan", token=TOKEN, allow_insecure_http=True).url == "http://moodle.lan"
+
+
+def test_bad_values_are_all_listed() -> None:
+    with pytest.raises(ConfigError) as raised:
+        ClientSettings(url="https://m.example.org", token=" ", max_concurrency=0, retry_attempts=0)
+    text = str(raised.value)
+    assert "token is empty" in text and "max_concurrency" in text and "retry_attempts" in text
+    assert "Manage tokens" in text
+
+
+def test_token_is_not_in_any_repr() -> None:
+    settings = ClientSettings(url="https://moodle.example.org", token=TOKEN)
+    client = MoodleClient(settings)
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings)
+    assert TOKEN not in repr(client) and "moodle.example.org" in repr(client)
+    client.close()
+
+
+# --------------------------------------------------------------------------------------------
+# error payloads
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        ("invalidtoken", "Invalid token - token not found", MoodleAuthError),
+        ("invalidtimedtoken", "Invalid token - token expired", MoodleAuthError),
+        ("invalidiptoken", "Invalid token - IP not supported", MoodleAuthError),
+        ("accessexception", "Access control exception", MoodlePermissionError),
+        ("invalidrecord", "Can't find data record in database table external_functions.", MoodleFunctionNotFound),
+        ("invalidrecord", "Can't find data record in database table course.", MoodleNotFound),
+        ("nopermissions", "Sorry, but you do not currently have permissions to do that", MoodlePermissionError),
+        ("requireloginerror", "Course or activity not accessible.", MoodlePermissionError),
+        ("errorcoursecontextnotvalid", "You cannot execute functions in the course context", MoodlePermissionError),
+        ("invalidparameter", "Invalid parameter value detected", MoodleRequestError),
+        ("usernotenroled", "User is not enrolled in this course", MoodleRequestError),
+        ("nocriteriaset", "No criteria set", MoodleRequestError),
+        ("cannotviewreport", "You cannot view this report", MoodleRequestError),
+        ("sitemaintenance", "The site is undergoing maintenance", MoodleUnavailable),
+        ("somethingelse", "?", MoodleError),
+    ],
+)
+def test_error_payloads_map_to_typed_errors(code: str, message: str, expected: type[MoodleError]) -> None:
+    error = error_from_payload("core_x", {"exception": "e", "errorcode": code, "message": message})
+    assert type(error) is expected
+    assert error.function == "core_x" and error.errorcode == code
+
+
+def test_errors_tell_what_to_do() -> None:
+    auth = error_from_payload("core_webservice_get_site_info", {"exception": "e", "errorcode": "invalidtoken", "message": "m"})
+    assert "Site administration > Server > Web services > Manage tokens" in str(auth)
+    access = error_from_payload("core_user_create_users", {"exception": "e", "errorcode": "accessexception", "message": "m"})
+    assert "core_user_create_users" in str(access) and "external service" in str(access)
+    caps = error_from_payload(
+        "core_completion_get_course_completion_status", {"exception": "e", "errorcode": "requireloginerror", "message": "m"}
+    )
+    assert "report/completion:view" in str(caps) and "webservice/rest:use" in str(caps)
+    unknown = error_from_payload("core_nope", {"exception": "e", "errorcode": "invalidrecord", "message": "table external_functions."})
+    assert "unknown on this Moodle version" in str(unknown)
+
+
+# --------------------------------------------------------------------------------------------
+# transport over loopback
+
+
+def test_post_form_and_decoded_json(server: tuple[str, Script]) -> None:
+    url, script = server
+    with make_client(url) as client:
+        result = client.call("core_webservice_get_site_info", {"options": [{"name": "a", "value": True}]})
+    assert result["echo"] == {
+        "wsfunction": "core_webservice_get_site_info",
+        "moodlewsrestformat": "json",
+        "options[0][name]": "a",
+        "options[0][value]": "1",
+    }
+    assert script.paths == ["/webservice/rest/server.php"]
+    assert ("wstoken", TOKEN) in script.forms[0]
+
+
+@pytest.mark.parametrize("fault", ["http_503", "http_429", "drop", "maintenance_html", "truncated", "cut_json", "slow", "error:sitemaintenance"])
+def test_each_transient_fault_is_retried(server: tuple[str, Script], fault: str) -> None:
+    url, script = server
+    script.answers.extend([fault, "ok"])
+    sleep = RecordingSleep()
+    with make_client(url, sleep, timeout_s=0.3) as client:
+        assert client.call("core_webservice_get_site_info")["sitename"] == "Test"
+        assert client.calls_by_function() == {"core_webservice_get_site_info": 2}
+    assert len(script.forms) == 2
+    assert len(sleep.waits) == 1 and sleep.waits[0] > 0
+
+
+def test_retry_after_is_honoured_and_capped(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers.extend(["http_429", "http_429", "ok"])
+    sleep = RecordingSleep()
+    with make_client(url, sleep, retry_max_wait_s=30.0) as client:
+        client.call("core_webservice_get_site_info")
+    assert all(wait >= 7 for wait in sleep.waits) and len(sleep.waits) == 2
+    script.answers.extend(["http_429", "ok"])
+    capped = RecordingSleep()
+    with make_client(url, capped, retry_max_wait_s=2.0) as client:
+        client.call("core_webservice_get_site_info")
+    assert capped.waits == [2.0]
+
+
+def test_backoff_grows_and_stays_bounded(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers.extend(["http_503"] * 6)
+    sleep = RecordingSleep()
+    with make_client(url, sleep, retry_attempts=6, retry_max_wait_s=3.0) as client:
+        with pytest.raises(MoodleUnavailable) as raised:
+            client.call("core_webservice_get_site_info")
+    assert len(script.forms) == 6  # bounded by retry_attempts
+    assert len(sleep.waits) == 5 and all(0 < w <= 3.0 for w in sleep.waits)
+    assert sleep.waits[-1] > sleep.waits[0]
+    assert "503" in str(raised.value) and raised.value.function == "core_webservice_get_site_info"
+
+
+def test_total_retry_time_is_bounded(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers.extend(["http_503"] * 10)
+    with make_client(url, RecordingSleep(), retry_attempts=10, retry_total_s=0.0) as client:
+        with pytest.raises(MoodleUnavailable):
+            client.call("core_webservice_get_site_info")
+    assert len(script.forms) == 1
+
+
+@pytest.mark.parametrize("answer", ["error:invalidtoken", "error:accessexception", "error:invalidparameter", "http_404"])
+def test_permanent_errors_are_not_retried(server: tuple[str, Script], answer: str) -> None:
+    url, script = server
+    script.answers.extend([answer, "ok"])
+    sleep = RecordingSleep()
+    with make_client(url, sleep) as client:
+        with pytest.raises(MoodleError) as raised:
+            client.call("core_webservice_get_site_info")
+    assert not isinstance(raised.value, MoodleUnavailable)
+    assert len(script.forms) == 1 and sleep.waits == []
+    if answer == "http_404":
+        assert isinstance(raised.value, MoodleProtocolError)
+
+
+def test_connection_refused_is_unavailable_after_retries() -> None:
+    with make_client("http://127.0.0.1:9", RecordingSleep(), retry_attempts=2) as client:
+        with pytest.raises(MoodleUnavailable) as raised:
+            client.call("core_webservice_get_site_info")
+    assert TOKEN not in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_xml_format_sends_no_format_field_and_decodes_xml() -> None:
+    body = (FIXTURES / "core_webservice_get_site_info" / "site_info_xml.response.xml").read_bytes()
+
+    class XmlHandler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            form = dict(parse_qsl(self.rfile.read(length).decode()))
+            self.send_response(200 if "moodlewsrestformat" not in form else 500)
+            self.send_header("Content-Type", "application/xml; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), XmlHandler)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        with make_client(f"http://127.0.0.1:{httpd.server_address[1]}", format="xml", retry_attempts=1) as client:
+            info = client.call("core_webservice_get_site_info")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert info["release"] == "4.1.10 (Build: 20240422)" and info["userid"] == "63"
+
+
+# --------------------------------------------------------------------------------------------
+# concurrency
+
+
+def test_map_keeps_order_and_stays_within_max_concurrency(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.delay_s = 0.03
+    with make_client(url, max_concurrency=3) as client:
+        results = list(client.map(lambda i: (i, client.call("core_webservice_get_site_info", {"i": i})["echo"]["i"]), range(24)))
+    assert results == [(i, str(i)) for i in range(24)]
+    assert script.max_in_flight <= 3
+    assert script.max_in_flight >= 2  # it did run concurrently
+
+
+def test_the_client_bounds_concurrency_even_outside_map(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.delay_s = 0.03
+    with make_client(url, max_concurrency=2) as client:
+        threads = [threading.Thread(target=client.call, args=("core_webservice_get_site_info",)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert script.max_in_flight <= 2
+    assert len(script.forms) == 8
+
+
+def test_map_streams_an_endless_input() -> None:
+    settings = ClientSettings(url="http://127.0.0.1:1", token=TOKEN, max_concurrency=2)
+    with MoodleClient(settings) as client:
+        assert list(islice(client.map(lambda i: i * i, count()), 5)) == [0, 1, 4, 9, 16]
+
+
+def test_map_propagates_the_first_exception() -> None:
+    settings = ClientSettings(url="http://127.0.0.1:1", token=TOKEN, max_concurrency=2)
+
+    def boom(i: int) -> int:
+        if i == 3:
+            raise MoodleAuthError("no", function="f")
+        return i
+
+    with MoodleClient(settings) as client:
+        got: list[int] = []
+        with pytest.raises(MoodleAuthError):
+            for value in client.map(boom, range(10)):
+                got.append(value)
+    assert got == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------------------------
+# the token stays secret
+
+
+def test_token_absent_from_logs_and_errors(server: tuple[str, Script], caplog: pytest.LogCaptureFixture) -> None:
+    url, script = server
+    script.answers.extend(["http_503", "drop", "truncated", "maintenance_html", "ok", "error:invalidtoken", "error:nopermissions"])
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    with make_client(url, timeout_s=2.0, retry_attempts=6) as client:
+        client.call("core_webservice_get_site_info", {"secretparam": "xyz-param-value"})
+        for _ in range(2):
+            with pytest.raises(MoodleError) as raised:
+                client.call("core_webservice_get_site_info")
+            texts += [str(raised.value), repr(raised.value), raised.value.message, str(raised.value.hint)]
+    assert caplog.records, "the client logs its calls"
+    logged = [record.getMessage() for record in caplog.records] + [repr(record.args) for record in caplog.records]
+    assert any("core_webservice_get_site_info" in line and "attempt" in line for line in logged)
+    for line in logged + texts:
+        assert TOKEN not in line
+        assert "xyz-param-value" not in line  # params are not logged either
+    assert "***" in texts[0]  # Moodle's message echoed the token: redacted
