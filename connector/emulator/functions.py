@@ -530,8 +530,22 @@ def _user_details(call: Call, person: PersonView) -> dict[str, Any]:
         "profileimageurl": _image_url(call, "f1"),
     })
     _optional(record, "customfields", _custom_fields(person))
-    record["preferences"] = XmlOnly([])
+    record["preferences"] = _own_preferences(call) if person.id == _caller_id(call) else XmlOnly([])
     return record
+
+
+def _caller_id(call: Call) -> int:
+    return call.scenario.weak_user_id if call.weak else call.scenario.token_user_id
+
+
+def _own_preferences(call: Call) -> list[dict[str, Any]]:
+    """Moodle shows the calling user their own preferences (and their values' odd types)."""
+    created = call.scenario.report.timecreated if call.scenario.report else 0
+    return [
+        {"name": "auth_manual_passwordupdatetime", "value": str(created)},
+        {"name": "last_time_enrolments_synced", "value": str(created)},
+        {"name": "_lastloaded", "value": created},
+    ]
 
 
 def _all_user_views(call: Call) -> list[PersonView]:
