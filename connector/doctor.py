@@ -1,0 +1,88 @@
+"""`connector doctor`: everything a sync needs, checked one by one, each with what to do."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from connector.config import Config
+from connector.errors import ConnectorError
+
+OPTIONAL_FUNCTIONS = {
+    "core_reportbuilder_retrieve_report": "the report path (the fewest calls) needs it",
+    "core_enrol_get_users_courses": "the per-user completion path needs it",
+    "core_cohort_get_cohorts": "placement or scope by cohort needs it",
+    "core_cohort_get_cohort_members": "placement or scope by cohort needs it",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    hint: str | None = None
+
+
+def run_checks(config: Config) -> Iterator[Check]:
+    from connector.mapping import load_mappings
+    from connector.sync import REQUIRED_FUNCTIONS
+
+    yield Check("config", True, str(config.source) if config.source else "no connector.toml; environment only")
+    try:
+        mappings = load_mappings(config.mappings_dir)
+        yield Check("mappings", True, f"{config.mappings_dir}: {len(mappings.requirements)} requirements")
+    except ConnectorError as exc:
+        mappings = None
+        yield Check("mappings", False, exc.message.splitlines()[0],
+                    f"run `connector mappings check --mappings {config.mappings_dir}` for every problem")
+    yield _ledger_check(config)
+    try:
+        settings = config.client_settings()
+    except ConnectorError as exc:
+        yield Check("moodle settings", False, exc.message.replace("\n", " "), exc.hint)
+        return
+    from connector.moodle.api import MoodleApi
+    from connector.moodle.client import MoodleClient
+
+    try:
+        with MoodleClient(settings) as client:
+            api = MoodleApi(client)
+            site = api.site_info()
+            yield Check("reachable", True, f"{config.moodle_url} answered")
+            yield Check("moodle release", True, f"{site.release} (version {site.version})")
+            yield Check("token user", True, f"{site.username} (id {site.userid}), language {site.lang}",
+                        None)
+            missing = [f for f in REQUIRED_FUNCTIONS if not site.can_call(f)]
+            yield Check("required functions", not missing,
+                        "all present" if not missing else "missing: " + ", ".join(missing),
+                        "add them to the external service: Site administration > Server > Web services > "
+                        "External services > (your service) > Functions")
+            for function, why in OPTIONAL_FUNCTIONS.items():
+                if not site.can_call(function):
+                    yield Check(f"optional {function}", True, f"not in the service; {why}")
+            if config.report_id is not None:
+                if site.lang != "en":
+                    yield Check("report", False, f"the token user's language is '{site.lang}'",
+                                "set that user's preferred language to English so report dates can be read")
+                elif site.can_call("core_reportbuilder_retrieve_report"):
+                    page = next(iter(api.report_pages(config.report_id, per_page=1)), None)
+                    yield Check("report", True, f"report {config.report_id}: "
+                                f"{page.total_rows if page else 0} rows, columns {list(page.headers) if page else []}")
+    except ConnectorError as exc:
+        yield Check("moodle", False, exc.message, exc.hint)
+
+
+def _ledger_check(config: Config) -> Check:
+    path = config.ledger_path
+    if not path.exists():
+        parent = path.parent if str(path.parent) else None
+        writable = os.access(parent or ".", os.W_OK)
+        return Check("ledger", writable, f"{path} does not exist yet; the first sync creates it (mode 0600)",
+                     None if writable else f"make {path.parent} writable for the connector's user")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    private = mode & 0o077 == 0
+    return Check("ledger", private, f"{path} (mode {mode:o})",
+                 None if private else f"it holds personal data: chmod 600 {path}")

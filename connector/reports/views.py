@@ -1,0 +1,219 @@
+"""Rows for `status`, `export`, `person` and `courses`, read from the ledger (or recomputed).
+
+Without ``as_of`` the views show what the last successful sync stored; with ``as_of`` they
+recompute from the ledger's evidence for that date (rules are pure, so any past date can be
+asked: "were we compliant on 1 June?"). Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+from connector.errors import LedgerError
+from connector.ledger import Ledger
+from connector.mapping import Mappings
+from connector.moodle.records import Course
+from connector.sync import evaluate_ledger, resolve_courses, rollup_row
+
+STATUS_KEYS = ("department", "requirement", "in_scope", "compliant", "expiring", "expired",
+               "missing", "share", "targets_met")
+EXPORT_KEYS = ("username", "idnumber", "department_id", "department_name", "requirement", "status",
+               "valid_until", "decided_by_course", "decided_by_completed_at")
+
+
+def _last_ok_run(ledger: Ledger) -> dict[str, Any]:
+    run = ledger.last_run("ok")
+    if run is None:
+        raise LedgerError("the ledger has no successful sync yet",
+                          hint="run `connector sync` (or `connector demo` to try it out)")
+    return run
+
+
+def _department_filter(mappings: Mappings, department: str | None) -> set[str] | None:
+    """The ids of a department (by id or display name, case-insensitive) and its subtree."""
+    if not department:
+        return None
+    wanted = department.casefold()
+    roots = [d.id for d in mappings.departments if d.id.casefold() == wanted or d.name.casefold() == wanted]
+    if not roots:
+        known = ", ".join(d.id for d in mappings.departments[:12])
+        raise LedgerError(f"no department '{department}' in the mappings", hint=f"known ids: {known}, ...")
+    children: dict[str | None, list[str]] = {}
+    for d in mappings.departments:
+        children.setdefault(d.parent_id, []).append(d.id)
+    selected: set[str] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node not in selected:
+            selected.add(node)
+            stack.extend(children.get(node, []))
+    return selected
+
+
+def _check_requirement(mappings: Mappings, requirement: str | None) -> None:
+    if requirement and requirement not in {r.id for r in mappings.requirements}:
+        known = ", ".join(r.id for r in mappings.requirements)
+        raise LedgerError(f"no requirement '{requirement}' in the mappings", hint=f"known: {known}")
+
+
+def status_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None,
+                department: str | None = None, requirement: str | None = None) -> tuple[date, list[dict[str, Any]]]:
+    departments = _department_filter(mappings, department)
+    _check_requirement(mappings, requirement)
+    if as_of is None:
+        run = _last_ok_run(ledger)
+        as_of = date.fromisoformat(run["as_of"])
+        raw = ledger.rollups(run["id"])
+    else:
+        course_ids = resolve_courses(mappings, ledger.courses())
+        rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
+        for _ in rows:
+            pass
+        raw = [rollup_row(r) for r in builder.build()]
+    names = {d.id: d.name for d in mappings.departments}
+    titles = {r.id: r.title for r in mappings.requirements}
+    order = {d.id: i for i, d in enumerate(mappings.departments)}
+    out = []
+    for r in raw:
+        if departments is not None and r["department_id"] not in departments:
+            continue
+        if requirement and r["requirement_id"] != requirement:
+            continue
+        out.append({
+            "department": r["department_id"], "department_name": names.get(r["department_id"], r["department_id"]),
+            "requirement": r["requirement_id"], "requirement_title": titles.get(r["requirement_id"], ""),
+            "in_scope": r["in_scope"], "compliant": r["compliant"], "expiring": r["expiring"],
+            "expired": r["expired"], "missing": r["missing"], "grace": r["grace"], "exempt": r["exempt"],
+            "holders": r["holders"], "share": r["share"],
+            "targets_met": None if r["targets_met"] is None else bool(r["targets_met"]),
+            "targets": json.loads(r["targets"] or "[]"),
+        })
+    out.sort(key=lambda row: (order.get(row["department"], 10**9), row["requirement"]))
+    return as_of, out
+
+
+def export_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None) -> tuple[date, Iterator[dict[str, Any]]]:
+    names = {d.id: d.name for d in mappings.departments}
+    people = {r["user_id"]: r for r in ledger.people_rows()}
+    courses = {c.id: c for c in ledger.courses()}
+    evidence = {row[0]: (row[1], row[2]) for row in ledger.db.execute(
+        "SELECT id, course_id, completed_at FROM evidence")}
+    if as_of is None:
+        run = _last_ok_run(ledger)
+        as_of = date.fromisoformat(run["as_of"])
+        source: Iterator[tuple[Any, ...]] = iter(ledger.db.execute(
+            "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,"
+            " detail FROM statuses ORDER BY user_id, requirement_id"))
+    else:
+        course_ids = resolve_courses(mappings, ledger.courses())
+        source, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for user_id, requirement_id, status, valid_until, _since, _due, evidence_id, _on, _detail in source:
+            person = people.get(user_id, {})
+            course_id, completed_at = evidence.get(evidence_id, (None, None)) if evidence_id else (None, None)
+            course: Course | None = courses.get(course_id) if course_id else None
+            yield {
+                "username": person.get("username"), "idnumber": person.get("idnumber"),
+                "department_id": person.get("department_id"),
+                "department_name": names.get(person.get("department_id") or "", None),
+                "requirement": requirement_id, "status": status, "valid_until": valid_until,
+                "decided_by_course": (course.idnumber or course.shortname) if course else None,
+                "decided_by_completed_at": _utc(completed_at),
+            }
+
+    return as_of, rows()
+
+
+def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, Any]:
+    person = ledger.person_by_username(username)
+    if person is None:
+        raise LedgerError(f"no person with username '{username}' in the ledger",
+                          hint="usernames are Moodle's login names, e.g. u001; run a sync first")
+    names = {d.id: d.name for d in mappings.departments}
+    titles = {r.id: r.title for r in mappings.requirements}
+    evidence = ledger.evidence_for(person["user_id"])
+    by_id = {e["id"]: e for e in evidence}
+    statuses = []
+    for s in ledger.statuses_for(person["user_id"]):
+        decided = by_id.get(s["evidence_id"]) if s["evidence_id"] else None
+        statuses.append({
+            "requirement": s["requirement_id"], "title": titles.get(s["requirement_id"], ""),
+            "status": s["status"], "valid_until": s["valid_until"], "since": s["since"], "due": s["due"],
+            "decided_by": (decided["course_idnumber"] or str(decided["course_id"])) if decided else None,
+            "completed_at": _utc(decided["completed_at"]) if decided else None, "detail": s["detail"],
+        })
+    return {
+        "username": person["username"], "idnumber": person["idnumber"], "fullname": person["fullname"],
+        "department_id": person["department_id"],
+        "department_name": names.get(person["department_id"] or "", None),
+        "position": person["position"], "active": bool(person["active"]),
+        "suspended": bool(person["suspended"]), "deleted": bool(person["deleted"]),
+        "statuses": statuses,
+        "evidence": [{
+            "course": e["course_idnumber"] or str(e["course_id"]), "course_name": e["course_name"],
+            "completed_at": _utc(e["completed_at"]), "source": e["source"],
+            "first_seen": e["first_seen_at"], "last_seen": e["last_seen_at"],
+            "still_in_moodle": e["gone_since_run"] is None,
+        } for e in evidence],
+        "history": [{
+            "requirement": h["requirement_id"], "from": h["from_status"], "to": h["to_status"],
+            "on": h["changed_on"], "run": h["run_id"],
+        } for h in ledger.history_for(person["user_id"])],
+    }
+
+
+def _utc(epoch: int | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def courses_view(mappings: Mappings, moodle_courses: list[Course],
+                 ledger: Ledger | None) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+    """(mapped course rows, mapping problems, Moodle courses mapped to nothing).
+
+    ``moodle_courses`` is what Moodle answers now (or the ledger's copy when offline); enrolled
+    and completed counts come from the ledger's last sync.
+    """
+    counts: dict[int, tuple[int, int]] = {}
+    if ledger is not None:
+        for course_id, enrolled, completed in ledger.db.execute(
+                "SELECT e.course_id, COUNT(*), "
+                "(SELECT COUNT(DISTINCT v.user_id) FROM evidence v WHERE v.course_id = e.course_id "
+                " AND v.gone_since_run IS NULL) "
+                "FROM enrolments e WHERE e.present = 1 GROUP BY e.course_id"):
+            counts[course_id] = (enrolled, completed)
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    used: set[int] = set()
+    for requirement in mappings.requirements:
+        for ref in requirement.courses:
+            match = next((c for c in moodle_courses if ref.matches(c)), None)
+            if match is None:
+                problems.append(f"{requirement.id}: course {ref} does not exist in Moodle "
+                                "(check the idnumber/shortname in mappings/, or create the course)")
+                rows.append({"requirement": requirement.id, "ref": str(ref), "id": None, "idnumber": None,
+                             "name": None, "visible": None, "completion": None, "enrolled": None,
+                             "completed": None})
+                continue
+            used.add(match.id)
+            if not match.completion_enabled:
+                problems.append(f"{requirement.id}: course {match.id} '{match.fullname}' has completion "
+                                "tracking off: nobody can complete it (Course settings > Completion tracking)")
+            if not match.visible:
+                problems.append(f"{requirement.id}: course {match.id} '{match.fullname}' is hidden from "
+                                "students: they cannot take it")
+            enrolled, completed = counts.get(match.id, (None, None))
+            rows.append({"requirement": requirement.id, "ref": str(ref), "id": match.id,
+                         "idnumber": match.idnumber, "name": match.fullname, "visible": match.visible,
+                         "completion": match.completion_enabled, "enrolled": enrolled,
+                         "completed": completed})
+    unmapped = [{"id": c.id, "idnumber": c.idnumber, "name": c.fullname, "visible": c.visible,
+                 "completion": c.completion_enabled}
+                for c in moodle_courses if c.id not in used and c.id != 1]  # id 1 is the site itself
+    return rows, problems, unmapped

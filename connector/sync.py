@@ -1,0 +1,559 @@
+"""One sync run: lock -> mappings -> fetch -> record evidence -> evaluate -> commit.
+
+The run writes inside a single ledger transaction, so it lands whole or not at all; its row in
+``sync_runs`` is written apart, so a failed run is recorded with its reason and a killed one is
+marked failed by the next run.
+
+What is fetched, and how cheaply:
+
+* People and enrolments: ``core_enrol_get_enrolled_users`` for every mapped course (paged), or the
+  report-builder report's rows, plus cohort members the mappings name; then
+  ``core_user_get_users_by_field`` in large batches for the authoritative profile (``suspended``).
+* Completions, by the cheapest path the site allows (``auto``):
+  - ``report``: one custom report lists every enrolment with its completion time; a few calls
+    read everything, so every run re-reads it whole (no heuristic, nothing to miss);
+  - ``per_user``: ``core_enrol_get_users_courses`` per person, then the completion status only
+    for courses it flags completed;
+  - ``per_course``: the completion status per enrolment.
+  The two fallback paths are incremental between full runs: an enrolment (or person) whose
+  ``lastcourseaccess`` (``lastaccess``) has not moved since it was last read is not read again.
+  A teacher can mark someone complete without that person touching the course, so this can
+  miss a completion until the next full run: a full run happens every ``full_every_days``
+  (default 7) and whenever ``--full`` is given, and it reconciles everything.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connector.config import Config
+from connector.errors import ConnectorError, MoodleError, MoodlePermissionError, SyncLocked
+from connector.ledger import Ledger
+from connector.mapping import CourseRef, Mappings, load_mappings
+from connector.moodle.api import MoodleApi
+from connector.moodle.client import MoodleClient
+from connector.moodle.records import Completion, Course, Person, Subject
+from connector.rules import RollupBuilder, RuleSet
+
+log = logging.getLogger("connector.sync")
+
+ProgressFn = Callable[[str, int, int | None], None]
+
+REQUIRED_FUNCTIONS = (
+    "core_webservice_get_site_info",
+    "core_course_get_courses",
+    "core_enrol_get_enrolled_users",
+    "core_user_get_users_by_field",
+    "core_completion_get_course_completion_status",
+)
+REPORT_FUNCTION = "core_reportbuilder_retrieve_report"
+PER_USER_FUNCTION = "core_enrol_get_users_courses"
+COHORT_FUNCTIONS = ("core_cohort_get_cohorts", "core_cohort_get_cohort_members")
+USERS_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    full: bool = False
+    as_of: date | None = None
+    completion_path: str | None = None  # overrides the config's completion_path
+
+
+@dataclass
+class SyncResult:
+    run_id: int
+    mode: str
+    completion_path: str
+    as_of: date
+    counts: dict[str, int]
+    calls_by_function: dict[str, int]
+    duration_s: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def calls(self) -> int:
+        return sum(self.calls_by_function.values())
+
+    def summary_line(self) -> str:
+        c = self.counts
+        return (
+            f"sync #{self.run_id} ok ({self.mode}, {self.completion_path} path, as of {self.as_of}): "
+            f"{c.get('people', 0)} people ({c.get('unplaced', 0)} unplaced), "
+            f"{c.get('enrolments', 0)} enrolments, {c.get('evidence_new', 0)} new completions, "
+            f"{c.get('evidence_gone', 0)} no longer in Moodle, {c.get('status_changes', 0)} status changes; "
+            f"{self.calls} Moodle calls in {self.duration_s:.1f} s"
+        )
+
+
+class SyncLock:
+    """An exclusive, non-blocking flock on ``<ledger>.lock``; the kernel frees it if we are killed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> SyncLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SyncLocked(f"another sync is running on this ledger (lock {self.path})",
+                             hint="wait for it to finish; cron can simply retry later") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock_path_for(ledger_path: Path) -> Path:
+    return ledger_path.with_name(ledger_path.name + ".lock")
+
+
+def today_in(zone: str) -> date:
+    return datetime.now(ZoneInfo(zone)).date()
+
+
+def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
+             progress: ProgressFn | None = None) -> SyncResult:
+    """Run one sync; raises ConnectorError subclasses (MappingError/ConfigError before any write)."""
+    with SyncLock(lock_path_for(config.ledger_path)):
+        mappings = load_mappings(config.mappings_dir)
+        settings = config.client_settings()
+        zone = mappings.timezone or config.timezone
+        as_of = options.as_of or today_in(zone)
+        with Ledger.open(config.ledger_path) as ledger:
+            stale = ledger.fail_stale_runs()
+            if stale:
+                log.warning("%d earlier run(s) had been interrupted; recorded as failed", stale)
+            mode = _choose_mode(ledger, options, config, as_of)
+            run_id = ledger.start_run(mode, as_of)
+            started = time.monotonic()
+            run: _Run | None = None
+            try:
+                with MoodleClient(settings) as client:
+                    run = _Run(MoodleApi(client), ledger, mappings, config, options, run_id, mode,
+                               as_of, progress)
+                    with ledger.transaction():
+                        run.execute()
+                    calls = client.calls_by_function()
+            except BaseException as exc:
+                ledger.finish_run(run_id, "failed", counts=run.counts if run else None,
+                                  completion_path=run.path if run else None, error=_describe(exc))
+                raise
+            result = SyncResult(run_id, mode, run.path, as_of, run.counts, calls,
+                                time.monotonic() - started, run.warnings)
+            counts = dict(run.counts, calls=result.calls)
+            ledger.finish_run(run_id, "ok", counts=counts, completion_path=run.path)
+            log.info(result.summary_line())
+            return result
+
+
+def _choose_mode(ledger: Ledger, options: SyncOptions, config: Config, as_of: date) -> str:
+    if options.full:
+        return "full"
+    last_full = ledger.last_run("ok", mode="full")
+    if last_full is None:
+        return "full"
+    if config.full_every_days and (as_of - date.fromisoformat(last_full["as_of"])).days >= config.full_every_days:
+        return "full"
+    return "incremental"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectorError):
+        return f"{type(exc).__name__}: {exc.message}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def resolve_courses(mappings: Mappings, courses: Iterable[Course]) -> dict[CourseRef, int]:
+    """The Moodle course id each mapped course reference names (refs with no match are left out)."""
+    courses = list(courses)
+    resolved: dict[CourseRef, int] = {}
+    for ref in mappings.course_refs():
+        for course in courses:
+            if ref.matches(course):
+                resolved[ref] = course.id
+                break
+    return resolved
+
+
+class _Run:
+    """The fetch-and-record work of one run, inside the ledger transaction."""
+
+    def __init__(self, api: MoodleApi, ledger: Ledger, mappings: Mappings, config: Config,
+                 options: SyncOptions, run_id: int, mode: str, as_of: date,
+                 progress: ProgressFn | None) -> None:
+        self.api = api
+        self.ledger = ledger
+        self.mappings = mappings
+        self.config = config
+        self.options = options
+        self.run_id = run_id
+        self.mode = mode
+        self.full = mode == "full"
+        self.as_of = as_of
+        self.progress = progress or (lambda stage, done, total: None)
+        self.path = "unknown"
+        self.counts: dict[str, int] = {}
+        self.warnings: list[str] = []
+
+    # -- the run ----------------------------------------------------------------------------------
+    def execute(self) -> None:
+        self.progress("site info", 0, None)
+        site = self.api.site_info()
+        missing = [f for f in REQUIRED_FUNCTIONS if not site.can_call(f)]
+        if missing:
+            raise MoodlePermissionError(
+                "the token's web service lacks " + ", ".join(missing),
+                hint="add these functions to the external service (Site administration > Server > "
+                     "Web services > External services > Functions); `connector doctor` lists all")
+        courses = self.api.courses()
+        self.ledger.upsert_courses(courses, self.run_id)
+        self.course_ids = resolve_courses(self.mappings, courses)
+        by_id = {c.id: c for c in courses}
+        mapped = sorted(set(self.course_ids.values()))
+        tracked = [cid for cid in mapped if by_id[cid].completion_enabled]
+        for ref in sorted(self.mappings.course_refs() - set(self.course_ids), key=str):
+            self.warnings.append(f"mapped course {ref.by}={ref.value} does not exist in Moodle")
+        self.counts["courses_mapped"] = len(mapped)
+
+        cohorts = self._cohorts(site)
+        self.path = self._choose_path(site)
+        if self.path == "report":
+            people_ids, enrolments, completions = self._read_report(set(mapped))
+            self.ledger.upsert_enrolments(enrolments, self.run_id)
+            checks = [(c, u, None, a) for c, u, a in enrolments]
+            self.ledger.record_checks(checks, self.run_id)
+            evidence = self.ledger.record_evidence(completions, self.run_id)
+            enrolment_count = len(enrolments)
+            profiles: dict[int, Person] = {}
+        else:
+            profiles, enrolments = self._read_enrolments(mapped)
+            people_ids = set(profiles)
+            self.ledger.upsert_enrolments(enrolments, self.run_id)
+            enrolment_count = len(enrolments)
+            evidence_list = self._read_completions(enrolments, set(tracked), profiles)
+            evidence = self.ledger.record_evidence(evidence_list, self.run_id)
+        people_ids |= set(cohorts)
+        self._record_people(people_ids, profiles, cohorts)
+        if self.full:
+            self.counts["evidence_gone"] = self.ledger.mark_evidence_gone(tracked, self.run_id)
+            self.ledger.mark_enrolments_gone(mapped, self.run_id)
+        else:
+            self.counts["evidence_gone"] = 0
+        self.counts.update(enrolments=enrolment_count, evidence_new=evidence.new,
+                           evidence_seen=evidence.seen)
+        self.progress("evaluating", 0, None)
+        self.counts.update(evaluate_into_ledger(self.ledger, self.mappings, self.course_ids,
+                                                self.as_of, self.run_id))
+
+    # -- choosing ---------------------------------------------------------------------------------
+    def _choose_path(self, site: Any) -> str:
+        wanted = self.options.completion_path or self.config.completion_path
+        report_ok = self.config.report_id is not None and site.can_call(REPORT_FUNCTION)
+        if wanted == "report":
+            if not report_ok:
+                raise MoodlePermissionError(
+                    "the report path needs [moodle] report_id and core_reportbuilder_retrieve_report "
+                    "in the web service", function=REPORT_FUNCTION,
+                    hint="set report_id to the custom report's id, or use completion_path = 'auto'")
+            return "report"
+        if wanted == "auto" and report_ok:
+            if site.lang != "en":
+                self.warnings.append(
+                    f"report path skipped: the web-service user's language is '{site.lang}', its dates "
+                    "cannot be read reliably; set that user's language to English to use it")
+            else:
+                return "report"
+        if wanted in ("per_user", "per_course"):
+            if wanted == "per_user" and not site.can_call(PER_USER_FUNCTION):
+                raise MoodlePermissionError("the per_user path needs core_enrol_get_users_courses",
+                                            function=PER_USER_FUNCTION)
+            return wanted
+        return "auto-fallback"  # decided once enrolments are known
+
+    # -- cohorts ----------------------------------------------------------------------------------
+    def _cohorts(self, site: Any) -> dict[int, frozenset[str]]:
+        wanted = self.mappings.cohort_idnumbers()
+        if not wanted:
+            return {}
+        if not all(site.can_call(f) for f in COHORT_FUNCTIONS):
+            raise MoodlePermissionError(
+                "the mappings use cohorts but the web service lacks " + " / ".join(COHORT_FUNCTIONS),
+                hint="add them to the external service and grant moodle/cohort:view")
+        by_id = {c.id: c.idnumber for c in self.api.cohorts() if c.idnumber in wanted}
+        members: dict[int, set[str]] = {}
+        if by_id:
+            for group in self.api.cohort_members(sorted(by_id)):
+                for user_id in group.user_ids:
+                    members.setdefault(user_id, set()).add(by_id[group.cohort_id])
+        return {u: frozenset(s) for u, s in members.items()}
+
+    # -- report path ------------------------------------------------------------------------------
+    def _read_report(self, mapped: set[int]) -> tuple[set[int], list[tuple[int, int, int | None]],
+                                                      list[Completion]]:
+        report_id = self.config.report_id
+        assert report_id is not None
+        preferred = self.config.report_timezone or self.mappings.timezone or self.config.timezone
+        zone_name = None if self.full else self.ledger.bookmark("report_timezone")
+        if zone_name is None:
+            zone_name = str(self.api.calibrate_report_timezone(report_id, preferred=preferred,
+                                                                per_page=self.config.report_per_page))
+            self.ledger.set_bookmark("report_timezone", zone_name, self.run_id)
+        zone = ZoneInfo(zone_name)
+        idnumber_to_course = {}
+        for course in self.ledger.courses():
+            if course.idnumber:
+                idnumber_to_course[course.idnumber] = course.id
+        people: set[int] = set()
+        unknown_usernames: dict[str, list[tuple[int, int | None]]] = {}
+        enrolments: dict[tuple[int, int], int | None] = {}
+        completions: list[Completion] = []
+        rows = 0
+        for row in self.api.report_completions(report_id, per_page=self.config.report_per_page, tz=zone):
+            rows += 1
+            if rows % 1000 == 0:
+                self.progress("reading the report", rows, None)
+            course_id = row.course_id or idnumber_to_course.get(row.course_idnumber)
+            if course_id not in mapped:
+                continue
+            if row.user_id is None:
+                unknown_usernames.setdefault(row.username, []).append((course_id, row.completed_at))
+                continue
+            people.add(row.user_id)
+            enrolments[(course_id, row.user_id)] = None
+            if row.completed_at is not None:
+                completions.append(Completion(row.user_id, course_id, row.completed_at, "report", 60))
+        if unknown_usernames:  # a report without the user link column: resolve usernames once
+            for person in self.api.users_by_field("username", sorted(unknown_usernames),
+                                                  batch_size=USERS_BATCH):
+                for course_id, at in unknown_usernames[person.username]:
+                    people.add(person.id)
+                    enrolments[(course_id, person.id)] = None
+                    if at is not None:
+                        completions.append(Completion(person.id, course_id, at, "report", 60))
+        self.counts["report_rows"] = rows
+        return people, [(c, u, a) for (c, u), a in enrolments.items()], completions
+
+    # -- fallback paths ---------------------------------------------------------------------------
+    def _read_enrolments(self, mapped: list[int]) -> tuple[dict[int, Person],
+                                                          list[tuple[int, int, int | None]]]:
+        profiles: dict[int, Person] = {}
+        enrolments: list[tuple[int, int, int | None]] = []
+        for index, course_id in enumerate(mapped):
+            self.progress("reading enrolments", index, len(mapped))
+            for row in self.api.enrolled_users(course_id, page_size=self.config.page_size):
+                profiles.setdefault(row.person.id, row.person)
+                enrolments.append((course_id, row.person.id, row.enrolment.lastcourseaccess))
+        self.progress("reading enrolments", len(mapped), len(mapped))
+        return profiles, enrolments
+
+    def _read_completions(self, enrolments: list[tuple[int, int, int | None]], tracked: set[int],
+                          profiles: dict[int, Person]) -> list[Completion]:
+        state = self.ledger.enrolment_state()
+        evidenced = self.ledger.evidence_with_time()
+        previous_access = {row["user_id"]: row["lastaccess"] for row in self.ledger.people_rows()}
+
+        def needs_check(course_id: int, user_id: int, access: int | None) -> bool:
+            if self.full:
+                return True
+            known = state.get((course_id, user_id))
+            if known is None or known[2] is None and known[1] is None:
+                return True  # new enrolment, or never read
+            return (access or 0) != (known[2] or 0)  # the person touched the course since
+
+        pairs = [(c, u, a) for c, u, a in enrolments if c in tracked and needs_check(c, u, a)]
+        users = sorted({u for _, u, _ in pairs})
+        if self.path == "auto-fallback":
+            completed_ratio = self._completed_ratio(state)
+            per_user_cost = len(users) + completed_ratio * len(pairs)
+            self.path = "per_user" if per_user_cost < len(pairs) else "per_course"
+        self.counts["completion_checks"] = len(pairs)
+        if self.path == "per_user":
+            return self._per_user(pairs, users, evidenced, state)
+        return self._per_course(pairs)
+
+    @staticmethod
+    def _completed_ratio(state: dict[tuple[int, int], tuple[int | None, int | None, int | None]]) -> float:
+        known = [s[1] for s in state.values() if s[1] is not None]
+        return sum(known) / len(known) if known else 0.5
+
+    def _per_course(self, pairs: list[tuple[int, int, int | None]]) -> list[Completion]:
+        completions: list[Completion] = []
+        checks: list[tuple[int, int, bool | None, int | None]] = []
+        results = self.api.course_completions([(c, u) for c, u, _ in pairs])
+        for index, ((course_id, user_id, access), result) in enumerate(zip(pairs, results), 1):
+            if index % 200 == 0 or index == len(pairs):
+                self.progress("reading completions", index, len(pairs))
+            if isinstance(result, MoodleError):
+                checks.append((course_id, user_id, None, access))
+                continue
+            checks.append((course_id, user_id, result.completed, access))
+            if result.completed and result.completed_at is not None:
+                completions.append(Completion(user_id, course_id, result.completed_at))
+        self.ledger.record_checks(checks, self.run_id)
+        return completions
+
+    def _per_user(self, pairs: list[tuple[int, int, int | None]], users: list[int],
+                  evidenced: set[tuple[int, int]],
+                  state: dict[tuple[int, int], tuple[int | None, int | None, int | None]]) -> list[Completion]:
+        wanted = {(c, u): a for c, u, a in pairs}
+        to_read: list[tuple[int, int, int | None]] = []
+        checks: list[tuple[int, int, bool | None, int | None]] = []
+        for index, (user_id, courses) in enumerate(self.api.users_courses(users), 1):
+            if index % 200 == 0 or index == len(users):
+                self.progress("reading users' courses", index, len(users))
+            for course in courses:
+                key = (course.course_id, user_id)
+                if key not in wanted:
+                    continue
+                access = wanted[key]
+                if course.completed:
+                    already = key in evidenced and state.get(key, (None, None, None))[1] == 1
+                    if self.full or not already:
+                        to_read.append((course.course_id, user_id, access))
+                        continue
+                checks.append((course.course_id, user_id, course.completed, access))
+        self.ledger.record_checks(checks, self.run_id)
+        return self._per_course(to_read)
+
+    # -- people -----------------------------------------------------------------------------------
+    def _record_people(self, user_ids: set[int], profiles: dict[int, Person],
+                       cohorts: dict[int, frozenset[str]]) -> None:
+        ids = sorted(user_ids)
+        self.progress("reading people", 0, len(ids))
+        found: dict[int, Person] = {}
+        if ids:
+            for person in self.api.users_by_field("id", ids, batch_size=USERS_BATCH):
+                found[person.id] = person
+        self.progress("reading people", len(ids), len(ids))
+        rows = []
+        unplaced = conflicts = 0
+        for user_id in ids:
+            person = found.get(user_id)
+            if person is None:
+                continue  # deleted in Moodle: handled below, history kept
+            user_cohorts = cohorts.get(user_id, frozenset())
+            placement = self.mappings.place(person, user_cohorts)
+            if placement.department_id is None:
+                unplaced += 1
+            if placement.conflicts:
+                conflicts += 1
+                self.warnings.append(f"user id {user_id} matches several departments: "
+                                     + ", ".join(placement.conflicts))
+            start = self.mappings.start_date_of(person)
+            rows.append({
+                "user_id": user_id, "username": person.username, "idnumber": person.idnumber,
+                "fullname": person.fullname, "institution": person.institution,
+                "department_text": person.department, "position": self.mappings.position_of(person),
+                "cohorts": json.dumps(sorted(user_cohorts)), "department_id": placement.department_id,
+                "placement_conflicts": json.dumps(list(placement.conflicts)) if placement.conflicts else None,
+                "start_date": start.isoformat() if start else None,
+                "lastaccess": (profiles.get(user_id) or person).lastaccess,
+                "active": 0 if person.suspended else 1, "suspended": int(bool(person.suspended)),
+            })
+        self.ledger.upsert_people(rows, self.run_id, self.as_of)
+        deleted = [u for u in ids if u not in found]
+        if deleted:
+            self.ledger.db.conn.executemany(
+                "UPDATE people SET active = 0, deleted = 1 WHERE user_id = ?", [(u,) for u in deleted])
+        self.counts.update(people=len(rows), unplaced=unplaced, placement_conflicts=conflicts,
+                           deleted=len(deleted), suspended=sum(r["suspended"] for r in rows))
+
+
+# -- evaluation (shared by sync and by `status --as-of`) -----------------------------------------
+def subjects_from_ledger(ledger: Ledger) -> Iterator[Subject]:
+    first_run = ledger.db.execute("SELECT MIN(id) FROM sync_runs WHERE outcome IN ('ok', 'running')").fetchone()[0]
+    for row in ledger.people_rows():
+        start = date.fromisoformat(row["start_date"]) if row["start_date"] else None
+        if start is None and row["first_seen_run"] != first_run and row["first_seen_on"]:
+            # first seen after the ledger's first sync: a newcomer since that day
+            start = date.fromisoformat(row["first_seen_on"])
+        yield Subject(
+            user_id=row["user_id"], username=row["username"], department_id=row["department_id"],
+            position=row["position"], cohorts=frozenset(json.loads(row["cohorts"] or "[]")),
+            active=bool(row["active"]), start_date=start, idnumber=row["idnumber"] or "")
+
+
+def evaluate_ledger(ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int],
+                    as_of: date) -> tuple[Iterator[tuple[Any, ...]], RollupBuilder]:
+    """Stream (status row, ...) for every subject x requirement; the builder fills as it streams."""
+    builder = RollupBuilder(mappings, as_of)
+    rules = RuleSet(mappings, course_ids, as_of)
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        evidence = ledger.evidence_by_user()
+        pending = next(evidence, None)
+        for subject in subjects_from_ledger(ledger):
+            while pending is not None and pending[0] < subject.user_id:
+                pending = next(evidence, None)
+            items = pending[1] if pending is not None and pending[0] == subject.user_id else []
+            ids = {(c.course_id, c.completed_at): eid for eid, c in items}
+            statuses = rules.evaluate(subject, [c for _, c in items])
+            builder.add(subject, statuses)
+            for s in statuses:
+                decided = s.decided_by
+                yield (subject.user_id, s.requirement_id, str(s.status), _iso(s.valid_until),
+                       _iso(s.since), _iso(s.due),
+                       ids.get((decided.course_id, decided.completed_at)) if decided else None,
+                       _iso(s.completed_on), s.detail)
+
+    return rows(), builder
+
+
+def rollup_row(r: Any) -> dict[str, Any]:
+    return {
+        "department_id": r.department_id, "requirement_id": r.requirement_id, "in_scope": r.in_scope,
+        "compliant": r.compliant, "expiring": r.expiring, "expired": r.expired, "missing": r.missing,
+        "grace": r.grace, "exempt": r.exempt, "holders": r.holders, "share": r.share,
+        "targets_met": None if r.targets_met is None else int(r.targets_met),
+        "targets": json.dumps([_target_dict(t) for t in r.targets], ensure_ascii=False),
+    }
+
+
+def _target_dict(t: Any) -> dict[str, Any]:
+    return {"kind": t.kind, "required": t.required, "actual": t.actual, "met": t.met, "period": t.period}
+
+
+def evaluate_into_ledger(ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int],
+                         as_of: date, run_id: int) -> dict[str, int]:
+    rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
+    counter = _Counter(rows)
+    changes = ledger.write_statuses(counter, run_id, as_of)
+    ledger.write_rollups([rollup_row(r) for r in builder.build()], run_id)
+    return {"statuses": counter.count, "status_changes": changes}
+
+
+class _Counter:
+    def __init__(self, items: Iterable[Any]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self._items:
+            self.count += 1
+            yield item
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,57 @@
+"""Shared test fixtures: the demo emulator on loopback and a connector.toml pointing at it."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MAPPINGS = REPO / "mappings"
+ANCHOR = date(2026, 6, 15)  # the demo scenario's "today" in tests: statuses are deterministic
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+@dataclass
+class Site:
+    """A running demo emulator plus a config directory for the connector."""
+
+    emulator: object
+    token: str
+    config_path: Path
+    ledger_path: Path
+    tmp: Path
+
+    def write_config(self, **moodle: object) -> Path:
+        lines = ["[moodle]", f'url = "{self.emulator.url}"', 'token_file = "token"']  # type: ignore[attr-defined]
+        for key, value in moodle.items():
+            lines.append(f"{key} = {toml_value(value)}")
+        lines += ["[ledger]", 'path = "ledger.sqlite"', "[mappings]", f"dir = {toml_value(str(MAPPINGS))}",
+                  "[sync]", "full_every_days = 7"]
+        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return self.config_path
+
+
+@pytest.fixture
+def demo_site(tmp_path: Path) -> Iterator[Site]:
+    from connector.emulator import Emulator, demo_scenario
+
+    token = secrets.token_hex(16)
+    (tmp_path / "token").write_text(token + "\n", encoding="utf-8")
+    (tmp_path / "token").chmod(0o600)
+    with Emulator(demo_scenario(ANCHOR), tokens={token: "full"}) as emu:
+        site = Site(emu, token, tmp_path / "connector.toml", tmp_path / "ledger.sqlite", tmp_path)
+        site.write_config(report_id=1)
+        yield site
