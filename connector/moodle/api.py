@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connector.errors import MoodleError, MoodleNotFound, MoodleProtocolError, MoodleRequestError
+from connector.errors import MoodleError, MoodleNotFound, MoodleProtocolError, MoodleRequestError, MoodleUnavailable
 from connector.moodle.client import PER_ENROLMENT_ERRORCODES, MoodleClient, MoodleFunctionNotFound
 from connector.moodle.records import (
     Cohort,
@@ -442,6 +442,7 @@ class MoodleApi:
                 function="core_reportbuilder_retrieve_report",
                 hint="calibrate once the report shows at least one completion, or configure the zone explicitly",
             )
+        preferred = preferred or self._token_user_timezone(site)
         candidates = zone_order(preferred)
         checked: set[int] = set()
         candidates = self._filter_by_exact_time(candidates, samples, 0, checked)
@@ -459,6 +460,18 @@ class MoodleApi:
         chosen = choose_zone(candidates, preferred)
         log.info("report %d: times are in %s (%d zones fit)", report_id, chosen, len(candidates))
         return ZoneInfo(chosen)
+
+    def _token_user_timezone(self, site: SiteInfo) -> str | None:
+        """The token user's own zone from their profile, when set (not "99", the server default)."""
+        function = "core_user_get_users_by_field"
+        try:
+            rows = self.client.call(function, {"field": "id", "values": [site.userid]})
+        except MoodleError as error:
+            if isinstance(error, MoodleUnavailable):
+                raise
+            return None  # only a hint: without it the stable order decides
+        zone = _str(rows[0].get("timezone")) if isinstance(rows, list) and rows and isinstance(rows[0], dict) else ""
+        return zone if "/" in zone or zone == "UTC" else None
 
     def _completed_report_rows(
         self, report_id: int, *, per_page: int, columns: ReportColumns

@@ -22,7 +22,8 @@ Exact times are available one at a time from ``core_completion_get_course_comple
    the candidates apart (typically one or two calls in all).
 4. Of the zones left (which give identical results for every row seen), pick the preferred zone
    if it is among them, else UTC, else the first in a stable order (Area/City names
-   alphabetically, then the rest) (:func:`choose_zone`).
+   alphabetically, then the rest) (:func:`choose_zone`). When the caller names no preferred
+   zone, the token user's profile time zone is used as the preference if it is set.
 
 No zone left means the report disagrees with the completion status: a clear error, never a guess.
 """
