@@ -32,7 +32,7 @@ from connector.reports.formats import FORMATS, render_csv, render_json, render_t
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("connector")
 
-STATUS_COLUMNS = [("department_name", "department"), ("requirement", "requirement"),
+STATUS_COLUMNS = [("tree_name", "department"), ("requirement", "requirement"),
                   ("in_scope", "in scope"), ("compliant", "compliant"), ("expiring", "expiring"),
                   ("expired", "expired"), ("missing", "missing"), ("share", "share"),
                   ("targets_met", "targets met")]
@@ -116,6 +116,11 @@ def _config(ctx: click.Context) -> Config:
     if ctx.obj["mappings_dir"]:
         updates["mappings_dir"] = ctx.obj["mappings_dir"]
     return replace(config, **updates)
+
+
+def _with_tree_names(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Indent sub-departments under their organisation (two cells per level) for the table."""
+    return [dict(row, tree_name="  " * row.get("depth", 0) + row["department_name"]) for row in rows]
 
 
 def _echo_rows(rows: list[dict[str, Any]], fmt: str, columns: list[tuple[str, str]],
@@ -217,6 +222,7 @@ def status(ctx: click.Context, department: str | None, requirement: str | None, 
                                  requirement=requirement)
     if fmt == "table":
         click.echo(f"Compliance as of {when}")
+        rows = _with_tree_names(rows)
     _echo_rows(rows, fmt, STATUS_COLUMNS, STATUS_KEYS)
 
 
@@ -493,6 +499,7 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
             when, rows = status_rows(ledger, mappings)
         if fmt == "table":
             click.echo(f"Compliance as of {when}")
+            rows = _with_tree_names(rows)
         _echo_rows(rows, fmt, STATUS_COLUMNS, STATUS_KEYS)
         if demo_ledger:
             click.echo(f"ledger kept at {demo_ledger}; try: connector --ledger {demo_ledger} person u001",

@@ -54,6 +54,17 @@ def _department_filter(mappings: Mappings, department: str | None) -> set[str] |
     return selected
 
 
+def _depths(mappings: Mappings) -> dict[str, int]:
+    parents = {d.id: d.parent_id for d in mappings.departments}
+    depths: dict[str, int] = {}
+    for dept_id in parents:
+        level, node = 0, parents[dept_id]
+        while node is not None and level < len(parents):
+            level, node = level + 1, parents.get(node)
+        depths[dept_id] = level
+    return depths
+
+
 def _check_requirement(mappings: Mappings, requirement: str | None) -> None:
     if requirement and requirement not in {r.id for r in mappings.requirements}:
         known = ", ".join(r.id for r in mappings.requirements)
@@ -77,6 +88,7 @@ def status_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
     names = {d.id: d.name for d in mappings.departments}
     titles = {r.id: r.title for r in mappings.requirements}
     order = {d.id: i for i, d in enumerate(mappings.departments)}
+    depth = _depths(mappings)
     out = []
     for r in raw:
         if departments is not None and r["department_id"] not in departments:
@@ -85,6 +97,7 @@ def status_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
             continue
         out.append({
             "department": r["department_id"], "department_name": names.get(r["department_id"], r["department_id"]),
+            "depth": depth.get(r["department_id"], 0),
             "requirement": r["requirement_id"], "requirement_title": titles.get(r["requirement_id"], ""),
             "in_scope": r["in_scope"], "compliant": r["compliant"], "expiring": r["expiring"],
             "expired": r["expired"], "missing": r["missing"], "grace": r["grace"], "exempt": r["exempt"],
