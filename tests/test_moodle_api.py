@@ -206,3 +206,51 @@ def test_completion_time_follows_the_aggregation() -> None:
     assert completion_time(1, criteria) == 300
     assert completion_time(2, criteria) == 100
     assert completion_time(1, [{"timecompleted": None}]) is None
+
+
+class _CannedClient:
+    """Answers by function name; enough to drive calibration's decisions without a server."""
+
+    def __init__(self, lang: str, completed_at: int) -> None:
+        self.lang = lang
+        self.completed_at = completed_at
+
+    def call(self, function: str, params: object = None) -> object:
+        if function == "core_webservice_get_site_info":
+            return {"lang": self.lang, "userid": 9, "username": "ws", "functions": []}
+        if function == "core_user_get_users_by_field":
+            return [{"id": 9, "timezone": "99"}]
+        if function == "core_reportbuilder_retrieve_report":
+            row = [
+                '<a href="https://m/course/view.php?id=2">C</a>',
+                '<a href="https://m/user/profile.php?id=3">U</a>',
+                "u001",
+                "ITSEC-CZ",
+                "Saturday, 24 May 2025, 1:00 PM",
+            ]
+            headers = ["Course full name with link", "Full name with link", "Username", "Course ID number", "Time completed"]
+            return {"data": {"headers": headers, "rows": [{"columns": row}], "totalrowcount": 1}}
+        if function == "core_completion_get_course_completion_status":
+            completion = {"timecompleted": self.completed_at, "complete": True}
+            return {"completionstatus": {"completed": True, "aggregation": 1, "completions": [completion]}, "warnings": []}
+        raise AssertionError(function)
+
+
+def test_calibration_refuses_a_non_english_site() -> None:
+    api = MoodleApi(_CannedClient("cs", 1748088000))  # type: ignore[arg-type]
+    with pytest.raises(MoodleProtocolError) as raised:
+        api.calibrate_report_timezone(1)
+    assert "English" in str(raised.value) and "'ws'" in str(raised.value)
+
+
+def test_calibration_fails_clearly_when_no_zone_fits() -> None:
+    api = MoodleApi(_CannedClient("en", 1748088000 + 17 * 60))  # type: ignore[arg-type]  # no zone is 17 min off
+    with pytest.raises(MoodleProtocolError) as raised:
+        api.calibrate_report_timezone(1)
+    assert "no time zone" in str(raised.value)
+
+
+def test_calibration_with_one_summer_row_prefers_the_given_zone() -> None:
+    api = MoodleApi(_CannedClient("en", 1748088000))  # type: ignore[arg-type]
+    assert api.calibrate_report_timezone(1, preferred="Europe/London") == ZoneInfo("Europe/London")
+    assert api.calibrate_report_timezone(1, preferred="Europe/Prague") != ZoneInfo("Europe/Prague")  # does not fit
