@@ -242,3 +242,16 @@ def test_second_sync_exits_75_while_the_first_runs(demo_site: Site) -> None:
     assert first.poll() is None  # it answered at once, without waiting for the first to finish
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
+
+
+def test_teacher_marked_completion_waits_for_the_full_reconcile(demo_site: Site) -> None:
+    """The documented limit of the incremental fallback paths, and what closes it."""
+    demo_site.write_config(completion_path="per_course")
+    assert sync(demo_site)[0] == 0
+    at = int(datetime.combine(ANCHOR - timedelta(days=2), dtime(9), tzinfo=UTC).timestamp())
+    demo_site.emulator.complete(5, 2, at, by_teacher=True)  # type: ignore[attr-defined]  # u003, untouched course
+    assert sync(demo_site)[0] == 0
+    assert person_statuses(demo_site, "u003")["itsec-cz"] == "missing"  # not read: nothing moved
+    code, out, err = sync(demo_site, "--full")
+    assert code == 0, err
+    assert person_statuses(demo_site, "u003")["itsec-cz"] == "compliant"

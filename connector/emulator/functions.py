@@ -357,8 +357,10 @@ ENROLLED_USER_KEYS = (
 ALWAYS_RETURNED = frozenset({"id", "fullname"})
 
 
-def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None) -> dict[str, Any]:
+def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None,
+                   course_id: int) -> dict[str, Any]:
     scenario = call.scenario
+    site_access = scenario.site_access(person.index)
     courses = [scenario.course_defs[scenario.enrol_course[p]]
                for p in scenario.user_positions(person.index)]
     record: dict[str, Any] = {
@@ -370,7 +372,9 @@ def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None
     _optional(record, "institution", person.institution)
     _optional(record, "idnumber", person.idnumber)
     record.update({
-        "interests": XmlOnly(None), "firstaccess": 0, "lastaccess": 0, "lastcourseaccess": 0,
+        "interests": XmlOnly(None), "firstaccess": site_access and min(
+            scenario.last_access[p] or site_access for p in scenario.user_positions(person.index)),
+        "lastaccess": site_access, "lastcourseaccess": scenario.course_access(person.index, course_id),
         "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
     })
     _optional(record, "city", person.city)
@@ -422,7 +426,7 @@ def get_enrolled_users(call: Call, params: dict[str, Any]) -> list[dict[str, Any
     end = limitfrom + limitnumber if limitnumber else None
     page = chosen[limitfrom:end]
     call.enrolled_rows = len(page)
-    return [_enrolled_user(call, person, wanted) for person in page]
+    return [_enrolled_user(call, person, wanted, course_id) for person in page]
 
 
 def get_users_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -449,7 +453,8 @@ def get_users_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]
             "category": course.category_id,
             "progress": (100 if done else 0) if tracked else None,
             "completed": done if tracked else None,
-            "startdate": 0, "enddate": 0, "marker": 0, "lastaccess": None,
+            "startdate": 0, "enddate": 0, "marker": 0,
+            "lastaccess": scenario.last_access[position] or None,
             "isfavourite": False, "hidden": False, "overviewfiles": [],
             "showactivitydates": False,
             "showcompletionconditions": True if tracked else None,

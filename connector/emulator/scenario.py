@@ -143,14 +143,18 @@ class Scenario:
         self.token_user_id = token_user_id
         self.weak_user_id = weak_user_id
         self.username_width = max(3, len(str(len(people.flags))))
-        # enrolments, stored in (user, course) order; completed_at 0 = not completed
+        # enrolments, stored in (user, course) order; completed_at 0 = not completed;
+        # last_access: the person's last visit to the course (lastcourseaccess), 0 = never.
+        # Self completion needs a visit, so a completion's time is also a visit.
         self.enrol_user = array("l")
         self.enrol_course = array("l")
         self.completed_at = array("q")
+        self.last_access = array("q")
         for user_id, course_id, at in enrolment_triples:
             self.enrol_user.append(user_id)
             self.enrol_course.append(course_id)
             self.completed_at.append(at)
+            self.last_access.append(at)
         self.earlier_completions: list[tuple[int, int, int]] = list(earlier_completions)
         self._rebuild_indexes()
 
@@ -289,9 +293,9 @@ class Scenario:
     @property
     def enrolments(self) -> Iterator[Enrolment]:
         with self.lock:
-            pairs = list(zip(self.enrol_user, self.enrol_course))
-        for user_id, course_id in pairs:
-            yield Enrolment(course_id=course_id, user_id=user_id, lastcourseaccess=0)
+            rows = list(zip(self.enrol_user, self.enrol_course, self.last_access))
+        for user_id, course_id, access in rows:
+            yield Enrolment(course_id=course_id, user_id=user_id, lastcourseaccess=access)
 
     @property
     def completions(self) -> Iterator[Completion]:
@@ -321,8 +325,12 @@ class Scenario:
             for position in self.course_positions(course_id):
                 self.completed_at[position] = 0
 
-    def complete(self, user_id: int, course_id: int, at: int) -> None:
-        """A new completion; enrols the person first when they were not enrolled."""
+    def complete(self, user_id: int, course_id: int, at: int, *, by_teacher: bool = False) -> None:
+        """A new completion; enrols the person first when they were not enrolled.
+
+        A self completion is a visit to the course (``lastcourseaccess`` moves); a teacher marking
+        someone complete (``by_teacher``) is not: the person's access times stay as they were.
+        """
         with self.lock:
             index = self._require_person(user_id)
             if course_id not in self.course_defs:
@@ -334,6 +342,23 @@ class Scenario:
             if previous:
                 self.earlier_completions.append((user_id, course_id, previous))
             self.completed_at[position] = at
+            if not by_teacher:
+                self.last_access[position] = max(self.last_access[position], at)
+
+    def visit(self, user_id: int, course_id: int, at: int) -> None:
+        """The person opens an enrolled course (``lastcourseaccess`` moves, nothing else)."""
+        with self.lock:
+            position = self.find_enrolment(self._require_person(user_id), course_id)
+            if position is None:
+                raise KeyError(f"user {user_id} is not enrolled in course {course_id}")
+            self.last_access[position] = max(self.last_access[position], at)
+
+    def course_access(self, index: int, course_id: int) -> int:
+        position = self.find_enrolment(index, course_id)
+        return 0 if position is None else self.last_access[position]
+
+    def site_access(self, index: int) -> int:
+        return max((self.last_access[p] for p in self.user_positions(index)), default=0)
 
     def suspend(self, user_id: int) -> None:
         with self.lock:
@@ -345,7 +370,7 @@ class Scenario:
             index = self._require_person(user_id)
             self._people.flags[index] |= DELETED
             doomed = self.user_positions(index)
-            for column in (self.enrol_user, self.enrol_course, self.completed_at):
+            for column in (self.enrol_user, self.enrol_course, self.completed_at, self.last_access):
                 del column[doomed.start : doomed.stop]
             self._rebuild_indexes()
 
@@ -365,6 +390,7 @@ class Scenario:
         self.enrol_user.insert(position, user_id)
         self.enrol_course.insert(position, course_id)
         self.completed_at.insert(position, 0)
+        self.last_access.insert(position, 0)
         self._rebuild_indexes()
         return position
 

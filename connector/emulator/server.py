@@ -219,8 +219,11 @@ class Emulator:
     def reset_course(self, course_id: int) -> None:
         self.scenario.reset_course(course_id)
 
-    def complete(self, user_id: int, course_id: int, at: int) -> None:
-        self.scenario.complete(user_id, course_id, at)
+    def complete(self, user_id: int, course_id: int, at: int, *, by_teacher: bool = False) -> None:
+        self.scenario.complete(user_id, course_id, at, by_teacher=by_teacher)
+
+    def visit(self, user_id: int, course_id: int, at: int) -> None:
+        self.scenario.visit(user_id, course_id, at)
 
     def suspend(self, user_id: int) -> None:
         self.scenario.suspend(user_id)
