@@ -184,14 +184,9 @@ class _Compiled:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class _Holding:
-    """What a person's evidence says about one requirement, before scope and exemptions."""
-
-    decided_by: Completion | None
-    completed_on: date | None
-    valid_until: date | None
-    detail: str
+# What a person's evidence says about one requirement, before scope and exemptions:
+# (deciding completion, its local date, valid until, detail). A plain tuple: this is the hot path.
+_Holding = tuple[Completion | None, date | None, date | None, str]
 
 
 def _evidence_key(completion: Completion) -> tuple[int, int, str]:
@@ -243,55 +238,68 @@ class RuleSet:
 
     def _holding(self, compiled: _Compiled, latest: dict[int, Completion], counts: dict[int, int],
                  future: dict[int, int], zone: ZoneInfo) -> _Holding:
-        ignored = sum(future.get(c, 0) for c in compiled.course_ids)
-        note = f"; {ignored} completion{'s' if ignored != 1 else ''} dated after as_of ignored" if ignored else ""
+        note = self._future_note(compiled, future) if future else ""
         if compiled.unmeetable:
-            return _Holding(None, None, None, "a course of this requirement is not in Moodle" + note)
-        have = [latest[c] for c in compiled.course_ids if c in latest]
-        if compiled.all_of:
-            if len(have) < len(compiled.course_ids):
-                return _Holding(None, None, None,
-                                f"{len(have)} of {len(compiled.course_ids)} courses completed" + note)
-            deciding = min(have, key=_evidence_key)
-            detail = f"all {len(have)} courses completed; the first to expire decides"
-        else:
-            if not have:
-                return _Holding(None, None, None, "no completion" + note)
-            deciding = max(have, key=_evidence_key)
-            total = sum(counts.get(c, 0) for c in compiled.course_ids)
+            return None, None, None, "a course of this requirement is not in Moodle" + note
+        course_ids = compiled.course_ids
+        if len(course_ids) == 1:  # the common case, without building lists
+            deciding = latest.get(course_ids[0])
+            if deciding is None:
+                return None, None, None, "no completion" + note
+            total = counts[course_ids[0]]
             detail = f"latest of {total} completions" if total > 1 else "one completion"
+        else:
+            have = [latest[c] for c in course_ids if c in latest]
+            if compiled.all_of:
+                if len(have) < len(course_ids):
+                    return None, None, None, f"{len(have)} of {len(course_ids)} courses completed" + note
+                deciding = min(have, key=_evidence_key)
+                detail = f"all {len(have)} courses completed; the first to expire decides"
+            else:
+                if not have:
+                    return None, None, None, "no completion" + note
+                deciding = max(have, key=_evidence_key)
+                total = sum(counts.get(c, 0) for c in course_ids)
+                detail = f"latest of {total} completions" if total > 1 else "one completion"
         completed_on = datetime.fromtimestamp(deciding.completed_at, zone).date()
         valid_until = compiled.valid_for.after(completed_on) if compiled.valid_for else None
-        return _Holding(deciding, completed_on, valid_until, detail + note)
+        return deciding, completed_on, valid_until, detail + note
+
+    @staticmethod
+    def _future_note(compiled: _Compiled, future: dict[int, int]) -> str:
+        ignored = sum(future.get(c, 0) for c in compiled.course_ids)
+        if not ignored:
+            return ""
+        return f"; {ignored} completion{'s' if ignored != 1 else ''} dated after as_of ignored"
 
     def _decide(self, compiled: _Compiled, subject: Subject, position: str | None,
                 holding: _Holding) -> PersonStatus:
         as_of = self.as_of
-        base = (subject.user_id, compiled.id)
-        evidence = dict(valid_until=holding.valid_until, decided_by=holding.decided_by,
-                        completed_on=holding.completed_on)
+        user_id, req_id = subject.user_id, compiled.id
+        decided_by, completed_on, valid_until, detail = holding
         if not compiled.applies(subject.department_id, position, subject.cohorts):
-            return PersonStatus(*base, Status.NOT_APPLICABLE, **evidence,
-                                detail="outside the requirement's applies_to; " + holding.detail)
+            return PersonStatus(user_id, req_id, Status.NOT_APPLICABLE, valid_until, None, None, decided_by,
+                                completed_on, "outside the requirement's applies_to; " + detail)
         exemption = compiled.exemption_for(subject, as_of) if compiled.exemptions else None
         if exemption is not None:
             until = f" until {exemption.until.isoformat()}" if exemption.until else ""
-            return PersonStatus(*base, Status.EXEMPT, **evidence, detail=f"exempt{until}: {exemption.reason}")
-        valid = holding.decided_by is not None and (holding.valid_until is None or holding.valid_until >= as_of)
-        if valid:
-            if holding.valid_until is not None and compiled.warn is not None \
-                    and as_of >= compiled.warn.before(holding.valid_until):
-                return PersonStatus(*base, Status.EXPIRING, **evidence, detail=holding.detail)
-            return PersonStatus(*base, Status.COMPLIANT, **evidence, detail=holding.detail)
+            return PersonStatus(user_id, req_id, Status.EXEMPT, valid_until, None, None, decided_by,
+                                completed_on, f"exempt{until}: {exemption.reason}")
+        if decided_by is not None and (valid_until is None or valid_until >= as_of):
+            status = Status.COMPLIANT
+            if valid_until is not None and compiled.warn is not None \
+                    and as_of >= compiled.warn.before(valid_until):
+                status = Status.EXPIRING
+            return PersonStatus(user_id, req_id, status, valid_until, None, None, decided_by, completed_on, detail)
         if compiled.grace is not None and subject.start_date is not None:
             due = compiled.grace.after(subject.start_date)
             if due > as_of:
-                return PersonStatus(*base, Status.GRACE, **evidence, due=due,
-                                    detail=f"newcomer since {subject.start_date.isoformat()}; " + holding.detail)
-        if holding.decided_by is not None and holding.valid_until is not None:
-            return PersonStatus(*base, Status.EXPIRED, **evidence,
-                                since=holding.valid_until + timedelta(days=1), detail=holding.detail)
-        return PersonStatus(*base, Status.MISSING, detail=holding.detail)
+                return PersonStatus(user_id, req_id, Status.GRACE, valid_until, None, due, decided_by, completed_on,
+                                    f"newcomer since {subject.start_date.isoformat()}; " + detail)
+        if decided_by is not None and valid_until is not None:
+            return PersonStatus(user_id, req_id, Status.EXPIRED, valid_until, valid_until + timedelta(days=1),
+                                None, decided_by, completed_on, detail)
+        return PersonStatus(user_id, req_id, Status.MISSING, detail=detail)
 
 
 def evaluate_person(subject: Subject, evidence: Sequence[Completion], mappings: Mappings,
