@@ -63,6 +63,8 @@ def run_checks(config: Config) -> Iterator[Check]:
             for function, why in OPTIONAL_FUNCTIONS.items():
                 if not site.can_call(function):
                     yield Check(f"optional {function}", True, f"not in the service; {why}")
+            if mappings is not None and not missing:
+                yield _capability_probe(api, mappings)
             if config.report_id is not None:
                 if site.lang != "en":
                     yield Check("report", False, f"the token user's language is '{site.lang}'",
@@ -73,6 +75,36 @@ def run_checks(config: Config) -> Iterator[Check]:
                                 f"{page.total_rows if page else 0} rows, columns {list(page.headers) if page else []}")
     except ConnectorError as exc:
         yield Check("moodle", False, exc.message, exc.hint)
+
+
+def _capability_probe(api: object, mappings: object) -> Check:
+    """Read one enrolment and its completion: a token lacking capabilities fails here, not at 2 am."""
+    from connector.moodle.api import MoodleApi, is_per_enrolment_error
+    from connector.sync import resolve_courses
+
+    assert isinstance(api, MoodleApi)
+    try:
+        courses = api.courses()
+    except ConnectorError as exc:
+        return Check("capabilities", False, exc.message, exc.hint)
+    resolved = resolve_courses(mappings, courses)  # type: ignore[arg-type]
+    tracked = [c for c in courses if c.id in set(resolved.values()) and c.completion_enabled]
+    if not tracked:
+        return Check("capabilities", False, "no mapped course with completion tracking exists in Moodle",
+                     "run `connector courses` to see which mapped courses are missing or not tracked")
+    course = tracked[0]
+    try:
+        first = next(iter(api.enrolled_users(course.id, page_size=1)), None)
+        if first is not None:
+            try:
+                api.course_completion(course.id, first.person.id)
+            except ConnectorError as exc:
+                if not is_per_enrolment_error(exc):  # type: ignore[arg-type]
+                    raise
+    except ConnectorError as exc:
+        return Check("capabilities", False, exc.message, exc.hint)
+    return Check("capabilities", True, f"read enrolments and a completion of course {course.id} "
+                 f"({course.idnumber or course.shortname})")
 
 
 def _ledger_check(config: Config) -> Check:

@@ -255,3 +255,28 @@ def test_teacher_marked_completion_waits_for_the_full_reconcile(demo_site: Site)
     code, out, err = sync(demo_site, "--full")
     assert code == 0, err
     assert person_statuses(demo_site, "u003")["itsec-cz"] == "compliant"
+
+
+def test_doctor_names_the_missing_capabilities_for_a_weak_token(demo_site: Site) -> None:
+    weak = "weak" + demo_site.token[4:]
+    demo_site.emulator.add_token(weak, kind="weak")  # type: ignore[attr-defined]
+    (demo_site.tmp / "token").write_text(weak + "\n", encoding="utf-8")
+    code, out, _ = run_cli(demo_site, "doctor")
+    assert code == 1
+    assert "[FAIL] capabilities" in out and "moodle/course:view" in out
+    assert weak not in out
+
+
+def test_sync_logs_hold_neither_the_token_nor_personal_data(demo_site: Site,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    demo_site.write_config(completion_path="per_user")
+    caplog.set_level(logging.DEBUG)
+    code, out, err = run_cli(demo_site, "--log-level", "debug", "sync", "--as-of", ANCHOR.isoformat())
+    assert code == 0, err
+    assert caplog.records, "debug logging produced records"
+    text = "\n".join(r.getMessage() for r in caplog.records) + out + err
+    assert demo_site.token not in text
+    for personal in ("u001", "Kateřina", "EMP1001", "example.org"):
+        assert personal not in text, personal
