@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -261,7 +262,6 @@ def test_rollups_aggregate_the_tree_and_judge_targets() -> None:
                         targets=(Target("share", 0.5, Duration(2, "years")),))
     advisor = requirement(id="adv", courses=(B,), valid_for=None, warn_before=None, grace=None,
                           applies_to=AppliesTo(positions=("poradce",)), targets=(Target("holders", 1, None, "leaves"),))
-    maps = mappings(share, advisor)
     as_of = date(2025, 6, 1)  # current 2-year period: 2024-2025
     people = [
         (subject(user_id=1, department_id="org.a"), [done(date(2024, 5, 1), user=1)]),  # compliant, in period
@@ -273,8 +273,7 @@ def test_rollups_aggregate_the_tree_and_judge_targets() -> None:
         (subject(user_id=6, department_id=None), [done(date(2025, 1, 1), user=6)]),  # unplaced
         (subject(user_id=7, department_id="org.b", username="u7"), []),
     ]
-    share = Requirement(**{**{f: getattr(share, f) for f in share.__slots__},
-                           "exemptions": (Exemption("leave", username="u7"),)})
+    share = replace(share, exemptions=(Exemption("leave", username="u7"),))
     maps = mappings(share, advisor)
     evidence = [c for _, cs in people for c in cs]
     result = evaluate([s for s, _ in people], evidence, maps, COURSE_IDS, as_of)

@@ -37,7 +37,6 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone as dt_timezone
-from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
