@@ -308,12 +308,6 @@ class Ledger:
             count += len(batch)
         return count
 
-    def mark_people_gone(self, run_id: int) -> int:
-        """People not seen by this (full) run were deleted in Moodle: inactive, history kept."""
-        cursor = self.db.execute(
-            "UPDATE people SET active = 0, deleted = 1 WHERE last_seen_run < ? AND deleted = 0", [run_id])
-        return cursor.rowcount
-
     def people_rows(self) -> Iterator[dict[str, Any]]:
         cursor = self.db.execute("SELECT * FROM people ORDER BY user_id")
         names = [d[0] for d in cursor.description]
@@ -324,8 +318,9 @@ class Ledger:
         rows = self.db.execute_returning_dicts("SELECT * FROM people WHERE username = ?", [username])
         return rows[0] if rows else None
 
-    def known_user_ids(self) -> set[int]:
-        return {r[0] for r in self.db.execute("SELECT user_id FROM people")}
+    def present_user_ids(self) -> set[int]:
+        """People not (yet) known to be deleted in Moodle."""
+        return {r[0] for r in self.db.execute("SELECT user_id FROM people WHERE deleted = 0")}
 
     # -- enrolments -------------------------------------------------------------------------------
     def enrolment_state(self) -> dict[tuple[int, int], tuple[int | None, int | None, int | None]]:

@@ -255,6 +255,9 @@ class _Run:
             evidence_list = self._read_completions(enrolments, set(tracked), profiles)
             evidence = self.ledger.record_evidence(evidence_list, self.run_id)
         people_ids |= set(cohorts)
+        # people the ledger still counts as present are asked about too: one Moodle no longer
+        # returns was deleted there, and becomes inactive here (their history stays)
+        people_ids |= self.ledger.present_user_ids()
         self._record_people(people_ids, profiles, cohorts)
         if self.full:
             self.counts["evidence_gone"] = self.ledger.mark_evidence_gone(tracked, self.run_id)

@@ -280,3 +280,16 @@ def test_sync_logs_hold_neither_the_token_nor_personal_data(demo_site: Site,
     assert demo_site.token not in text
     for personal in ("u001", "Kateřina", "EMP1001", "example.org"):
         assert personal not in text, personal
+
+
+def test_deleted_user_becomes_inactive_and_keeps_history(demo_site: Site) -> None:
+    assert sync(demo_site)[0] == 0
+    assert person_statuses(demo_site, "u001")["itsec-cz"] == "compliant"
+    demo_site.emulator.delete_user(3)  # type: ignore[attr-defined]  # u001
+    code, out, err = sync(demo_site)
+    assert code == 0, err
+    code, out, _ = run_cli(demo_site, "person", "u001", "--format", "json")
+    view = json.loads(out)
+    assert view["deleted"] and not view["active"]
+    assert {s["status"] for s in view["statuses"]} == {"not_applicable"}
+    assert view["evidence"] and [h for h in view["history"] if h["to"] == "compliant"]
