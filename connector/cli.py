@@ -215,15 +215,32 @@ def status(ctx: click.Context, department: str | None, requirement: str | None, 
 
     Without --as-of it shows the last successful sync; with it, recomputes from the evidence.
     """
-    from connector.reports.views import STATUS_KEYS, status_rows
+    from connector.reports.views import STATUS_KEYS, placement_problems, status_rows
 
     with _open_for_reading(ctx) as (ledger, mappings):
         when, rows = status_rows(ledger, mappings, as_of=as_of, department=department,
                                  requirement=requirement)
+        problems = placement_problems(ledger)
     if fmt == "table":
         click.echo(f"Compliance as of {when}")
         rows = _with_tree_names(rows)
     _echo_rows(rows, fmt, STATUS_COLUMNS, STATUS_KEYS)
+    if fmt == "table":
+        _echo_placement_footer(problems)
+
+
+def _echo_placement_footer(problems: dict[str, int]) -> None:
+    if problems["unplaced"]:
+        n = problems["unplaced"]
+        who = "active person matches" if n == 1 else "active people match"
+        click.echo(f"\n{n} {who} no department and count in none "
+                   "of the rows above: add their spelling as an alias in mappings/ "
+                   "(`connector export` lists them with an empty department_id)")
+    if problems["conflicts"]:
+        n = problems["conflicts"]
+        who = "active person matches" if n == 1 else "active people match"
+        click.echo(f"{n} {who} departments on different branches; "
+                   "`connector sync` names them")
 
 
 @main.command()
@@ -477,7 +494,7 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
     from connector.emulator import Emulator, demo_scenario
     from connector.ledger import Ledger
     from connector.mapping import load_mappings
-    from connector.reports.views import STATUS_KEYS, status_rows
+    from connector.reports.views import STATUS_KEYS, placement_problems, status_rows
     from connector.sync import SyncOptions, run_sync
 
     mappings_dir = ctx.obj["mappings_dir"] or _default_mappings()
@@ -497,10 +514,13 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
         click.echo(result.summary_line(), err=True)
         with Ledger.open(ledger_path, create=False) as ledger:
             when, rows = status_rows(ledger, mappings)
+            problems = placement_problems(ledger)
         if fmt == "table":
             click.echo(f"Compliance as of {when}")
             rows = _with_tree_names(rows)
         _echo_rows(rows, fmt, STATUS_COLUMNS, STATUS_KEYS)
+        if fmt == "table":
+            _echo_placement_footer(problems)
         if demo_ledger:
             click.echo(f"ledger kept at {demo_ledger}; try: connector --ledger {demo_ledger} person u001",
                        err=True)

@@ -24,6 +24,7 @@ def test_demo_runs_a_real_sync_and_prints_the_status(tmp_path: Path) -> None:
     assert "Compliance as of" in result.stdout
     assert "Magistrát města Jablonec nad Nisou" in result.stdout and "Mestna občina Ljubljana" in result.stdout
     assert "report path" in result.stderr  # the cheapest path the demo site offers
+    assert "1 active person matches no department" in result.stdout  # u060 has no profile fields
     assert ledger.exists() and (ledger.stat().st_mode & 0o777) == 0o600
 
 

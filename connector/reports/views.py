@@ -109,6 +109,14 @@ def status_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
     return as_of, out
 
 
+def placement_problems(ledger: Ledger) -> dict[str, int]:
+    """Active people the mappings could not place: the first thing to fix in a needs analysis."""
+    unplaced, conflicts = ledger.db.execute(
+        "SELECT SUM(department_id IS NULL AND placement_conflicts IS NULL), "
+        "SUM(placement_conflicts IS NOT NULL) FROM people WHERE active = 1").fetchone()
+    return {"unplaced": unplaced or 0, "conflicts": conflicts or 0}
+
+
 def export_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None) -> tuple[date, Iterator[dict[str, Any]]]:
     names = {d.id: d.name for d in mappings.departments}
     people = {r["user_id"]: r for r in ledger.people_rows()}
