@@ -11,7 +11,8 @@ and exits with ``exit_code``. Nothing here may ever contain the Moodle token.
     |   +-- MoodleAuthError          invalid/expired token (never retried)
     |   +-- MoodlePermissionError    function not in the service / missing capability
     |   +-- MoodleRequestError       a parameter Moodle refused
-    |   +-- MoodleNotFound           unknown course, user, report, function
+    |   +-- MoodleNotFound           unknown course, user or report
+    |   |   +-- MoodleFunctionNotFound   the web-service function does not exist on this Moodle
     |   +-- MoodleUnavailable        network, 5xx/429, HTML pages, truncated bodies (retried)
     |   +-- MoodleProtocolError      a well-formed answer we cannot understand
     +-- LedgerError              the SQLite ledger cannot be opened or written
@@ -117,6 +118,10 @@ class MoodleRequestError(MoodleError):
 
 class MoodleNotFound(MoodleError):
     """An unknown course, user, report or web-service function."""
+
+
+class MoodleFunctionNotFound(MoodleNotFound):
+    """The web-service function itself is unknown to this Moodle (an older release, a plugin missing)."""
 
 
 class MoodleUnavailable(MoodleError):

@@ -56,6 +56,7 @@ from connector.errors import (
     ConfigError,
     MoodleAuthError,
     MoodleError,
+    MoodleFunctionNotFound,
     MoodleNotFound,
     MoodlePermissionError,
     MoodleProtocolError,
@@ -124,11 +125,6 @@ REQUIRED_CAPABILITIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 _BASE_CAPABILITIES = ("webservice/rest:use",)
 
-
-
-
-class MoodleFunctionNotFound(MoodleNotFound):
-    """The web-service function itself is unknown to this Moodle (not a missing course or user)."""
 
 
 # --------------------------------------------------------------------------------------------
