@@ -31,13 +31,14 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.config import Config
-from connector.errors import ConnectorError, MoodleError, MoodlePermissionError, SyncLocked
+from connector.errors import (ConfigError, ConnectorError, MoodleError, MoodlePermissionError,
+                              MoodleProtocolError, Problem, SyncLocked)
 from connector.ledger import Ledger
 from connector.mapping import CourseRef, Mappings, load_mappings
 from connector.moodle.api import MoodleApi
@@ -59,7 +60,11 @@ REQUIRED_FUNCTIONS = (
 REPORT_FUNCTION = "core_reportbuilder_retrieve_report"
 PER_USER_FUNCTION = "core_enrol_get_users_courses"
 COHORT_FUNCTIONS = ("core_cohort_get_cohorts", "core_cohort_get_cohort_members")
-USERS_BATCH = 1000
+# Moodle 4.1 requires PHP's max_input_vars >= 5000; a batch of 4000 values stays well inside it,
+# so a 20,000-person site needs 5 calls instead of 20.
+USERS_BATCH = 4000
+# Calibration needs a few hundred completed rows, not a full page: every report row costs the server.
+CALIBRATION_PER_PAGE = 250
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,7 @@ class SyncOptions:
     full: bool = False
     as_of: date | None = None
     completion_path: str | None = None  # overrides the config's completion_path
+    allow_mass_deletion: bool = False  # accept that many people vanished from Moodle at once
 
 
 @dataclass
@@ -134,16 +140,21 @@ def today_in(zone: str) -> date:
 def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
              progress: ProgressFn | None = None) -> SyncResult:
     """Run one sync; raises ConnectorError subclasses (MappingError/ConfigError before any write)."""
+    mappings = load_mappings(config.mappings_dir)  # bad input stops before anything is touched
+    settings = config.client_settings()
+    zone = mappings.timezone or config.timezone
+    today = today_in(zone)
+    as_of = options.as_of or today
+    if as_of > today:
+        raise ConfigError(Problem("--as-of", "", f"{as_of} is in the future",
+                                  "a sync records what Moodle says today; to look ahead use "
+                                  "`connector status --as-of` (it recomputes without writing)"))
     with SyncLock(lock_path_for(config.ledger_path)):
-        mappings = load_mappings(config.mappings_dir)
-        settings = config.client_settings()
-        zone = mappings.timezone or config.timezone
-        as_of = options.as_of or today_in(zone)
         with Ledger.open(config.ledger_path) as ledger:
             stale = ledger.fail_stale_runs()
             if stale:
                 log.warning("%d earlier run(s) had been interrupted; recorded as failed", stale)
-            mode = _choose_mode(ledger, options, config, as_of)
+            mode = _choose_mode(ledger, options, config)
             run_id = ledger.start_run(mode, as_of)
             started = time.monotonic()
             run: _Run | None = None
@@ -166,13 +177,16 @@ def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
             return result
 
 
-def _choose_mode(ledger: Ledger, options: SyncOptions, config: Config, as_of: date) -> str:
+def _choose_mode(ledger: Ledger, options: SyncOptions, config: Config) -> str:
+    """Full on request, on a new ledger, and when the last full run is older than full_every_days
+    by the wall clock (not by --as-of, which says which day to evaluate, not when we ran)."""
     if options.full:
         return "full"
     last_full = ledger.last_run("ok", mode="full")
     if last_full is None:
         return "full"
-    if config.full_every_days and (as_of - date.fromisoformat(last_full["as_of"])).days >= config.full_every_days:
+    ran = datetime.fromisoformat(last_full["started_at"])
+    if config.full_every_days and (datetime.now(UTC) - ran).days >= config.full_every_days:
         return "full"
     return "incremental"
 
@@ -220,7 +234,7 @@ class _Run:
     # -- the run ----------------------------------------------------------------------------------
     def execute(self) -> None:
         self.progress("site info", 0, None)
-        site = self.api.site_info()
+        site = self.site = self.api.site_info()
         missing = [f for f in REQUIRED_FUNCTIONS if not site.can_call(f)]
         if missing:
             raise MoodlePermissionError(
@@ -320,8 +334,8 @@ class _Run:
         preferred = self.config.report_timezone or self.mappings.timezone or self.config.timezone
         zone_name = None if self.full else self.ledger.bookmark("report_timezone")
         if zone_name is None:
-            zone_name = str(self.api.calibrate_report_timezone(report_id, preferred=preferred,
-                                                                per_page=self.config.report_per_page))
+            zone_name = str(self.api.calibrate_report_timezone(
+                report_id, preferred=preferred, per_page=min(self.config.report_per_page, CALIBRATION_PER_PAGE)))
             self.ledger.set_bookmark("report_timezone", zone_name, self.run_id)
         zone = ZoneInfo(zone_name)
         idnumber_to_course = {}
@@ -333,7 +347,8 @@ class _Run:
         enrolments: dict[tuple[int, int], int | None] = {}
         completions: list[Completion] = []
         rows = 0
-        for row in self.api.report_completions(report_id, per_page=self.config.report_per_page, tz=zone):
+        for row in self.api.report_completions(report_id, per_page=self.config.report_per_page, tz=zone,
+                                               concurrent=True):
             rows += 1
             if rows % 1000 == 0:
                 self.progress("reading the report", rows, None)
@@ -363,19 +378,19 @@ class _Run:
                                                           list[tuple[int, int, int | None]]]:
         profiles: dict[int, Person] = {}
         enrolments: list[tuple[int, int, int | None]] = []
-        for index, course_id in enumerate(mapped):
-            self.progress("reading enrolments", index, len(mapped))
-            for row in self.api.enrolled_users(course_id, page_size=self.config.page_size):
+        self.progress("reading enrolments", 0, len(mapped))
+        courses = self.api.enrolled_users_of(mapped, page_size=self.config.page_size)
+        for index, (course_id, rows) in enumerate(courses, 1):
+            for row in rows:
                 profiles.setdefault(row.person.id, row.person)
                 enrolments.append((course_id, row.person.id, row.enrolment.lastcourseaccess))
+            self.progress("reading enrolments", index, len(mapped))
         self.progress("reading enrolments", len(mapped), len(mapped))
         return profiles, enrolments
 
     def _read_completions(self, enrolments: list[tuple[int, int, int | None]], tracked: set[int],
                           profiles: dict[int, Person]) -> list[Completion]:
         state = self.ledger.enrolment_state()
-        evidenced = self.ledger.evidence_with_time()
-        previous_access = {row["user_id"]: row["lastaccess"] for row in self.ledger.people_rows()}
 
         def needs_check(course_id: int, user_id: int, access: int | None) -> bool:
             if self.full:
@@ -390,10 +405,11 @@ class _Run:
         if self.path == "auto-fallback":
             completed_ratio = self._completed_ratio(state)
             per_user_cost = len(users) + completed_ratio * len(pairs)
-            self.path = "per_user" if per_user_cost < len(pairs) else "per_course"
+            cheaper = per_user_cost < len(pairs) and self.site.can_call(PER_USER_FUNCTION)
+            self.path = "per_user" if cheaper else "per_course"
         self.counts["completion_checks"] = len(pairs)
         if self.path == "per_user":
-            return self._per_user(pairs, users, evidenced, state)
+            return self._per_user(pairs, users)
         return self._per_course(pairs)
 
     @staticmethod
@@ -417,9 +433,10 @@ class _Run:
         self.ledger.record_checks(checks, self.run_id)
         return completions
 
-    def _per_user(self, pairs: list[tuple[int, int, int | None]], users: list[int],
-                  evidenced: set[tuple[int, int]],
-                  state: dict[tuple[int, int], tuple[int | None, int | None, int | None]]) -> list[Completion]:
+    def _per_user(self, pairs: list[tuple[int, int, int | None]], users: list[int]) -> list[Completion]:
+        """Every pair here needs reading (new, or its access moved): the per-user call says which
+        are completed, and only those cost a status call (for the time: a renewal has a new one).
+        Pairs the per-user call does not list (e.g. a suspended enrolment) get a status call too."""
         wanted = {(c, u): a for c, u, a in pairs}
         to_read: list[tuple[int, int, int | None]] = []
         checks: list[tuple[int, int, bool | None, int | None]] = []
@@ -430,13 +447,12 @@ class _Run:
                 key = (course.course_id, user_id)
                 if key not in wanted:
                     continue
-                access = wanted[key]
+                access = wanted.pop(key)
                 if course.completed:
-                    already = key in evidenced and state.get(key, (None, None, None))[1] == 1
-                    if self.full or not already:
-                        to_read.append((course.course_id, user_id, access))
-                        continue
-                checks.append((course.course_id, user_id, course.completed, access))
+                    to_read.append((course.course_id, user_id, access))
+                else:
+                    checks.append((course.course_id, user_id, course.completed, access))
+        to_read.extend((c, u, a) for (c, u), a in wanted.items())
         self.ledger.record_checks(checks, self.run_id)
         return self._per_course(to_read)
 
@@ -464,7 +480,7 @@ class _Run:
                 conflicts += 1
                 self.warnings.append(f"user id {user_id} matches several departments: "
                                      + ", ".join(placement.conflicts))
-            start = self.mappings.start_date_of(person)
+            start = self.mappings.start_date_of(person) or self._first_login(person)
             rows.append({
                 "user_id": user_id, "username": person.username, "idnumber": person.idnumber,
                 "fullname": person.fullname, "institution": person.institution,
@@ -477,6 +493,14 @@ class _Run:
             })
         self.ledger.upsert_people(rows, self.run_id, self.as_of)
         deleted = [u for u in ids if u not in found]
+        if len(deleted) > max(3, len(ids) // 20) and not self.options.allow_mass_deletion:
+            raise MoodleProtocolError(
+                f"Moodle no longer returns {len(deleted)} of the {len(ids)} people asked about; "
+                "recording them all as deleted could be wrong (a token user who lost "
+                "moodle/user:viewdetails sees fewer people), so nothing was written",
+                function="core_user_get_users_by_field",
+                hint="check the token user's capabilities (`connector doctor`); if Moodle really "
+                     "deleted them, run `connector sync --allow-mass-deletion` once")
         if deleted:
             self.ledger.db.conn.executemany(
                 "UPDATE people SET active = 0, deleted = 1 WHERE user_id = ?", [(u,) for u in deleted])
@@ -484,14 +508,22 @@ class _Run:
                            deleted=len(deleted), suspended=sum(r["suspended"] for r in rows))
 
 
+    def _first_login(self, person: Person) -> date | None:
+        """Without a start-date profile field, a person's first Moodle login stands for their start."""
+        if not person.firstaccess:
+            return None
+        zone = ZoneInfo(self.mappings.timezone or self.config.timezone)
+        return datetime.fromtimestamp(person.firstaccess, zone).date()
+
+
 # -- evaluation (shared by sync and by `status --as-of`) -----------------------------------------
-def subjects_from_ledger(ledger: Ledger) -> Iterator[Subject]:
-    first_run = ledger.db.execute("SELECT MIN(id) FROM sync_runs WHERE outcome IN ('ok', 'running')").fetchone()[0]
+def subjects_from_ledger(ledger: Ledger, as_of: date | None = None) -> Iterator[Subject]:
+    """People as the rules see them; with ``as_of``, those the ledger first saw later are left out
+    (the ledger keeps today's department and active flag, not their past values)."""
     for row in ledger.people_rows():
+        if as_of is not None and row["first_seen_on"] and date.fromisoformat(row["first_seen_on"]) > as_of:
+            continue
         start = date.fromisoformat(row["start_date"]) if row["start_date"] else None
-        if start is None and row["first_seen_run"] != first_run and row["first_seen_on"]:
-            # first seen after the ledger's first sync: a newcomer since that day
-            start = date.fromisoformat(row["first_seen_on"])
         yield Subject(
             user_id=row["user_id"], username=row["username"], department_id=row["department_id"],
             position=row["position"], cohorts=frozenset(json.loads(row["cohorts"] or "[]")),
@@ -507,7 +539,7 @@ def evaluate_ledger(ledger: Ledger, mappings: Mappings, course_ids: dict[CourseR
     def rows() -> Iterator[tuple[Any, ...]]:
         evidence = ledger.evidence_by_user()
         pending = next(evidence, None)
-        for subject in subjects_from_ledger(ledger):
+        for subject in subjects_from_ledger(ledger, as_of):
             while pending is not None and pending[0] < subject.user_id:
                 pending = next(evidence, None)
             items = pending[1] if pending is not None and pending[0] == subject.user_id else []
