@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import sys
 import tempfile
@@ -164,11 +165,14 @@ class _Progress:
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something is wrong (for cron).")
 @click.option("--path", "completion_path", type=click.Choice(["auto", "report", "per_user", "per_course"]),
               help="Force a completion path instead of the cheapest one the site offers.")
+@click.option("--allow-mass-deletion", is_flag=True,
+              help="Accept that more than 5 % of the known people vanished from Moodle (normally "
+              "a sign the token's user lost a capability, so the run stops instead).")
 @as_of_option
 @click.pass_context
 @handle_errors
 def sync(ctx: click.Context, full: bool, quiet: bool, completion_path: str | None,
-         as_of: date | None) -> None:
+         allow_mass_deletion: bool, as_of: date | None) -> None:
     """Read Moodle, record evidence, evaluate and commit, all or nothing.
 
     \b
@@ -180,7 +184,8 @@ def sync(ctx: click.Context, full: bool, quiet: bool, completion_path: str | Non
     config = _config(ctx)
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     try:
-        result = run_sync(config, SyncOptions(full=full, as_of=as_of, completion_path=completion_path),
+        result = run_sync(config, SyncOptions(full=full, as_of=as_of, completion_path=completion_path,
+                                              allow_mass_deletion=allow_mass_deletion),
                           progress=progress)
     finally:
         progress.close()
@@ -260,10 +265,21 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, output: Path | None
         materialised = list(rows)
     text = render_json(materialised) if fmt == "json" else render_csv(materialised, EXPORT_KEYS)
     if output:
-        output.write_text(text + "\n", encoding="utf-8")
+        _write_private(output, text + "\n")
         click.echo(f"wrote {len(materialised)} rows to {output}", err=True)
     else:
         click.echo(text)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Exports hold personal data: created readable by the owner only, like the ledger."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        raise ConnectorError(f"cannot write {path}: {exc.strerror}",
+                             hint="check that the directory exists and is writable") from None
 
 
 @main.command()

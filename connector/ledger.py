@@ -275,11 +275,13 @@ class Ledger:
               run_id, run_id) for c in courses])
 
     def courses(self) -> list[Course]:
+        """Courses as last seen, the most recently seen first (a re-created course with the same
+        idnumber wins over the deleted one when mappings are resolved against this list)."""
         return [Course(id=r[0], idnumber=r[1] or "", shortname=r[2] or "", fullname=r[3] or "",
                        visible=bool(r[4]), completion_enabled=bool(r[5]))
                 for r in self.db.execute(
                     "SELECT course_id, idnumber, shortname, fullname, visible, completion_enabled "
-                    "FROM courses ORDER BY course_id")]
+                    "FROM courses ORDER BY last_seen_run DESC, course_id")]
 
     # -- people -----------------------------------------------------------------------------------
     def upsert_people(self, rows: Iterable[dict[str, Any]], run_id: int, seen_on: date) -> int:
@@ -315,7 +317,14 @@ class Ledger:
             yield dict(zip(names, row))
 
     def person_by_username(self, username: str) -> dict[str, Any] | None:
-        rows = self.db.execute_returning_dicts("SELECT * FROM people WHERE username = ?", [username])
+        """The person with this username; a live account wins over deleted ones that had it."""
+        rows = self.db.execute_returning_dicts(
+            "SELECT * FROM people WHERE username = ? ORDER BY deleted, last_seen_run DESC", [username])
+        live = [r for r in rows if not r["deleted"]]
+        if len(live) > 1:
+            ids = ", ".join(str(r["user_id"]) for r in live)
+            raise LedgerError(f"several people in the ledger have the username '{username}' (user ids {ids})",
+                              hint="the next full sync settles who holds it now")
         return rows[0] if rows else None
 
     def present_user_ids(self) -> set[int]:
@@ -414,11 +423,6 @@ class Ledger:
             "SELECT e.*, c.idnumber AS course_idnumber, c.fullname AS course_name FROM evidence e "
             "LEFT JOIN courses c ON c.course_id = e.course_id WHERE e.user_id = ? "
             "ORDER BY e.completed_at", [user_id])
-
-    def evidence_with_time(self) -> set[tuple[int, int]]:
-        """(course_id, user_id) pairs that already have evidence in the ledger."""
-        return {(r[0], r[1]) for r in self.db.execute(
-            "SELECT DISTINCT course_id, user_id FROM evidence")}
 
     # -- statuses ---------------------------------------------------------------------------------
     def write_statuses(self, rows: Iterable[tuple[Any, ...]], run_id: int, as_of: date) -> int:

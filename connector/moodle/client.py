@@ -166,7 +166,11 @@ class ClientSettings:
             raise ConfigError("Moodle connection settings are invalid: " + "; ".join(problems))
 
     def _url_problems(self) -> list[str]:
-        parts = urlsplit(self.url)
+        try:
+            parts = urlsplit(self.url)
+            parts.hostname  # noqa: B018 (raises on a malformed IPv6 host)
+        except ValueError as exc:
+            return [f"url {self.url!r} cannot be read ({exc}); write the site root, e.g. https://moodle.example.org"]
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return [f"url {self.url!r} must be the site root, e.g. https://moodle.example.org"]
         if parts.query or parts.fragment:
