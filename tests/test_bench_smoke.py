@@ -85,3 +85,32 @@ def test_the_json_figures_carry_what_the_issue_names(bench: Bench) -> None:
     for run in data["runs"]:
         assert {"name", "calls", "calls_by_function", "wall_s", "bound_s", "peak_rss_mb",
                 "ledger_rows_per_s"} <= set(run)
+
+
+# -- the fast paths the benchmark measures read exactly what the plain ones read ------------------
+def test_concurrent_reads_match_the_plain_ones_within_the_worker_limit() -> None:
+    from connector.emulator import Emulator, demo_scenario
+    from connector.moodle.api import MoodleApi
+    from connector.moodle.client import ClientSettings, MoodleClient
+
+    with Emulator(demo_scenario(ANCHOR), tokens={"t-123456": "full"}, latency_ms=2, workers=8) as emu:
+        settings = ClientSettings(url=emu.url, token="t-123456", max_concurrency=3)
+        with MoodleClient(settings) as client:
+            api = MoodleApi(client)
+            plain = [row for page in api.report_pages(1, per_page=1000) for row in page.rows]
+            emu.reset_counts()
+            pages = list(api.report_pages_concurrently(1, per_page=7))
+            side_by_side = [row for page in pages for row in page.rows]
+            assert side_by_side == plain and len(plain) > 20
+            assert emu.max_in_flight <= 3
+            assert emu.call_counts()["core_reportbuilder_retrieve_report"] == 1 + len(pages)  # probe + pages
+            big_pages = list(api.report_pages_concurrently(1, per_page=100_000))
+            assert len(big_pages) == 3  # one page per worker
+            ids = list(range(3, 63))
+            assert [p.id for p in api.users_by_field("id", ids, batch_size=7)] == \
+                   [p.id for p in api.users_by_field("id", ids, batch_size=1000)]
+            by_course = dict(api.enrolled_users_of([2, 3, 4], page_size=5))
+            assert {c: [u.person.id for u in rows] for c, rows in by_course.items()} == \
+                   {c: [u.person.id for u in api.enrolled_users(c, page_size=1000)] for c in (2, 3, 4)}
+            assert emu.max_in_flight <= 3
+
