@@ -20,6 +20,11 @@ What is fetched, and how cheaply:
   A teacher can mark someone complete without that person touching the course, so this can
   miss a completion until the next full run: a full run happens every ``full_every_days``
   (default 7) and whenever ``--full`` is given, and it reconciles everything.
+
+Cost: every Moodle call holds a server PHP worker, so independent calls (the courses' enrolled
+users, user batches, report pages, per-user and per-enrolment reads) go side by side through
+``MoodleClient.map``, never more at once than ``concurrency``; report pages are sized so each
+worker reads one (rows cost the server too). ``tests/benchmarks/bench_sync.py`` measures it.
 """
 
 from __future__ import annotations
