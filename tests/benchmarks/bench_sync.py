@@ -53,7 +53,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
@@ -311,10 +311,9 @@ def run_bench(scenario_name: str, *, latency_ms: float, workers: int, report_row
     """Every run of the benchmark; returns the Bench with its runs and any correctness failures."""
     scenario = scenario or scenario_by_name(scenario_name, ANCHOR)
     token = secrets.token_hex(16)
-    write_root = root
     with Emulator(scenario, tokens={token: "full"}, latency_ms=latency_ms, report_row_ms=report_row_ms,
                   enrolled_row_ms=enrolled_row_ms, workers=workers) as emulator:
-        bench = Bench(scenario, emulator, token, write_root, workers, latency_ms, report_row_ms,
+        bench = Bench(scenario, emulator, token, root, workers, latency_ms, report_row_ms,
                       enrolled_row_ms, isolate)
         write_mappings(bench.mappings_dir, scenario)
         if naive if naive is not None else scenario_name in NAIVE_SCENARIOS:
