@@ -80,7 +80,7 @@ def run_checks(config: Config) -> Iterator[Check]:
 def _capability_probe(api: object, mappings: object) -> Check:
     """Read one enrolment and its completion: a token lacking capabilities fails here, not at 2 am."""
     from connector.moodle.api import MoodleApi, is_per_enrolment_error
-    from connector.sync import resolve_courses
+    from connector.evaluation import resolve_courses
 
     assert isinstance(api, MoodleApi)
     try:

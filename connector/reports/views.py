@@ -16,7 +16,7 @@ from connector.errors import LedgerError
 from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.moodle.records import Course
-from connector.sync import evaluate_ledger, resolve_courses, rollup_row
+from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row
 
 STATUS_KEYS = ("department", "requirement", "in_scope", "compliant", "expiring", "expired",
                "missing", "share", "targets_met")

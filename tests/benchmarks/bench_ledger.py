@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from connector.ledger import Ledger  # noqa: E402
 from connector.mapping import load_mappings  # noqa: E402
 from connector.moodle.records import Completion, Course  # noqa: E402
-from connector.sync import evaluate_into_ledger, resolve_courses  # noqa: E402
+from connector.evaluation import evaluate_into_ledger, resolve_courses  # noqa: E402
 
 AS_OF = date(2026, 6, 15)
 DEPARTMENTS = 20

@@ -1,0 +1,107 @@
+"""Evidence in the ledger -> statuses and roll-ups: the glue between the ledger and the rules.
+
+Shared by a sync (which writes the result) and by the read-side views (`status --as-of`,
+`export --as-of`, which recompute for any date without writing). Streams person by person, so
+memory stays flat whatever the headcount.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any
+
+from connector.ledger import Ledger
+from connector.mapping import CourseRef, Mappings
+from connector.moodle.records import Course, Subject
+from connector.rules import RollupBuilder, RuleSet
+
+
+def resolve_courses(mappings: Mappings, courses: Iterable[Course]) -> dict[CourseRef, int]:
+    """The Moodle course id each mapped course reference names (refs with no match are left out)."""
+    courses = list(courses)
+    resolved: dict[CourseRef, int] = {}
+    for ref in mappings.course_refs():
+        for course in courses:
+            if ref.matches(course):
+                resolved[ref] = course.id
+                break
+    return resolved
+
+
+def subjects_from_ledger(ledger: Ledger, as_of: date | None = None) -> Iterator[Subject]:
+    """People as the rules see them; with ``as_of``, those the ledger first saw later are left out
+    (the ledger keeps today's department and active flag, not their past values)."""
+    for row in ledger.people_rows():
+        if as_of is not None and row["first_seen_on"] and date.fromisoformat(row["first_seen_on"]) > as_of:
+            continue
+        start = date.fromisoformat(row["start_date"]) if row["start_date"] else None
+        yield Subject(
+            user_id=row["user_id"], username=row["username"], department_id=row["department_id"],
+            position=row["position"], cohorts=frozenset(json.loads(row["cohorts"] or "[]")),
+            active=bool(row["active"]), start_date=start, idnumber=row["idnumber"] or "")
+
+
+def evaluate_ledger(ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int],
+                    as_of: date) -> tuple[Iterator[tuple[Any, ...]], RollupBuilder]:
+    """Stream (status row, ...) for every subject x requirement; the builder fills as it streams."""
+    builder = RollupBuilder(mappings, as_of)
+    rules = RuleSet(mappings, course_ids, as_of)
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        evidence = ledger.evidence_by_user()
+        pending = next(evidence, None)
+        for subject in subjects_from_ledger(ledger, as_of):
+            while pending is not None and pending[0] < subject.user_id:
+                pending = next(evidence, None)
+            items = pending[1] if pending is not None and pending[0] == subject.user_id else []
+            ids = {(c.course_id, c.completed_at): eid for eid, c in items}
+            statuses = rules.evaluate(subject, [c for _, c in items])
+            builder.add(subject, statuses)
+            for s in statuses:
+                decided = s.decided_by
+                yield (subject.user_id, s.requirement_id, str(s.status), _iso(s.valid_until),
+                       _iso(s.since), _iso(s.due),
+                       ids.get((decided.course_id, decided.completed_at)) if decided else None,
+                       _iso(s.completed_on), s.detail)
+
+    return rows(), builder
+
+
+def rollup_row(r: Any) -> dict[str, Any]:
+    return {
+        "department_id": r.department_id, "requirement_id": r.requirement_id, "in_scope": r.in_scope,
+        "compliant": r.compliant, "expiring": r.expiring, "expired": r.expired, "missing": r.missing,
+        "grace": r.grace, "exempt": r.exempt, "holders": r.holders, "share": r.share,
+        "targets_met": None if r.targets_met is None else int(r.targets_met),
+        "targets": json.dumps([_target_dict(t) for t in r.targets], ensure_ascii=False),
+    }
+
+
+def _target_dict(t: Any) -> dict[str, Any]:
+    return {"kind": t.kind, "required": t.required, "actual": t.actual, "met": t.met, "period": t.period}
+
+
+def evaluate_into_ledger(ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int],
+                         as_of: date, run_id: int) -> dict[str, int]:
+    rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
+    counter = _Counter(rows)
+    changes = ledger.write_statuses(counter, run_id, as_of)
+    ledger.write_rollups([rollup_row(r) for r in builder.build()], run_id)
+    return {"statuses": counter.count, "status_changes": changes}
+
+
+class _Counter:
+    def __init__(self, items: Iterable[Any]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self._items:
+            self.count += 1
+            yield item
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
