@@ -220,18 +220,20 @@ def status(ctx: click.Context, department: str | None, requirement: str | None, 
 
     Without --as-of it shows the last successful sync; with it, recomputes from the evidence.
     """
+    with _open_for_reading(ctx) as (ledger, mappings):
+        _print_status(ledger, mappings, fmt, as_of=as_of, department=department, requirement=requirement)
+
+
+def _print_status(ledger: Any, mappings: Any, fmt: str, **filters: Any) -> None:
     from connector.reports.views import STATUS_KEYS, placement_problems, status_rows
 
-    with _open_for_reading(ctx) as (ledger, mappings):
-        when, rows = status_rows(ledger, mappings, as_of=as_of, department=department,
-                                 requirement=requirement)
-        problems = placement_problems(ledger)
-    if fmt == "table":
-        click.echo(f"Compliance as of {when}")
-        rows = _with_tree_names(rows)
-    _echo_rows(rows, fmt, STATUS_COLUMNS, STATUS_KEYS)
-    if fmt == "table":
-        _echo_placement_footer(problems)
+    when, rows = status_rows(ledger, mappings, **filters)
+    if fmt != "table":
+        _echo_rows(rows, fmt, STATUS_COLUMNS, STATUS_KEYS)
+        return
+    click.echo(f"Compliance as of {when}")
+    _echo_rows(_with_tree_names(rows), fmt, STATUS_COLUMNS, STATUS_KEYS)
+    _echo_placement_footer(placement_problems(ledger))
 
 
 def _echo_placement_footer(problems: dict[str, int]) -> None:
@@ -510,7 +512,6 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
     from connector.emulator import Emulator, demo_scenario
     from connector.ledger import Ledger
     from connector.mapping import load_mappings
-    from connector.reports.views import STATUS_KEYS, placement_problems, status_rows
     from connector.sync import SyncOptions, run_sync
 
     mappings_dir = ctx.obj["mappings_dir"] or _default_mappings()
@@ -529,14 +530,7 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
             click.echo(f"warning: {warning}", err=True)
         click.echo(result.summary_line(), err=True)
         with Ledger.open(ledger_path, create=False) as ledger:
-            when, rows = status_rows(ledger, mappings)
-            problems = placement_problems(ledger)
-        if fmt == "table":
-            click.echo(f"Compliance as of {when}")
-            rows = _with_tree_names(rows)
-        _echo_rows(rows, fmt, STATUS_COLUMNS, STATUS_KEYS)
-        if fmt == "table":
-            _echo_placement_footer(problems)
+            _print_status(ledger, mappings, fmt)
         if demo_ledger:
             click.echo(f"ledger kept at {demo_ledger}; try: connector --ledger {demo_ledger} person u001",
                        err=True)

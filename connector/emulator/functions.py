@@ -357,12 +357,10 @@ ENROLLED_USER_KEYS = (
 ALWAYS_RETURNED = frozenset({"id", "fullname"})
 
 
-def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None,
-                   course_id: int) -> dict[str, Any]:
+def _identity(call: Call, person: PersonView) -> dict[str, Any]:
+    """The leading fields every user record shares, up to and including the access times."""
     scenario = call.scenario
     site_access = scenario.site_access(person.index)
-    courses = [scenario.course_defs[scenario.enrol_course[p]]
-               for p in scenario.user_positions(person.index)]
     record: dict[str, Any] = {
         "id": person.id, "username": person.username, "firstname": person.firstname,
         "lastname": person.lastname, "fullname": person.fullname, "email": person.email,
@@ -372,9 +370,22 @@ def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None
     _optional(record, "institution", person.institution)
     _optional(record, "idnumber", person.idnumber)
     record.update({
-        "interests": XmlOnly(None), "firstaccess": site_access and min(
+        "interests": XmlOnly(None),
+        "firstaccess": site_access and min(
             scenario.last_access[p] or site_access for p in scenario.user_positions(person.index)),
-        "lastaccess": site_access, "lastcourseaccess": scenario.course_access(person.index, course_id),
+        "lastaccess": site_access,
+    })
+    return record
+
+
+def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None,
+                   course_id: int) -> dict[str, Any]:
+    scenario = call.scenario
+    courses = [scenario.course_defs[scenario.enrol_course[p]]
+               for p in scenario.user_positions(person.index)]
+    record = _identity(call, person)
+    record.update({
+        "lastcourseaccess": scenario.course_access(person.index, course_id),
         "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
     })
     _optional(record, "city", person.city)
@@ -514,16 +525,9 @@ def activities_completion_status(call: Call, params: dict[str, Any]) -> dict[str
 
 # ----- users -------------------------------------------------------------------------------------
 def _user_details(call: Call, person: PersonView) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "id": person.id, "username": person.username, "firstname": person.firstname,
-        "lastname": person.lastname, "fullname": person.fullname, "email": person.email,
-        "address": XmlOnly(None), "phone1": XmlOnly(None), "phone2": XmlOnly(None),
-        "department": person.department,
-    }
-    _optional(record, "institution", person.institution)
-    _optional(record, "idnumber", person.idnumber)
+    record = _identity(call, person)
     record.update({
-        "interests": XmlOnly(None), "firstaccess": 0, "lastaccess": 0, "auth": "manual",
+        "auth": "manual",
         "suspended": person.suspended, "confirmed": True, "lang": "en",
         "calendartype": XmlOnly(None), "theme": "", "timezone": "99", "mailformat": 1,
         "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
