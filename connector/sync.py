@@ -328,7 +328,8 @@ class _Run:
         zone_name = None if self.full else self.ledger.bookmark("report_timezone")
         if zone_name is None:
             zone_name = str(self.api.calibrate_report_timezone(
-                report_id, preferred=preferred, per_page=min(self.config.report_per_page, CALIBRATION_PER_PAGE)))
+                report_id, preferred=preferred, per_page=min(self.config.report_per_page, CALIBRATION_PER_PAGE),
+                site=self.site))
             self.ledger.set_bookmark("report_timezone", zone_name, self.run_id)
         zone = ZoneInfo(zone_name)
         idnumber_to_course = {}

@@ -470,9 +470,12 @@ class MoodleApi:
         preferred: str | None = None,
         per_page: int = 1000,
         columns: ReportColumns = ReportColumns(),
+        site: SiteInfo | None = None,
     ) -> ZoneInfo:
-        """The IANA zone the report writes its times in (see :mod:`connector.moodle.reporttime`)."""
-        site = self.site_info()
+        """The IANA zone the report writes its times in (see :mod:`connector.moodle.reporttime`).
+
+        Pass ``site`` when the caller already read the site info, to save the call."""
+        site = site or self.site_info()
         if site.lang.split("_")[0] != "en":
             raise MoodleProtocolError(
                 f"report times are written in the token user's language {site.lang!r}; only English can be read",
