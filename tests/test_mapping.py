@@ -368,3 +368,16 @@ def test_mapping_error_message_lists_every_problem(tmp_path: Path) -> None:
 
 def test_department_model_defaults() -> None:
     assert Department("a", "A").timezone is None
+
+
+def test_a_defined_but_invalid_course_is_reported_once(tmp_path: Path) -> None:
+    shipped = Path(__file__).resolve().parents[1] / "mappings"
+    for source in shipped.glob("*.toml"):
+        (tmp_path / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    courses = tmp_path / "courses.toml"
+    courses.write_text(courses.read_text(encoding="utf-8").replace('idnumber = "DIGSVET"', "idnumber = 5"),
+                       encoding="utf-8")
+    with pytest.raises(MappingError) as info:
+        load_mappings(tmp_path)
+    [problem] = info.value.problems  # not also "unknown course 'digsvet'" in requirements.toml
+    assert problem.file.endswith("courses.toml") and problem.key == "course.digsvet.idnumber"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -202,6 +202,7 @@ class _Entries:
     departments: list[tuple[Department, _Where]]
     courses: list[tuple[MappedCourse, _Where]]
     requirements: list[tuple[Requirement, _Where, tuple[str, ...]]]  # + course names as written
+    invalid_courses: set[str] = field(default_factory=set)  # defined, but with problems of their own
 
 
 def load(directory: Path) -> Mappings:
@@ -211,7 +212,8 @@ def load(directory: Path) -> Mappings:
     if not files:
         where = "the directory does not exist" if not directory.is_dir() else "no *.toml files in it"
         problems.items.append(Problem(str(directory), "", where,
-                                      "point --mappings at the folder that holds your mapping files"))
+                                      "set [mappings] dir in connector.toml, or CONNECTOR_MAPPINGS, "
+                                      "or run `connector --mappings DIR <command>`"))
     for path in files:
         _read_file(path, entries, problems)
     mappings = _assemble(entries, problems)
@@ -259,6 +261,8 @@ def _read_sections(data: dict[str, Any], where: _Where, entries: _Entries, probl
         course = _read_course(name, raw, where.key("course").key(name), problems)
         if course is not None:
             entries.courses.append((course, where.key("course").key(name)))
+        else:
+            entries.invalid_courses.add(name)
     for index, raw in enumerate(top.table_list("requirement")):
         item = where.item("requirement", index, _label(raw))
         read = _read_requirement(raw, item, problems)
@@ -464,7 +468,8 @@ def _assemble(entries: _Entries, problems: _Problems) -> Mappings | None:
     settings = _read_settings(entries.settings, problems)
     departments = _check_departments(entries.departments, problems)
     courses = _check_courses(entries.courses, problems)
-    requirements = _check_requirements(entries.requirements, departments, courses, problems)
+    requirements = _check_requirements(entries.requirements, departments, courses, problems,
+                                       entries.invalid_courses)
     if problems.items or settings is None:
         return None
     return Mappings(tuple(departments.values()), tuple(requirements),
@@ -582,7 +587,7 @@ def _check_courses(found: list[tuple[MappedCourse, _Where]], problems: _Problems
 
 def _check_requirements(found: list[tuple[Requirement, _Where, tuple[str, ...]]],
                         departments: dict[str, Department], courses: dict[str, MappedCourse],
-                        problems: _Problems) -> list[Requirement]:
+                        problems: _Problems, invalid_courses: set[str] = frozenset()) -> list[Requirement]:
     seen: dict[str, _Where] = {}
     result: list[Requirement] = []
     for requirement, where, course_names in found:
@@ -591,7 +596,7 @@ def _check_requirements(found: list[tuple[Requirement, _Where, tuple[str, ...]]]
                          f"(first in {seen[requirement.id].file})", "give every requirement its own id")
             continue
         seen[requirement.id] = where
-        refs = _course_refs(course_names, courses, where.key("courses"), problems)
+        refs = _course_refs(course_names, courses, where.key("courses"), problems, invalid_courses)
         _check_known(requirement.applies_to.departments, departments,
                      where.key("applies_to").key("departments"), "department", problems)
         if refs is not None:
@@ -600,9 +605,11 @@ def _check_requirements(found: list[tuple[Requirement, _Where, tuple[str, ...]]]
 
 
 def _course_refs(names: tuple[str, ...], courses: dict[str, MappedCourse], where: _Where,
-                 problems: _Problems) -> tuple[CourseRef, ...] | None:
+                 problems: _Problems, invalid: set[str] = frozenset()) -> tuple[CourseRef, ...] | None:
     missing = [n for n in names if n not in courses]
     for name in missing:
+        if name in invalid:
+            continue  # its own problems are listed where it is defined
         problems.add(where, f"unknown course {name!r}",
                      _suggest(name, courses, f"define it as [course.{name}] with its idnumber"))
     if len(set(names)) != len(names):
