@@ -35,8 +35,8 @@ log = logging.getLogger("connector")
 
 STATUS_COLUMNS = [("tree_name", "department"), ("requirement", "requirement"),
                   ("in_scope", "in scope"), ("compliant", "compliant"), ("expiring", "expiring"),
-                  ("expired", "expired"), ("missing", "missing"), ("share", "share"),
-                  ("targets_met", "targets met")]
+                  ("expired", "expired"), ("missing", "missing"), ("grace", "grace"),
+                  ("exempt", "exempt"), ("share", "share"), ("targets_met", "targets met")]
 
 
 def handle_errors(func: F) -> F:
@@ -205,9 +205,8 @@ def _open_for_reading(ctx: click.Context) -> Iterator[tuple[Any, Any]]:
     from connector.mapping import load_mappings
 
     config = _config(ctx)
-    mappings = load_mappings(config.mappings_dir)
-    with Ledger.open(config.ledger_path, create=False) as ledger:
-        yield ledger, mappings
+    with Ledger.open(config.ledger_path, create=False) as ledger:  # no ledger: say that first
+        yield ledger, load_mappings(config.mappings_dir)
 
 
 @main.command()
@@ -243,7 +242,8 @@ def _echo_placement_footer(problems: dict[str, int]) -> None:
     if problems["unplaced"]:
         n = problems["unplaced"]
         who = "active person matches" if n == 1 else "active people match"
-        click.echo(f"\n{n} {who} no department and count in none "
+        count = "counts" if n == 1 else "count"
+        click.echo(f"\n{n} {who} no department and {count} in none "
                    "of the rows above: add their spelling as an alias in mappings/ "
                    "(`connector export` lists them with an empty department_id)")
     if problems["conflicts"]:
@@ -473,7 +473,7 @@ def emulator(scenario: str, port: int, token: str, latency_ms: float, workers: i
     emu = Emulator(data, tokens={token: "full"}, latency_ms=latency_ms, workers=workers, port=port)
     emu.start()
     click.echo(f"Moodle emulator ({scenario}) serving {emu.url}/webservice/rest/server.php")
-    click.echo(f"try: curl -s {emu.url}/webservice/rest/server.php -d wstoken=$TOKEN "
+    click.echo(f"try: curl -s {emu.url}/webservice/rest/server.php -d wstoken=<the --token value> "
                "-d wsfunction=core_webservice_get_site_info -d moodlewsrestformat=json")
     sys.stdout.flush()
     try:
@@ -533,6 +533,10 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
             _print_status(ledger, mappings, fmt)
         if demo_ledger:
             click.echo(f"ledger kept at {demo_ledger}; try: connector --ledger {demo_ledger} person u001",
+                       err=True)
+        else:
+            click.echo("the ledger was temporary; keep one to explore: connector demo --ledger demo.sqlite, "
+                       "then connector --ledger demo.sqlite person u001 (or export, courses --offline)",
                        err=True)
 
 

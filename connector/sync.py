@@ -42,8 +42,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.config import Config
-from connector.errors import (ConfigError, ConnectorError, MoodleError, MoodlePermissionError,
-                              MoodleProtocolError, Problem, SyncLocked)
+from connector.errors import (ConfigError, ConnectorError, MappingError, MoodleError,
+                              MoodlePermissionError, MoodleProtocolError, Problem, SyncLocked)
 from connector.evaluation import evaluate_into_ledger, resolve_courses
 from connector.ledger import Ledger
 from connector.mapping import Mappings, load_mappings
@@ -145,8 +145,7 @@ def today_in(zone: str) -> date:
 def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
              progress: ProgressFn | None = None) -> SyncResult:
     """Run one sync; raises ConnectorError subclasses (MappingError/ConfigError before any write)."""
-    mappings = load_mappings(config.mappings_dir)  # bad input stops before anything is touched
-    settings = config.client_settings()
+    mappings, settings = _validated_inputs(config)  # bad input stops before anything is touched
     zone = mappings.timezone or config.timezone
     today = today_in(zone)
     as_of = options.as_of or today
@@ -180,6 +179,25 @@ def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
             ledger.finish_run(run_id, "ok", counts=counts, completion_path=run.path)
             log.info(result.summary_line())
             return result
+
+
+def _validated_inputs(config: Config) -> tuple[Mappings, Any]:
+    """Mappings and client settings, or one ConfigError listing every problem of both."""
+    problems: list[Problem] = []
+    mappings = settings = None
+    try:
+        mappings = load_mappings(config.mappings_dir)
+    except MappingError as exc:
+        problems += exc.problems or [Problem(str(config.mappings_dir), "", exc.message, exc.hint)]
+    try:
+        settings = config.client_settings()
+    except ConfigError as exc:
+        problems += exc.problems or [Problem(str(config.source or "environment"), "moodle",
+                                             exc.message, exc.hint)]
+    if problems:
+        raise ConfigError(problems)
+    assert mappings is not None
+    return mappings, settings
 
 
 def _choose_mode(ledger: Ledger, options: SyncOptions, config: Config) -> str:

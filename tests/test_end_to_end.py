@@ -110,12 +110,12 @@ def test_ledger_is_private_and_holds_no_token(demo_site: Site) -> None:
 
 def test_course_reset_then_full_sync_keeps_evidence_and_statuses(demo_site: Site) -> None:
     assert sync(demo_site)[0] == 0
-    before = person_statuses(demo_site, "u001")
+    before = _statuses_table(demo_site.ledger_path)
     demo_site.emulator.reset_course(2)  # type: ignore[attr-defined]  # ITSEC-CZ
     code, out, err = sync(demo_site, "--full")
     assert code == 0, err
     assert " 0 no longer in Moodle" not in out  # the reset completions were noticed
-    assert person_statuses(demo_site, "u001") == before
+    assert _statuses_table(demo_site.ledger_path) == before  # nobody's status dropped
     code, out, _ = run_cli(demo_site, "person", "u001", "--format", "json")
     itsec = [e for e in json.loads(out)["evidence"] if e["course"] == "ITSEC-CZ"]
     assert itsec and not itsec[0]["still_in_moodle"]
@@ -379,3 +379,14 @@ def test_export_file_is_private(demo_site: Site) -> None:
     assert target.read_text(encoding="utf-8").startswith("username,idnumber,department_id")
     code, _, err = run_cli(demo_site, "export", "-o", str(demo_site.tmp / "no" / "such" / "dir.csv"))
     assert code == 1 and err.startswith("error: cannot write")
+
+
+def test_config_and_mapping_problems_are_listed_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("MOODLE_URL", "MOODLE_TOKEN", "MOODLE_TOKEN_FILE", "CONNECTOR_CONFIG", "CONNECTOR_MAPPINGS"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["sync"])
+    assert result.exit_code == 2
+    for fragment in ("mappings", "moodle.url", "moodle.token_file"):
+        assert fragment in result.stderr, fragment
+    assert list(tmp_path.iterdir()) == []  # not even a lock file
