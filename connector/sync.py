@@ -1,4 +1,4 @@
-"""One sync run: lock -> mappings -> fetch -> record evidence -> evaluate -> commit.
+"""One sync run: check config and mappings -> lock -> fetch -> record evidence -> evaluate -> commit.
 
 The run writes inside a single ledger transaction, so it lands whole or not at all; its row in
 ``sync_runs`` is written apart, so a failed run is recorded with its reason and a killed one is
