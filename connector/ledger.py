@@ -489,9 +489,6 @@ class Ledger:
     def _count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
-    def integrity_ok(self) -> bool:
-        return self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
 
 def _create_private_file(path: Path) -> None:
     """Create the ledger file with mode 0600 before SQLite touches it (it holds personal data)."""

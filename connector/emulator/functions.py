@@ -378,6 +378,17 @@ def _identity(call: Call, person: PersonView) -> dict[str, Any]:
     return record
 
 
+def _add_profile(call: Call, record: dict[str, Any], person: PersonView) -> None:
+    """Location, pictures and custom fields: the middle block every user record shares."""
+    _optional(record, "city", person.city)
+    _optional(record, "country", person.country)
+    record.update({
+        "profileimageurlsmall": _image_url(call, "f2"),
+        "profileimageurl": _image_url(call, "f1"),
+    })
+    _optional(record, "customfields", _custom_fields(person))
+
+
 def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None,
                    course_id: int) -> dict[str, Any]:
     scenario = call.scenario
@@ -388,13 +399,7 @@ def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None
         "lastcourseaccess": scenario.course_access(person.index, course_id),
         "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
     })
-    _optional(record, "city", person.city)
-    _optional(record, "country", person.country)
-    record.update({
-        "profileimageurlsmall": _image_url(call, "f2"),
-        "profileimageurl": _image_url(call, "f1"),
-    })
-    _optional(record, "customfields", _custom_fields(person))
+    _add_profile(call, record, person)
     record.update({
         "groups": XmlOnly([]),
         "roles": [{"roleid": 5, "name": "", "shortname": "student", "sortorder": 0}],
@@ -532,13 +537,7 @@ def _user_details(call: Call, person: PersonView) -> dict[str, Any]:
         "calendartype": XmlOnly(None), "theme": "", "timezone": "99", "mailformat": 1,
         "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
     })
-    _optional(record, "city", person.city)
-    _optional(record, "country", person.country)
-    record.update({
-        "profileimageurlsmall": _image_url(call, "f2"),
-        "profileimageurl": _image_url(call, "f1"),
-    })
-    _optional(record, "customfields", _custom_fields(person))
+    _add_profile(call, record, person)
     record["preferences"] = _own_preferences(call) if person.id == _caller_id(call) else XmlOnly([])
     return record
 
