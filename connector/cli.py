@@ -488,13 +488,6 @@ def _scenario(factory: Callable[..., Any], name: str, seed: int) -> Any:
     return factory(name, date.today()) if name == "demo" else factory(name, date.today(), seed=seed)
 
 
-def _default_mappings() -> Path:
-    here = Path.cwd() / "mappings"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[1] / "mappings"
-
-
 @main.command()
 @click.option("--ledger", "demo_ledger", type=click.Path(path_type=Path),
               help="Keep the ledger here (default: a temporary one, deleted afterwards).")
@@ -514,7 +507,9 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
     from connector.mapping import load_mappings
     from connector.sync import SyncOptions, run_sync
 
-    mappings_dir = ctx.obj["mappings_dir"] or _default_mappings()
+    from connector.mapping import DEMO_MAPPINGS
+
+    mappings_dir = ctx.obj["mappings_dir"] or DEMO_MAPPINGS
     mappings = load_mappings(mappings_dir)
     token = secrets.token_hex(16)
     today = date.today()

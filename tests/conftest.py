@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -11,9 +13,34 @@ from pathlib import Path
 
 import pytest
 
+from connector.mapping import DEMO_MAPPINGS
+
 REPO = Path(__file__).resolve().parents[1]
-MAPPINGS = REPO / "mappings"
+MAPPINGS = DEMO_MAPPINGS
 ANCHOR = date(2026, 6, 15)  # the demo scenario's "today" in tests: statuses are deterministic
+OUTSIDE = REPO.parent / "shared"  # the steering folder beside a checkout: tests must never need it
+_touched_outside: list[str] = []
+
+
+def _refuse_outside_reads(event: str, args: tuple[object, ...]) -> None:
+    """Record every file or folder a test opens under ../shared (the suite must be self-contained)."""
+    if event not in {"open", "os.listdir", "os.scandir"} or not args:
+        return
+    target = args[0]
+    if not isinstance(target, (str, bytes, os.PathLike)):
+        return
+    path = os.fsdecode(target)
+    if str(OUTSIDE) in os.path.abspath(path):
+        _touched_outside.append(path)
+
+
+sys.addaudithook(_refuse_outside_reads)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _touched_outside:
+        sys.stderr.write(f"\nerror: tests read outside the repository: {sorted(set(_touched_outside))[:5]}\n")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def toml_value(value: object) -> str:

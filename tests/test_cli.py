@@ -13,13 +13,14 @@ import xmltodict
 from click.testing import CliRunner
 
 from connector.cli import main
+from connector.mapping import DEMO_MAPPINGS
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_demo_runs_a_real_sync_and_prints_the_status(tmp_path: Path) -> None:
     ledger = tmp_path / "demo.sqlite"
-    result = CliRunner().invoke(main, ["--mappings", str(REPO / "mappings"), "demo", "--ledger", str(ledger)])
+    result = CliRunner().invoke(main, ["--mappings", str(DEMO_MAPPINGS), "demo", "--ledger", str(ledger)])
     assert result.exit_code == 0, result.output
     assert "Compliance as of" in result.stdout
     assert "Magistrát města Jablonec nad Nisou" in result.stdout and "Mestna občina Ljubljana" in result.stdout
@@ -58,7 +59,7 @@ def test_every_command_explains_itself(command: str) -> None:
 
 def test_status_without_a_ledger_is_one_clear_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--ledger", str(tmp_path / "none.sqlite"),
-                                       "--mappings", str(REPO / "mappings"), "status"])
+                                       "--mappings", str(DEMO_MAPPINGS), "status"])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: no ledger at") and "Traceback" not in result.output
 
@@ -72,6 +73,6 @@ def test_sync_without_moodle_settings_says_where_to_put_them(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     for name in ("MOODLE_URL", "MOODLE_TOKEN", "MOODLE_TOKEN_FILE", "CONNECTOR_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-    result = CliRunner().invoke(main, ["--mappings", str(REPO / "mappings"), "sync"])
+    result = CliRunner().invoke(main, ["--mappings", str(DEMO_MAPPINGS), "sync"])
     assert result.exit_code == 2
     assert "MOODLE_URL" in result.stderr and not (tmp_path / "compliance.sqlite").exists()

@@ -15,7 +15,7 @@ import xmltodict
 
 from connector.emulator import Emulator, demo_scenario
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "moodle-ws-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle-4.1"
 TOKEN = "contract-full-token"
 WEAK = "contract-weak-token"
 

@@ -42,7 +42,7 @@ from connector.moodle.records import (
     UserCourse,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "moodle-ws-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle-4.1"
 LONDON = ZoneInfo("Europe/London")
 
 

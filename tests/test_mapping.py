@@ -10,10 +10,10 @@ import pytest
 
 from connector.durations import Duration, parse_duration, shift_months
 from connector.errors import MappingError, Problem
-from connector.mapping import CourseRef, Department, Mappings, load_mappings, normalise
+from connector.mapping import DEMO_MAPPINGS, CourseRef, Department, Mappings, load_mappings, normalise
 from connector.moodle.records import Course, Person
 
-SHIPPED = Path(__file__).resolve().parents[1] / "mappings"
+SHIPPED = DEMO_MAPPINGS
 
 GOOD_DEPARTMENTS = """
 [[department]]
@@ -371,7 +371,7 @@ def test_department_model_defaults() -> None:
 
 
 def test_a_defined_but_invalid_course_is_reported_once(tmp_path: Path) -> None:
-    shipped = Path(__file__).resolve().parents[1] / "mappings"
+    shipped = DEMO_MAPPINGS
     for source in shipped.glob("*.toml"):
         (tmp_path / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     courses = tmp_path / "courses.toml"

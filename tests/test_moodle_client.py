@@ -41,7 +41,7 @@ from connector.moodle.client import (
     error_from_payload,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "moodle-ws-fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle-4.1"
 TOKEN = "f00dfeedcafe0123456789abcdef4242"
 SITE_INFO_OK = json.dumps({"sitename": "Test", "release": "4.1.10", "lang": "en", "functions": []}).encode()
 

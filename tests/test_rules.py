@@ -11,6 +11,7 @@ import pytest
 
 from connector.durations import Duration
 from connector.mapping import (
+    DEMO_MAPPINGS,
     AppliesTo, CourseRef, Department, Exemption, Mappings, Requirement, Target, load_mappings,
 )
 from connector.moodle.records import Completion, Person, Subject
@@ -323,7 +324,7 @@ def test_rule_set_matches_evaluate_person() -> None:
 
 # -- the demo scenario with the shipped mappings ------------------------------------------------
 def test_demo_people_with_the_shipped_mappings() -> None:
-    maps = load_mappings(Path(__file__).resolve().parents[1] / "mappings")
+    maps = load_mappings(DEMO_MAPPINGS)
     anchor = date(2026, 11, 24)
     ids = {CourseRef("idnumber", "ITSEC-CZ"): 2, CourseRef("idnumber", "AI-URED"): 3,
            CourseRef("idnumber", "DIGVAR-SI"): 4, CourseRef("idnumber", "DIGSVET"): 5}
