@@ -18,19 +18,22 @@ from connector.mapping import DEMO_MAPPINGS
 REPO = Path(__file__).resolve().parents[1]
 MAPPINGS = DEMO_MAPPINGS
 ANCHOR = date(2026, 6, 15)  # the demo scenario's "today" in tests: statuses are deterministic
-OUTSIDE = REPO.parent / "shared"  # the steering folder beside a checkout: tests must never need it
+# Folders beside the checkout (a CI machine keeps steering material there): no test may need them.
+SIBLINGS = () if REPO.parent == REPO.parent.parent else tuple(
+    str(p) for p in REPO.parent.iterdir() if p.name != REPO.name
+)
 _touched_outside: list[str] = []
 
 
 def _refuse_outside_reads(event: str, args: tuple[object, ...]) -> None:
-    """Record every file or folder a test opens under ../shared (the suite must be self-contained)."""
+    """Record every file or folder a test opens beside the repository (the suite is self-contained)."""
     if event not in {"open", "os.listdir", "os.scandir"} or not args:
         return
     target = args[0]
     if not isinstance(target, (str, bytes, os.PathLike)):
         return
-    path = os.fsdecode(target)
-    if str(OUTSIDE) in os.path.abspath(path):
+    path = os.path.abspath(os.fsdecode(target))
+    if any(path == sibling or path.startswith(sibling + os.sep) for sibling in SIBLINGS):
         _touched_outside.append(path)
 
 
