@@ -9,6 +9,7 @@ Exit codes (documented in the README, relied on by cron jobs):
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ import click
 
 from connector import __version__
 from connector.config import Config, load_config
-from connector.errors import EXIT_FAILED, ConnectorError
+from connector.errors import EXIT_BAD_INPUT, EXIT_FAILED, ConnectorError, UsageError
 from connector.reports.formats import FORMATS, render_csv, render_json, render_table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,6 +53,9 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except click.Abort:  # "n" or end of input at a confirmation prompt
+            click.echo("aborted", err=True)
+            sys.exit(EXIT_FAILED)
         except BrokenPipeError:  # the reader went away (`connector status | head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_FAILED)
@@ -443,13 +447,18 @@ def erase(ctx: click.Context, username: str, reason: str, yes: bool) -> None:
     """Erase one person's personal data from the ledger (audited; the only way evidence goes)."""
     from connector.ledger import Ledger
 
+    if not reason.strip():
+        raise UsageError("--reason is empty: say why this person's data is erased",
+                         hint="e.g. --reason \"GDPR request 2026-17\"; it is kept in the erasures table "
+                              "as the record of why the data went")
     with Ledger.open(_config(ctx).ledger_path, create=False) as ledger:
         found = ledger.person_by_username(username)
         if found is None:
             raise ConnectorError(f"no person with username '{username}' in the ledger")
-        if not yes:
-            click.confirm(f"Erase every row about {username} (user id {found['user_id']})?", abort=True)
-        removed = ledger.erase_person(found["user_id"], reason)
+        if not yes and not click.confirm(f"Erase every row about {username} (user id {found['user_id']})?"):
+            click.echo("aborted: nothing was erased", err=True)
+            sys.exit(EXIT_FAILED)
+        removed = ledger.erase_person(found["user_id"], reason.strip())
     click.echo(f"erased {removed} rows about user id {found['user_id']}; recorded in the erasures table")
 
 
@@ -471,7 +480,10 @@ def emulator(scenario: str, port: int, token: str, latency_ms: float, workers: i
 
     data = _scenario(scenario_by_name, scenario, seed)
     emu = Emulator(data, tokens={token: "full"}, latency_ms=latency_ms, workers=workers, port=port)
-    emu.start()
+    try:
+        emu.start()
+    except OSError as exc:
+        raise _port_error(port, exc) from None
     click.echo(f"Moodle emulator ({scenario}) serving {emu.url}/webservice/rest/server.php")
     click.echo(f"try: curl -s {emu.url}/webservice/rest/server.php -d wstoken=<the --token value> "
                "-d wsfunction=core_webservice_get_site_info -d moodlewsrestformat=json")
@@ -482,6 +494,13 @@ def emulator(scenario: str, port: int, token: str, latency_ms: float, workers: i
         pass
     finally:
         emu.stop()
+
+
+def _port_error(port: int, exc: OSError) -> UsageError:
+    reason = {errno.EADDRINUSE: "is in use", errno.EACCES: "needs privileges this user lacks"}.get(
+        exc.errno or 0, f"cannot be opened ({exc.strerror})")
+    return UsageError(f"port {port} on 127.0.0.1 {reason}",
+                      hint="pass --port 0 for any free port, or another port")
 
 
 def _scenario(factory: Callable[..., Any], name: str, seed: int) -> Any:

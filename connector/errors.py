@@ -16,6 +16,7 @@ and exits with ``exit_code``. Nothing here may ever contain the Moodle token.
     |   +-- MoodleUnavailable        network, 5xx/429, HTML pages, truncated bodies (retried)
     |   +-- MoodleProtocolError      a well-formed answer we cannot understand
     +-- LedgerError              the SQLite ledger cannot be opened or written
+    +-- UsageError               a command-line value that cannot be used   (exit 2)
     +-- SyncLocked               another sync holds the lock                (exit 75)
 """
 
@@ -138,6 +139,13 @@ class MoodleProtocolError(MoodleError):
 
 class LedgerError(ConnectorError):
     """The ledger file cannot be opened, migrated or written."""
+
+
+class UsageError(ConnectorError):
+    """A command-line value that cannot be used (a busy port, a date before the ledger's first
+    sync, an empty reason): like a bad configuration, nothing was done."""
+
+    exit_code = EXIT_BAD_INPUT
 
 
 class SyncLocked(ConnectorError):
