@@ -404,17 +404,20 @@ def mappings_check(ctx: click.Context, mappings_dir: Path | None) -> None:
 @click.pass_context
 @handle_errors
 def doctor(ctx: click.Context) -> None:
-    """Check config, Moodle reachability, release, the token's user and missing functions."""
-    from connector.doctor import run_checks
+    """Check config, Moodle reachability, release, the token's user and missing functions.
 
-    ok = True
-    for check in run_checks(_config(ctx)):
-        mark = "ok  " if check.ok else "FAIL"
-        ok = ok and check.ok
-        click.echo(f"[{mark}] {check.name}: {check.detail}")
-        if check.hint and not check.ok:
-            click.echo(f"       -> {check.hint}")
-    sys.exit(0 if ok else EXIT_FAILED)
+    \b
+    Exit codes: 0 every check passed, 2 a configuration or mapping problem,
+    1 anything else (Moodle, the ledger).
+    """
+    from connector.doctor import exit_code, format_check, run_checks, summary
+
+    checks = []
+    for check in run_checks(_config(ctx)):  # printed as they come: the Moodle checks take a while
+        checks.append(check)
+        click.echo("\n".join(format_check(check)))
+    click.echo(summary(checks))
+    sys.exit(exit_code(checks))
 
 
 @main.command()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from connector.config import Config
-from connector.errors import ConnectorError
+from connector.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConnectorError, Problem
+
+WIDTH = 100  # output is wrapped here: readable in a terminal and in a cron mail
+MAX_ITEMS = 10  # problems listed under one check; `connector mappings check` lists them all
 
 OPTIONAL_FUNCTIONS = {
     "core_reportbuilder_retrieve_report": "the report path (the fewest calls) needs it",
@@ -24,6 +28,60 @@ class Check:
     ok: bool
     detail: str
     hint: str | None = None
+    problems: tuple[Problem, ...] = ()  # each one listed on its own line(s) under the check
+    exit_code: int = EXIT_FAILED  # what a failure means: EXIT_BAD_INPUT for configuration or mappings
+
+
+def _failed(name: str, exc: ConnectorError, hint: str | None = None) -> Check:
+    """A failed check from an error: its problems one by one, or its message."""
+    problems = tuple(getattr(exc, "problems", ()) or ())
+    if problems:
+        count = len(problems)
+        return Check(name, False, f"{count} problem{'s' if count != 1 else ''}", hint or exc.hint,
+                     problems, exc.exit_code)
+    return Check(name, False, exc.message, hint or exc.hint, (), exc.exit_code)
+
+
+def format_check(check: Check, width: int = WIDTH) -> list[str]:
+    """A check as wrapped lines: the verdict, then each problem and the hint indented below it."""
+    mark = "ok  " if check.ok else "FAIL"
+    lines = _wrap(f"{check.name}: {check.detail}", f"[{mark}] ", " " * 7, width)
+    for problem in check.problems[:MAX_ITEMS]:
+        lines += _wrap(problem.what(), " " * 7 + "- ", " " * 9, width)
+        if problem.hint:
+            lines += _wrap(problem.hint, " " * 9 + "hint: ", " " * 15, width)
+    if len(check.problems) > MAX_ITEMS:
+        lines.append(" " * 7 + f"- and {len(check.problems) - MAX_ITEMS} more")
+    if check.hint and not check.ok:
+        lines += _wrap(check.hint, " " * 7 + "-> ", " " * 10, width)
+    return lines
+
+
+def summary(checks: Sequence[Check]) -> str:
+    failed = [c.name for c in checks if not c.ok]
+    if not failed:
+        return f"all {len(checks)} checks passed"
+    return f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}"
+
+
+def exit_code(checks: Sequence[Check]) -> int:
+    """0 all passed; 2 a configuration or mapping problem (fix those first); 1 anything else."""
+    codes = {c.exit_code for c in checks if not c.ok}
+    if not codes:
+        return EXIT_OK
+    return EXIT_BAD_INPUT if EXIT_BAD_INPUT in codes else EXIT_FAILED
+
+
+_KEEP = "\u00a0"  # textwrap breaks only at ASCII white space
+
+
+def _wrap(text: str, first: str, rest: str, width: int) -> list[str]:
+    # Paths, URLs and `commands` are never split: a long one overflows rather than breaking.
+    parts = " ".join(text.split()).split("`")
+    text = "`".join(p.replace(" ", _KEEP) if i % 2 else p for i, p in enumerate(parts))
+    lines = textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
+                          break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+    return [line.replace(_KEEP, " ") for line in lines]
 
 
 def run_checks(config: Config) -> Iterator[Check]:
@@ -36,13 +94,13 @@ def run_checks(config: Config) -> Iterator[Check]:
         yield Check("mappings", True, f"{config.mappings_dir}: {len(mappings.requirements)} requirements")
     except ConnectorError as exc:
         mappings = None
-        yield Check("mappings", False, exc.message.splitlines()[0],
-                    f"run `connector mappings check --mappings {config.mappings_dir}` for every problem")
+        yield _failed("mappings", exc,
+                      f"run `connector mappings check --mappings {config.mappings_dir}` for every problem")
     yield _ledger_check(config)
     try:
         settings = config.client_settings()
     except ConnectorError as exc:
-        yield Check("moodle settings", False, exc.message.replace("\n", " "), exc.hint)
+        yield _failed("moodle settings", exc)
         return
     from connector.moodle.api import MoodleApi
     from connector.moodle.client import MoodleClient

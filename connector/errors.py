@@ -56,10 +56,13 @@ class Problem:
     hint: str | None = None
     line: int | None = None
 
-    def __str__(self) -> str:
+    def what(self) -> str:
+        """Where and what, without the hint (for output that puts the hint on its own line)."""
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
-        return f"{text} ({self.hint})" if self.hint else text
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+    def __str__(self) -> str:
+        return f"{self.what()} ({self.hint})" if self.hint else self.what()
 
 
 class _ProblemsError(ConnectorError):

@@ -84,3 +84,49 @@ def test_emulator_on_a_busy_port_is_one_clean_error() -> None:
     assert err.splitlines() == [f"error: port {port} on 127.0.0.1 is in use",
                                 "  hint: pass --port 0 for any free port, or another port"]
     assert out == ""
+
+
+# -- a. doctor -----------------------------------------------------------------------------------
+@pytest.fixture
+def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("MOODLE_URL", "MOODLE_TOKEN", "MOODLE_TOKEN_FILE", "CONNECTOR_CONFIG", "CONNECTOR_LEDGER",
+                 "CONNECTOR_MAPPINGS"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_doctor_in_an_empty_directory_lists_every_problem_on_its_own_lines(empty_dir: Path) -> None:
+    code, out, err = run("doctor")
+    assert out.splitlines() == [
+        "[ok  ] config: no connector.toml; environment only",
+        "[FAIL] mappings: 1 problem",
+        "       - mappings: the directory does not exist",
+        "         hint: set [mappings] dir in connector.toml, or CONNECTOR_MAPPINGS, or run",
+        "               `connector --mappings DIR <command>`",
+        "       -> run `connector mappings check --mappings mappings` for every problem",
+        "[ok  ] ledger: compliance.sqlite does not exist yet; the first sync creates it (mode 0600)",
+        "[FAIL] moodle settings: 2 problems",
+        "       - environment: moodle.url: no Moodle URL configured",
+        "         hint: set [moodle] url in connector.toml or the MOODLE_URL environment variable",
+        "       - environment: moodle.token_file: no web-service token configured",
+        "         hint: put the token in a file readable only by the connector's user and set [moodle]",
+        "               token_file or MOODLE_TOKEN_FILE (or MOODLE_TOKEN)",
+        "2 of 4 checks failed: mappings, moodle settings",
+    ]
+    assert (code, err) == (2, "")  # configuration problems: exit 2, as the README promises
+
+
+def test_doctor_with_a_working_setup_says_all_passed(demo_ledger: Path, empty_dir: Path) -> None:
+    from connector.emulator import Emulator, demo_scenario
+    from datetime import date
+
+    (empty_dir / "token").write_text("t0ken\n", encoding="utf-8")
+    with Emulator(demo_scenario(date(2026, 6, 15)), tokens={"t0ken": "full"}) as emu:
+        (empty_dir / "connector.toml").write_text(
+            f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\n[ledger]\npath = "{demo_ledger}"\n'
+            f'[mappings]\ndir = "{M}"\n', encoding="utf-8")
+        code, out, _ = run("doctor")
+    assert code == 0, out
+    assert out.splitlines()[-1] == f"all {len(out.splitlines()) - 1} checks passed"
+    assert all(line.startswith(("[ok  ] ", "       ")) for line in out.splitlines()[:-1])
