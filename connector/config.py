@@ -241,6 +241,9 @@ def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
         problems.append(Problem(where, "moodle.page_size", "page sizes must be positive"))
     if config.timeout_s <= 0:
         problems.append(Problem(where, "moodle.timeout_s", "must be positive"))
+    if config.ca_bundle and not Path(config.ca_bundle).is_file():
+        problems.append(Problem(where, "moodle.ca_bundle", f"no CA certificate file at {config.ca_bundle}",
+                                "give the path of the PEM file holding the site's CA certificate"))
     if config.full_every_days < 0:
         problems.append(Problem(where, "sync.full_every_days", "must be 0 (never) or more"))
     for key, zone in (("organisation.timezone", config.timezone),

@@ -130,3 +130,35 @@ def test_doctor_with_a_working_setup_says_all_passed(demo_ledger: Path, empty_di
     assert code == 0, out
     assert out.splitlines()[-1] == f"all {len(out.splitlines()) - 1} checks passed"
     assert all(line.startswith(("[ok  ] ", "       ")) for line in out.splitlines()[:-1])
+
+
+# -- d. exit codes ---------------------------------------------------------------------------------
+def test_a_missing_ca_bundle_is_a_configuration_error(empty_dir: Path) -> None:
+    (empty_dir / "token").write_text("t0ken\n", encoding="utf-8")
+    (empty_dir / "connector.toml").write_text(
+        '[moodle]\nurl = "https://moodle.example.org"\ntoken_file = "token"\nca_bundle = "ca.pem"\n',
+        encoding="utf-8")
+    code, _, err = run("--mappings", M, "sync")
+    assert code == 2
+    assert err.splitlines() == [
+        "error: 1 problem found:",
+        f"  - connector.toml: moodle.ca_bundle: no CA certificate file at {empty_dir.resolve() / 'ca.pem'} "
+        "(give the path of the PEM file holding the site's CA certificate)"]
+    assert not (empty_dir / "compliance.sqlite").exists()
+
+
+def test_an_unknown_department_or_requirement_is_a_usage_error(demo_ledger: Path) -> None:
+    code, _, err = run("--ledger", str(demo_ledger), "--mappings", M, "status", "--requirement", "fire")
+    assert code == 2
+    assert err.splitlines() == ["error: no requirement 'fire' in the mappings",
+                                "  hint: known: itsec-cz, digvar-si, digital-advisor, ai-ured"]
+    code, _, err = run("--ledger", str(demo_ledger), "--mappings", M, "status", "--department", "nope")
+    assert code == 2 and err.splitlines()[0] == "error: no department 'nope' in the mappings"
+
+
+def test_export_offers_only_the_formats_it_writes(demo_ledger: Path) -> None:
+    code, out, _ = run("export", "--help")
+    assert "  --format [csv|json]  Output format.  [default: csv]" in out.splitlines()
+    code, _, err = run("--ledger", str(demo_ledger), "--mappings", M, "export", "--format", "table")
+    assert code == 2
+    assert err.splitlines()[-1] == "Error: Invalid value for '--format': 'table' is not one of 'csv', 'json'."

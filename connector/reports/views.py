@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-from connector.errors import LedgerError
+from connector.errors import LedgerError, UsageError
 from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.moodle.records import Course
@@ -40,7 +40,7 @@ def _department_filter(mappings: Mappings, department: str | None) -> set[str] |
     roots = [d.id for d in mappings.departments if d.id.casefold() == wanted or d.name.casefold() == wanted]
     if not roots:
         known = ", ".join(d.id for d in mappings.departments[:12])
-        raise LedgerError(f"no department '{department}' in the mappings", hint=f"known ids: {known}, ...")
+        raise UsageError(f"no department '{department}' in the mappings", hint=f"known ids: {known}, ...")
     children: dict[str | None, list[str]] = {}
     for d in mappings.departments:
         children.setdefault(d.parent_id, []).append(d.id)
@@ -68,7 +68,7 @@ def _depths(mappings: Mappings) -> dict[str, int]:
 def _check_requirement(mappings: Mappings, requirement: str | None) -> None:
     if requirement and requirement not in {r.id for r in mappings.requirements}:
         known = ", ".join(r.id for r in mappings.requirements)
-        raise LedgerError(f"no requirement '{requirement}' in the mappings", hint=f"known: {known}")
+        raise UsageError(f"no requirement '{requirement}' in the mappings", hint=f"known: {known}")
 
 
 def status_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None,
