@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -547,12 +548,14 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
         with Ledger.open(ledger_path, create=False) as ledger:
             _print_status(ledger, mappings, fmt)
         if demo_ledger:
-            click.echo(f"ledger kept at {demo_ledger}; try: connector --ledger {demo_ledger} person u001",
-                       err=True)
+            # Absolute paths: the hint must run as printed from any folder, the demo mappings included.
+            explore = (f"connector --ledger {shlex.quote(str(demo_ledger.resolve()))} "
+                       f"--mappings {shlex.quote(str(Path(mappings_dir).resolve()))}")
+            click.echo(f"ledger kept at {demo_ledger.resolve()}; try: {explore} person u001 "
+                       "(or status, export, runs, unplaced)", err=True)
         else:
-            click.echo("the ledger was temporary; keep one to explore: connector demo --ledger demo.sqlite, "
-                       "then connector --ledger demo.sqlite person u001 (or export, courses --offline)",
-                       err=True)
+            click.echo("the ledger was temporary; keep one to explore: connector demo --ledger demo.sqlite "
+                       "(it then prints the commands to explore it)", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -162,3 +162,33 @@ def test_export_offers_only_the_formats_it_writes(demo_ledger: Path) -> None:
     code, _, err = run("--ledger", str(demo_ledger), "--mappings", M, "export", "--format", "table")
     assert code == 2
     assert err.splitlines()[-1] == "Error: Invalid value for '--format': 'table' is not one of 'csv', 'json'."
+
+
+# -- e. the demo's hint ----------------------------------------------------------------------------
+def _connector_argv(argv: list[str]) -> list[str]:
+    """The printed command as a shell would run it: `connector` from this environment's bin folder."""
+    assert argv[0] == "connector"
+    script = Path(sys.executable).parent / "connector"
+    return [str(script), *argv[1:]] if script.exists() else [sys.executable, "-m", "connector.cli", *argv[1:]]
+
+
+def test_the_demo_hint_runs_as_printed_from_the_root_folder(empty_dir: Path) -> None:
+    code, _, err = run("demo", "--ledger", "kept demo.sqlite")  # relative, with a space
+    assert code == 0, err
+    ledger = empty_dir.resolve() / "kept demo.sqlite"
+    expected = (f"ledger kept at {ledger}; try: connector --ledger '{ledger}' --mappings {DEMO_MAPPINGS} "
+                "person u001 (or status, export, runs, unplaced)")
+    assert err.splitlines()[-1] == expected
+    command = expected.split("try: ", 1)[1].split(" (or ", 1)[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "MOODLE_"))}
+    done = subprocess.run(_connector_argv(shlex.split(command)), cwd="/", env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "Jan Novák (u001, EMP1001), active"
+
+
+def test_a_temporary_demo_says_how_to_keep_one(empty_dir: Path) -> None:
+    code, _, err = run("demo")
+    assert code == 0
+    assert err.splitlines()[-1] == ("the ledger was temporary; keep one to explore: connector demo --ledger "
+                                    "demo.sqlite (it then prints the commands to explore it)")
