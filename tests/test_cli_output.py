@@ -4,6 +4,7 @@ with the same name in two organisations)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -192,3 +193,15 @@ def test_a_temporary_demo_says_how_to_keep_one(empty_dir: Path) -> None:
     assert code == 0
     assert err.splitlines()[-1] == ("the ledger was temporary; keep one to explore: connector demo --ledger "
                                     "demo.sqlite (it then prints the commands to explore it)")
+
+
+# -- g. --as-of before the first sync --------------------------------------------------------------
+@pytest.mark.parametrize("command", [["status"], ["export"], ["status", "--format", "json"]])
+def test_as_of_before_the_first_sync_says_so(demo_ledger: Path, command: list[str]) -> None:
+    first = json.loads(run("--ledger", str(demo_ledger), "runs", "--format", "json")[1])[-1]["as_of"]
+    code, out, err = run("--ledger", str(demo_ledger), "--mappings", M, *command, "--as-of", "2025-06-01")
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [f"error: the ledger knows nothing before its first sync on {first}; "
+                                "--as-of must be on or after that day"]
+    code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, *command, "--as-of", first)
+    assert code == 0 and out

@@ -88,7 +88,7 @@ def test_status_json_and_filters(demo_site: Site) -> None:
     code, out, _ = run_cli(demo_site, "status")
     assert code == 0 and "Odbor sociálních věcí" in out and "Služba za digitalizacijo" in out
     code, _, err = run_cli(demo_site, "status", "--department", "atlantis")
-    assert code == 1 and "no department 'atlantis'" in err
+    assert code == 2 and "no department 'atlantis'" in err
 
 
 def test_status_as_of_recomputes_from_evidence(demo_site: Site) -> None:

@@ -32,6 +32,16 @@ def _last_ok_run(ledger: Ledger) -> dict[str, Any]:
     return run
 
 
+def _check_as_of(ledger: Ledger, as_of: date) -> None:
+    """A day before the first sync would be recomputed from people and evidence read later: refuse it."""
+    _last_ok_run(ledger)  # no successful sync at all: say that first
+    first = date.fromisoformat(
+        ledger.db.execute("SELECT MIN(as_of) FROM sync_runs WHERE outcome = 'ok'").fetchone()[0])
+    if as_of < first:
+        raise UsageError(f"the ledger knows nothing before its first sync on {first}; "
+                         "--as-of must be on or after that day")
+
+
 def _department_filter(mappings: Mappings, department: str | None) -> set[str] | None:
     """The ids of a department (by id or display name, case-insensitive) and its subtree."""
     if not department:
@@ -80,6 +90,7 @@ def status_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
         as_of = date.fromisoformat(run["as_of"])
         raw = ledger.rollups(run["id"])
     else:
+        _check_as_of(ledger, as_of)
         course_ids = resolve_courses(mappings, ledger.courses())
         rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
         for _ in rows:
@@ -130,6 +141,7 @@ def export_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
             "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,"
             " detail FROM statuses ORDER BY user_id, requirement_id"))
     else:
+        _check_as_of(ledger, as_of)
         course_ids = resolve_courses(mappings, ledger.courses())
         source, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
 
