@@ -127,11 +127,6 @@ def _config(ctx: click.Context) -> Config:
     return replace(config, **updates)
 
 
-def _with_tree_names(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Indent sub-departments under their organisation (two cells per level) for the table."""
-    return [dict(row, tree_name="  " * row.get("depth", 0) + row["department_name"]) for row in rows]
-
-
 def _echo_rows(rows: list[dict[str, Any]], fmt: str, columns: list[tuple[str, str]],
                csv_keys: tuple[str, ...] | list[str]) -> None:
     if fmt == "json":
@@ -227,19 +222,25 @@ def status(ctx: click.Context, department: str | None, requirement: str | None, 
 
     Without --as-of it shows the last successful sync; with it, recomputes from the evidence.
     """
+    from connector.reports.views import departments_named
+
     with _open_for_reading(ctx) as (ledger, mappings):
+        named = departments_named(mappings, department) if department else []
+        if len(named) > 1:  # two towns' "Odbor informatiky": show both, each with its organisation
+            click.echo(f"note: {len(named)} departments are named '{department}' ({', '.join(named)}); "
+                       "showing them all; pass an id to see one", err=True)
         _print_status(ledger, mappings, fmt, as_of=as_of, department=department, requirement=requirement)
 
 
 def _print_status(ledger: Any, mappings: Any, fmt: str, **filters: Any) -> None:
-    from connector.reports.views import STATUS_KEYS, placement_problems, status_rows
+    from connector.reports.views import STATUS_KEYS, placement_problems, status_rows, with_tree_names
 
     when, rows = status_rows(ledger, mappings, **filters)
     if fmt != "table":
         _echo_rows(rows, fmt, STATUS_COLUMNS, STATUS_KEYS)
         return
     click.echo(f"Compliance as of {when}")
-    _echo_rows(_with_tree_names(rows), fmt, STATUS_COLUMNS, STATUS_KEYS)
+    _echo_rows(with_tree_names(rows, mappings), fmt, STATUS_COLUMNS, STATUS_KEYS)
     _echo_placement_footer(placement_problems(ledger))
 
 
@@ -310,7 +311,10 @@ def person(ctx: click.Context, username: str, fmt: str) -> None:
         return
     state = "active" if view["active"] else ("deleted" if view["deleted"] else "suspended")
     click.echo(f"{view['fullname']} ({view['username']}, {view['idnumber'] or 'no idnumber'}), {state}")
-    click.echo(f"department: {view['department_name'] or 'unplaced'}; position: {view['position'] or '-'}")
+    where = view["department_name"] or "unplaced"
+    if view["organisation"] and view["organisation"] != view["department_id"]:
+        where += f" ({view['organisation_name']})"
+    click.echo(f"department: {where}; position: {view['position'] or '-'}")
     click.echo("\nRequirements")
     click.echo(render_table(view["statuses"], [("requirement", "requirement"), ("status", "status"),
                                                ("valid_until", "valid until"), ("since", "since"),

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.mapping import DEMO_MAPPINGS
+from tests.conftest import ANCHOR
 
 REPO = Path(__file__).resolve().parents[1]
 M = str(DEMO_MAPPINGS)
@@ -31,9 +32,18 @@ def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real demo sync (emulator over loopback) shared by the read-only tests of this module."""
-    ledger = tmp_path_factory.mktemp("demo") / "demo.sqlite"
-    code, _, err = run("demo", "--ledger", str(ledger))
+    """One real sync of the demo site (emulator over loopback) as of ANCHOR, shared by the read-only
+    tests of this module: statuses and dates do not depend on the day the tests run."""
+    from connector.emulator import Emulator, demo_scenario
+
+    folder = tmp_path_factory.mktemp("demo")
+    ledger = folder / "demo.sqlite"
+    (folder / "token").write_text("t0ken\n", encoding="utf-8")
+    with Emulator(demo_scenario(ANCHOR), tokens={"t0ken": "full"}) as emu:
+        (folder / "connector.toml").write_text(
+            f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\nreport_id = 1\n', encoding="utf-8")
+        code, _, err = run("--config", str(folder / "connector.toml"), "--ledger", str(ledger),
+                           "--mappings", M, "sync", "--as-of", ANCHOR.isoformat())
     assert code == 0, err
     return ledger
 
@@ -205,3 +215,61 @@ def test_as_of_before_the_first_sync_says_so(demo_ledger: Path, command: list[st
                                 "--as-of must be on or after that day"]
     code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, *command, "--as-of", first)
     assert code == 0 and out
+
+
+# -- h. departments with the same name in two organisations -----------------------------------------
+def test_an_ambiguous_department_name_shows_each_with_its_organisation(demo_ledger: Path) -> None:
+    code, out, err = run("--ledger", str(demo_ledger), "--mappings", M, "status",
+                         "--department", "Odbor informatiky")
+    assert code == 0
+    assert err.splitlines() == ["note: 2 departments are named 'Odbor informatiky' (jablonec.informatika, "
+                                "ceska-lipa.informatika); showing them all; pass an id to see one"]
+    assert [line.rstrip() for line in out.splitlines()[:9]] == [
+        "Compliance as of 2026-06-15",
+        "department                                              requirement      in scope  compliant  "
+        "expiring  expired  missing  grace  exempt  share  targets met",
+        "------------------------------------------------------  ---------------  --------  ---------  "
+        "--------  -------  -------  -----  ------  -----  -----------",
+        "Odbor informatiky (Magistrát města Jablonec nad Nisou)  ai-ured                10          8  "
+        "       0        0        2      0       0    80%",
+        "Odbor informatiky (Magistrát města Jablonec nad Nisou)  digital-advisor         1          1  "
+        "       0        0        0      0       0   100%          yes",
+        "Odbor informatiky (Magistrát města Jablonec nad Nisou)  itsec-cz               11          5  "
+        "       1        2        3      0       0    55%           no",
+        "Odbor informatiky (Městský úřad Česká Lípa)             ai-ured                 7          5  "
+        "       0        0        2      0       0    71%",
+        "Odbor informatiky (Městský úřad Česká Lípa)             digital-advisor         1          1  "
+        "       0        0        0      0       0   100%          yes",
+        "Odbor informatiky (Městský úřad Česká Lípa)             itsec-cz                8          2  "
+        "       0        2        3      0       1    29%           no",
+    ]
+
+
+def test_one_department_by_id_needs_no_note_and_the_whole_tree_keeps_plain_names(demo_ledger: Path) -> None:
+    code, out, err = run("--ledger", str(demo_ledger), "--mappings", M, "status",
+                         "--department", "jablonec.informatika")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[3].startswith("Odbor informatiky (Magistrát města Jablonec nad Nisou)  ai-ured")
+    code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "status")
+    names = [line[:36].rstrip() for line in out.splitlines()[3:]]
+    assert "  Odbor informatiky" in names and not any("(" in name for name in names)  # under its town
+
+
+def test_csv_json_and_person_name_the_organisation(demo_ledger: Path) -> None:
+    code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "status",
+                       "--department", "Odbor informatiky", "--format", "csv")
+    lines = out.splitlines()
+    assert lines[0] == ("department,requirement,in_scope,compliant,expiring,expired,missing,share,"
+                        "targets_met,organisation")
+    assert [line.rsplit(",", 1)[1] for line in lines[1:]] == ["jablonec"] * 3 + ["ceska-lipa"] * 3
+    code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "status",
+                       "--department", "ceska-lipa.informatika", "--format", "json")
+    row = json.loads(out)[0]
+    assert (row["organisation"], row["organisation_name"]) == ("ceska-lipa", "Městský úřad Česká Lípa")
+    code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "export")
+    assert out.splitlines()[0] == ("username,idnumber,department_id,department_name,requirement,status,"
+                                   "valid_until,decided_by_course,decided_by_completed_at,organisation,"
+                                   "organisation_name")
+    code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "person", "u001")
+    assert out.splitlines()[1] == ("department: Odbor informatiky (Magistrát města Jablonec nad Nisou); "
+                                   "position: digitální poradce")

@@ -18,10 +18,12 @@ from connector.mapping import Mappings
 from connector.moodle.records import Course
 from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row
 
+# New columns go at the end: scripts may read these files by position.
 STATUS_KEYS = ("department", "requirement", "in_scope", "compliant", "expiring", "expired",
-               "missing", "share", "targets_met")
+               "missing", "share", "targets_met", "organisation")
 EXPORT_KEYS = ("username", "idnumber", "department_id", "department_name", "requirement", "status",
-               "valid_until", "decided_by_course", "decided_by_completed_at")
+               "valid_until", "decided_by_course", "decided_by_completed_at", "organisation",
+               "organisation_name")
 
 
 def _last_ok_run(ledger: Ledger) -> dict[str, Any]:
@@ -42,12 +44,51 @@ def _check_as_of(ledger: Ledger, as_of: date) -> None:
                          "--as-of must be on or after that day")
 
 
+def departments_named(mappings: Mappings, department: str) -> list[str]:
+    """The ids a --department value names: one by id, or every department with that display name
+    (case-insensitive); two towns may both have an "Odbor informatiky"."""
+    wanted = department.casefold()
+    by_id = [d.id for d in mappings.departments if d.id.casefold() == wanted]
+    return by_id or [d.id for d in mappings.departments if d.name.casefold() == wanted]
+
+
+def organisation(mappings: Mappings, department_id: str | None) -> tuple[str | None, str | None]:
+    """(id, name) of the top-level organisation a department belongs to."""
+    if not department_id or not mappings.has_department(department_id):
+        return None, None
+    org = mappings.organisation_of(department_id)
+    return org, mappings.department(org).name
+
+
+def display_name(mappings: Mappings, department_id: str) -> str:
+    """The department's name, with its organisation's when another department has the same name."""
+    name = mappings.department(department_id).name
+    if sum(d.name.casefold() == name.casefold() for d in mappings.departments) < 2:
+        return name
+    return f"{name} ({organisation(mappings, department_id)[1]})"
+
+
+def with_tree_names(rows: list[dict[str, Any]], mappings: Mappings) -> list[dict[str, Any]]:
+    """Indent sub-departments under their organisation (two cells per level) for the table. A name
+    two departments share gets its organisation's name when that organisation's rows are not shown
+    above it (a --department filter): the indentation alone no longer tells the towns apart."""
+    shown = {row["department"] for row in rows}
+    top = min((row.get("depth", 0) for row in rows), default=0)  # a filtered subtree starts at the left
+    out = []
+    for row in rows:
+        dept = row["department"]
+        name = row["department_name"]
+        if mappings.has_department(dept) and row.get("organisation") not in shown:
+            name = display_name(mappings, dept)
+        out.append(dict(row, tree_name="  " * (row.get("depth", 0) - top) + name))
+    return out
+
+
 def _department_filter(mappings: Mappings, department: str | None) -> set[str] | None:
-    """The ids of a department (by id or display name, case-insensitive) and its subtree."""
+    """The ids of the departments a --department value names (see departments_named) and their subtrees."""
     if not department:
         return None
-    wanted = department.casefold()
-    roots = [d.id for d in mappings.departments if d.id.casefold() == wanted or d.name.casefold() == wanted]
+    roots = departments_named(mappings, department)
     if not roots:
         known = ", ".join(d.id for d in mappings.departments[:12])
         raise UsageError(f"no department '{department}' in the mappings", hint=f"known ids: {known}, ...")
@@ -106,8 +147,10 @@ def status_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
             continue
         if requirement and r["requirement_id"] != requirement:
             continue
+        org_id, org_name = organisation(mappings, r["department_id"])
         out.append({
             "department": r["department_id"], "department_name": names.get(r["department_id"], r["department_id"]),
+            "organisation": org_id, "organisation_name": org_name,
             "depth": depth.get(r["department_id"], 0),
             "requirement": r["requirement_id"], "requirement_title": titles.get(r["requirement_id"], ""),
             "in_scope": r["in_scope"], "compliant": r["compliant"], "expiring": r["expiring"],
@@ -148,6 +191,7 @@ def export_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
     def rows() -> Iterator[dict[str, Any]]:
         for user_id, requirement_id, status, valid_until, _since, _due, evidence_id, _on, _detail in source:
             person = people.get(user_id, {})
+            org_id, org_name = organisation(mappings, person.get("department_id"))
             course_id, completed_at = evidence.get(evidence_id, (None, None)) if evidence_id else (None, None)
             course: Course | None = courses.get(course_id) if course_id else None
             yield {
@@ -157,6 +201,7 @@ def export_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
                 "requirement": requirement_id, "status": status, "valid_until": valid_until,
                 "decided_by_course": (course.idnumber or course.shortname) if course else None,
                 "decided_by_completed_at": _utc(completed_at),
+                "organisation": org_id, "organisation_name": org_name,
             }
 
     return as_of, rows()
@@ -184,6 +229,8 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
         "username": person["username"], "idnumber": person["idnumber"], "fullname": person["fullname"],
         "department_id": person["department_id"],
         "department_name": names.get(person["department_id"] or "", None),
+        "organisation": organisation(mappings, person["department_id"])[0],
+        "organisation_name": organisation(mappings, person["department_id"])[1],
         "position": person["position"], "active": bool(person["active"]),
         "suspended": bool(person["suspended"]), "deleted": bool(person["deleted"]),
         "statuses": statuses,
