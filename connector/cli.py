@@ -250,8 +250,8 @@ def _echo_placement_footer(problems: dict[str, int]) -> None:
         who = "active person matches" if n == 1 else "active people match"
         count = "counts" if n == 1 else "count"
         click.echo(f"\n{n} {who} no department and {count} in none "
-                   "of the rows above: add their spelling as an alias in mappings/ "
-                   "(`connector export` lists them with an empty department_id)")
+                   "of the rows above: `connector unplaced` lists their spellings and the alias "
+                   "lines that place them")
     if problems["conflicts"]:
         n = problems["conflicts"]
         who = "active person matches" if n == 1 else "active people match"
@@ -327,6 +327,64 @@ def person(ctx: click.Context, username: str, fmt: str) -> None:
     click.echo("\nHistory")
     click.echo(render_table(view["history"], [("on", "date"), ("requirement", "requirement"),
                                               ("from", "from"), ("to", "to")]))
+
+
+@main.command()
+@format_option()
+@click.pass_context
+@handle_errors
+def unplaced(ctx: click.Context, fmt: str) -> None:
+    """Active people in no department: each spelling, how many use it, and the alias line to add.
+
+    A spelling is Moodle's institution + department profile fields, compared as the mappings do
+    (case, spaces and Unicode form ignored). Placement is as of the last sync.
+    """
+    from connector.ledger import Ledger
+    from connector.mapping import load_mappings
+    from connector.reports.unplaced import unplaced_counts, unplaced_spellings
+    from connector.reports.views import display_name
+    from connector.shares import format_share
+
+    config = _config(ctx)
+    with Ledger.open(config.ledger_path, create=False) as ledger:
+        mappings = load_mappings(config.mappings_dir)
+        spellings = unplaced_spellings(ledger, mappings, config.mappings_dir)
+        count, active = unplaced_counts(ledger)
+    rows = [{"people": s.people, "institution": s.institution, "department": s.department,
+             "closest": s.closest, "closest_name": display_name(mappings, s.closest) if s.closest else None,
+             "fixes": [{"file": str(f.file) if f.file else None, "entry": f.department, "key": f.key,
+                        "line": f.line} for f in s.fixes],
+             "note": s.note} for s in spellings]
+    if fmt == "json":
+        click.echo(render_json(rows))
+        return
+    flat = [dict(row, **(fix or {"file": None, "entry": None, "key": None, "line": None}))
+            for row in rows for fix in (row["fixes"] or [None])]
+    if fmt == "csv":
+        click.echo(render_csv(flat, ["people", "institution", "department", "closest", "file", "entry",
+                                     "line", "note"]))
+        return
+    if not rows:
+        click.echo(f"every one of the {active} active people is in a department")
+        return
+    click.echo(f"{count} of {active} active people ({format_share(count / active)}) are in no department, "
+               f"under {len(rows)} spelling{'s' if len(rows) != 1 else ''} (as of the last sync):\n")
+    table = []
+    for row in flat:
+        again = bool(table) and table[-1]["_spelling"] == (row["institution"], row["department"])
+        table.append({"_spelling": (row["institution"], row["department"]),
+                      "people": None if again else row["people"],
+                      "institution": "" if again else row["institution"] or "(empty)",
+                      "department": "" if again else row["department"] or "(empty)",
+                      "closest": "" if again else row["closest"] or "-",
+                      "where": f"{Path(row['file']).name}, id = \"{row['entry']}\"" if row["file"] else "",
+                      "line": row["line"] or f"({row['note']})"})
+    click.echo(render_table(table, [("people", "people"), ("institution", "institution"),
+                                    ("department", "department"), ("closest", "closest department"),
+                                    ("where", "edit"), ("line", "line to put there")]))
+    click.echo(f"\nEach line goes in the [[department]] entry with that id in {config.mappings_dir}, "
+               "replacing its line of the same key; then `connector mappings check` and the next sync "
+               "places these people.")
 
 
 # -- courses / doctor / mappings ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import ConfigError, Problem
+from connector.shares import parse_share
 
 DEFAULT_CONFIG_NAME = "connector.toml"
 COMPLETION_PATHS = ("auto", "report", "per_user", "per_course")
@@ -44,7 +45,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "ledger": {"path": (str,)},
     "mappings": {"dir": (str,)},
     "organisation": {"timezone": (str,)},
-    "sync": {"full_every_days": (int,)},
+    "sync": {"full_every_days": (int,), "max_unplaced": (str, int, float)},
 }
 
 
@@ -66,6 +67,7 @@ class Config:
     allow_insecure_http: bool = False
     ca_bundle: str | None = None
     full_every_days: int = 7
+    max_unplaced: float = 0.05  # a sync warns when a larger share of active people is in no department
     source: Path | None = None
 
     def require_moodle(self) -> tuple[str, str]:
@@ -151,6 +153,11 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         updates["timezone"] = values["organisation"]["timezone"]
     if "full_every_days" in values.get("sync", {}):
         updates["full_every_days"] = values["sync"]["full_every_days"]
+    if "max_unplaced" in values.get("sync", {}):
+        try:
+            updates["max_unplaced"] = parse_share(values["sync"]["max_unplaced"])
+        except ValueError as exc:
+            problems.append(Problem(str(source), "sync.max_unplaced", str(exc)))
 
     token_file = moodle.get("token_file")
     token_file_path = rel(token_file) if token_file else None

@@ -50,6 +50,7 @@ from connector.mapping import Mappings, load_mappings
 from connector.moodle.api import MoodleApi
 from connector.moodle.client import MoodleClient
 from connector.moodle.records import Completion, Person
+from connector.reports.unplaced import unplaced_warning
 
 log = logging.getLogger("connector.sync")
 
@@ -175,6 +176,9 @@ def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
                 raise
             result = SyncResult(run_id, mode, run.path, as_of, run.counts, calls,
                                 time.monotonic() - started, run.warnings)
+            unplaced = unplaced_warning(ledger, config.max_unplaced)
+            if unplaced:
+                result.warnings.append(unplaced)
             counts = dict(run.counts, calls=result.calls)
             ledger.finish_run(run_id, "ok", counts=counts, completion_path=run.path)
             log.info(result.summary_line())

@@ -50,7 +50,7 @@ def test_emulator_command_serves_site_info_in_json_and_xml() -> None:
 
 
 @pytest.mark.parametrize("command", ["sync", "status", "person", "export", "courses", "doctor", "demo",
-                                     "emulator", "runs", "erase", "mappings"])
+                                     "emulator", "runs", "erase", "mappings", "unplaced"])
 def test_every_command_explains_itself(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0

@@ -273,3 +273,132 @@ def test_csv_json_and_person_name_the_organisation(demo_ledger: Path) -> None:
     code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "person", "u001")
     assert out.splitlines()[1] == ("department: Odbor informatiky (Magistrát města Jablonec nad Nisou); "
                                    "position: digitální poradce")
+
+
+# -- f. unplaced people ------------------------------------------------------------------------------
+@pytest.fixture
+def unplaced_site(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """The demo site with mappings that forget two spellings people use: Jablonec's "MM Jablonec n. N."
+    (one person) and Ljubljana's "Oddelek za finance" (renamed). Yields the mappings folder and the
+    global options for the CLI (config pointing at the running emulator, ledger, mappings)."""
+    from connector.emulator import Emulator, demo_scenario
+
+    mappings = tmp_path / "mappings"
+    shutil.copytree(DEMO_MAPPINGS, mappings)
+    cz, si = mappings / "departments-cz.toml", mappings / "departments-si.toml"
+    cz.write_text(cz.read_text(encoding="utf-8").replace('institution_aliases = ["MM Jablonec n. N.", ',
+                                                         'institution_aliases = ['), encoding="utf-8")
+    si.write_text(si.read_text(encoding="utf-8").replace('department = "Oddelek za finance"\n',
+                                                         'department = "Oddelek za finance in proračun"\n'),
+                  encoding="utf-8")
+    (tmp_path / "token").write_text("t0ken\n", encoding="utf-8")
+    with Emulator(demo_scenario(ANCHOR), tokens={"t0ken": "full"}) as emu:
+        (tmp_path / "connector.toml").write_text(
+            f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\nreport_id = 1\n', encoding="utf-8")
+        yield mappings, ["--config", str(tmp_path / "connector.toml"), "--ledger",
+                         str(tmp_path / "ledger.sqlite"), "--mappings", str(mappings)]
+
+
+def _apply(mappings: Path, file: str, entry: str, line: str) -> None:
+    """Put a printed line into the [[department]] entry with that id, as a person would."""
+    path = mappings / file
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = lines.index(f'id = "{entry}"')
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")), len(lines))
+    key = line.split(" = ", 1)[0]
+    same = [i for i in range(start, end) if lines[i].startswith(key + " ")]
+    if same:
+        lines[same[0]] = line
+    else:
+        lines.insert(start + 1, line)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_a_sync_leaving_many_unplaced_warns_and_unplaced_says_what_to_add(
+        unplaced_site: tuple[Path, list[str]]) -> None:
+    mappings, options = unplaced_site
+    code, _, err = run(*options, "sync", "--quiet", "--as-of", ANCHOR.isoformat())
+    assert code == 0, err
+    assert err.splitlines() == [
+        "warning: 7 of 59 active people (12 %) are in no department (more than [sync] max_unplaced = 5 %); "
+        "run `connector unplaced` for their spellings and the alias lines that place them"]
+    code, out, _ = run(*options, "unplaced")
+    assert code == 0
+    assert [line.rstrip() for line in out.splitlines()] == [
+        "7 of 59 active people (12 %) are in no department, under 3 spellings (as of the last sync):",
+        "",
+        "people  institution              department          closest department    edit                  "
+        "                         line to put there",
+        "------  -----------------------  ------------------  --------------------  ----------------------"
+        "-----------------------  ------------------------------------------------------------------------"
+        "------------------",
+        '     5  mestna občina ljubljana  oddelek za finance  ljubljana.finance     departments-si.toml, '
+        'id = "ljubljana.finance"  department_aliases = ["oddelek za finance"]',
+        "     1  (empty)                  (empty)             -                                           "
+        "                         (no institution or department in Moodle: fill in the person's profile "
+        "fields)",
+        '     1  mm jablonec n. n.        odbor informatiky   jablonec.informatika  departments-cz.toml, '
+        'id = "jablonec"           institution_aliases = ["MM Jablonec nad Nisou", "Magistrát Jablonec", '
+        '"mm jablonec n. n."]',
+        "",
+        f"Each line goes in the [[department]] entry with that id in {mappings}, replacing its line of "
+        "the same key; then `connector mappings check` and the next sync places these people.",
+    ]
+    code, out, _ = run(*options, "unplaced", "--format", "csv")
+    assert out.splitlines() == [
+        "people,institution,department,closest,file,entry,line,note",
+        f'5,mestna občina ljubljana,oddelek za finance,ljubljana.finance,{mappings / "departments-si.toml"},'
+        'ljubljana.finance,"department_aliases = [""oddelek za finance""]",',
+        "1,,,,,,,no institution or department in Moodle: fill in the person's profile fields",
+        f'1,mm jablonec n. n.,odbor informatiky,jablonec.informatika,{mappings / "departments-cz.toml"},'
+        'jablonec,"institution_aliases = [""MM Jablonec nad Nisou"", ""Magistrát Jablonec"", '
+        '""mm jablonec n. n.""]",']
+
+    # The printed lines, put where they say, place everyone who has a spelling.
+    code, out, _ = run(*options, "unplaced", "--format", "json")
+    for spelling in json.loads(out):
+        for fix in spelling["fixes"]:
+            _apply(mappings, Path(fix["file"]).name, fix["entry"], fix["line"])
+    assert run(*options, "mappings", "check")[0] == 0
+    code, _, err = run(*options, "sync", "--quiet", "--as-of", ANCHOR.isoformat())
+    assert (code, err) == (0, "")  # 1 of 59 is under 5 %: no warning
+    code, out, _ = run(*options, "unplaced", "--format", "json")
+    assert [(s["people"], s["institution"], s["department"]) for s in json.loads(out)] == [(1, "", "")]
+
+
+def test_max_unplaced_is_configurable(unplaced_site: tuple[Path, list[str]]) -> None:
+    _, options = unplaced_site
+    config = Path(options[1])
+    config.write_text(config.read_text(encoding="utf-8") + '[sync]\nmax_unplaced = "12,5 %"\n',
+                      encoding="utf-8")
+    code, _, err = run(*options, "sync", "--quiet", "--as-of", ANCHOR.isoformat())
+    assert (code, err) == (0, "")  # 7 of 59 is 11.9 %
+    config.write_text(config.read_text(encoding="utf-8").replace('"12,5 %"', '"lots"'), encoding="utf-8")
+    code, _, err = run(*options, "sync", "--quiet")
+    assert code == 2
+    assert err.splitlines() == ["error: 1 problem found:",
+                                f"  - {config}: sync.max_unplaced: 'lots' is not a share; write it like \"5 %\""]
+
+
+@pytest.mark.parametrize(("text", "share"), [("5 %", 0.05), ("12,5%", 0.125), (0.05, 0.05), ("0 %", 0.0),
+                                             (1, 1.0)])
+def test_shares_are_read_as_people_write_them(text: str | float, share: float) -> None:
+    from connector.shares import parse_share
+
+    assert parse_share(text) == pytest.approx(share)
+
+
+@pytest.mark.parametrize("text", ["5", "150 %", 5, True, "-1 %"])
+def test_a_share_out_of_range_or_without_percent_is_refused(text: str | float) -> None:
+    from connector.shares import parse_share
+
+    with pytest.raises(ValueError):
+        parse_share(text)
+
+
+@pytest.mark.parametrize(("share", "text"), [(1.0, "100 %"), (7 / 59, "12 %"), (1 / 300, "0.3 %"),
+                                             (0.05, "5 %"), (0.07, "7 %"), (0.0, "0 %")])
+def test_shares_are_printed_in_whole_percents_above_ten(share: float, text: str) -> None:
+    from connector.shares import format_share
+
+    assert format_share(share) == text
