@@ -341,8 +341,7 @@ def unplaced(ctx: click.Context, fmt: str) -> None:
     """
     from connector.ledger import Ledger
     from connector.mapping import load_mappings
-    from connector.reports.unplaced import unplaced_counts, unplaced_spellings
-    from connector.reports.views import display_name
+    from connector.reports.unplaced import fix_rows, spelling_rows, unplaced_counts, unplaced_spellings
     from connector.shares import format_share
 
     config = _config(ctx)
@@ -350,35 +349,27 @@ def unplaced(ctx: click.Context, fmt: str) -> None:
         mappings = load_mappings(config.mappings_dir)
         spellings = unplaced_spellings(ledger, mappings, config.mappings_dir)
         count, active = unplaced_counts(ledger)
-    rows = [{"people": s.people, "institution": s.institution, "department": s.department,
-             "closest": s.closest, "closest_name": display_name(mappings, s.closest) if s.closest else None,
-             "fixes": [{"file": str(f.file) if f.file else None, "entry": f.department, "key": f.key,
-                        "line": f.line} for f in s.fixes],
-             "note": s.note} for s in spellings]
     if fmt == "json":
-        click.echo(render_json(rows))
+        click.echo(render_json(spelling_rows(spellings, mappings)))
         return
-    flat = [dict(row, **(fix or {"file": None, "entry": None, "key": None, "line": None}))
-            for row in rows for fix in (row["fixes"] or [None])]
+    flat = fix_rows(spellings)
     if fmt == "csv":
         click.echo(render_csv(flat, ["people", "institution", "department", "closest", "file", "entry",
                                      "line", "note"]))
         return
-    if not rows:
+    if not spellings:
         click.echo(f"every one of the {active} active people is in a department")
         return
     click.echo(f"{count} of {active} active people ({format_share(count / active)}) are in no department, "
-               f"under {len(rows)} spelling{'s' if len(rows) != 1 else ''} (as of the last sync):\n")
-    table = []
-    for row in flat:
-        again = bool(table) and table[-1]["_spelling"] == (row["institution"], row["department"])
-        table.append({"_spelling": (row["institution"], row["department"]),
-                      "people": None if again else row["people"],
-                      "institution": "" if again else row["institution"] or "(empty)",
-                      "department": "" if again else row["department"] or "(empty)",
-                      "closest": "" if again else row["closest"] or "-",
-                      "where": f"{Path(row['file']).name}, id = \"{row['entry']}\"" if row["file"] else "",
-                      "line": row["line"] or f"({row['note']})"})
+               f"under {len(spellings)} spelling{'s' if len(spellings) != 1 else ''} (as of the last sync):\n")
+    table = [{  # a spelling that needs two lines shows its counts on the first only
+        "people": row["people"] if row["first"] else None,
+        "institution": (row["institution"] or "(empty)") if row["first"] else "",
+        "department": (row["department"] or "(empty)") if row["first"] else "",
+        "closest": (row["closest"] or "-") if row["first"] else "",
+        "where": f"{Path(row['file']).name}, id = \"{row['entry']}\"" if row["file"] else "",
+        "line": row["line"] or f"({row['note']})",
+    } for row in flat]
     click.echo(render_table(table, [("people", "people"), ("institution", "institution"),
                                     ("department", "department"), ("closest", "closest department"),
                                     ("where", "edit"), ("line", "line to put there")]))

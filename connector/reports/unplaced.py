@@ -15,6 +15,7 @@ import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from connector.ledger import Ledger
 from connector.mapping import Department, Mappings, normalise
@@ -82,6 +83,30 @@ def unplaced_spellings(ledger: Ledger, mappings: Mappings, mappings_dir: Path) -
 def _line(entry: Department, key: str, new: list[str]) -> str:
     existing = (entry.department if key == "department_aliases" else entry.institution)[1:]
     return f"{key} = [{', '.join(json.dumps(v, ensure_ascii=False) for v in [*existing, *new])}]"
+
+
+def spelling_rows(spellings: list[Spelling], mappings: Mappings) -> list[dict[str, Any]]:
+    """One object per spelling, its fixes nested (for JSON)."""
+    from connector.reports.views import display_name
+
+    return [{"people": s.people, "institution": s.institution, "department": s.department,
+             "closest": s.closest, "closest_name": display_name(mappings, s.closest) if s.closest else None,
+             "fixes": [{"file": str(f.file) if f.file else None, "entry": f.department, "key": f.key,
+                        "line": f.line} for f in s.fixes],
+             "note": s.note} for s in spellings]
+
+
+def fix_rows(spellings: list[Spelling]) -> list[dict[str, Any]]:
+    """One flat row per line to add (or per note), ``first`` marking a spelling's first row."""
+    rows: list[dict[str, Any]] = []
+    for s in spellings:
+        base = {"people": s.people, "institution": s.institution, "department": s.department,
+                "closest": s.closest, "note": s.note}
+        fixes: list[Fix | None] = list(s.fixes) or [None]
+        for i, fix in enumerate(fixes):
+            rows.append(dict(base, first=i == 0, file=str(fix.file) if fix and fix.file else None,
+                             entry=fix.department if fix else None, line=fix.line if fix else None))
+    return rows
 
 
 def _diagnose(spelling: Spelling, mappings: Mappings, wanted: dict[tuple[str, str], list[str]]) -> None:
