@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count, islice
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,8 +39,8 @@ from connector.moodle.client import (
     encode_params,
     error_from_payload,
 )
+from tests.fixture_cases import VERSIONS, Case, folder, load_cases
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle-4.1"
 TOKEN = "f00dfeedcafe0123456789abcdef4242"
 SITE_INFO_OK = json.dumps({"sitename": "Test", "release": "4.1.10", "lang": "en", "functions": []}).encode()
 
@@ -192,9 +191,9 @@ def test_encode_params_nests_like_moodle() -> None:
         encode_params({"x": object()})
 
 
-@pytest.mark.parametrize("request_file", sorted(FIXTURES.glob("*/*.request.json")), ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_form_reproduces_every_fixture_body_exactly(request_file: Path) -> None:
-    recorded = json.loads(request_file.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("case", load_cases(), ids=lambda c: c.id)
+def test_form_reproduces_every_fixture_body_exactly(case: Case) -> None:
+    recorded = case.request
     form = build_form(recorded["function"], recorded["params"], token=recorded["token"], fmt=recorded["format"])
     assert form == [(key, str(value)) for key, value in recorded["form_body"]]
 
@@ -366,8 +365,9 @@ def test_connection_refused_is_unavailable_after_retries() -> None:
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
-def test_xml_format_sends_no_format_field_and_decodes_xml() -> None:
-    body = (FIXTURES / "core_webservice_get_site_info" / "site_info_xml.response.xml").read_bytes()
+@pytest.mark.parametrize("version", VERSIONS)
+def test_xml_format_sends_no_format_field_and_decodes_xml(version: str) -> None:
+    body = (folder(version) / "core_webservice_get_site_info" / "site_info_xml.response.xml").read_bytes()
 
     class XmlHandler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -390,7 +390,8 @@ def test_xml_format_sends_no_format_field_and_decodes_xml() -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
-    assert info["release"] == "4.1.10 (Build: 20240422)" and info["userid"] == "63"
+    release = {"4.1": "4.1.10 (Build: 20240422)", "4.5": "4.5.11+ (Build: 20260501)"}[version]
+    assert info["release"] == release and info["userid"] == "63"
 
 
 # --------------------------------------------------------------------------------------------

@@ -91,7 +91,10 @@ _AUTH_ERRORCODES = frozenset(
         "enablewsdescription",
     }
 )
-_CAPABILITY_ERRORCODES = frozenset({"nopermissions", "requireloginerror", "errorcoursecontextnotvalid"})
+# errorreportview/errorreportedit: Moodle 4.5's "may not view/edit this report"; "nopermission"
+# (singular) is what some 4.5 functions send for the same thing.
+_CAPABILITY_ERRORCODES = frozenset({"nopermissions", "nopermission", "requireloginerror", "errorcoursecontextnotvalid",
+                                    "errorreportview", "errorreportedit"})
 _UNAVAILABLE_ERRORCODES = frozenset({"sitemaintenance"})
 
 _TOKEN_HINT = (
@@ -121,6 +124,7 @@ REQUIRED_CAPABILITIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "core_cohort_get_cohort_members": ("moodle/cohort:view",),
         "core_reportbuilder_list_reports": ("moodle/reportbuilder:view",),
         "core_reportbuilder_retrieve_report": ("moodle/reportbuilder:view", "moodle/reportbuilder:editall"),
+        "core_reportbuilder_reports_get": ("moodle/reportbuilder:view", "moodle/reportbuilder:editall"),
     }
 )
 _BASE_CAPABILITIES = ("webservice/rest:use",)
@@ -280,7 +284,7 @@ def error_from_payload(function: str, payload: Mapping[str, Any]) -> MoodleError
         return MoodleUnavailable(said, function=function, errorcode=code, hint="the site is in maintenance mode")
     if code in PER_ENROLMENT_ERRORCODES or code == "invalidparameter":
         return MoodleRequestError(said, function=function, errorcode=code)
-    if code == "invalidrecord":
+    if code in ("invalidrecord", "invaliduser"):  # invaliduser: Moodle 4.5, an unknown user id
         return MoodleNotFound(said, function=function, errorcode=code)
     return MoodleError(said, function=function, errorcode=code or None)
 
