@@ -480,7 +480,8 @@ class _Run:
         found: dict[int, Person] = {}
         if ids:
             for person in self.api.users_by_field("id", ids, batch_size=USERS_BATCH):
-                found[person.id] = person
+                if not person.deleted:  # a deleted account still answers by id, renamed:
+                    found[person.id] = person  # it is handled below, its last real username kept
         self.progress("reading people", len(ids), len(ids))
         rows = []
         unplaced = conflicts = 0

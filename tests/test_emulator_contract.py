@@ -1,5 +1,10 @@
-"""For every fixture captured from a real Moodle, the emulator answers the same request with the
-same structure: keys, value types and nesting (values may differ), or the same error."""
+"""For every fixture captured from a real Moodle (4.1.10 and 4.5.11+), the emulator configured as
+that version answers the same request with the same structure: keys, value types and nesting
+(values may differ), or the same error.
+
+The 4.5 folder's "added cases" were captured after the site was re-seeded (people v001-v364):
+their ids are mapped onto demo people put in the same situation (:data:`SECOND_CAPTURE_IDS`).
+"""
 
 from __future__ import annotations
 
@@ -14,25 +19,69 @@ import requests
 import xmltodict
 
 from connector.emulator import Emulator, demo_scenario
+from connector.emulator.functions import FUNCTIONS
+from tests.fixture_cases import VERSIONS, Case, load_cases
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "moodle-4.1"
 TOKEN = "contract-full-token"
 WEAK = "contract-weak-token"
 
 
-def fixture_cases() -> list[Path]:
-    return sorted(FIXTURES.glob("*/*.request.json"))
+CASES = load_cases()
+
+
+# Functions of the 4.5 capture the connector never calls and the emulator does not implement:
+# surveys (mod_feedback_*, core_course_get_contents), writes (course updates, messages, editing a
+# report's conditions) and a view-logging call. Their cases are skipped, by this list only; a test
+# below keeps it equal to what the emulator lacks, so it can only shrink.
+UNSUPPORTED_FUNCTIONS = {
+    "mod_feedback_get_feedbacks_by_courses": "surveys: the connector does not read them",
+    "mod_feedback_get_items": "surveys: the connector does not read them",
+    "mod_feedback_get_responses_analysis": "surveys: the connector does not read them",
+    "mod_feedback_get_analysis": "surveys: the connector does not read them",
+    "mod_feedback_get_non_respondents": "surveys: the connector does not read them",
+    "mod_feedback_get_feedback_access_information": "surveys: the connector does not read them",
+    "core_course_get_contents": "course contents: only the survey cases use it",
+    "core_course_update_courses": "a write: the connector only reads",
+    "core_message_send_instant_messages": "a write: the connector only reads",
+    "core_reportbuilder_conditions_add": "a write (editing a report): the admin does it in Moodle",
+    "core_reportbuilder_conditions_delete": "a write (editing a report): the admin does it in Moodle",
+    "core_reportbuilder_view_report": "only logs a view; the connector never calls it",
+}
+
+# demo people standing in for the second capture's: v064 (id 68, ended enrolment in ITSEC-CZ),
+# v072 (id 76, suspended enrolment in ITSEC-CZ), v133 (id 137, deleted); its report 2 (default
+# conditions) is the emulator's report 1
+ENDED, SUSPENDED, DELETED = 12, 8, 35
+SECOND_CAPTURE_IDS = {("userid", "68"): str(ENDED), ("userid", "76"): str(SUSPENDED),
+                      ("userid", "137"): str(DELETED), ("values[0]", "137"): str(DELETED),
+                      ("reportid", "2"): "1"}
+# The second capture's people have no city: JSON leaves an empty optional field out, the demo
+# people have one. A difference of values, not of shape.
+NO_CITY_CASES = {"4.5-core_enrol_get_enrolled_users/itsec_onlyactive_0",
+                 "4.5-core_enrol_get_enrolled_users/itsec_onlyactive_1"}
+
+
+def emulator_for(version: str) -> Emulator:
+    emu = Emulator(demo_scenario(date(2026, 1, 15)), tokens={TOKEN: "full", WEAK: "weak"}, moodle=version)
+    if version == "4.5":
+        emu.end_enrolment(ENDED, 2)
+        emu.suspend_enrolment(SUSPENDED, 2)
+        emu.delete_user(DELETED)
+    return emu
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(demo_scenario(date(2026, 1, 15)), tokens={TOKEN: "full", WEAK: "weak"}) as emu:
-        yield emu
+def emulators() -> Iterator[dict[str, Emulator]]:
+    running = {version: emulator_for(version).start() for version in VERSIONS}
+    yield running
+    for emu in running.values():
+        emu.stop()
 
 
 def send(emulator: Emulator, request: dict[str, Any]) -> requests.Response:
     replacements = {"<TOKEN>": TOKEN, "<WEAK_TOKEN>": WEAK}
-    form = [(k, replacements.get(str(v), str(v))) for k, v in request["form_body"]]
+    form = [(k, replacements.get(str(v), SECOND_CAPTURE_IDS.get((k, str(v)), str(v))))
+            for k, v in request["form_body"]]
     url = f"{emulator.url}/webservice/rest/server.php"
     if request["http_method"] == "GET":
         return requests.get(url, params=form, timeout=10)
@@ -96,16 +145,17 @@ def _has_null(shape: Any) -> bool:
     return isinstance(shape, str) and bool({"NoneType", "null"} & set(shape.split("|")))
 
 
-@pytest.mark.parametrize("request_path", fixture_cases(), ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_emulator_answers_like_the_fixture(emulator: Emulator, request_path: Path) -> None:
-    request = json.loads(request_path.read_text(encoding="utf-8"))
-    stem = request_path.name.removesuffix(".request.json")
-    meta = json.loads((request_path.parent / f"{stem}.meta.json").read_text(encoding="utf-8"))
-    reply = send(emulator, request)
+SUPPORTED = [c for c in CASES if c.function not in UNSUPPORTED_FUNCTIONS]
+
+
+@pytest.mark.parametrize("case", SUPPORTED, ids=lambda c: c.id)
+def test_emulator_answers_like_the_fixture(emulators: dict[str, Emulator], case: Case) -> None:
+    request, meta = case.request, case.meta
+    reply = send(emulators[case.version], request)
     assert reply.status_code == meta["http_status"]
     assert reply.headers["Content-Type"] == meta["content_type"]
     if request["format"] == "xml":
-        expected_tree = xmltodict.parse((request_path.parent / f"{stem}.response.xml").read_bytes())
+        expected_tree = xmltodict.parse(case.body)
         actual_tree = xmltodict.parse(reply.content)
         assert list(actual_tree) == list(expected_tree)
         if "EXCEPTION" in expected_tree:
@@ -115,16 +165,31 @@ def test_emulator_answers_like_the_fixture(emulator: Emulator, request_path: Pat
         expected = xml_shape(expected_tree["RESPONSE"])
         actual = xml_shape(actual_tree["RESPONSE"])
     else:
-        expected_body = json.loads((request_path.parent / f"{stem}.response.json").read_text("utf-8"))
+        expected_body = case.json_body()
         actual_body = reply.json()
         if isinstance(expected_body, dict) and "exception" in expected_body:
             assert actual_body["exception"] == expected_body["exception"]
             assert actual_body["errorcode"] == expected_body["errorcode"]
             assert set(actual_body) == set(expected_body)
             return
+        if case.id in NO_CITY_CASES:
+            actual_body = [{k: v for k, v in user.items() if k != "city"} for user in actual_body]
         expected, actual = json_shape(expected_body), json_shape(actual_body)
     assert actual == nulls_as_wildcards(expected, actual)
 
 
+def _answered_by_a_function(case: Case) -> bool:
+    """False for the cases about a function Moodle refuses to run at all (unknown, not in the service)."""
+    error = case.decoded_error()
+    return error is None or error["errorcode"] not in ("accessexception", "invalidrecord") or (
+        "external_functions" not in error["message"] and error["errorcode"] == "invalidrecord")
+
+
+def test_the_unsupported_list_is_exactly_what_the_emulator_lacks() -> None:
+    lacking = {c.function for c in CASES if c.function and c.function not in FUNCTIONS and _answered_by_a_function(c)}
+    assert set(UNSUPPORTED_FUNCTIONS) == lacking
+
+
 def test_every_fixture_function_folder_is_covered() -> None:
-    assert len(fixture_cases()) >= 50
+    for version in VERSIONS:
+        assert len([c for c in CASES if c.version == version]) >= 50

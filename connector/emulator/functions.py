@@ -2,6 +2,8 @@
 
 ``dispatch`` takes the decoded form of one request and gives the answer Moodle would give:
 token check, function lookup, service membership, parameter validation, then the function.
+Both captured Moodle versions are served (:data:`MOODLE_VERSIONS`): 4.5 adds a few fields and
+namespaces its exception classes; the behaviour is the same.
 """
 
 from __future__ import annotations
@@ -15,10 +17,28 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from connector.emulator.scenario import CourseDef, PersonView, Scenario
-from connector.emulator.wire import Param, WsException, XmlOnly, missing_record, validate
+from connector.emulator.wire import Param, WsException, XmlOnly, invalid_parameter, missing_record, validate
 
-MOODLE_RELEASE = "4.1.10 (Build: 20240422)"
-MOODLE_VERSION = "2022112810"
+
+@dataclass(frozen=True)
+class MoodleVersion:
+    """What differs between the captured releases on the wire (not in behaviour)."""
+
+    name: str
+    release: str
+    version: str
+    namespaced_exceptions: bool  # "core\exception\moodle_exception" instead of "moodle_exception"
+    fields_45: bool  # courseimage, trackforums, policyagreed, tags, customfields' displayvalue ...
+
+
+MOODLE_VERSIONS = {
+    "4.1": MoodleVersion("4.1", "4.1.10 (Build: 20240422)", "2022112810", False, False),
+    "4.5": MoodleVersion("4.5", "4.5.11+ (Build: 20260501)", "2024100711.02", True, True),
+}
+CORE_EXCEPTIONS = frozenset({"moodle_exception", "required_capability_exception",
+                             "require_login_exception", "invalid_parameter_exception"})
+MOODLE_RELEASE = MOODLE_VERSIONS["4.1"].release
+MOODLE_VERSION = MOODLE_VERSIONS["4.1"].version
 SERVICE_FUNCTIONS = (
     "core_webservice_get_site_info",
     "core_course_get_courses",
@@ -35,6 +55,7 @@ SERVICE_FUNCTIONS = (
     "core_cohort_get_cohort_members",
     "core_reportbuilder_list_reports",
     "core_reportbuilder_retrieve_report",
+    "core_reportbuilder_reports_get",
     "core_course_update_courses",
     "core_message_send_instant_messages",
     "core_course_get_enrolled_users_by_cmid",
@@ -46,6 +67,11 @@ OTHER_KNOWN_FUNCTIONS = frozenset({
     "core_course_create_courses", "core_course_delete_courses", "enrol_manual_enrol_users",
     "core_completion_mark_course_self_completed", "core_cohort_add_cohort_members",
     "core_role_assign_roles", "core_enrol_get_enrolled_users_with_capability",
+    "core_reportbuilder_conditions_add", "core_reportbuilder_conditions_delete",
+    "core_reportbuilder_view_report", "core_course_get_contents",
+    "mod_feedback_get_feedbacks_by_courses", "mod_feedback_get_items",
+    "mod_feedback_get_responses_analysis", "mod_feedback_get_analysis",
+    "mod_feedback_get_non_respondents", "mod_feedback_get_feedback_access_information",
 })
 KNOWN_FUNCTIONS = frozenset(SERVICE_FUNCTIONS) | OTHER_KNOWN_FUNCTIONS
 
@@ -63,6 +89,7 @@ class Call:
     scenario: Scenario
     grant: Grant
     site_url: str
+    moodle: MoodleVersion = MOODLE_VERSIONS["4.1"]
     function: str = ""
     report_rows: int = 0
     enrolled_rows: int = 0
@@ -102,8 +129,16 @@ def no_permissions(what: str) -> WsException:
                        f"Sorry, but you do not currently have permissions to do that ({what}).")
 
 
+def report_access(what: str) -> WsException:
+    verb = "edit" if what == "edit" else "view"
+    return WsException("core_reportbuilder\\exception\\report_access_exception", f"errorreport{verb}",
+                       f"You cannot {verb} this report")
+
+
 def dispatch(call: Call, function: str, raw_params: dict[str, Any]) -> Any:
     """The answer to one call, or a WsException; the token has already been checked."""
+    if not function:
+        raise invalid_parameter()  # no wsfunction at all
     if function not in KNOWN_FUNCTIONS and function not in call.grant.functions:
         raise missing_record("external_functions")
     if function not in call.grant.functions:
@@ -164,14 +199,14 @@ def site_info(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         "userid": user_id,
         "siteurl": call.site_url,
         "userpictureurl": _image_url(call, "f1"),
-        "functions": [{"name": name, "version": MOODLE_VERSION}
+        "functions": [{"name": name, "version": call.moodle.version}
                       for name in SERVICE_FUNCTIONS if name in call.grant.functions]
-        + [{"name": name, "version": MOODLE_VERSION}
+        + [{"name": name, "version": call.moodle.version}
            for name in sorted(call.grant.functions - set(SERVICE_FUNCTIONS))],
         "downloadfiles": 0,
         "uploadfiles": 0,
-        "release": MOODLE_RELEASE,
-        "version": MOODLE_VERSION,
+        "release": call.moodle.release,
+        "version": call.moodle.version,
         "mobilecssurl": "",
         "advancedfeatures": [
             {"name": name, "value": value}
@@ -184,6 +219,7 @@ def site_info(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         "userquota": 104857600,
         "usermaxuploadfilesize": 2097152,
         "userhomepage": 1,
+        **({"userhomepageurl": XmlOnly(None)} if call.moodle.fields_45 else {}),
         "userprivateaccesskey": f"{user_id:032x}",
         "siteid": 1,
         "sitecalendartype": "gregorian",
@@ -192,6 +228,7 @@ def site_info(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         "theme": "boost",
         "limitconcurrentlogins": 0,
         "usersessionscount": XmlOnly(None),
+        **({"policyagreed": 0} if call.moodle.fields_45 else {}),
     }
 
 
@@ -241,8 +278,9 @@ def _course_record(course: CourseDef) -> dict[str, Any]:
 
 
 def get_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
-    if call.weak:
-        raise require_login()
+    if call.weak:  # the whole call fails on the first course the user may not see
+        first = min((c.id for c in call.scenario.course_defs.values() if c.format != "site"), default=1)
+        raise course_context_error(first)
     ids = (params["options"] or {}).get("ids") or []
     scenario = call.scenario
     chosen = [_course(call, i) for i in ids] if ids else sorted(
@@ -302,7 +340,15 @@ def _course_by_field_record(call: Call, course: CourseDef) -> dict[str, Any]:
     }
     record["courseformatoptions"] = XmlOnly([]) if site else [
         *_format_options(course), {"name": "indentation", "value": "1"}]
+    if call.moodle.fields_45:
+        record.update({"courseimage": _course_image(call, course),
+                       "communicationroomname": XmlOnly(None), "communicationroomurl": XmlOnly(None)})
     return record
+
+
+def _course_image(call: Call, course: CourseDef) -> str:
+    """Moodle 4.5 sends a generated pattern image for a course without one."""
+    return f"data:image/svg+xml;base64,{course.id:08x}"
 
 
 COURSE_FIELDS = ("", "id", "ids", "shortname", "idnumber", "category")
@@ -393,7 +439,7 @@ def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None
                    course_id: int) -> dict[str, Any]:
     scenario = call.scenario
     courses = [scenario.course_defs[scenario.enrol_course[p]]
-               for p in scenario.user_positions(person.index)]
+               for p in scenario.user_positions(person.index) if scenario.enrolment_active(p)]
     record = _identity(call, person)
     record.update({
         "lastcourseaccess": scenario.course_access(person.index, course_id),
@@ -436,9 +482,10 @@ def get_enrolled_users(call: Call, params: dict[str, Any]) -> list[dict[str, Any
     fields = options.get("userfields")
     wanted = frozenset(f.strip() for f in fields.split(",")) if fields else None
     scenario = call.scenario
-    people = (scenario.person(scenario.person_index(scenario.enrol_user[p]) or 0)
-              for p in scenario.course_positions(course_id))
-    chosen = [p for p in people if not (onlyactive and p.suspended)]
+    # onlyactive filters on the enrolment (suspended or ended), never on the person's account
+    chosen = [scenario.person(scenario.person_index(scenario.enrol_user[p]) or 0)
+              for p in scenario.course_positions(course_id)
+              if not onlyactive or scenario.enrolment_active(p)]
     end = limitfrom + limitnumber if limitnumber else None
     page = chosen[limitfrom:end]
     call.enrolled_rows = len(page)
@@ -446,12 +493,16 @@ def get_enrolled_users(call: Call, params: dict[str, Any]) -> list[dict[str, Any
 
 
 def get_users_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
-    person = _person(call, params["userid"])
     if call.weak:
-        raise require_login()
+        return []  # no error, just nothing (quirk 4)
     scenario = call.scenario
+    if scenario.deleted_index(params["userid"]) is not None:
+        return []  # a deleted person has no enrolments left
+    person = _person(call, params["userid"])
     result = []
     for position in scenario.user_positions(person.index):
+        if not scenario.enrolment_active(position):
+            continue  # a suspended or ended enrolment's course is left out (quirk 18)
         course = scenario.course_defs[scenario.enrol_course[position]]
         done = bool(scenario.completed_at[position])
         tracked = course.completion_enabled
@@ -476,6 +527,8 @@ def get_users_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]
             "showcompletionconditions": True if tracked else None,
             "timemodified": course.timecreated,
         })
+        if call.moodle.fields_45:
+            record["courseimage"] = _course_image(call, course)
         result.append(record)
     return result
 
@@ -493,15 +546,21 @@ def _enrolment_for_completion(call: Call, params: dict[str, Any]) -> tuple[Cours
     course = _course(call, params["courseid"])
     if call.weak:
         raise require_login()
+    if call.scenario.person_index(params["userid"]) is None and call.scenario.deleted_index(params["userid"]) is None:
+        raise WsException("dml_missing_record_exception", "invaliduser", "Invalid user")
     person = _person(call, params["userid"])
     position = call.scenario.find_enrolment(person.index, course.id)
-    if position is None:
-        raise WsException("moodle_exception", "usernotenroled", "User is not enrolled in this course")
     return course, position
+
+
+def not_enrolled() -> WsException:
+    return WsException("moodle_exception", "usernotenroled", "User is not enrolled in this course")
 
 
 def course_completion_status(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     course, position = _enrolment_for_completion(call, params)
+    if position is None or not call.scenario.enrolment_active(position):
+        raise not_enrolled()  # also behind a suspended or ended enrolment, completed or not
     if not course.completion_enabled:
         raise WsException("moodle_exception", "cannotviewreport", "You cannot view this report")
     at = call.scenario.completed_at[position]
@@ -523,9 +582,25 @@ def course_completion_status(call: Call, params: dict[str, Any]) -> dict[str, An
     }
 
 
+# The 4.5 capture's ITSEC-CZ has a page activity (cmid 7) with manual completion, done by those
+# who completed the course; other courses have no activity with completion.
+PAGE_ACTIVITY = {2: (7, 1)}  # course id -> (cmid, page instance)
+
+
 def activities_completion_status(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    _enrolment_for_completion(call, params)
-    return {"statuses": [], "warnings": []}
+    course, position = _enrolment_for_completion(call, params)
+    if position is None:
+        raise not_enrolled()
+    if not call.scenario.enrolment_active(position) or course.id not in PAGE_ACTIVITY:
+        return {"statuses": [], "warnings": []}  # inactive enrolment: nothing, no warning
+    cmid, instance = PAGE_ACTIVITY[course.id]
+    at = call.scenario.completed_at[position]
+    return {"statuses": [{
+        "cmid": cmid, "modname": "page", "instance": instance, "state": 1 if at else 0,
+        "timecompleted": at, "tracking": 1, "overrideby": None, "valueused": False,
+        "hascompletion": True, "isautomatic": False, "istrackeduser": True, "uservisible": True,
+        "details": [], "isoverallcomplete": bool(at),
+    }], "warnings": []}
 
 
 # ----- users -------------------------------------------------------------------------------------
@@ -537,7 +612,11 @@ def _user_details(call: Call, person: PersonView) -> dict[str, Any]:
         "calendartype": XmlOnly(None), "theme": "", "timezone": "99", "mailformat": 1,
         "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
     })
+    if call.moodle.fields_45:
+        record["trackforums"] = 0
     _add_profile(call, record, person)
+    if call.moodle.fields_45 and isinstance(record.get("customfields"), list):
+        record["customfields"] = [{**f, "displayvalue": f["value"]} for f in record["customfields"]]
     record["preferences"] = _own_preferences(call) if person.id == _caller_id(call) else XmlOnly([])
     return record
 
@@ -604,7 +683,7 @@ USER_FIELDS = ("id", "idnumber", "username", "email")
 
 def get_users_by_field(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
     if call.weak:
-        raise no_permissions("View user details")
+        return []  # no error, just nothing (quirk 4)
     field_name = params["field"]
     if field_name not in USER_FIELDS:
         raise WsException("invalid_parameter_exception", "invalidparameter",
@@ -614,8 +693,10 @@ def get_users_by_field(call: Call, params: dict[str, Any]) -> list[dict[str, Any
     indexes: list[int | None] = []
     if field_name == "username":  # direct lookups: a 100,000-user site must answer fast
         indexes = [scenario.index_by_username(v) for v in wanted]
-    elif field_name == "id":
-        indexes = [scenario.person_index(int(v)) for v in wanted if v.strip().lstrip("-").isdigit()]
+    elif field_name == "id":  # a deleted person is still found by id, renamed (quirk 20)
+        ids = [int(v) for v in wanted if v.strip().lstrip("-").isdigit()]
+        indexes = [scenario.person_index(i) if scenario.deleted_index(i) is None else scenario.deleted_index(i)
+                   for i in ids]
     if field_name in ("username", "id"):
         people = [scenario.person(i) for i in indexes if i is not None]
         accounts = [p for p in _account_views(call) if str(getattr(p, field_name)) in wanted]
@@ -626,23 +707,27 @@ def get_users_by_field(call: Call, params: dict[str, Any]) -> list[dict[str, Any
 
 
 # ----- cohorts -----------------------------------------------------------------------------------
-def _cohort_record(cohort: Any) -> dict[str, Any]:
-    return {"id": cohort.id, "name": cohort.name, "idnumber": cohort.idnumber, "description": "",
-            "descriptionformat": 1, "visible": True, "theme": ""}
+def _cohort_record(call: Call, cohort: Any) -> dict[str, Any]:
+    record = {"id": cohort.id, "name": cohort.name, "idnumber": cohort.idnumber, "description": "",
+              "descriptionformat": 1, "visible": True, "theme": ""}
+    if call.moodle.fields_45:
+        record["customfields"] = []
+    return record
 
 
 def _cohorts_by_id(call: Call, ids: list[int]) -> list[Any]:
     known = {c.id: c for c in call.scenario.cohorts}
     missing = [i for i in ids if i not in known]
-    if missing:
+    if missing and call.function == "core_cohort_get_cohort_members":
         raise missing_record("cohort")
-    return [known[i] for i in ids] if ids else list(known.values())
+    # get_cohorts drops unknown ids silently (quirk 4)
+    return [known[i] for i in ids if i in known] if ids else list(known.values())
 
 
 def get_cohorts(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
     if call.weak:
         raise no_permissions("View site-wide cohorts")
-    return [_cohort_record(c) for c in _cohorts_by_id(call, params["cohortids"])]
+    return [_cohort_record(call, c) for c in _cohorts_by_id(call, params["cohortids"])]
 
 
 def search_cohorts(call: Call, params: dict[str, Any]) -> dict[str, Any]:
@@ -653,8 +738,8 @@ def search_cohorts(call: Call, params: dict[str, Any]) -> dict[str, Any]:
                     if query in c.name.lower() or query in c.idnumber.lower()),
                    key=lambda c: c.name)
     start = params["limitfrom"]
-    end = start + params["limitnumber"] if params["limitnumber"] else None
-    return {"cohorts": [_cohort_record(c) for c in found[start:end]]}
+    end = start + params["limitnum"] if params["limitnum"] else None
+    return {"cohorts": [_cohort_record(call, c) for c in found[start:end]]}
 
 
 def cohort_members(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -672,29 +757,38 @@ REPORT_HEADERS = ("Course full name with link", "Method", "Full name with link",
                   "ID number", "Department", "Course ID number", "Time completed")
 
 
+CONDITION_DATA = '{"enrolment:status_operator":1,"enrolment:status_value":0}'
+
+
 def _report_details(call: Call) -> dict[str, Any]:
     report = call.scenario.report
     assert report is not None
-    return {
+    details: dict[str, Any] = {
         "name": report.name, "source": REPORT_SOURCE, "type": 0, "uniquerows": False,
-        "conditiondata": "[]", "settingsdata": None, "contextid": 1, "component": "",
+        # a stored value, not the truth: Moodle leaves it as it was when the condition is deleted
+        # in the editor (quirk 19), so the emulator always shows the default here
+        "conditiondata": CONDITION_DATA if call.moodle.fields_45 else "[]",
+        "settingsdata": None, "contextid": 1, "component": "",
         "area": "", "itemid": 0, "usercreated": 2, "id": report.id,
         "timecreated": report.timecreated, "timemodified": report.timecreated,
         "usermodified": 2, "sourcename": "Course participants",
-        "modifiedby": {
-            "id": 2, "email": "admin@example.org", "idnumber": "", "phone1": "", "phone2": "",
-            "department": "", "institution": "", "fullname": "Admin User",
-            "identity": "admin@example.org",
-            "profileurl": f"{call.site_url}/user/profile.php?id=2",
-            "profileimageurl": _image_url(call, "f1"),
-            "profileimageurlsmall": _image_url(call, "f2"),
-        },
     }
+    if call.moodle.fields_45:
+        details["tags"] = []
+    details["modifiedby"] = {
+        "id": 2, "email": "admin@example.org", "idnumber": "", "phone1": "", "phone2": "",
+        "department": "", "institution": "", "fullname": "Admin User",
+        "identity": "admin@example.org",
+        "profileurl": f"{call.site_url}/user/profile.php?id=2",
+        "profileimageurl": _image_url(call, "f1"),
+        "profileimageurlsmall": _image_url(call, "f2"),
+    }
+    return details
 
 
 def list_reports(call: Call, params: dict[str, Any]) -> dict[str, Any]:
-    if call.weak:
-        raise no_permissions("View custom reports")
+    if call.weak:  # not in the report's audience: an empty list, no error (quirk 4)
+        return {"reports": [], "warnings": []}
     reports = [_report_details(call)] if call.scenario.report is not None else []
     start = params["page"] * params["perpage"]
     return {"reports": reports[start:start + params["perpage"]], "warnings": []}
@@ -709,11 +803,15 @@ def format_report_time(at: int, zone: ZoneInfo) -> str:
             f"{hour}:{local.minute:02d} {half}")
 
 
-def _report_row(call: Call, position: int, zone: ZoneInfo) -> list[str]:
+def _report_row(call: Call, row: int, zone: ZoneInfo) -> list[str]:
     scenario = call.scenario
-    course = scenario.course_defs[scenario.enrol_course[position]]
-    person = scenario.person(scenario.person_index(scenario.enrol_user[position]) or 0)
-    at = scenario.completed_at[position]
+    if row < 0:  # an enrolment method nobody uses: the course is there, the user cells are empty
+        course = scenario.course_defs[-row]
+        link = f'<a href="{call.site_url}/course/view.php?id={course.id}">{escape(course.fullname)}</a>'
+        return [link, "Self enrolment (Student)", "", "", "", "", course.idnumber, ""]
+    course = scenario.course_defs[scenario.enrol_course[row]]
+    person = scenario.person(scenario.person_index(scenario.enrol_user[row]) or 0)
+    at = scenario.completed_at[row]
     return [
         f'<a href="{call.site_url}/course/view.php?id={course.id}">{escape(course.fullname)}</a>',
         "Manual enrolments",
@@ -726,24 +824,146 @@ def _report_row(call: Call, position: int, zone: ZoneInfo) -> list[str]:
     ]
 
 
-def retrieve_report(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+def _report(call: Call, report_id: int, access: str) -> None:
     report = call.scenario.report
-    if report is None or params["reportid"] != report.id:
+    if report is None or report_id != report.id:
         raise missing_record("reportbuilder_report")
     if call.weak:
-        raise no_permissions("View custom reports")
-    total = call.scenario.enrolment_count()
+        raise report_access(access)
+
+
+def retrieve_report(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    _report(call, params["reportid"], "view")
+    listed = call.scenario.report_rows()
+    total = len(listed)
     perpage = max(1, params["perpage"])
     start = min(params["page"] * perpage, total)
     end = min(start + perpage, total)
     zone = ZoneInfo(call.scenario.report_timezone)
-    rows = [{"columns": _report_row(call, p, zone)} for p in range(start, end)]
+    rows = [{"columns": _report_row(call, listed[i], zone)} for i in range(start, end)]
     call.report_rows = len(rows)
     return {
         "details": _report_details(call),
         "data": {"headers": list(REPORT_HEADERS), "rows": rows, "totalrowcount": total},
         "warnings": [],
     }
+
+
+# The report editor's condition list ("Add condition"): entity -> (identifier, name). The real
+# one is longer; these are the groups and the enrolment conditions the connector cares about.
+CONDITION_GROUPS = (
+    ("Course", (("course:fullname", "Course full name"), ("course:idnumber", "Course ID number"))),
+    ("Enrolment", (("enrolment:timecreated", "Time created"), ("enrolment:timestarted", "Time started"),
+                   ("enrolment:timeended", "Time ended"), ("enrolment:status", "Status"))),
+    ("User", (("user:fullname", "Full name"), ("user:username", "Username"))),
+)
+DEFAULT_CONDITIONS = (("user:suspended", "User", "Suspended"), ("user:confirmed", "User", "Confirmed"))
+HELP_ICON = '<a class="btn btn-link p-0 me-2 icon-no-margin" role="button" data-toggle="popover">?</a>'
+
+
+def _active_condition_html(position: int, identifier: str, entity: str, name: str) -> str:
+    """One active condition as the editor's form renders it (enough for a reader of the form)."""
+    field = identifier.replace(":", "")
+    operator = '<option value="0" selected  >Is any value</option>'
+    value = ""
+    if identifier == "enrolment:status":
+        operator = ('<option value="0"   >Is any value</option>\n'
+                    '<option value="1" selected  >Is equal to</option>\n'
+                    '<option value="2"   >Is not equal to</option>')
+        value = (f'<select class="custom-select" name="{identifier}_value" id="id_{field}_value">\n'
+                 '<option value="0" selected  >Active</option>\n<option value="1"   >Suspended</option>\n'
+                 '<option value="2"   >Not current</option>\n</select>\n')
+    return (f'<div class="condition list-group-item" data-region="active-condition"\n'
+            f'        data-condition-id="{position + 8}" data-condition-name="{escape(name)}" '
+            f'data-condition-position="{position + 1}">\n'
+            f'<small class="text-muted text-uppercase">{escape(entity)} \u2022 {escape(name)}</small>\n'
+            f'<select class="custom-select" name="{identifier}_operator" id="id_{field}_operator">\n'
+            f'{operator}\n</select>\n{value}</div>\n')
+
+
+def _conditions(call: Call) -> dict[str, Any]:
+    report = call.scenario.report
+    assert report is not None
+    active = list(DEFAULT_CONDITIONS)
+    if report.enrolment_status_condition:
+        active.insert(0, ("enrolment:status", "Enrolment", "Status"))
+    in_use = {identifier for identifier, _, _ in active}
+    form = ('\n<form autocomplete="off" action="' + call.site_url + '/webservice/rest/server.php" '
+            'method="post" accept-charset="utf-8" class="mform">\n'
+            '<div class="list-group mt-2" data-region="active-conditions">'
+            + "".join(_active_condition_html(i, *c) for i, c in enumerate(active)) + "</div>\n</form>\n")
+    return {
+        "hasavailableconditions": True,
+        "availableconditions": [  # what is not in the report yet (quirk 19)
+            {"optiongroup": {"text": group, "values": [
+                {"value": identifier, "visiblename": name}
+                for identifier, name in items if identifier not in in_use]}}
+            for group, items in CONDITION_GROUPS
+        ],
+        "hasactiveconditions": bool(active),
+        "activeconditionsform": form,
+        "helpicon": HELP_ICON,
+    }
+
+
+def _editor_parts(call: Call) -> dict[str, Any]:
+    """The editor's side panels (editmode 1): columns to add, filters, sorting, card view."""
+    headers = [h for h in REPORT_HEADERS if h != "Method"]
+    return {
+        "sidebarmenucards": {"menucards": [{"name": group, "key": group.lower(), "items": [
+            {"name": name, "identifier": identifier, "title": f"Add column '{name}'",
+             "action": "report-add-column"} for identifier, name in items]}
+            for group, items in CONDITION_GROUPS]},
+        "conditions": _conditions(call),
+        "filters": {
+            "hasavailablefilters": True,
+            "availablefilters": [{"optiongroup": {"text": group, "values": [
+                {"value": identifier, "visiblename": name} for identifier, name in items]}}
+                for group, items in CONDITION_GROUPS],
+            "hasactivefilters": True,
+            "activefilters": [{"id": i + 1, "heading": name, "headingeditable": f"<span>{name}</span>",
+                               "sortorder": i + 1, "movetitle": f"Move filter '{name}'", "entityname": entity}
+                              for i, (_, entity, name) in enumerate(DEFAULT_CONDITIONS)],
+            "helpicon": HELP_ICON,
+        },
+        "sorting": {
+            "hassortablecolumns": True,
+            "sortablecolumns": [{
+                "id": i + 1, "title": h, "heading": h, "sortdirection": 4, "sortenabled": i == 0,
+                "sortorder": i + 1,
+                "sorticon": {"key": "t/sort_asc", "component": "moodle",
+                             "title": f"Change initial sorting for column '{h}' to descending"},
+                "movetitle": f"Move sorting for column '{h}'",
+                "sortenabledtitle": f"Disable initial sorting for column '{h}'"} for i, h in enumerate(headers)],
+            "helpicon": HELP_ICON,
+        },
+        "cardview": {"form": '\n<form class="mform"></form>\n', "helpicon": HELP_ICON},
+    }
+
+
+def reports_get(call: Call, params: dict[str, Any]) -> dict[str, Any]:
+    """``core_reportbuilder_reports_get``: the report as its page shows it; with editmode 1 the
+    editor's panels, among them the conditions (the reliable way to see them, quirk 19)."""
+    editmode = params["editmode"]
+    _report(call, params["reportid"], "edit" if editmode else "view")
+    details = _report_details(call)
+    details.pop("sourcename")
+    details.pop("modifiedby")
+    details.pop("tags", None)
+    answer: dict[str, Any] = {
+        **details,
+        "table": '<div class="table-dynamic position-relative" data-region="core_table/dynamic"></div>',
+        "filtersapplied": 0,
+        "filterspresent": not editmode,
+        "filtersform": "" if editmode else '\n<form class="mform"></form>\n',
+        "attributes": [],
+        "classes": "",
+        "editmode": bool(editmode),
+    }
+    if editmode:
+        answer.update(_editor_parts(call))
+    answer["javascript"] = "<script>\n//<![CDATA[\n//]]>\n</script>"
+    return answer
 
 
 # ----- the function table ------------------------------------------------------------------------
@@ -785,7 +1005,7 @@ FUNCTIONS: dict[str, tuple[dict[str, Param], Handler]] = {
                            "instanceid": Param("int", required=False, default=0)}),
          "includes": Param("text", required=False, default="parents"),
          "limitfrom": Param("int", required=False, default=0),
-         "limitnumber": Param("int", required=False, default=25)}, search_cohorts),
+         "limitnum": Param("int", required=False, default=25)}, search_cohorts),
     "core_cohort_get_cohort_members": ({"cohortids": Param([INT])}, cohort_members),
     "core_reportbuilder_list_reports": (
         {"page": Param("int", required=False, default=0),
@@ -793,4 +1013,7 @@ FUNCTIONS: dict[str, tuple[dict[str, Param], Handler]] = {
     "core_reportbuilder_retrieve_report": (
         {"reportid": INT, "page": Param("int", required=False, default=0),
          "perpage": Param("int", required=False, default=10)}, retrieve_report),
+    "core_reportbuilder_reports_get": (
+        {"reportid": INT, "editmode": Param("bool", required=False, default=False),
+         "pagesize": Param("int", required=False, default=0)}, reports_get),
 }

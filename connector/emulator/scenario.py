@@ -2,7 +2,13 @@
 
 Stored column-wise in ``array`` objects and small string tables so a 100,000-user scenario
 costs a few megabytes: nothing is precomputed per request. Reads and the few mutations
-(course reset, a new completion, suspension, deletion) go through ``lock``.
+(course reset, a new completion, suspension, an enrolment suspended or ended, deletion, the
+report's "Enrolment status" condition removed) go through ``lock``.
+
+An enrolment is active, suspended (``user_enrolments.status`` 1) or ended (its ``timeend`` has
+passed). A real Moodle keeps the completion behind an inactive enrolment but hides it from every
+web-service path except a custom report without the "Enrolment status" condition (the 4.5
+capture's README, quirk 18); the emulator's functions follow that.
 """
 
 from __future__ import annotations
@@ -11,13 +17,18 @@ import random
 import threading
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
 from connector.moodle.records import Completion, Course, Enrolment, Person
 
 SUSPENDED = 1
 DELETED = 2
+# enrolment states (the enrol_state column)
+ENROLMENT_ACTIVE = 0
+ENROLMENT_SUSPENDED = 1
+ENROLMENT_ENDED = 2
 FOUR_YEARS_DAYS = 4 * 365
 
 
@@ -63,9 +74,13 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class ReportDef:
+    """A "Course participants" custom report. Moodle creates it with the default condition
+    "Enrolment status = Active", which hides inactive enrolments (and their completions)."""
+
     id: int
     name: str
     timecreated: int
+    enrolment_status_condition: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,12 +165,17 @@ class Scenario:
         self.enrol_course = array("l")
         self.completed_at = array("q")
         self.last_access = array("q")
+        self.enrol_state = array("b")
         for user_id, course_id, at in enrolment_triples:
             self.enrol_user.append(user_id)
             self.enrol_course.append(course_id)
             self.completed_at.append(at)
             self.last_access.append(at)
+            self.enrol_state.append(ENROLMENT_ACTIVE)
         self.earlier_completions: list[tuple[int, int, int]] = list(earlier_completions)
+        # user id -> when Moodle deleted them (their username became "<email>.<that time>")
+        self.deleted_at: dict[int, int] = {}
+        self._report_rows: array | None = None
         self._rebuild_indexes()
 
     # ----- people -----------------------------------------------------------------------------
@@ -166,6 +186,13 @@ class Scenario:
     def person_index(self, user_id: int) -> int | None:
         index = user_id - self._people.first_id
         if 0 <= index < self.person_count and not self._people.flags[index] & DELETED:
+            return index
+        return None
+
+    def deleted_index(self, user_id: int) -> int | None:
+        """A deleted person's index: Moodle still answers a lookup by id for them."""
+        index = user_id - self._people.first_id
+        if 0 <= index < self.person_count and self._people.flags[index] & DELETED:
             return index
         return None
 
@@ -191,7 +218,7 @@ class Scenario:
         institution = self.strings[p.institutions[index]]
         city, country = self._places.get(institution, ("", ""))
         username = self.username_of(index)
-        return PersonView(
+        view = PersonView(
             index=index,
             id=p.first_id + index,
             username=username,
@@ -206,6 +233,13 @@ class Scenario:
             country=country,
             suspended=bool(p.flags[index] & SUSPENDED),
         )
+        if p.flags[index] & DELETED:
+            # Moodle's delete_user(): username "<email>.<time>", email its md5, idnumber and
+            # profile fields emptied, no longer suspended; no "deleted" flag reaches the web service
+            renamed = f"{view.email}.{self.deleted_at.get(view.id, 0)}"
+            view = replace(view, username=renamed, email=hashlib.md5(renamed.encode()).hexdigest(),
+                           idnumber="", position="", city="", suspended=False)
+        return view
 
     def live_people(self) -> Iterator[PersonView]:
         for index in range(self.person_count):
@@ -215,6 +249,7 @@ class Scenario:
     # ----- enrolments -------------------------------------------------------------------------
     def _rebuild_indexes(self) -> None:
         """Per-user offsets into the (user, course) storage and a (course, user) permutation."""
+        self._report_rows = None
         count = self.person_count
         first = self._people.first_id
         offsets = array("l", bytes(array("l").itemsize * (count + 1)))
@@ -248,6 +283,24 @@ class Scenario:
 
     def enrolment_count(self) -> int:
         return len(self.enrol_user)
+
+    def enrolment_active(self, position: int) -> bool:
+        return self.enrol_state[position] == ENROLMENT_ACTIVE
+
+    def report_rows(self) -> array:
+        """What the custom report lists, in order: enrolment positions, and ``-course_id`` for
+        an enrolment method nobody uses (its row has empty user cells). With the default
+        "Enrolment status = Active" condition only active enrolments are listed."""
+        with self.lock:
+            if self._report_rows is None:
+                keep_all = self.report is not None and not self.report.enrolment_status_condition
+                rows = array("l", (p for p in range(len(self.enrol_user))
+                                   if keep_all or self.enrol_state[p] == ENROLMENT_ACTIVE))
+                if keep_all:  # e.g. the unused self enrolment instance of each course
+                    rows.extend(-c.id for c in sorted(self.course_defs.values(), key=lambda c: c.id)
+                                if c.format != "site")
+                self._report_rows = rows
+            return self._report_rows
 
     def find_enrolment(self, index: int, course_id: int) -> int | None:
         for position in self.user_positions(index):
@@ -364,13 +417,41 @@ class Scenario:
         with self.lock:
             self._people.flags[self._require_person(user_id)] |= SUSPENDED
 
-    def delete_user(self, user_id: int) -> None:
-        """Moodle's user deletion: the account is gone from every answer, enrolments with it."""
+    def suspend_enrolment(self, user_id: int, course_id: int) -> None:
+        """The enrolment's status set to suspended (the person's account stays active)."""
+        self._set_enrolment_state(user_id, course_id, ENROLMENT_SUSPENDED)
+
+    def end_enrolment(self, user_id: int, course_id: int) -> None:
+        """The enrolment's end date has passed (enrolment duration, cohort sync)."""
+        self._set_enrolment_state(user_id, course_id, ENROLMENT_ENDED)
+
+    def _set_enrolment_state(self, user_id: int, course_id: int, state: int) -> None:
+        with self.lock:
+            position = self.find_enrolment(self._require_person(user_id), course_id)
+            if position is None:
+                raise KeyError(f"user {user_id} is not enrolled in course {course_id}")
+            self.enrol_state[position] = state
+            self._report_rows = None
+
+    def remove_report_condition(self) -> None:
+        """The admin deletes the report's "Enrolment status" condition (the README's advice)."""
+        with self.lock:
+            if self.report is None:
+                raise KeyError("the scenario has no report")
+            self.report = replace(self.report, enrolment_status_condition=False)
+            self._report_rows = None
+
+    def delete_user(self, user_id: int, at: int | None = None) -> None:
+        """Moodle's user deletion: enrolments go, the account is renamed (lookups by id still
+        find it, under ``<email>.<time>``); the completion records stay in Moodle's tables."""
         with self.lock:
             index = self._require_person(user_id)
             self._people.flags[index] |= DELETED
+            self.deleted_at[user_id] = at if at is not None else int(
+                datetime.combine(self.anchor, time(12), tzinfo=UTC).timestamp())
             doomed = self.user_positions(index)
-            for column in (self.enrol_user, self.enrol_course, self.completed_at, self.last_access):
+            for column in (self.enrol_user, self.enrol_course, self.completed_at, self.last_access,
+                           self.enrol_state):
                 del column[doomed.start : doomed.stop]
             self._rebuild_indexes()
 
@@ -391,6 +472,7 @@ class Scenario:
         self.enrol_course.insert(position, course_id)
         self.completed_at.insert(position, 0)
         self.last_access.insert(position, 0)
+        self.enrol_state.insert(position, ENROLMENT_ACTIVE)
         self._rebuild_indexes()
         return position
 

@@ -13,7 +13,15 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from connector.emulator.functions import SERVICE_FUNCTIONS, Call, Grant, dispatch, invalid_token
+from connector.emulator.functions import (
+    CORE_EXCEPTIONS,
+    MOODLE_VERSIONS,
+    SERVICE_FUNCTIONS,
+    Call,
+    Grant,
+    dispatch,
+    invalid_token,
+)
 from connector.emulator.scenario import Scenario
 from connector.emulator.wire import (
     JSON_TYPE,
@@ -83,9 +91,13 @@ class Emulator:
         seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
+        moodle: str = "4.1",
     ) -> None:
         if workers is not None and workers < 1:
             raise ValueError("workers must be at least 1 (or None for no limit)")
+        if moodle not in MOODLE_VERSIONS:
+            raise ValueError(f"moodle must be one of {', '.join(MOODLE_VERSIONS)}")
+        self.moodle = MOODLE_VERSIONS[moodle]
         self.scenario = scenario
         self._lock = threading.Lock()
         self._grants: dict[str, Grant] = {}
@@ -228,8 +240,17 @@ class Emulator:
     def suspend(self, user_id: int) -> None:
         self.scenario.suspend(user_id)
 
-    def delete_user(self, user_id: int) -> None:
-        self.scenario.delete_user(user_id)
+    def delete_user(self, user_id: int, at: int | None = None) -> None:
+        self.scenario.delete_user(user_id, at)
+
+    def suspend_enrolment(self, user_id: int, course_id: int) -> None:
+        self.scenario.suspend_enrolment(user_id, course_id)
+
+    def end_enrolment(self, user_id: int, course_id: int) -> None:
+        self.scenario.end_enrolment(user_id, course_id)
+
+    def remove_report_condition(self) -> None:
+        self.scenario.remove_report_condition()
 
     # ----- one request ---------------------------------------------------------------------------
     def _enter(self) -> None:
@@ -259,7 +280,7 @@ class Emulator:
         fields = dict((k, v) for k, v in form if k in PROTOCOL_FIELDS)
         xml = fields.get("moodlewsrestformat", "xml") != "json"
         grant = self._grants.get(fields.get("wstoken", ""))
-        call = Call(scenario=self.scenario, grant=grant or Grant(), site_url=self.url)
+        call = Call(scenario=self.scenario, grant=grant or Grant(), site_url=self.url, moodle=self.moodle)
         try:
             if grant is None:
                 raise invalid_token()
@@ -267,6 +288,8 @@ class Emulator:
             result = dispatch(call, fields.get("wsfunction", ""), params)
             body = render_xml(result) if xml else render_json(result)
         except WsException as error:
+            if self.moodle.namespaced_exceptions and error.exception in CORE_EXCEPTIONS:
+                error = WsException(f"core\\exception\\{error.exception}", error.errorcode, error.message)
             body = render_exception(error, xml)
         cost = (self._latency_s + call.report_rows * self._report_row_s
                 + call.enrolled_rows * self._enrolled_row_s)

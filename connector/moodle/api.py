@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -137,6 +138,17 @@ def course_from(data: Mapping[str, Any]) -> Course:
     )
 
 
+# What Moodle's delete_user() leaves of an account: username "<old email>.<unix time>", email the
+# md5 of that (32 hex digits); a lookup by id still answers, with no "deleted" field (4.5 capture,
+# quirk 20).
+_DELETED_USERNAME = re.compile(r"^.*\.\d{9,}$")
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def looks_deleted(username: str, email: str) -> bool:
+    return bool(_DELETED_USERNAME.match(username) and _MD5.match(email))
+
+
 def person_from(data: Mapping[str, Any]) -> Person:
     custom = sorted(
         (_str(f.get("shortname")), _str(f.get("value"))) for f in _list(data.get("customfields")) if isinstance(f, dict)
@@ -156,6 +168,7 @@ def person_from(data: Mapping[str, Any]) -> Person:
         suspended=_opt_bool(data.get("suspended")),
         firstaccess=_int(data.get("firstaccess")),
         lastaccess=_int(data.get("lastaccess")),
+        deleted=looks_deleted(_str(data.get("username")), _str(data.get("email"))),
     )
 
 

@@ -55,6 +55,8 @@ class Person:
     suspended: bool | None = None
     firstaccess: int = 0
     lastaccess: int = 0
+    # Moodle sends no flag: a deleted account is recognised by its rewritten username/email
+    deleted: bool = False
 
     def field(self, shortname: str) -> str | None:
         for name, value in self.custom_fields:
