@@ -131,6 +131,7 @@ def run_checks(config: Config) -> Iterator[Check]:
                     page = next(iter(api.report_pages(config.report_id, per_page=1)), None)
                     yield Check("report", True, f"report {config.report_id}: "
                                 f"{page.total_rows if page else 0} rows, columns {list(page.headers) if page else []}")
+                    yield report_conditions_check(api, site, config.report_id)
     except ConnectorError as exc:
         yield Check("moodle", False, exc.message, exc.hint)
 
@@ -176,3 +177,42 @@ def _ledger_check(config: Config) -> Check:
     private = mode & 0o077 == 0
     return Check("ledger", private, f"{path} (mode {mode:o})",
                  None if private else f"it holds personal data: chmod 600 {path}")
+
+
+REPORTS_GET = "core_reportbuilder_reports_get"
+_REPORT_EDITOR = "Site administration > Reports > Report builder > Custom reports"
+
+
+def report_conditions_check(api: object, site: object, report_id: int) -> Check:
+    """Does the report still hide suspended and ended enrolments (the default "Enrolment status =
+    Active" condition of a "Course participants" report)? Their completions would be missing.
+
+    Read from the report editor's view (core_reportbuilder_reports_get, editmode 1), never from
+    retrieve_report's conditiondata, which keeps its old value after the condition is deleted."""
+    from connector.moodle.api import MoodleApi
+    from connector.moodle.records import SiteInfo
+
+    assert isinstance(api, MoodleApi) and isinstance(site, SiteInfo)
+    name = "report conditions"
+    if not site.can_call(REPORTS_GET):
+        return Check(name, False, f"cannot tell whether report {report_id} hides suspended and ended "
+                     f"enrolments: {REPORTS_GET} is not in the web service",
+                     f"add {REPORTS_GET} to the external service (Site administration > Server > "
+                     "Web services > External services > (your service) > Functions)")
+    try:
+        conditions = api.report_conditions(report_id)
+    except ConnectorError as exc:
+        return Check(name, False, f"cannot read the conditions of report {report_id}: {exc.message}",
+                     "the token's user needs edit rights on the report (moodle/reportbuilder:editall)")
+    hides = conditions.hides_inactive_enrolments
+    if hides is False:
+        return Check(name, True, f"report {report_id} lists inactive enrolments too (no 'Enrolment status' condition)")
+    remove = (f"in Moodle open {_REPORT_EDITOR}, edit report {report_id}, open the 'Conditions' panel "
+              "and delete the condition 'Enrolment • Status' (trash icon); then run `connector sync --full`")
+    if hides is None:
+        return Check(name, False, f"report {report_id}: the editor's view is contradictory about the "
+                     "'Enrolment status' condition", remove)
+    status = conditions.condition("enrolment:status")
+    rule = f": {status.operator_text.lower()} {status.value_text}".rstrip() if status else ""
+    return Check(name, False, f"report {report_id} hides suspended and ended enrolments (condition "
+                 f"'Enrolment • Status'{rule}); the completions behind them are missed", remove)

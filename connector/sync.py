@@ -103,8 +103,14 @@ class SyncResult:
             f"{c.get('people', 0)} people ({c.get('unplaced', 0)} unplaced), "
             f"{c.get('enrolments', 0)} enrolments, {c.get('evidence_new', 0)} new completions, "
             f"{c.get('evidence_gone', 0)} no longer in Moodle, {c.get('status_changes', 0)} status changes; "
-            f"{self.calls} Moodle calls in {self.duration_s:.1f} s"
+            f"{self._inactive_part()}{self.calls} Moodle calls in {self.duration_s:.1f} s"
         )
+
+    def _inactive_part(self) -> str:
+        """Fallback paths only: completions behind inactive enrolments are invisible to them."""
+        if "inactive_enrolments" not in self.counts:
+            return ""
+        return f"{self.counts['inactive_enrolments']} inactive enrolments (completions unreadable on this path); "
 
 
 class SyncLock:
@@ -281,7 +287,9 @@ class _Run:
             people_ids = set(profiles)
             self.ledger.upsert_enrolments(enrolments, self.run_id)
             enrolment_count = len(enrolments)
-            evidence_list = self._read_completions(enrolments, set(tracked), profiles)
+            inactive = self._inactive_enrolments(mapped, enrolments)
+            readable = [e for e in enrolments if (e[0], e[1]) not in inactive]
+            evidence_list = self._read_completions(readable, set(tracked), profiles)
             evidence = self.ledger.record_evidence(evidence_list, self.run_id)
         people_ids |= set(cohorts)
         # people the ledger still counts as present are asked about too: one Moodle no longer
@@ -403,6 +411,27 @@ class _Run:
             self.progress("reading enrolments", index, len(mapped))
         self.progress("reading enrolments", len(mapped), len(mapped))
         return profiles, enrolments
+
+    def _inactive_enrolments(self, mapped: list[int],
+                             enrolments: list[tuple[int, int, int | None]]) -> set[tuple[int, int]]:
+        """(course, user) of suspended or ended enrolments: listed without ``onlyactive``, not with.
+
+        Moodle keeps the completions behind them but answers ``usernotenroled`` for their status
+        and leaves their courses out of the per-user list: no fallback call can read them, so
+        they are not asked about, and the run says how many there are."""
+        active: set[tuple[int, int]] = set()
+        for course_id, rows in self.api.enrolled_users_of(mapped, page_size=self.config.page_size,
+                                                          userfields=("id",), only_active=True):
+            active.update((course_id, row.person.id) for row in rows)
+        inactive = {(c, u) for c, u, _ in enrolments} - active
+        self.counts["inactive_enrolments"] = len(inactive)
+        if inactive:
+            self.warnings.append(
+                f"{len(inactive)} enrolments in mapped courses are suspended or have ended in Moodle; "
+                "the completions behind them cannot be read on the per_user/per_course paths, only "
+                "through the report path with the report's 'Enrolment status' condition removed "
+                "(README: Setting up the Moodle side, step 5)")
+        return inactive
 
     def _read_completions(self, enrolments: list[tuple[int, int, int | None]], tracked: set[int],
                           profiles: dict[int, Person]) -> list[Completion]:

@@ -214,7 +214,8 @@ def demo_scenario(anchor: date, *, report_timezone: str = "Europe/Prague") -> Sc
         accounts=_accounts(FIRST_PERSON_ID + DEMO_PEOPLE),
         enrolment_triples=triples,
         earlier_completions=earlier,
-        report=ReportDef(1, "Compliance completions", created + 3600),
+        # set up as the README says: the "Enrolment status" condition removed from the report
+        report=ReportDef(1, "Compliance completions", created + 3600, enrolment_status_condition=False),
         report_timezone=report_timezone,
         token_user_id=FIRST_PERSON_ID + DEMO_PEOPLE,
         weak_user_id=FIRST_PERSON_ID + DEMO_PEOPLE + 1,

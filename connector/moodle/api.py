@@ -36,6 +36,7 @@ from connector.moodle.records import (
     SiteInfo,
     UserCourse,
 )
+from connector.moodle.reportconditions import ReportConditions, report_conditions_from
 from connector.moodle.reporttime import (
     ReportColumns,
     ReportTimeError,
@@ -286,9 +287,13 @@ class MoodleApi:
     # -- people -------------------------------------------------------------------------------
 
     def enrolled_users(
-        self, course_id: int, *, page_size: int = 1000, userfields: Sequence[str] | None = None
+        self, course_id: int, *, page_size: int = 1000, userfields: Sequence[str] | None = None,
+        only_active: bool = False,
     ) -> Iterator[EnrolledUser]:
-        """Every enrolled user of a course once, paged with limitfrom/limitnumber."""
+        """Every enrolled user of a course once, paged with limitfrom/limitnumber.
+
+        ``only_active`` leaves out suspended and ended enrolments (Moodle's ``onlyactive``; it
+        looks at the enrolment, not at whether the person's account is suspended)."""
         function = "core_enrol_get_enrolled_users"
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -298,6 +303,8 @@ class MoodleApi:
             options: list[dict[str, Any]] = []
             if userfields:
                 options.append({"name": "userfields", "value": ",".join(userfields)})
+            if only_active:
+                options.append({"name": "onlyactive", "value": 1})
             options += [{"name": "limitfrom", "value": offset}, {"name": "limitnumber", "value": page_size}]
             page = _as_list(self.client.call(function, {"courseid": int(course_id), "options": options}), function)
             for row in page:
@@ -309,10 +316,12 @@ class MoodleApi:
             offset += page_size
 
     def enrolled_users_of(
-        self, course_ids: Iterable[int], *, page_size: int = 1000
+        self, course_ids: Iterable[int], *, page_size: int = 1000, userfields: Sequence[str] | None = None,
+        only_active: bool = False,
     ) -> Iterator[tuple[int, list[EnrolledUser]]]:
         """(course_id, its enrolled users) for each course, courses read concurrently, in input order."""
-        return self.client.map(lambda course_id: (course_id, list(self.enrolled_users(course_id, page_size=page_size))), course_ids)
+        return self.client.map(lambda course_id: (course_id, list(self.enrolled_users(
+            course_id, page_size=page_size, userfields=userfields, only_active=only_active))), course_ids)
 
     def users_by_field(self, field: str, values: Iterable[str | int], *, batch_size: int = 100) -> list[Person]:
         """People by id, idnumber, username or email; carries ``suspended``."""
@@ -394,6 +403,17 @@ class MoodleApi:
             if len(rows) < per_page:
                 return found
             page += 1
+
+    def report_conditions(self, report_id: int) -> ReportConditions:
+        """The report's conditions as its editor shows them (``core_reportbuilder_reports_get``,
+        editmode 1; needs edit rights on the report). See :mod:`connector.moodle.reportconditions`."""
+        function = "core_reportbuilder_reports_get"
+        data = _dict(self.client.call(function, {"reportid": int(report_id), "editmode": 1}), function)
+        conditions = report_conditions_from(int(report_id), data)
+        if conditions is None:
+            raise MoodleProtocolError(f"{function}: report {report_id} came without its conditions",
+                                      function=function)
+        return conditions
 
     def report_pages(self, report_id: int, *, per_page: int = 1000) -> Iterator[ReportPage]:
         """Pages of a custom report until all ``totalrowcount`` rows are read."""
