@@ -193,3 +193,89 @@ def test_the_unsupported_list_is_exactly_what_the_emulator_lacks() -> None:
 def test_every_fixture_function_folder_is_covered() -> None:
     for version in VERSIONS:
         assert len([c for c in CASES if c.version == version]) >= 50
+
+
+# ----- the four real-Moodle behaviours behind inactive enrolments, value for value ---------------
+def _json(emulator: Emulator, function: str, **params: Any) -> Any:
+    form = {"wstoken": TOKEN, "wsfunction": function, "moodlewsrestformat": "json", **params}
+    return requests.post(f"{emulator.url}/webservice/rest/server.php", data=form, timeout=10).json()
+
+
+def _fixture(name: str) -> Any:
+    return next(c for c in CASES if c.id == f"4.5-{name}").json_body()
+
+
+def _completed(emulator: Emulator, user_id: int, course_id: int) -> bool:
+    scenario = emulator.scenario
+    index = scenario.person_index(user_id)
+    assert index is not None
+    position = scenario.find_enrolment(index, course_id)
+    return position is not None and bool(scenario.completed_at[position])
+
+
+@pytest.mark.parametrize("kind,user_id", [("suspended", SUSPENDED), ("ended", ENDED)])
+def test_completion_status_behind_an_inactive_enrolment_is_usernotenroled(
+        emulators: dict[str, Emulator], kind: str, user_id: int) -> None:
+    emulator = emulators["4.5"]
+    assert _completed(emulator, user_id, 2)  # the completion exists, as for v064/v072
+    expected = _fixture(f"core_completion_get_course_completion_status/enrolment_{kind}")
+    answer = _json(emulator, "core_completion_get_course_completion_status", courseid=2, userid=user_id)
+    assert (answer["exception"], answer["errorcode"]) == (expected["exception"], expected["errorcode"])
+    activities = _json(emulator, "core_completion_get_activities_completion_status", courseid=2, userid=user_id)
+    assert activities == _fixture(f"core_completion_get_activities_completion_status/enrolment_{kind}")
+
+
+@pytest.mark.parametrize("kind,user_id", [("suspended", SUSPENDED), ("ended", ENDED)])
+def test_users_courses_leave_out_the_course_of_an_inactive_enrolment(
+        emulators: dict[str, Emulator], kind: str, user_id: int) -> None:
+    assert 2 not in [c["id"] for c in _fixture(f"core_enrol_get_users_courses/enrolment_{kind}")]
+    listed = [c["id"] for c in _json(emulators["4.5"], "core_enrol_get_users_courses", userid=user_id)]
+    assert 2 not in listed and listed  # their other courses are still there
+
+
+def test_onlyactive_filters_exactly_the_inactive_enrolments_and_no_one_carries_suspended(
+        emulators: dict[str, Emulator]) -> None:
+    def ids(users: list[dict[str, Any]]) -> set[int]:
+        return {u["id"] for u in users}
+
+    captured_all = _fixture("core_enrol_get_enrolled_users/itsec_onlyactive_0")
+    captured_active = _fixture("core_enrol_get_enrolled_users/itsec_onlyactive_1")
+    assert {68, 76} == ids(captured_all) - ids(captured_active) - {96, 99, 129, 134, 140, 154, 162, 170}
+    emulator = emulators["4.5"]
+    everyone = _json(emulator, "core_enrol_get_enrolled_users", courseid=2)
+    active = _json(emulator, "core_enrol_get_enrolled_users", courseid=2,
+                   **{"options[0][name]": "onlyactive", "options[0][value]": 1})
+    assert ids(everyone) - ids(active) == {SUSPENDED, ENDED}
+    assert 19 in ids(active)  # u017's account is suspended, their enrolment is not
+    for users in (captured_all, captured_active, everyone, active):
+        assert not any("suspended" in u for u in users)
+    # an inactive person's enrolledcourses leave out the very course asked about
+    for captured_id, own_id in ((68, ENDED), (76, SUSPENDED)):
+        assert 2 not in [c["id"] for u in captured_all if u["id"] == captured_id for c in u["enrolledcourses"]]
+        assert 2 not in [c["id"] for u in everyone if u["id"] == own_id for c in u["enrolledcourses"]]
+
+
+def test_the_report_hides_inactive_enrolments_until_the_condition_is_removed() -> None:
+    """4.5 capture: with the condition 715 rows, without it 740: the 10 inactive enrolments and
+    15 rows with empty user columns (enrolment methods nobody uses)."""
+    kept = _fixture("core_reportbuilder_retrieve_report/report2_default_conditions")["data"]
+    removed = _fixture("core_reportbuilder_retrieve_report/report1_condition_removed")["data"]
+    assert removed["totalrowcount"] - kept["totalrowcount"] == 25
+    assert not [r for r in kept["rows"] if not r["columns"][1]]
+    assert [r for r in removed["rows"] if not r["columns"][1]]
+    with emulator_for("4.5") as emulator:
+        emulator.add_report_condition()
+
+        def rows() -> list[list[str]]:
+            answer = _json(emulator, "core_reportbuilder_retrieve_report", reportid=1, perpage=0)
+            return [r["columns"] for r in answer["data"]["rows"]]
+
+        with_condition = rows()
+        emulator.remove_report_condition()
+        without = rows()
+    usernames = {"u006", "u010"}  # SUSPENDED and ENDED's ITSEC-CZ rows
+    assert not [r for r in with_condition if not r[3]]
+    assert not usernames & {r[3] for r in with_condition if r[6] == "ITSEC-CZ"}
+    assert usernames <= {r[3] for r in without if r[6] == "ITSEC-CZ"}
+    empty = [r for r in without if not r[3]]
+    assert empty and len(without) - len(with_condition) == 2 + len(empty)

@@ -212,6 +212,7 @@ def _check_by_username(people: list[Person]) -> None:
     assert by_name["u017"].suspended is True
     assert by_name["u001"].suspended is False and by_name["u045"].suspended is False
     assert by_name["u001"].id == 3 and by_name["u001"].field("position") == "digitální poradce"
+    assert not any(p.deleted for p in people)
 
 
 def _check_report_page0(page: ReportPage) -> None:
@@ -292,6 +293,7 @@ def _check_deleted_user_45(people: list[Person]) -> None:
     (person,) = people
     assert person.id == 137 and person.username == "v133@example.org.1795715679"
     assert person.idnumber == "" and person.suspended is False  # no "deleted" flag at all
+    assert person.deleted  # recognised by the rename
 
 
 SPOT_CHECKS_45: dict[str, Callable[[Any], None]] = {

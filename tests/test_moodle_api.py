@@ -254,3 +254,37 @@ def test_calibration_with_one_summer_row_prefers_the_given_zone() -> None:
     api = MoodleApi(_CannedClient("en", 1748088000))  # type: ignore[arg-type]
     assert api.calibrate_report_timezone(1, preferred="Europe/London") == ZoneInfo("Europe/London")
     assert api.calibrate_report_timezone(1, preferred="Europe/Prague") != ZoneInfo("Europe/Prague")  # does not fit
+
+
+# ----- inactive enrolments, report conditions, deleted accounts ----------------------------------
+@pytest.mark.parametrize("moodle", ["4.1", "4.5"])
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_report_conditions_are_read_from_the_editor_view(moodle: str, fmt: str) -> None:
+    with Emulator(demo_scenario(ANCHOR), tokens={"full-token-123": "full"}, moodle=moodle) as emu:
+        api = api_for(emu.url, format=fmt)
+        assert api.report_conditions(1).hides_inactive_enrolments is False  # the demo: removed
+        emu.add_report_condition()
+        conditions = api.report_conditions(1)
+    assert conditions.hides_inactive_enrolments is True
+    status = conditions.condition("enrolment:status")
+    assert status is not None
+    assert (status.heading, status.operator_text, status.value_text) == ("Enrolment • Status", "Is equal to", "Active")
+
+
+def test_only_active_leaves_out_suspended_and_ended_enrolments() -> None:
+    with Emulator(demo_scenario(ANCHOR), tokens={"full-token-123": "full"}) as emu:
+        emu.suspend_enrolment(3, 2)
+        emu.end_enrolment(7, 2)
+        api = api_for(emu.url)
+        everyone = {u.person.id for u in api.enrolled_users(2)}
+        active = {u.person.id for u in api.enrolled_users(2, only_active=True, userfields=["id"])}
+    assert everyone - active == {3, 7}
+
+
+def test_a_deleted_account_is_recognised_by_its_rename() -> None:
+    with Emulator(demo_scenario(ANCHOR), tokens={"full-token-123": "full"}) as emu:
+        emu.delete_user(3, at=1_795_715_679)
+        api = api_for(emu.url)
+        people = {p.id: p for p in api.users_by_field("id", [3, 4])}
+    assert people[3].deleted and people[3].username == "u001@example.org.1795715679"
+    assert not people[4].deleted and people[4].username == "u002"

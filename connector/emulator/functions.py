@@ -836,7 +836,7 @@ def retrieve_report(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     _report(call, params["reportid"], "view")
     listed = call.scenario.report_rows()
     total = len(listed)
-    perpage = max(1, params["perpage"])
+    perpage = params["perpage"] if params["perpage"] > 0 else max(1, total)  # 0: every row (quirk 7)
     start = min(params["page"] * perpage, total)
     end = min(start + perpage, total)
     zone = ZoneInfo(call.scenario.report_timezone)

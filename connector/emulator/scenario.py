@@ -433,12 +433,13 @@ class Scenario:
             self.enrol_state[position] = state
             self._report_rows = None
 
-    def remove_report_condition(self) -> None:
-        """The admin deletes the report's "Enrolment status" condition (the README's advice)."""
+    def set_report_condition(self, present: bool) -> None:
+        """The admin deletes (the README's advice) or adds back the report's "Enrolment status
+        = Active" condition."""
         with self.lock:
             if self.report is None:
                 raise KeyError("the scenario has no report")
-            self.report = replace(self.report, enrolment_status_condition=False)
+            self.report = replace(self.report, enrolment_status_condition=present)
             self._report_rows = None
 
     def delete_user(self, user_id: int, at: int | None = None) -> None:

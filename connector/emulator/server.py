@@ -250,7 +250,10 @@ class Emulator:
         self.scenario.end_enrolment(user_id, course_id)
 
     def remove_report_condition(self) -> None:
-        self.scenario.remove_report_condition()
+        self.scenario.set_report_condition(False)
+
+    def add_report_condition(self) -> None:
+        self.scenario.set_report_condition(True)
 
     # ----- one request ---------------------------------------------------------------------------
     def _enter(self) -> None:
