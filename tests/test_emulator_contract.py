@@ -279,3 +279,18 @@ def test_the_report_hides_inactive_enrolments_until_the_condition_is_removed() -
     assert usernames <= {r[3] for r in without if r[6] == "ITSEC-CZ"}
     empty = [r for r in without if not r[3]]
     assert empty and len(without) - len(with_condition) == 2 + len(empty)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_json_goes_out_as_ascii_with_escaped_non_ascii_and_slashes(emulators: dict[str, Emulator], version: str) -> None:
+    """As the 4.5 README says of the wire: every non-ASCII character as \\uXXXX, "/" as "\\/"."""
+    reply = send(emulators[version], _case(version, "core_course_get_courses/all_courses").request)
+    raw = reply.content
+    assert raw.isascii()
+    assert b"\\u201eIT bezpe\\u010dnost" in raw and b"Kurz \\/ te\\u010daj" in raw
+    names = {c["idnumber"]: c["fullname"] for c in reply.json()}
+    assert names["ITSEC-CZ"] == "„IT bezpečnost pro koncové uživatele“"
+
+
+def _case(version: str, name: str) -> Case:
+    return next(c for c in CASES if c.id == f"{version}-{name}")
