@@ -527,14 +527,17 @@ def erase(ctx: click.Context, username: str, reason: str, yes: bool) -> None:
 @click.option("--latency-ms", default=0.0, show_default=True, help="Extra latency per call.")
 @click.option("--workers", type=int, default=None, help="Concurrent requests served at once (like PHP-FPM).")
 @click.option("--seed", default=1, show_default=True, help="Seed for generated scenarios.")
+@click.option("--moodle", type=click.Choice(["4.1", "4.5"]), default="4.1", show_default=True,
+              help="Which captured Moodle release to answer like.")
 @handle_errors
 def emulator(scenario: str, port: int, token: str, latency_ms: float, workers: int | None,
-             seed: int) -> None:
+             seed: int, moodle: str) -> None:
     """Serve a Moodle-compatible web service on 127.0.0.1 until stopped (Ctrl-C)."""
     from connector.emulator import Emulator, scenario_by_name
 
     data = _scenario(scenario_by_name, scenario, seed)
-    emu = Emulator(data, tokens={token: "full"}, latency_ms=latency_ms, workers=workers, port=port)
+    emu = Emulator(data, tokens={token: "full"}, latency_ms=latency_ms, workers=workers, port=port,
+                   moodle=moodle)
     try:
         emu.start()
     except OSError as exc:

@@ -344,3 +344,29 @@ def test_named_sizes_and_a_generated_site_over_http() -> None:
     with Emulator(no_report, tokens={TOKEN: "full"}) as emu:
         assert call(emu, "core_reportbuilder_list_reports")["reports"] == []
         assert call(emu, "core_reportbuilder_retrieve_report", reportid=1)["errorcode"] == "invalidrecord"
+
+
+def test_connector_emulator_answers_as_moodle_45_when_asked() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "emulator", "--port", "0", "--token", TOKEN, "--moodle", "4.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first.startswith("Moodle emulator (demo) serving http://127.0.0.1:"), first
+        url = first.split("serving ")[1].removesuffix("/webservice/rest/server.php\n")
+        info = requests.post(url + PATH, data={"wstoken": TOKEN, "wsfunction": "core_webservice_get_site_info",
+                                               "moodlewsrestformat": "json"}, timeout=10).json()
+        assert (info["release"], info["version"]) == ("4.5.11+ (Build: 20260501)", "2024100711.02")
+        refused = requests.post(url + PATH, data={"wstoken": TOKEN, "wsfunction": "core_course_get_courses_by_field",
+                                                  "field": "bogus", "moodlewsrestformat": "json"}, timeout=10).json()
+        assert refused["exception"] == "core\\exception\\invalid_parameter_exception"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

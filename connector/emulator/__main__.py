@@ -17,10 +17,12 @@ def main() -> None:
     parser.add_argument("--weak-token", default="emulator-weak")
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--moodle", choices=("4.1", "4.5"), default="4.1")
     args = parser.parse_args()
     scenario = scenario_by_name(args.scenario, date.today())
     emulator = Emulator(scenario, tokens={args.token: "full", args.weak_token: "weak"},
-                        port=args.port, latency_ms=args.latency_ms, workers=args.workers)
+                        port=args.port, latency_ms=args.latency_ms, workers=args.workers,
+                        moodle=args.moodle)
     emulator.start()
     print(f"Moodle emulator ({args.scenario}) at {emulator.url}; Ctrl+C stops it", flush=True)
     emulator.serve_forever()
