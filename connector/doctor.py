@@ -7,12 +7,17 @@ import stat
 import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from connector.config import Config
 from connector.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConnectorError, Problem
 
 WIDTH = 100  # output is wrapped here: readable in a terminal and in a cron mail
 MAX_ITEMS = 10  # problems listed under one check; `connector mappings check` lists them all
+
+if TYPE_CHECKING:
+    from connector.moodle.api import MoodleApi
+    from connector.moodle.records import SiteInfo
 
 OPTIONAL_FUNCTIONS = {
     "core_reportbuilder_retrieve_report": "the report path (the fewest calls) needs it",
@@ -183,16 +188,12 @@ REPORTS_GET = "core_reportbuilder_reports_get"
 _REPORT_EDITOR = "Site administration > Reports > Report builder > Custom reports"
 
 
-def report_conditions_check(api: object, site: object, report_id: int) -> Check:
+def report_conditions_check(api: MoodleApi, site: SiteInfo, report_id: int) -> Check:
     """Does the report still hide suspended and ended enrolments (the default "Enrolment status =
     Active" condition of a "Course participants" report)? Their completions would be missing.
 
     Read from the report editor's view (core_reportbuilder_reports_get, editmode 1), never from
     retrieve_report's conditiondata, which keeps its old value after the condition is deleted."""
-    from connector.moodle.api import MoodleApi
-    from connector.moodle.records import SiteInfo
-
-    assert isinstance(api, MoodleApi) and isinstance(site, SiteInfo)
     name = "report conditions"
     if not site.can_call(REPORTS_GET):
         return Check(name, False, f"cannot tell whether report {report_id} hides suspended and ended "

@@ -8,10 +8,8 @@ their ids are mapped onto demo people put in the same situation (:data:`SECOND_C
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
