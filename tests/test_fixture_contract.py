@@ -584,3 +584,16 @@ def test_conditiondata_of_retrieve_report_is_not_what_decides_45() -> None:
     after = _named("4.5-core_reportbuilder_retrieve_report/report2_after_condition_delete").json_body()
     assert before["details"]["conditiondata"] == after["details"]["conditiondata"]
     assert before["data"]["totalrowcount"] == 715 and after["data"]["totalrowcount"] == 740
+
+
+def test_conditions_the_two_signals_disagree_on_are_not_guessed() -> None:
+    """Named in the active form yet offered as available (or neither): say so, never assume."""
+    from connector.moodle.reportconditions import report_conditions_from
+
+    active = _named("4.5-core_reportbuilder_reports_get/report2_editmode").json_body()
+    removed = _named("4.5-core_reportbuilder_reports_get/report1_editmode").json_body()
+    both = dict(active, conditions=dict(active["conditions"], availableconditions=removed["conditions"]["availableconditions"]))
+    neither = dict(removed, conditions=dict(removed["conditions"], availableconditions=active["conditions"]["availableconditions"]))
+    for data in (both, neither):
+        conditions = report_conditions_from(2, data)
+        assert conditions is not None and conditions.hides_inactive_enrolments is None
