@@ -188,6 +188,8 @@ def test_complete_suspend_delete(emulator: Emulator) -> None:
     assert renamed["username"] == "u001@example.org.1795715679" and "deleted" not in renamed
     assert call(emulator, "core_user_get_users_by_field", field="username", **{"values[0]": "u001"}) == []
     assert call(emulator, "core_enrol_get_users_courses", userid=3) == []
+    gone = call(emulator, "core_completion_get_course_completion_status", courseid=2, userid=3)
+    assert gone["errorcode"] == "usernotenroled"  # the account exists, its enrolments do not
     assert 3 not in [u["id"] for u in call(emulator, "core_enrol_get_enrolled_users", courseid=2)]
     report = call(emulator, "core_reportbuilder_retrieve_report", reportid=1, perpage=1000)
     assert "u001" not in [r["columns"][3] for r in report["data"]["rows"]]

@@ -542,15 +542,18 @@ def get_course_enrolment_methods(call: Call, params: dict[str, Any]) -> list[dic
 
 
 # ----- completion --------------------------------------------------------------------------------
-def _enrolment_for_completion(call: Call, params: dict[str, Any]) -> tuple[CourseDef, int]:
+def _enrolment_for_completion(call: Call, params: dict[str, Any]) -> tuple[CourseDef, int | None]:
+    """The course and the person's enrolment in it (None: not enrolled, e.g. deleted since)."""
     course = _course(call, params["courseid"])
     if call.weak:
         raise require_login()
-    if call.scenario.person_index(params["userid"]) is None and call.scenario.deleted_index(params["userid"]) is None:
-        raise WsException("dml_missing_record_exception", "invaliduser", "Invalid user")
-    person = _person(call, params["userid"])
-    position = call.scenario.find_enrolment(person.index, course.id)
-    return course, position
+    scenario = call.scenario
+    index = scenario.person_index(params["userid"])
+    if index is None:
+        if scenario.deleted_index(params["userid"]) is None:
+            raise WsException("dml_missing_record_exception", "invaliduser", "Invalid user")
+        return course, None  # a deleted account still exists, with no enrolment left
+    return course, scenario.find_enrolment(index, course.id)
 
 
 def not_enrolled() -> WsException:
