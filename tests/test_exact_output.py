@@ -316,7 +316,7 @@ def test_doctor_against_the_demo_emulator(in_demo: Demo) -> None:
     assert (result.exit_code, result.stderr) == (0, "")
     # The "report" check (lines 9-10) is left out on purpose: it prints a Python list,
     # "columns ['Course full name with link', ...]" (reported as a bug).
-    assert lines[:8] + lines[-1:] == [
+    assert lines[:8] + lines[-2:] == [
         "[ok  ] config: connector.toml",
         "[ok  ] mappings: demo-mappings: 4 requirements",
         "[ok  ] ledger: ledger.sqlite (mode 600)",
@@ -325,7 +325,8 @@ def test_doctor_against_the_demo_emulator(in_demo: Demo) -> None:
         "[ok  ] token user: wsconnector (id 63), language en",
         "[ok  ] required functions: all present",
         "[ok  ] capabilities: read enrolments and a completion of course 2 (ITSEC-CZ)",
-        "all 9 checks passed",
+        "[ok  ] report conditions: report 1 lists inactive enrolments too (no 'Enrolment status' condition)",
+        "all 10 checks passed",
     ]
 
 
