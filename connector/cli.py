@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import shlex
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -57,6 +58,12 @@ def handle_errors(func: F) -> F:
         except click.Abort:  # "n" or end of input at a confirmation prompt
             click.echo("aborted", err=True)
             sys.exit(EXIT_FAILED)
+        except sqlite3.Error as exc:  # the ledger failed under a command: damaged, locked, read-only
+            from connector.ledger import ledger_error
+
+            error = ledger_error(exc, None)
+            click.echo(f"error: {error}", err=True)
+            sys.exit(error.exit_code)
         except BrokenPipeError:  # the reader went away (`connector status | head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_FAILED)
@@ -171,11 +178,18 @@ class _Progress:
 @click.option("--allow-mass-deletion", is_flag=True,
               help="Accept that more than 5 % of the known people vanished from Moodle (normally "
               "a sign the token's user lost a capability, so the run stops instead).")
+@click.option("--allow-vanished-courses", is_flag=True,
+              help="Accept that mapped courses holding completions are no longer listed by Moodle "
+              "(their holders may turn missing; normally the run stops instead).")
+@click.option("--allow-dropped-requirements", is_flag=True,
+              help="Accept ending the statuses of requirements removed from the mappings (each "
+              "gets a history row; normally the run stops instead).")
 @as_of_option
 @click.pass_context
 @handle_errors
 def sync(ctx: click.Context, full: bool, quiet: bool, completion_path: str | None,
-         allow_mass_deletion: bool, as_of: date | None) -> None:
+         allow_mass_deletion: bool, allow_vanished_courses: bool, allow_dropped_requirements: bool,
+         as_of: date | None) -> None:
     """Read Moodle, record evidence, evaluate and commit, all or nothing.
 
     \b
@@ -188,7 +202,9 @@ def sync(ctx: click.Context, full: bool, quiet: bool, completion_path: str | Non
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     try:
         result = run_sync(config, SyncOptions(full=full, as_of=as_of, completion_path=completion_path,
-                                              allow_mass_deletion=allow_mass_deletion),
+                                              allow_mass_deletion=allow_mass_deletion,
+                                              allow_vanished_courses=allow_vanished_courses,
+                                              allow_dropped_requirements=allow_dropped_requirements),
                           progress=progress)
     finally:
         progress.close()
@@ -499,22 +515,57 @@ def runs(ctx: click.Context, limit: int, fmt: str) -> None:
 @click.pass_context
 @handle_errors
 def erase(ctx: click.Context, username: str, reason: str, yes: bool) -> None:
-    """Erase one person's personal data from the ledger (audited; the only way evidence goes)."""
+    """Erase one person's personal data from the ledger (audited; the only way evidence goes).
+
+    The person is kept out of later syncs until `connector unsuppress --user-id N`."""
+    from connector.erasure import erase as erase_person
     from connector.ledger import Ledger
 
     if not reason.strip():
         raise UsageError("--reason is empty: say why this person's data is erased",
                          hint="e.g. --reason \"GDPR request 2026-17\"; it is kept in the erasures table "
                               "as the record of why the data went")
-    with Ledger.open(_config(ctx).ledger_path, create=False) as ledger:
+    config = _config(ctx)
+    with Ledger.open(config.ledger_path, create=False) as ledger:
         found = ledger.person_by_username(username)
         if found is None:
             raise ConnectorError(f"no person with username '{username}' in the ledger")
         if not yes and not click.confirm(f"Erase every row about {username} (user id {found['user_id']})?"):
             click.echo("aborted: nothing was erased", err=True)
             sys.exit(EXIT_FAILED)
-        removed = ledger.erase_person(found["user_id"], reason.strip())
-    click.echo(f"erased {removed} rows about user id {found['user_id']}; recorded in the erasures table")
+        done = erase_person(ledger, found["user_id"], reason.strip(), _mappings_or_none(config))
+    user_id = found["user_id"]
+    click.echo(f"erased {done.rows_removed} rows about user id {user_id}; recorded in the erasures table")
+    rollups = ("roll-ups recomputed for " + ", ".join(done.rollups_departments)
+               if done.rollups_departments else "no roll-up changed")
+    click.echo(f"later syncs leave user id {user_id} out (`connector unsuppress --user-id {user_id}` "
+               f"lets them back); {rollups}")
+
+
+def _mappings_or_none(config: Config) -> Any:
+    """Erasure must not depend on valid mappings: without them roll-ups wait for the next sync."""
+    from connector.mapping import load_mappings
+
+    try:
+        return load_mappings(config.mappings_dir)
+    except ConnectorError:
+        return None
+
+
+@main.command()
+@click.option("--user-id", "user_id", type=click.IntRange(min=1), required=True,
+              help="The Moodle user id (Site administration > Users: the id= in the profile URL).")
+@click.pass_context
+@handle_errors
+def unsuppress(ctx: click.Context, user_id: int) -> None:
+    """Let an erased person back: the next sync reads them from Moodle again, as new."""
+    from connector.ledger import Ledger
+
+    with Ledger.open(_config(ctx).ledger_path, create=False) as ledger:
+        if not ledger.unsuppress(user_id):
+            raise ConnectorError(f"user id {user_id} is not held back: no erasure of that user id is "
+                                 "on record in this ledger")
+    click.echo(f"user id {user_id} may be synced again; the next sync reads them from Moodle as a new person")
 
 
 # -- emulator / demo --------------------------------------------------------------------------------

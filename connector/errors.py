@@ -17,6 +17,7 @@ and exits with ``exit_code``. Nothing here may ever contain the Moodle token.
     |   +-- MoodleProtocolError      a well-formed answer we cannot understand
     +-- LedgerError              the SQLite ledger cannot be opened or written
     +-- UsageError               a command-line value that cannot be used   (exit 2)
+    +-- SyncRefused              a guard stopped a sync whose answer would be wrong (exit 1)
     +-- SyncLocked               another sync holds the lock                (exit 75)
 """
 
@@ -149,6 +150,11 @@ class UsageError(ConnectorError):
     sync, an empty reason): like a bad configuration, nothing was done."""
 
     exit_code = EXIT_BAD_INPUT
+
+
+class SyncRefused(ConnectorError):
+    """A guard stopped the sync before it wrote: its answer would probably be wrong (a course
+    vanished, requirements dropped). The hint names the flag that confirms it on purpose."""
 
 
 class SyncLocked(ConnectorError):

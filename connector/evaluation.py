@@ -14,8 +14,8 @@ from typing import Any
 
 from connector.ledger import Ledger
 from connector.mapping import CourseRef, Mappings
-from connector.moodle.records import Course, Subject
-from connector.rules import RollupBuilder, RuleSet
+from connector.moodle.records import Completion, Course, Subject
+from connector.rules import PersonStatus, RollupBuilder, RuleSet, Status
 
 
 def resolve_courses(mappings: Mappings, courses: Iterable[Course]) -> dict[CourseRef, int]:
@@ -105,3 +105,26 @@ class _Counter:
 
 def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def rollups_from_statuses(ledger: Ledger, mappings: Mappings, as_of: date) -> list[dict[str, Any]]:
+    """Roll-ups rebuilt from the stored statuses (what the last sync decided), without
+    re-evaluating any rule: used when people leave the ledger between syncs (``erase``)."""
+    decided = {eid: Completion(u, c, at, src, prec) for eid, u, c, at, src, prec in ledger.db.execute(
+        "SELECT id, user_id, course_id, completed_at, source, precision_s FROM evidence "
+        "WHERE id IN (SELECT evidence_id FROM statuses)")}
+    by_user: dict[int, list[PersonStatus]] = {}
+    for user_id, req, status, valid_until, since, due, evidence_id, completed_on, detail in ledger.db.execute(
+            "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,"
+            " detail FROM statuses"):
+        by_user.setdefault(user_id, []).append(PersonStatus(
+            user_id, req, Status(status), _date(valid_until), _date(since), _date(due),
+            decided.get(evidence_id) if evidence_id else None, _date(completed_on), detail or ""))
+    builder = RollupBuilder(mappings, as_of)
+    for subject in subjects_from_ledger(ledger, as_of):
+        builder.add(subject, by_user.get(subject.user_id, []))
+    return [rollup_row(r) for r in builder.build()]
+
+
+def _date(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None

@@ -15,8 +15,11 @@ so opening an older ledger upgrades it in place.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -128,7 +131,35 @@ def _v2(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    # Erasure that sticks: a per-ledger salt and the suppression list of erased people, keyed by an
+    # HMAC of the Moodle user id so neither list names anyone; the erasure audit is re-keyed the same
+    # way. History rows gain the reason a status ended without a successor ("dropped").
+    salt = secrets.token_hex(32)
+    db.executescript(
+        """
+        CREATE TABLE ledger_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE suppressions (subject_key TEXT PRIMARY KEY, since TEXT NOT NULL, erasure_id INTEGER);
+        ALTER TABLE status_history ADD COLUMN reason TEXT;
+        CREATE TABLE erasures_v3 (
+            id INTEGER PRIMARY KEY, subject_key TEXT NOT NULL, erased_at TEXT NOT NULL,
+            reason TEXT NOT NULL, rows_removed INTEGER NOT NULL
+        );
+        """
+    )
+    db.execute("INSERT INTO ledger_keys (name, value) VALUES ('subject_salt', ?)", [salt])
+    old = db.execute("SELECT id, user_id, erased_at, reason, rows_removed FROM erasures").fetchall()
+    db.conn.executemany("INSERT INTO erasures_v3 VALUES (?, ?, ?, ?, ?)",
+                        [(i, subject_key(salt, u), at, why, n) for i, u, at, why, n in old])
+    db.executescript("DROP TABLE erasures; ALTER TABLE erasures_v3 RENAME TO erasures;")
+
+
+def subject_key(salt: str, user_id: int) -> str:
+    """A stable pseudonym for a Moodle user id within one ledger (HMAC-SHA256 with its salt)."""
+    return hmac.new(bytes.fromhex(salt), str(int(user_id)).encode(), hashlib.sha256).hexdigest()
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -204,7 +235,8 @@ class Ledger:
         try:
             yield
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
@@ -218,11 +250,16 @@ class Ledger:
 
     def finish_run(self, run_id: int, outcome: str, *, counts: dict[str, Any] | None = None,
                    completion_path: str | None = None, error: str | None = None) -> None:
+        """Record the run's outcome. Inside an open transaction (a sync's data write) it joins it,
+        so the outcome and the data commit together; otherwise it commits on its own."""
+        sql = ("UPDATE sync_runs SET finished_at = ?, outcome = ?, counts = ?, completion_path = ?, "
+               "error = ? WHERE id = ?")
+        params = [utc_now(), outcome, json.dumps(counts or {}, sort_keys=True), completion_path, error, run_id]
+        if self.db.conn.in_transaction:
+            self.db.execute(sql, params)
+            return
         with self.transaction():
-            self.db.execute(
-                "UPDATE sync_runs SET finished_at = ?, outcome = ?, counts = ?, completion_path = ?, "
-                "error = ? WHERE id = ?",
-                [utc_now(), outcome, json.dumps(counts or {}, sort_keys=True), completion_path, error, run_id])
+            self.db.execute(sql, params)
 
     def fail_stale_runs(self) -> int:
         """Runs still 'running' when the lock is free were killed: record them as failed."""
@@ -426,7 +463,8 @@ class Ledger:
 
     # -- statuses ---------------------------------------------------------------------------------
     def write_statuses(self, rows: Iterable[tuple[Any, ...]], run_id: int, as_of: date) -> int:
-        """Replace current statuses; append a history row for every change. Returns changes.
+        """Replace current statuses; append a history row for every change (a status that ends
+        without a successor gets ``to_status = 'dropped'`` and a reason). Returns changes.
 
         rows: (user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,
         detail). Staged in a temp table so that comparison happens in SQL, not in Python memory.
@@ -444,6 +482,15 @@ class Ledger:
             "SELECT n.user_id, n.requirement_id, s.status, n.status, ?, ? FROM temp.new_statuses n "
             "LEFT JOIN statuses s ON s.user_id = n.user_id AND s.requirement_id = n.requirement_id "
             "WHERE s.status IS NULL OR s.status != n.status", [as_of.isoformat(), run_id]).rowcount
+        # statuses that end without a successor get a history row saying why
+        changed += conn.execute(
+            "INSERT INTO status_history (user_id, requirement_id, from_status, to_status, changed_on,"
+            " run_id, reason) SELECT s.user_id, s.requirement_id, s.status, 'dropped', ?, ?, "
+            "CASE WHEN s.requirement_id IN (SELECT requirement_id FROM temp.new_statuses) "
+            "THEN 'person no longer evaluated' ELSE 'requirement removed from the mappings' END "
+            "FROM statuses s WHERE NOT EXISTS (SELECT 1 FROM temp.new_statuses n "
+            "WHERE n.user_id = s.user_id AND n.requirement_id = s.requirement_id)",
+            [as_of.isoformat(), run_id]).rowcount
         conn.execute("DELETE FROM statuses")
         conn.execute(
             "INSERT INTO statuses (user_id, requirement_id, status, valid_until, since, due, evidence_id,"
@@ -473,17 +520,72 @@ class Ledger:
         return self.db.execute_returning_dicts(
             "SELECT * FROM rollups WHERE run_id = ? ORDER BY department_id, requirement_id", [run_id])
 
+    def requirements_with_statuses(self) -> dict[str, int]:
+        """requirement id -> how many people hold a current status for it."""
+        return {r: n for r, n in self.db.execute(
+            "SELECT requirement_id, COUNT(*) FROM statuses GROUP BY requirement_id")}
+
+    def evidence_per_course(self) -> dict[int, int]:
+        """course id -> completions on record (gone from Moodle or not)."""
+        return {c: n for c, n in self.db.execute("SELECT course_id, COUNT(*) FROM evidence GROUP BY course_id")}
+
+    def quick_check(self) -> list[str]:
+        """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else what it found (first 5)."""
+        found = [row[0] for row in self.db.execute("PRAGMA quick_check(5)")]
+        return [] if found == ["ok"] else found
+
     # -- erasure ----------------------------------------------------------------------------------
+    def subject_key(self, user_id: int) -> str:
+        """The pseudonym the suppression list and the erasure audit use for a Moodle user id."""
+        return subject_key(self._salt(), user_id)
+
+    def _salt(self) -> str:
+        row = self.db.execute("SELECT value FROM ledger_keys WHERE name = 'subject_salt'").fetchone()
+        if row is None:
+            raise LedgerError(f"the ledger {self.path} has no subject salt (ledger_keys): it was altered "
+                              "by hand", hint="restore it from a backup")
+        return str(row[0])
+
+    def suppressed_among(self, user_ids: Iterable[int]) -> set[int]:
+        """Which of these Moodle user ids were erased and are kept out of syncs."""
+        keys = {r[0] for r in self.db.execute("SELECT subject_key FROM suppressions")}
+        if not keys:
+            return set()
+        salt = self._salt()
+        return {u for u in user_ids if subject_key(salt, u) in keys}
+
     def erase_person(self, user_id: int, reason: str) -> int:
-        """The one way personal data leaves the ledger: explicit, and audited in ``erasures``."""
-        with self.transaction():
-            removed = 0
-            for table in ("evidence", "statuses", "status_history", "enrolments", "people"):
-                removed += self.db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id]).rowcount
-            self.db.execute(
-                "INSERT INTO erasures (user_id, erased_at, reason, rows_removed) VALUES (?, ?, ?, ?)",
-                [user_id, utc_now(), reason, removed])
+        """The one way personal data leaves the ledger: explicit, audited in ``erasures`` (by
+        pseudonym), and lasting: the person goes on the suppression list so no sync brings them
+        back. Joins an open transaction (so a caller can recompute roll-ups in the same one)."""
+        if not self.db.conn.in_transaction:
+            with self.transaction():
+                return self.erase_person(user_id, reason)
+        key = self.subject_key(user_id)
+        removed = 0
+        for table in ("evidence", "statuses", "status_history", "enrolments", "people"):
+            removed += self.db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id]).rowcount
+        cursor = self.db.execute(
+            "INSERT INTO erasures (subject_key, erased_at, reason, rows_removed) VALUES (?, ?, ?, ?)",
+            [key, utc_now(), reason, removed])
+        self.db.execute(
+            "INSERT INTO suppressions (subject_key, since, erasure_id) VALUES (?, ?, ?) "
+            "ON CONFLICT(subject_key) DO UPDATE SET erasure_id = excluded.erasure_id",
+            [key, utc_now(), cursor.lastrowid])
         return removed
+
+    def unsuppress(self, user_id: int) -> bool:
+        """Let an erased person back into later syncs; False when they were not held back."""
+        with self.transaction():
+            return self.db.execute("DELETE FROM suppressions WHERE subject_key = ?",
+                                   [self.subject_key(user_id)]).rowcount > 0
+
+    def replace_rollups(self, run_id: int, department_ids: Iterable[str], rows: Iterable[dict[str, Any]]) -> None:
+        """Swap the roll-ups of these departments in a run for recomputed ones."""
+        departments = sorted(set(department_ids))
+        self.db.conn.executemany("DELETE FROM rollups WHERE run_id = ? AND department_id = ?",
+                                 [(run_id, d) for d in departments])
+        self.write_rollups([r for r in rows if r["department_id"] in departments], run_id)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _count(self, table: str) -> int:
@@ -502,6 +604,29 @@ def _create_private_file(path: Path) -> None:
                           hint="check that the directory exists and is writable") from exc
     os.close(fd)
     os.chmod(path, 0o600)  # in case a umask or ACL widened it
+
+
+def ledger_error(exc: sqlite3.Error, path: Path | None) -> LedgerError:
+    """An SQLite failure as one line a person can act on (disk full, read-only, locked, damaged)."""
+    where = f"the ledger {path}" if path else "the ledger"
+    text = str(exc)
+    lowered = text.lower()
+    if "disk is full" in lowered or "disk full" in lowered:
+        return LedgerError(f"{where} cannot be written: the disk is full",
+                           hint="free space on its filesystem and run again; the previous state is intact")
+    if "readonly" in lowered or "read-only" in lowered:
+        return LedgerError(f"{where} is read-only to this user",
+                           hint="the connector's user must be able to write the ledger, its -wal and -shm "
+                                "files and their directory; check permissions and the mount")
+    if "locked" in lowered or "busy" in lowered:
+        return LedgerError(f"{where} is locked by another program",
+                           hint="a program holds a write lock on it (an sqlite3 shell, a copy tool?); "
+                                "close it and run again")
+    if "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+        return LedgerError(f"{where} is damaged ({text})",
+                           hint="restore the last backup of the ledger; keep the damaged file for inspection")
+    return LedgerError(f"{where} cannot be used: {text}",
+                       hint="check the file, its permissions and the free space on its filesystem")
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

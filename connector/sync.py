@@ -1,8 +1,18 @@
-"""One sync run: check config and mappings -> lock -> fetch -> record evidence -> evaluate -> commit.
+"""One sync run: check inputs -> lock -> check the ledger -> read Moodle -> guards -> write -> commit.
 
-The run writes inside a single ledger transaction, so it lands whole or not at all; its row in
-``sync_runs`` is written apart, so a failed run is recorded with its reason and a killed one is
-marked failed by the next run.
+Moodle is read first, into memory, with no write transaction open (``erase`` and other writers
+are not blocked while Moodle is slow); then everything is written in ONE short transaction that
+also records the run's outcome, so a run lands whole (data and "ok" together) or not at all. The
+run's row is started in its own small transaction first, so a failed run is recorded with its
+reason and a killed one is found and marked failed by the next run.
+
+Guards stop a run whose answer would probably be wrong before it writes anything (exit 1, the run
+recorded as failed, the hint names the flag that confirms it): many people vanishing, a mapped
+course with completions on record no longer listed, none of the mapped courses listed,
+requirements that hold statuses gone from the mappings. People erased from the ledger are kept out.
+
+``CONNECTOR_TEST_KILL_AT=<point>`` (tests only) SIGKILLs the process at a named commit point
+(``KILL_POINTS``) so the tests can prove each leaves a consistent ledger; unset, it costs nothing.
 
 What is fetched, and how cheaply:
 
@@ -33,6 +43,8 @@ import fcntl
 import json
 import logging
 import os
+import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,14 +54,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.config import Config
-from connector.errors import (ConfigError, ConnectorError, MappingError, MoodleError,
-                              MoodlePermissionError, MoodleProtocolError, Problem, SyncLocked)
+from connector.errors import (ConfigError, ConnectorError, LedgerError, MappingError, MoodleError,
+                              MoodlePermissionError, MoodleProtocolError, Problem, SyncLocked,
+                              SyncRefused)
 from connector.evaluation import evaluate_into_ledger, resolve_courses
-from connector.ledger import Ledger
+from connector.ledger import Ledger, ledger_error
 from connector.mapping import Mappings, load_mappings
 from connector.moodle.api import MoodleApi
 from connector.moodle.client import MoodleClient
-from connector.moodle.records import Completion, Person
+from connector.moodle.records import Completion, Course, Person
 from connector.reports.unplaced import unplaced_warning
 
 log = logging.getLogger("connector.sync")
@@ -71,6 +84,15 @@ COHORT_FUNCTIONS = ("core_cohort_get_cohorts", "core_cohort_get_cohort_members")
 USERS_BATCH = 4000
 # Calibration needs a few hundred completed rows, not a full page: every report row costs the server.
 CALIBRATION_PER_PAGE = 250
+# How long the sync's writes wait for another writer (an `erase`) to finish before failing.
+LEDGER_WAIT_S = 30.0
+KILL_POINTS = ("locked", "stale_runs_failed", "run_started", "fetched", "written", "finished", "committed")
+_KILL_AT = os.environ.get("CONNECTOR_TEST_KILL_AT")
+
+
+def _checkpoint(name: str) -> None:
+    if _KILL_AT == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,8 @@ class SyncOptions:
     as_of: date | None = None
     completion_path: str | None = None  # overrides the config's completion_path
     allow_mass_deletion: bool = False  # accept that many people vanished from Moodle at once
+    allow_vanished_courses: bool = False  # accept that mapped courses with evidence are no longer listed
+    allow_dropped_requirements: bool = False  # accept ending the statuses of requirements removed from mappings
 
 
 @dataclass
@@ -161,34 +185,83 @@ def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
                                   "a sync records what Moodle says today; to look ahead use "
                                   "`connector status --as-of` (it recomputes without writing)"))
     with SyncLock(lock_path_for(config.ledger_path)):
-        with Ledger.open(config.ledger_path) as ledger:
-            stale = ledger.fail_stale_runs()
-            if stale:
-                log.warning("%d earlier run(s) had been interrupted; recorded as failed", stale)
-            mode = _choose_mode(ledger, options, config)
-            run_id = ledger.start_run(mode, as_of)
-            started = time.monotonic()
-            run: _Run | None = None
+        _checkpoint("locked")
+        _refuse_emptied_ledger(config.ledger_path)
+        try:
+            ledger = Ledger.open(config.ledger_path)
+        except sqlite3.Error as exc:
+            raise ledger_error(exc, config.ledger_path) from None
+        with ledger:
             try:
-                with MoodleClient(settings) as client:
-                    run = _Run(MoodleApi(client), ledger, mappings, config, options, run_id, mode,
-                               as_of, progress)
-                    with ledger.transaction():
-                        run.execute()
-                    calls = client.calls_by_function()
-            except BaseException as exc:
-                ledger.finish_run(run_id, "failed", counts=run.counts if run else None,
-                                  completion_path=run.path if run else None, error=_describe(exc))
-                raise
+                ledger.db.execute(f"PRAGMA busy_timeout = {int(LEDGER_WAIT_S * 1000)}")
+                damage = ledger.quick_check()
+                if damage:
+                    raise LedgerError(f"the ledger {config.ledger_path} is damaged: " + "; ".join(damage),
+                                      hint="nothing was written; restore the last backup of the ledger "
+                                           "and keep the damaged file for inspection")
+                stale = ledger.fail_stale_runs()
+                _checkpoint("stale_runs_failed")
+                if stale:
+                    log.warning("%d earlier run(s) had been interrupted; recorded as failed", stale)
+                mode = _choose_mode(ledger, options, config)
+                run_id = ledger.start_run(mode, as_of)
+            except sqlite3.Error as exc:
+                raise ledger_error(exc, config.ledger_path) from None
+            _checkpoint("run_started")
+            try:
+                return _run(ledger, run_id, mode, as_of, mappings, settings, config, options, progress)
+            except sqlite3.Error as exc:
+                raise ledger_error(exc, config.ledger_path) from None
+
+
+def _run(ledger: Ledger, run_id: int, mode: str, as_of: date, mappings: Mappings, settings: Any,
+         config: Config, options: SyncOptions, progress: ProgressFn | None) -> SyncResult:
+    """Read, then write in one transaction with the run's outcome; a failure is recorded."""
+    started = time.monotonic()
+    run: _Run | None = None
+    try:
+        with MoodleClient(settings) as client:
+            run = _Run(MoodleApi(client), ledger, mappings, config, options, run_id, mode, as_of, progress)
+            run.refuse_dropped_requirements()
+            staged = run.fetch()
+            calls = client.calls_by_function()
+        _checkpoint("fetched")
+        with ledger.transaction():
+            run.write(staged)
+            _checkpoint("written")
             result = SyncResult(run_id, mode, run.path, as_of, run.counts, calls,
                                 time.monotonic() - started, run.warnings)
-            unplaced = unplaced_warning(ledger, config.max_unplaced)
+            unplaced = unplaced_warning(ledger, config.max_unplaced)  # reads what was just written
             if unplaced:
                 result.warnings.append(unplaced)
-            counts = dict(run.counts, calls=result.calls)
-            ledger.finish_run(run_id, "ok", counts=counts, completion_path=run.path)
-            log.info(result.summary_line())
-            return result
+            ledger.finish_run(run_id, "ok", counts=dict(run.counts, calls=result.calls),
+                              completion_path=run.path)
+            _checkpoint("finished")
+        _checkpoint("committed")
+    except BaseException as exc:
+        _record_failure(ledger, run_id, run, exc)
+        raise
+    log.info(result.summary_line())
+    return result
+
+
+def _record_failure(ledger: Ledger, run_id: int, run: _Run | None, exc: BaseException) -> None:
+    """Mark the run failed if the ledger can still be written; if not, the next run marks it."""
+    try:
+        ledger.finish_run(run_id, "failed", counts=run.counts if run else None,
+                          completion_path=run.path if run else None, error=_describe(exc))
+    except sqlite3.Error as second:
+        log.warning("the failed run #%d could not be recorded (%s); the next sync records it", run_id, second)
+
+
+def _refuse_emptied_ledger(path: Path) -> None:
+    """A ledger file emptied to 0 bytes (a failed copy, a truncation) must not become a fresh
+    ledger silently: its history would be gone and the next numbers would look fine."""
+    wal = path.with_name(path.name + "-wal")
+    if path.exists() and path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0):
+        raise LedgerError(f"the ledger {path} is an empty file (0 bytes)",
+                          hint="restore the last backup of the ledger; on a new installation delete "
+                               "the empty file and run the sync again")
 
 
 def _validated_inputs(config: Config) -> tuple[Mappings, Any]:
@@ -204,6 +277,11 @@ def _validated_inputs(config: Config) -> tuple[Mappings, Any]:
     except ConfigError as exc:
         problems += exc.problems or [Problem(str(config.source or "environment"), "moodle",
                                              exc.message, exc.hint)]
+    if mappings is not None and not mappings.requirements:
+        problems.append(Problem(str(config.mappings_dir), "", "no requirement is defined (is "
+                                "requirements.toml empty or only comments?)",
+                                "a sync without requirements would end every status; restore the "
+                                "file and check it with `connector mappings check`"))
     if problems:
         raise ConfigError(problems)
     assert mappings is not None
@@ -232,8 +310,35 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass
+class _Staged:
+    """What one run read from Moodle, held in memory until the one write transaction."""
+
+    courses: list[Course] = field(default_factory=list)
+    enrolments: list[tuple[int, int, int | None]] = field(default_factory=list)
+    checks: list[tuple[int, int, bool | None, int | None]] = field(default_factory=list)
+    completions: list[Completion] = field(default_factory=list)
+    people: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+    bookmarks: dict[str, str] = field(default_factory=dict)
+    tracked: list[int] = field(default_factory=list)
+    mapped: list[int] = field(default_factory=list)
+
+    def user_ids(self) -> set[int]:
+        return ({u for _, u, _ in self.enrolments} | {c.user_id for c in self.completions}
+                | {p["user_id"] for p in self.people} | set(self.deleted))
+
+    def drop_users(self, user_ids: set[int]) -> None:
+        self.enrolments = [e for e in self.enrolments if e[1] not in user_ids]
+        self.checks = [c for c in self.checks if c[1] not in user_ids]
+        self.completions = [c for c in self.completions if c.user_id not in user_ids]
+        self.people = [p for p in self.people if p["user_id"] not in user_ids]
+        self.deleted = [u for u in self.deleted if u not in user_ids]
+
+
 class _Run:
-    """The fetch-and-record work of one run, inside the ledger transaction."""
+    """The work of one run: ``fetch`` reads (Moodle, and the ledger for what it knows), ``write``
+    records it all inside the caller's transaction."""
 
     def __init__(self, api: MoodleApi, ledger: Ledger, mappings: Mappings, config: Config,
                  options: SyncOptions, run_id: int, mode: str, as_of: date,
@@ -251,9 +356,56 @@ class _Run:
         self.path = "unknown"
         self.counts: dict[str, int] = {}
         self.warnings: list[str] = []
+        self.staged = _Staged()
 
-    # -- the run ----------------------------------------------------------------------------------
-    def execute(self) -> None:
+    # -- guards -----------------------------------------------------------------------------------
+    def refuse_dropped_requirements(self) -> None:
+        current = {r.id for r in self.mappings.requirements}
+        dropped = {r: n for r, n in self.ledger.requirements_with_statuses().items() if r not in current}
+        if not dropped:
+            return
+        named = ", ".join(f"{r} ({n} people)" for r, n in sorted(dropped.items()))
+        if not self.options.allow_dropped_requirements:
+            raise SyncRefused(
+                f"requirements that hold statuses are no longer in the mappings: {named}; "
+                "nothing was written",
+                hint="if they were removed on purpose, run `connector sync --allow-dropped-requirements` "
+                     "once (their statuses end, each with a history row); otherwise restore the mapping "
+                     "files and run `connector mappings check`")
+        self.warnings.append(f"requirements removed from the mappings, their statuses end: {named}")
+
+    def _refuse_vanished_courses(self, courses: list[Course]) -> None:
+        """A mapped course that holds completions and is no longer listed (deleted, hidden from the
+        token's user, or Moodle answering an empty list) would turn its holders `missing`."""
+        if self.options.allow_vanished_courses:
+            return
+        listed = {c.id for c in courses}
+        refs = self.mappings.course_refs()
+        if refs and not self.course_ids:
+            raise SyncRefused(
+                f"Moodle lists none of the {len(refs)} mapped courses (it listed {len(courses)} "
+                "courses); nothing was written",
+                hint="check the token's user can see the courses (moodle/course:view, "
+                     "moodle/course:viewhiddencourses; `connector doctor`, `connector courses`); if "
+                     "the courses are really gone, run `connector sync --allow-vanished-courses` once")
+        evidence = self.ledger.evidence_per_course()
+        gone: dict[int, list[str]] = {}
+        for ref, course_id in resolve_courses(self.mappings, self.ledger.courses()).items():
+            if course_id not in listed and evidence.get(course_id):
+                gone.setdefault(course_id, []).append(str(ref))
+        if gone:
+            named = "; ".join(f"{', '.join(sorted(refs_))} (course id {cid}, {evidence[cid]} completions "
+                              "on record)" for cid, refs_ in sorted(gone.items()))
+            raise SyncRefused(
+                f"mapped courses with completions on record are no longer listed by Moodle: {named}; "
+                "nothing was written",
+                hint="check the course still exists and the token's user can see it "
+                     "(moodle/course:viewhiddencourses; `connector courses`); if it was deleted on "
+                     "purpose, run `connector sync --allow-vanished-courses` once")
+
+    # -- reading ----------------------------------------------------------------------------------
+    def fetch(self) -> _Staged:
+        staged = self.staged
         self.progress("site info", 0, None)
         site = self.site = self.api.site_info()
         missing = [f for f in REQUIRED_FUNCTIONS if not site.can_call(f)]
@@ -263,11 +415,12 @@ class _Run:
                 hint="add these functions to the external service (Site administration > Server > "
                      "Web services > External services > Functions); `connector doctor` lists all")
         courses = self.api.courses()
-        self.ledger.upsert_courses(courses, self.run_id)
+        staged.courses = courses
         self.course_ids = resolve_courses(self.mappings, courses)
+        self._refuse_vanished_courses(courses)
         by_id = {c.id: c for c in courses}
-        mapped = sorted(set(self.course_ids.values()))
-        tracked = [cid for cid in mapped if by_id[cid].completion_enabled]
+        mapped = staged.mapped = sorted(set(self.course_ids.values()))
+        tracked = staged.tracked = [cid for cid in mapped if by_id[cid].completion_enabled]
         for ref in sorted(self.mappings.course_refs() - set(self.course_ids), key=str):
             self.warnings.append(f"mapped course {ref.by}={ref.value} does not exist in Moodle")
         self.counts["courses_mapped"] = len(mapped)
@@ -276,35 +429,52 @@ class _Run:
         self.path = self._choose_path(site)
         if self.path == "report":
             people_ids, enrolments, completions = self._read_report(set(mapped))
-            self.ledger.upsert_enrolments(enrolments, self.run_id)
-            checks = [(c, u, None, a) for c, u, a in enrolments]
-            self.ledger.record_checks(checks, self.run_id)
-            evidence = self.ledger.record_evidence(completions, self.run_id)
-            enrolment_count = len(enrolments)
+            staged.enrolments = enrolments
+            staged.checks = [(c, u, None, a) for c, u, a in enrolments]
+            staged.completions = completions
             profiles: dict[int, Person] = {}
         else:
             profiles, enrolments = self._read_enrolments(mapped)
             people_ids = set(profiles)
-            self.ledger.upsert_enrolments(enrolments, self.run_id)
-            enrolment_count = len(enrolments)
+            staged.enrolments = enrolments
             inactive = self._inactive_enrolments(mapped, enrolments)
             readable = [e for e in enrolments if (e[0], e[1]) not in inactive]
-            evidence_list = self._read_completions(readable, set(tracked), profiles)
-            evidence = self.ledger.record_evidence(evidence_list, self.run_id)
+            staged.completions = self._read_completions(readable, set(tracked), profiles)
         people_ids |= set(cohorts)
         # people the ledger still counts as present are asked about too: one Moodle no longer
         # returns was deleted there, and becomes inactive here (their history stays)
         people_ids |= self.ledger.present_user_ids()
-        self._record_people(people_ids, profiles, cohorts)
+        self._read_people(people_ids, profiles, cohorts)
+        self.counts["enrolments"] = len(enrolments)
+        return staged
+
+    # -- writing ----------------------------------------------------------------------------------
+    def write(self, staged: _Staged) -> None:
+        """Record everything read, inside the caller's transaction; erased people stay out."""
+        ledger = self.ledger
+        suppressed = ledger.suppressed_among(staged.user_ids())
+        if suppressed:
+            staged.drop_users(suppressed)
+            self.counts["people"] = len(staged.people)
+        self.counts["suppressed"] = len(suppressed)
+        ledger.upsert_courses(staged.courses, self.run_id)
+        for stream, value in staged.bookmarks.items():
+            ledger.set_bookmark(stream, value, self.run_id)
+        ledger.upsert_enrolments(staged.enrolments, self.run_id)
+        ledger.record_checks(staged.checks, self.run_id)
+        evidence = ledger.record_evidence(staged.completions, self.run_id)
+        ledger.upsert_people(staged.people, self.run_id, self.as_of)
+        if staged.deleted:
+            ledger.db.conn.executemany(
+                "UPDATE people SET active = 0, deleted = 1 WHERE user_id = ?", [(u,) for u in staged.deleted])
         if self.full:
-            self.counts["evidence_gone"] = self.ledger.mark_evidence_gone(tracked, self.run_id)
-            self.ledger.mark_enrolments_gone(mapped, self.run_id)
+            self.counts["evidence_gone"] = ledger.mark_evidence_gone(staged.tracked, self.run_id)
+            ledger.mark_enrolments_gone(staged.mapped, self.run_id)
         else:
             self.counts["evidence_gone"] = 0
-        self.counts.update(enrolments=enrolment_count, evidence_new=evidence.new,
-                           evidence_seen=evidence.seen)
+        self.counts.update(evidence_new=evidence.new, evidence_seen=evidence.seen)
         self.progress("evaluating", 0, None)
-        self.counts.update(evaluate_into_ledger(self.ledger, self.mappings, self.course_ids,
+        self.counts.update(evaluate_into_ledger(ledger, self.mappings, self.course_ids,
                                                 self.as_of, self.run_id))
 
     # -- choosing ---------------------------------------------------------------------------------
@@ -360,12 +530,12 @@ class _Run:
             zone_name = str(self.api.calibrate_report_timezone(
                 report_id, preferred=preferred, per_page=min(self.config.report_per_page, CALIBRATION_PER_PAGE),
                 site=self.site))
-            self.ledger.set_bookmark("report_timezone", zone_name, self.run_id)
+            self.staged.bookmarks["report_timezone"] = zone_name
         zone = ZoneInfo(zone_name)
-        idnumber_to_course = {}
-        for course in self.ledger.courses():
+        idnumber_to_course: dict[str, int] = {}
+        for course in [*self.staged.courses, *self.ledger.courses()]:  # this run's list wins
             if course.idnumber:
-                idnumber_to_course[course.idnumber] = course.id
+                idnumber_to_course.setdefault(course.idnumber, course.id)
         people: set[int] = set()
         unknown_usernames: dict[str, list[tuple[int, int | None]]] = {}
         enrolments: dict[tuple[int, int], int | None] = {}
@@ -475,7 +645,7 @@ class _Run:
             checks.append((course_id, user_id, result.completed, access))
             if result.completed and result.completed_at is not None:
                 completions.append(Completion(user_id, course_id, result.completed_at))
-        self.ledger.record_checks(checks, self.run_id)
+        self.staged.checks.extend(checks)
         return completions
 
     def _per_user(self, pairs: list[tuple[int, int, int | None]], users: list[int]) -> list[Completion]:
@@ -498,11 +668,11 @@ class _Run:
                 else:
                     checks.append((course.course_id, user_id, course.completed, access))
         to_read.extend((c, u, a) for (c, u), a in wanted.items())
-        self.ledger.record_checks(checks, self.run_id)
+        self.staged.checks.extend(checks)
         return self._per_course(to_read)
 
     # -- people -----------------------------------------------------------------------------------
-    def _record_people(self, user_ids: set[int], profiles: dict[int, Person],
+    def _read_people(self, user_ids: set[int], profiles: dict[int, Person],
                        cohorts: dict[int, frozenset[str]]) -> None:
         ids = sorted(user_ids)
         self.progress("reading people", 0, len(ids))
@@ -537,7 +707,7 @@ class _Run:
                 "lastaccess": (profiles.get(user_id) or person).lastaccess,
                 "active": 0 if person.suspended else 1, "suspended": int(bool(person.suspended)),
             })
-        self.ledger.upsert_people(rows, self.run_id, self.as_of)
+        self.staged.people = rows
         deleted = [u for u in ids if u not in found]
         if len(deleted) > max(3, len(ids) // 20) and not self.options.allow_mass_deletion:
             raise MoodleProtocolError(
@@ -547,9 +717,7 @@ class _Run:
                 function="core_user_get_users_by_field",
                 hint="check the token user's capabilities (`connector doctor`); if Moodle really "
                      "deleted them, run `connector sync --allow-mass-deletion` once")
-        if deleted:
-            self.ledger.db.conn.executemany(
-                "UPDATE people SET active = 0, deleted = 1 WHERE user_id = ?", [(u,) for u in deleted])
+        self.staged.deleted = deleted
         self.counts.update(people=len(rows), unplaced=unplaced, placement_conflicts=conflicts,
                            deleted=len(deleted), suspended=sum(r["suspended"] for r in rows))
 

@@ -140,5 +140,6 @@ def test_erasure_removes_personal_data_and_is_audited(tmp_path: Path) -> None:
         removed = ledger.erase_person(3, "GDPR request 42")
         assert removed == 2
         assert ledger.person_by_username("u001") is None and list(ledger.evidence_by_user()) == []
-        audit = ledger.db.execute("SELECT user_id, reason, rows_removed FROM erasures").fetchall()
-        assert audit == [(3, "GDPR request 42", 2)]
+        audit = ledger.db.execute("SELECT subject_key, reason, rows_removed FROM erasures").fetchall()
+        assert audit == [(ledger.subject_key(3), "GDPR request 42", 2)]  # audited without the user id
+        assert ledger.suppressed_among([3, 4]) == {3}  # and kept out of later syncs
