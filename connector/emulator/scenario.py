@@ -456,6 +456,16 @@ class Scenario:
                 del column[doomed.start : doomed.stop]
             self._rebuild_indexes()
 
+    def delete_course(self, course_id: int) -> None:
+        """The course is gone from every answer, its enrolments and completions with it (Moodle's
+        course deletion; to the connector, like a course hidden from the token's user)."""
+        with self.lock:
+            del self.course_defs[course_id]
+            keep = [p for p, c in enumerate(self.enrol_course) if c != course_id]
+            for column in (self.enrol_user, self.enrol_course, self.completed_at, self.last_access):
+                column[:] = array(column.typecode, (column[p] for p in keep))
+            self._rebuild_indexes()
+
     def _require_person(self, user_id: int) -> int:
         index = self.person_index(user_id)
         if index is None:

@@ -255,6 +255,9 @@ class Emulator:
     def add_report_condition(self) -> None:
         self.scenario.set_report_condition(True)
 
+    def delete_course(self, course_id: int) -> None:
+        self.scenario.delete_course(course_id)
+
     # ----- one request ---------------------------------------------------------------------------
     def _enter(self) -> None:
         with self._lock:

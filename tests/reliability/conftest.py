@@ -1,0 +1,71 @@
+"""Helpers for the reliability suite: run the real CLI, and read a ledger the way a person checks it.
+
+The central check is ``consistent``: whatever happened to a run, the ledger's current statuses
+belong to its last successful run, and the file is sound.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from connector.cli import main
+from tests.conftest import ANCHOR, REPO, Site
+
+DATA_TABLES = ("courses", "people", "enrolments", "evidence", "statuses", "status_history", "rollups",
+               "bookmarks", "suppressions")
+
+
+def run_cli(site: Site, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--config", str(site.config_path), *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def sync(site: Site, *args: str) -> tuple[int, str, str]:
+    return run_cli(site, "sync", "--as-of", ANCHOR.isoformat(), *args)
+
+
+def sync_process(site: Site, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The CLI in its own process (to kill it, or to give it another environment)."""
+    full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "--config", str(site.config_path), "sync",
+         "--as-of", ANCHOR.isoformat(), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+
+
+def snapshot(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every data table (not sync_runs), in a stable order."""
+    conn = sqlite3.connect(path)
+    try:
+        return {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in DATA_TABLES}
+    finally:
+        conn.close()
+
+
+def runs(path: Path) -> list[tuple[int, str, str | None]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT id, outcome, error FROM sync_runs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def consistent(path: Path) -> None:
+    """The file is sound and what `status` shows (the last ok run) is what `export` shows."""
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        last_ok = conn.execute("SELECT MAX(id) FROM sync_runs WHERE outcome = 'ok'").fetchone()[0]
+        status_runs = {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM statuses")}
+        rollup_runs = {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM rollups WHERE run_id > ?",
+                                                  [last_ok or 0])}
+    finally:
+        conn.close()
+    assert status_runs <= {last_ok}, f"statuses of run(s) {status_runs}, last ok run {last_ok}"
+    assert not rollup_runs, f"roll-ups of run(s) {rollup_runs} newer than the last ok run {last_ok}"
