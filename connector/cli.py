@@ -220,9 +220,16 @@ def _open_for_reading(ctx: click.Context) -> Iterator[tuple[Any, Any]]:
     from connector.ledger import Ledger
     from connector.mapping import load_mappings
 
+    from connector.ledger import ledger_error
+
     config = _config(ctx)
-    with Ledger.open(config.ledger_path, create=False) as ledger:  # no ledger: say that first
-        yield ledger, load_mappings(config.mappings_dir)
+    try:
+        ledger = Ledger.open(config.ledger_path, create=False)  # no ledger: say that first
+        with ledger:
+            ledger.require_sound()  # a damaged page would otherwise be shown as numbers
+            yield ledger, load_mappings(config.mappings_dir)
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
+        raise ledger_error(exc, config.ledger_path) from None
 
 
 @main.command()

@@ -530,9 +530,20 @@ class Ledger:
         return {c: n for c, n in self.db.execute("SELECT course_id, COUNT(*) FROM evidence GROUP BY course_id")}
 
     def quick_check(self) -> list[str]:
-        """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else what it found (first 5)."""
-        found = [row[0] for row in self.db.execute("PRAGMA quick_check(5)")]
+        """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else what it found (a few lines)."""
+        found = [line.strip() for row in self.db.execute("PRAGMA quick_check(5)")
+                 for line in str(row[0]).splitlines() if line.strip() and not line.startswith("***")]
         return [] if found == ["ok"] else found
+
+    def require_sound(self) -> None:
+        """Raise a LedgerError when ``quick_check`` finds damage: SQLite pages carry no checksum,
+        so a damaged page can otherwise be read as wrong numbers without any error."""
+        damage = self.quick_check()
+        if damage:
+            more = f" (and {len(damage) - 1} more problems)" if len(damage) > 1 else ""
+            raise LedgerError(f"the ledger {self.path} is damaged: {damage[0]}{more}",
+                              hint="restore the last backup of the ledger and keep the damaged file "
+                                   "for inspection")
 
     # -- erasure ----------------------------------------------------------------------------------
     def subject_key(self, user_id: int) -> str:
@@ -606,10 +617,15 @@ def _create_private_file(path: Path) -> None:
     os.chmod(path, 0o600)  # in case a umask or ACL widened it
 
 
-def ledger_error(exc: sqlite3.Error, path: Path | None) -> LedgerError:
-    """An SQLite failure as one line a person can act on (disk full, read-only, locked, damaged)."""
+def ledger_error(exc: sqlite3.Error | UnicodeDecodeError, path: Path | None) -> LedgerError:
+    """An SQLite failure as one line a person can act on (disk full, read-only, locked, damaged).
+
+    A UnicodeDecodeError is SQLite handing Python bytes that are not text: a damaged page."""
     where = f"the ledger {path}" if path else "the ledger"
-    text = str(exc)
+    if isinstance(exc, UnicodeDecodeError) or "decode" in str(exc):
+        text = "a text value in it is not valid UTF-8"
+    else:  # a damaged schema can put raw bytes into SQLite's message: never print them
+        text = "".join(c if c.isprintable() else "?" for c in str(exc))[:120]
     lowered = text.lower()
     if "disk is full" in lowered or "disk full" in lowered:
         return LedgerError(f"{where} cannot be written: the disk is full",
@@ -622,7 +638,7 @@ def ledger_error(exc: sqlite3.Error, path: Path | None) -> LedgerError:
         return LedgerError(f"{where} is locked by another program",
                            hint="a program holds a write lock on it (an sqlite3 shell, a copy tool?); "
                                 "close it and run again")
-    if "malformed" in lowered or "not a database" in lowered or "corrupt" in lowered:
+    if any(word in lowered for word in ("malformed", "not a database", "corrupt", "utf-8")):
         return LedgerError(f"{where} is damaged ({text})",
                            hint="restore the last backup of the ledger; keep the damaged file for inspection")
     return LedgerError(f"{where} cannot be used: {text}",

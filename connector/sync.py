@@ -146,7 +146,11 @@ class SyncLock:
 
     def __enter__(self) -> SyncLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the sync lock {self.path}: {exc.strerror}",
+                              hint="the connector's user must be able to write the ledger's directory") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -189,28 +193,24 @@ def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
         _refuse_emptied_ledger(config.ledger_path)
         try:
             ledger = Ledger.open(config.ledger_path)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise ledger_error(exc, config.ledger_path) from None
         with ledger:
             try:
                 ledger.db.execute(f"PRAGMA busy_timeout = {int(LEDGER_WAIT_S * 1000)}")
-                damage = ledger.quick_check()
-                if damage:
-                    raise LedgerError(f"the ledger {config.ledger_path} is damaged: " + "; ".join(damage),
-                                      hint="nothing was written; restore the last backup of the ledger "
-                                           "and keep the damaged file for inspection")
+                ledger.require_sound()  # before anything is written: a damaged page reads as numbers
                 stale = ledger.fail_stale_runs()
                 _checkpoint("stale_runs_failed")
                 if stale:
                     log.warning("%d earlier run(s) had been interrupted; recorded as failed", stale)
                 mode = _choose_mode(ledger, options, config)
                 run_id = ledger.start_run(mode, as_of)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, UnicodeDecodeError) as exc:
                 raise ledger_error(exc, config.ledger_path) from None
             _checkpoint("run_started")
             try:
                 return _run(ledger, run_id, mode, as_of, mappings, settings, config, options, progress)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, UnicodeDecodeError) as exc:
                 raise ledger_error(exc, config.ledger_path) from None
 
 
