@@ -143,3 +143,53 @@ def test_erasure_removes_personal_data_and_is_audited(tmp_path: Path) -> None:
         audit = ledger.db.execute("SELECT subject_key, reason, rows_removed FROM erasures").fetchall()
         assert audit == [(ledger.subject_key(3), "GDPR request 42", 2)]  # audited without the user id
         assert ledger.suppressed_among([3, 4]) == {3}  # and kept out of later syncs
+
+
+def test_a_version_2_erasure_audit_is_rekeyed_without_the_user_id(tmp_path: Path) -> None:
+    path = tmp_path / "v2.sqlite"
+    conn = sqlite3.connect(path)
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    MIGRATIONS[0](db)
+    MIGRATIONS[1](db)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO erasures (user_id, erased_at, reason, rows_removed) "
+                 "VALUES (3, '2026-01-02T10:00:00+00:00', 'GDPR 7', 12)")
+    conn.commit()
+    conn.close()
+    with Ledger.open(path) as ledger:
+        columns = [r[1] for r in ledger.db.execute("PRAGMA table_info(erasures)")]
+        assert "user_id" not in columns
+        assert ledger.db.execute("SELECT subject_key, reason, rows_removed FROM erasures").fetchall() == [
+            (ledger.subject_key(3), "GDPR 7", 12)]
+        assert ledger.subject_key(3) != ledger.subject_key(4) and len(ledger.subject_key(3)) == 64
+        assert ledger.suppressed_among([3]) == set()  # an erasure from before suppression existed
+
+
+def test_a_status_that_ends_without_successor_gets_a_dropped_history_row(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        run = ledger.start_run("full", AS_OF)
+        with ledger.transaction():
+            ledger.write_statuses([(3, "a", "compliant", None, None, None, None, None, ""),
+                                   (3, "b", "missing", None, None, None, None, None, ""),
+                                   (4, "b", "missing", None, None, None, None, None, "")], run, AS_OF)
+        later = ledger.start_run("full", date(2026, 6, 2))
+        with ledger.transaction():
+            changes = ledger.write_statuses([(3, "b", "missing", None, None, None, None, None, "")],
+                                            later, date(2026, 6, 2))
+        assert changes == 2
+        ended = ledger.db.execute("SELECT user_id, requirement_id, from_status, to_status, reason "
+                                  "FROM status_history WHERE run_id = ? ORDER BY 1, 2", [later]).fetchall()
+        assert ended == [(3, "a", "compliant", "dropped", "requirement removed from the mappings"),
+                         (4, "b", "missing", "dropped", "person no longer evaluated")]
+
+
+def test_the_run_outcome_joins_an_open_transaction(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        run = ledger.start_run("full", AS_OF)
+        with pytest.raises(RuntimeError):
+            with ledger.transaction():
+                ledger.finish_run(run, "ok")
+                raise RuntimeError("the data write failed after the outcome was set")
+        assert ledger.runs()[0]["outcome"] == "running"  # rolled back with the data
