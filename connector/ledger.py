@@ -4,9 +4,12 @@ The ledger is the connector's memory and its proof. Three rules shape it:
 
 * Evidence is append-only. A completion seen once keeps its row (first and last seen, by which
   run) even after Moodle forgets it; a full sync only marks it ``gone_since_run``.
-* A sync run writes inside one transaction (``Ledger.transaction``); readers in other processes
-  keep seeing the previous state (WAL) until it commits. The run's own row is written in separate
-  small transactions so that a failed run is recorded as failed.
+* A sync run writes inside one transaction (``Ledger.transaction``) that also records its outcome
+  (``finish_run`` joins an open transaction); readers in other processes keep seeing the previous
+  state (WAL) until it commits. The run's row is started in its own small transaction, so a failed
+  run is recorded as failed and a killed one is found by the next run.
+* Erasure is explicit, audited and lasting: erased people go on a suppression list keyed by an
+  HMAC of their Moodle user id (``subject_key``), never by the id or the username.
 * The file holds personal data: it is created mode 0600 (and its WAL/SHM files inherit that).
 
 Schema versions are kept in ``PRAGMA user_version``; ``MIGRATIONS[n]`` upgrades version n to n+1,
@@ -311,14 +314,16 @@ class Ledger:
             [(c.id, c.idnumber, c.shortname, c.fullname, int(c.visible), int(c.completion_enabled),
               run_id, run_id) for c in courses])
 
-    def courses(self) -> list[Course]:
+    def courses(self, *, latest_only: bool = False) -> list[Course]:
         """Courses as last seen, the most recently seen first (a re-created course with the same
-        idnumber wins over the deleted one when mappings are resolved against this list)."""
+        idnumber wins over the deleted one when mappings are resolved against this list).
+        ``latest_only``: just the courses the most recent successful run listed."""
+        where = " WHERE last_seen_run = (SELECT MAX(last_seen_run) FROM courses)" if latest_only else ""
         return [Course(id=r[0], idnumber=r[1] or "", shortname=r[2] or "", fullname=r[3] or "",
                        visible=bool(r[4]), completion_enabled=bool(r[5]))
                 for r in self.db.execute(
                     "SELECT course_id, idnumber, shortname, fullname, visible, completion_enabled "
-                    "FROM courses ORDER BY last_seen_run DESC, course_id")]
+                    f"FROM courses{where} ORDER BY last_seen_run DESC, course_id")]
 
     # -- people -----------------------------------------------------------------------------------
     def upsert_people(self, rows: Iterable[dict[str, Any]], run_id: int, seen_on: date) -> int:

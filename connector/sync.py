@@ -390,7 +390,7 @@ class _Run:
                      "the courses are really gone, run `connector sync --allow-vanished-courses` once")
         evidence = self.ledger.evidence_per_course()
         gone: dict[int, list[str]] = {}
-        for ref, course_id in resolve_courses(self.mappings, self.ledger.courses()).items():
+        for ref, course_id in resolve_courses(self.mappings, self.ledger.courses(latest_only=True)).items():
             if course_id not in listed and evidence.get(course_id):
                 gone.setdefault(course_id, []).append(str(ref))
         if gone:

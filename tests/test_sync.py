@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from connector.config import Config
-from connector.errors import SyncLocked
+from connector.errors import LedgerError, SyncLocked
 from connector.evaluation import resolve_courses
 from connector.ledger import Ledger
 from connector.mapping import load_mappings
 from connector.moodle.records import Course
-from connector.sync import SyncLock, SyncOptions, _choose_mode, lock_path_for
+from connector.sync import SyncLock, SyncOptions, _choose_mode, _refuse_emptied_ledger, lock_path_for
 from tests.conftest import MAPPINGS
 
 
@@ -58,3 +58,14 @@ def test_course_refs_resolve_to_the_first_matching_course() -> None:
     new = Course(id=42, shortname="new", fullname="New", idnumber="ITSEC-CZ", visible=True, completion_enabled=True)
     resolved = resolve_courses(mappings, [new, old])
     assert {ref.value: cid for ref, cid in resolved.items()} == {"ITSEC-CZ": 42}
+
+
+def test_an_emptied_ledger_is_refused_but_a_new_one_in_wal_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite"
+    path.write_bytes(b"")
+    with pytest.raises(LedgerError, match=r"is an empty file \(0 bytes\)"):
+        _refuse_emptied_ledger(path)
+    # a first run killed before any checkpoint: the main file is empty, its data in the WAL
+    path.with_name("l.sqlite-wal").write_bytes(b"\0" * 32)
+    _refuse_emptied_ledger(path)
+    _refuse_emptied_ledger(tmp_path / "absent.sqlite")  # no file yet: a first run creates it

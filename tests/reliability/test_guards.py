@@ -57,6 +57,7 @@ def test_a_mapped_course_vanishing_stops_the_run(demo_site: Site, path: str) -> 
     assert code == 0, err
     assert "warning: mapped course idnumber=ITSEC-CZ does not exist in Moodle" in err.splitlines()
     assert _evidence_on(demo_site.ledger_path, ITSEC) == held  # evidence is never deleted
+    assert sync(demo_site)[0] == 0  # confirmed once: later runs go on without the flag
 
 
 @pytest.mark.parametrize("answer", [[], None], ids=["empty", "null"])
