@@ -242,7 +242,7 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
         } for e in evidence],
         "history": [{
             "requirement": h["requirement_id"], "from": h["from_status"], "to": h["to_status"],
-            "on": h["changed_on"], "run": h["run_id"],
+            "on": h["changed_on"], "run": h["run_id"], "reason": h["reason"],  # why a status ended
         } for h in ledger.history_for(person["user_id"])],
     }
 

@@ -3,6 +3,7 @@ failed, one line naming what is wrong), unless the user confirms with the flag t
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -104,6 +105,14 @@ def test_a_truncated_requirements_file_stops_before_anything_is_touched(demo_sit
     assert snapshot(demo_site.ledger_path) == before and runs(demo_site.ledger_path) == runs_before
 
 
+def _username(path: Path, user_id: int) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        return str(conn.execute("SELECT username FROM people WHERE user_id = ?", [user_id]).fetchone()[0])
+    finally:
+        conn.close()
+
+
 def _drop_requirement(mappings: Path, requirement_id: str) -> None:
     path = mappings / "requirements.toml"
     head, *blocks = path.read_text(encoding="utf-8").split("[[requirement]]")
@@ -139,5 +148,9 @@ def test_dropping_a_requirement_that_holds_statuses_needs_confirmation(demo_site
     conn.close()
     assert ended == [(u, s, "dropped", "requirement removed from the mappings") for u, s in held]
     assert left == 0
+    someone = _username(demo_site.ledger_path, held[0][0])
+    code, out, _ = run_cli(demo_site, "person", someone, "--format", "json")
+    assert {"requirement": "digvar-si", "from": held[0][1], "to": "dropped",
+            "reason": "requirement removed from the mappings"}.items() <= json.loads(out)["history"][-1].items()
     consistent(demo_site.ledger_path)
     assert sync(demo_site)[0] == 0  # once dropped, later runs go on without the flag
