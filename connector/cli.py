@@ -217,10 +217,8 @@ def sync(ctx: click.Context, full: bool, quiet: bool, completion_path: str | Non
 # -- status / export / person ------------------------------------------------------------------------
 @contextmanager
 def _open_for_reading(ctx: click.Context) -> Iterator[tuple[Any, Any]]:
-    from connector.ledger import Ledger
+    from connector.ledger import Ledger, ledger_error
     from connector.mapping import load_mappings
-
-    from connector.ledger import ledger_error
 
     config = _config(ctx)
     try:
@@ -543,8 +541,12 @@ def erase(ctx: click.Context, username: str, reason: str, yes: bool) -> None:
         done = erase_person(ledger, found["user_id"], reason.strip(), _mappings_or_none(config))
     user_id = found["user_id"]
     click.echo(f"erased {done.rows_removed} rows about user id {user_id}; recorded in the erasures table")
-    rollups = ("roll-ups recomputed for " + ", ".join(done.rollups_departments)
-               if done.rollups_departments else "no roll-up changed")
+    if done.rollups_pending:
+        rollups = "roll-ups change at the next sync (the mappings cannot be read now)"
+    elif done.rollups_departments:
+        rollups = "roll-ups recomputed for " + ", ".join(done.rollups_departments)
+    else:
+        rollups = "no roll-up changed"
     click.echo(f"later syncs leave user id {user_id} out (`connector unsuppress --user-id {user_id}` "
                f"lets them back); {rollups}")
 

@@ -24,6 +24,7 @@ class Erasure:
     user_id: int
     rows_removed: int
     rollups_departments: tuple[str, ...]  # roll-ups recomputed now; () when none were affected
+    rollups_pending: bool = False  # affected, but the mappings could not be read: the next sync does it
 
 
 def erase(ledger: Ledger, user_id: int, reason: str, mappings: Mappings | None) -> Erasure:
@@ -35,6 +36,8 @@ def erase(ledger: Ledger, user_id: int, reason: str, mappings: Mappings | None) 
         removed = ledger.erase_person(user_id, reason)
         affected: tuple[str, ...] = ()
         run = ledger.last_run("ok")
+        if run is not None and department and mappings is None:
+            return Erasure(user_id, removed, (), rollups_pending=True)
         if mappings is not None and run is not None and department and mappings.has_department(department):
             affected = (department, *mappings.ancestors(department))
             rows = rollups_from_statuses(ledger, mappings, date.fromisoformat(run["as_of"]))

@@ -91,3 +91,15 @@ def test_erase_during_a_long_sync_does_not_wait_for_moodle(demo_site: Site) -> N
     assert conn.execute("SELECT COUNT(*) FROM evidence WHERE user_id = ?", [U001]).fetchone()[0] == 0
     conn.close()
     consistent(demo_site.ledger_path)
+
+
+def test_erase_works_with_broken_mappings_and_says_roll_ups_wait(demo_site: Site) -> None:
+    assert sync(demo_site)[0] == 0
+    broken = demo_site.tmp / "broken"
+    broken.mkdir()
+    (broken / "requirements.toml").write_text("[[requirement]\n", encoding="utf-8")
+    code, out, err = run_cli(demo_site, "--mappings", str(broken), "erase", "u001", "--reason", "GDPR 1", "--yes")
+    assert code == 0, err
+    assert out.splitlines()[1] == (f"later syncs leave user id {U001} out (`connector unsuppress --user-id {U001}` "
+                                   "lets them back); roll-ups change at the next sync (the mappings cannot "
+                                   "be read now)")
