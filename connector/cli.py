@@ -30,7 +30,7 @@ import click
 from connector import __version__
 from connector.config import Config, load_config
 from connector.errors import EXIT_BAD_INPUT, EXIT_FAILED, ConnectorError, UsageError
-from connector.reports.formats import FORMATS, render_csv, render_json, render_table
+from connector.reports.formats import FORMATS, render_csv, render_json, render_table, terminal_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("connector")
@@ -310,11 +310,12 @@ def person(ctx: click.Context, username: str, fmt: str) -> None:
                                                  "decided_by", "completed_at", "detail"]))
         return
     state = "active" if view["active"] else ("deleted" if view["deleted"] else "suspended")
-    click.echo(f"{view['fullname']} ({view['username']}, {view['idnumber'] or 'no idnumber'}), {state}")
+    click.echo(terminal_safe(f"{view['fullname']} ({view['username']}, "
+                             f"{view['idnumber'] or 'no idnumber'}), {state}"))
     where = view["department_name"] or "unplaced"
     if view["organisation"] and view["organisation"] != view["department_id"]:
         where += f" ({view['organisation_name']})"
-    click.echo(f"department: {where}; position: {view['position'] or '-'}")
+    click.echo(terminal_safe(f"department: {where}; position: {view['position'] or '-'}"))
     click.echo("\nRequirements")
     click.echo(render_table(view["statuses"], [("requirement", "requirement"), ("status", "status"),
                                                ("valid_until", "valid until"), ("since", "since"),
