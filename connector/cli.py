@@ -5,18 +5,22 @@ Exit codes (documented in the README, relied on by cron jobs):
   1  the run failed (Moodle unreachable, refused, ledger error...); recorded in the ledger
   2  bad configuration or mappings; nothing was written
   75 another sync holds the lock (EX_TEMPFAIL: try again later)
+  130 interrupted (Ctrl-C), 143 stopped by SIGTERM (systemd stop, kill): a sync is recorded as failed
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import secrets
 import shlex
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -41,6 +45,18 @@ STATUS_COLUMNS = [("tree_name", "department"), ("requirement", "requirement"),
                   ("exempt", "exempt"), ("share", "share"), ("targets_met", "targets met")]
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so a sync rolls back and records itself as failed."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated("interrupted (SIGTERM)")
+
+
 def handle_errors(func: F) -> F:
     """Turn ConnectorError into a one-line message and its exit code; never a traceback."""
 
@@ -53,7 +69,10 @@ def handle_errors(func: F) -> F:
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.echo("interrupted (SIGTERM)", err=True)
+            sys.exit(EXIT_TERMINATED)
         except click.Abort:  # "n" or end of input at a confirmation prompt
             click.echo("aborted", err=True)
             sys.exit(EXIT_FAILED)
@@ -114,6 +133,9 @@ def main(ctx: click.Context, config_path: Path | None, ledger_path: Path | None,
     in a private SQLite ledger. Start with `connector demo`.
     """
     _setup_logging(log_level)
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
     ctx.obj = {"config_path": config_path, "ledger_path": ledger_path, "mappings_dir": mappings_dir}
 
 
@@ -281,11 +303,34 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, output: Path | None
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Exports hold personal data: created readable by the owner only, like the ledger."""
+    """Exports hold personal data: readable by the owner only, like the ledger.
+
+    Written to a private (0600) temporary file beside the target, synced, then renamed over it:
+    the result is 0600 whatever mode an older file had, a reader never sees half an export, and
+    nothing is written through a symbolic link (one in the final component is refused).
+    """
+    if path.is_symlink():
+        raise UsageError(f"refusing to write {path}: it is a symbolic link",
+                         hint="an export holds personal data; give the path of a real file")
+    directory = path.parent
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        with contextlib.suppress(OSError):  # the rename itself survives a crash once the folder is synced
+            folder = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
     except OSError as exc:
         raise ConnectorError(f"cannot write {path}: {exc.strerror}",
                              hint="check that the directory exists and is writable") from None

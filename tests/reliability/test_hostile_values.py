@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from connector.cli import main
 from connector.mapping import DEMO_MAPPINGS
+from tests.conftest import ANCHOR, Site
 
 
 def _mappings(tmp_path: Path, edit: str, old: str, new: str) -> Path:
@@ -103,3 +108,90 @@ def test_a_truncated_requirements_file_is_an_error(tmp_path: Path) -> None:
     assert lines == ["error: 1 problem found:",
                      f"  - {folder}: the directory has no requirement (add [[requirement]] entries; if "
                      "requirements.toml was truncated, restore it from a backup or version control)"]
+
+
+# -- item 5: values from Moodle are checked at the door --------------------------------------------
+Tamper = Callable[[str, dict[str, Any], Any], Any]
+
+
+def _tamper(monkeypatch: pytest.MonkeyPatch, change: Tamper) -> None:
+    """Let ``change(function, params, answer)`` rewrite what the emulator answers, on the wire."""
+    import connector.emulator.server as server
+
+    real = server.dispatch
+
+    def dispatch(call: Any, function: str, params: dict[str, Any]) -> Any:
+        return change(function, params, real(call, function, params))
+
+    monkeypatch.setattr(server, "dispatch", dispatch)
+
+
+def _cli(site: Site, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--config", str(site.config_path), *args])
+
+
+def _sync(site: Site, *args: str) -> Result:
+    return _cli(site, "sync", "--as-of", ANCHOR.isoformat(), *args)
+
+
+YEAR_10000 = 253402300800
+
+
+@pytest.mark.parametrize("when", [YEAR_10000, -86400])
+def test_an_impossible_completion_time_is_skipped_with_a_warning(
+        demo_site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, when: int) -> None:
+    def change(function: str, params: dict[str, Any], answer: Any) -> Any:
+        if function == "core_completion_get_course_completion_status" and str(params.get("userid")) == "3" \
+                and str(params.get("courseid")) == "2":
+            for criterion in answer["completionstatus"]["completions"]:
+                criterion["timecompleted"] = when
+        return answer
+
+    _tamper(monkeypatch, change)
+    result = _sync(demo_site, "--path", "per_course")
+    assert result.exit_code == 0, result.output
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"completion of user id 3 in course id 2: timecompleted {when} is not a possible time; " \
+           "this completion is skipped" in warnings
+    person = json.loads(_cli(demo_site, "person", "u001", "--format", "json").output)
+    assert {s["requirement"]: s["status"] for s in person["statuses"]}["itsec-cz"] == "missing"
+    assert {e["course"] for e in person["evidence"]} >= {"AI-URED", "DIGSVET"}  # the rest was read
+    assert _cli(demo_site, "person", "u002").exit_code == 0
+
+
+def test_a_lone_surrogate_in_a_name_does_not_fail_the_sync(
+        demo_site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def change(function: str, params: dict[str, Any], answer: Any) -> Any:
+        if function == "core_user_get_users_by_field":
+            for row in answer:
+                if row["username"] == "u001":
+                    row["firstname"], row["fullname"] = "Ja\ud800n", "Ja\ud800n Novák"
+        return answer
+
+    _tamper(monkeypatch, change)
+    result = _sync(demo_site)
+    assert result.exit_code == 0, result.output
+    assert "core_user_get_users_by_field: record id 3: firstname held an invalid character " \
+           "(a lone surrogate); U+FFFD stands in its place" in [r.getMessage() for r in caplog.records]
+    person = _cli(demo_site, "person", "u001")
+    assert person.exit_code == 0
+    assert person.output.splitlines()[0] == "Ja\ufffdn Novák (u001, EMP1001), active"
+
+
+def test_a_non_integer_id_is_a_protocol_error_naming_the_record(
+        demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    def change(function: str, params: dict[str, Any], answer: Any) -> Any:
+        if function == "core_user_get_users_by_field":
+            for row in answer:
+                if row["username"] == "u002":
+                    row["id"] = "4x"
+        return answer
+
+    _tamper(monkeypatch, change)
+    result = _sync(demo_site)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: Moodle sent a user record (id '4x') that cannot be read: '4x' is not a whole number",
+        "  hint: Moodle or a plugin answered outside its own format; check the record in Moodle"]
+    runs = json.loads(_cli(demo_site, "runs", "--format", "json").output)
+    assert runs[0]["outcome"] == "failed" and "'4x' is not a whole number" in runs[0]["error"]
