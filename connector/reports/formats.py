@@ -93,9 +93,14 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
 def render_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    # csv quotes a field holding the line terminator only; one holding a bare \r must be quoted too,
+    # or a spreadsheet breaks the row there
+    quoted = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n",
+                            quoting=csv.QUOTE_ALL)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else spreadsheet_safe(row.get(k)) for k in columns})
+        cells = {k: "" if row.get(k) is None else spreadsheet_safe(row.get(k)) for k in columns}
+        (quoted if any(isinstance(v, str) and "\r" in v for v in cells.values()) else writer).writerow(cells)
     return out.getvalue().rstrip("\n")
 
 

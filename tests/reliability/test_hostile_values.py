@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -195,3 +198,59 @@ def test_a_non_integer_id_is_a_protocol_error_naming_the_record(
         "  hint: Moodle or a plugin answered outside its own format; check the record in Moodle"]
     runs = json.loads(_cli(demo_site, "runs", "--format", "json").output)
     assert runs[0]["outcome"] == "failed" and "'4x' is not a whole number" in runs[0]["error"]
+
+
+# -- item 4: output cannot attack its reader -----------------------------------------------------
+def test_moodle_names_reach_tables_escaped_and_csv_neutralised(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    def change(function: str, params: dict[str, Any], answer: Any) -> Any:
+        if function == "core_user_get_users_by_field":
+            for row in answer:
+                if row["username"] == "u001":
+                    row["fullname"] = "Jan\x1b[2J\x1b[31m Novák\u202e"
+                    row["idnumber"] = "=HYPERLINK(\"http://evil.example\")"
+        if function == "core_course_get_courses":
+            for course in answer:
+                if course["id"] == 2:
+                    course["fullname"] = "IT\x1b]0;owned\x07 bezpečnost"
+        return answer
+
+    _tamper(monkeypatch, change)
+    assert _sync(demo_site).exit_code == 0
+    person = _cli(demo_site, "person", "u001")
+    assert person.output.splitlines()[0] == \
+        'Jan\\x1b[2J\\x1b[31m Novák\\u202e (u001, =HYPERLINK("http://evil.example")), active'
+    courses = _cli(demo_site, "courses", "--offline")
+    assert any(line.split()[3:5] == ["IT\\x1b]0;owned\\x07", "bezpečnost"] for line in courses.output.splitlines())
+    outputs = [person.output, courses.output, _cli(demo_site, "status").output, _cli(demo_site, "runs").output]
+    for output in outputs:
+        assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in output)
+    export = _cli(demo_site, "export", "--format", "csv").output
+    line = next(row for row in csv.reader(io.StringIO(export)) if row and row[0] == "u001")
+    assert line[1] == "'=HYPERLINK(\"http://evil.example\")"
+
+
+# -- item 6: export -o writes privately, never through a link --------------------------------------
+def test_export_replaces_a_loose_file_with_a_private_one(demo_site: Site) -> None:
+    assert _sync(demo_site).exit_code == 0
+    target = demo_site.tmp / "out.csv"
+    target.write_text("old\n", encoding="utf-8")
+    target.chmod(0o644)
+    result = _cli(demo_site, "export", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_text(encoding="utf-8").startswith("username,idnumber,")
+    assert sorted(p.name for p in demo_site.tmp.iterdir() if p.name.startswith(".out.csv")) == []
+
+
+def test_export_refuses_a_symlink(demo_site: Site) -> None:
+    assert _sync(demo_site).exit_code == 0
+    elsewhere = demo_site.tmp / "elsewhere.txt"
+    elsewhere.write_text("keep\n", encoding="utf-8")
+    link = demo_site.tmp / "link.csv"
+    link.symlink_to(elsewhere)
+    result = _cli(demo_site, "export", "-o", str(link))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: refusing to write {link}: it is a symbolic link",
+        "  hint: an export holds personal data; give the path of a real file"]
+    assert elsewhere.read_text(encoding="utf-8") == "keep\n" and link.is_symlink()
