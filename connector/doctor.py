@@ -105,7 +105,8 @@ def run_checks(config: Config) -> Iterator[Check]:
     if config.token_file is not None:
         exposure = config.token_file_exposure()
         yield Check("token file", exposure is None, exposure.split(";")[0] if exposure else
-                    f"{config.token_file} (readable by its owner only)", f"chmod 600 {config.token_file}")
+                    "readable by its owner only",
+                    f"chmod 600 {config.token_file}" if exposure else None)
     try:
         settings = config.client_settings()
     except ConnectorError as exc:
