@@ -6,8 +6,14 @@ import csv
 import io
 import json
 import logging
+import os
+import re
 import shutil
+import signal
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -254,3 +260,51 @@ def test_export_refuses_a_symlink(demo_site: Site) -> None:
         f"error: refusing to write {link}: it is a symbolic link",
         "  hint: an export holds personal data; give the path of a real file"]
     assert elsewhere.read_text(encoding="utf-8") == "keep\n" and link.is_symlink()
+
+
+# -- item 6: an exposed token file --------------------------------------------------------------------
+def test_doctor_fails_a_token_file_others_can_read(demo_site: Site) -> None:
+    token = demo_site.tmp / "token"
+    token.chmod(0o644)
+    result = _cli(demo_site, "doctor")
+    assert result.exit_code != 0
+    lines = result.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("[FAIL] token file: "))
+    shown = " ".join(part.strip() for part in lines[start:start + 3])
+    assert f"the token file {token} can be read by its group and other users (mode 0644)" in shown
+    assert f"chmod 600 {token}" in result.output
+
+
+# -- item 8: a whole-run deadline and SIGTERM -----------------------------------------------------------
+def test_a_run_past_max_minutes_fails_cleanly_and_is_recorded(demo_site: Site) -> None:
+    with demo_site.config_path.open("a", encoding="utf-8") as config:
+        config.write("max_minutes = 0.01\n")  # the file ends in [sync]: 0.6 s
+    demo_site.emulator.set_latency(250)  # type: ignore[attr-defined]
+    result = _sync(demo_site)
+    assert result.exit_code == 1
+    first = result.stderr.splitlines()[0]
+    assert re.fullmatch(r"error: core_\w+: the run passed its deadline of 0\.01 minutes; stopped", first), first
+    runs = json.loads(_cli(demo_site, "runs", "--format", "json").output)
+    assert runs[0]["outcome"] == "failed" and "the run passed its deadline" in runs[0]["error"]
+
+
+def test_sigterm_ends_a_sync_like_ctrl_c_and_records_it(demo_site: Site) -> None:
+    demo_site.emulator.set_latency(200)  # type: ignore[attr-defined]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "--config", str(demo_site.config_path), "sync",
+         "--as-of", ANCHOR.isoformat()],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for _ in range(600):  # wait (at most 30 s) until the sync is talking to Moodle
+            if demo_site.emulator.total_calls >= 2 or process.poll() is not None:  # type: ignore[attr-defined]
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, err
+    assert err.splitlines()[-1] == "interrupted (SIGTERM)"
+    runs = json.loads(_cli(demo_site, "runs", "--format", "json").output)
+    assert runs[0]["outcome"] == "failed" and runs[0]["error"] == "Terminated: interrupted (SIGTERM)"
