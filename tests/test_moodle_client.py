@@ -58,6 +58,7 @@ class Script:
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    trickled: list[bool] = field(default_factory=list)  # per trickle: did the client wait for all of it?
 
     def next_answer(self) -> str:
         with self.lock:
@@ -104,6 +105,20 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                         time.sleep(0.2)
                 except OSError:
                     pass  # the client gave up: that is the point
+                self.close_connection = True
+                return
+            if answer == "trickle_headers":  # the status line and headers, one byte every 0.2 s
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"p" * 200 + b"\r\n\r\n"
+                sent = 0
+                try:
+                    for byte in head:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        sent += 1
+                        time.sleep(0.2)
+                except OSError:
+                    pass  # the client hung up
+                script.trickled.append(sent == len(head))
                 self.close_connection = True
                 return
             if answer == "huge_unsized":  # 3 MB with no Content-Length: only reading tells the size
@@ -510,6 +525,21 @@ def test_a_trickling_answer_cannot_outlast_the_timeout(server: tuple[str, Script
         with pytest.raises(MoodleUnavailable) as raised:
             client.call("core_webservice_get_site_info")
     assert raised.value.message == "core_webservice_get_site_info: no answer within 1s"
+
+
+def test_trickling_headers_cannot_outlast_the_timeout(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers.extend(["trickle_headers", "ok"])
+    with make_client(url, timeout_s=1.0, retry_attempts=1) as client:
+        with pytest.raises(MoodleUnavailable) as raised:
+            client.call("core_webservice_get_site_info")
+        assert raised.value.message == "core_webservice_get_site_info: no answer within 1s"
+        assert client.call("core_webservice_get_site_info")["sitename"] == "Test"  # the client still works
+    for _ in range(200):  # the server notices the hang-up at its next byte
+        if script.trickled:
+            break
+        time.sleep(0.05)
+    assert script.trickled == [False]  # the client cut the connection before the headers were complete
 
 
 @pytest.mark.parametrize("answer", ["huge", "huge_unsized"])

@@ -33,19 +33,22 @@ and asked to wait longer than the rest of ``retry_total_s`` or of the run, the c
 saying what Moodle asked (waiting could not end in time).
 ``calls_by_function()`` counts HTTP requests sent, retries included.
 
-Bounds: ``timeout_s`` is the deadline of one HTTP exchange, the answer's last byte included (the
-body is read in pieces against the clock, so a server trickling bytes cannot hold a call open);
+Bounds: ``timeout_s`` is the deadline of one HTTP exchange, the answer's last byte included (a
+timer cuts a connection still waiting for headers at the deadline, and the body is read in pieces
+against the clock, so a server trickling bytes cannot hold a call open);
 an answer larger than ``max_response_bytes`` is refused as it arrives; ``run_deadline_s`` (from
 ``[sync] max_minutes``) counts from the client's creation: no call starts, waits or reads past it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -60,6 +63,8 @@ import requests
 import tenacity
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from connector.errors import (
     ConfigError,
@@ -143,6 +148,59 @@ _CHUNK = 64 * 1024
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
+
+
+# --------------------------------------------------------------------------------------------
+# a deadline for the status line and headers too
+#
+# The socket timeout bounds each read, not their sum: a server sending its headers a byte at a
+# time would keep a call open. While waiting for the headers, a timer cuts the connection at
+# the calling thread's deadline; the body is then read against the same deadline (_read_body).
+
+_call_deadline = threading.local()
+
+
+class _DeadlineMixin:
+    sock: socket.socket | None
+
+    def getresponse(self) -> Any:
+        deadline: float | None = getattr(_call_deadline, "at", None)
+        if deadline is None:
+            return super().getresponse()  # type: ignore[misc]
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            timer.cancel()
+
+    def _cut(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class _DeadlineHTTPConnection(_DeadlineMixin, HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineMixin, HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,7 +431,7 @@ class MoodleClient:
     @staticmethod
     def _new_session(settings: ClientSettings) -> requests.Session:
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(10, settings.max_concurrency), max_retries=0)
+        adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=max(10, settings.max_concurrency), max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.trust_env = False  # no proxy or .netrc surprises; the token goes only where url says
@@ -476,10 +534,18 @@ class MoodleClient:
         run_left = self._run_time_left(function)
         timeout = settings.timeout_s if run_left is None else min(settings.timeout_s, run_left)
         deadline = time.monotonic() + timeout
+        _call_deadline.at = deadline
         try:
-            response = self._session.post(
-                settings.endpoint, data=form, timeout=timeout, verify=verify, allow_redirects=False, stream=True
-            )
+            try:
+                response = self._session.post(
+                    settings.endpoint, data=form, timeout=timeout, verify=verify, allow_redirects=False, stream=True
+                )
+            except requests.exceptions.ConnectionError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError from None  # the timer cut a connection that was too slow
+                raise
+            finally:
+                _call_deadline.at = None
             try:
                 content = self._read_body(function, response, deadline, timeout)
             finally:
