@@ -102,11 +102,9 @@ def run_checks(config: Config) -> Iterator[Check]:
         yield _failed("mappings", exc,
                       f"run `connector mappings check --mappings {config.mappings_dir}` for every problem")
     yield _ledger_check(config)
-    if config.token_file is not None:
-        exposure = config.token_file_exposure()
-        yield Check("token file", exposure is None, exposure.split(";")[0] if exposure else
-                    "readable by its owner only",
-                    f"chmod 600 {config.token_file}" if exposure else None)
+    exposure = config.token_file_exposure()
+    if exposure:  # shown only when wrong: a private token file is the normal case
+        yield Check("token file", False, exposure.split(";")[0], f"chmod 600 {config.token_file}")
     try:
         settings = config.client_settings()
     except ConnectorError as exc:
