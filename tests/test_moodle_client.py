@@ -157,6 +157,8 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 return 200, json_type, json.dumps({**json.loads(SITE_INFO_OK), "echo": echo}).encode()
             if answer == "huge":
                 return 200, json_type, b'["' + b"x" * (3 * 2**20) + b'"]'
+            if answer == "nested":
+                return 200, json_type, b"[" * 100_000 + b"]" * 100_000
             if answer == "http_429_hour":
                 return 429, {"Retry-After": "3600", "Content-Type": "text/plain"}, b"come back in an hour"
             if answer == "lone_surrogate":  # valid JSON, invalid text
@@ -553,6 +555,15 @@ def test_an_answer_beyond_the_size_cap_is_refused(server: tuple[str, Script], an
         "core_webservice_get_site_info: the answer is larger than 1 MB; refused\n"
         "  hint: raise [moodle] max_response_mb, or lower page_size / report_per_page so each answer is smaller")
     assert len(script.forms) == 1  # the same question would get the same answer: not retried
+
+
+def test_a_nesting_bomb_is_a_protocol_error(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers.append("nested")
+    with make_client(url) as client:
+        with pytest.raises(MoodleProtocolError) as raised:
+            client.call("core_course_get_courses")
+    assert raised.value.message == "core_course_get_courses: the answer is nested too deeply to read"
 
 
 def test_a_retry_after_beyond_the_retry_budget_fails_at_once(server: tuple[str, Script]) -> None:

@@ -547,7 +547,7 @@ class MoodleClient:
             finally:
                 _call_deadline.at = None
             try:
-                content = self._read_body(function, response, deadline, timeout)
+                content = self._read_body(function, response, deadline)
             finally:
                 response.close()
         # Never put requests' own text into ours: wrapped exceptions carry the prepared request.
@@ -574,7 +574,7 @@ class MoodleClient:
             retry_after=_parse_retry_after(response.headers.get("Retry-After")),
         )
 
-    def _read_body(self, function: str, response: requests.Response, deadline: float, timeout: float) -> bytes:
+    def _read_body(self, function: str, response: requests.Response, deadline: float) -> bytes:
         """The whole body, read in pieces against ``deadline`` and the size cap."""
         cap = self.settings.max_response_bytes
         declared = response.headers.get("Content-Length", "")
@@ -635,6 +635,9 @@ class MoodleClient:
             try:
                 value = json.loads(text)
                 return _mend_surrogates(function, value) if _SURROGATE_ESCAPE.search(text) else value
+            except RecursionError:  # json recurses once per nested list or object
+                raise MoodleProtocolError(f"{function}: the answer is nested too deeply to read",
+                                          function=function) from None
             except ValueError:
                 if self.settings.format == "json" and text.lstrip().startswith("<?xml"):
                     return self._parse_xml(function, text)  # e.g. an early error before format was read
