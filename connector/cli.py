@@ -215,7 +215,7 @@ def sync(ctx: click.Context, full: bool, quiet: bool, completion_path: str | Non
     finally:
         progress.close()
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(terminal_safe(f"warning: {warning}"), err=True)
     if not quiet:
         click.echo(result.summary_line())
 
@@ -468,7 +468,7 @@ def courses(ctx: click.Context, fmt: str, offline: bool) -> None:
                                    ("enrolled", "enrolled"), ("completed", "completed")]))
     click.echo("\nProblems" if problems else "\nNo mapping problems.")
     for problem in problems:
-        click.echo(f"  - {problem}")
+        click.echo(terminal_safe(f"  - {problem}"))  # problems quote Moodle's course names
     if unmapped:
         click.echo("\nMoodle courses mapped to no requirement")
         click.echo(render_table(unmapped, [("id", "id"), ("idnumber", "idnumber"), ("name", "name"),
@@ -645,7 +645,7 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
             click.echo(f"Moodle emulator: {emu.url} (demo scenario)", err=True)
             result = run_sync(config, SyncOptions(), progress=_Progress(sys.stderr.isatty()))
         for warning in result.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(terminal_safe(f"warning: {warning}"), err=True)
         click.echo(result.summary_line(), err=True)
         with Ledger.open(ledger_path, create=False) as ledger:
             _print_status(ledger, mappings, fmt)

@@ -218,6 +218,7 @@ def test_moodle_names_reach_tables_escaped_and_csv_neutralised(demo_site: Site, 
             for course in answer:
                 if course["id"] == 2:
                     course["fullname"] = "IT\x1b]0;owned\x07 bezpečnost"
+                    course["enablecompletion"] = 0  # so that `courses` lists a problem quoting the name
         return answer
 
     _tamper(monkeypatch, change)
@@ -227,6 +228,7 @@ def test_moodle_names_reach_tables_escaped_and_csv_neutralised(demo_site: Site, 
         'Jan\\x1b[2J\\x1b[31m Novák\\u202e (u001, =HYPERLINK("http://evil.example")), active'
     courses = _cli(demo_site, "courses", "--offline")
     assert any(line.split()[3:5] == ["IT\\x1b]0;owned\\x07", "bezpečnost"] for line in courses.output.splitlines())
+    assert "IT\\x1b]0;owned\\x07 bezpečnost' has completion" in courses.output
     outputs = [person.output, courses.output, _cli(demo_site, "status").output, _cli(demo_site, "runs").output]
     for output in outputs:
         assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in output)
