@@ -310,3 +310,18 @@ def test_sigterm_ends_a_sync_like_ctrl_c_and_records_it(demo_site: Site) -> None
     assert err.splitlines()[-1] == "interrupted (SIGTERM)"
     runs = json.loads(_cli(demo_site, "runs", "--format", "json").output)
     assert runs[0]["outcome"] == "failed" and runs[0]["error"] == "Terminated: interrupted (SIGTERM)"
+
+
+def test_a_report_link_to_an_impossible_id_is_a_protocol_error(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    def change(function: str, params: dict[str, Any], answer: Any) -> Any:
+        if function == "core_reportbuilder_retrieve_report":
+            for row in answer["data"]["rows"]:
+                row["columns"] = [re.sub(r"profile\.php\?id=3\b", "profile.php?id=99999999999999999999", cell)
+                                  for cell in row["columns"]]
+        return answer
+
+    _tamper(monkeypatch, change)
+    result = _sync(demo_site, "--path", "report", "--full")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: a report row of 'u001' links to user_id 99999999999999999999, which cannot be a Moodle id"]
