@@ -5,19 +5,23 @@ Exit codes (documented in the README, relied on by cron jobs):
   1  the run failed (Moodle unreachable, refused, ledger error...); recorded in the ledger
   2  bad configuration or mappings; nothing was written
   75 another sync holds the lock (EX_TEMPFAIL: try again later)
+  130 interrupted (Ctrl-C), 143 stopped by SIGTERM (systemd stop, kill): a sync is recorded as failed
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import secrets
 import shlex
+import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -31,7 +35,7 @@ import click
 from connector import __version__
 from connector.config import Config, load_config
 from connector.errors import EXIT_BAD_INPUT, EXIT_FAILED, ConnectorError, UsageError
-from connector.reports.formats import FORMATS, render_csv, render_json, render_table
+from connector.reports.formats import FORMATS, render_csv, render_json, render_table, terminal_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("connector")
@@ -40,6 +44,18 @@ STATUS_COLUMNS = [("tree_name", "department"), ("requirement", "requirement"),
                   ("in_scope", "in scope"), ("compliant", "compliant"), ("expiring", "expiring"),
                   ("expired", "expired"), ("missing", "missing"), ("grace", "grace"),
                   ("exempt", "exempt"), ("share", "share"), ("targets_met", "targets met")]
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds like Ctrl-C, so a sync rolls back and records itself as failed."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated("interrupted (SIGTERM)")
 
 
 def handle_errors(func: F) -> F:
@@ -54,7 +70,10 @@ def handle_errors(func: F) -> F:
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
+        except Terminated:
+            click.echo("interrupted (SIGTERM)", err=True)
+            sys.exit(EXIT_TERMINATED)
         except click.Abort:  # "n" or end of input at a confirmation prompt
             click.echo("aborted", err=True)
             sys.exit(EXIT_FAILED)
@@ -121,6 +140,9 @@ def main(ctx: click.Context, config_path: Path | None, ledger_path: Path | None,
     in a private SQLite ledger. Start with `connector demo`.
     """
     _setup_logging(log_level)
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
     ctx.obj = {"config_path": config_path, "ledger_path": ledger_path, "mappings_dir": mappings_dir}
 
 
@@ -209,7 +231,7 @@ def sync(ctx: click.Context, full: bool, quiet: bool, completion_path: str | Non
     finally:
         progress.close()
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(terminal_safe(f"warning: {warning}"), err=True)
     if not quiet:
         click.echo(result.summary_line())
 
@@ -302,11 +324,34 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, output: Path | None
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Exports hold personal data: created readable by the owner only, like the ledger."""
+    """Exports hold personal data: readable by the owner only, like the ledger.
+
+    Written to a private (0600) temporary file beside the target, synced, then renamed over it:
+    the result is 0600 whatever mode an older file had, a reader never sees half an export, and
+    nothing is written through a symbolic link (one in the final component is refused).
+    """
+    if path.is_symlink():
+        raise UsageError(f"refusing to write {path}: it is a symbolic link",
+                         hint="an export holds personal data; give the path of a real file")
+    directory = path.parent
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        with contextlib.suppress(OSError):  # the rename itself survives a crash once the folder is synced
+            folder = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
     except OSError as exc:
         raise ConnectorError(f"cannot write {path}: {exc.strerror}",
                              hint="check that the directory exists and is writable") from None
@@ -331,11 +376,12 @@ def person(ctx: click.Context, username: str, fmt: str) -> None:
                                                  "decided_by", "completed_at", "detail"]))
         return
     state = "active" if view["active"] else ("deleted" if view["deleted"] else "suspended")
-    click.echo(f"{view['fullname']} ({view['username']}, {view['idnumber'] or 'no idnumber'}), {state}")
+    click.echo(terminal_safe(f"{view['fullname']} ({view['username']}, "
+                             f"{view['idnumber'] or 'no idnumber'}), {state}"))
     where = view["department_name"] or "unplaced"
     if view["organisation"] and view["organisation"] != view["department_id"]:
         where += f" ({view['organisation_name']})"
-    click.echo(f"department: {where}; position: {view['position'] or '-'}")
+    click.echo(terminal_safe(f"department: {where}; position: {view['position'] or '-'}"))
     click.echo("\nRequirements")
     click.echo(render_table(view["statuses"], [("requirement", "requirement"), ("status", "status"),
                                                ("valid_until", "valid until"), ("since", "since"),
@@ -443,7 +489,7 @@ def courses(ctx: click.Context, fmt: str, offline: bool) -> None:
                                    ("enrolled", "enrolled"), ("completed", "completed")]))
     click.echo("\nProblems" if problems else "\nNo mapping problems.")
     for problem in problems:
-        click.echo(f"  - {problem}")
+        click.echo(terminal_safe(f"  - {problem}"))  # problems quote Moodle's course names
     if unmapped:
         click.echo("\nMoodle courses mapped to no requirement")
         click.echo(render_table(unmapped, [("id", "id"), ("idnumber", "idnumber"), ("name", "name"),
@@ -659,7 +705,7 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
             click.echo(f"Moodle emulator: {emu.url} (demo scenario)", err=True)
             result = run_sync(config, SyncOptions(), progress=_Progress(sys.stderr.isatty()))
         for warning in result.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(terminal_safe(f"warning: {warning}"), err=True)
         click.echo(result.summary_line(), err=True)
         with Ledger.open(ledger_path, create=False) as ledger:
             _print_status(ledger, mappings, fmt)

@@ -12,7 +12,9 @@ on its working directory.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -22,6 +24,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import ConfigError, Problem
 from connector.shares import parse_share
+from connector.urls import url_secret_problem
+
+log = logging.getLogger("connector.config")
 
 DEFAULT_CONFIG_NAME = "connector.toml"
 COMPLETION_PATHS = ("auto", "report", "per_user", "per_course")
@@ -41,11 +46,12 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "allow_insecure_http": (bool,),
         "ca_bundle": (str,),
         "page_size": (int,),
+        "max_response_mb": (int, float),
     },
     "ledger": {"path": (str,)},
     "mappings": {"dir": (str,)},
     "organisation": {"timezone": (str,)},
-    "sync": {"full_every_days": (int,), "max_unplaced": (str, int, float)},
+    "sync": {"full_every_days": (int,), "max_unplaced": (str, int, float), "max_minutes": (int, float)},
 }
 
 
@@ -68,6 +74,9 @@ class Config:
     ca_bundle: str | None = None
     full_every_days: int = 7
     max_unplaced: float = 0.05  # a sync warns when a larger share of active people is in no department
+    max_response_mb: float = 64
+    max_minutes: float | None = None  # a whole sync's deadline; None: none
+    token_file: Path | None = None  # where the token came from, when from a file
     source: Path | None = None
 
     def require_moodle(self) -> tuple[str, str]:
@@ -95,6 +104,9 @@ class Config:
         from connector.moodle.client import ClientSettings
 
         url, token = self.require_moodle()
+        exposure = self.token_file_exposure()
+        if exposure:  # every command that sends the token says so, as long as it lasts
+            log.warning("%s", exposure)
         return ClientSettings(
             url=url,
             token=token,
@@ -103,7 +115,23 @@ class Config:
             max_concurrency=self.concurrency,
             allow_insecure_http=self.allow_insecure_http,
             ca_bundle=self.ca_bundle,
+            max_response_bytes=int(self.max_response_mb * 2**20),
+            run_deadline_s=None if self.max_minutes is None else self.max_minutes * 60,
         )
+
+    def token_file_exposure(self) -> str | None:
+        """What is wrong when the token file can be read by other users than its owner, or None."""
+        if self.token_file is None or self.token is None:
+            return None
+        try:
+            mode = stat.S_IMODE(self.token_file.stat().st_mode)
+        except OSError:
+            return None
+        if not mode & 0o077:
+            return None
+        who = " and ".join(w for w, bits in (("its group", 0o070), ("other users", 0o007)) if mode & bits)
+        return (f"the token file {self.token_file} can be read by {who} (mode {mode:04o}); "
+                f"anyone who reads it can act as the connector in Moodle: chmod 600 {self.token_file}")
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -140,7 +168,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     for key, attr in (("format", "format"), ("timeout_s", "timeout_s"), ("concurrency", "concurrency"),
                       ("report_id", "report_id"), ("report_per_page", "report_per_page"),
                       ("report_timezone", "report_timezone"), ("completion_path", "completion_path"),
-                      ("allow_insecure_http", "allow_insecure_http"), ("page_size", "page_size")):
+                      ("allow_insecure_http", "allow_insecure_http"), ("page_size", "page_size"),
+                      ("max_response_mb", "max_response_mb")):
         if key in moodle:
             updates[attr] = moodle[key]
     if moodle.get("ca_bundle"):
@@ -158,6 +187,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
             updates["max_unplaced"] = parse_share(values["sync"]["max_unplaced"])
         except ValueError as exc:
             problems.append(Problem(str(source), "sync.max_unplaced", str(exc)))
+    if "max_minutes" in values.get("sync", {}):
+        updates["max_minutes"] = values["sync"]["max_minutes"]
 
     token_file = moodle.get("token_file")
     token_file_path = rel(token_file) if token_file else None
@@ -173,9 +204,11 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         updates["token"] = env["MOODLE_TOKEN"].strip()
     elif token_file_path is not None:
         updates["token"] = _read_token(token_file_path, str(source or "environment"), problems)
+        updates["token_file"] = token_file_path
 
     config = replace(config, **updates)
     _check_values(config, str(source or "environment"), problems)
+    _check_url(config, "environment" if env.get("MOODLE_URL") else str(source or "environment"), problems)
     if problems:
         raise ConfigError(problems)
     return config
@@ -186,6 +219,10 @@ def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         problems.append(Problem(str(path), "", f"not valid TOML: {exc}", "fix the syntax at that line"))
+        return {}
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        problems.append(Problem(str(path), "", "values are nested too deeply to read",
+                                "look for a long run of '[' or '{'"))
         return {}
     except OSError as exc:
         problems.append(Problem(str(path), "", f"cannot read: {exc.strerror}"))
@@ -253,6 +290,12 @@ def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
                                 "give the path of the PEM file holding the site's CA certificate"))
     if config.full_every_days < 0:
         problems.append(Problem(where, "sync.full_every_days", "must be 0 (never) or more"))
+    if not config.max_response_mb > 0:
+        problems.append(Problem(where, "moodle.max_response_mb", "must be positive",
+                                "64 holds a report page of about 100,000 rows"))
+    if config.max_minutes is not None and not config.max_minutes > 0:
+        problems.append(Problem(where, "sync.max_minutes", "must be positive",
+                                "leave it out for no limit on a run's duration"))
     for key, zone in (("organisation.timezone", config.timezone),
                       ("moodle.report_timezone", config.report_timezone)):
         if zone is None:
@@ -262,3 +305,13 @@ def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
         except (ZoneInfoNotFoundError, ValueError):
             problems.append(Problem(where, key, f"unknown time zone '{zone}'",
                                     "use an IANA name such as Europe/Prague or Europe/Ljubljana"))
+
+
+def _check_url(config: Config, where: str, problems: list[Problem]) -> None:
+    """A URL carrying credentials is refused before anything can print, send or store it."""
+    if not config.moodle_url:
+        return
+    problem = url_secret_problem(config.moodle_url)
+    if problem:
+        key = "MOODLE_URL" if where == "environment" else "moodle.url"
+        problems.append(Problem(where, key, problem))

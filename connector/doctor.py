@@ -102,6 +102,9 @@ def run_checks(config: Config) -> Iterator[Check]:
         yield _failed("mappings", exc,
                       f"run `connector mappings check --mappings {config.mappings_dir}` for every problem")
     yield _ledger_check(config)
+    exposure = config.token_file_exposure()
+    if exposure:  # shown only when wrong: a private token file is the normal case
+        yield Check("token file", False, exposure.split(";")[0], f"chmod 600 {config.token_file}")
     try:
         settings = config.client_settings()
     except ConnectorError as exc:
@@ -114,7 +117,7 @@ def run_checks(config: Config) -> Iterator[Check]:
         with MoodleClient(settings) as client:
             api = MoodleApi(client)
             site = api.site_info()
-            yield Check("reachable", True, f"{config.moodle_url} answered")
+            yield Check("reachable", True, f"{settings.shown_url} answered")
             yield Check("moodle release", True, f"{site.release} (version {site.version})")
             yield Check("token user", True, f"{site.username} (id {site.userid}), language {site.lang}",
                         None)

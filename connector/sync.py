@@ -277,11 +277,6 @@ def _validated_inputs(config: Config) -> tuple[Mappings, Any]:
     except ConfigError as exc:
         problems += exc.problems or [Problem(str(config.source or "environment"), "moodle",
                                              exc.message, exc.hint)]
-    if mappings is not None and not mappings.requirements:
-        problems.append(Problem(str(config.mappings_dir), "", "no requirement is defined (is "
-                                "requirements.toml empty or only comments?)",
-                                "a sync without requirements would end every status; restore the "
-                                "file and check it with `connector mappings check`"))
     if problems:
         raise ConfigError(problems)
     assert mappings is not None

@@ -133,6 +133,7 @@ def test_doctor_with_a_working_setup_says_all_passed(demo_ledger: Path, empty_di
     from datetime import date
 
     (empty_dir / "token").write_text("t0ken\n", encoding="utf-8")
+    (empty_dir / "token").chmod(0o600)  # a working setup keeps its token private
     with Emulator(demo_scenario(date(2026, 6, 15)), tokens={"t0ken": "full"}) as emu:
         (empty_dir / "connector.toml").write_text(
             f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\n[ledger]\npath = "{demo_ledger}"\n'

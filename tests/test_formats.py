@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import unicodedata
 
-from connector.reports.formats import cell_width, render_csv, render_json, render_table
+import pytest
+
+from connector.reports.formats import cell_width, render_csv, render_json, render_table, spreadsheet_safe, terminal_safe
 
 
 def test_decomposed_diacritics_take_one_cell_each() -> None:
@@ -35,3 +39,25 @@ def test_csv_and_json_keep_unicode() -> None:
         "department,share,x", "Mestna občina Ljubljana,0.25,"]
     assert json.loads(render_json(rows)) == rows
     assert "občina" in render_json(rows)
+
+
+@pytest.mark.parametrize("cell", ["=HYPERLINK(\"http://x\")", "+420 123", "-1+2", "@SUM(A1)", "\tx", "\rx"])
+def test_csv_cells_that_start_a_formula_are_neutralised(cell: str) -> None:
+    text = render_csv([{"name": cell, "n": 3}], ["name", "n"])
+    assert text.splitlines()[0] == "name,n"
+    assert list(csv.reader(io.StringIO(text)))[1] == ["'" + cell, "3"]
+
+
+def test_csv_keeps_numbers_and_plain_text_as_they_are() -> None:
+    assert spreadsheet_safe(-3) == -3 and spreadsheet_safe(0.5) == 0.5  # the connector's own numbers
+    assert render_csv([{"a": "Jan = Novák", "b": 12}], ["a", "b"]) == "a,b\nJan = Novák,12"
+
+
+def test_table_cells_show_control_characters_escaped() -> None:
+    hostile = "Eve\x1b[2J\x1b]0;owned\x07\u202eevil\x9b\x7f\nnext"
+    assert terminal_safe(hostile) == "Eve\\x1b[2J\\x1b]0;owned\\x07\\u202eevil\\x9b\\x7f\\x0anext"
+    table = render_table([{"name": hostile, "n": 1}], [("name", "name\x1b"), ("n", "n")])
+    assert table.splitlines()[2] == "Eve\\x1b[2J\\x1b]0;owned\\x07\\u202eevil\\x9b\\x7f\\x0anext  1"
+    assert table.splitlines()[0].startswith("name\\x1b")
+    assert all(ord(c) >= 0x20 for c in table.replace("\n", ""))  # nothing reaches the terminal raw
+    assert terminal_safe("Žluťoučký kůň 😀") == "Žluťoučký kůň 😀"  # ordinary text is untouched

@@ -27,6 +27,16 @@ parent = "org"
 name = "IT"
 department = "IT"
 """
+# a directory without any requirement is refused, so department-only tests add this one
+ONE_REQUIREMENT = """
+[course.c]
+idnumber = "C"
+
+[[requirement]]
+id = "r"
+title = "R"
+courses = ["c"]
+"""
 
 
 def write(directory: Path, **files: str) -> Path:
@@ -90,7 +100,7 @@ def test_normalisation_nfc_case_and_spaces() -> None:
 
 
 def test_cohort_and_profile_field_placement_deepest_wins_and_conflicts(tmp_path: Path) -> None:
-    write(tmp_path, d=GOOD_DEPARTMENTS + """
+    write(tmp_path, r=ONE_REQUIREMENT, d=GOOD_DEPARTMENTS + """
 [[department]]
 id = "org.hr"
 parent = "org"
@@ -116,7 +126,8 @@ cohorts = ["COH-OTHER"]
 
 
 def test_ancestor_match_is_not_a_conflict(tmp_path: Path) -> None:
-    write(tmp_path, d=GOOD_DEPARTMENTS.replace('institution = "Město"', 'institution = "Město"\ncohorts = ["ALL"]'))
+    write(tmp_path, r=ONE_REQUIREMENT,
+          d=GOOD_DEPARTMENTS.replace('institution = "Město"', 'institution = "Město"\ncohorts = ["ALL"]'))
     placement = load_mappings(tmp_path).place(Person(1, "a", institution="Město", department="IT"),
                                               frozenset({"ALL"}))
     assert placement.department_id == "org.it" and placement.conflicts == ()
@@ -124,7 +135,7 @@ def test_ancestor_match_is_not_a_conflict(tmp_path: Path) -> None:
 
 def test_position_and_start_date(tmp_path: Path) -> None:
     write(tmp_path, s='[settings]\ntimezone = "Europe/Prague"\nposition_field = "job"\nstart_date_field = "start"\n',
-          d=GOOD_DEPARTMENTS)
+          d=GOOD_DEPARTMENTS, r=ONE_REQUIREMENT)
     mappings = load_mappings(tmp_path)
     person = Person(1, "a", custom_fields=(("job", "  úředník "), ("start", "2025-09-01")))
     assert mappings.position_of(person) == "úředník"

@@ -58,6 +58,7 @@ class Script:
     in_flight: int = 0
     max_in_flight: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    trickled: list[bool] = field(default_factory=list)  # per trickle: did the client wait for all of it?
 
     def next_answer(self) -> str:
         with self.lock:
@@ -91,6 +92,46 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             if answer == "slow":
                 time.sleep(0.6)
                 answer = "ok"
+            if answer == "trickle":  # headers at once, then one byte every 0.2 s, for minutes
+                body = b" " * 600 + SITE_INFO_OK
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass  # the client gave up: that is the point
+                self.close_connection = True
+                return
+            if answer == "trickle_headers":  # the status line and headers, one byte every 0.2 s
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"p" * 200 + b"\r\n\r\n"
+                sent = 0
+                try:
+                    for byte in head:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        sent += 1
+                        time.sleep(0.2)
+                except OSError:
+                    pass  # the client hung up
+                script.trickled.append(sent == len(head))
+                self.close_connection = True
+                return
+            if answer == "huge_unsized":  # 3 MB with no Content-Length: only reading tells the size
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                try:
+                    self.wfile.write(b'["' + b"x" * (3 * 2**20) + b'"]')
+                except OSError:
+                    pass
+                self.close_connection = True
+                return
             if answer == "truncated":
                 body = SITE_INFO_OK
                 self.send_response(200)
@@ -114,6 +155,14 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             if answer == "ok":
                 echo = {k: v for k, v in form if k not in ("wstoken",)}
                 return 200, json_type, json.dumps({**json.loads(SITE_INFO_OK), "echo": echo}).encode()
+            if answer == "huge":
+                return 200, json_type, b'["' + b"x" * (3 * 2**20) + b'"]'
+            if answer == "nested":
+                return 200, json_type, b"[" * 100_000 + b"]" * 100_000
+            if answer == "http_429_hour":
+                return 429, {"Retry-After": "3600", "Content-Type": "text/plain"}, b"come back in an hour"
+            if answer == "lone_surrogate":  # valid JSON, invalid text
+                return 200, json_type, b'[{"id": 7, "firstname": "Ann\\ud800a", "lastname": "Pair \\ud83d\\ude00"}]'
             if answer == "http_503":
                 return 503, {"Content-Type": "text/plain"}, b"busy"
             if answer == "http_429":
@@ -465,3 +514,110 @@ def test_token_absent_from_logs_and_errors(server: tuple[str, Script], caplog: p
         assert TOKEN not in line
         assert "xyz-param-value" not in line  # params are not logged either
     assert "***" in texts[0]  # Moodle's message echoed the token: redacted
+
+
+# --------------------------------------------------------------------------------------------
+# bounded time and memory
+
+
+def test_a_trickling_answer_cannot_outlast_the_timeout(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers.append("trickle")
+    with make_client(url, timeout_s=1.0, retry_attempts=1) as client:
+        with pytest.raises(MoodleUnavailable) as raised:
+            client.call("core_webservice_get_site_info")
+    assert raised.value.message == "core_webservice_get_site_info: no answer within 1s"
+
+
+def test_trickling_headers_cannot_outlast_the_timeout(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers.extend(["trickle_headers", "ok"])
+    with make_client(url, timeout_s=1.0, retry_attempts=1) as client:
+        with pytest.raises(MoodleUnavailable) as raised:
+            client.call("core_webservice_get_site_info")
+        assert raised.value.message == "core_webservice_get_site_info: no answer within 1s"
+        assert client.call("core_webservice_get_site_info")["sitename"] == "Test"  # the client still works
+    for _ in range(200):  # the server notices the hang-up at its next byte
+        if script.trickled:
+            break
+        time.sleep(0.05)
+    assert script.trickled == [False]  # the client cut the connection before the headers were complete
+
+
+@pytest.mark.parametrize("answer", ["huge", "huge_unsized"])
+def test_an_answer_beyond_the_size_cap_is_refused(server: tuple[str, Script], answer: str) -> None:
+    url, script = server
+    script.answers.append(answer)
+    with make_client(url, max_response_bytes=2**20) as client:
+        with pytest.raises(MoodleProtocolError) as raised:
+            client.call("core_webservice_get_site_info")
+    assert str(raised.value) == (
+        "core_webservice_get_site_info: the answer is larger than 1 MB; refused\n"
+        "  hint: raise [moodle] max_response_mb, or lower page_size / report_per_page so each answer is smaller")
+    assert len(script.forms) == 1  # the same question would get the same answer: not retried
+
+
+def test_a_nesting_bomb_is_a_protocol_error(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers.append("nested")
+    with make_client(url) as client:
+        with pytest.raises(MoodleProtocolError) as raised:
+            client.call("core_course_get_courses")
+    assert raised.value.message == "core_course_get_courses: the answer is nested too deeply to read"
+
+
+def test_a_retry_after_beyond_the_retry_budget_fails_at_once(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers.extend(["http_429_hour", "ok"])
+    sleep = RecordingSleep()
+    with make_client(url, sleep, retry_total_s=120.0) as client:
+        with pytest.raises(MoodleUnavailable) as raised:
+            client.call("core_webservice_get_site_info")
+    assert sleep.waits == [] and len(script.forms) == 1
+    assert raised.value.message == (
+        f"core_webservice_get_site_info: HTTP 429 from {url}; Moodle asked to retry after 3600s, "
+        "beyond the call's retry budget (120s left), so the call was not retried")
+
+
+def test_no_call_outlasts_the_run_deadline(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.delay_s = 1.0
+    sleep = RecordingSleep()
+    with make_client(url, sleep, run_deadline_s=0.3) as client:
+        with pytest.raises(MoodleError) as raised:
+            client.call("core_webservice_get_site_info")  # times out at the deadline, then stops
+        assert str(raised.value) == (
+            "core_webservice_get_site_info: the run passed its deadline of 0.005 minutes; stopped\n"
+            "  hint: raise [sync] max_minutes, or find what made Moodle slow (`connector runs` shows the calls)")
+        assert len(script.forms) == 1 and all(wait <= 0.3 for wait in sleep.waits)
+        with pytest.raises(MoodleError, match="passed its deadline"):
+            client.call("core_course_get_courses")
+    assert len(script.forms) == 1  # past the deadline nothing is sent
+
+
+def test_a_lone_surrogate_is_replaced_with_a_warning(server: tuple[str, Script], caplog: pytest.LogCaptureFixture) -> None:
+    url, script = server
+    script.answers.append("lone_surrogate")
+    with make_client(url) as client:
+        people = client.call("core_user_get_users_by_field")
+    assert people == [{"id": 7, "firstname": "Ann\ufffda", "lastname": "Pair \U0001f600"}]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "core_user_get_users_by_field: record id 7: firstname held an invalid character (a lone surrogate); "
+        "U+FFFD stands in its place"]
+
+
+# --------------------------------------------------------------------------------------------
+# credentials never ride in the URL
+
+
+@pytest.mark.parametrize(("url", "shown", "why"), [
+    ("https://admin:s3cret@moodle.example.org", "https://***@moodle.example.org", "carries a user name or password"),
+    ("https://moodle.example.org/webservice/rest/server.php?wstoken=abc", "https://moodle.example.org/webservice/rest/server.php?***",
+     "looks like it holds a token"),
+    (f"https://moodle.example.org/{TOKEN}", "https://moodle.example.org/***", "looks like it holds a token"),
+])
+def test_a_url_with_credentials_is_refused_and_shown_redacted(url: str, shown: str, why: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        ClientSettings(url=url, token=TOKEN)
+    assert raised.value.message.startswith(f"Moodle connection settings are invalid: url {shown} {why}")
+    assert "s3cret" not in str(raised.value) and "wstoken=abc" not in str(raised.value) and TOKEN not in str(raised.value)

@@ -30,6 +30,10 @@ _ID_HINT = "use lower-case letters, digits, '.', '-' and '_', starting with a le
 _NEVER = {"never", "forever", "none"}
 _PERCENT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%\s*$")
 _TOML_POSITION = re.compile(r"at line (\d+), column (\d+)")
+# A sync adds durations to dates (Python's end in year 9999); no rule needs more than 100 years.
+_LONGEST = {"days": 36525, "weeks": 5218, "months": 1200, "years": 100}
+_LONGEST_HINT = "at most 100 years (1200 months, 5218 weeks, 36525 days)"
+_MAX_SQLITE_INT = 2**63 - 1  # the ledger stores course ids as SQLite integers
 
 _TOP_KEYS = ("settings", "department", "course", "requirement")
 _SETTINGS_KEYS = ("timezone", "position_field", "start_date_field")
@@ -72,7 +76,7 @@ def _find_line(lines: list[str], steps: tuple[tuple[str, int | None], ...]) -> i
             _find_key(lines, name, position)
         if hit is None:
             return found
-        position, found = hit + 1, hit + 1
+        position, found = hit, hit + 1  # [course.x] holds two steps on one line
     return found
 
 
@@ -90,7 +94,7 @@ def _find_array_item(lines: list[str], name: str, index: int, start: int) -> int
 def _find_key(lines: list[str], name: str, start: int) -> int | None:
     quoted = r'(?:"' + re.escape(name) + r'"|' + re.escape(name) + r")"
     assignment = re.compile(r"^\s*" + quoted + r"\s*[=.]")
-    header = re.compile(r"^\s*\[\s*(?:[^\]]*\.)?" + quoted + r"\s*\]")
+    header = re.compile(r"^\s*\[\s*(?:[^\]]*\.)?" + quoted + r"\s*[\].]")  # [course] or [course.x]
     for number in range(start, len(lines)):
         if assignment.match(lines[number]) or header.match(lines[number]):
             return number
@@ -164,10 +168,16 @@ class _Reader:
                               DURATION_HINT)
             return None
         try:
-            return parse_duration(value)
+            duration = parse_duration(value)
         except ValueError as exc:
             self.problems.add(self.where.key(key), str(exc), DURATION_HINT)
             return None
+        if duration.amount > _LONGEST[duration.unit]:
+            self.problems.add(self.where.key(key), f"{value!r} is too long to compute dates with",
+                              f"write {_LONGEST_HINT}" + ("; leave valid_for out for a completion that "
+                                                          "never expires" if key == "valid_for" else ""))
+            return None
+        return duration
 
     def zone(self, key: str) -> str | None:
         value = self.text(key)
@@ -217,6 +227,11 @@ def load(directory: Path) -> Mappings:
     for path in files:
         _read_file(path, entries, problems)
     mappings = _assemble(entries, problems)
+    if mappings is not None and not mappings.requirements:
+        # e.g. a requirements.toml cut down to its comment header: a sync would end every status
+        problems.items.append(Problem(str(directory), "", "the directory has no requirement",
+                                      "add [[requirement]] entries; if requirements.toml was "
+                                      "truncated, restore it from a backup or version control"))
     if problems.items:
         raise MappingError(sorted(problems.items, key=lambda p: (p.file, p.line or 0)))
     assert mappings is not None
@@ -236,6 +251,11 @@ def _read_file(path: Path, entries: _Entries, problems: _Problems) -> None:
         line = int(position.group(1)) if position else None
         problems.items.append(Problem(str(path), "", f"TOML syntax error: {exc}",
                                       "fix the syntax at the line shown", line))
+        return
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        problems.items.append(Problem(str(path), "", "values are nested too deeply to read",
+                                      "mappings need a few levels at most; look for a long run of "
+                                      "'[' or '{'"))
         return
     where = _Where(str(path), text)
     problems.unknown_keys(data, _TOP_KEYS, where)
@@ -321,6 +341,10 @@ def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> Map
     if by == "id":
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             problems.add(where.key("id"), f"must be a positive whole number, not {_type_name(value)}")
+            return None
+        if value > _MAX_SQLITE_INT:
+            problems.add(where.key("id"), f"{value} is larger than any Moodle course id can be",
+                         f"a course id is at most {_MAX_SQLITE_INT}; copy it from the course's URL (id=...)")
             return None
     elif not isinstance(value, str) or not value.strip():
         problems.add(where.key(by), f"must be non-empty text, not {_type_name(value)}")

@@ -35,6 +35,8 @@ from connector.moodle.records import (
     ReportPage,
     SiteInfo,
     UserCourse,
+    read_record,
+    whole_number,
 )
 from connector.moodle.reportconditions import ReportConditions, report_conditions_from
 from connector.moodle.reporttime import (
@@ -67,11 +69,11 @@ _CALIBRATION_MAX_LOOKUPS = 6
 def _int(value: Any, default: int = 0) -> int:
     if value is None or value == "":
         return default
-    return int(value)
+    return whole_number(value)
 
 
 def _opt_int(value: Any) -> int | None:
-    return None if value is None or value == "" else int(value)
+    return None if value is None or value == "" else whole_number(value)
 
 
 def _bool(value: Any) -> bool:
@@ -127,6 +129,7 @@ def site_info_from(data: Mapping[str, Any]) -> SiteInfo:
     )
 
 
+@read_record("course")
 def course_from(data: Mapping[str, Any]) -> Course:
     return Course(
         id=_int(data.get("id")),
@@ -150,6 +153,7 @@ def looks_deleted(username: str, email: str) -> bool:
     return bool(_DELETED_USERNAME.match(username) and _MD5.match(email))
 
 
+@read_record("user")
 def person_from(data: Mapping[str, Any]) -> Person:
     custom = sorted(
         (_str(f.get("shortname")), _str(f.get("value"))) for f in _list(data.get("customfields")) if isinstance(f, dict)
@@ -173,6 +177,7 @@ def person_from(data: Mapping[str, Any]) -> Person:
     )
 
 
+@read_record("enrolled user")
 def enrolled_user_from(course_id: int, data: Mapping[str, Any]) -> EnrolledUser:
     person = person_from(data)
     return EnrolledUser(
@@ -189,6 +194,7 @@ def completion_time(aggregation: int, criteria: Iterable[Mapping[str, Any]]) -> 
     return min(times) if aggregation == AGGREGATION_ANY else max(times)
 
 
+@read_record("completion status")
 def course_completion_from(course_id: int, user_id: int, data: Mapping[str, Any]) -> CourseCompletion:
     status = data.get("completionstatus")
     if not isinstance(status, dict):
@@ -207,6 +213,7 @@ def course_completion_from(course_id: int, user_id: int, data: Mapping[str, Any]
     )
 
 
+@read_record("user's course")
 def user_course_from(user_id: int, data: Mapping[str, Any]) -> UserCourse:
     return UserCourse(
         user_id=user_id,

@@ -28,16 +28,27 @@ anything else                                   MoodleError
 Transient failures (connection errors, timeouts, HTTP 5xx and 429, an HTML page instead of
 JSON/XML, truncated or undecodable bodies, ``sitemaintenance``) raise :class:`MoodleUnavailable`
 and are retried with exponential backoff and full jitter, bounded by ``retry_attempts`` and
-``retry_total_s``; a ``Retry-After`` header (seconds) is honoured up to ``retry_max_wait_s``.
+``retry_total_s``; a ``Retry-After`` header (seconds) is honoured up to ``retry_max_wait_s``,
+and asked to wait longer than the rest of ``retry_total_s`` or of the run, the call fails at once,
+saying what Moodle asked (waiting could not end in time).
 ``calls_by_function()`` counts HTTP requests sent, retries included.
+
+Bounds: ``timeout_s`` is the deadline of one HTTP exchange, the answer's last byte included (a
+timer cuts a connection still waiting for headers at the deadline, and the body is read in pieces
+against the clock, so a server trickling bytes cannot hold a call open);
+an answer larger than ``max_response_bytes`` is refused as it arrives; ``run_deadline_s`` (from
+``[sync] max_minutes``) counts from the client's creation: no call starts, waits or reads past it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import logging
 import random
+import re
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -50,7 +61,10 @@ from urllib.parse import urlsplit
 
 import requests
 import tenacity
+import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from connector.errors import (
     ConfigError,
@@ -64,6 +78,7 @@ from connector.errors import (
     MoodleUnavailable,
 )
 from connector.moodle.xmlformat import XmlFormatError, parse_xml_response
+from connector.urls import redact_url, url_secret_problem
 
 log = logging.getLogger("connector.moodle")
 
@@ -128,7 +143,64 @@ REQUIRED_CAPABILITIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 _BASE_CAPABILITIES = ("webservice/rest:use",)
+_CHUNK = 64 * 1024
+# a JSON \uXXXX escape of a UTF-16 surrogate: the only way a lone one can reach a decoded answer
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
+
+
+# --------------------------------------------------------------------------------------------
+# a deadline for the status line and headers too
+#
+# The socket timeout bounds each read, not their sum: a server sending its headers a byte at a
+# time would keep a call open. While waiting for the headers, a timer cuts the connection at
+# the calling thread's deadline; the body is then read against the same deadline (_read_body).
+
+_call_deadline = threading.local()
+
+
+class _DeadlineMixin:
+    sock: socket.socket | None
+
+    def getresponse(self) -> Any:
+        deadline: float | None = getattr(_call_deadline, "at", None)
+        if deadline is None:
+            return super().getresponse()  # type: ignore[misc]
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse()  # type: ignore[misc]
+        finally:
+            timer.cancel()
+
+    def _cut(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class _DeadlineHTTPConnection(_DeadlineMixin, HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineMixin, HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,6 +231,8 @@ class ClientSettings:
     retry_total_s: float = 120.0
     allow_insecure_http: bool = False
     ca_bundle: str | None = None
+    max_response_bytes: int = 64 * 2**20
+    run_deadline_s: float | None = None  # counted from the client's creation; None: no limit
 
     def __post_init__(self) -> None:
         self.validate()
@@ -174,9 +248,12 @@ class ClientSettings:
             parts = urlsplit(self.url)
             parts.hostname  # noqa: B018 (raises on a malformed IPv6 host)
         except ValueError as exc:
-            return [f"url {self.url!r} cannot be read ({exc}); write the site root, e.g. https://moodle.example.org"]
+            return [f"url {self.shown_url!r} cannot be read ({exc}); write the site root, e.g. https://moodle.example.org"]
+        secret = url_secret_problem(self.url)
+        if secret:
+            return [secret]
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            return [f"url {self.url!r} must be the site root, e.g. https://moodle.example.org"]
+            return [f"url {self.shown_url!r} must be the site root, e.g. https://moodle.example.org"]
         if parts.query or parts.fragment:
             return ["url must not contain a query string or fragment"]
         if parts.scheme == "http" and not self.allow_insecure_http and not is_loopback_host(parts.hostname):
@@ -200,11 +277,20 @@ class ClientSettings:
             problems.append("retry_attempts must be at least 1")
         if self.retry_max_wait_s < 0 or self.retry_total_s < 0:
             problems.append("retry waits must not be negative")
+        if self.max_response_bytes < 1:
+            problems.append("max_response_mb must be positive")
+        if self.run_deadline_s is not None and self.run_deadline_s <= 0:
+            problems.append("max_minutes must be positive")
         return problems
 
     @property
     def endpoint(self) -> str:
         return self.url.rstrip("/") + ENDPOINT_PATH
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as messages show it: never with credentials or token-like parts."""
+        return redact_url(self.url)
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,18 +426,19 @@ class MoodleClient:
         self._in_flight = threading.BoundedSemaphore(settings.max_concurrency)
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
+        self._run_ends = None if settings.run_deadline_s is None else time.monotonic() + settings.run_deadline_s
 
     @staticmethod
     def _new_session(settings: ClientSettings) -> requests.Session:
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(10, settings.max_concurrency), max_retries=0)
+        adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=max(10, settings.max_concurrency), max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.trust_env = False  # no proxy or .netrc surprises; the token goes only where url says
         return session
 
     def __repr__(self) -> str:
-        return f"MoodleClient(url={self.settings.url!r}, format={self.settings.format!r})"
+        return f"MoodleClient(url={self.settings.shown_url!r}, format={self.settings.format!r})"
 
     def __enter__(self) -> MoodleClient:
         return self
@@ -371,6 +458,7 @@ class MoodleClient:
 
     def call(self, function: str, params: Mapping[str, Any] | None = None) -> Any:
         """Call one function; return its decoded result or raise a typed MoodleError."""
+        self._run_time_left(function)
         form = build_form(function, params, token=self.settings.token, fmt=self.settings.format)
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.settings.retry_attempts)
@@ -383,13 +471,42 @@ class MoodleClient:
         )
         return retrying(self._call_once, function, form)
 
+    def _run_time_left(self, function: str) -> float | None:
+        """Seconds left of the run's deadline (None: no deadline); past it, a MoodleError."""
+        if self._run_ends is None:
+            return None
+        left = self._run_ends - time.monotonic()
+        if left <= 0:
+            minutes = (self.settings.run_deadline_s or 0) / 60
+            raise MoodleError(
+                f"{function}: the run passed its deadline of {minutes:g} minutes; stopped",
+                function=function,
+                hint="raise [sync] max_minutes, or find what made Moodle slow (`connector runs` shows the calls)",
+            )
+        return left
+
     def _wait_before_retry(self, state: tenacity.RetryCallState) -> float:
+        """Exponential backoff with full jitter; a Retry-After that does not fit fails the call now."""
         cap = self.settings.retry_max_wait_s
         exponential = min(cap, 0.5 * 2 ** (state.attempt_number - 1))
         wait = self._rng.uniform(exponential / 2, exponential)
         error = state.outcome.exception() if state.outcome else None
+        function = error.function if isinstance(error, MoodleError) and error.function else "the call"
+        budget = self.settings.retry_total_s - state.seconds_since_start
+        run_left = self._run_time_left(function)
         if isinstance(error, MoodleUnavailable) and error.retry_after is not None:
-            wait = max(wait, min(error.retry_after, cap))
+            asked = error.retry_after
+            # asked for longer than the call or the run may still last: retrying cannot succeed in time
+            for limit, name in ((budget, "the call's retry budget"), (run_left, "the run's deadline")):
+                if limit is not None and asked > limit:
+                    raise MoodleUnavailable(
+                        f"{error.message}; Moodle asked to retry after {asked:g}s, beyond {name} "
+                        f"({max(limit, 0):.0f}s left), so the call was not retried",
+                        function=error.function, hint="try again later; the site is overloaded or in maintenance",
+                    ) from None
+            wait = max(wait, min(asked, cap))
+        if run_left is not None:
+            wait = min(wait, run_left)
         return wait
 
     @staticmethod
@@ -414,24 +531,39 @@ class MoodleClient:
     def _post(self, function: str, form: list[tuple[str, str]]) -> _Body:
         settings = self.settings
         verify: str | bool = settings.ca_bundle or True
+        run_left = self._run_time_left(function)
+        timeout = settings.timeout_s if run_left is None else min(settings.timeout_s, run_left)
+        deadline = time.monotonic() + timeout
+        _call_deadline.at = deadline
         try:
-            response = self._session.post(
-                settings.endpoint, data=form, timeout=settings.timeout_s, verify=verify, allow_redirects=False
-            )
-            content = response.content
+            try:
+                response = self._session.post(
+                    settings.endpoint, data=form, timeout=timeout, verify=verify, allow_redirects=False, stream=True
+                )
+            except requests.exceptions.ConnectionError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError from None  # the timer cut a connection that was too slow
+                raise
+            finally:
+                _call_deadline.at = None
+            try:
+                content = self._read_body(function, response, deadline)
+            finally:
+                response.close()
         # Never put requests' own text into ours: wrapped exceptions carry the prepared request.
         except requests.exceptions.SSLError:
             raise MoodleError(
-                f"{function}: the TLS certificate of {settings.url} could not be verified",
+                f"{function}: the TLS certificate of {settings.shown_url} could not be verified",
                 function=function,
                 hint="install the site's CA certificate and set ca_bundle to its file",
             ) from None
-        except requests.exceptions.Timeout:
-            raise MoodleUnavailable(f"{function}: no answer within {settings.timeout_s:g}s", function=function) from None
+        except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
+            raise MoodleUnavailable(f"{function}: no answer within {timeout:g}s", function=function) from None
         except requests.exceptions.ConnectionError as error:
             reason = "connection dropped or refused" if not isinstance(error, requests.exceptions.ProxyError) else "proxy error"
-            raise MoodleUnavailable(f"{function}: {reason} ({settings.url})", function=function) from None
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
+            raise MoodleUnavailable(f"{function}: {reason} ({settings.shown_url})", function=function) from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
+                urllib3.exceptions.HTTPError, OSError):
             raise MoodleUnavailable(f"{function}: the answer was cut off", function=function) from None
         except requests.exceptions.RequestException as error:
             raise MoodleUnavailable(f"{function}: request failed ({type(error).__name__})", function=function) from None
@@ -442,14 +574,43 @@ class MoodleClient:
             retry_after=_parse_retry_after(response.headers.get("Retry-After")),
         )
 
+    def _read_body(self, function: str, response: requests.Response, deadline: float) -> bytes:
+        """The whole body, read in pieces against ``deadline`` and the size cap."""
+        cap = self.settings.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise self._too_large(function)
+        body = bytearray()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            connection = response.raw.connection
+            if connection is not None and connection.sock is not None:
+                connection.sock.settimeout(left)  # no single read may outlast the deadline either
+            piece = response.raw.read1(_CHUNK, decode_content=True)
+            if not piece:
+                return bytes(body)
+            body += piece
+            if len(body) > cap:
+                raise self._too_large(function)
+
+    def _too_large(self, function: str) -> MoodleProtocolError:
+        megabytes = self.settings.max_response_bytes / 2**20
+        return MoodleProtocolError(
+            f"{function}: the answer is larger than {megabytes:g} MB; refused",
+            function=function,
+            hint="raise [moodle] max_response_mb, or lower page_size / report_per_page so each answer is smaller",
+        )
+
     def _decode(self, function: str, body: _Body) -> Any:
         if body.status == 429 or body.status >= 500 or body.status == 408:
             raise MoodleUnavailable(
-                f"{function}: HTTP {body.status} from {self.settings.url}", function=function, retry_after=body.retry_after
+                f"{function}: HTTP {body.status} from {self.settings.shown_url}", function=function, retry_after=body.retry_after
             )
         if body.status != 200:
             raise MoodleProtocolError(
-                f"{function}: HTTP {body.status} from {self.settings.endpoint}",
+                f"{function}: HTTP {body.status} from {redact_url(self.settings.endpoint)}",
                 function=function,
                 hint="check that url is the Moodle site root and that the REST protocol is enabled "
                 "(Site administration > Server > Web services > Manage protocols)",
@@ -472,7 +633,11 @@ class MoodleClient:
     def _parse(self, function: str, text: str) -> Any:
         if self.settings.format == "json" or text.lstrip().startswith(("{", "[")):
             try:
-                return json.loads(text)
+                value = json.loads(text)
+                return _mend_surrogates(function, value) if _SURROGATE_ESCAPE.search(text) else value
+            except RecursionError:  # json recurses once per nested list or object
+                raise MoodleProtocolError(f"{function}: the answer is nested too deeply to read",
+                                          function=function) from None
             except ValueError:
                 if self.settings.format == "json" and text.lstrip().startswith("<?xml"):
                     return self._parse_xml(function, text)  # e.g. an early error before format was read
@@ -518,6 +683,24 @@ class MoodleClient:
             for future in pending:
                 future.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _mend_surrogates(function: str, value: Any, where: str = "", record: Any = None) -> Any:
+    """``value`` with each lone UTF-16 surrogate (valid JSON, invalid text: SQLite and UTF-8 refuse
+    it) replaced by U+FFFD, one warning per field naming the record."""
+    if isinstance(value, str):
+        if not _LONE_SURROGATE.search(value):  # a pair decodes to one character: only lone ones match
+            return value
+        log.warning("%s: record id %s: %s held an invalid character (a lone surrogate); U+FFFD stands in its place",
+                    function, record if record is not None else "?", where or "the answer")
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_mend_surrogates(function, item, where, record) for item in value]
+    if isinstance(value, dict):
+        record = value.get("id", record) if isinstance(value.get("id"), (int, str)) else record
+        return {key: _mend_surrogates(function, item, f"{where}.{key}" if where else str(key), record)
+                for key, item in value.items()}
+    return value
 
 
 def _looks_like_html(text: str) -> bool:

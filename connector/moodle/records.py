@@ -2,12 +2,91 @@
 
 Every stage of the data flow hands these to the next one; none of them knows how it was fetched.
 Times are UTC epoch seconds (as Moodle sends them) unless a field says ``date``.
+
+The records are the door for Moodle's values: a record never holds one the rest of the connector
+cannot use. A number that is not a whole number within SQLite's range makes the record unreadable
+(:func:`whole_number`, :func:`read_record`: a protocol error naming the record). A time before
+1970 or past the year 9998 is impossible: a completion with one is skipped and an access time is
+taken as "never", each with a warning naming the record; the rest of the site is still read.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Any, ParamSpec, TypeVar
+
+from connector.errors import MoodleProtocolError
+
+log = logging.getLogger("connector.moodle")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SQLITE_MAX = 2**63 - 1
+# Later than this, a date plus a validity or a time zone no longer fits Python's calendar.
+LATEST_TIME = int(datetime(9999, 1, 1, tzinfo=UTC).timestamp())
+
+
+class UnreadableValue(MoodleProtocolError, ValueError):
+    """A value of the wrong kind: a protocol error wherever it surfaces, never an internal error."""
+
+
+def whole_number(value: Any) -> int:
+    """An integer Moodle sent (JSON number or XML text), or ValueError saying what came instead."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.strip().isascii():
+        number = int(value.strip())
+    if number is None:
+        raise UnreadableValue(f"{_shown(value)} is not a whole number")
+    if not -SQLITE_MAX <= number <= SQLITE_MAX:
+        raise UnreadableValue(f"{_shown(value)} is out of range")
+    return number
+
+
+def plausible_time(seconds: int) -> bool:
+    """A Moodle time that can be real: after 1 January 1970 and before the year 9999."""
+    return 0 < seconds < LATEST_TIME
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_record(kind: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a builder of records from Moodle's answer: an unreadable value becomes a
+    MoodleProtocolError naming the record (by its id) instead of an internal error."""
+
+    def decorate(build: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(build)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return build(*args, **kwargs)
+            except (ValueError, TypeError, OverflowError) as error:  # UnreadableValue included
+                data = next((a for a in args if isinstance(a, Mapping)), {})
+                raise MoodleProtocolError(
+                    f"Moodle sent a {kind} record (id {_shown(data.get('id'))}) that cannot be read: "
+                    f"{error.message if isinstance(error, UnreadableValue) else error}",
+                    hint="Moodle or a plugin answered outside its own format; check the record in Moodle",
+                ) from None
+        return wrapper
+
+    return decorate
+
+
+def _impossible_time(record: object, name: str, seconds: int | None, what: str) -> bool:
+    if seconds is None or seconds == 0 or plausible_time(seconds):
+        return False
+    log.warning("%s: %s %d is not a possible time; %s", record, name, seconds, what)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +137,11 @@ class Person:
     # Moodle sends no flag: a deleted account is recognised by its rewritten username/email
     deleted: bool = False
 
+    def __post_init__(self) -> None:
+        for name in ("firstaccess", "lastaccess"):
+            if _impossible_time(f"user id {self.id}", name, getattr(self, name), "taken as never"):
+                object.__setattr__(self, name, 0)
+
     def field(self, shortname: str) -> str | None:
         for name, value in self.custom_fields:
             if name == shortname:
@@ -70,6 +154,11 @@ class Enrolment:
     course_id: int
     user_id: int
     lastcourseaccess: int | None = None
+
+    def __post_init__(self) -> None:
+        if _impossible_time(f"user id {self.user_id} in course id {self.course_id}", "lastcourseaccess",
+                            self.lastcourseaccess, "taken as never"):
+            object.__setattr__(self, "lastcourseaccess", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +183,11 @@ class CourseCompletion:
     completed: bool
     completed_at: int | None
 
+    def __post_init__(self) -> None:
+        if _impossible_time(f"completion of user id {self.user_id} in course id {self.course_id}",
+                            "timecompleted", self.completed_at, "this completion is skipped"):
+            object.__setattr__(self, "completed_at", None)
+
 
 @dataclass(frozen=True, slots=True)
 class UserCourse:
@@ -108,6 +202,11 @@ class UserCourse:
     completed: bool | None
     progress: float | None
     lastaccess: int | None = None
+
+    def __post_init__(self) -> None:
+        if _impossible_time(f"user id {self.user_id} in course id {self.course_id}", "lastaccess",
+                            self.lastaccess, "taken as never"):
+            object.__setattr__(self, "lastaccess", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +243,17 @@ class ReportCompletion:
     course_id: int | None
     course_idnumber: str
     completed_at: int | None  # None: enrolled, not completed
+
+    def __post_init__(self) -> None:
+        for name in ("user_id", "course_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= SQLITE_MAX:
+                raise MoodleProtocolError(f"a report row of {self.username!r} links to {name} {value}, "
+                                          "which cannot be a Moodle id")
+        who = f"user id {self.user_id}" if self.user_id is not None else f"user {self.username!r}"
+        if _impossible_time(f"report completion of {who} in course {self.course_id or self.course_idnumber!r}",
+                            "time completed", self.completed_at, "this completion is skipped"):
+            object.__setattr__(self, "completed_at", None)
 
 
 @dataclass(frozen=True, slots=True)

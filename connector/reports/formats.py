@@ -2,6 +2,17 @@
 
 Table widths are measured in terminal cells, not code points: Czech and Slovenian names carry
 combining marks when not NFC-normalised, and East Asian wide characters take two cells.
+
+Names and course titles come from Moodle, where anyone with a profile can type them, so output
+must not let them act on their reader:
+
+* tables: control characters (C0, DEL, C1, lone surrogates) and bidirectional overrides are shown
+  escaped (``\x1b``, ``\u202e``), so a name cannot move the cursor, recolour or reorder the
+  terminal (:func:`terminal_safe`, used for every cell);
+* CSV: a text cell starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return gets a
+  leading ``'`` (OWASP's advice against formula injection), so a spreadsheet shows it as text
+  (:func:`spreadsheet_safe`). Only text cells: the numbers the connector writes (counts,
+  shares) are never negative, and stay numbers.
 """
 
 from __future__ import annotations
@@ -9,11 +20,32 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 FORMATS = ("table", "csv", "json")
+
+_TERMINAL_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every character that could act on a terminal written as a visible escape."""
+    return _TERMINAL_UNSAFE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would read as a formula, prefixed with ``'``; anything else as is."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def cell_width(text: str) -> int:
@@ -44,8 +76,9 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     """columns: (key, heading) pairs. Numbers are right-aligned, shares shown as percentages."""
     if not rows:
         return "(nothing to show)"
-    texts = [[unicodedata.normalize("NFC", _text(row.get(key))) for key, _ in columns] for row in rows]
-    headings = [heading for _, heading in columns]
+    texts = [[terminal_safe(unicodedata.normalize("NFC", _text(row.get(key)))) for key, _ in columns]
+             for row in rows]
+    headings = [terminal_safe(heading) for _, heading in columns]
     widths = [max([cell_width(h)] + [cell_width(t[i]) for t in texts]) for i, h in enumerate(headings)]
     numeric = [all(isinstance(row.get(key), (int, float)) or row.get(key) is None for row in rows)
                and any(isinstance(row.get(key), (int, float)) for row in rows)
@@ -60,9 +93,14 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
 def render_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    # csv quotes a field holding the line terminator only; one holding a bare \r must be quoted too,
+    # or a spreadsheet breaks the row there
+    quoted = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n",
+                            quoting=csv.QUOTE_ALL)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+        cells = {k: "" if row.get(k) is None else spreadsheet_safe(row.get(k)) for k in columns}
+        (quoted if any(isinstance(v, str) and "\r" in v for v in cells.values()) else writer).writerow(cells)
     return out.getvalue().rstrip("\n")
 
 

@@ -98,9 +98,8 @@ def test_a_truncated_requirements_file_stops_before_anything_is_touched(demo_sit
     assert code == 2
     assert err.splitlines()[:2] == [
         "error: 1 problem found:",
-        f"  - {mappings}: no requirement is defined (is requirements.toml empty or only comments?) "
-        "(a sync without requirements would end every status; restore the file and check it with "
-        "`connector mappings check`)",
+        f"  - {mappings}: the directory has no requirement (add [[requirement]] entries; if "
+        "requirements.toml was truncated, restore it from a backup or version control)",
     ]
     assert snapshot(demo_site.ledger_path) == before and runs(demo_site.ledger_path) == runs_before
 
