@@ -122,8 +122,9 @@ def format_option(default: str = "table", formats: tuple[str, ...] = FORMATS) ->
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="connector")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="CONNECTOR_CONFIG",
-              help="connector.toml to read (default: ./connector.toml if present).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="connector.toml to read (default: $CONNECTOR_CONFIG, else the first of "
+              "./connector.toml, ~/.config/connector/connector.toml, /etc/connector/connector.toml).")
 @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
               help="Ledger file (overrides [ledger] path).")
 @click.option("--mappings", "mappings_dir", type=click.Path(path_type=Path),

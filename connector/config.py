@@ -1,9 +1,16 @@
 """connector.toml + environment -> Config.
 
+Which file: the first of ``--config``, ``CONNECTOR_CONFIG``, ``./connector.toml``,
+``$XDG_CONFIG_HOME/connector/connector.toml`` (``~/.config`` when unset) and
+``/etc/connector/connector.toml``. A file named by ``--config`` or ``CONNECTOR_CONFIG`` must exist;
+the others are used when they do.
+
 Precedence, highest first: environment (MOODLE_URL, MOODLE_TOKEN, MOODLE_TOKEN_FILE,
 CONNECTOR_LEDGER, CONNECTOR_MAPPINGS), then the file, then defaults. The token is never taken
 from a command-line argument (process arguments are visible to every user of the machine):
-it comes from MOODLE_TOKEN, MOODLE_TOKEN_FILE or ``token_file`` in the config file.
+it comes from, first found wins, MOODLE_TOKEN, MOODLE_TOKEN_FILE, the systemd credential
+``$CREDENTIALS_DIRECTORY/moodle-token`` (``LoadCredential=moodle-token:...``) or ``token_file``
+in the config file.
 
 Relative paths in the file are relative to the file's own directory, so a cron job does not depend
 on its working directory.
@@ -12,6 +19,7 @@ on its working directory.
 from __future__ import annotations
 
 import difflib
+import grp
 import logging
 import os
 import stat
@@ -29,6 +37,8 @@ from connector.urls import url_secret_problem
 log = logging.getLogger("connector.config")
 
 DEFAULT_CONFIG_NAME = "connector.toml"
+SYSTEM_CONFIG = Path("/etc/connector") / DEFAULT_CONFIG_NAME
+CREDENTIAL_NAME = "moodle-token"  # the name given in the systemd unit's LoadCredential=
 COMPLETION_PATHS = ("auto", "report", "per_user", "per_course")
 
 # section -> key -> expected python type(s)
@@ -48,7 +58,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "page_size": (int,),
         "max_response_mb": (int, float),
     },
-    "ledger": {"path": (str,)},
+    "ledger": {"path": (str,), "group": (str,)},
     "mappings": {"dir": (str,)},
     "organisation": {"timezone": (str,)},
     "sync": {"full_every_days": (int,), "max_unplaced": (str, int, float), "max_minutes": (int, float)},
@@ -77,7 +87,17 @@ class Config:
     max_response_mb: float = 64
     max_minutes: float | None = None  # a whole sync's deadline; None: none
     token_file: Path | None = None  # where the token came from, when from a file
+    ledger_group: str | None = None  # readers' group: the ledger becomes 0640 for it, else 0600
     source: Path | None = None
+    source_origin: str = ""  # how ``source`` was found, e.g. "--config" or "the working directory"
+    searched: tuple[Path, ...] = ()  # the places looked at when no file was named
+
+    def describe_source(self) -> str:
+        """Which config file is in use and why, or that none was found (for `connector doctor`)."""
+        if self.source is not None:
+            return f"{self.source} (from {self.source_origin})"
+        places = ", ".join(str(p) for p in self.searched)
+        return f"no config file found (looked for {places}); defaults and environment in use"
 
     def require_moodle(self) -> tuple[str, str]:
         """The Moodle URL and token, or a ConfigError that says where to put them."""
@@ -134,33 +154,70 @@ class Config:
                 f"anyone who reads it can act as the connector in Moodle: chmod 600 {self.token_file}")
 
 
-def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Read the config file (``path``, else ./connector.toml when it exists) and the environment.
+def find_config(path: Path | None, env: Mapping[str, str],
+                cwd: Path | None = None) -> tuple[Path | None, str, tuple[Path, ...]]:
+    """(the config file to read or None, how it was found, the places searched).
+
+    ``path`` is the ``--config`` value. A file given by --config or CONNECTOR_CONFIG that does not
+    exist is a ConfigError: a typo there must not silently fall back to another file.
+    """
+    if path is not None or env.get("CONNECTOR_CONFIG"):
+        origin = "--config" if path is not None else "CONNECTOR_CONFIG"
+        given = path if path is not None else Path(env["CONNECTOR_CONFIG"])
+        given = given.expanduser()
+        if not _exists(given):
+            raise ConfigError(Problem(str(given), "", "config file not found",
+                                      f"check the path given to {origin}"))
+        return given, origin, (given,)
+    candidates: list[tuple[Path, str]] = [((cwd or Path.cwd()) / DEFAULT_CONFIG_NAME, "the working directory")]
+    xdg = env.get("XDG_CONFIG_HOME")
+    if xdg and Path(xdg).is_absolute():  # the XDG spec: a relative value is invalid and ignored
+        candidates.append((Path(xdg) / "connector" / DEFAULT_CONFIG_NAME, "XDG_CONFIG_HOME"))
+    elif env.get("HOME"):
+        candidates.append((Path(env["HOME"]) / ".config" / "connector" / DEFAULT_CONFIG_NAME,
+                           "the user's configuration directory"))
+    candidates.append((SYSTEM_CONFIG, "the system configuration"))
+    searched = tuple(p for p, _ in candidates)
+    for candidate, origin in candidates:
+        if _exists(candidate):
+            return candidate, origin, searched
+    return None, "", searched
+
+
+def _exists(path: Path) -> bool:
+    """Like Path.exists(), but a place this user may not look into is a clear ConfigError."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except PermissionError:
+        raise ConfigError(Problem(str(path), "", "this user may not read it (permission denied)",
+                                  "it holds no secret (the token has its own file): make it and its "
+                                  "directory readable for this user's group, or pass --config")) from None
+    return True
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
+                cwd: Path | None = None) -> Config:
+    """Find the config file (see ``find_config``), read it and the environment.
 
     Every problem is collected and raised at once as a ConfigError.
     """
     env = os.environ if env is None else env
-    explicit = path is not None
-    if path is None:
-        env_path = env.get("CONNECTOR_CONFIG")
-        path = Path(env_path) if env_path else Path(DEFAULT_CONFIG_NAME)
-        explicit = bool(env_path)
+    found, origin, searched = find_config(path, env, cwd)
     problems: list[Problem] = []
     values: dict[str, Any] = {}
     source: Path | None = None
-    if path.exists():
-        source = path
-        values = _read_file(path, problems)
-    elif explicit:
-        raise ConfigError(Problem(str(path), "", "config file not found",
-                                  "check the path given to --config / CONNECTOR_CONFIG"))
-    base = path.resolve().parent if source else Path.cwd()
+    if found is not None:
+        source = found
+        values = _read_file(found, problems)
+    base = source.resolve().parent if source else (cwd or Path.cwd())
 
     def rel(value: str) -> Path:
         p = Path(value).expanduser()
         return p if p.is_absolute() else base / p
 
-    config = Config(source=source)
+    config = Config(source=source, source_origin=origin, searched=searched)
     moodle = values.get("moodle", {})
     updates: dict[str, Any] = {}
     if "url" in moodle:
@@ -176,6 +233,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         updates["ca_bundle"] = str(rel(moodle["ca_bundle"]))
     if "path" in values.get("ledger", {}):
         updates["ledger_path"] = rel(values["ledger"]["path"])
+    if values.get("ledger", {}).get("group"):
+        updates["ledger_group"] = values["ledger"]["group"]
     if "dir" in values.get("mappings", {}):
         updates["mappings_dir"] = rel(values["mappings"]["dir"])
     if "timezone" in values.get("organisation", {}):
@@ -200,6 +259,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         updates["ledger_path"] = Path(env["CONNECTOR_LEDGER"]).expanduser()
     if env.get("CONNECTOR_MAPPINGS"):
         updates["mappings_dir"] = Path(env["CONNECTOR_MAPPINGS"]).expanduser()
+    credential = _credential_path(env)
+    if credential is not None and not env.get("MOODLE_TOKEN_FILE"):
+        token_file_path = credential  # systemd's LoadCredential= beats the file's token_file
     if env.get("MOODLE_TOKEN"):
         updates["token"] = env["MOODLE_TOKEN"].strip()
     elif token_file_path is not None:
@@ -270,7 +332,22 @@ def _read_token(path: Path, where: str, problems: list[Problem]) -> str | None:
     return token
 
 
+def _credential_path(env: Mapping[str, str]) -> Path | None:
+    """$CREDENTIALS_DIRECTORY/moodle-token when systemd passed that credential to the service."""
+    directory = env.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    candidate = Path(directory) / CREDENTIAL_NAME
+    return candidate if candidate.is_file() else None
+
+
 def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
+    if config.ledger_group is not None:
+        try:
+            grp.getgrnam(config.ledger_group)
+        except KeyError:
+            problems.append(Problem(where, "ledger.group", f"there is no group '{config.ledger_group}' "
+                                    "on this machine", "create it (groupadd) or fix the name"))
     if config.format not in ("json", "xml"):
         problems.append(Problem(where, "moodle.format", f"'{config.format}' is not a format",
                                 "use 'json' or 'xml'"))

@@ -93,7 +93,7 @@ def run_checks(config: Config) -> Iterator[Check]:
     from connector.mapping import load_mappings
     from connector.sync import REQUIRED_FUNCTIONS
 
-    yield Check("config", True, str(config.source) if config.source else "no connector.toml; environment only")
+    yield Check("config", True, config.describe_source())
     try:
         mappings = load_mappings(config.mappings_dir)
         yield Check("mappings", True, f"{config.mappings_dir}: {len(mappings.requirements)} requirements")

@@ -46,6 +46,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(autouse=True)
+def _no_machine_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The config search must not find this machine's ~/.config or /etc connector.toml."""
+    empty = tmp_path_factory.mktemp("no-config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(empty))
+    monkeypatch.setattr("connector.config.SYSTEM_CONFIG", empty / "etc-connector.toml")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+
+
 def toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
