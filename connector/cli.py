@@ -245,7 +245,7 @@ def _open_for_reading(ctx: click.Context) -> Iterator[tuple[Any, Any]]:
 
     config = _config(ctx)
     try:
-        ledger = Ledger.open(config.ledger_path, create=False)  # no ledger: say that first
+        ledger = Ledger.open_readonly(config.ledger_path)  # no ledger: say that first
         with ledger:
             ledger.require_sound()  # a damaged page would otherwise be shown as numbers
             yield ledger, load_mappings(config.mappings_dir)
@@ -413,7 +413,7 @@ def unplaced(ctx: click.Context, fmt: str) -> None:
     from connector.shares import format_share
 
     config = _config(ctx)
-    with Ledger.open(config.ledger_path, create=False) as ledger:
+    with Ledger.open_readonly(config.ledger_path) as ledger:
         mappings = load_mappings(config.mappings_dir)
         spellings = unplaced_spellings(ledger, mappings, config.mappings_dir)
         count, active = unplaced_counts(ledger)
@@ -460,7 +460,7 @@ def courses(ctx: click.Context, fmt: str, offline: bool) -> None:
 
     config = _config(ctx)
     mappings = load_mappings(config.mappings_dir)
-    ledger = Ledger.open(config.ledger_path, create=False) if config.ledger_path.exists() else None
+    ledger = Ledger.open_readonly(config.ledger_path) if config.ledger_path.exists() else None
     try:
         if offline:
             if ledger is None:
@@ -549,7 +549,7 @@ def runs(ctx: click.Context, limit: int, fmt: str) -> None:
     """Recent sync runs with their outcome, counts and errors."""
     from connector.ledger import Ledger
 
-    with Ledger.open(_config(ctx).ledger_path, create=False) as ledger:
+    with Ledger.open_readonly(_config(ctx).ledger_path) as ledger:
         rows = ledger.runs(limit)
     for row in rows:
         row["calls"] = row["counts"].get("calls")
@@ -578,7 +578,7 @@ def erase(ctx: click.Context, username: str, reason: str, yes: bool) -> None:
                          hint="e.g. --reason \"GDPR request 2026-17\"; it is kept in the erasures table "
                               "as the record of why the data went")
     config = _config(ctx)
-    with Ledger.open(config.ledger_path, create=False) as ledger:
+    with Ledger.open(config.ledger_path, create=False, group=config.ledger_group) as ledger:
         found = ledger.person_by_username(username)
         if found is None:
             raise ConnectorError(f"no person with username '{username}' in the ledger")
@@ -719,6 +719,27 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
         else:
             click.echo("the ledger was temporary; keep one to explore: connector demo --ledger demo.sqlite "
                        "(it then prints the commands to explore it)", err=True)
+
+
+# -- operations: upgrade / backup / check ---------------------------------------------------------
+@main.command()
+@click.pass_context
+@handle_errors
+def upgrade(ctx: click.Context) -> None:
+    """Upgrade the ledger to this version's schema, after a backup beside it.
+
+    Read commands never upgrade; `sync` upgrades too. Also resets the ledger's file modes
+    (0600, or 0640 for [ledger] group).
+    """
+    from connector.ledger import Ledger
+
+    config = _config(ctx)
+    done: list[str] = []
+    with Ledger.open(config.ledger_path, create=False, group=config.ledger_group,
+                     on_upgrade=done.append) as ledger:
+        version = ledger.schema_version
+    click.echo(done[0] if done else f"the ledger {config.ledger_path} already has schema version "
+               f"{version}; nothing to upgrade")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -182,9 +182,11 @@ def _ledger_check(config: Config) -> Check:
         return Check("ledger", writable, f"{path} does not exist yet; the first sync creates it (mode 0600)",
                      None if writable else f"make {path.parent} writable for the connector's user")
     mode = stat.S_IMODE(path.stat().st_mode)
-    private = mode & 0o077 == 0
+    allowed = 0o640 if config.ledger_group else 0o600  # what every writing open sets
+    private = mode & ~allowed == 0
     return Check("ledger", private, f"{path} (mode {mode:o})",
-                 None if private else f"it holds personal data: chmod 600 {path}")
+                 None if private else f"it holds personal data: chmod {allowed:o} {path} "
+                 "(`connector upgrade` resets it)")
 
 
 REPORTS_GET = "core_reportbuilder_reports_get"

@@ -10,10 +10,14 @@ The ledger is the connector's memory and its proof. Three rules shape it:
   run is recorded as failed and a killed one is found by the next run.
 * Erasure is explicit, audited and lasting: erased people go on a suppression list keyed by an
   HMAC of their Moodle user id (``subject_key``), never by the id or the username.
-* The file holds personal data: it is created mode 0600 (and its WAL/SHM files inherit that).
+* The file holds personal data: every open that writes sets it and its WAL/SHM files to mode 0600,
+  or to 0640 and the readers' group of ``[ledger] group``. A writer leaves the file in
+  rollback-journal mode when it closes: a reader who may not write the directory could not
+  create the ``-shm`` file WAL mode needs, and can still open the file read-only.
 
-Schema versions are kept in ``PRAGMA user_version``; ``MIGRATIONS[n]`` upgrades version n to n+1,
-so opening an older ledger upgrades it in place.
+Schema versions are kept in ``PRAGMA user_version``; ``MIGRATIONS[n]`` upgrades version n to n+1.
+Only an open that writes upgrades, after a backup beside the ledger (``Ledger.open``); read-only
+opens (``Ledger.open_readonly``) refuse an older schema and name the command that upgrades it.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,10 +39,12 @@ from typing import Any
 
 import sqlite_utils
 
+from connector.backup import copy_database, file_mode, group_id, upgrade_backup_path
 from connector.errors import LedgerError
 from connector.moodle.records import Completion, Course
 
 BATCH = 5000
+log = logging.getLogger("connector.ledger")
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -179,19 +187,26 @@ class EvidenceCounts:
 class Ledger:
     """One open ledger file. Use ``Ledger.open(path)``; close it or use it as a context manager."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+    def __init__(self, db: sqlite_utils.Database, path: Path, *, writable: bool = True) -> None:
         self.db = db
         self.path = path
+        self.writable = writable
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, *, create: bool = True) -> Ledger:
+    def open(cls, path: Path, *, create: bool = True, group: str | None = None,
+             on_upgrade: Callable[[str], None] | None = None) -> Ledger:
+        """Open to write: create if asked, enforce the file modes, upgrade an older schema.
+
+        ``group``: the readers' group (``[ledger] group``); ``on_upgrade`` receives the sentence
+        naming the backup an upgrade made (default: a warning in the log).
+        """
         path = Path(path)
         if not path.exists():
             if not create:
                 raise LedgerError(f"no ledger at {path}",
                                   hint="run `connector sync` first, or pass --ledger / set [ledger] path")
-            _create_private_file(path)
+            _create_private_file(path, group)
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -199,30 +214,85 @@ class Ledger:
             conn.execute("PRAGMA foreign_keys=ON")
             db = sqlite_utils.Database(conn)
             ledger = cls(db, path)
-            ledger._migrate()
+            _enforce_modes(path, group)  # after WAL mode made the -wal/-shm files exist
+            ledger._migrate(group, on_upgrade or log.warning)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot open the ledger {path}: {exc}",
                               hint="is it a connector ledger? check the path and the file's permissions") from exc
         return ledger
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+    @classmethod
+    def open_readonly(cls, path: Path, *, any_schema: bool = False) -> Ledger:
+        """Open to read (status, export, person, runs, check...): never writes, never upgrades.
+
+        Works for a member of the readers' group who may read the file but not write its directory.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise LedgerError(f"no ledger at {path}",
+                              hint="run `connector sync` first, or pass --ledger / set [ledger] path")
+        try:
+            conn = sqlite3.connect(_readonly_uri(path), uri=True, isolation_level=None, timeout=30, check_same_thread=False)
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"cannot read the ledger {path}: {exc}",
+                              hint="readers need read access to the ledger (and its -wal/-shm files); "
+                              "`connector upgrade`, run once as the connector's user, resets their modes") from None
+        ledger = cls(sqlite_utils.Database(conn), path, writable=False)
+        if not any_schema and version != SCHEMA_VERSION:
+            ledger.close()
+            _check_version(path, version)
             raise LedgerError(
-                f"the ledger {self.path} has schema version {version}, newer than this connector "
-                f"knows ({SCHEMA_VERSION})", hint="upgrade the connector")
-        while version < SCHEMA_VERSION:
-            with self.transaction():
-                MIGRATIONS[version](self.db)
-                version += 1
-                self.db.execute(f"PRAGMA user_version = {version}")
+                f"the ledger {path} has schema version {version}, this connector needs {SCHEMA_VERSION}: "
+                "upgrade it with `connector upgrade` (it makes a backup first) or `connector sync`")
+        return ledger
+
+    def _migrate(self, group: str | None, on_upgrade: Callable[[str], None]) -> None:
+        """Upgrade to SCHEMA_VERSION in one transaction, after a backup of a ledger that held data."""
+        backup: Path | None = None
+        with self.transaction():  # the version is read under the write lock: two openers cannot race
+            version = self.schema_version
+            _check_version(self.path, version, new_ok=True)
+            if version == SCHEMA_VERSION:
+                return
+            if version > 0:
+                backup = self._backup_before_upgrade(version, group)
+            for step in range(version, SCHEMA_VERSION):
+                MIGRATIONS[step](self.db)
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if backup is not None:
+            on_upgrade(f"upgraded the ledger {self.path} from schema version {version} to {SCHEMA_VERSION}; "
+                       f"the previous one is kept in {backup.path}")
+
+    def _backup_before_upgrade(self, version: int, group: str | None) -> Any:
+        # A second connection reads the snapshot this one's write lock keeps still (WAL lets it);
+        # SQLite's backup cannot read through a connection that holds a write transaction.
+        source = sqlite3.connect(_readonly_uri(self.path), uri=True)
+        try:
+            return copy_database(source, upgrade_backup_path(self.path, version), group=group)
+        finally:
+            source.close()
 
     @property
     def schema_version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
+        if self.writable:
+            self._settle()
         self.db.conn.close()
+
+    def _settle(self) -> None:
+        """Leave the file in rollback-journal mode: WAL readers need a -shm file, which a reader
+        without write access to the directory cannot create once the last writer removed it."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            return
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA journal_mode=DELETE")
+        except sqlite3.Error:
+            pass  # another connection still uses the file; the last writer to close settles it
 
     def __enter__(self) -> Ledger:
         return self
@@ -608,8 +678,22 @@ class Ledger:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
-def _create_private_file(path: Path) -> None:
-    """Create the ledger file with mode 0600 before SQLite touches it (it holds personal data)."""
+def _readonly_uri(path: Path) -> str:
+    return "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+
+
+def _check_version(path: Path, version: int, *, new_ok: bool = False) -> None:
+    if version > SCHEMA_VERSION:
+        raise LedgerError(
+            f"the ledger {path} has schema version {version}, newer than this connector "
+            f"knows ({SCHEMA_VERSION})", hint="upgrade the connector")
+    if version == 0 and not new_ok:
+        raise LedgerError(f"{path} is not a connector ledger (it has no schema)",
+                          hint="check --ledger / [ledger] path; `connector sync` creates a ledger")
+
+
+def _create_private_file(path: Path, group: str | None = None) -> None:
+    """Create the ledger file with its final mode before SQLite touches it (it holds personal data)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -619,7 +703,31 @@ def _create_private_file(path: Path) -> None:
         raise LedgerError(f"cannot create the ledger {path}: {exc.strerror}",
                           hint="check that the directory exists and is writable") from exc
     os.close(fd)
-    os.chmod(path, 0o600)  # in case a umask or ACL widened it
+    _enforce_modes(path, group)  # also in case a umask or ACL widened it
+
+
+def _enforce_modes(path: Path, group: str | None) -> None:
+    """The ledger and its -wal/-shm: exactly 0600, or 0640 owned by the readers' group."""
+    mode = file_mode(group)
+    gid = group_id(group) if group else -1
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            info = file.stat()
+        except FileNotFoundError:
+            continue
+        try:
+            if gid != -1 and info.st_gid != gid:
+                os.chown(file, -1, gid)
+            if info.st_mode & 0o777 != mode:
+                os.chmod(file, mode)
+        except PermissionError:
+            if gid != -1:
+                raise LedgerError(
+                    f"cannot give {file} to group '{group}' with mode {mode:o}",
+                    hint=f"the connector's user must own it and be a member of '{group}' "
+                    f"(usermod -aG {group} USER; in the systemd unit: SupplementaryGroups={group})") from None
+            raise LedgerError(f"cannot set {file} to mode {mode:o}: it holds personal data",
+                              hint="run the connector as the user who owns the ledger") from None
 
 
 def ledger_error(exc: sqlite3.Error | UnicodeDecodeError, path: Path | None) -> LedgerError:

@@ -192,7 +192,7 @@ def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
         _checkpoint("locked")
         _refuse_emptied_ledger(config.ledger_path)
         try:
-            ledger = Ledger.open(config.ledger_path)
+            ledger = Ledger.open(config.ledger_path, group=config.ledger_group)
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             raise ledger_error(exc, config.ledger_path) from None
         with ledger:

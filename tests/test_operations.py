@@ -169,3 +169,205 @@ def test_an_unknown_readers_group_is_a_config_error(demo_site: Site) -> None:
         f"  - {demo_site.config_path}: ledger.group: there is no group 'no-such-group-xyz' on this machine "
         "(create it (groupadd) or fix the name)"]
     assert not demo_site.ledger_path.exists()
+
+
+# -- 5. file modes, the readers' group, read commands that never upgrade ----------------------------------
+@pytest.fixture
+def held_open(demo_site: Site) -> Iterator[sqlite3.Connection]:
+    """A synced ledger with a second connection open in WAL mode, so its -wal/-shm files exist."""
+    assert at(demo_site, "sync").exit_code == 0
+    conn = sqlite3.connect(demo_site.ledger_path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("SELECT COUNT(*) FROM people").fetchone()
+    yield conn
+    conn.close()
+
+
+def sidecars(path: Path) -> list[Path]:
+    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+
+def test_a_loose_ledger_and_its_wal_are_tightened_by_every_writing_open(
+        demo_site: Site, held_open: sqlite3.Connection) -> None:
+    files = sidecars(demo_site.ledger_path)
+    for file in files:
+        file.chmod(0o644)
+    result = at(demo_site, "upgrade")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"the ledger {demo_site.ledger_path} already has schema version "
+                             f"{SCHEMA_VERSION}; nothing to upgrade\n")
+    assert [mode(f) for f in files] == [0o600, 0o600, 0o600]
+    for file in files:
+        file.chmod(0o644)
+    assert at(demo_site, "sync").exit_code == 0
+    assert [mode(f) for f in files] == [0o600, 0o600, 0o600]
+
+
+def test_a_readers_group_gets_0640_on_the_ledger_wal_and_shm(demo_site: Site) -> None:
+    group = readers_group()
+    with_group(demo_site, group.gr_name)
+    assert at(demo_site, "sync").exit_code == 0
+    ledger = demo_site.ledger_path
+    assert (mode(ledger), ledger.stat().st_gid) == (0o640, group.gr_gid)
+    conn = sqlite3.connect(ledger, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("SELECT 1 FROM people").fetchone()
+    try:
+        for file in sidecars(ledger):
+            file.chmod(0o600)
+        assert at(demo_site, "upgrade").exit_code == 0
+        assert [(mode(f), f.stat().st_gid) for f in sidecars(ledger)] == [(0o640, group.gr_gid)] * 3
+    finally:
+        conn.close()
+    assert mode(demo_site.tmp / "token") == 0o600  # the token file is not the ledger's business
+
+
+def test_a_group_that_cannot_be_set_is_a_clear_error(tmp_path: Path) -> None:
+    if ROOT:  # root may give a file to any group: ask as a user who is a member of none
+        shared = Path(tempfile.mkdtemp(prefix="connector-ops-"))
+        try:
+            shared.chmod(0o777)
+            code = ("import os, sys\nfrom connector.ledger import Ledger\nfrom connector.errors import LedgerError\n"
+                    f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+                    "try:\n    Ledger.open(sys.argv[1], group=sys.argv[2])\n"
+                    "except LedgerError as exc:\n    print(exc)\n")
+            group = readers_group().gr_name
+            out = subprocess.run([sys.executable, "-c", code, str(shared / "l.sqlite"), group],
+                                 capture_output=True, text=True, check=True, cwd=shared).stdout
+            path = shared / "l.sqlite"
+        finally:
+            shutil.rmtree(shared)
+    else:
+        group = next(g.gr_name for g in grp.getgrall() if g.gr_gid not in os.getgroups())
+        path = tmp_path / "l.sqlite"
+        with pytest.raises(LedgerError) as info:
+            Ledger.open(path, group=group)
+        out = str(info.value) + "\n"
+    assert out == (f"cannot give {path} to group '{group}' with mode 640\n"
+                   f"  hint: the connector's user must own it and be a member of '{group}' "
+                   f"(usermod -aG {group} USER; in the systemd unit: SupplementaryGroups={group})\n")
+
+
+def test_doctor_accepts_the_group_mode_only_with_a_group(demo_site: Site) -> None:
+    assert at(demo_site, "sync").exit_code == 0
+    demo_site.ledger_path.chmod(0o640)
+    lines = at(demo_site, "doctor").stdout.splitlines()
+    assert f"[FAIL] ledger: {demo_site.ledger_path} (mode 640)" in lines
+    assert (f"       -> it holds personal data: chmod 600 {demo_site.ledger_path} "
+            "(`connector upgrade` resets it)") in lines
+    with_group(demo_site, readers_group().gr_name)
+    assert f"[ok  ] ledger: {demo_site.ledger_path} (mode 640)" in at(demo_site, "doctor").stdout.splitlines()
+
+
+READ_COMMANDS = [("status",), ("export",), ("person", "u001"), ("runs",), ("courses", "--offline")]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=lambda c: " ".join(c))
+def test_read_commands_never_upgrade_an_old_ledger(tmp_path: Path, command: tuple[str, ...]) -> None:
+    ledger = tmp_path / "old.sqlite"
+    old_ledger(ledger)
+    before = digest(ledger)
+    result = cli("--ledger", str(ledger), "--mappings", str(DEMO_MAPPINGS), *command)
+    assert result.exit_code == 1
+    assert result.stderr == (f"error: the ledger {ledger} has schema version 1, this connector needs "
+                             f"{SCHEMA_VERSION}: upgrade it with `connector upgrade` (it makes a backup "
+                             "first) or `connector sync`\n")
+    assert digest(ledger) == before and sorted(p.name for p in tmp_path.iterdir()) == ["old.sqlite"]
+
+
+def test_upgrade_backs_the_old_ledger_up_first_and_names_the_copy(tmp_path: Path) -> None:
+    ledger = tmp_path / "compliance.sqlite"
+    old_ledger(ledger)
+    result = cli("--ledger", str(ledger), "upgrade")
+    assert result.exit_code == 0, result.output
+    backups = list(tmp_path.glob("compliance.schema1-*.sqlite"))
+    assert len(backups) == 1 and re.fullmatch(r"compliance\.schema1-\d{8}T\d{6}Z\.sqlite", backups[0].name)
+    assert result.stdout == (f"upgraded the ledger {ledger} from schema version 1 to {SCHEMA_VERSION}; "
+                             f"the previous one is kept in {backups[0]}\n")
+    copy = sqlite3.connect(backups[0])
+    assert copy.execute("PRAGMA user_version").fetchone() == (1,)
+    assert copy.execute("SELECT outcome, mode FROM sync_runs").fetchall() == [("ok", "full")]
+    assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    copy.close()
+    assert mode(backups[0]) == 0o600
+    with Ledger.open_readonly(ledger) as upgraded:
+        assert upgraded.schema_version == SCHEMA_VERSION and len(upgraded.runs()) == 1
+
+
+def test_sync_upgrades_an_old_ledger_and_names_the_backup(demo_site: Site) -> None:
+    old_ledger(demo_site.ledger_path)
+    result = subprocess.run([sys.executable, "-m", "connector.cli", "--config", str(demo_site.config_path),
+                             "sync", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    backup = next(demo_site.tmp.glob("ledger.schema1-*.sqlite"))
+    assert result.stdout == ""
+    assert result.stderr.endswith(f" WARNING connector.ledger: upgraded the ledger {demo_site.ledger_path} "
+                                  f"from schema version 1 to {SCHEMA_VERSION}; the previous one is kept in "
+                                  f"{backup}\n")
+
+
+AS_OTHER_USER = """
+import os, sys
+import connector.cli, connector.ledger, connector.mapping, connector.health, connector.backup
+import connector.reports.views, connector.reports.formats, connector.evaluation, connector.rules
+import importlib.metadata  # what the CLI would import lazily after the user changed
+uid, groups = int(sys.argv[1]), [int(g) for g in sys.argv[2].split(",") if g]
+os.setgroups(groups); os.setgid(uid); os.setuid(uid)
+sys.argv = ["connector", *sys.argv[3:]]
+connector.cli.main()
+"""
+
+
+def as_other_user(groups: list[int], *args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HOME=str(cwd), XDG_CONFIG_HOME=str(cwd), **extra)
+    return subprocess.run([sys.executable, "-c", AS_OTHER_USER, str(NOBODY), ",".join(map(str, groups)),
+                           *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
+
+
+def test_a_group_member_reads_the_ledger_without_writing_it(demo_site: Site) -> None:
+    group = readers_group()
+    with_group(demo_site, group.gr_name)
+    assert at(demo_site, "sync").exit_code == 0
+    if not ROOT:  # no other uid to become: at least a read-only open of a read-only file and folder
+        demo_site.ledger_path.chmod(0o440)
+        demo_site.tmp.chmod(0o555)
+        try:
+            result = cli("--ledger", str(demo_site.ledger_path), "--mappings", str(DEMO_MAPPINGS), "runs")
+        finally:
+            demo_site.tmp.chmod(0o755)
+        assert result.exit_code == 0 and "ok" in result.stdout
+        return
+    home = Path(tempfile.mkdtemp(prefix="connector-ops-"))
+    try:
+        home.chmod(0o755)
+        ledger = home / "state" / "compliance.sqlite"
+        ledger.parent.mkdir(mode=0o755)
+        shutil.copy2(demo_site.ledger_path, ledger)
+        os.chown(ledger, -1, group.gr_gid)
+        ledger.chmod(0o640)
+        before = digest(ledger)
+        args = ["--ledger", str(ledger), "--mappings", str(DEMO_MAPPINGS)]
+        status = as_other_user([group.gr_gid], *args, "status", cwd=home)
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.startswith("Compliance as of ")
+        runs = as_other_user([group.gr_gid], *args, "runs", "--format", "csv", cwd=home)
+        assert runs.returncode == 0 and runs.stdout.splitlines()[1].split(",")[3] == "ok"
+        # while a writer holds it in WAL mode (a sync running), readers still get in
+        writer = Ledger.open(ledger, create=False, group=group.gr_name)
+        try:
+            writer.db.execute("SELECT COUNT(*) FROM people").fetchone()
+            during = as_other_user([group.gr_gid], *args, "runs", "--format", "csv", cwd=home)
+            assert during.returncode == 0, during.stderr
+        finally:
+            writer.close()
+        assert sorted(p.name for p in ledger.parent.iterdir()) == ["compliance.sqlite"]
+        before = digest(ledger)
+        # click refuses an unreadable --ledger itself; the configured path reaches the ledger's own error
+        outsider = as_other_user([], "--mappings", str(DEMO_MAPPINGS), "status", cwd=home,
+                                 CONNECTOR_LEDGER=str(ledger))
+        assert outsider.returncode == 1
+        assert outsider.stderr.splitlines()[0] == (f"error: cannot read the ledger {ledger}: "
+                                                   "unable to open database file")
+        assert digest(ledger) == before
+    finally:
+        shutil.rmtree(home)
