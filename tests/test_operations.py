@@ -371,3 +371,62 @@ def test_a_group_member_reads_the_ledger_without_writing_it(demo_site: Site) -> 
         assert digest(ledger) == before
     finally:
         shutil.rmtree(home)
+
+
+# -- 6. backups -------------------------------------------------------------------------------------
+def test_backup_writes_a_checked_private_copy_and_never_overwrites(demo_site: Site) -> None:
+    assert at(demo_site, "sync").exit_code == 0
+    backups = demo_site.tmp / "backups"
+    backups.mkdir()
+    target = backups / "copy.sqlite"
+    result = at(demo_site, "backup", str(target))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (f"wrote {target} ({target.stat().st_size} bytes, schema version "
+                             f"{SCHEMA_VERSION}, integrity ok)\n")
+    assert mode(target) == 0o600
+    with Ledger.open_readonly(target) as copy, Ledger.open_readonly(demo_site.ledger_path) as original:
+        count = "SELECT COUNT(*) FROM evidence"
+        assert copy.db.execute(count).fetchone() == original.db.execute(count).fetchone() != (0,)
+    first = digest(target)
+    again = at(demo_site, "backup", str(target))
+    assert again.exit_code == 1
+    assert again.stderr == (f"error: {target} already exists; nothing was written\n"
+                            "  hint: choose a new name, or pass --force to replace it\n")
+    assert digest(target) == first
+    assert at(demo_site, "backup", "--force", str(target)).exit_code == 0
+    assert sorted(p.name for p in backups.iterdir()) == ["copy.sqlite"]  # no temporary left behind
+
+
+def test_backup_is_consistent_while_a_sync_writes(demo_site: Site, tmp_path: Path) -> None:
+    assert at(demo_site, "sync").exit_code == 0
+    writer = sqlite3.connect(demo_site.ledger_path, isolation_level=None)
+    try:
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("INSERT INTO sync_runs (started_at, outcome, mode) VALUES ('committed', 'ok', 'full')")
+        writer.execute("BEGIN IMMEDIATE")  # a sync in the middle of its transaction
+        writer.execute("INSERT INTO sync_runs (started_at, outcome, mode) VALUES ('uncommitted', 'running', 'full')")
+        naive = tmp_path / "cp.sqlite"
+        shutil.copyfile(demo_site.ledger_path, naive)  # what `cp` gets: the -wal is left behind
+        result = at(demo_site, "backup", str(tmp_path / "b.sqlite"))
+        assert result.exit_code == 0, result.output
+        writer.execute("COMMIT")
+    finally:
+        writer.close()
+    seen = "SELECT started_at FROM sync_runs WHERE started_at IN ('committed', 'uncommitted')"
+    assert sqlite3.connect(naive).execute(seen).fetchall() == []
+    copy = sqlite3.connect(tmp_path / "b.sqlite")
+    assert copy.execute(seen).fetchall() == [("committed",)]
+    assert copy.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+def test_backup_with_a_readers_group_and_of_a_missing_ledger(demo_site: Site, tmp_path: Path) -> None:
+    missing = at(demo_site, "backup", str(tmp_path / "b.sqlite"))
+    assert missing.exit_code == 1
+    assert missing.stderr.splitlines()[0] == f"error: no ledger at {demo_site.ledger_path}"
+    group = readers_group()
+    with_group(demo_site, group.gr_name)
+    assert at(demo_site, "sync").exit_code == 0
+    assert at(demo_site, "backup", str(tmp_path / "b.sqlite")).exit_code == 0
+    target = tmp_path / "b.sqlite"
+    assert (mode(target), target.stat().st_gid) == (0o640, group.gr_gid)
