@@ -766,5 +766,65 @@ def backup(ctx: click.Context, target: Path, force: bool) -> None:
                "integrity ok)")
 
 
+class _PluginCommand(click.Command):
+    """A usage mistake in a monitoring check is UNKNOWN (exit 3), not click's exit 2 (CRITICAL)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            click.echo(f"CONNECTOR UNKNOWN - {exc.format_message()}")
+            ctx.exit(3)
+
+
+@main.command(cls=_PluginCommand)
+@click.option("--max-age", default="36h", show_default=True,
+              help="CRITICAL when the last good sync is older (s, m, h or d).")
+@click.option("--warn-age", default="26h", show_default=True,
+              help="WARNING when the last good sync is older.")
+@click.option("--max-unplaced", default="5%", show_default=True,
+              help="WARNING when a larger share of active people is in no department.")
+@click.pass_context
+def check(ctx: click.Context, max_age: str, warn_age: str, max_unplaced: str) -> None:
+    """Monitoring plugin (Nagios/Icinga): one status line with performance data, from the ledger.
+
+    \b
+    Exit codes follow the plugin convention, NOT the connector's 0/1/2/75:
+    0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no or unreadable ledger, bad option).
+    WARNING: last good sync older than --warn-age, the last run failed, more than
+    --max-unplaced people in no department, a mapped course missing in Moodle.
+    CRITICAL: last good sync older than --max-age, or none at all.
+    Reads the ledger read-only; never calls Moodle.
+    """
+    from connector import health
+
+    try:
+        limits = health.Thresholds(warn_age_s=health.parse_age(warn_age),
+                                   max_age_s=health.parse_age(max_age),
+                                   max_unplaced=health.parse_share(max_unplaced))
+    except ValueError as exc:
+        verdict = health.unknown(str(exc))
+    else:
+        verdict = _check_ledger(ctx, limits)
+    click.echo(verdict.line)
+    sys.exit(verdict.state)
+
+
+def _check_ledger(ctx: click.Context, limits: Any) -> Any:
+    from connector import health
+    from connector.ledger import Ledger
+    from connector.mapping import load_mappings
+
+    try:
+        config = _config(ctx)
+        with Ledger.open_readonly(config.ledger_path) as ledger:
+            return health.assess(ledger, load_mappings(config.mappings_dir), health.now(), limits)
+    except ConnectorError as exc:
+        return health.unknown(exc.message)
+    except Exception as exc:  # the plugin contract: whatever happens, one line and exit 3
+        log.debug("check failed", exc_info=True)
+        return health.unknown(f"{type(exc).__name__}: {exc}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

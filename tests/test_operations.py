@@ -352,6 +352,7 @@ def test_a_group_member_reads_the_ledger_without_writing_it(demo_site: Site) -> 
         assert status.stdout.startswith("Compliance as of ")
         runs = as_other_user([group.gr_gid], *args, "runs", "--format", "csv", cwd=home)
         assert runs.returncode == 0 and runs.stdout.splitlines()[1].split(",")[3] == "ok"
+        assert as_other_user([group.gr_gid], *args, "check", cwd=home).stdout.startswith("CONNECTOR OK - ")
         # while a writer holds it in WAL mode (a sync running), readers still get in
         writer = Ledger.open(ledger, create=False, group=group.gr_name)
         try:
@@ -430,3 +431,99 @@ def test_backup_with_a_readers_group_and_of_a_missing_ledger(demo_site: Site, tm
     assert at(demo_site, "backup", str(tmp_path / "b.sqlite")).exit_code == 0
     target = tmp_path / "b.sqlite"
     assert (mode(target), target.stat().st_gid) == (0o640, group.gr_gid)
+
+
+# -- 7. check ---------------------------------------------------------------------------------------
+@pytest.fixture
+def synced(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, datetime]]:
+    assert at(demo_site, "sync").exit_code == 0
+    with Ledger.open_readonly(demo_site.ledger_path) as ledger:
+        finished = datetime.fromisoformat(ledger.last_run("ok")["finished_at"])  # type: ignore[index]
+    yield demo_site, finished
+
+
+def check_at(site: Site, when: datetime, monkeypatch: pytest.MonkeyPatch, *options: str) -> Result:
+    monkeypatch.setattr(health, "now", lambda: when)
+    return at(site, "check", *options)
+
+
+PERF_TAIL = "unplaced=0.0169;0.05;;0;1 missing_courses=0;0;;0;4"
+
+
+def test_check_ok(synced: tuple[Site, datetime], monkeypatch: pytest.MonkeyPatch) -> None:
+    site, finished = synced
+    result = check_at(site, finished + timedelta(hours=5), monkeypatch)
+    assert (result.exit_code, result.output) == (0, (
+        "CONNECTOR OK - last good sync 5 h ago (#1, full); 1 of 59 active people in no department (1.7 %); "
+        "all 4 mapped courses in Moodle | age=18000s;93600;129600;0 last_failed=0;0;;0;1 " + PERF_TAIL + "\n"))
+
+
+def test_check_warning_and_critical_by_age(synced: tuple[Site, datetime], monkeypatch: pytest.MonkeyPatch) -> None:
+    site, finished = synced
+    result = check_at(site, finished + timedelta(hours=27), monkeypatch)
+    assert (result.exit_code, result.output) == (1, (
+        "CONNECTOR WARNING - last good sync 27 h ago (#1, full), more than 26 h; 1 of 59 active people in no "
+        "department (1.7 %); all 4 mapped courses in Moodle | age=97200s;93600;129600;0 last_failed=0;0;;0;1 "
+        + PERF_TAIL + "\n"))
+    result = check_at(site, finished + timedelta(hours=40), monkeypatch, "--max-age", "2d", "--warn-age", "90m")
+    assert (result.exit_code, result.output) == (1, (
+        "CONNECTOR WARNING - last good sync 40 h ago (#1, full), more than 90 min; 1 of 59 active people in no "
+        "department (1.7 %); all 4 mapped courses in Moodle | age=144000s;5400;172800;0 last_failed=0;0;;0;1 "
+        + PERF_TAIL + "\n"))
+    result = check_at(site, finished + timedelta(days=4), monkeypatch)
+    assert (result.exit_code, result.output) == (2, (
+        "CONNECTOR CRITICAL - last good sync 4 days ago (#1, full), more than 36 h; 1 of 59 active people in no "
+        "department (1.7 %); all 4 mapped courses in Moodle | age=345600s;93600;129600;0 last_failed=0;0;;0;1 "
+        + PERF_TAIL + "\n"))
+
+
+def test_check_warns_on_a_failed_run_unplaced_people_and_missing_courses(
+        synced: tuple[Site, datetime], monkeypatch: pytest.MonkeyPatch) -> None:
+    site, finished = synced
+    conn = sqlite3.connect(site.ledger_path, isolation_level=None)
+    conn.execute("INSERT INTO sync_runs (started_at, finished_at, outcome, mode, error) VALUES "
+                 "(?, ?, 'failed', 'incremental', 'MoodleUnavailable: Moodle did not answer | twice\nmore')",
+                 [finished.isoformat(), finished.isoformat()])
+    conn.execute("UPDATE courses SET last_seen_run = 0 WHERE idnumber = 'ITSEC-CZ'")
+    conn.close()
+    result = check_at(site, finished + timedelta(hours=1), monkeypatch, "--max-unplaced", "1 %")
+    assert (result.exit_code, result.output) == (1, (
+        "CONNECTOR WARNING - last good sync 60 min ago (#1, full); last run #2 failed: MoodleUnavailable: "
+        "Moodle did not answer / twice; 1 of 59 active people in no department (1.7 %), more than 1 %; "
+        "1 of 4 mapped courses missing in Moodle: idnumber:ITSEC-CZ | age=3600s;93600;129600;0 last_failed=1;0;;0;1 "
+        "unplaced=0.0169;0.01;;0;1 missing_courses=1;0;;0;4\n"))
+
+
+def test_check_critical_without_any_good_sync(tmp_path: Path) -> None:
+    Ledger.open(tmp_path / "new.sqlite").close()
+    result = cli("--ledger", str(tmp_path / "new.sqlite"), "--mappings", str(DEMO_MAPPINGS), "check")
+    assert (result.exit_code, result.output) == (2, (
+        "CONNECTOR CRITICAL - no successful sync in the ledger yet; 0 of 0 active people in no department "
+        "(0.0 %) | age=U;93600;129600;0 last_failed=0;0;;0;1 unplaced=0;0.05;;0;1\n"))
+
+
+def test_check_unknown(tmp_path: Path) -> None:
+    base = ["--mappings", str(DEMO_MAPPINGS)]
+    result = cli("--ledger", str(tmp_path / "none.sqlite"), *base, "check")
+    assert (result.exit_code, result.output) == (3, f"CONNECTOR UNKNOWN - no ledger at {tmp_path / 'none.sqlite'}\n")
+    old_ledger(tmp_path / "old.sqlite")
+    result = cli("--ledger", str(tmp_path / "old.sqlite"), *base, "check")
+    assert (result.exit_code, result.output) == (3, (
+        f"CONNECTOR UNKNOWN - the ledger {tmp_path / 'old.sqlite'} has schema version 1, this connector needs "
+        f"{SCHEMA_VERSION}: upgrade it with `connector upgrade` (it makes a backup first) or `connector sync`\n"))
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
+    result = cli("--ledger", str(tmp_path / "junk.sqlite"), *base, "check")
+    assert (result.exit_code, result.output) == (3, (
+        f"CONNECTOR UNKNOWN - cannot read the ledger {tmp_path / 'junk.sqlite'}: file is not a database\n"))
+    assert cli("check", "--max-age", "soon").output == (
+        "CONNECTOR UNKNOWN - 'soon' is not an age; write e.g. 36h, 90m, 2d or 3600s\n")
+    result = cli("check", "--max-unplaced", "150%")
+    assert (result.exit_code, result.output) == (3, "CONNECTOR UNKNOWN - '150%' is not a share; write e.g. 5% or 0.05\n")
+    result = cli("check", "--bogus")
+    assert (result.exit_code, result.output) == (3, "CONNECTOR UNKNOWN - No such option '--bogus'.\n")
+
+
+def test_check_help_says_its_exit_codes_are_the_plugin_convention() -> None:
+    text = cli("check", "--help").output
+    assert "Exit codes follow the plugin convention, NOT the connector's 0/1/2/75:" in text
+    assert "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN" in text

@@ -1,0 +1,165 @@
+"""`connector check`: the ledger's health as a Nagios/Icinga plugin sees it.
+
+Plugin convention, not the connector's own exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN,
+and one line ``CONNECTOR <STATE> - <what> | <performance data>``. Everything comes from the
+ledger, opened read-only (no Moodle call, no write), so a monitoring user in the ledger's readers'
+group can run it.
+
+What is judged, in this order on the line:
+* the age of the last good sync: WARNING past ``warn_age``, CRITICAL past ``max_age`` (and when
+  the ledger holds no good sync at all);
+* the last finished run failed: WARNING (a retry may still fix it; the age turns it CRITICAL);
+* the share of active people in no department: WARNING past ``max_unplaced``;
+* mapped courses missing from the course list the last good sync read: WARNING.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.ledger import Ledger
+from connector.mapping import Mappings
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$", re.IGNORECASE)
+_AGE_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+_SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
+
+
+def now() -> datetime:
+    """The clock `check` measures ages with (one place, so tests can hold it still)."""
+    return datetime.now(UTC)
+
+
+def parse_age(text: str) -> float:
+    """ "36h", "90m", "2d", "3600s" or "3600" (seconds) -> seconds; ValueError says what to write."""
+    match = _AGE.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"'{text}' is not an age; write e.g. 36h, 90m, 2d or 3600s")
+    return float(match.group(1)) * _AGE_UNITS[(match.group(2) or "s").lower()]
+
+
+def parse_share(text: str) -> float:
+    """ "5%", "5 %" -> 0.05; "0.05" -> 0.05; ValueError says what to write."""
+    match = _SHARE.match(text)
+    value = float(match.group(1)) if match else -1.0
+    if match and match.group(2):
+        value /= 100
+    if not match or not 0 <= value <= 1:
+        raise ValueError(f"'{text}' is not a share; write e.g. 5% or 0.05")
+    return value
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn_age_s: float = 26 * 3600  # a nightly job missed once
+    max_age_s: float = 36 * 3600
+    max_unplaced: float = 0.05
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: int
+    line: str
+
+
+def unknown(message: str) -> Verdict:
+    return Verdict(UNKNOWN, f"CONNECTOR UNKNOWN - {_shorten(message, 300)}")
+
+
+def assess(ledger: Ledger, mappings: Mappings, at: datetime, limits: Thresholds) -> Verdict:
+    states: list[int] = []
+    facts: list[str] = []
+    perf: list[str] = []
+
+    last_ok = ledger.last_run("ok")
+    if last_ok is None:
+        states.append(CRITICAL)
+        facts.append("no successful sync in the ledger yet")
+        perf.append(f"age=U;{limits.warn_age_s:.0f};{limits.max_age_s:.0f};0")
+    else:
+        age = max(0.0, (at - _when(last_ok)).total_seconds())
+        text = f"last good sync {_ago(age)} (#{last_ok['id']}, {last_ok['mode']})"
+        if age > limits.max_age_s:
+            states.append(CRITICAL)
+            text += f", more than {_ago(limits.max_age_s, suffix=False)}"
+        elif age > limits.warn_age_s:
+            states.append(WARNING)
+            text += f", more than {_ago(limits.warn_age_s, suffix=False)}"
+        facts.append(text)
+        perf.append(f"age={age:.0f}s;{limits.warn_age_s:.0f};{limits.max_age_s:.0f};0")
+
+    failed = _last_finished_failed(ledger)
+    if failed is not None:
+        states.append(WARNING)
+        error = (failed["error"] or "no reason recorded").splitlines()[0]
+        facts.append(f"last run #{failed['id']} failed: {_shorten(error, 100)}")
+    perf.append(f"last_failed={1 if failed else 0};0;;0;1")
+
+    active, unplaced = ledger.db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(department_id IS NULL), 0) FROM people "
+        "WHERE active = 1 AND deleted = 0").fetchone()
+    share = unplaced / active if active else 0.0
+    text = f"{unplaced} of {active} active people in no department ({share * 100:.1f} %)"
+    if share > limits.max_unplaced:
+        states.append(WARNING)
+        text += f", more than {limits.max_unplaced * 100:g} %"
+    facts.append(text)
+    perf.append(f"unplaced={round(share, 4):g};{limits.max_unplaced:g};;0;1")
+
+    if last_ok is not None:
+        refs = mappings.course_refs()
+        courses = _courses_seen(ledger, last_ok["id"])
+        missing = [str(ref) for ref in refs if not any(ref.matches(c) for c in courses)]
+        if missing:
+            states.append(WARNING)
+            names = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+            facts.append(f"{len(missing)} of {len(refs)} mapped courses missing in Moodle: {names}")
+        else:
+            facts.append(f"all {len(refs)} mapped courses in Moodle")
+        perf.append(f"missing_courses={len(missing)};0;;0;{len(refs)}")
+
+    state = max(states, default=OK)
+    return Verdict(state, f"CONNECTOR {STATE_NAMES[state]} - {'; '.join(facts)} | {' '.join(perf)}")
+
+
+def _courses_seen(ledger: Ledger, run_id: int) -> list[Any]:
+    """The courses Moodle listed to that run (every run records the whole course list)."""
+    from connector.moodle.records import Course
+
+    return [Course(id=r[0], idnumber=r[1] or "", shortname=r[2] or "", fullname=r[3] or "",
+                   visible=bool(r[4]), completion_enabled=bool(r[5]))
+            for r in ledger.db.execute(
+                "SELECT course_id, idnumber, shortname, fullname, visible, completion_enabled "
+                "FROM courses WHERE last_seen_run >= ?", [run_id])]
+
+
+def _last_finished_failed(ledger: Ledger) -> dict[str, Any] | None:
+    row = ledger.db.execute_returning_dicts(
+        "SELECT id, outcome, error FROM sync_runs WHERE outcome != 'running' ORDER BY id DESC LIMIT 1")
+    return row[0] if row and row[0]["outcome"] == "failed" else None
+
+
+def _when(run: dict[str, Any]) -> datetime:
+    stamp = datetime.fromisoformat(run["finished_at"] or run["started_at"])
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _ago(seconds: float, *, suffix: bool = True) -> str:
+    if seconds < 7200:
+        text = f"{int(seconds // 60)} min"
+    elif seconds < 72 * 3600:
+        text = f"{int(seconds // 3600)} h"
+    else:
+        text = f"{int(seconds // 86400)} days"
+    return text + " ago" if suffix else text
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split()).replace("|", "/")  # '|' would start the performance data
+    return text if len(text) <= limit else text[: limit - 3] + "..."
