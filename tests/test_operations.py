@@ -527,3 +527,61 @@ def test_check_help_says_its_exit_codes_are_the_plugin_convention() -> None:
     text = cli("check", "--help").output
     assert "Exit codes follow the plugin convention, NOT the connector's 0/1/2/75:" in text
     assert "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN" in text
+
+
+# -- 4. the deployment files ------------------------------------------------------------------------------
+CONTRIB = REPO / "contrib"
+SERVICE = CONTRIB / "systemd" / "connector-sync.service"
+TIMER = CONTRIB / "systemd" / "connector-sync.timer"
+INSTALLED = "/opt/connector/bin/connector"
+
+
+def directives(path: Path) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith(("#", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            found.setdefault(key.strip(), []).append(value.strip())
+    return found
+
+
+def test_the_units_hold_what_production_needs() -> None:
+    service, timer = directives(SERVICE), directives(TIMER)
+    required = {"Type": ["oneshot"], "User": ["connector"], "StateDirectory": ["connector"],
+                "LoadCredential": ["moodle-token:/etc/connector/moodle-token"],
+                "ProtectSystem": ["strict"], "NoNewPrivileges": ["yes"], "PrivateTmp": ["yes"],
+                "StandardOutput": ["journal"], "StandardError": ["journal"],
+                "ExecStart": [f"{INSTALLED} sync --quiet"]}
+    assert {key: service.get(key) for key in required} == required
+    assert timer["OnCalendar"] == ["*-*-* 02:15"] and timer["Persistent"] == ["true"]
+    assert timer["WantedBy"] == ["timers.target"]
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    # ExecStart is what the README's install creates, and the install ends by enabling the timer
+    assert "sudo python3 -m venv /opt/connector" in readme and f"{INSTALLED} --version" in readme
+    assert "sudo systemctl enable --now connector-sync.timer" in readme
+    cron = (CONTRIB / "cron" / "connector").read_text(encoding="utf-8")
+    sync_line = next(line for line in cron.splitlines() if " sync " in line and not line.startswith("#"))
+    assert sync_line.split()[5:] == ["connector", INSTALLED, "sync", "--quiet",
+                                     ">>/var/lib/connector/sync.log", "2>&1"]
+    assert "/var/log" not in sync_line and "/var/log/connector.log" not in readme
+    sample = load_config(CONTRIB / "connector.toml", env={})
+    assert sample.ledger_path == Path("/var/lib/connector/compliance.sqlite")  # inside StateDirectory
+
+
+VERIFY = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(VERIFY is None, reason="systemd-analyze is not installed, so `systemd-analyze verify` "
+                    "cannot run here; test_the_units_hold_what_production_needs still checks the units' content")
+def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    # verify insists that ExecStart's program exists: point a copy at a stand-in, change nothing else
+    stand_in = tmp_path / "connector"
+    stand_in.write_text("#!/bin/sh\n", encoding="utf-8")
+    stand_in.chmod(0o755)
+    service = SERVICE.read_text(encoding="utf-8")
+    assert service.count(INSTALLED) == 1
+    (tmp_path / SERVICE.name).write_text(service.replace(INSTALLED, str(stand_in)), encoding="utf-8")
+    shutil.copy(TIMER, tmp_path / TIMER.name)
+    result = subprocess.run([str(VERIFY), "verify", str(tmp_path / SERVICE.name), str(tmp_path / TIMER.name)],
+                            capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
