@@ -805,25 +805,9 @@ def check(ctx: click.Context, max_age: str, warn_age: str, max_unplaced: str) ->
     except ValueError as exc:
         verdict = health.unknown(str(exc))
     else:
-        verdict = _check_ledger(ctx, limits)
+        verdict = health.check_ledger(lambda: _config(ctx), limits)
     click.echo(verdict.line)
     sys.exit(verdict.state)
-
-
-def _check_ledger(ctx: click.Context, limits: Any) -> Any:
-    from connector import health
-    from connector.ledger import Ledger
-    from connector.mapping import load_mappings
-
-    try:
-        config = _config(ctx)
-        with Ledger.open_readonly(config.ledger_path) as ledger:
-            return health.assess(ledger, load_mappings(config.mappings_dir), health.now(), limits)
-    except ConnectorError as exc:
-        return health.unknown(exc.message)
-    except Exception as exc:  # the plugin contract: whatever happens, one line and exit 3
-        log.debug("check failed", exc_info=True)
-        return health.unknown(f"{type(exc).__name__}: {exc}")
 
 
 if __name__ == "__main__":  # pragma: no cover

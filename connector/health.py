@@ -15,13 +15,19 @@ What is judged, in this order on the line:
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.config import Config
+from connector.errors import ConnectorError
 from connector.ledger import Ledger
-from connector.mapping import Mappings
+from connector.mapping import Mappings, load_mappings
+
+log = logging.getLogger("connector.check")
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -70,6 +76,19 @@ class Verdict:
 
 def unknown(message: str) -> Verdict:
     return Verdict(UNKNOWN, f"CONNECTOR UNKNOWN - {_shorten(message, 300)}")
+
+
+def check_ledger(load_config: Callable[[], Config], limits: Thresholds) -> Verdict:
+    """The verdict on the configured ledger; whatever goes wrong is UNKNOWN, never a traceback."""
+    try:
+        config = load_config()
+        with Ledger.open_readonly(config.ledger_path) as ledger:
+            return assess(ledger, load_mappings(config.mappings_dir), now(), limits)
+    except ConnectorError as exc:
+        return unknown(exc.message)
+    except Exception as exc:  # the plugin contract: one line and exit 3, even for a bug
+        log.debug("check failed", exc_info=True)
+        return unknown(f"{type(exc).__name__}: {exc}")
 
 
 def assess(ledger: Ledger, mappings: Mappings, at: datetime, limits: Thresholds) -> Verdict:
