@@ -782,10 +782,11 @@ class _PluginCommand(click.Command):
               help="CRITICAL when the last good sync is older (s, m, h or d).")
 @click.option("--warn-age", default="26h", show_default=True,
               help="WARNING when the last good sync is older.")
-@click.option("--max-unplaced", default="5%", show_default=True,
-              help="WARNING when a larger share of active people is in no department.")
+@click.option("--max-unplaced", metavar="SHARE",
+              help="WARNING when a larger share of active people is in no department, e.g. \"5 %\" "
+              "[default: [sync] max_unplaced, 5 %].")
 @click.pass_context
-def check(ctx: click.Context, max_age: str, warn_age: str, max_unplaced: str) -> None:
+def check(ctx: click.Context, max_age: str, warn_age: str, max_unplaced: str | None) -> None:
     """Monitoring plugin (Nagios/Icinga): one status line with performance data, from the ledger.
 
     \b
@@ -798,14 +799,8 @@ def check(ctx: click.Context, max_age: str, warn_age: str, max_unplaced: str) ->
     """
     from connector import health
 
-    try:
-        limits = health.Thresholds(warn_age_s=health.parse_age(warn_age),
-                                   max_age_s=health.parse_age(max_age),
-                                   max_unplaced=health.parse_share(max_unplaced))
-    except ValueError as exc:
-        verdict = health.unknown(str(exc))
-    else:
-        verdict = health.check_ledger(lambda: _config(ctx), limits)
+    verdict = health.check_ledger(lambda: _config(ctx), warn_age=warn_age, max_age=max_age,
+                                  max_unplaced=max_unplaced)
     click.echo(verdict.line)
     sys.exit(verdict.state)
 

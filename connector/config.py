@@ -169,7 +169,8 @@ def find_config(path: Path | None, env: Mapping[str, str],
             raise ConfigError(Problem(str(given), "", "config file not found",
                                       f"check the path given to {origin}"))
         return given, origin, (given,)
-    candidates: list[tuple[Path, str]] = [((cwd or Path.cwd()) / DEFAULT_CONFIG_NAME, "the working directory")]
+    here = cwd / DEFAULT_CONFIG_NAME if cwd is not None else Path(DEFAULT_CONFIG_NAME)
+    candidates: list[tuple[Path, str]] = [(here, "the working directory")]
     xdg = env.get("XDG_CONFIG_HOME")
     if xdg and Path(xdg).is_absolute():  # the XDG spec: a relative value is invalid and ignored
         candidates.append((Path(xdg) / "connector" / DEFAULT_CONFIG_NAME, "XDG_CONFIG_HOME"))

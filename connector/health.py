@@ -26,6 +26,8 @@ from connector.config import Config
 from connector.errors import ConnectorError
 from connector.ledger import Ledger
 from connector.mapping import Mappings, load_mappings
+from connector.reports.unplaced import unplaced_counts
+from connector.shares import format_share, parse_share
 
 log = logging.getLogger("connector.check")
 
@@ -34,7 +36,6 @@ STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNK
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$", re.IGNORECASE)
 _AGE_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-_SHARE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%?)\s*$")
 
 
 def now() -> datetime:
@@ -48,17 +49,6 @@ def parse_age(text: str) -> float:
     if not match or float(match.group(1)) <= 0:
         raise ValueError(f"'{text}' is not an age; write e.g. 36h, 90m, 2d or 3600s")
     return float(match.group(1)) * _AGE_UNITS[(match.group(2) or "s").lower()]
-
-
-def parse_share(text: str) -> float:
-    """ "5%", "5 %" -> 0.05; "0.05" -> 0.05; ValueError says what to write."""
-    match = _SHARE.match(text)
-    value = float(match.group(1)) if match else -1.0
-    if match and match.group(2):
-        value /= 100
-    if not match or not 0 <= value <= 1:
-        raise ValueError(f"'{text}' is not a share; write e.g. 5% or 0.05")
-    return value
 
 
 @dataclass(frozen=True)
@@ -78,12 +68,21 @@ def unknown(message: str) -> Verdict:
     return Verdict(UNKNOWN, f"CONNECTOR UNKNOWN - {_shorten(message, 300)}")
 
 
-def check_ledger(load_config: Callable[[], Config], limits: Thresholds) -> Verdict:
-    """The verdict on the configured ledger; whatever goes wrong is UNKNOWN, never a traceback."""
+def check_ledger(load_config: Callable[[], Config], *, warn_age: str, max_age: str,
+                 max_unplaced: str | None) -> Verdict:
+    """The verdict on the configured ledger; whatever goes wrong is UNKNOWN, never a traceback.
+
+    ``max_unplaced`` None: the config's ``[sync] max_unplaced``, the share a sync warns about.
+    """
     try:
+        limits_ages = parse_age(warn_age), parse_age(max_age)
+        share = parse_share(max_unplaced) if max_unplaced is not None else None
         config = load_config()
+        limits = Thresholds(*limits_ages, config.max_unplaced if share is None else share)
         with Ledger.open_readonly(config.ledger_path) as ledger:
             return assess(ledger, load_mappings(config.mappings_dir), now(), limits)
+    except ValueError as exc:
+        return unknown(f"--max-age, --warn-age or --max-unplaced: {exc}")
     except ConnectorError as exc:
         return unknown(exc.message)
     except Exception as exc:  # the plugin contract: one line and exit 3, even for a bug
@@ -120,14 +119,12 @@ def assess(ledger: Ledger, mappings: Mappings, at: datetime, limits: Thresholds)
         facts.append(f"last run #{failed['id']} failed: {_shorten(error, 100)}")
     perf.append(f"last_failed={1 if failed else 0};0;;0;1")
 
-    active, unplaced = ledger.db.execute(
-        "SELECT COUNT(*), COALESCE(SUM(department_id IS NULL), 0) FROM people "
-        "WHERE active = 1 AND deleted = 0").fetchone()
+    unplaced, active = unplaced_counts(ledger)  # counted as the sync's warning counts them
     share = unplaced / active if active else 0.0
-    text = f"{unplaced} of {active} active people in no department ({share * 100:.1f} %)"
+    text = f"{unplaced} of {active} active people in no department ({format_share(share)})"
     if share > limits.max_unplaced:
         states.append(WARNING)
-        text += f", more than {limits.max_unplaced * 100:g} %"
+        text += f", more than {format_share(limits.max_unplaced)}"
     facts.append(text)
     perf.append(f"unplaced={round(share, 4):g};{limits.max_unplaced:g};;0;1")
 

@@ -232,7 +232,8 @@ class Ledger:
             raise LedgerError(f"no ledger at {path}",
                               hint="run `connector sync` first, or pass --ledger / set [ledger] path")
         try:
-            conn = sqlite3.connect(_readonly_uri(path), uri=True, isolation_level=None, timeout=30, check_same_thread=False)
+            conn = sqlite3.connect(_readonly_uri(path), uri=True, isolation_level=None, timeout=30,
+                                   check_same_thread=False)
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot read the ledger {path}: {exc}",

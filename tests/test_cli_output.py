@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import connector.config
 from connector.cli import main
+from connector.doctor import Check, format_check
 from connector.mapping import DEMO_MAPPINGS
 from tests.conftest import ANCHOR
 
@@ -110,7 +112,9 @@ def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_doctor_in_an_empty_directory_lists_every_problem_on_its_own_lines(empty_dir: Path) -> None:
     code, out, err = run("doctor")
     assert out.splitlines() == [
-        "[ok  ] config: no connector.toml; environment only",
+        *format_check(Check("config", True, "no config file found (looked for connector.toml, "
+                            f"{os.environ['XDG_CONFIG_HOME']}/connector/connector.toml, "
+                            f"{connector.config.SYSTEM_CONFIG}); defaults and environment in use")),
         "[FAIL] mappings: 1 problem",
         "       - mappings: the directory does not exist",
         "         hint: set [mappings] dir in connector.toml, or CONNECTOR_MAPPINGS, or run",

@@ -317,7 +317,7 @@ def test_doctor_against_the_demo_emulator(in_demo: Demo) -> None:
     # The "report" check (lines 9-10) is left out on purpose: it prints a Python list,
     # "columns ['Course full name with link', ...]" (reported as a bug).
     assert lines[:8] + lines[-2:] == [
-        "[ok  ] config: connector.toml",
+        "[ok  ] config: connector.toml (from --config)",
         "[ok  ] mappings: demo-mappings: 4 requirements",
         "[ok  ] ledger: ledger.sqlite (mode 600)",
         f"[ok  ] reachable: {in_demo.url} answered",
@@ -371,7 +371,7 @@ def test_missing_config_file(in_demo: Demo) -> None:
     result = connector("--config", "missing.toml", "status")
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", """\
 error: 1 problem found:
-  - missing.toml: config file not found (check the path given to --config / CONNECTOR_CONFIG)
+  - missing.toml: config file not found (check the path given to --config)
 """)
 
 

@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 from connector import health
 from connector.cli import main
 from connector.config import load_config
+from connector.doctor import Check, format_check
 from connector.errors import ConfigError, LedgerError
 from connector.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
 from connector.mapping import DEMO_MAPPINGS
@@ -134,13 +135,13 @@ def test_doctor_names_the_config_file_it_used(tmp_path: Path, monkeypatch: pytes
     xdg = Path(os.environ["XDG_CONFIG_HOME"])
     system = connector.config.SYSTEM_CONFIG
     result = cli("--mappings", str(DEMO_MAPPINGS), "doctor")
-    assert (f"[ok  ] config: no config file found (looked for {tmp_path / 'connector.toml'}, "
-            f"{xdg / 'connector' / 'connector.toml'}, {system}); defaults and environment in use") \
-        in result.stdout.splitlines()
+    expected = format_check(Check("config", True, f"no config file found (looked for connector.toml, "
+                                  f"{xdg / 'connector' / 'connector.toml'}, {system}); defaults and "
+                                  "environment in use"))
+    assert result.stdout.splitlines()[:len(expected)] == expected
     (tmp_path / "connector.toml").write_text("[ledger]\npath = \"l.sqlite\"\n", encoding="utf-8")
     result = cli("--mappings", str(DEMO_MAPPINGS), "doctor")
-    assert f"[ok  ] config: {tmp_path / 'connector.toml'} (from the working directory)" \
-        in result.stdout.splitlines()
+    assert result.stdout.splitlines()[0] == "[ok  ] config: connector.toml (from the working directory)"
 
 
 def test_the_systemd_credential_is_a_token_source(tmp_path: Path) -> None:
@@ -251,12 +252,13 @@ def test_a_group_that_cannot_be_set_is_a_clear_error(tmp_path: Path) -> None:
 def test_doctor_accepts_the_group_mode_only_with_a_group(demo_site: Site) -> None:
     assert at(demo_site, "sync").exit_code == 0
     demo_site.ledger_path.chmod(0o640)
-    lines = at(demo_site, "doctor").stdout.splitlines()
-    assert f"[FAIL] ledger: {demo_site.ledger_path} (mode 640)" in lines
-    assert (f"       -> it holds personal data: chmod 600 {demo_site.ledger_path} "
-            "(`connector upgrade` resets it)") in lines
+    output = at(demo_site, "doctor").stdout
+    assert "\n".join(format_check(Check(
+        "ledger", False, f"{demo_site.ledger_path} (mode 640)",
+        f"it holds personal data: chmod 600 {demo_site.ledger_path} (`connector upgrade` resets it)"))) in output
     with_group(demo_site, readers_group().gr_name)
-    assert f"[ok  ] ledger: {demo_site.ledger_path} (mode 640)" in at(demo_site, "doctor").stdout.splitlines()
+    expected = "\n".join(format_check(Check("ledger", True, f"{demo_site.ledger_path} (mode 640)")))
+    assert expected in at(demo_site, "doctor").stdout
 
 
 READ_COMMANDS = [("status",), ("export",), ("person", "u001"), ("runs",), ("courses", "--offline")]
@@ -494,12 +496,24 @@ def test_check_warns_on_a_failed_run_unplaced_people_and_missing_courses(
         "unplaced=0.0169;0.01;;0;1 missing_courses=1;0;;0;4\n"))
 
 
+def test_check_warns_at_the_share_the_sync_warns_at(synced: tuple[Site, datetime],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    site, finished = synced
+    with site.config_path.open("a", encoding="utf-8") as config:
+        config.write('max_unplaced = "1 %"\n')  # in [sync], the file's last section
+    result = check_at(site, finished + timedelta(minutes=30), monkeypatch)
+    assert (result.exit_code, result.output) == (1, (
+        "CONNECTOR WARNING - last good sync 30 min ago (#1, full); 1 of 59 active people in no department "
+        "(1.7 %), more than 1 %; all 4 mapped courses in Moodle | age=1800s;93600;129600;0 "
+        "last_failed=0;0;;0;1 unplaced=0.0169;0.01;;0;1 missing_courses=0;0;;0;4\n"))
+
+
 def test_check_critical_without_any_good_sync(tmp_path: Path) -> None:
     Ledger.open(tmp_path / "new.sqlite").close()
     result = cli("--ledger", str(tmp_path / "new.sqlite"), "--mappings", str(DEMO_MAPPINGS), "check")
     assert (result.exit_code, result.output) == (2, (
         "CONNECTOR CRITICAL - no successful sync in the ledger yet; 0 of 0 active people in no department "
-        "(0.0 %) | age=U;93600;129600;0 last_failed=0;0;;0;1 unplaced=0;0.05;;0;1\n"))
+        "(0 %) | age=U;93600;129600;0 last_failed=0;0;;0;1 unplaced=0;0.05;;0;1\n"))
 
 
 def test_check_unknown(tmp_path: Path) -> None:
@@ -516,9 +530,12 @@ def test_check_unknown(tmp_path: Path) -> None:
     assert (result.exit_code, result.output) == (3, (
         f"CONNECTOR UNKNOWN - cannot read the ledger {tmp_path / 'junk.sqlite'}: file is not a database\n"))
     assert cli("check", "--max-age", "soon").output == (
-        "CONNECTOR UNKNOWN - 'soon' is not an age; write e.g. 36h, 90m, 2d or 3600s\n")
+        "CONNECTOR UNKNOWN - --max-age, --warn-age or --max-unplaced: 'soon' is not an age; "
+        "write e.g. 36h, 90m, 2d or 3600s\n")
     result = cli("check", "--max-unplaced", "150%")
-    assert (result.exit_code, result.output) == (3, "CONNECTOR UNKNOWN - '150%' is not a share; write e.g. 5% or 0.05\n")
+    assert (result.exit_code, result.output) == (3, (
+        "CONNECTOR UNKNOWN - --max-age, --warn-age or --max-unplaced: '150%' is not between 0 and 100 %; "
+        "write it like \"5 %\"\n"))
     result = cli("check", "--bogus")
     assert (result.exit_code, result.output) == (3, "CONNECTOR UNKNOWN - No such option '--bogus'.\n")
 
