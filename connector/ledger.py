@@ -39,7 +39,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.backup import copy_database, file_mode, group_id, upgrade_backup_path
+from connector.backup import BackupResult, copy_database, file_mode, group_id, upgrade_backup_path
 from connector.errors import LedgerError
 from connector.moodle.records import Completion, Course
 
@@ -265,7 +265,7 @@ class Ledger:
             on_upgrade(f"upgraded the ledger {self.path} from schema version {version} to {SCHEMA_VERSION}; "
                        f"the previous one is kept in {backup.path}")
 
-    def _backup_before_upgrade(self, version: int, group: str | None) -> Any:
+    def _backup_before_upgrade(self, version: int, group: str | None) -> BackupResult:
         # A second connection reads the snapshot this one's write lock keeps still (WAL lets it);
         # SQLite's backup cannot read through a connection that holds a write transaction.
         source = sqlite3.connect(_readonly_uri(self.path), uri=True)

@@ -128,6 +128,34 @@ def test_a_named_config_that_does_not_exist_is_a_config_error(tmp_path: Path,
         in result.stderr
 
 
+def test_a_config_this_user_may_not_look_at_is_a_clear_config_error(tmp_path: Path) -> None:
+    private = Path(tempfile.mkdtemp(prefix="connector-ops-"))  # a folder only its owner may enter
+    try:
+        (private / "connector.toml").write_text("[moodle]\n", encoding="utf-8")
+        private.chmod(0o700 if ROOT else 0o000)
+        env = {"CONNECTOR_CONFIG": str(private / "connector.toml")}
+        if ROOT:  # root may look anywhere: ask as another user
+            public = Path(tempfile.mkdtemp(prefix="connector-ops-"))
+            public.chmod(0o755)
+            try:
+                result = as_other_user([], "runs", cwd=public, **env)
+            finally:
+                shutil.rmtree(public)
+            code, err = result.returncode, result.stderr
+        else:
+            outcome = CliRunner(env=env).invoke(main, ["runs"])
+            code, err = outcome.exit_code, outcome.stderr
+    finally:
+        private.chmod(0o700)
+        shutil.rmtree(private)
+    assert code == 2
+    assert err.splitlines() == [
+        "error: 1 problem found:",
+        f"  - {private / 'connector.toml'}: this user may not read it (permission denied) (it holds no "
+        "secret (the token has its own file): make it and its directory readable for this user's group, "
+        "or pass --config)"]
+
+
 def test_doctor_names_the_config_file_it_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ("MOODLE_URL", "MOODLE_TOKEN", "MOODLE_TOKEN_FILE", "CONNECTOR_CONFIG"):
