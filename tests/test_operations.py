@@ -308,6 +308,9 @@ def test_read_commands_never_upgrade_an_old_ledger(tmp_path: Path, command: tupl
 def test_upgrade_backs_the_old_ledger_up_first_and_names_the_copy(tmp_path: Path) -> None:
     ledger = tmp_path / "compliance.sqlite"
     old_ledger(ledger)
+    manual = tmp_path / "before-upgrading.sqlite"  # `backup` copies any schema, for exactly this moment
+    result = cli("--ledger", str(ledger), "backup", str(manual))
+    assert result.stdout == f"wrote {manual} ({manual.stat().st_size} bytes, schema version 1, integrity ok)\n"
     result = cli("--ledger", str(ledger), "upgrade")
     assert result.exit_code == 0, result.output
     backups = list(tmp_path.glob("compliance.schema1-*.sqlite"))
