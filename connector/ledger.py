@@ -39,7 +39,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.backup import BackupResult, copy_database, file_mode, group_id, upgrade_backup_path
+from connector.backup import BackupResult, copy_database, group_id, upgrade_backup_path
 from connector.errors import LedgerError
 from connector.moodle.records import Completion, Course
 
@@ -216,7 +216,9 @@ class Ledger:
             ledger = cls(db, path)
             _enforce_modes(path, group)  # after WAL mode made the -wal/-shm files exist
             ledger._migrate(group, on_upgrade or log.warning)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            if any(word in str(exc).lower() for word in ("readonly", "locked", "busy", "full")):
+                raise ledger_error(exc, path) from None  # an operational fault, said plainly
             raise LedgerError(f"cannot open the ledger {path}: {exc}",
                               hint="is it a connector ledger? check the path and the file's permissions") from exc
         return ledger
@@ -235,7 +237,9 @@ class Ledger:
             conn = sqlite3.connect(_readonly_uri(path), uri=True, isolation_level=None, timeout=30,
                                    check_same_thread=False)
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
+            if "unable to open" not in str(exc) and "readonly" not in str(exc):
+                raise ledger_error(exc, path) from None
             raise LedgerError(f"cannot read the ledger {path}: {exc}",
                               hint="readers need read access to the ledger (and its -wal/-shm files); "
                               "`connector upgrade`, run once as the connector's user, resets their modes") from None
@@ -250,10 +254,13 @@ class Ledger:
 
     def _migrate(self, group: str | None, on_upgrade: Callable[[str], None]) -> None:
         """Upgrade to SCHEMA_VERSION in one transaction, after a backup of a ledger that held data."""
-        backup: Path | None = None
-        with self.transaction():  # the version is read under the write lock: two openers cannot race
+        backup: BackupResult | None = None
+        version = self.schema_version
+        _check_version(self.path, version, new_ok=True)
+        if version == SCHEMA_VERSION:
+            return  # the usual case: no write lock taken
+        with self.transaction():  # read again under the write lock: another opener may have upgraded
             version = self.schema_version
-            _check_version(self.path, version, new_ok=True)
             if version == SCHEMA_VERSION:
                 return
             if version > 0:
@@ -684,6 +691,9 @@ def _readonly_uri(path: Path) -> str:
 
 
 def _check_version(path: Path, version: int, *, new_ok: bool = False) -> None:
+    if version < 0:
+        raise LedgerError(f"the ledger {path} is damaged (schema version {version})",
+                          hint="restore the last backup of the ledger; keep the damaged file for inspection")
     if version > SCHEMA_VERSION:
         raise LedgerError(
             f"the ledger {path} has schema version {version}, newer than this connector "
@@ -708,14 +718,15 @@ def _create_private_file(path: Path, group: str | None = None) -> None:
 
 
 def _enforce_modes(path: Path, group: str | None) -> None:
-    """The ledger and its -wal/-shm: exactly 0600, or 0640 owned by the readers' group."""
-    mode = file_mode(group)
+    """The ledger and its -wal/-shm: 0600, or 0640 owned by the readers' group. Only the owner's
+    own bits are kept as they are (a ledger its owner made read-only stays read-only)."""
     gid = group_id(group) if group else -1
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         try:
             info = file.stat()
         except FileNotFoundError:
             continue
+        mode = info.st_mode & 0o600 | (0o040 if group else 0)
         try:
             if gid != -1 and info.st_gid != gid:
                 os.chown(file, -1, gid)

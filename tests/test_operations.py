@@ -559,7 +559,7 @@ def test_check_unknown(tmp_path: Path) -> None:
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
     result = cli("--ledger", str(tmp_path / "junk.sqlite"), *base, "check")
     assert (result.exit_code, result.output) == (3, (
-        f"CONNECTOR UNKNOWN - cannot read the ledger {tmp_path / 'junk.sqlite'}: file is not a database\n"))
+        f"CONNECTOR UNKNOWN - the ledger {tmp_path / 'junk.sqlite'} is damaged (file is not a database)\n"))
     assert cli("check", "--max-age", "soon").output == (
         "CONNECTOR UNKNOWN - --max-age, --warn-age or --max-unplaced: 'soon' is not an age; "
         "write e.g. 36h, 90m, 2d or 3600s\n")

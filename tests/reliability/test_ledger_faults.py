@@ -48,8 +48,8 @@ def _answer(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
 def test_a_full_disk_is_one_line_and_the_run_is_recorded(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     real_open = Ledger.open.__func__  # type: ignore[attr-defined]
 
-    def open_on_a_full_disk(cls: type[Ledger], path: Path, *, create: bool = True) -> Ledger:
-        ledger = real_open(cls, path, create=create)
+    def open_on_a_full_disk(cls: type[Ledger], path: Path, *, create: bool = True, **options: Any) -> Ledger:
+        ledger = real_open(cls, path, create=create, **options)
         pages = ledger.db.execute("PRAGMA page_count").fetchone()[0]
         ledger.db.execute(f"PRAGMA max_page_count = {pages + 1}")  # SQLITE_FULL, as on a full disk
         return ledger
