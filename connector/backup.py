@@ -39,8 +39,9 @@ def group_id(group: str) -> int:
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
-        raise LedgerError(f"there is no group '{group}' on this machine",
-                          hint="create it (groupadd) or fix [ledger] group") from None
+        raise LedgerError(
+            f"there is no group '{group}' on this machine", hint="create it (groupadd) or fix [ledger] group"
+        ) from None
 
 
 def upgrade_backup_path(ledger: Path, version: int, now: datetime | None = None) -> Path:
@@ -49,8 +50,9 @@ def upgrade_backup_path(ledger: Path, version: int, now: datetime | None = None)
     return ledger.with_name(f"{ledger.stem}.schema{version}-{stamp}{ledger.suffix}")
 
 
-def copy_database(source: sqlite3.Connection, target: Path, *, group: str | None = None,
-                  force: bool = False) -> BackupResult:
+def copy_database(
+    source: sqlite3.Connection, target: Path, *, group: str | None = None, force: bool = False
+) -> BackupResult:
     """Copy the database behind ``source`` to ``target`` through the online backup API.
 
     Written to a private temporary file in the target's directory, checked, then renamed: an
@@ -58,19 +60,26 @@ def copy_database(source: sqlite3.Connection, target: Path, *, group: str | None
     """
     target = Path(target)
     if target.is_symlink():
-        raise LedgerError(f"{target} is a symbolic link; refusing to write through it",
-                          hint="name a regular file")
+        raise LedgerError(
+            f"{target} is a symbolic link; refusing to write through it", hint="name a regular file"
+        )
     if target.is_dir():
-        raise LedgerError(f"{target} is a directory", hint="name the file to create, e.g. "
-                          f"{target / 'compliance-backup.sqlite'}")
+        raise LedgerError(
+            f"{target} is a directory",
+            hint=f"name the file to create, e.g. {target / 'compliance-backup.sqlite'}",
+        )
     if target.exists() and not force:
-        raise LedgerError(f"{target} already exists; nothing was written",
-                          hint="choose a new name, or pass --force to replace it")
+        raise LedgerError(
+            f"{target} already exists; nothing was written",
+            hint="choose a new name, or pass --force to replace it",
+        )
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise LedgerError(f"cannot create the backup in {target.parent}: {exc.strerror}",
-                          hint="check that the directory exists and is writable") from None
+        raise LedgerError(
+            f"cannot create the backup in {target.parent}: {exc.strerror}",
+            hint="check that the directory exists and is writable",
+        ) from None
     tmp = Path(tmp_name)
     try:
         os.fchmod(fd, file_mode(group))
@@ -89,8 +98,10 @@ def _chown_group(fd: int, shown: Path, group: str) -> None:
     try:
         os.fchown(fd, -1, group_id(group))
     except PermissionError:
-        raise LedgerError(f"cannot give {shown} to group '{group}': this user is not a member",
-                          hint=f"add the connector's user to the group (usermod -aG {group} USER)") from None
+        raise LedgerError(
+            f"cannot give {shown} to group '{group}': this user is not a member",
+            hint=f"add the connector's user to the group (usermod -aG {group} USER)",
+        ) from None
 
 
 def _copy_and_check(source: sqlite3.Connection, tmp: Path) -> tuple[int, int]:
@@ -104,11 +115,14 @@ def _copy_and_check(source: sqlite3.Connection, tmp: Path) -> tuple[int, int]:
         finally:
             copy.close()
     except sqlite3.Error as exc:
-        raise LedgerError(f"the backup failed: {exc}",
-                          hint="check free disk space; a damaged ledger fails here too") from None
+        raise LedgerError(
+            f"the backup failed: {exc}", hint="check free disk space; a damaged ledger fails here too"
+        ) from None
     if problems != ["ok"]:
-        raise LedgerError(f"the copy failed its integrity check ({problems[0]}); nothing was written",
-                          hint="the ledger itself may be damaged: keep the last good backup")
+        raise LedgerError(
+            f"the copy failed its integrity check ({problems[0]}); nothing was written",
+            hint="the ledger itself may be damaged: keep the last good backup",
+        )
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
     return tmp.stat().st_size, version
@@ -122,8 +136,10 @@ def _publish(tmp: Path, target: Path, force: bool) -> None:
             os.link(tmp, target)  # fails if the name was taken meanwhile: never overwrite
             tmp.unlink()
     except FileExistsError:
-        raise LedgerError(f"{target} already exists; nothing was written",
-                          hint="choose a new name, or pass --force to replace it") from None
+        raise LedgerError(
+            f"{target} already exists; nothing was written",
+            hint="choose a new name, or pass --force to replace it",
+        ) from None
     except OSError as exc:
         raise LedgerError(f"cannot write {target}: {exc.strerror}") from None
     dir_fd = os.open(target.parent, os.O_RDONLY)

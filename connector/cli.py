@@ -34,16 +34,25 @@ import click
 
 from connector import __version__
 from connector.config import Config, load_config
-from connector.errors import EXIT_BAD_INPUT, EXIT_FAILED, ConnectorError, UsageError
+from connector.errors import EXIT_FAILED, ConnectorError, UsageError
 from connector.reports.formats import FORMATS, render_csv, render_json, render_table, terminal_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("connector")
 
-STATUS_COLUMNS = [("tree_name", "department"), ("requirement", "requirement"),
-                  ("in_scope", "in scope"), ("compliant", "compliant"), ("expiring", "expiring"),
-                  ("expired", "expired"), ("missing", "missing"), ("grace", "grace"),
-                  ("exempt", "exempt"), ("share", "share"), ("targets_met", "targets met")]
+STATUS_COLUMNS = [
+    ("tree_name", "department"),
+    ("requirement", "requirement"),
+    ("in_scope", "in scope"),
+    ("compliant", "compliant"),
+    ("expiring", "expiring"),
+    ("expired", "expired"),
+    ("missing", "missing"),
+    ("grace", "grace"),
+    ("exempt", "exempt"),
+    ("share", "share"),
+    ("targets_met", "targets met"),
+]
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
@@ -90,16 +99,22 @@ def handle_errors(func: F) -> F:
             raise
         except Exception as exc:  # a bug: say so plainly, keep the traceback in the debug log
             log.debug("unexpected error", exc_info=True)
-            click.echo(f"internal error: {type(exc).__name__}: {exc} "
-                       "(run with --log-level debug for details and report it)", err=True)
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} "
+                "(run with --log-level debug for details and report it)",
+                err=True,
+            )
             sys.exit(EXIT_FAILED)
 
     return wrapper  # type: ignore[return-value]
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _parse_date(_ctx: Any, _param: Any, value: str | None) -> date | None:
@@ -111,29 +126,59 @@ def _parse_date(_ctx: Any, _param: Any, value: str | None) -> date | None:
         raise click.BadParameter(f"'{value}' is not a date; use YYYY-MM-DD, e.g. 2026-06-01") from None
 
 
-as_of_option = click.option("--as-of", "as_of", callback=_parse_date, metavar="DATE",
-                            help="Recompute from the ledger's evidence as of this date (YYYY-MM-DD).")
+as_of_option = click.option(
+    "--as-of",
+    "as_of",
+    callback=_parse_date,
+    metavar="DATE",
+    help="Recompute from the ledger's evidence as of this date (YYYY-MM-DD).",
+)
 
 
 def format_option(default: str = "table", formats: tuple[str, ...] = FORMATS) -> Callable[[F], F]:
-    return click.option("--format", "fmt", type=click.Choice(formats), default=default,
-                        show_default=True, help="Output format.")
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(formats),
+        default=default,
+        show_default=True,
+        help="Output format.",
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="connector")
-@click.option("--config", "config_path", type=click.Path(path_type=Path),
-              help="connector.toml to read (default: $CONNECTOR_CONFIG, else the first of "
-              "./connector.toml, ~/.config/connector/connector.toml, /etc/connector/connector.toml).")
-@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
-              help="Ledger file (overrides [ledger] path).")
-@click.option("--mappings", "mappings_dir", type=click.Path(path_type=Path),
-              help="Mappings directory (overrides [mappings] dir).")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
-              show_default=True, help="Log verbosity on stderr. Logs never contain the token.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="connector.toml to read (default: $CONNECTOR_CONFIG, else the first of "
+    "./connector.toml, ~/.config/connector/connector.toml, /etc/connector/connector.toml).",
+)
+@click.option(
+    "--ledger", "ledger_path", type=click.Path(path_type=Path), help="Ledger file (overrides [ledger] path)."
+)
+@click.option(
+    "--mappings",
+    "mappings_dir",
+    type=click.Path(path_type=Path),
+    help="Mappings directory (overrides [mappings] dir).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Log verbosity on stderr. Logs never contain the token.",
+)
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, ledger_path: Path | None,
-         mappings_dir: Path | None, log_level: str) -> None:
+def main(
+    ctx: click.Context,
+    config_path: Path | None,
+    ledger_path: Path | None,
+    mappings_dir: Path | None,
+    log_level: str,
+) -> None:
     """Moodle compliance connector: who is trained, who is due, per department.
 
     Reads enrolments and completions from Moodle web services, maps courses to competence
@@ -157,8 +202,12 @@ def _config(ctx: click.Context) -> Config:
     return replace(config, **updates)
 
 
-def _echo_rows(rows: list[dict[str, Any]], fmt: str, columns: list[tuple[str, str]],
-               csv_keys: tuple[str, ...] | list[str]) -> None:
+def _echo_rows(
+    rows: list[dict[str, Any]],
+    fmt: str,
+    columns: list[tuple[str, str]],
+    csv_keys: tuple[str, ...] | list[str],
+) -> None:
     if fmt == "json":
         click.echo(render_json(rows))
     elif fmt == "csv":
@@ -193,26 +242,50 @@ class _Progress:
 
 
 @main.command()
-@click.option("--full", is_flag=True, help="Re-read everything and reconcile (reports completions "
-              "Moodle no longer has; they stay in the ledger as evidence).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Re-read everything and reconcile (reports completions "
+    "Moodle no longer has; they stay in the ledger as evidence).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something is wrong (for cron).")
-@click.option("--path", "completion_path", type=click.Choice(["auto", "report", "per_user", "per_course"]),
-              help="Force a completion path instead of the cheapest one the site offers.")
-@click.option("--allow-mass-deletion", is_flag=True,
-              help="Accept that more than 5 % of the known people vanished from Moodle (normally "
-              "a sign the token's user lost a capability, so the run stops instead).")
-@click.option("--allow-vanished-courses", is_flag=True,
-              help="Accept that mapped courses holding completions are no longer listed by Moodle "
-              "(their holders may turn missing; normally the run stops instead).")
-@click.option("--allow-dropped-requirements", is_flag=True,
-              help="Accept ending the statuses of requirements removed from the mappings (each "
-              "gets a history row; normally the run stops instead).")
+@click.option(
+    "--path",
+    "completion_path",
+    type=click.Choice(["auto", "report", "per_user", "per_course"]),
+    help="Force a completion path instead of the cheapest one the site offers.",
+)
+@click.option(
+    "--allow-mass-deletion",
+    is_flag=True,
+    help="Accept that more than 5 % of the known people vanished from Moodle (normally "
+    "a sign the token's user lost a capability, so the run stops instead).",
+)
+@click.option(
+    "--allow-vanished-courses",
+    is_flag=True,
+    help="Accept that mapped courses holding completions are no longer listed by Moodle "
+    "(their holders may turn missing; normally the run stops instead).",
+)
+@click.option(
+    "--allow-dropped-requirements",
+    is_flag=True,
+    help="Accept ending the statuses of requirements removed from the mappings (each "
+    "gets a history row; normally the run stops instead).",
+)
 @as_of_option
 @click.pass_context
 @handle_errors
-def sync(ctx: click.Context, full: bool, quiet: bool, completion_path: str | None,
-         allow_mass_deletion: bool, allow_vanished_courses: bool, allow_dropped_requirements: bool,
-         as_of: date | None) -> None:
+def sync(
+    ctx: click.Context,
+    full: bool,
+    quiet: bool,
+    completion_path: str | None,
+    allow_mass_deletion: bool,
+    allow_vanished_courses: bool,
+    allow_dropped_requirements: bool,
+    as_of: date | None,
+) -> None:
     """Read Moodle, record evidence, evaluate and commit, all or nothing.
 
     \b
@@ -224,11 +297,18 @@ def sync(ctx: click.Context, full: bool, quiet: bool, completion_path: str | Non
     config = _config(ctx)
     progress = _Progress(enabled=not quiet and sys.stderr.isatty())
     try:
-        result = run_sync(config, SyncOptions(full=full, as_of=as_of, completion_path=completion_path,
-                                              allow_mass_deletion=allow_mass_deletion,
-                                              allow_vanished_courses=allow_vanished_courses,
-                                              allow_dropped_requirements=allow_dropped_requirements),
-                          progress=progress)
+        result = run_sync(
+            config,
+            SyncOptions(
+                full=full,
+                as_of=as_of,
+                completion_path=completion_path,
+                allow_mass_deletion=allow_mass_deletion,
+                allow_vanished_courses=allow_vanished_courses,
+                allow_dropped_requirements=allow_dropped_requirements,
+            ),
+            progress=progress,
+        )
     finally:
         progress.close()
     for warning in result.warnings:
@@ -260,8 +340,9 @@ def _open_for_reading(ctx: click.Context) -> Iterator[tuple[Any, Any]]:
 @format_option()
 @click.pass_context
 @handle_errors
-def status(ctx: click.Context, department: str | None, requirement: str | None, as_of: date | None,
-           fmt: str) -> None:
+def status(
+    ctx: click.Context, department: str | None, requirement: str | None, as_of: date | None, fmt: str
+) -> None:
     """Per department x requirement: in scope, compliant, expiring, expired, missing, share, targets.
 
     Without --as-of it shows the last successful sync; with it, recomputes from the evidence.
@@ -271,8 +352,11 @@ def status(ctx: click.Context, department: str | None, requirement: str | None, 
     with _open_for_reading(ctx) as (ledger, mappings):
         named = departments_named(mappings, department) if department else []
         if len(named) > 1:  # two towns' "Odbor informatiky": show both, each with its organisation
-            click.echo(f"note: {len(named)} departments are named '{department}' ({', '.join(named)}); "
-                       "showing them all; pass an id to see one", err=True)
+            click.echo(
+                f"note: {len(named)} departments are named '{department}' ({', '.join(named)}); "
+                "showing them all; pass an id to see one",
+                err=True,
+            )
         _print_status(ledger, mappings, fmt, as_of=as_of, department=department, requirement=requirement)
 
 
@@ -293,14 +377,15 @@ def _echo_placement_footer(problems: dict[str, int]) -> None:
         n = problems["unplaced"]
         who = "active person matches" if n == 1 else "active people match"
         count = "counts" if n == 1 else "count"
-        click.echo(f"\n{n} {who} no department and {count} in none "
-                   "of the rows above: `connector unplaced` lists their spellings and the alias "
-                   "lines that place them")
+        click.echo(
+            f"\n{n} {who} no department and {count} in none "
+            "of the rows above: `connector unplaced` lists their spellings and the alias "
+            "lines that place them"
+        )
     if problems["conflicts"]:
         n = problems["conflicts"]
         who = "active person matches" if n == 1 else "active people match"
-        click.echo(f"{n} {who} departments on different branches; "
-                   "`connector sync` names them")
+        click.echo(f"{n} {who} departments on different branches; `connector sync` names them")
 
 
 @main.command()
@@ -332,8 +417,10 @@ def _write_private(path: Path, text: str) -> None:
     nothing is written through a symbolic link (one in the final component is refused).
     """
     if path.is_symlink():
-        raise UsageError(f"refusing to write {path}: it is a symbolic link",
-                         hint="an export holds personal data; give the path of a real file")
+        raise UsageError(
+            f"refusing to write {path}: it is a symbolic link",
+            hint="an export holds personal data; give the path of a real file",
+        )
     directory = path.parent
     try:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
@@ -354,8 +441,9 @@ def _write_private(path: Path, text: str) -> None:
             finally:
                 os.close(folder)
     except OSError as exc:
-        raise ConnectorError(f"cannot write {path}: {exc.strerror}",
-                             hint="check that the directory exists and is writable") from None
+        raise ConnectorError(
+            f"cannot write {path}: {exc.strerror}", hint="check that the directory exists and is writable"
+        ) from None
 
 
 @main.command()
@@ -373,28 +461,66 @@ def person(ctx: click.Context, username: str, fmt: str) -> None:
         click.echo(json.dumps(view, ensure_ascii=False, indent=2))
         return
     if fmt == "csv":
-        click.echo(render_csv(view["statuses"], ["requirement", "status", "valid_until", "since", "due",
-                                                 "decided_by", "completed_at", "detail"]))
+        click.echo(
+            render_csv(
+                view["statuses"],
+                [
+                    "requirement",
+                    "status",
+                    "valid_until",
+                    "since",
+                    "due",
+                    "decided_by",
+                    "completed_at",
+                    "detail",
+                ],
+            )
+        )
         return
     state = "active" if view["active"] else ("deleted" if view["deleted"] else "suspended")
-    click.echo(terminal_safe(f"{view['fullname']} ({view['username']}, "
-                             f"{view['idnumber'] or 'no idnumber'}), {state}"))
+    click.echo(
+        terminal_safe(
+            f"{view['fullname']} ({view['username']}, {view['idnumber'] or 'no idnumber'}), {state}"
+        )
+    )
     where = view["department_name"] or "unplaced"
     if view["organisation"] and view["organisation"] != view["department_id"]:
         where += f" ({view['organisation_name']})"
     click.echo(terminal_safe(f"department: {where}; position: {view['position'] or '-'}"))
     click.echo("\nRequirements")
-    click.echo(render_table(view["statuses"], [("requirement", "requirement"), ("status", "status"),
-                                               ("valid_until", "valid until"), ("since", "since"),
-                                               ("due", "due"), ("decided_by", "decided by"),
-                                               ("detail", "detail")]))
+    click.echo(
+        render_table(
+            view["statuses"],
+            [
+                ("requirement", "requirement"),
+                ("status", "status"),
+                ("valid_until", "valid until"),
+                ("since", "since"),
+                ("due", "due"),
+                ("decided_by", "decided by"),
+                ("detail", "detail"),
+            ],
+        )
+    )
     click.echo("\nEvidence")
-    click.echo(render_table(view["evidence"], [("course", "course"), ("completed_at", "completed"),
-                                               ("source", "source"), ("first_seen", "first seen"),
-                                               ("still_in_moodle", "in Moodle")]))
+    click.echo(
+        render_table(
+            view["evidence"],
+            [
+                ("course", "course"),
+                ("completed_at", "completed"),
+                ("source", "source"),
+                ("first_seen", "first seen"),
+                ("still_in_moodle", "in Moodle"),
+            ],
+        )
+    )
     click.echo("\nHistory")
-    click.echo(render_table(view["history"], [("on", "date"), ("requirement", "requirement"),
-                                              ("from", "from"), ("to", "to")]))
+    click.echo(
+        render_table(
+            view["history"], [("on", "date"), ("requirement", "requirement"), ("from", "from"), ("to", "to")]
+        )
+    )
 
 
 @main.command()
@@ -422,28 +548,48 @@ def unplaced(ctx: click.Context, fmt: str) -> None:
         return
     flat = fix_rows(spellings)
     if fmt == "csv":
-        click.echo(render_csv(flat, ["people", "institution", "department", "closest", "file", "entry",
-                                     "line", "note"]))
+        click.echo(
+            render_csv(
+                flat, ["people", "institution", "department", "closest", "file", "entry", "line", "note"]
+            )
+        )
         return
     if not spellings:
         click.echo(f"every one of the {active} active people is in a department")
         return
-    click.echo(f"{count} of {active} active people ({format_share(count / active)}) are in no department, "
-               f"under {len(spellings)} spelling{'s' if len(spellings) != 1 else ''} (as of the last sync):\n")
-    table = [{  # a spelling that needs two lines shows its counts on the first only
-        "people": row["people"] if row["first"] else None,
-        "institution": (row["institution"] or "(empty)") if row["first"] else "",
-        "department": (row["department"] or "(empty)") if row["first"] else "",
-        "closest": (row["closest"] or "-") if row["first"] else "",
-        "where": f"{Path(row['file']).name}, id = \"{row['entry']}\"" if row["file"] else "",
-        "line": row["line"] or f"({row['note']})",
-    } for row in flat]
-    click.echo(render_table(table, [("people", "people"), ("institution", "institution"),
-                                    ("department", "department"), ("closest", "closest department"),
-                                    ("where", "edit"), ("line", "line to put there")]))
-    click.echo(f"\nEach line goes in the [[department]] entry with that id in {config.mappings_dir}, "
-               "replacing its line of the same key; then `connector mappings check` and the next sync "
-               "places these people.")
+    click.echo(
+        f"{count} of {active} active people ({format_share(count / active)}) are in no department, "
+        f"under {len(spellings)} spelling{'s' if len(spellings) != 1 else ''} (as of the last sync):\n"
+    )
+    table = [
+        {  # a spelling that needs two lines shows its counts on the first only
+            "people": row["people"] if row["first"] else None,
+            "institution": (row["institution"] or "(empty)") if row["first"] else "",
+            "department": (row["department"] or "(empty)") if row["first"] else "",
+            "closest": (row["closest"] or "-") if row["first"] else "",
+            "where": f'{Path(row["file"]).name}, id = "{row["entry"]}"' if row["file"] else "",
+            "line": row["line"] or f"({row['note']})",
+        }
+        for row in flat
+    ]
+    click.echo(
+        render_table(
+            table,
+            [
+                ("people", "people"),
+                ("institution", "institution"),
+                ("department", "department"),
+                ("closest", "closest department"),
+                ("where", "edit"),
+                ("line", "line to put there"),
+            ],
+        )
+    )
+    click.echo(
+        f"\nEach line goes in the [[department]] entry with that id in {config.mappings_dir}, "
+        "replacing its line of the same key; then `connector mappings check` and the next sync "
+        "places these people."
+    )
 
 
 # -- courses / doctor / mappings ------------------------------------------------------------------------
@@ -464,8 +610,10 @@ def courses(ctx: click.Context, fmt: str, offline: bool) -> None:
     try:
         if offline:
             if ledger is None:
-                raise ConnectorError("--offline needs a ledger from an earlier sync",
-                                     hint="run `connector sync` first or drop --offline")
+                raise ConnectorError(
+                    "--offline needs a ledger from an earlier sync",
+                    hint="run `connector sync` first or drop --offline",
+                )
             moodle_courses = ledger.courses()
         else:
             from connector.moodle.api import MoodleApi
@@ -478,23 +626,62 @@ def courses(ctx: click.Context, fmt: str, offline: bool) -> None:
         if ledger is not None:
             ledger.close()
     if fmt == "json":
-        click.echo(json.dumps({"mapped": rows, "problems": problems, "unmapped": unmapped},
-                              ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                {"mapped": rows, "problems": problems, "unmapped": unmapped}, ensure_ascii=False, indent=2
+            )
+        )
         return
     if fmt == "csv":
-        click.echo(render_csv(rows, ["requirement", "ref", "id", "idnumber", "name", "visible",
-                                     "completion", "enrolled", "completed"]))
+        click.echo(
+            render_csv(
+                rows,
+                [
+                    "requirement",
+                    "ref",
+                    "id",
+                    "idnumber",
+                    "name",
+                    "visible",
+                    "completion",
+                    "enrolled",
+                    "completed",
+                ],
+            )
+        )
         return
-    click.echo(render_table(rows, [("requirement", "requirement"), ("id", "id"), ("idnumber", "idnumber"),
-                                   ("name", "name"), ("visible", "visible"), ("completion", "completion"),
-                                   ("enrolled", "enrolled"), ("completed", "completed")]))
+    click.echo(
+        render_table(
+            rows,
+            [
+                ("requirement", "requirement"),
+                ("id", "id"),
+                ("idnumber", "idnumber"),
+                ("name", "name"),
+                ("visible", "visible"),
+                ("completion", "completion"),
+                ("enrolled", "enrolled"),
+                ("completed", "completed"),
+            ],
+        )
+    )
     click.echo("\nProblems" if problems else "\nNo mapping problems.")
     for problem in problems:
         click.echo(terminal_safe(f"  - {problem}"))  # problems quote Moodle's course names
     if unmapped:
         click.echo("\nMoodle courses mapped to no requirement")
-        click.echo(render_table(unmapped, [("id", "id"), ("idnumber", "idnumber"), ("name", "name"),
-                                           ("visible", "visible"), ("completion", "completion")]))
+        click.echo(
+            render_table(
+                unmapped,
+                [
+                    ("id", "id"),
+                    ("idnumber", "idnumber"),
+                    ("name", "name"),
+                    ("visible", "visible"),
+                    ("completion", "completion"),
+                ],
+            )
+        )
 
 
 @main.group()
@@ -503,8 +690,12 @@ def mappings() -> None:
 
 
 @mappings.command("check")
-@click.option("--mappings", "mappings_dir", type=click.Path(path_type=Path),
-              help="Directory of *.toml mapping files (default: the configured one).")
+@click.option(
+    "--mappings",
+    "mappings_dir",
+    type=click.Path(path_type=Path),
+    help="Directory of *.toml mapping files (default: the configured one).",
+)
 @click.pass_context
 @handle_errors
 def mappings_check(ctx: click.Context, mappings_dir: Path | None) -> None:
@@ -516,8 +707,10 @@ def mappings_check(ctx: click.Context, mappings_dir: Path | None) -> None:
     if directory is None:
         directory = _config(root).mappings_dir
     loaded = load_mappings(Path(directory))
-    click.echo(f"{directory}: ok: {len(loaded.departments)} departments, "
-               f"{len(loaded.requirements)} requirements, {len(loaded.course_refs())} courses")
+    click.echo(
+        f"{directory}: ok: {len(loaded.departments)} departments, "
+        f"{len(loaded.requirements)} requirements, {len(loaded.course_refs())} courses"
+    )
 
 
 @main.command()
@@ -554,10 +747,21 @@ def runs(ctx: click.Context, limit: int, fmt: str) -> None:
     for row in rows:
         row["calls"] = row["counts"].get("calls")
         row["new"] = row["counts"].get("evidence_new")
-    _echo_rows(rows, fmt, [("id", "run"), ("started_at", "started"), ("outcome", "outcome"),
-                           ("mode", "mode"), ("completion_path", "path"), ("calls", "calls"),
-                           ("new", "new completions"), ("error", "error")],
-               ["id", "started_at", "finished_at", "outcome", "mode", "completion_path", "as_of", "error"])
+    _echo_rows(
+        rows,
+        fmt,
+        [
+            ("id", "run"),
+            ("started_at", "started"),
+            ("outcome", "outcome"),
+            ("mode", "mode"),
+            ("completion_path", "path"),
+            ("calls", "calls"),
+            ("new", "new completions"),
+            ("error", "error"),
+        ],
+        ["id", "started_at", "finished_at", "outcome", "mode", "completion_path", "as_of", "error"],
+    )
 
 
 @main.command()
@@ -574,9 +778,11 @@ def erase(ctx: click.Context, username: str, reason: str, yes: bool) -> None:
     from connector.ledger import Ledger
 
     if not reason.strip():
-        raise UsageError("--reason is empty: say why this person's data is erased",
-                         hint="e.g. --reason \"GDPR request 2026-17\"; it is kept in the erasures table "
-                              "as the record of why the data went")
+        raise UsageError(
+            "--reason is empty: say why this person's data is erased",
+            hint='e.g. --reason "GDPR request 2026-17"; it is kept in the erasures table '
+            "as the record of why the data went",
+        )
     config = _config(ctx)
     with Ledger.open(config.ledger_path, create=False, group=config.ledger_group) as ledger:
         found = ledger.person_by_username(username)
@@ -594,8 +800,10 @@ def erase(ctx: click.Context, username: str, reason: str, yes: bool) -> None:
         rollups = "roll-ups recomputed for " + ", ".join(done.rollups_departments)
     else:
         rollups = "no roll-up changed"
-    click.echo(f"later syncs leave user id {user_id} out (`connector unsuppress --user-id {user_id}` "
-               f"lets them back); {rollups}")
+    click.echo(
+        f"later syncs leave user id {user_id} out (`connector unsuppress --user-id {user_id}` "
+        f"lets them back); {rollups}"
+    )
 
 
 def _mappings_or_none(config: Config) -> Any:
@@ -609,8 +817,13 @@ def _mappings_or_none(config: Config) -> Any:
 
 
 @main.command()
-@click.option("--user-id", "user_id", type=click.IntRange(min=1), required=True,
-              help="The Moodle user id (Site administration > Users: the id= in the profile URL).")
+@click.option(
+    "--user-id",
+    "user_id",
+    type=click.IntRange(min=1),
+    required=True,
+    help="The Moodle user id (Site administration > Users: the id= in the profile URL).",
+)
 @click.pass_context
 @handle_errors
 def unsuppress(ctx: click.Context, user_id: int) -> None:
@@ -619,39 +832,58 @@ def unsuppress(ctx: click.Context, user_id: int) -> None:
 
     with Ledger.open(_config(ctx).ledger_path, create=False) as ledger:
         if not ledger.unsuppress(user_id):
-            raise ConnectorError(f"user id {user_id} is not held back: no erasure of that user id is "
-                                 "on record in this ledger")
+            raise ConnectorError(
+                f"user id {user_id} is not held back: no erasure of that user id is on record in this ledger"
+            )
     click.echo(f"user id {user_id} may be synced again; the next sync reads them from Moodle as a new person")
 
 
 # -- emulator / demo --------------------------------------------------------------------------------
 @main.command()
-@click.option("--scenario", type=click.Choice(["demo", "small", "medium", "large"]), default="demo",
-              show_default=True, help="The demo organisations, or a generated site of 500 / 2,000 / 20,000 people.")
+@click.option(
+    "--scenario",
+    type=click.Choice(["demo", "small", "medium", "large"]),
+    default="demo",
+    show_default=True,
+    help="The demo organisations, or a generated site of 500 / 2,000 / 20,000 people.",
+)
 @click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
-@click.option("--token", default="demo-token", show_default=True,
-              help="The token the emulator accepts (a made-up one: this is not a real Moodle).")
+@click.option(
+    "--token",
+    default="demo-token",
+    show_default=True,
+    help="The token the emulator accepts (a made-up one: this is not a real Moodle).",
+)
 @click.option("--latency-ms", default=0.0, show_default=True, help="Extra latency per call.")
 @click.option("--workers", type=int, default=None, help="Concurrent requests served at once (like PHP-FPM).")
 @click.option("--seed", default=1, show_default=True, help="Seed for generated scenarios.")
-@click.option("--moodle", type=click.Choice(["4.1", "4.5"]), default="4.1", show_default=True,
-              help="Which captured Moodle release to answer like.")
+@click.option(
+    "--moodle",
+    type=click.Choice(["4.1", "4.5"]),
+    default="4.1",
+    show_default=True,
+    help="Which captured Moodle release to answer like.",
+)
 @handle_errors
-def emulator(scenario: str, port: int, token: str, latency_ms: float, workers: int | None,
-             seed: int, moodle: str) -> None:
+def emulator(
+    scenario: str, port: int, token: str, latency_ms: float, workers: int | None, seed: int, moodle: str
+) -> None:
     """Serve a Moodle-compatible web service on 127.0.0.1 until stopped (Ctrl-C)."""
     from connector.emulator import Emulator, scenario_by_name
 
     data = _scenario(scenario_by_name, scenario, seed)
-    emu = Emulator(data, tokens={token: "full"}, latency_ms=latency_ms, workers=workers, port=port,
-                   moodle=moodle)
+    emu = Emulator(
+        data, tokens={token: "full"}, latency_ms=latency_ms, workers=workers, port=port, moodle=moodle
+    )
     try:
         emu.start()
     except OSError as exc:
         raise _port_error(port, exc) from None
     click.echo(f"Moodle emulator ({scenario}) serving {emu.url}/webservice/rest/server.php")
-    click.echo(f"try: curl -s {emu.url}/webservice/rest/server.php -d wstoken=<the --token value> "
-               "-d wsfunction=core_webservice_get_site_info -d moodlewsrestformat=json")
+    click.echo(
+        f"try: curl -s {emu.url}/webservice/rest/server.php -d wstoken=<the --token value> "
+        "-d wsfunction=core_webservice_get_site_info -d moodlewsrestformat=json"
+    )
     sys.stdout.flush()
     try:
         emu.serve_forever()
@@ -663,9 +895,11 @@ def emulator(scenario: str, port: int, token: str, latency_ms: float, workers: i
 
 def _port_error(port: int, exc: OSError) -> UsageError:
     reason = {errno.EADDRINUSE: "is in use", errno.EACCES: "needs privileges this user lacks"}.get(
-        exc.errno or 0, f"cannot be opened ({exc.strerror})")
-    return UsageError(f"port {port} on 127.0.0.1 {reason}",
-                      hint="pass --port 0 for any free port, or another port")
+        exc.errno or 0, f"cannot be opened ({exc.strerror})"
+    )
+    return UsageError(
+        f"port {port} on 127.0.0.1 {reason}", hint="pass --port 0 for any free port, or another port"
+    )
 
 
 def _scenario(factory: Callable[..., Any], name: str, seed: int) -> Any:
@@ -673,10 +907,20 @@ def _scenario(factory: Callable[..., Any], name: str, seed: int) -> Any:
 
 
 @main.command()
-@click.option("--ledger", "demo_ledger", type=click.Path(path_type=Path),
-              help="Keep the ledger here (default: a temporary one, deleted afterwards).")
-@click.option("--path", "completion_path", type=click.Choice(["auto", "report", "per_user", "per_course"]),
-              default="auto", show_default=True, help="Completion path to use.")
+@click.option(
+    "--ledger",
+    "demo_ledger",
+    type=click.Path(path_type=Path),
+    help="Keep the ledger here (default: a temporary one, deleted afterwards).",
+)
+@click.option(
+    "--path",
+    "completion_path",
+    type=click.Choice(["auto", "report", "per_user", "per_course"]),
+    default="auto",
+    show_default=True,
+    help="Completion path to use.",
+)
 @format_option()
 @click.pass_context
 @handle_errors
@@ -688,10 +932,8 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
     """
     from connector.emulator import Emulator, demo_scenario
     from connector.ledger import Ledger
-    from connector.mapping import load_mappings
+    from connector.mapping import DEMO_MAPPINGS, load_mappings
     from connector.sync import SyncOptions, run_sync
-
-    from connector.mapping import DEMO_MAPPINGS
 
     mappings_dir = ctx.obj["mappings_dir"] or DEMO_MAPPINGS
     mappings = load_mappings(mappings_dir)
@@ -700,9 +942,15 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
     with tempfile.TemporaryDirectory(prefix="connector-demo-") as tmp:
         ledger_path = demo_ledger or Path(tmp) / "demo.sqlite"
         with Emulator(demo_scenario(today), tokens={token: "full"}) as emu:
-            config = Config(moodle_url=emu.url, token=token, ledger_path=ledger_path,
-                            mappings_dir=Path(mappings_dir), timezone=mappings.timezone, report_id=1,
-                            completion_path=completion_path)
+            config = Config(
+                moodle_url=emu.url,
+                token=token,
+                ledger_path=ledger_path,
+                mappings_dir=Path(mappings_dir),
+                timezone=mappings.timezone,
+                report_id=1,
+                completion_path=completion_path,
+            )
             click.echo(f"Moodle emulator: {emu.url} (demo scenario)", err=True)
             result = run_sync(config, SyncOptions(), progress=_Progress(sys.stderr.isatty()))
         for warning in result.warnings:
@@ -712,13 +960,21 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
             _print_status(ledger, mappings, fmt)
         if demo_ledger:
             # Absolute paths: the hint must run as printed from any folder, the demo mappings included.
-            explore = (f"connector --ledger {shlex.quote(str(demo_ledger.resolve()))} "
-                       f"--mappings {shlex.quote(str(Path(mappings_dir).resolve()))}")
-            click.echo(f"ledger kept at {demo_ledger.resolve()}; try: {explore} person u001 "
-                       "(or status, export, runs, unplaced)", err=True)
+            explore = (
+                f"connector --ledger {shlex.quote(str(demo_ledger.resolve()))} "
+                f"--mappings {shlex.quote(str(Path(mappings_dir).resolve()))}"
+            )
+            click.echo(
+                f"ledger kept at {demo_ledger.resolve()}; try: {explore} person u001 "
+                "(or status, export, runs, unplaced)",
+                err=True,
+            )
         else:
-            click.echo("the ledger was temporary; keep one to explore: connector demo --ledger demo.sqlite "
-                       "(it then prints the commands to explore it)", err=True)
+            click.echo(
+                "the ledger was temporary; keep one to explore: connector demo --ledger demo.sqlite "
+                "(it then prints the commands to explore it)",
+                err=True,
+            )
 
 
 # -- operations: upgrade / backup / check ---------------------------------------------------------
@@ -735,11 +991,15 @@ def upgrade(ctx: click.Context) -> None:
 
     config = _config(ctx)
     done: list[str] = []
-    with Ledger.open(config.ledger_path, create=False, group=config.ledger_group,
-                     on_upgrade=done.append) as ledger:
+    with Ledger.open(
+        config.ledger_path, create=False, group=config.ledger_group, on_upgrade=done.append
+    ) as ledger:
         version = ledger.schema_version
-    click.echo(done[0] if done else f"the ledger {config.ledger_path} already has schema version "
-               f"{version}; nothing to upgrade")
+    click.echo(
+        done[0]
+        if done
+        else f"the ledger {config.ledger_path} already has schema version {version}; nothing to upgrade"
+    )
 
 
 @main.command()
@@ -762,8 +1022,9 @@ def backup(ctx: click.Context, target: Path, force: bool) -> None:
         if target.exists() and target.resolve() == config.ledger_path.resolve():
             raise ConnectorError(f"{target} is the ledger itself", hint="name another file")
         result = copy_database(ledger.db.conn, target, group=config.ledger_group, force=force)
-    click.echo(f"wrote {result.path} ({result.size} bytes, schema version {result.schema_version}, "
-               "integrity ok)")
+    click.echo(
+        f"wrote {result.path} ({result.size} bytes, schema version {result.schema_version}, integrity ok)"
+    )
 
 
 class _PluginCommand(click.Command):
@@ -778,13 +1039,21 @@ class _PluginCommand(click.Command):
 
 
 @main.command(cls=_PluginCommand)
-@click.option("--max-age", default="36h", show_default=True,
-              help="CRITICAL when the last good sync is older (s, m, h or d).")
-@click.option("--warn-age", default="26h", show_default=True,
-              help="WARNING when the last good sync is older.")
-@click.option("--max-unplaced", metavar="SHARE",
-              help="WARNING when a larger share of active people is in no department, e.g. \"5 %\" "
-              "[default: [sync] max_unplaced, 5 %].")
+@click.option(
+    "--max-age",
+    default="36h",
+    show_default=True,
+    help="CRITICAL when the last good sync is older (s, m, h or d).",
+)
+@click.option(
+    "--warn-age", default="26h", show_default=True, help="WARNING when the last good sync is older."
+)
+@click.option(
+    "--max-unplaced",
+    metavar="SHARE",
+    help='WARNING when a larger share of active people is in no department, e.g. "5 %" '
+    "[default: [sync] max_unplaced, 5 %].",
+)
 @click.pass_context
 def check(ctx: click.Context, max_age: str, warn_age: str, max_unplaced: str | None) -> None:
     """Monitoring plugin (Nagios/Icinga): one status line with performance data, from the ledger.
@@ -799,8 +1068,9 @@ def check(ctx: click.Context, max_age: str, warn_age: str, max_unplaced: str | N
     """
     from connector import health
 
-    verdict = health.check_ledger(lambda: _config(ctx), warn_age=warn_age, max_age=max_age,
-                                  max_unplaced=max_unplaced)
+    verdict = health.check_ledger(
+        lambda: _config(ctx), warn_age=warn_age, max_age=max_age, max_unplaced=max_unplaced
+    )
     click.echo(verdict.line)
     sys.exit(verdict.state)
 

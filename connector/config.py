@@ -105,14 +105,22 @@ class Config:
         where = str(self.source) if self.source else "environment"
         if not self.moodle_url:
             problems.append(
-                Problem(where, "moodle.url", "no Moodle URL configured",
-                        "set [moodle] url in connector.toml or the MOODLE_URL environment variable")
+                Problem(
+                    where,
+                    "moodle.url",
+                    "no Moodle URL configured",
+                    "set [moodle] url in connector.toml or the MOODLE_URL environment variable",
+                )
             )
         if not self.token:
             problems.append(
-                Problem(where, "moodle.token_file", "no web-service token configured",
-                        "put the token in a file readable only by the connector's user and set "
-                        "[moodle] token_file or MOODLE_TOKEN_FILE (or MOODLE_TOKEN)")
+                Problem(
+                    where,
+                    "moodle.token_file",
+                    "no web-service token configured",
+                    "put the token in a file readable only by the connector's user and set "
+                    "[moodle] token_file or MOODLE_TOKEN_FILE (or MOODLE_TOKEN)",
+                )
             )
         if problems:
             raise ConfigError(problems)
@@ -150,12 +158,15 @@ class Config:
         if not mode & 0o077:
             return None
         who = " and ".join(w for w, bits in (("its group", 0o070), ("other users", 0o007)) if mode & bits)
-        return (f"the token file {self.token_file} can be read by {who} (mode {mode:04o}); "
-                f"anyone who reads it can act as the connector in Moodle: chmod 600 {self.token_file}")
+        return (
+            f"the token file {self.token_file} can be read by {who} (mode {mode:04o}); "
+            f"anyone who reads it can act as the connector in Moodle: chmod 600 {self.token_file}"
+        )
 
 
-def find_config(path: Path | None, env: Mapping[str, str],
-                cwd: Path | None = None) -> tuple[Path | None, str, tuple[Path, ...]]:
+def find_config(
+    path: Path | None, env: Mapping[str, str], cwd: Path | None = None
+) -> tuple[Path | None, str, tuple[Path, ...]]:
     """(the config file to read or None, how it was found, the places searched).
 
     ``path`` is the ``--config`` value. A file given by --config or CONNECTOR_CONFIG that does not
@@ -166,8 +177,9 @@ def find_config(path: Path | None, env: Mapping[str, str],
         given = path if path is not None else Path(env["CONNECTOR_CONFIG"])
         given = given.expanduser()
         if not _exists(given):
-            raise ConfigError(Problem(str(given), "", "config file not found",
-                                      f"check the path given to {origin}"))
+            raise ConfigError(
+                Problem(str(given), "", "config file not found", f"check the path given to {origin}")
+            )
         return given, origin, (given,)
     here = cwd / DEFAULT_CONFIG_NAME if cwd is not None else Path(DEFAULT_CONFIG_NAME)
     candidates: list[tuple[Path, str]] = [(here, "the working directory")]
@@ -175,8 +187,12 @@ def find_config(path: Path | None, env: Mapping[str, str],
     if xdg and Path(xdg).is_absolute():  # the XDG spec: a relative value is invalid and ignored
         candidates.append((Path(xdg) / "connector" / DEFAULT_CONFIG_NAME, "XDG_CONFIG_HOME"))
     elif env.get("HOME"):
-        candidates.append((Path(env["HOME"]) / ".config" / "connector" / DEFAULT_CONFIG_NAME,
-                           "the user's configuration directory"))
+        candidates.append(
+            (
+                Path(env["HOME"]) / ".config" / "connector" / DEFAULT_CONFIG_NAME,
+                "the user's configuration directory",
+            )
+        )
     candidates.append((SYSTEM_CONFIG, "the system configuration"))
     searched = tuple(p for p, _ in candidates)
     for candidate, origin in candidates:
@@ -192,14 +208,21 @@ def _exists(path: Path) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     except PermissionError:
-        raise ConfigError(Problem(str(path), "", "this user may not read it (permission denied)",
-                                  "it holds no secret (the token has its own file): make it and its "
-                                  "directory readable for this user's group, or pass --config")) from None
+        raise ConfigError(
+            Problem(
+                str(path),
+                "",
+                "this user may not read it (permission denied)",
+                "it holds no secret (the token has its own file): make it and its "
+                "directory readable for this user's group, or pass --config",
+            )
+        ) from None
     return True
 
 
-def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
-                cwd: Path | None = None) -> Config:
+def load_config(
+    path: Path | None = None, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Config:
     """Find the config file (see ``find_config``), read it and the environment.
 
     Every problem is collected and raised at once as a ConfigError.
@@ -223,11 +246,18 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
     updates: dict[str, Any] = {}
     if "url" in moodle:
         updates["moodle_url"] = moodle["url"]
-    for key, attr in (("format", "format"), ("timeout_s", "timeout_s"), ("concurrency", "concurrency"),
-                      ("report_id", "report_id"), ("report_per_page", "report_per_page"),
-                      ("report_timezone", "report_timezone"), ("completion_path", "completion_path"),
-                      ("allow_insecure_http", "allow_insecure_http"), ("page_size", "page_size"),
-                      ("max_response_mb", "max_response_mb")):
+    for key, attr in (
+        ("format", "format"),
+        ("timeout_s", "timeout_s"),
+        ("concurrency", "concurrency"),
+        ("report_id", "report_id"),
+        ("report_per_page", "report_per_page"),
+        ("report_timezone", "report_timezone"),
+        ("completion_path", "completion_path"),
+        ("allow_insecure_http", "allow_insecure_http"),
+        ("page_size", "page_size"),
+        ("max_response_mb", "max_response_mb"),
+    ):
         if key in moodle:
             updates[attr] = moodle[key]
     if moodle.get("ca_bundle"):
@@ -284,8 +314,11 @@ def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
         problems.append(Problem(str(path), "", f"not valid TOML: {exc}", "fix the syntax at that line"))
         return {}
     except RecursionError:  # tomllib recurses once per nested array or inline table
-        problems.append(Problem(str(path), "", "values are nested too deeply to read",
-                                "look for a long run of '[' or '{'"))
+        problems.append(
+            Problem(
+                str(path), "", "values are nested too deeply to read", "look for a long run of '[' or '{'"
+            )
+        )
         return {}
     except OSError as exc:
         problems.append(Problem(str(path), "", f"cannot read: {exc.strerror}"))
@@ -302,12 +335,14 @@ def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
             expected = _SCHEMA[section].get(key)
             clean.setdefault(section, {})
             if expected is None:
-                problems.append(Problem(str(path), f"{section}.{key}", "unknown key",
-                                        _suggest(key, _SCHEMA[section])))
+                problems.append(
+                    Problem(str(path), f"{section}.{key}", "unknown key", _suggest(key, _SCHEMA[section]))
+                )
             elif not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
                 names = " or ".join(t.__name__ for t in expected)
-                problems.append(Problem(str(path), f"{section}.{key}",
-                                        f"must be {names}, not {type(value).__name__}"))
+                problems.append(
+                    Problem(str(path), f"{section}.{key}", f"must be {names}, not {type(value).__name__}")
+                )
             else:
                 clean[section][key] = value
     return clean  # only well-typed values go on to be checked and used
@@ -324,8 +359,14 @@ def _read_token(path: Path, where: str, problems: list[Problem]) -> str | None:
     try:
         token = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
-        problems.append(Problem(where, "moodle.token_file", f"cannot read the token file {path}: "
-                                f"{exc.strerror}", "create it with the token from Moodle, mode 0600"))
+        problems.append(
+            Problem(
+                where,
+                "moodle.token_file",
+                f"cannot read the token file {path}: {exc.strerror}",
+                "create it with the token from Moodle, mode 0600",
+            )
+        )
         return None
     if not token:
         problems.append(Problem(where, "moodle.token_file", f"the token file {path} is empty"))
@@ -347,42 +388,83 @@ def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
         try:
             grp.getgrnam(config.ledger_group)
         except KeyError:
-            problems.append(Problem(where, "ledger.group", f"there is no group '{config.ledger_group}' "
-                                    "on this machine", "create it (groupadd) or fix the name"))
+            problems.append(
+                Problem(
+                    where,
+                    "ledger.group",
+                    f"there is no group '{config.ledger_group}' on this machine",
+                    "create it (groupadd) or fix the name",
+                )
+            )
     if config.format not in ("json", "xml"):
-        problems.append(Problem(where, "moodle.format", f"'{config.format}' is not a format",
-                                "use 'json' or 'xml'"))
+        problems.append(
+            Problem(where, "moodle.format", f"'{config.format}' is not a format", "use 'json' or 'xml'")
+        )
     if config.completion_path not in COMPLETION_PATHS:
-        problems.append(Problem(where, "moodle.completion_path",
-                                f"'{config.completion_path}' is not a completion path",
-                                "use one of " + ", ".join(COMPLETION_PATHS)))
+        problems.append(
+            Problem(
+                where,
+                "moodle.completion_path",
+                f"'{config.completion_path}' is not a completion path",
+                "use one of " + ", ".join(COMPLETION_PATHS),
+            )
+        )
     if config.concurrency < 1 or config.concurrency > 64:
-        problems.append(Problem(where, "moodle.concurrency", "must be between 1 and 64",
-                                "match it to the Moodle server's PHP workers; 4 is a safe start"))
+        problems.append(
+            Problem(
+                where,
+                "moodle.concurrency",
+                "must be between 1 and 64",
+                "match it to the Moodle server's PHP workers; 4 is a safe start",
+            )
+        )
     if config.page_size < 1 or config.report_per_page < 1:
         problems.append(Problem(where, "moodle.page_size", "page sizes must be positive"))
     if config.timeout_s <= 0:
         problems.append(Problem(where, "moodle.timeout_s", "must be positive"))
     if config.ca_bundle and not Path(config.ca_bundle).is_file():
-        problems.append(Problem(where, "moodle.ca_bundle", f"no CA certificate file at {config.ca_bundle}",
-                                "give the path of the PEM file holding the site's CA certificate"))
+        problems.append(
+            Problem(
+                where,
+                "moodle.ca_bundle",
+                f"no CA certificate file at {config.ca_bundle}",
+                "give the path of the PEM file holding the site's CA certificate",
+            )
+        )
     if config.full_every_days < 0:
         problems.append(Problem(where, "sync.full_every_days", "must be 0 (never) or more"))
     if not config.max_response_mb > 0:
-        problems.append(Problem(where, "moodle.max_response_mb", "must be positive",
-                                "64 holds a report page of about 100,000 rows"))
+        problems.append(
+            Problem(
+                where,
+                "moodle.max_response_mb",
+                "must be positive",
+                "64 holds a report page of about 100,000 rows",
+            )
+        )
     if config.max_minutes is not None and not config.max_minutes > 0:
-        problems.append(Problem(where, "sync.max_minutes", "must be positive",
-                                "leave it out for no limit on a run's duration"))
-    for key, zone in (("organisation.timezone", config.timezone),
-                      ("moodle.report_timezone", config.report_timezone)):
+        problems.append(
+            Problem(
+                where, "sync.max_minutes", "must be positive", "leave it out for no limit on a run's duration"
+            )
+        )
+    for key, zone in (
+        ("organisation.timezone", config.timezone),
+        ("moodle.report_timezone", config.report_timezone),
+    ):
         if zone is None:
             continue
         try:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError):
-            problems.append(Problem(where, key, f"unknown time zone '{zone}'",
-                                    "use an IANA name such as Europe/Prague or Europe/Ljubljana"))
+            problems.append(
+                Problem(
+                    where,
+                    key,
+                    f"unknown time zone '{zone}'",
+                    "use an IANA name such as Europe/Prague or Europe/Ljubljana",
+                )
+            )
 
 
 def _check_url(config: Config, where: str, problems: list[Problem]) -> None:

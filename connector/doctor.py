@@ -42,8 +42,14 @@ def _failed(name: str, exc: ConnectorError, hint: str | None = None) -> Check:
     problems = tuple(getattr(exc, "problems", ()) or ())
     if problems:
         count = len(problems)
-        return Check(name, False, f"{count} problem{'s' if count != 1 else ''}", hint or exc.hint,
-                     problems, exc.exit_code)
+        return Check(
+            name,
+            False,
+            f"{count} problem{'s' if count != 1 else ''}",
+            hint or exc.hint,
+            problems,
+            exc.exit_code,
+        )
     return Check(name, False, exc.message, hint or exc.hint, (), exc.exit_code)
 
 
@@ -84,8 +90,14 @@ def _wrap(text: str, first: str, rest: str, width: int) -> list[str]:
     # Paths, URLs and `commands` are never split: a long one overflows rather than breaking.
     parts = " ".join(text.split()).split("`")
     text = "`".join(p.replace(" ", _KEEP) if i % 2 else p for i, p in enumerate(parts))
-    lines = textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
-                          break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+    lines = textwrap.wrap(
+        text,
+        width,
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
     return [line.replace(_KEEP, " ") for line in lines]
 
 
@@ -99,8 +111,11 @@ def run_checks(config: Config) -> Iterator[Check]:
         yield Check("mappings", True, f"{config.mappings_dir}: {len(mappings.requirements)} requirements")
     except ConnectorError as exc:
         mappings = None
-        yield _failed("mappings", exc,
-                      f"run `connector mappings check --mappings {config.mappings_dir}` for every problem")
+        yield _failed(
+            "mappings",
+            exc,
+            f"run `connector mappings check --mappings {config.mappings_dir}` for every problem",
+        )
     yield _ledger_check(config)
     exposure = config.token_file_exposure()
     if exposure:  # shown only when wrong: a private token file is the normal case
@@ -119,13 +134,15 @@ def run_checks(config: Config) -> Iterator[Check]:
             site = api.site_info()
             yield Check("reachable", True, f"{settings.shown_url} answered")
             yield Check("moodle release", True, f"{site.release} (version {site.version})")
-            yield Check("token user", True, f"{site.username} (id {site.userid}), language {site.lang}",
-                        None)
+            yield Check("token user", True, f"{site.username} (id {site.userid}), language {site.lang}", None)
             missing = [f for f in REQUIRED_FUNCTIONS if not site.can_call(f)]
-            yield Check("required functions", not missing,
-                        "all present" if not missing else "missing: " + ", ".join(missing),
-                        "add them to the external service: Site administration > Server > Web services > "
-                        "External services > (your service) > Functions")
+            yield Check(
+                "required functions",
+                not missing,
+                "all present" if not missing else "missing: " + ", ".join(missing),
+                "add them to the external service: Site administration > Server > Web services > "
+                "External services > (your service) > Functions",
+            )
             for function, why in OPTIONAL_FUNCTIONS.items():
                 if not site.can_call(function):
                     yield Check(f"optional {function}", True, f"not in the service; {why}")
@@ -133,12 +150,20 @@ def run_checks(config: Config) -> Iterator[Check]:
                 yield _capability_probe(api, mappings)
             if config.report_id is not None:
                 if site.lang != "en":
-                    yield Check("report", False, f"the token user's language is '{site.lang}'",
-                                "set that user's preferred language to English so report dates can be read")
+                    yield Check(
+                        "report",
+                        False,
+                        f"the token user's language is '{site.lang}'",
+                        "set that user's preferred language to English so report dates can be read",
+                    )
                 elif site.can_call("core_reportbuilder_retrieve_report"):
                     page = next(iter(api.report_pages(config.report_id, per_page=1)), None)
-                    yield Check("report", True, f"report {config.report_id}: "
-                                f"{page.total_rows if page else 0} rows, columns {list(page.headers) if page else []}")
+                    yield Check(
+                        "report",
+                        True,
+                        f"report {config.report_id}: "
+                        f"{page.total_rows if page else 0} rows, columns {list(page.headers) if page else []}",
+                    )
                     yield report_conditions_check(api, site, config.report_id)
     except ConnectorError as exc:
         yield Check("moodle", False, exc.message, exc.hint)
@@ -146,8 +171,8 @@ def run_checks(config: Config) -> Iterator[Check]:
 
 def _capability_probe(api: object, mappings: object) -> Check:
     """Read one enrolment and its completion: a token lacking capabilities fails here, not at 2 am."""
-    from connector.moodle.api import MoodleApi, is_per_enrolment_error
     from connector.evaluation import resolve_courses
+    from connector.moodle.api import MoodleApi, is_per_enrolment_error
 
     assert isinstance(api, MoodleApi)
     try:
@@ -157,8 +182,12 @@ def _capability_probe(api: object, mappings: object) -> Check:
     resolved = resolve_courses(mappings, courses)  # type: ignore[arg-type]
     tracked = [c for c in courses if c.id in set(resolved.values()) and c.completion_enabled]
     if not tracked:
-        return Check("capabilities", False, "no mapped course with completion tracking exists in Moodle",
-                     "run `connector courses` to see which mapped courses are missing or not tracked")
+        return Check(
+            "capabilities",
+            False,
+            "no mapped course with completion tracking exists in Moodle",
+            "run `connector courses` to see which mapped courses are missing or not tracked",
+        )
     course = tracked[0]
     try:
         first = next(iter(api.enrolled_users(course.id, page_size=1)), None)
@@ -170,8 +199,11 @@ def _capability_probe(api: object, mappings: object) -> Check:
                     raise
     except ConnectorError as exc:
         return Check("capabilities", False, exc.message, exc.hint)
-    return Check("capabilities", True, f"read enrolments and a completion of course {course.id} "
-                 f"({course.idnumber or course.shortname})")
+    return Check(
+        "capabilities",
+        True,
+        f"read enrolments and a completion of course {course.id} ({course.idnumber or course.shortname})",
+    )
 
 
 def _ledger_check(config: Config) -> Check:
@@ -179,14 +211,23 @@ def _ledger_check(config: Config) -> Check:
     if not path.exists():
         parent = path.parent if str(path.parent) else None
         writable = os.access(parent or ".", os.W_OK)
-        return Check("ledger", writable, f"{path} does not exist yet; the first sync creates it (mode 0600)",
-                     None if writable else f"make {path.parent} writable for the connector's user")
+        return Check(
+            "ledger",
+            writable,
+            f"{path} does not exist yet; the first sync creates it (mode 0600)",
+            None if writable else f"make {path.parent} writable for the connector's user",
+        )
     mode = stat.S_IMODE(path.stat().st_mode)
     allowed = 0o640 if config.ledger_group else 0o600  # what every writing open sets
     private = mode & ~allowed == 0
-    return Check("ledger", private, f"{path} (mode {mode:o})",
-                 None if private else f"it holds personal data: chmod {allowed:o} {path} "
-                 "(`connector upgrade` resets it)")
+    return Check(
+        "ledger",
+        private,
+        f"{path} (mode {mode:o})",
+        None
+        if private
+        else f"it holds personal data: chmod {allowed:o} {path} (`connector upgrade` resets it)",
+    )
 
 
 REPORTS_GET = "core_reportbuilder_reports_get"
@@ -201,24 +242,45 @@ def report_conditions_check(api: MoodleApi, site: SiteInfo, report_id: int) -> C
     retrieve_report's conditiondata, which keeps its old value after the condition is deleted."""
     name = "report conditions"
     if not site.can_call(REPORTS_GET):
-        return Check(name, False, f"cannot tell whether report {report_id} hides suspended and ended "
-                     f"enrolments: {REPORTS_GET} is not in the web service",
-                     f"add {REPORTS_GET} to the external service (Site administration > Server > "
-                     "Web services > External services > (your service) > Functions)")
+        return Check(
+            name,
+            False,
+            f"cannot tell whether report {report_id} hides suspended and ended "
+            f"enrolments: {REPORTS_GET} is not in the web service",
+            f"add {REPORTS_GET} to the external service (Site administration > Server > "
+            "Web services > External services > (your service) > Functions)",
+        )
     try:
         conditions = api.report_conditions(report_id)
     except ConnectorError as exc:
-        return Check(name, False, f"cannot read the conditions of report {report_id}: {exc.message}",
-                     "the token's user needs edit rights on the report (moodle/reportbuilder:editall)")
+        return Check(
+            name,
+            False,
+            f"cannot read the conditions of report {report_id}: {exc.message}",
+            "the token's user needs edit rights on the report (moodle/reportbuilder:editall)",
+        )
     hides = conditions.hides_inactive_enrolments
     if hides is False:
-        return Check(name, True, f"report {report_id} lists inactive enrolments too (no 'Enrolment status' condition)")
-    remove = (f"in Moodle open {_REPORT_EDITOR}, edit report {report_id}, open the 'Conditions' panel "
-              "and delete the condition 'Enrolment • Status' (trash icon); then run `connector sync --full`")
+        return Check(
+            name, True, f"report {report_id} lists inactive enrolments too (no 'Enrolment status' condition)"
+        )
+    remove = (
+        f"in Moodle open {_REPORT_EDITOR}, edit report {report_id}, open the 'Conditions' panel "
+        "and delete the condition 'Enrolment • Status' (trash icon); then run `connector sync --full`"
+    )
     if hides is None:
-        return Check(name, False, f"report {report_id}: the editor's view is contradictory about the "
-                     "'Enrolment status' condition", remove)
+        return Check(
+            name,
+            False,
+            f"report {report_id}: the editor's view is contradictory about the 'Enrolment status' condition",
+            remove,
+        )
     status = conditions.condition("enrolment:status")
     rule = f": {status.operator_text.lower()} {status.value_text}".rstrip() if status else ""
-    return Check(name, False, f"report {report_id} hides suspended and ended enrolments (condition "
-                 f"'Enrolment • Status'{rule}); the completions behind them are missed", remove)
+    return Check(
+        name,
+        False,
+        f"report {report_id} hides suspended and ended enrolments (condition "
+        f"'Enrolment • Status'{rule}); the completions behind them are missed",
+        remove,
+    )

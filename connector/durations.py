@@ -17,10 +17,18 @@ from typing import Literal
 Unit = Literal["days", "weeks", "months", "years"]
 
 _UNIT_SPELLINGS: dict[str, Unit] = {
-    "day": "days", "days": "days", "d": "days",
-    "week": "weeks", "weeks": "weeks", "w": "weeks",
-    "month": "months", "months": "months", "m": "months",
-    "year": "years", "years": "years", "y": "years",
+    "day": "days",
+    "days": "days",
+    "d": "days",
+    "week": "weeks",
+    "weeks": "weeks",
+    "w": "weeks",
+    "month": "months",
+    "months": "months",
+    "m": "months",
+    "year": "years",
+    "years": "years",
+    "y": "years",
 }
 _DURATION = re.compile(r"^\s*(\d+)\s*([A-Za-z]+)\s*$")
 HINT = 'write a whole number and a unit, e.g. "24 months", "2 years", "90 days" or "6 weeks"'

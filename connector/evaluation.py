@@ -38,13 +38,20 @@ def subjects_from_ledger(ledger: Ledger, as_of: date | None = None) -> Iterator[
             continue
         start = date.fromisoformat(row["start_date"]) if row["start_date"] else None
         yield Subject(
-            user_id=row["user_id"], username=row["username"], department_id=row["department_id"],
-            position=row["position"], cohorts=frozenset(json.loads(row["cohorts"] or "[]")),
-            active=bool(row["active"]), start_date=start, idnumber=row["idnumber"] or "")
+            user_id=row["user_id"],
+            username=row["username"],
+            department_id=row["department_id"],
+            position=row["position"],
+            cohorts=frozenset(json.loads(row["cohorts"] or "[]")),
+            active=bool(row["active"]),
+            start_date=start,
+            idnumber=row["idnumber"] or "",
+        )
 
 
-def evaluate_ledger(ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int],
-                    as_of: date) -> tuple[Iterator[tuple[Any, ...]], RollupBuilder]:
+def evaluate_ledger(
+    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date
+) -> tuple[Iterator[tuple[Any, ...]], RollupBuilder]:
     """Stream (status row, ...) for every subject x requirement; the builder fills as it streams."""
     builder = RollupBuilder(mappings, as_of)
     rules = RuleSet(mappings, course_ids, as_of)
@@ -61,19 +68,34 @@ def evaluate_ledger(ledger: Ledger, mappings: Mappings, course_ids: dict[CourseR
             builder.add(subject, statuses)
             for s in statuses:
                 decided = s.decided_by
-                yield (subject.user_id, s.requirement_id, str(s.status), _iso(s.valid_until),
-                       _iso(s.since), _iso(s.due),
-                       ids.get((decided.course_id, decided.completed_at)) if decided else None,
-                       _iso(s.completed_on), s.detail)
+                yield (
+                    subject.user_id,
+                    s.requirement_id,
+                    str(s.status),
+                    _iso(s.valid_until),
+                    _iso(s.since),
+                    _iso(s.due),
+                    ids.get((decided.course_id, decided.completed_at)) if decided else None,
+                    _iso(s.completed_on),
+                    s.detail,
+                )
 
     return rows(), builder
 
 
 def rollup_row(r: Any) -> dict[str, Any]:
     return {
-        "department_id": r.department_id, "requirement_id": r.requirement_id, "in_scope": r.in_scope,
-        "compliant": r.compliant, "expiring": r.expiring, "expired": r.expired, "missing": r.missing,
-        "grace": r.grace, "exempt": r.exempt, "holders": r.holders, "share": r.share,
+        "department_id": r.department_id,
+        "requirement_id": r.requirement_id,
+        "in_scope": r.in_scope,
+        "compliant": r.compliant,
+        "expiring": r.expiring,
+        "expired": r.expired,
+        "missing": r.missing,
+        "grace": r.grace,
+        "exempt": r.exempt,
+        "holders": r.holders,
+        "share": r.share,
         "targets_met": None if r.targets_met is None else int(r.targets_met),
         "targets": json.dumps([_target_dict(t) for t in r.targets], ensure_ascii=False),
     }
@@ -83,8 +105,9 @@ def _target_dict(t: Any) -> dict[str, Any]:
     return {"kind": t.kind, "required": t.required, "actual": t.actual, "met": t.met, "period": t.period}
 
 
-def evaluate_into_ledger(ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int],
-                         as_of: date, run_id: int) -> dict[str, int]:
+def evaluate_into_ledger(
+    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date, run_id: int
+) -> dict[str, int]:
     rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
     counter = _Counter(rows)
     changes = ledger.write_statuses(counter, run_id, as_of)
@@ -110,16 +133,31 @@ def _iso(value: date | None) -> str | None:
 def rollups_from_statuses(ledger: Ledger, mappings: Mappings, as_of: date) -> list[dict[str, Any]]:
     """Roll-ups rebuilt from the stored statuses (what the last sync decided), without
     re-evaluating any rule: used when people leave the ledger between syncs (``erase``)."""
-    decided = {eid: Completion(u, c, at, src, prec) for eid, u, c, at, src, prec in ledger.db.execute(
-        "SELECT id, user_id, course_id, completed_at, source, precision_s FROM evidence "
-        "WHERE id IN (SELECT evidence_id FROM statuses)")}
+    decided = {
+        eid: Completion(u, c, at, src, prec)
+        for eid, u, c, at, src, prec in ledger.db.execute(
+            "SELECT id, user_id, course_id, completed_at, source, precision_s FROM evidence "
+            "WHERE id IN (SELECT evidence_id FROM statuses)"
+        )
+    }
     by_user: dict[int, list[PersonStatus]] = {}
     for user_id, req, status, valid_until, since, due, evidence_id, completed_on, detail in ledger.db.execute(
-            "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,"
-            " detail FROM statuses"):
-        by_user.setdefault(user_id, []).append(PersonStatus(
-            user_id, req, Status(status), _date(valid_until), _date(since), _date(due),
-            decided.get(evidence_id) if evidence_id else None, _date(completed_on), detail or ""))
+        "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,"
+        " detail FROM statuses"
+    ):
+        by_user.setdefault(user_id, []).append(
+            PersonStatus(
+                user_id,
+                req,
+                Status(status),
+                _date(valid_until),
+                _date(since),
+                _date(due),
+                decided.get(evidence_id) if evidence_id else None,
+                _date(completed_on),
+                detail or "",
+            )
+        )
     builder = RollupBuilder(mappings, as_of)
     for subject in subjects_from_ledger(ledger, as_of):
         builder.add(subject, by_user.get(subject.user_id, []))

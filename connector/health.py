@@ -68,8 +68,9 @@ def unknown(message: str) -> Verdict:
     return Verdict(UNKNOWN, f"CONNECTOR UNKNOWN - {_shorten(message, 300)}")
 
 
-def check_ledger(load_config: Callable[[], Config], *, warn_age: str, max_age: str,
-                 max_unplaced: str | None) -> Verdict:
+def check_ledger(
+    load_config: Callable[[], Config], *, warn_age: str, max_age: str, max_unplaced: str | None
+) -> Verdict:
     """The verdict on the configured ledger; whatever goes wrong is UNKNOWN, never a traceback.
 
     ``max_unplaced`` None: the config's ``[sync] max_unplaced``, the share a sync warns about.
@@ -148,16 +149,27 @@ def _courses_seen(ledger: Ledger, run_id: int) -> list[Any]:
     """The courses Moodle listed to that run (every run records the whole course list)."""
     from connector.moodle.records import Course
 
-    return [Course(id=r[0], idnumber=r[1] or "", shortname=r[2] or "", fullname=r[3] or "",
-                   visible=bool(r[4]), completion_enabled=bool(r[5]))
-            for r in ledger.db.execute(
-                "SELECT course_id, idnumber, shortname, fullname, visible, completion_enabled "
-                "FROM courses WHERE last_seen_run >= ?", [run_id])]
+    return [
+        Course(
+            id=r[0],
+            idnumber=r[1] or "",
+            shortname=r[2] or "",
+            fullname=r[3] or "",
+            visible=bool(r[4]),
+            completion_enabled=bool(r[5]),
+        )
+        for r in ledger.db.execute(
+            "SELECT course_id, idnumber, shortname, fullname, visible, completion_enabled "
+            "FROM courses WHERE last_seen_run >= ?",
+            [run_id],
+        )
+    ]
 
 
 def _last_finished_failed(ledger: Ledger) -> dict[str, Any] | None:
     row = ledger.db.execute_returning_dicts(
-        "SELECT id, outcome, error FROM sync_runs WHERE outcome != 'running' ORDER BY id DESC LIMIT 1")
+        "SELECT id, outcome, error FROM sync_runs WHERE outcome != 'running' ORDER BY id DESC LIMIT 1"
+    )
     return row[0] if row and row[0]["outcome"] == "failed" else None
 
 

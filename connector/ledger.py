@@ -160,8 +160,10 @@ def _v3(db: sqlite_utils.Database) -> None:
     )
     db.execute("INSERT INTO ledger_keys (name, value) VALUES ('subject_salt', ?)", [salt])
     old = db.execute("SELECT id, user_id, erased_at, reason, rows_removed FROM erasures").fetchall()
-    db.conn.executemany("INSERT INTO erasures_v3 VALUES (?, ?, ?, ?, ?)",
-                        [(i, subject_key(salt, u), at, why, n) for i, u, at, why, n in old])
+    db.conn.executemany(
+        "INSERT INTO erasures_v3 VALUES (?, ?, ?, ?, ?)",
+        [(i, subject_key(salt, u), at, why, n) for i, u, at, why, n in old],
+    )
     db.executescript("DROP TABLE erasures; ALTER TABLE erasures_v3 RENAME TO erasures;")
 
 
@@ -194,8 +196,14 @@ class Ledger:
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, *, create: bool = True, group: str | None = None,
-             on_upgrade: Callable[[str], None] | None = None) -> Ledger:
+    def open(
+        cls,
+        path: Path,
+        *,
+        create: bool = True,
+        group: str | None = None,
+        on_upgrade: Callable[[str], None] | None = None,
+    ) -> Ledger:
         """Open to write: create if asked, enforce the file modes, upgrade an older schema.
 
         ``group``: the readers' group (``[ledger] group``); ``on_upgrade`` receives the sentence
@@ -204,8 +212,10 @@ class Ledger:
         path = Path(path)
         if not path.exists():
             if not create:
-                raise LedgerError(f"no ledger at {path}",
-                                  hint="run `connector sync` first, or pass --ledger / set [ledger] path")
+                raise LedgerError(
+                    f"no ledger at {path}",
+                    hint="run `connector sync` first, or pass --ledger / set [ledger] path",
+                )
             _create_private_file(path, group)
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
@@ -219,8 +229,10 @@ class Ledger:
         except (sqlite3.Error, UnicodeDecodeError) as exc:
             if any(word in str(exc).lower() for word in ("readonly", "locked", "busy", "full")):
                 raise ledger_error(exc, path) from None  # an operational fault, said plainly
-            raise LedgerError(f"cannot open the ledger {path}: {exc}",
-                              hint="is it a connector ledger? check the path and the file's permissions") from exc
+            raise LedgerError(
+                f"cannot open the ledger {path}: {exc}",
+                hint="is it a connector ledger? check the path and the file's permissions",
+            ) from exc
         return ledger
 
     @classmethod
@@ -231,25 +243,31 @@ class Ledger:
         """
         path = Path(path)
         if not path.exists():
-            raise LedgerError(f"no ledger at {path}",
-                              hint="run `connector sync` first, or pass --ledger / set [ledger] path")
+            raise LedgerError(
+                f"no ledger at {path}",
+                hint="run `connector sync` first, or pass --ledger / set [ledger] path",
+            )
         try:
-            conn = sqlite3.connect(_readonly_uri(path), uri=True, isolation_level=None, timeout=30,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                _readonly_uri(path), uri=True, isolation_level=None, timeout=30, check_same_thread=False
+            )
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         except sqlite3.Error as exc:
             if "unable to open" not in str(exc) and "readonly" not in str(exc):
                 raise ledger_error(exc, path) from None
-            raise LedgerError(f"cannot read the ledger {path}: {exc}",
-                              hint="readers need read access to the ledger (and its -wal/-shm files); "
-                              "`connector upgrade`, run once as the connector's user, resets their modes") from None
+            raise LedgerError(
+                f"cannot read the ledger {path}: {exc}",
+                hint="readers need read access to the ledger (and its -wal/-shm files); "
+                "`connector upgrade`, run once as the connector's user, resets their modes",
+            ) from None
         ledger = cls(sqlite_utils.Database(conn), path, writable=False)
         if not any_schema and version != SCHEMA_VERSION:
             ledger.close()
             _check_version(path, version)
             raise LedgerError(
                 f"the ledger {path} has schema version {version}, this connector needs {SCHEMA_VERSION}: "
-                "upgrade it with `connector upgrade` (it makes a backup first) or `connector sync`")
+                "upgrade it with `connector upgrade` (it makes a backup first) or `connector sync`"
+            )
         return ledger
 
     def _migrate(self, group: str | None, on_upgrade: Callable[[str], None]) -> None:
@@ -269,8 +287,10 @@ class Ledger:
                 MIGRATIONS[step](self.db)
             self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         if backup is not None:
-            on_upgrade(f"upgraded the ledger {self.path} from schema version {version} to {SCHEMA_VERSION}; "
-                       f"the previous one is kept in {backup.path}")
+            on_upgrade(
+                f"upgraded the ledger {self.path} from schema version {version} to {SCHEMA_VERSION}; "
+                f"the previous one is kept in {backup.path}"
+            )
 
     def _backup_before_upgrade(self, version: int, group: str | None) -> BackupResult:
         # A second connection reads the snapshot this one's write lock keeps still (WAL lets it);
@@ -326,16 +346,33 @@ class Ledger:
         with self.transaction():
             cursor = self.db.execute(
                 "INSERT INTO sync_runs (started_at, outcome, mode, as_of) VALUES (?, 'running', ?, ?)",
-                [utc_now(), mode, as_of.isoformat()])
+                [utc_now(), mode, as_of.isoformat()],
+            )
             return int(cursor.lastrowid)  # type: ignore[arg-type]
 
-    def finish_run(self, run_id: int, outcome: str, *, counts: dict[str, Any] | None = None,
-                   completion_path: str | None = None, error: str | None = None) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        outcome: str,
+        *,
+        counts: dict[str, Any] | None = None,
+        completion_path: str | None = None,
+        error: str | None = None,
+    ) -> None:
         """Record the run's outcome. Inside an open transaction (a sync's data write) it joins it,
         so the outcome and the data commit together; otherwise it commits on its own."""
-        sql = ("UPDATE sync_runs SET finished_at = ?, outcome = ?, counts = ?, completion_path = ?, "
-               "error = ? WHERE id = ?")
-        params = [utc_now(), outcome, json.dumps(counts or {}, sort_keys=True), completion_path, error, run_id]
+        sql = (
+            "UPDATE sync_runs SET finished_at = ?, outcome = ?, counts = ?, completion_path = ?, "
+            "error = ? WHERE id = ?"
+        )
+        params = [
+            utc_now(),
+            outcome,
+            json.dumps(counts or {}, sort_keys=True),
+            completion_path,
+            error,
+            run_id,
+        ]
         if self.db.conn.in_transaction:
             self.db.execute(sql, params)
             return
@@ -348,12 +385,13 @@ class Ledger:
             cursor = self.db.execute(
                 "UPDATE sync_runs SET outcome = 'failed', finished_at = ?, "
                 "error = 'interrupted: the process ended before the run finished (killed or crashed)' "
-                "WHERE outcome = 'running'", [utc_now()])
+                "WHERE outcome = 'running'",
+                [utc_now()],
+            )
             return cursor.rowcount
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
-        rows = self.db.execute_returning_dicts(
-            "SELECT * FROM sync_runs ORDER BY id DESC LIMIT ?", [limit])
+        rows = self.db.execute_returning_dicts("SELECT * FROM sync_runs ORDER BY id DESC LIMIT ?", [limit])
         for row in rows:
             row["counts"] = json.loads(row["counts"]) if row["counts"] else {}
         return rows
@@ -379,7 +417,8 @@ class Ledger:
         self.db.execute(
             "INSERT INTO bookmarks (stream, value, run_id) VALUES (?, ?, ?) "
             "ON CONFLICT(stream) DO UPDATE SET value = excluded.value, run_id = excluded.run_id",
-            [stream, value, run_id])
+            [stream, value, run_id],
+        )
 
     # -- courses ----------------------------------------------------------------------------------
     def upsert_courses(self, courses: Iterable[Course], run_id: int) -> None:
@@ -389,19 +428,40 @@ class Ledger:
             "ON CONFLICT(course_id) DO UPDATE SET idnumber = excluded.idnumber, "
             "shortname = excluded.shortname, fullname = excluded.fullname, visible = excluded.visible, "
             "completion_enabled = excluded.completion_enabled, last_seen_run = excluded.last_seen_run",
-            [(c.id, c.idnumber, c.shortname, c.fullname, int(c.visible), int(c.completion_enabled),
-              run_id, run_id) for c in courses])
+            [
+                (
+                    c.id,
+                    c.idnumber,
+                    c.shortname,
+                    c.fullname,
+                    int(c.visible),
+                    int(c.completion_enabled),
+                    run_id,
+                    run_id,
+                )
+                for c in courses
+            ],
+        )
 
     def courses(self, *, latest_only: bool = False) -> list[Course]:
         """Courses as last seen, the most recently seen first (a re-created course with the same
         idnumber wins over the deleted one when mappings are resolved against this list).
         ``latest_only``: just the courses the most recent successful run listed."""
         where = " WHERE last_seen_run = (SELECT MAX(last_seen_run) FROM courses)" if latest_only else ""
-        return [Course(id=r[0], idnumber=r[1] or "", shortname=r[2] or "", fullname=r[3] or "",
-                       visible=bool(r[4]), completion_enabled=bool(r[5]))
-                for r in self.db.execute(
-                    "SELECT course_id, idnumber, shortname, fullname, visible, completion_enabled "
-                    f"FROM courses{where} ORDER BY last_seen_run DESC, course_id")]
+        return [
+            Course(
+                id=r[0],
+                idnumber=r[1] or "",
+                shortname=r[2] or "",
+                fullname=r[3] or "",
+                visible=bool(r[4]),
+                completion_enabled=bool(r[5]),
+            )
+            for r in self.db.execute(
+                "SELECT course_id, idnumber, shortname, fullname, visible, completion_enabled "
+                f"FROM courses{where} ORDER BY last_seen_run DESC, course_id"
+            )
+        ]
 
     # -- people -----------------------------------------------------------------------------------
     def upsert_people(self, rows: Iterable[dict[str, Any]], run_id: int, seen_on: date) -> int:
@@ -420,7 +480,8 @@ class Ledger:
             "department_id = excluded.department_id, placement_conflicts = excluded.placement_conflicts, "
             "start_date = COALESCE(excluded.start_date, people.start_date), "
             "lastaccess = excluded.lastaccess, active = excluded.active, "
-            "suspended = excluded.suspended, deleted = 0, last_seen_run = excluded.last_seen_run")
+            "suspended = excluded.suspended, deleted = 0, last_seen_run = excluded.last_seen_run"
+        )
         count = 0
         for batch in _batched(rows, BATCH):
             for row in batch:
@@ -439,12 +500,15 @@ class Ledger:
     def person_by_username(self, username: str) -> dict[str, Any] | None:
         """The person with this username; a live account wins over deleted ones that had it."""
         rows = self.db.execute_returning_dicts(
-            "SELECT * FROM people WHERE username = ? ORDER BY deleted, last_seen_run DESC", [username])
+            "SELECT * FROM people WHERE username = ? ORDER BY deleted, last_seen_run DESC", [username]
+        )
         live = [r for r in rows if not r["deleted"]]
         if len(live) > 1:
             ids = ", ".join(str(r["user_id"]) for r in live)
-            raise LedgerError(f"several people in the ledger have the username '{username}' (user ids {ids})",
-                              hint="the next full sync settles who holds it now")
+            raise LedgerError(
+                f"several people in the ledger have the username '{username}' (user ids {ids})",
+                hint="the next full sync settles who holds it now",
+            )
         return rows[0] if rows else None
 
     def present_user_ids(self) -> set[int]:
@@ -454,8 +518,12 @@ class Ledger:
     # -- enrolments -------------------------------------------------------------------------------
     def enrolment_state(self) -> dict[tuple[int, int], tuple[int | None, int | None, int | None]]:
         """(course_id, user_id) -> (lastcourseaccess, completed, checked_access) as last recorded."""
-        return {(r[0], r[1]): (r[2], r[3], r[4]) for r in self.db.execute(
-            "SELECT course_id, user_id, lastcourseaccess, completed, checked_access FROM enrolments")}
+        return {
+            (r[0], r[1]): (r[2], r[3], r[4])
+            for r in self.db.execute(
+                "SELECT course_id, user_id, lastcourseaccess, completed, checked_access FROM enrolments"
+            )
+        }
 
     def upsert_enrolments(self, rows: Iterable[tuple[int, int, int | None]], run_id: int) -> None:
         """rows: (course_id, user_id, lastcourseaccess) seen by this run."""
@@ -465,7 +533,8 @@ class Ledger:
                 " present) VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT(course_id, user_id) DO UPDATE SET "
                 "lastcourseaccess = excluded.lastcourseaccess, last_seen_run = excluded.last_seen_run, "
                 "present = 1",
-                [(c, u, a, run_id, run_id) for c, u, a in batch])
+                [(c, u, a, run_id, run_id) for c, u, a in batch],
+            )
 
     def record_checks(self, rows: Iterable[tuple[int, int, bool | None, int | None]], run_id: int) -> None:
         """rows: (course_id, user_id, completed, lastcourseaccess at the check)."""
@@ -473,14 +542,16 @@ class Ledger:
             self.db.conn.executemany(
                 "UPDATE enrolments SET completed = ?, checked_run = ?, checked_access = ? "
                 "WHERE course_id = ? AND user_id = ?",
-                [(None if done is None else int(done), run_id, access, c, u) for c, u, done, access in batch])
+                [(None if done is None else int(done), run_id, access, c, u) for c, u, done, access in batch],
+            )
 
     def mark_enrolments_gone(self, course_ids: Sequence[int], run_id: int) -> int:
         total = 0
         for course_id in course_ids:
             total += self.db.execute(
                 "UPDATE enrolments SET present = 0 WHERE course_id = ? AND last_seen_run < ?",
-                [course_id, run_id]).rowcount
+                [course_id, run_id],
+            ).rowcount
         return total
 
     # -- evidence ---------------------------------------------------------------------------------
@@ -504,11 +575,27 @@ class Ledger:
             "  THEN excluded.completed_at ELSE evidence.completed_at END, "
             "source = CASE WHEN excluded.precision_s < evidence.precision_s "
             "  THEN excluded.source ELSE evidence.source END, "
-            "precision_s = MIN(excluded.precision_s, evidence.precision_s)")
+            "precision_s = MIN(excluded.precision_s, evidence.precision_s)"
+        )
         for batch in _batched(completions, BATCH):
-            self.db.conn.executemany(sql, [
-                (c.user_id, c.course_id, c.completed_at, c.completed_at // 60, c.source, c.precision_s,
-                 run_id, run_id, now, now) for c in batch])
+            self.db.conn.executemany(
+                sql,
+                [
+                    (
+                        c.user_id,
+                        c.course_id,
+                        c.completed_at,
+                        c.completed_at // 60,
+                        c.source,
+                        c.precision_s,
+                        run_id,
+                        run_id,
+                        now,
+                        now,
+                    )
+                    for c in batch
+                ],
+            )
             seen += len(batch)
         new = self._count("evidence") - before
         return EvidenceCounts(new=new, seen=seen - new)
@@ -519,14 +606,17 @@ class Ledger:
         for course_id in course_ids:
             total += self.db.execute(
                 "UPDATE evidence SET gone_since_run = ? WHERE course_id = ? AND last_seen_run < ? "
-                "AND gone_since_run IS NULL", [run_id, course_id, run_id]).rowcount
+                "AND gone_since_run IS NULL",
+                [run_id, course_id, run_id],
+            ).rowcount
         return total
 
     def evidence_by_user(self) -> Iterator[tuple[int, list[tuple[int, Completion]]]]:
         """(user_id, [(evidence_id, Completion), ...]) for every user with evidence, by user id."""
         cursor = self.db.execute(
             "SELECT id, user_id, course_id, completed_at, source, precision_s FROM evidence "
-            "ORDER BY user_id, completed_at")
+            "ORDER BY user_id, completed_at"
+        )
         current: int | None = None
         bucket: list[tuple[int, Completion]] = []
         for eid, user_id, course_id, at, source, precision in cursor:
@@ -542,7 +632,9 @@ class Ledger:
         return self.db.execute_returning_dicts(
             "SELECT e.*, c.idnumber AS course_idnumber, c.fullname AS course_name FROM evidence e "
             "LEFT JOIN courses c ON c.course_id = e.course_id WHERE e.user_id = ? "
-            "ORDER BY e.completed_at", [user_id])
+            "ORDER BY e.completed_at",
+            [user_id],
+        )
 
     # -- statuses ---------------------------------------------------------------------------------
     def write_statuses(self, rows: Iterable[tuple[Any, ...]], run_id: int, as_of: date) -> int:
@@ -557,14 +649,17 @@ class Ledger:
         conn.execute(
             "CREATE TEMP TABLE new_statuses (user_id INTEGER, requirement_id TEXT, status TEXT,"
             " valid_until TEXT, since TEXT, due TEXT, evidence_id INTEGER, completed_on TEXT,"
-            " detail TEXT, PRIMARY KEY (user_id, requirement_id)) WITHOUT ROWID")
+            " detail TEXT, PRIMARY KEY (user_id, requirement_id)) WITHOUT ROWID"
+        )
         for batch in _batched(rows, BATCH * 4):
             conn.executemany("INSERT INTO temp.new_statuses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
         changed = conn.execute(
             "INSERT INTO status_history (user_id, requirement_id, from_status, to_status, changed_on, run_id) "
             "SELECT n.user_id, n.requirement_id, s.status, n.status, ?, ? FROM temp.new_statuses n "
             "LEFT JOIN statuses s ON s.user_id = n.user_id AND s.requirement_id = n.requirement_id "
-            "WHERE s.status IS NULL OR s.status != n.status", [as_of.isoformat(), run_id]).rowcount
+            "WHERE s.status IS NULL OR s.status != n.status",
+            [as_of.isoformat(), run_id],
+        ).rowcount
         # statuses that end without a successor get a history row saying why
         changed += conn.execute(
             "INSERT INTO status_history (user_id, requirement_id, from_status, to_status, changed_on,"
@@ -573,23 +668,27 @@ class Ledger:
             "THEN 'person no longer evaluated' ELSE 'requirement removed from the mappings' END "
             "FROM statuses s WHERE NOT EXISTS (SELECT 1 FROM temp.new_statuses n "
             "WHERE n.user_id = s.user_id AND n.requirement_id = s.requirement_id)",
-            [as_of.isoformat(), run_id]).rowcount
+            [as_of.isoformat(), run_id],
+        ).rowcount
         conn.execute("DELETE FROM statuses")
         conn.execute(
             "INSERT INTO statuses (user_id, requirement_id, status, valid_until, since, due, evidence_id,"
             " completed_on, detail, as_of, run_id) SELECT user_id, requirement_id, status, valid_until,"
             " since, due, evidence_id, completed_on, detail, ?, ? FROM temp.new_statuses",
-            [as_of.isoformat(), run_id])
+            [as_of.isoformat(), run_id],
+        )
         conn.execute("DROP TABLE temp.new_statuses")
         return changed
 
     def statuses_for(self, user_id: int) -> list[dict[str, Any]]:
         return self.db.execute_returning_dicts(
-            "SELECT * FROM statuses WHERE user_id = ? ORDER BY requirement_id", [user_id])
+            "SELECT * FROM statuses WHERE user_id = ? ORDER BY requirement_id", [user_id]
+        )
 
     def history_for(self, user_id: int) -> list[dict[str, Any]]:
         return self.db.execute_returning_dicts(
-            "SELECT * FROM status_history WHERE user_id = ? ORDER BY id", [user_id])
+            "SELECT * FROM status_history WHERE user_id = ? ORDER BY id", [user_id]
+        )
 
     def write_rollups(self, rows: Iterable[dict[str, Any]], run_id: int) -> None:
         self.db.conn.executemany(
@@ -597,25 +696,37 @@ class Ledger:
             " expiring, expired, missing, grace, exempt, holders, share, targets_met, targets) VALUES "
             "(:run_id, :department_id, :requirement_id, :in_scope, :compliant, :expiring, :expired,"
             " :missing, :grace, :exempt, :holders, :share, :targets_met, :targets)",
-            [dict(row, run_id=run_id) for row in rows])
+            [dict(row, run_id=run_id) for row in rows],
+        )
 
     def rollups(self, run_id: int) -> list[dict[str, Any]]:
         return self.db.execute_returning_dicts(
-            "SELECT * FROM rollups WHERE run_id = ? ORDER BY department_id, requirement_id", [run_id])
+            "SELECT * FROM rollups WHERE run_id = ? ORDER BY department_id, requirement_id", [run_id]
+        )
 
     def requirements_with_statuses(self) -> dict[str, int]:
         """requirement id -> how many people hold a current status for it."""
-        return {r: n for r, n in self.db.execute(
-            "SELECT requirement_id, COUNT(*) FROM statuses GROUP BY requirement_id")}
+        return {
+            r: n
+            for r, n in self.db.execute(
+                "SELECT requirement_id, COUNT(*) FROM statuses GROUP BY requirement_id"
+            )
+        }
 
     def evidence_per_course(self) -> dict[int, int]:
         """course id -> completions on record (gone from Moodle or not)."""
-        return {c: n for c, n in self.db.execute("SELECT course_id, COUNT(*) FROM evidence GROUP BY course_id")}
+        return {
+            c: n for c, n in self.db.execute("SELECT course_id, COUNT(*) FROM evidence GROUP BY course_id")
+        }
 
     def quick_check(self) -> list[str]:
         """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else what it found (a few lines)."""
-        found = [line.strip() for row in self.db.execute("PRAGMA quick_check(5)")
-                 for line in str(row[0]).splitlines() if line.strip() and not line.startswith("***")]
+        found = [
+            line.strip()
+            for row in self.db.execute("PRAGMA quick_check(5)")
+            for line in str(row[0]).splitlines()
+            if line.strip() and not line.startswith("***")
+        ]
         return [] if found == ["ok"] else found
 
     def require_sound(self) -> None:
@@ -624,9 +735,10 @@ class Ledger:
         damage = self.quick_check()
         if damage:
             more = f" (and {len(damage) - 1} more problems)" if len(damage) > 1 else ""
-            raise LedgerError(f"the ledger {self.path} is damaged: {damage[0]}{more}",
-                              hint="restore the last backup of the ledger and keep the damaged file "
-                                   "for inspection")
+            raise LedgerError(
+                f"the ledger {self.path} is damaged: {damage[0]}{more}",
+                hint="restore the last backup of the ledger and keep the damaged file for inspection",
+            )
 
     # -- erasure ----------------------------------------------------------------------------------
     def subject_key(self, user_id: int) -> str:
@@ -636,8 +748,10 @@ class Ledger:
     def _salt(self) -> str:
         row = self.db.execute("SELECT value FROM ledger_keys WHERE name = 'subject_salt'").fetchone()
         if row is None:
-            raise LedgerError(f"the ledger {self.path} has no subject salt (ledger_keys): it was altered "
-                              "by hand", hint="restore it from a backup")
+            raise LedgerError(
+                f"the ledger {self.path} has no subject salt (ledger_keys): it was altered by hand",
+                hint="restore it from a backup",
+            )
         return str(row[0])
 
     def suppressed_among(self, user_ids: Iterable[int]) -> set[int]:
@@ -661,24 +775,33 @@ class Ledger:
             removed += self.db.execute(f"DELETE FROM {table} WHERE user_id = ?", [user_id]).rowcount
         cursor = self.db.execute(
             "INSERT INTO erasures (subject_key, erased_at, reason, rows_removed) VALUES (?, ?, ?, ?)",
-            [key, utc_now(), reason, removed])
+            [key, utc_now(), reason, removed],
+        )
         self.db.execute(
             "INSERT INTO suppressions (subject_key, since, erasure_id) VALUES (?, ?, ?) "
             "ON CONFLICT(subject_key) DO UPDATE SET erasure_id = excluded.erasure_id",
-            [key, utc_now(), cursor.lastrowid])
+            [key, utc_now(), cursor.lastrowid],
+        )
         return removed
 
     def unsuppress(self, user_id: int) -> bool:
         """Let an erased person back into later syncs; False when they were not held back."""
         with self.transaction():
-            return self.db.execute("DELETE FROM suppressions WHERE subject_key = ?",
-                                   [self.subject_key(user_id)]).rowcount > 0
+            return (
+                self.db.execute(
+                    "DELETE FROM suppressions WHERE subject_key = ?", [self.subject_key(user_id)]
+                ).rowcount
+                > 0
+            )
 
-    def replace_rollups(self, run_id: int, department_ids: Iterable[str], rows: Iterable[dict[str, Any]]) -> None:
+    def replace_rollups(
+        self, run_id: int, department_ids: Iterable[str], rows: Iterable[dict[str, Any]]
+    ) -> None:
         """Swap the roll-ups of these departments in a run for recomputed ones."""
         departments = sorted(set(department_ids))
-        self.db.conn.executemany("DELETE FROM rollups WHERE run_id = ? AND department_id = ?",
-                                 [(run_id, d) for d in departments])
+        self.db.conn.executemany(
+            "DELETE FROM rollups WHERE run_id = ? AND department_id = ?", [(run_id, d) for d in departments]
+        )
         self.write_rollups([r for r in rows if r["department_id"] in departments], run_id)
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -692,15 +815,21 @@ def _readonly_uri(path: Path) -> str:
 
 def _check_version(path: Path, version: int, *, new_ok: bool = False) -> None:
     if version < 0:
-        raise LedgerError(f"the ledger {path} is damaged (schema version {version})",
-                          hint="restore the last backup of the ledger; keep the damaged file for inspection")
+        raise LedgerError(
+            f"the ledger {path} is damaged (schema version {version})",
+            hint="restore the last backup of the ledger; keep the damaged file for inspection",
+        )
     if version > SCHEMA_VERSION:
         raise LedgerError(
             f"the ledger {path} has schema version {version}, newer than this connector "
-            f"knows ({SCHEMA_VERSION})", hint="upgrade the connector")
+            f"knows ({SCHEMA_VERSION})",
+            hint="upgrade the connector",
+        )
     if version == 0 and not new_ok:
-        raise LedgerError(f"{path} is not a connector ledger (it has no schema)",
-                          hint="check --ledger / [ledger] path; `connector sync` creates a ledger")
+        raise LedgerError(
+            f"{path} is not a connector ledger (it has no schema)",
+            hint="check --ledger / [ledger] path; `connector sync` creates a ledger",
+        )
 
 
 def _create_private_file(path: Path, group: str | None = None) -> None:
@@ -711,8 +840,10 @@ def _create_private_file(path: Path, group: str | None = None) -> None:
     except FileExistsError:
         return
     except OSError as exc:
-        raise LedgerError(f"cannot create the ledger {path}: {exc.strerror}",
-                          hint="check that the directory exists and is writable") from exc
+        raise LedgerError(
+            f"cannot create the ledger {path}: {exc.strerror}",
+            hint="check that the directory exists and is writable",
+        ) from exc
     os.close(fd)
     _enforce_modes(path, group)  # also in case a umask or ACL widened it
 
@@ -737,9 +868,12 @@ def _enforce_modes(path: Path, group: str | None) -> None:
                 raise LedgerError(
                     f"cannot give {file} to group '{group}' with mode {mode:o}",
                     hint=f"the connector's user must own it and be a member of '{group}' "
-                    f"(usermod -aG {group} USER; in the systemd unit: SupplementaryGroups={group})") from None
-            raise LedgerError(f"cannot set {file} to mode {mode:o}: it holds personal data",
-                              hint="run the connector as the user who owns the ledger") from None
+                    f"(usermod -aG {group} USER; in the systemd unit: SupplementaryGroups={group})",
+                ) from None
+            raise LedgerError(
+                f"cannot set {file} to mode {mode:o}: it holds personal data",
+                hint="run the connector as the user who owns the ledger",
+            ) from None
 
 
 def ledger_error(exc: sqlite3.Error | UnicodeDecodeError, path: Path | None) -> LedgerError:
@@ -753,21 +887,31 @@ def ledger_error(exc: sqlite3.Error | UnicodeDecodeError, path: Path | None) -> 
         text = "".join(c if c.isprintable() else "?" for c in str(exc))[:120]
     lowered = text.lower()
     if "disk is full" in lowered or "disk full" in lowered:
-        return LedgerError(f"{where} cannot be written: the disk is full",
-                           hint="free space on its filesystem and run again; the previous state is intact")
+        return LedgerError(
+            f"{where} cannot be written: the disk is full",
+            hint="free space on its filesystem and run again; the previous state is intact",
+        )
     if "readonly" in lowered or "read-only" in lowered:
-        return LedgerError(f"{where} is read-only to this user",
-                           hint="the connector's user must be able to write the ledger, its -wal and -shm "
-                                "files and their directory; check permissions and the mount")
+        return LedgerError(
+            f"{where} is read-only to this user",
+            hint="the connector's user must be able to write the ledger, its -wal and -shm "
+            "files and their directory; check permissions and the mount",
+        )
     if "locked" in lowered or "busy" in lowered:
-        return LedgerError(f"{where} is locked by another program",
-                           hint="a program holds a write lock on it (an sqlite3 shell, a copy tool?); "
-                                "close it and run again")
+        return LedgerError(
+            f"{where} is locked by another program",
+            hint="a program holds a write lock on it (an sqlite3 shell, a copy tool?); "
+            "close it and run again",
+        )
     if any(word in lowered for word in ("malformed", "not a database", "corrupt", "utf-8")):
-        return LedgerError(f"{where} is damaged ({text})",
-                           hint="restore the last backup of the ledger; keep the damaged file for inspection")
-    return LedgerError(f"{where} cannot be used: {text}",
-                       hint="check the file, its permissions and the free space on its filesystem")
+        return LedgerError(
+            f"{where} is damaged ({text})",
+            hint="restore the last backup of the ledger; keep the damaged file for inspection",
+        )
+    return LedgerError(
+        f"{where} cannot be used: {text}",
+        hint="check the file, its permissions and the free space on its filesystem",
+    )
 
 
 def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

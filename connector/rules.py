@@ -74,7 +74,11 @@ class Status(StrEnum):
 
 # How good a status is for a person in scope; exempt and not_applicable do not depend on evidence.
 RANK: Mapping[Status, int] = {
-    Status.MISSING: 0, Status.EXPIRED: 0, Status.GRACE: 1, Status.EXPIRING: 2, Status.COMPLIANT: 3,
+    Status.MISSING: 0,
+    Status.EXPIRED: 0,
+    Status.GRACE: 1,
+    Status.EXPIRING: 2,
+    Status.COMPLIANT: 3,
 }
 
 
@@ -148,11 +152,24 @@ def period_bounds(as_of: date, period: Duration) -> tuple[date, date]:
 
 # -- one requirement, precomputed for one (mappings, course_ids, as_of) ---------------------------
 class _Compiled:
-    __slots__ = ("requirement", "id", "course_ids", "all_of", "unmeetable", "valid_for", "warn",
-                 "grace", "departments", "positions", "cohorts", "exemptions")
+    __slots__ = (
+        "requirement",
+        "id",
+        "course_ids",
+        "all_of",
+        "unmeetable",
+        "valid_for",
+        "warn",
+        "grace",
+        "departments",
+        "positions",
+        "cohorts",
+        "exemptions",
+    )
 
-    def __init__(self, requirement: Requirement, mappings: Mappings,
-                 course_ids: Mapping[CourseRef, int]) -> None:
+    def __init__(
+        self, requirement: Requirement, mappings: Mappings, course_ids: Mapping[CourseRef, int]
+    ) -> None:
         self.requirement = requirement
         self.id = requirement.id
         resolved = [course_ids.get(ref) for ref in requirement.courses]
@@ -165,7 +182,9 @@ class _Compiled:
         scope = requirement.applies_to
         self.departments: frozenset[str] | None = (
             frozenset().union(*(mappings.subtree(d) for d in scope.departments if mappings.has_department(d)))
-            if scope.departments else None)
+            if scope.departments
+            else None
+        )
         self.positions = frozenset(normalise(p) for p in scope.positions) or None
         self.cohorts = frozenset(scope.cohorts) or None
         self.exemptions = requirement.exemptions
@@ -208,18 +227,28 @@ class RuleSet:
 
     def evaluate(self, subject: Subject, evidence: Iterable[Completion]) -> list[PersonStatus]:
         if not subject.active:
-            return [PersonStatus(subject.user_id, c.id, Status.NOT_APPLICABLE,
-                                 detail="inactive in Moodle (suspended or deleted)") for c in self.compiled]
+            return [
+                PersonStatus(
+                    subject.user_id,
+                    c.id,
+                    Status.NOT_APPLICABLE,
+                    detail="inactive in Moodle (suspended or deleted)",
+                )
+                for c in self.compiled
+            ]
         zone_name = self.mappings.timezone_of(subject.department_id)
         latest, counts, future = self._group(subject.user_id, evidence, self._cutoffs[zone_name])
         zone = self._zones[zone_name]
         position = normalise(subject.position) if subject.position else None
-        return [self._decide(c, subject, position, self._holding(c, latest, counts, future, zone))
-                for c in self.compiled]
+        return [
+            self._decide(c, subject, position, self._holding(c, latest, counts, future, zone))
+            for c in self.compiled
+        ]
 
     @staticmethod
-    def _group(user_id: int, evidence: Iterable[Completion],
-               cutoff: int) -> tuple[dict[int, Completion], dict[int, int], dict[int, int]]:
+    def _group(
+        user_id: int, evidence: Iterable[Completion], cutoff: int
+    ) -> tuple[dict[int, Completion], dict[int, int], dict[int, int]]:
         latest: dict[int, Completion] = {}
         counts: dict[int, int] = {}
         future: dict[int, int] = {}
@@ -236,8 +265,14 @@ class RuleSet:
                 latest[course] = completion
         return latest, counts, future
 
-    def _holding(self, compiled: _Compiled, latest: dict[int, Completion], counts: dict[int, int],
-                 future: dict[int, int], zone: ZoneInfo) -> _Holding:
+    def _holding(
+        self,
+        compiled: _Compiled,
+        latest: dict[int, Completion],
+        counts: dict[int, int],
+        future: dict[int, int],
+        zone: ZoneInfo,
+    ) -> _Holding:
         note = self._future_note(compiled, future) if future else ""
         if compiled.unmeetable:
             return None, None, None, "a course of this requirement is not in Moodle" + note
@@ -272,38 +307,85 @@ class RuleSet:
             return ""
         return f"; {ignored} completion{'s' if ignored != 1 else ''} dated after as_of ignored"
 
-    def _decide(self, compiled: _Compiled, subject: Subject, position: str | None,
-                holding: _Holding) -> PersonStatus:
+    def _decide(
+        self, compiled: _Compiled, subject: Subject, position: str | None, holding: _Holding
+    ) -> PersonStatus:
         as_of = self.as_of
         user_id, req_id = subject.user_id, compiled.id
         decided_by, completed_on, valid_until, detail = holding
         if not compiled.applies(subject.department_id, position, subject.cohorts):
-            return PersonStatus(user_id, req_id, Status.NOT_APPLICABLE, valid_until, None, None, decided_by,
-                                completed_on, "outside the requirement's applies_to; " + detail)
+            return PersonStatus(
+                user_id,
+                req_id,
+                Status.NOT_APPLICABLE,
+                valid_until,
+                None,
+                None,
+                decided_by,
+                completed_on,
+                "outside the requirement's applies_to; " + detail,
+            )
         exemption = compiled.exemption_for(subject, as_of) if compiled.exemptions else None
         if exemption is not None:
             until = f" until {exemption.until.isoformat()}" if exemption.until else ""
-            return PersonStatus(user_id, req_id, Status.EXEMPT, valid_until, None, None, decided_by,
-                                completed_on, f"exempt{until}: {exemption.reason}")
+            return PersonStatus(
+                user_id,
+                req_id,
+                Status.EXEMPT,
+                valid_until,
+                None,
+                None,
+                decided_by,
+                completed_on,
+                f"exempt{until}: {exemption.reason}",
+            )
         if decided_by is not None and (valid_until is None or valid_until >= as_of):
             status = Status.COMPLIANT
-            if valid_until is not None and compiled.warn is not None \
-                    and as_of >= compiled.warn.before(valid_until):
+            if (
+                valid_until is not None
+                and compiled.warn is not None
+                and as_of >= compiled.warn.before(valid_until)
+            ):
                 status = Status.EXPIRING
-            return PersonStatus(user_id, req_id, status, valid_until, None, None, decided_by, completed_on, detail)
+            return PersonStatus(
+                user_id, req_id, status, valid_until, None, None, decided_by, completed_on, detail
+            )
         if compiled.grace is not None and subject.start_date is not None:
             due = compiled.grace.after(subject.start_date)
             if due > as_of:
-                return PersonStatus(user_id, req_id, Status.GRACE, valid_until, None, due, decided_by, completed_on,
-                                    f"newcomer since {subject.start_date.isoformat()}; " + detail)
+                return PersonStatus(
+                    user_id,
+                    req_id,
+                    Status.GRACE,
+                    valid_until,
+                    None,
+                    due,
+                    decided_by,
+                    completed_on,
+                    f"newcomer since {subject.start_date.isoformat()}; " + detail,
+                )
         if decided_by is not None and valid_until is not None:
-            return PersonStatus(user_id, req_id, Status.EXPIRED, valid_until, valid_until + timedelta(days=1),
-                                None, decided_by, completed_on, detail)
+            return PersonStatus(
+                user_id,
+                req_id,
+                Status.EXPIRED,
+                valid_until,
+                valid_until + timedelta(days=1),
+                None,
+                decided_by,
+                completed_on,
+                detail,
+            )
         return PersonStatus(user_id, req_id, Status.MISSING, detail=detail)
 
 
-def evaluate_person(subject: Subject, evidence: Sequence[Completion], mappings: Mappings,
-                    course_ids: Mapping[CourseRef, int], as_of: date) -> list[PersonStatus]:
+def evaluate_person(
+    subject: Subject,
+    evidence: Sequence[Completion],
+    mappings: Mappings,
+    course_ids: Mapping[CourseRef, int],
+    as_of: date,
+) -> list[PersonStatus]:
     """Statuses of one subject for every requirement (in the mappings' order).
 
     Prepares the requirements on every call; to evaluate many people use ``RuleSet`` or ``evaluate``.
@@ -313,8 +395,14 @@ def evaluate_person(subject: Subject, evidence: Sequence[Completion], mappings: 
 
 # -- roll-ups -------------------------------------------------------------------------------------
 _COMPLIANT, _EXPIRING, _EXPIRED, _MISSING, _GRACE, _EXEMPT, _HOLDERS = range(7)
-_SLOT = {Status.COMPLIANT: _COMPLIANT, Status.EXPIRING: _EXPIRING, Status.EXPIRED: _EXPIRED,
-         Status.MISSING: _MISSING, Status.GRACE: _GRACE, Status.EXEMPT: _EXEMPT}
+_SLOT = {
+    Status.COMPLIANT: _COMPLIANT,
+    Status.EXPIRING: _EXPIRING,
+    Status.EXPIRED: _EXPIRED,
+    Status.MISSING: _MISSING,
+    Status.GRACE: _GRACE,
+    Status.EXEMPT: _EXEMPT,
+}
 
 
 class RollupBuilder:
@@ -328,7 +416,8 @@ class RollupBuilder:
         # per requirement: the start dates of its share targets' periods (one counter slot each)
         self._period_starts: list[tuple[date, ...]] = [
             tuple(sorted({period_bounds(as_of, t.period)[0] for t in r.targets if t.period is not None}))
-            for r in mappings.requirements]
+            for r in mappings.requirements
+        ]
         self._rows: dict[str, list[list[int]]] = {}
 
     def _new_rows(self) -> list[list[int]]:
@@ -380,18 +469,35 @@ class RollupBuilder:
         if not scope:
             return True
         chain = (dept_id, *self.mappings.ancestors(dept_id))
-        return any(s in chain or dept_id in self.mappings.ancestors(s)
-                   for s in scope if self.mappings.has_department(s))
+        return any(
+            s in chain or dept_id in self.mappings.ancestors(s)
+            for s in scope
+            if self.mappings.has_department(s)
+        )
 
     def _rollup(self, dept_id: str, index: int, requirement: Requirement, row: list[int]) -> DepartmentRollup:
-        in_scope = sum(row[_COMPLIANT:_EXEMPT + 1])
+        in_scope = sum(row[_COMPLIANT : _EXEMPT + 1])
         judged = in_scope - row[_EXEMPT]
         share = (row[_COMPLIANT] + row[_EXPIRING]) / judged if judged else None
-        targets = tuple(self._judge(t, index, row, judged, share)
-                        for t in requirement.targets if self._judged_here(t, dept_id))
-        return DepartmentRollup(dept_id, requirement.id, in_scope, row[_COMPLIANT], row[_EXPIRING],
-                                row[_EXPIRED], row[_MISSING], row[_GRACE], row[_EXEMPT], row[_HOLDERS],
-                                share, targets)
+        targets = tuple(
+            self._judge(t, index, row, judged, share)
+            for t in requirement.targets
+            if self._judged_here(t, dept_id)
+        )
+        return DepartmentRollup(
+            dept_id,
+            requirement.id,
+            in_scope,
+            row[_COMPLIANT],
+            row[_EXPIRING],
+            row[_EXPIRED],
+            row[_MISSING],
+            row[_GRACE],
+            row[_EXEMPT],
+            row[_HOLDERS],
+            share,
+            targets,
+        )
 
     def _judged_here(self, target: Target, dept_id: str) -> bool:
         if target.judged_at == "leaves":
@@ -400,8 +506,9 @@ class RollupBuilder:
             return not self.mappings.ancestors(dept_id)
         return True
 
-    def _judge(self, target: Target, index: int, row: list[int], judged: int,
-               share: float | None) -> TargetResult:
+    def _judge(
+        self, target: Target, index: int, row: list[int], judged: int, share: float | None
+    ) -> TargetResult:
         if target.kind == "holders":
             holders = row[_HOLDERS]
             return TargetResult("holders", target.minimum, float(holders), holders >= target.minimum)
@@ -417,8 +524,13 @@ class RollupBuilder:
         return TargetResult("share", target.minimum, actual, met, label)
 
 
-def evaluate(subjects: Iterable[Subject], evidence: Iterable[Completion], mappings: Mappings,
-             course_ids: Mapping[CourseRef, int], as_of: date) -> Evaluation:
+def evaluate(
+    subjects: Iterable[Subject],
+    evidence: Iterable[Completion],
+    mappings: Mappings,
+    course_ids: Mapping[CourseRef, int],
+    as_of: date,
+) -> Evaluation:
     """Every subject x requirement and the department roll-ups, in one call."""
     by_user: dict[int, list[Completion]] = {}
     for completion in evidence:
@@ -434,6 +546,15 @@ def evaluate(subjects: Iterable[Subject], evidence: Iterable[Completion], mappin
 
 
 __all__ = [
-    "DepartmentRollup", "Evaluation", "PersonStatus", "RANK", "RollupBuilder", "RuleSet", "Status",
-    "TargetResult", "evaluate", "evaluate_person", "period_bounds",
+    "DepartmentRollup",
+    "Evaluation",
+    "PersonStatus",
+    "RANK",
+    "RollupBuilder",
+    "RuleSet",
+    "Status",
+    "TargetResult",
+    "evaluate",
+    "evaluate_person",
+    "period_bounds",
 ]

@@ -54,9 +54,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.config import Config
-from connector.errors import (ConfigError, ConnectorError, LedgerError, MappingError, MoodleError,
-                              MoodlePermissionError, MoodleProtocolError, Problem, SyncLocked,
-                              SyncRefused)
+from connector.errors import (
+    ConfigError,
+    ConnectorError,
+    LedgerError,
+    MappingError,
+    MoodleError,
+    MoodlePermissionError,
+    MoodleProtocolError,
+    Problem,
+    SyncLocked,
+    SyncRefused,
+)
 from connector.evaluation import evaluate_into_ledger, resolve_courses
 from connector.ledger import Ledger, ledger_error
 from connector.mapping import Mappings, load_mappings
@@ -102,7 +111,9 @@ class SyncOptions:
     completion_path: str | None = None  # overrides the config's completion_path
     allow_mass_deletion: bool = False  # accept that many people vanished from Moodle at once
     allow_vanished_courses: bool = False  # accept that mapped courses with evidence are no longer listed
-    allow_dropped_requirements: bool = False  # accept ending the statuses of requirements removed from mappings
+    allow_dropped_requirements: bool = (
+        False  # accept ending the statuses of requirements removed from mappings
+    )
 
 
 @dataclass
@@ -149,14 +160,18 @@ class SyncLock:
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
         except OSError as exc:
-            raise LedgerError(f"cannot create the sync lock {self.path}: {exc.strerror}",
-                              hint="the connector's user must be able to write the ledger's directory") from None
+            raise LedgerError(
+                f"cannot create the sync lock {self.path}: {exc.strerror}",
+                hint="the connector's user must be able to write the ledger's directory",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise SyncLocked(f"another sync is running on this ledger (lock {self.path})",
-                             hint="wait for it to finish; cron can simply retry later") from None
+            raise SyncLocked(
+                f"another sync is running on this ledger (lock {self.path})",
+                hint="wait for it to finish; cron can simply retry later",
+            ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -177,17 +192,24 @@ def today_in(zone: str) -> date:
     return datetime.now(ZoneInfo(zone)).date()
 
 
-def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
-             progress: ProgressFn | None = None) -> SyncResult:
+def run_sync(
+    config: Config, options: SyncOptions = SyncOptions(), *, progress: ProgressFn | None = None
+) -> SyncResult:
     """Run one sync; raises ConnectorError subclasses (MappingError/ConfigError before any write)."""
     mappings, settings = _validated_inputs(config)  # bad input stops before anything is touched
     zone = mappings.timezone or config.timezone
     today = today_in(zone)
     as_of = options.as_of or today
     if as_of > today:
-        raise ConfigError(Problem("--as-of", "", f"{as_of} is in the future",
-                                  "a sync records what Moodle says today; to look ahead use "
-                                  "`connector status --as-of` (it recomputes without writing)"))
+        raise ConfigError(
+            Problem(
+                "--as-of",
+                "",
+                f"{as_of} is in the future",
+                "a sync records what Moodle says today; to look ahead use "
+                "`connector status --as-of` (it recomputes without writing)",
+            )
+        )
     with SyncLock(lock_path_for(config.ledger_path)):
         _checkpoint("locked")
         _refuse_emptied_ledger(config.ledger_path)
@@ -214,8 +236,17 @@ def run_sync(config: Config, options: SyncOptions = SyncOptions(), *,
                 raise ledger_error(exc, config.ledger_path) from None
 
 
-def _run(ledger: Ledger, run_id: int, mode: str, as_of: date, mappings: Mappings, settings: Any,
-         config: Config, options: SyncOptions, progress: ProgressFn | None) -> SyncResult:
+def _run(
+    ledger: Ledger,
+    run_id: int,
+    mode: str,
+    as_of: date,
+    mappings: Mappings,
+    settings: Any,
+    config: Config,
+    options: SyncOptions,
+    progress: ProgressFn | None,
+) -> SyncResult:
     """Read, then write in one transaction with the run's outcome; a failure is recorded."""
     started = time.monotonic()
     run: _Run | None = None
@@ -229,13 +260,15 @@ def _run(ledger: Ledger, run_id: int, mode: str, as_of: date, mappings: Mappings
         with ledger.transaction():
             run.write(staged)
             _checkpoint("written")
-            result = SyncResult(run_id, mode, run.path, as_of, run.counts, calls,
-                                time.monotonic() - started, run.warnings)
+            result = SyncResult(
+                run_id, mode, run.path, as_of, run.counts, calls, time.monotonic() - started, run.warnings
+            )
             unplaced = unplaced_warning(ledger, config.max_unplaced)  # reads what was just written
             if unplaced:
                 result.warnings.append(unplaced)
-            ledger.finish_run(run_id, "ok", counts=dict(run.counts, calls=result.calls),
-                              completion_path=run.path)
+            ledger.finish_run(
+                run_id, "ok", counts=dict(run.counts, calls=result.calls), completion_path=run.path
+            )
             _checkpoint("finished")
         _checkpoint("committed")
     except BaseException as exc:
@@ -248,8 +281,13 @@ def _run(ledger: Ledger, run_id: int, mode: str, as_of: date, mappings: Mappings
 def _record_failure(ledger: Ledger, run_id: int, run: _Run | None, exc: BaseException) -> None:
     """Mark the run failed if the ledger can still be written; if not, the next run marks it."""
     try:
-        ledger.finish_run(run_id, "failed", counts=run.counts if run else None,
-                          completion_path=run.path if run else None, error=_describe(exc))
+        ledger.finish_run(
+            run_id,
+            "failed",
+            counts=run.counts if run else None,
+            completion_path=run.path if run else None,
+            error=_describe(exc),
+        )
     except sqlite3.Error as second:
         log.warning("the failed run #%d could not be recorded (%s); the next sync records it", run_id, second)
 
@@ -259,9 +297,11 @@ def _refuse_emptied_ledger(path: Path) -> None:
     ledger silently: its history would be gone and the next numbers would look fine."""
     wal = path.with_name(path.name + "-wal")
     if path.exists() and path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0):
-        raise LedgerError(f"the ledger {path} is an empty file (0 bytes)",
-                          hint="restore the last backup of the ledger; on a new installation delete "
-                               "the empty file and run the sync again")
+        raise LedgerError(
+            f"the ledger {path} is an empty file (0 bytes)",
+            hint="restore the last backup of the ledger; on a new installation delete "
+            "the empty file and run the sync again",
+        )
 
 
 def _validated_inputs(config: Config) -> tuple[Mappings, Any]:
@@ -275,8 +315,9 @@ def _validated_inputs(config: Config) -> tuple[Mappings, Any]:
     try:
         settings = config.client_settings()
     except ConfigError as exc:
-        problems += exc.problems or [Problem(str(config.source or "environment"), "moodle",
-                                             exc.message, exc.hint)]
+        problems += exc.problems or [
+            Problem(str(config.source or "environment"), "moodle", exc.message, exc.hint)
+        ]
     if problems:
         raise ConfigError(problems)
     assert mappings is not None
@@ -320,8 +361,12 @@ class _Staged:
     mapped: list[int] = field(default_factory=list)
 
     def user_ids(self) -> set[int]:
-        return ({u for _, u, _ in self.enrolments} | {c.user_id for c in self.completions}
-                | {p["user_id"] for p in self.people} | set(self.deleted))
+        return (
+            {u for _, u, _ in self.enrolments}
+            | {c.user_id for c in self.completions}
+            | {p["user_id"] for p in self.people}
+            | set(self.deleted)
+        )
 
     def drop_users(self, user_ids: set[int]) -> None:
         self.enrolments = [e for e in self.enrolments if e[1] not in user_ids]
@@ -335,9 +380,18 @@ class _Run:
     """The work of one run: ``fetch`` reads (Moodle, and the ledger for what it knows), ``write``
     records it all inside the caller's transaction."""
 
-    def __init__(self, api: MoodleApi, ledger: Ledger, mappings: Mappings, config: Config,
-                 options: SyncOptions, run_id: int, mode: str, as_of: date,
-                 progress: ProgressFn | None) -> None:
+    def __init__(
+        self,
+        api: MoodleApi,
+        ledger: Ledger,
+        mappings: Mappings,
+        config: Config,
+        options: SyncOptions,
+        run_id: int,
+        mode: str,
+        as_of: date,
+        progress: ProgressFn | None,
+    ) -> None:
         self.api = api
         self.ledger = ledger
         self.mappings = mappings
@@ -365,8 +419,9 @@ class _Run:
                 f"requirements that hold statuses are no longer in the mappings: {named}; "
                 "nothing was written",
                 hint="if they were removed on purpose, run `connector sync --allow-dropped-requirements` "
-                     "once (their statuses end, each with a history row); otherwise restore the mapping "
-                     "files and run `connector mappings check`")
+                "once (their statuses end, each with a history row); otherwise restore the mapping "
+                "files and run `connector mappings check`",
+            )
         self.warnings.append(f"requirements removed from the mappings, their statuses end: {named}")
 
     def _refuse_vanished_courses(self, courses: list[Course]) -> None:
@@ -381,22 +436,26 @@ class _Run:
                 f"Moodle lists none of the {len(refs)} mapped courses (it listed {len(courses)} "
                 "courses); nothing was written",
                 hint="check the token's user can see the courses (moodle/course:view, "
-                     "moodle/course:viewhiddencourses; `connector doctor`, `connector courses`); if "
-                     "the courses are really gone, run `connector sync --allow-vanished-courses` once")
+                "moodle/course:viewhiddencourses; `connector doctor`, `connector courses`); if "
+                "the courses are really gone, run `connector sync --allow-vanished-courses` once",
+            )
         evidence = self.ledger.evidence_per_course()
         gone: dict[int, list[str]] = {}
         for ref, course_id in resolve_courses(self.mappings, self.ledger.courses(latest_only=True)).items():
             if course_id not in listed and evidence.get(course_id):
                 gone.setdefault(course_id, []).append(str(ref))
         if gone:
-            named = "; ".join(f"{', '.join(sorted(refs_))} (course id {cid}, {evidence[cid]} completions "
-                              "on record)" for cid, refs_ in sorted(gone.items()))
+            named = "; ".join(
+                f"{', '.join(sorted(refs_))} (course id {cid}, {evidence[cid]} completions on record)"
+                for cid, refs_ in sorted(gone.items())
+            )
             raise SyncRefused(
                 f"mapped courses with completions on record are no longer listed by Moodle: {named}; "
                 "nothing was written",
                 hint="check the course still exists and the token's user can see it "
-                     "(moodle/course:viewhiddencourses; `connector courses`); if it was deleted on "
-                     "purpose, run `connector sync --allow-vanished-courses` once")
+                "(moodle/course:viewhiddencourses; `connector courses`); if it was deleted on "
+                "purpose, run `connector sync --allow-vanished-courses` once",
+            )
 
     # -- reading ----------------------------------------------------------------------------------
     def fetch(self) -> _Staged:
@@ -408,7 +467,8 @@ class _Run:
             raise MoodlePermissionError(
                 "the token's web service lacks " + ", ".join(missing),
                 hint="add these functions to the external service (Site administration > Server > "
-                     "Web services > External services > Functions); `connector doctor` lists all")
+                "Web services > External services > Functions); `connector doctor` lists all",
+            )
         courses = self.api.courses()
         staged.courses = courses
         self.course_ids = resolve_courses(self.mappings, courses)
@@ -461,7 +521,8 @@ class _Run:
         ledger.upsert_people(staged.people, self.run_id, self.as_of)
         if staged.deleted:
             ledger.db.conn.executemany(
-                "UPDATE people SET active = 0, deleted = 1 WHERE user_id = ?", [(u,) for u in staged.deleted])
+                "UPDATE people SET active = 0, deleted = 1 WHERE user_id = ?", [(u,) for u in staged.deleted]
+            )
         if self.full:
             self.counts["evidence_gone"] = ledger.mark_evidence_gone(staged.tracked, self.run_id)
             ledger.mark_enrolments_gone(staged.mapped, self.run_id)
@@ -469,8 +530,9 @@ class _Run:
             self.counts["evidence_gone"] = 0
         self.counts.update(evidence_new=evidence.new, evidence_seen=evidence.seen)
         self.progress("evaluating", 0, None)
-        self.counts.update(evaluate_into_ledger(ledger, self.mappings, self.course_ids,
-                                                self.as_of, self.run_id))
+        self.counts.update(
+            evaluate_into_ledger(ledger, self.mappings, self.course_ids, self.as_of, self.run_id)
+        )
 
     # -- choosing ---------------------------------------------------------------------------------
     def _choose_path(self, site: Any) -> str:
@@ -480,20 +542,24 @@ class _Run:
             if not report_ok:
                 raise MoodlePermissionError(
                     "the report path needs [moodle] report_id and core_reportbuilder_retrieve_report "
-                    "in the web service", function=REPORT_FUNCTION,
-                    hint="set report_id to the custom report's id, or use completion_path = 'auto'")
+                    "in the web service",
+                    function=REPORT_FUNCTION,
+                    hint="set report_id to the custom report's id, or use completion_path = 'auto'",
+                )
             return "report"
         if wanted == "auto" and report_ok:
             if site.lang != "en":
                 self.warnings.append(
                     f"report path skipped: the web-service user's language is '{site.lang}', its dates "
-                    "cannot be read reliably; set that user's language to English to use it")
+                    "cannot be read reliably; set that user's language to English to use it"
+                )
             else:
                 return "report"
         if wanted in ("per_user", "per_course"):
             if wanted == "per_user" and not site.can_call(PER_USER_FUNCTION):
-                raise MoodlePermissionError("the per_user path needs core_enrol_get_users_courses",
-                                            function=PER_USER_FUNCTION)
+                raise MoodlePermissionError(
+                    "the per_user path needs core_enrol_get_users_courses", function=PER_USER_FUNCTION
+                )
             return wanted
         return "auto-fallback"  # decided once enrolments are known
 
@@ -505,7 +571,8 @@ class _Run:
         if not all(site.can_call(f) for f in COHORT_FUNCTIONS):
             raise MoodlePermissionError(
                 "the mappings use cohorts but the web service lacks " + " / ".join(COHORT_FUNCTIONS),
-                hint="add them to the external service and grant moodle/cohort:view")
+                hint="add them to the external service and grant moodle/cohort:view",
+            )
         by_id = {c.id: c.idnumber for c in self.api.cohorts() if c.idnumber in wanted}
         members: dict[int, set[str]] = {}
         if by_id:
@@ -515,16 +582,22 @@ class _Run:
         return {u: frozenset(s) for u, s in members.items()}
 
     # -- report path ------------------------------------------------------------------------------
-    def _read_report(self, mapped: set[int]) -> tuple[set[int], list[tuple[int, int, int | None]],
-                                                      list[Completion]]:
+    def _read_report(
+        self, mapped: set[int]
+    ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
         report_id = self.config.report_id
         assert report_id is not None
         preferred = self.config.report_timezone or self.mappings.timezone or self.config.timezone
         zone_name = None if self.full else self.ledger.bookmark("report_timezone")
         if zone_name is None:
-            zone_name = str(self.api.calibrate_report_timezone(
-                report_id, preferred=preferred, per_page=min(self.config.report_per_page, CALIBRATION_PER_PAGE),
-                site=self.site))
+            zone_name = str(
+                self.api.calibrate_report_timezone(
+                    report_id,
+                    preferred=preferred,
+                    per_page=min(self.config.report_per_page, CALIBRATION_PER_PAGE),
+                    site=self.site,
+                )
+            )
             self.staged.bookmarks["report_timezone"] = zone_name
         zone = ZoneInfo(zone_name)
         idnumber_to_course: dict[str, int] = {}
@@ -536,8 +609,9 @@ class _Run:
         enrolments: dict[tuple[int, int], int | None] = {}
         completions: list[Completion] = []
         rows = 0
-        for row in self.api.report_completions(report_id, per_page=self.config.report_per_page, tz=zone,
-                                               concurrent=True):
+        for row in self.api.report_completions(
+            report_id, per_page=self.config.report_per_page, tz=zone, concurrent=True
+        ):
             rows += 1
             if rows % 1000 == 0:
                 self.progress("reading the report", rows, None)
@@ -552,8 +626,9 @@ class _Run:
             if row.completed_at is not None:
                 completions.append(Completion(row.user_id, course_id, row.completed_at, "report", 60))
         if unknown_usernames:  # a report without the user link column: resolve usernames once
-            for person in self.api.users_by_field("username", sorted(unknown_usernames),
-                                                  batch_size=USERS_BATCH):
+            for person in self.api.users_by_field(
+                "username", sorted(unknown_usernames), batch_size=USERS_BATCH
+            ):
                 for course_id, at in unknown_usernames[person.username]:
                     people.add(person.id)
                     enrolments[(course_id, person.id)] = None
@@ -563,8 +638,9 @@ class _Run:
         return people, [(c, u, a) for (c, u), a in enrolments.items()], completions
 
     # -- fallback paths ---------------------------------------------------------------------------
-    def _read_enrolments(self, mapped: list[int]) -> tuple[dict[int, Person],
-                                                          list[tuple[int, int, int | None]]]:
+    def _read_enrolments(
+        self, mapped: list[int]
+    ) -> tuple[dict[int, Person], list[tuple[int, int, int | None]]]:
         profiles: dict[int, Person] = {}
         enrolments: list[tuple[int, int, int | None]] = []
         self.progress("reading enrolments", 0, len(mapped))
@@ -577,16 +653,18 @@ class _Run:
         self.progress("reading enrolments", len(mapped), len(mapped))
         return profiles, enrolments
 
-    def _inactive_enrolments(self, mapped: list[int],
-                             enrolments: list[tuple[int, int, int | None]]) -> set[tuple[int, int]]:
+    def _inactive_enrolments(
+        self, mapped: list[int], enrolments: list[tuple[int, int, int | None]]
+    ) -> set[tuple[int, int]]:
         """(course, user) of suspended or ended enrolments: listed without ``onlyactive``, not with.
 
         Moodle keeps the completions behind them but answers ``usernotenroled`` for their status
         and leaves their courses out of the per-user list: no fallback call can read them, so
         they are not asked about, and the run says how many there are."""
         active: set[tuple[int, int]] = set()
-        for course_id, rows in self.api.enrolled_users_of(mapped, page_size=self.config.page_size,
-                                                          userfields=("id",), only_active=True):
+        for course_id, rows in self.api.enrolled_users_of(
+            mapped, page_size=self.config.page_size, userfields=("id",), only_active=True
+        ):
             active.update((course_id, row.person.id) for row in rows)
         inactive = {(c, u) for c, u, _ in enrolments} - active
         self.counts["inactive_enrolments"] = len(inactive)
@@ -595,11 +673,13 @@ class _Run:
                 f"{len(inactive)} enrolments in mapped courses are suspended or have ended in Moodle; "
                 "the completions behind them cannot be read on the per_user/per_course paths, only "
                 "through the report path with the report's 'Enrolment status' condition removed "
-                "(README: Setting up the Moodle side, step 5)")
+                "(README: Setting up the Moodle side, step 5)"
+            )
         return inactive
 
-    def _read_completions(self, enrolments: list[tuple[int, int, int | None]], tracked: set[int],
-                          profiles: dict[int, Person]) -> list[Completion]:
+    def _read_completions(
+        self, enrolments: list[tuple[int, int, int | None]], tracked: set[int], profiles: dict[int, Person]
+    ) -> list[Completion]:
         state = self.ledger.enrolment_state()
 
         def needs_check(course_id: int, user_id: int, access: int | None) -> bool:
@@ -667,8 +747,9 @@ class _Run:
         return self._per_course(to_read)
 
     # -- people -----------------------------------------------------------------------------------
-    def _read_people(self, user_ids: set[int], profiles: dict[int, Person],
-                       cohorts: dict[int, frozenset[str]]) -> None:
+    def _read_people(
+        self, user_ids: set[int], profiles: dict[int, Person], cohorts: dict[int, frozenset[str]]
+    ) -> None:
         ids = sorted(user_ids)
         self.progress("reading people", 0, len(ids))
         found: dict[int, Person] = {}
@@ -689,19 +770,30 @@ class _Run:
                 unplaced += 1
             if placement.conflicts:
                 conflicts += 1
-                self.warnings.append(f"user id {user_id} matches several departments: "
-                                     + ", ".join(placement.conflicts))
+                self.warnings.append(
+                    f"user id {user_id} matches several departments: " + ", ".join(placement.conflicts)
+                )
             start = self.mappings.start_date_of(person) or self._first_login(person)
-            rows.append({
-                "user_id": user_id, "username": person.username, "idnumber": person.idnumber,
-                "fullname": person.fullname, "institution": person.institution,
-                "department_text": person.department, "position": self.mappings.position_of(person),
-                "cohorts": json.dumps(sorted(user_cohorts)), "department_id": placement.department_id,
-                "placement_conflicts": json.dumps(list(placement.conflicts)) if placement.conflicts else None,
-                "start_date": start.isoformat() if start else None,
-                "lastaccess": (profiles.get(user_id) or person).lastaccess,
-                "active": 0 if person.suspended else 1, "suspended": int(bool(person.suspended)),
-            })
+            rows.append(
+                {
+                    "user_id": user_id,
+                    "username": person.username,
+                    "idnumber": person.idnumber,
+                    "fullname": person.fullname,
+                    "institution": person.institution,
+                    "department_text": person.department,
+                    "position": self.mappings.position_of(person),
+                    "cohorts": json.dumps(sorted(user_cohorts)),
+                    "department_id": placement.department_id,
+                    "placement_conflicts": json.dumps(list(placement.conflicts))
+                    if placement.conflicts
+                    else None,
+                    "start_date": start.isoformat() if start else None,
+                    "lastaccess": (profiles.get(user_id) or person).lastaccess,
+                    "active": 0 if person.suspended else 1,
+                    "suspended": int(bool(person.suspended)),
+                }
+            )
         self.staged.people = rows
         deleted = [u for u in ids if u not in found]
         if len(deleted) > max(3, len(ids) // 20) and not self.options.allow_mass_deletion:
@@ -711,11 +803,16 @@ class _Run:
                 "moodle/user:viewdetails sees fewer people), so nothing was written",
                 function="core_user_get_users_by_field",
                 hint="check the token user's capabilities (`connector doctor`); if Moodle really "
-                     "deleted them, run `connector sync --allow-mass-deletion` once")
+                "deleted them, run `connector sync --allow-mass-deletion` once",
+            )
         self.staged.deleted = deleted
-        self.counts.update(people=len(rows), unplaced=unplaced, placement_conflicts=conflicts,
-                           deleted=len(deleted), suspended=sum(r["suspended"] for r in rows))
-
+        self.counts.update(
+            people=len(rows),
+            unplaced=unplaced,
+            placement_conflicts=conflicts,
+            deleted=len(deleted),
+            suspended=sum(r["suspended"] for r in rows),
+        )
 
     def _first_login(self, person: Person) -> date | None:
         """Without a start-date profile field, a person's first Moodle login stands for their start."""

@@ -27,7 +27,9 @@ def redact_url(url: str) -> str:
         host = f"[{host}]"
     netloc = ("***@" if "@" in parts.netloc else "") + host + port
     path = "/".join("***" if _TOKEN_LIKE.match(segment) else segment for segment in parts.path.split("/"))
-    return urlunsplit((parts.scheme, netloc, path, "***" if parts.query else "", "***" if parts.fragment else ""))
+    return urlunsplit(
+        (parts.scheme, netloc, path, "***" if parts.query else "", "***" if parts.fragment else "")
+    )
 
 
 def url_secret_problem(url: str) -> str | None:
@@ -38,11 +40,16 @@ def url_secret_problem(url: str) -> str | None:
         return None  # unreadable: the caller's own checks say so
     shown = redact_url(url)
     if "@" in parts.netloc:
-        return (f"url {shown} carries a user name or password; write the site root without them "
-                "(the connector authenticates with the token file)")
+        return (
+            f"url {shown} carries a user name or password; write the site root without them "
+            "(the connector authenticates with the token file)"
+        )
     query_keys = [pair.split("=", 1)[0] for pair in parts.query.split("&") if pair]
     if any(_SECRET_KEYS.search(key) for key in query_keys) or any(
-            _TOKEN_LIKE.match(piece) for piece in re.split(r"[/=&;]", parts.path + "/" + parts.query)):
-        return (f"url {shown} looks like it holds a token; write only the site root, e.g. "
-                "https://moodle.example.org, and put the token in the token file")
+        _TOKEN_LIKE.match(piece) for piece in re.split(r"[/=&;]", parts.path + "/" + parts.query)
+    ):
+        return (
+            f"url {shown} looks like it holds a token; write only the site root, e.g. "
+            "https://moodle.example.org, and put the token in the token file"
+        )
     return None

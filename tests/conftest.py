@@ -19,8 +19,10 @@ REPO = Path(__file__).resolve().parents[1]
 MAPPINGS = DEMO_MAPPINGS
 ANCHOR = date(2026, 6, 15)  # the demo scenario's "today" in tests: statuses are deterministic
 # Folders beside the checkout (a CI machine keeps steering material there): no test may need them.
-SIBLINGS = () if REPO.parent == REPO.parent.parent else tuple(
-    str(p) for p in REPO.parent.iterdir() if p.name != REPO.name
+SIBLINGS = (
+    ()
+    if REPO.parent == REPO.parent.parent
+    else tuple(str(p) for p in REPO.parent.iterdir() if p.name != REPO.name)
 )
 _touched_outside: list[str] = []
 
@@ -77,8 +79,14 @@ class Site:
         lines = ["[moodle]", f'url = "{self.emulator.url}"', 'token_file = "token"']  # type: ignore[attr-defined]
         for key, value in moodle.items():
             lines.append(f"{key} = {toml_value(value)}")
-        lines += ["[ledger]", 'path = "ledger.sqlite"', "[mappings]", f"dir = {toml_value(str(MAPPINGS))}",
-                  "[sync]", "full_every_days = 7"]
+        lines += [
+            "[ledger]",
+            'path = "ledger.sqlite"',
+            "[mappings]",
+            f"dir = {toml_value(str(MAPPINGS))}",
+            "[sync]",
+            "full_every_days = 7",
+        ]
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return self.config_path
 

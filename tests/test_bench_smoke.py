@@ -10,16 +10,34 @@ import pytest
 from connector.emulator import generated_scenario
 from tests.benchmarks.bench_sync import ANCHOR, Bench, figures, run_bench
 
-RUN_NAMES = {"naive", "full_report", "full_per_user", "full_per_course", "nightly_nochange",
-             "nightly_1pct", "nightly_nochange_fallback", "nightly_1pct_fallback"}
+RUN_NAMES = {
+    "naive",
+    "full_report",
+    "full_per_user",
+    "full_per_course",
+    "nightly_nochange",
+    "nightly_1pct",
+    "nightly_nochange_fallback",
+    "nightly_1pct_fallback",
+}
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Bench:
-    scenario = generated_scenario(users=60, courses=5, enrolments_per_user=2.5, completion_rate=0.6,
-                                  seed=11, anchor=ANCHOR)
-    return run_bench("tiny", latency_ms=0, workers=3, report_row_ms=0, enrolled_row_ms=0,
-                     root=tmp_path_factory.mktemp("bench"), naive=True, isolate=True, scenario=scenario)
+    scenario = generated_scenario(
+        users=60, courses=5, enrolments_per_user=2.5, completion_rate=0.6, seed=11, anchor=ANCHOR
+    )
+    return run_bench(
+        "tiny",
+        latency_ms=0,
+        workers=3,
+        report_row_ms=0,
+        enrolled_row_ms=0,
+        root=tmp_path_factory.mktemp("bench"),
+        naive=True,
+        isolate=True,
+        scenario=scenario,
+    )
 
 
 def runs(bench: Bench) -> dict[str, dict]:
@@ -54,7 +72,10 @@ def test_nightly_with_nothing_changed_is_far_cheaper_than_a_full_sync(bench: Ben
     assert r["nightly_nochange"]["mode"] == "incremental"
     assert r["nightly_nochange"]["calls"] < r["full_report"]["calls"]  # no calibration
     assert "core_completion_get_course_completion_status" not in r["nightly_nochange"]["calls_by_function"]
-    assert "core_completion_get_course_completion_status" not in r["nightly_nochange_fallback"]["calls_by_function"]
+    assert (
+        "core_completion_get_course_completion_status"
+        not in r["nightly_nochange_fallback"]["calls_by_function"]
+    )
     assert r["nightly_nochange_fallback"]["calls"] * 5 < r["full_per_user"]["calls"]
 
 
@@ -71,10 +92,21 @@ def test_a_mismatch_fails_the_benchmark(tmp_path: Path, monkeypatch: pytest.Monk
 
     real = bench_sync.expected_evidence
     monkeypatch.setattr(bench_sync, "expected_evidence", lambda s: real(s) | {(1, 2, 3)})
-    tiny = generated_scenario(users=20, courses=2, enrolments_per_user=1.5, completion_rate=0.5, seed=2,
-                              anchor=ANCHOR)
-    result = run_bench("tiny", latency_ms=0, workers=2, report_row_ms=0, enrolled_row_ms=0, root=tmp_path,
-                       naive=False, isolate=False, scenario=tiny, paths=("report",))
+    tiny = generated_scenario(
+        users=20, courses=2, enrolments_per_user=1.5, completion_rate=0.5, seed=2, anchor=ANCHOR
+    )
+    result = run_bench(
+        "tiny",
+        latency_ms=0,
+        workers=2,
+        report_row_ms=0,
+        enrolled_row_ms=0,
+        root=tmp_path,
+        naive=False,
+        isolate=False,
+        scenario=tiny,
+        paths=("report",),
+    )
     assert any("full_report" in f and "missing [(1, 2, 3)]" in f for f in result.failures)
 
 
@@ -83,8 +115,15 @@ def test_the_json_figures_carry_what_the_issue_names(bench: Bench) -> None:
     assert (data["scenario"], data["latency_ms"], data["workers"]) == ("tiny", 0, 3)
     assert {r["name"] for r in data["runs"]} == RUN_NAMES
     for run in data["runs"]:
-        assert {"name", "calls", "calls_by_function", "wall_s", "bound_s", "peak_rss_mb",
-                "ledger_rows_per_s"} <= set(run)
+        assert {
+            "name",
+            "calls",
+            "calls_by_function",
+            "wall_s",
+            "bound_s",
+            "peak_rss_mb",
+            "ledger_rows_per_s",
+        } <= set(run)
 
 
 # -- the fast paths the benchmark measures read exactly what the plain ones read ------------------
@@ -107,10 +146,11 @@ def test_concurrent_reads_match_the_plain_ones_within_the_worker_limit() -> None
             big_pages = list(api.report_pages_concurrently(1, per_page=100_000))
             assert len(big_pages) == 3  # one page per worker
             ids = list(range(3, 63))
-            assert [p.id for p in api.users_by_field("id", ids, batch_size=7)] == \
-                   [p.id for p in api.users_by_field("id", ids, batch_size=1000)]
+            assert [p.id for p in api.users_by_field("id", ids, batch_size=7)] == [
+                p.id for p in api.users_by_field("id", ids, batch_size=1000)
+            ]
             by_course = dict(api.enrolled_users_of([2, 3, 4], page_size=5))
-            assert {c: [u.person.id for u in rows] for c, rows in by_course.items()} == \
-                   {c: [u.person.id for u in api.enrolled_users(c, page_size=1000)] for c in (2, 3, 4)}
+            assert {c: [u.person.id for u in rows] for c, rows in by_course.items()} == {
+                c: [u.person.id for u in api.enrolled_users(c, page_size=1000)] for c in (2, 3, 4)
+            }
             assert emu.max_in_flight <= 3
-

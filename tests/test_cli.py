@@ -23,7 +23,9 @@ def test_demo_runs_a_real_sync_and_prints_the_status(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--mappings", str(DEMO_MAPPINGS), "demo", "--ledger", str(ledger)])
     assert result.exit_code == 0, result.output
     assert "Compliance as of" in result.stdout
-    assert "Magistrát města Jablonec nad Nisou" in result.stdout and "Mestna občina Ljubljana" in result.stdout
+    assert (
+        "Magistrát města Jablonec nad Nisou" in result.stdout and "Mestna občina Ljubljana" in result.stdout
+    )
     assert "report path" in result.stderr  # the cheapest path the demo site offers
     assert "1 active person matches no department" in result.stdout  # u060 has no profile fields
     assert ledger.exists() and (ledger.stat().st_mode & 0o777) == 0o600
@@ -31,8 +33,23 @@ def test_demo_runs_a_real_sync_and_prints_the_status(tmp_path: Path) -> None:
 
 def test_emulator_command_serves_site_info_in_json_and_xml() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "emulator", "--scenario", "demo",
-                             "--port", "0", "--token", "t0k"], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connector.cli",
+            "emulator",
+            "--scenario",
+            "demo",
+            "--port",
+            "0",
+            "--token",
+            "t0k",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -49,8 +66,23 @@ def test_emulator_command_serves_site_info_in_json_and_xml() -> None:
         proc.wait(timeout=10)
 
 
-@pytest.mark.parametrize("command", ["sync", "status", "person", "export", "courses", "doctor", "demo",
-                                     "emulator", "runs", "erase", "mappings", "unplaced"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "sync",
+        "status",
+        "person",
+        "export",
+        "courses",
+        "doctor",
+        "demo",
+        "emulator",
+        "runs",
+        "erase",
+        "mappings",
+        "unplaced",
+    ],
+)
 def test_every_command_explains_itself(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
@@ -58,8 +90,9 @@ def test_every_command_explains_itself(command: str) -> None:
 
 
 def test_status_without_a_ledger_is_one_clear_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["--ledger", str(tmp_path / "none.sqlite"),
-                                       "--mappings", str(DEMO_MAPPINGS), "status"])
+    result = CliRunner().invoke(
+        main, ["--ledger", str(tmp_path / "none.sqlite"), "--mappings", str(DEMO_MAPPINGS), "status"]
+    )
     assert result.exit_code == 1
     assert result.stderr.startswith("error: no ledger at") and "Traceback" not in result.output
 
@@ -69,7 +102,9 @@ def test_bad_date_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
 
 
-def test_sync_without_moodle_settings_says_where_to_put_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_without_moodle_settings_says_where_to_put_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ("MOODLE_URL", "MOODLE_TOKEN", "MOODLE_TOKEN_FILE", "CONNECTOR_CONFIG"):
         monkeypatch.delenv(name, raising=False)

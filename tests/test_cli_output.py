@@ -43,9 +43,19 @@ def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (folder / "token").write_text("t0ken\n", encoding="utf-8")
     with Emulator(demo_scenario(ANCHOR), tokens={"t0ken": "full"}) as emu:
         (folder / "connector.toml").write_text(
-            f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\nreport_id = 1\n', encoding="utf-8")
-        code, _, err = run("--config", str(folder / "connector.toml"), "--ledger", str(ledger),
-                           "--mappings", M, "sync", "--as-of", ANCHOR.isoformat())
+            f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\nreport_id = 1\n', encoding="utf-8"
+        )
+        code, _, err = run(
+            "--config",
+            str(folder / "connector.toml"),
+            "--ledger",
+            str(ledger),
+            "--mappings",
+            M,
+            "sync",
+            "--as-of",
+            ANCHOR.isoformat(),
+        )
     assert code == 0, err
     return ledger
 
@@ -61,8 +71,17 @@ def own_ledger(demo_ledger: Path, tmp_path: Path) -> Path:
 
 # -- c. erase ------------------------------------------------------------------------------------
 def test_erase_answered_no_erases_nothing_and_says_so(own_ledger: Path) -> None:
-    code, out, err = run("--ledger", str(own_ledger), "--mappings", M, "erase", "u001",
-                         "--reason", "GDPR request 17", input="n\n")
+    code, out, err = run(
+        "--ledger",
+        str(own_ledger),
+        "--mappings",
+        M,
+        "erase",
+        "u001",
+        "--reason",
+        "GDPR request 17",
+        input="n\n",
+    )
     assert (code, err.splitlines()[-1]) == (1, "aborted: nothing was erased")
     assert "internal error" not in out + err
     code, out, _ = run("--ledger", str(own_ledger), "--mappings", M, "person", "u001", "--format", "json")
@@ -71,18 +90,29 @@ def test_erase_answered_no_erases_nothing_and_says_so(own_ledger: Path) -> None:
 
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_erase_refuses_an_empty_reason(own_ledger: Path, reason: str) -> None:
-    code, out, err = run("--ledger", str(own_ledger), "--mappings", M, "erase", "u001",
-                         "--reason", reason, "--yes")
+    code, out, err = run(
+        "--ledger", str(own_ledger), "--mappings", M, "erase", "u001", "--reason", reason, "--yes"
+    )
     assert code == 2
     assert err.splitlines() == [
         "error: --reason is empty: say why this person's data is erased",
         '  hint: e.g. --reason "GDPR request 2026-17"; it is kept in the erasures table as the '
-        "record of why the data went"]
+        "record of why the data went",
+    ]
 
 
 def test_erase_with_a_reason_still_erases(own_ledger: Path) -> None:
-    code, out, _ = run("--ledger", str(own_ledger), "--mappings", M, "erase", "u001",
-                       "--reason", "GDPR request 17", input="y\n")
+    code, out, _ = run(
+        "--ledger",
+        str(own_ledger),
+        "--mappings",
+        M,
+        "erase",
+        "u001",
+        "--reason",
+        "GDPR request 17",
+        input="y\n",
+    )
     assert code == 0 and out.splitlines()[-2].startswith("erased ")  # then what it means for later syncs
 
 
@@ -94,8 +124,10 @@ def test_emulator_on_a_busy_port_is_one_clean_error() -> None:
         port = busy.getsockname()[1]
         code, out, err = run("emulator", "--port", str(port))
     assert code == 2
-    assert err.splitlines() == [f"error: port {port} on 127.0.0.1 is in use",
-                                "  hint: pass --port 0 for any free port, or another port"]
+    assert err.splitlines() == [
+        f"error: port {port} on 127.0.0.1 is in use",
+        "  hint: pass --port 0 for any free port, or another port",
+    ]
     assert out == ""
 
 
@@ -103,8 +135,14 @@ def test_emulator_on_a_busy_port_is_one_clean_error() -> None:
 @pytest.fixture
 def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    for name in ("MOODLE_URL", "MOODLE_TOKEN", "MOODLE_TOKEN_FILE", "CONNECTOR_CONFIG", "CONNECTOR_LEDGER",
-                 "CONNECTOR_MAPPINGS"):
+    for name in (
+        "MOODLE_URL",
+        "MOODLE_TOKEN",
+        "MOODLE_TOKEN_FILE",
+        "CONNECTOR_CONFIG",
+        "CONNECTOR_LEDGER",
+        "CONNECTOR_MAPPINGS",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
 
@@ -112,9 +150,15 @@ def empty_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_doctor_in_an_empty_directory_lists_every_problem_on_its_own_lines(empty_dir: Path) -> None:
     code, out, err = run("doctor")
     assert out.splitlines() == [
-        *format_check(Check("config", True, "no config file found (looked for connector.toml, "
-                            f"{os.environ['XDG_CONFIG_HOME']}/connector/connector.toml, "
-                            f"{connector.config.SYSTEM_CONFIG}); defaults and environment in use")),
+        *format_check(
+            Check(
+                "config",
+                True,
+                "no config file found (looked for connector.toml, "
+                f"{os.environ['XDG_CONFIG_HOME']}/connector/connector.toml, "
+                f"{connector.config.SYSTEM_CONFIG}); defaults and environment in use",
+            )
+        ),
         "[FAIL] mappings: 1 problem",
         "       - mappings: the directory does not exist",
         "         hint: set [mappings] dir in connector.toml, or CONNECTOR_MAPPINGS, or run",
@@ -133,15 +177,18 @@ def test_doctor_in_an_empty_directory_lists_every_problem_on_its_own_lines(empty
 
 
 def test_doctor_with_a_working_setup_says_all_passed(demo_ledger: Path, empty_dir: Path) -> None:
-    from connector.emulator import Emulator, demo_scenario
     from datetime import date
+
+    from connector.emulator import Emulator, demo_scenario
 
     (empty_dir / "token").write_text("t0ken\n", encoding="utf-8")
     (empty_dir / "token").chmod(0o600)  # a working setup keeps its token private
     with Emulator(demo_scenario(date(2026, 6, 15)), tokens={"t0ken": "full"}) as emu:
         (empty_dir / "connector.toml").write_text(
             f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\n[ledger]\npath = "{demo_ledger}"\n'
-            f'[mappings]\ndir = "{M}"\n', encoding="utf-8")
+            f'[mappings]\ndir = "{M}"\n',
+            encoding="utf-8",
+        )
         code, out, _ = run("doctor")
     assert code == 0, out
     assert out.splitlines()[-1] == f"all {len(out.splitlines()) - 1} checks passed"
@@ -153,21 +200,25 @@ def test_a_missing_ca_bundle_is_a_configuration_error(empty_dir: Path) -> None:
     (empty_dir / "token").write_text("t0ken\n", encoding="utf-8")
     (empty_dir / "connector.toml").write_text(
         '[moodle]\nurl = "https://moodle.example.org"\ntoken_file = "token"\nca_bundle = "ca.pem"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     code, _, err = run("--mappings", M, "sync")
     assert code == 2
     assert err.splitlines() == [
         "error: 1 problem found:",
         f"  - connector.toml: moodle.ca_bundle: no CA certificate file at {empty_dir.resolve() / 'ca.pem'} "
-        "(give the path of the PEM file holding the site's CA certificate)"]
+        "(give the path of the PEM file holding the site's CA certificate)",
+    ]
     assert not (empty_dir / "compliance.sqlite").exists()
 
 
 def test_an_unknown_department_or_requirement_is_a_usage_error(demo_ledger: Path) -> None:
     code, _, err = run("--ledger", str(demo_ledger), "--mappings", M, "status", "--requirement", "fire")
     assert code == 2
-    assert err.splitlines() == ["error: no requirement 'fire' in the mappings",
-                                "  hint: known: itsec-cz, digvar-si, digital-advisor, ai-ured"]
+    assert err.splitlines() == [
+        "error: no requirement 'fire' in the mappings",
+        "  hint: known: itsec-cz, digvar-si, digital-advisor, ai-ured",
+    ]
     code, _, err = run("--ledger", str(demo_ledger), "--mappings", M, "status", "--department", "nope")
     assert code == 2 and err.splitlines()[0] == "error: no department 'nope' in the mappings"
 
@@ -192,13 +243,16 @@ def test_the_demo_hint_runs_as_printed_from_the_root_folder(empty_dir: Path) -> 
     code, _, err = run("demo", "--ledger", "kept demo.sqlite")  # relative, with a space
     assert code == 0, err
     ledger = empty_dir.resolve() / "kept demo.sqlite"
-    expected = (f"ledger kept at {ledger}; try: connector --ledger '{ledger}' --mappings {DEMO_MAPPINGS} "
-                "person u001 (or status, export, runs, unplaced)")
+    expected = (
+        f"ledger kept at {ledger}; try: connector --ledger '{ledger}' --mappings {DEMO_MAPPINGS} "
+        "person u001 (or status, export, runs, unplaced)"
+    )
     assert err.splitlines()[-1] == expected
     command = expected.split("try: ", 1)[1].split(" (or ", 1)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "MOODLE_"))}
-    done = subprocess.run(_connector_argv(shlex.split(command)), cwd="/", env=env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        _connector_argv(shlex.split(command)), cwd="/", env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "Jan Novák (u001, EMP1001), active"
 
@@ -206,8 +260,10 @@ def test_the_demo_hint_runs_as_printed_from_the_root_folder(empty_dir: Path) -> 
 def test_a_temporary_demo_says_how_to_keep_one(empty_dir: Path) -> None:
     code, _, err = run("demo")
     assert code == 0
-    assert err.splitlines()[-1] == ("the ledger was temporary; keep one to explore: connector demo --ledger "
-                                    "demo.sqlite (it then prints the commands to explore it)")
+    assert err.splitlines()[-1] == (
+        "the ledger was temporary; keep one to explore: connector demo --ledger "
+        "demo.sqlite (it then prints the commands to explore it)"
+    )
 
 
 # -- g. --as-of before the first sync --------------------------------------------------------------
@@ -216,19 +272,24 @@ def test_as_of_before_the_first_sync_says_so(demo_ledger: Path, command: list[st
     first = json.loads(run("--ledger", str(demo_ledger), "runs", "--format", "json")[1])[-1]["as_of"]
     code, out, err = run("--ledger", str(demo_ledger), "--mappings", M, *command, "--as-of", "2025-06-01")
     assert (code, out) == (2, "")
-    assert err.splitlines() == [f"error: the ledger knows nothing before its first sync on {first}; "
-                                "--as-of must be on or after that day"]
+    assert err.splitlines() == [
+        f"error: the ledger knows nothing before its first sync on {first}; "
+        "--as-of must be on or after that day"
+    ]
     code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, *command, "--as-of", first)
     assert code == 0 and out
 
 
 # -- h. departments with the same name in two organisations -----------------------------------------
 def test_an_ambiguous_department_name_shows_each_with_its_organisation(demo_ledger: Path) -> None:
-    code, out, err = run("--ledger", str(demo_ledger), "--mappings", M, "status",
-                         "--department", "Odbor informatiky")
+    code, out, err = run(
+        "--ledger", str(demo_ledger), "--mappings", M, "status", "--department", "Odbor informatiky"
+    )
     assert code == 0
-    assert err.splitlines() == ["note: 2 departments are named 'Odbor informatiky' (jablonec.informatika, "
-                                "ceska-lipa.informatika); showing them all; pass an id to see one"]
+    assert err.splitlines() == [
+        "note: 2 departments are named 'Odbor informatiky' (jablonec.informatika, "
+        "ceska-lipa.informatika); showing them all; pass an id to see one"
+    ]
     assert [line.rstrip() for line in out.splitlines()[:9]] == [
         "Compliance as of 2026-06-15",
         "department                                              requirement      in scope  compliant  "
@@ -251,8 +312,9 @@ def test_an_ambiguous_department_name_shows_each_with_its_organisation(demo_ledg
 
 
 def test_one_department_by_id_needs_no_note_and_the_whole_tree_keeps_plain_names(demo_ledger: Path) -> None:
-    code, out, err = run("--ledger", str(demo_ledger), "--mappings", M, "status",
-                         "--department", "jablonec.informatika")
+    code, out, err = run(
+        "--ledger", str(demo_ledger), "--mappings", M, "status", "--department", "jablonec.informatika"
+    )
     assert (code, err) == (0, "")
     assert out.splitlines()[3].startswith("Odbor informatiky (Magistrát města Jablonec nad Nisou)  ai-ured")
     code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "status")
@@ -261,23 +323,45 @@ def test_one_department_by_id_needs_no_note_and_the_whole_tree_keeps_plain_names
 
 
 def test_csv_json_and_person_name_the_organisation(demo_ledger: Path) -> None:
-    code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "status",
-                       "--department", "Odbor informatiky", "--format", "csv")
+    code, out, _ = run(
+        "--ledger",
+        str(demo_ledger),
+        "--mappings",
+        M,
+        "status",
+        "--department",
+        "Odbor informatiky",
+        "--format",
+        "csv",
+    )
     lines = out.splitlines()
-    assert lines[0] == ("department,requirement,in_scope,compliant,expiring,expired,missing,share,"
-                        "targets_met,organisation")
+    assert lines[0] == (
+        "department,requirement,in_scope,compliant,expiring,expired,missing,share,targets_met,organisation"
+    )
     assert [line.rsplit(",", 1)[1] for line in lines[1:]] == ["jablonec"] * 3 + ["ceska-lipa"] * 3
-    code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "status",
-                       "--department", "ceska-lipa.informatika", "--format", "json")
+    code, out, _ = run(
+        "--ledger",
+        str(demo_ledger),
+        "--mappings",
+        M,
+        "status",
+        "--department",
+        "ceska-lipa.informatika",
+        "--format",
+        "json",
+    )
     row = json.loads(out)[0]
     assert (row["organisation"], row["organisation_name"]) == ("ceska-lipa", "Městský úřad Česká Lípa")
     code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "export")
-    assert out.splitlines()[0] == ("username,idnumber,department_id,department_name,requirement,status,"
-                                   "valid_until,decided_by_course,decided_by_completed_at,organisation,"
-                                   "organisation_name")
+    assert out.splitlines()[0] == (
+        "username,idnumber,department_id,department_name,requirement,status,"
+        "valid_until,decided_by_course,decided_by_completed_at,organisation,"
+        "organisation_name"
+    )
     code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "person", "u001")
-    assert out.splitlines()[1] == ("department: Odbor informatiky (Magistrát města Jablonec nad Nisou); "
-                                   "position: digitální poradce")
+    assert out.splitlines()[1] == (
+        "department: Odbor informatiky (Magistrát města Jablonec nad Nisou); position: digitální poradce"
+    )
 
 
 # -- f. unplaced people ------------------------------------------------------------------------------
@@ -291,17 +375,34 @@ def unplaced_site(tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
     mappings = tmp_path / "mappings"
     shutil.copytree(DEMO_MAPPINGS, mappings)
     cz, si = mappings / "departments-cz.toml", mappings / "departments-si.toml"
-    cz.write_text(cz.read_text(encoding="utf-8").replace('institution_aliases = ["MM Jablonec n. N.", ',
-                                                         'institution_aliases = ['), encoding="utf-8")
-    si.write_text(si.read_text(encoding="utf-8").replace('department = "Oddelek za finance"\n',
-                                                         'department = "Oddelek za finance in proračun"\n'),
-                  encoding="utf-8")
+    cz.write_text(
+        cz.read_text(encoding="utf-8").replace(
+            'institution_aliases = ["MM Jablonec n. N.", ', "institution_aliases = ["
+        ),
+        encoding="utf-8",
+    )
+    si.write_text(
+        si.read_text(encoding="utf-8").replace(
+            'department = "Oddelek za finance"\n', 'department = "Oddelek za finance in proračun"\n'
+        ),
+        encoding="utf-8",
+    )
     (tmp_path / "token").write_text("t0ken\n", encoding="utf-8")
     with Emulator(demo_scenario(ANCHOR), tokens={"t0ken": "full"}) as emu:
         (tmp_path / "connector.toml").write_text(
-            f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\nreport_id = 1\n', encoding="utf-8")
-        yield mappings, ["--config", str(tmp_path / "connector.toml"), "--ledger",
-                         str(tmp_path / "ledger.sqlite"), "--mappings", str(mappings)]
+            f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\nreport_id = 1\n', encoding="utf-8"
+        )
+        yield (
+            mappings,
+            [
+                "--config",
+                str(tmp_path / "connector.toml"),
+                "--ledger",
+                str(tmp_path / "ledger.sqlite"),
+                "--mappings",
+                str(mappings),
+            ],
+        )
 
 
 def _apply(mappings: Path, file: str, entry: str, line: str) -> None:
@@ -320,13 +421,15 @@ def _apply(mappings: Path, file: str, entry: str, line: str) -> None:
 
 
 def test_a_sync_leaving_many_unplaced_warns_and_unplaced_says_what_to_add(
-        unplaced_site: tuple[Path, list[str]]) -> None:
+    unplaced_site: tuple[Path, list[str]],
+) -> None:
     mappings, options = unplaced_site
     code, _, err = run(*options, "sync", "--quiet", "--as-of", ANCHOR.isoformat())
     assert code == 0, err
     assert err.splitlines() == [
         "warning: 7 of 59 active people (12 %) are in no department (more than [sync] max_unplaced = 5 %); "
-        "run `connector unplaced` for their spellings and the alias lines that place them"]
+        "run `connector unplaced` for their spellings and the alias lines that place them"
+    ]
     code, out, _ = run(*options, "unplaced")
     assert code == 0
     assert [line.rstrip() for line in out.splitlines()] == [
@@ -337,12 +440,12 @@ def test_a_sync_leaving_many_unplaced_warns_and_unplaced_says_what_to_add(
         "------  -----------------------  ------------------  --------------------  ----------------------"
         "-----------------------  ------------------------------------------------------------------------"
         "------------------",
-        '     5  mestna občina ljubljana  oddelek za finance  ljubljana.finance     departments-si.toml, '
+        "     5  mestna občina ljubljana  oddelek za finance  ljubljana.finance     departments-si.toml, "
         'id = "ljubljana.finance"  department_aliases = ["oddelek za finance"]',
         "     1  (empty)                  (empty)             -                                           "
         "                         (no institution or department in Moodle: fill in the person's profile "
         "fields)",
-        '     1  mm jablonec n. n.        odbor informatiky   jablonec.informatika  departments-cz.toml, '
+        "     1  mm jablonec n. n.        odbor informatiky   jablonec.informatika  departments-cz.toml, "
         'id = "jablonec"           institution_aliases = ["MM Jablonec nad Nisou", "Magistrát Jablonec", '
         '"mm jablonec n. n."]',
         "",
@@ -352,12 +455,13 @@ def test_a_sync_leaving_many_unplaced_warns_and_unplaced_says_what_to_add(
     code, out, _ = run(*options, "unplaced", "--format", "csv")
     assert out.splitlines() == [
         "people,institution,department,closest,file,entry,line,note",
-        f'5,mestna občina ljubljana,oddelek za finance,ljubljana.finance,{mappings / "departments-si.toml"},'
+        f"5,mestna občina ljubljana,oddelek za finance,ljubljana.finance,{mappings / 'departments-si.toml'},"
         'ljubljana.finance,"department_aliases = [""oddelek za finance""]",',
         "1,,,,,,,no institution or department in Moodle: fill in the person's profile fields",
-        f'1,mm jablonec n. n.,odbor informatiky,jablonec.informatika,{mappings / "departments-cz.toml"},'
+        f"1,mm jablonec n. n.,odbor informatiky,jablonec.informatika,{mappings / 'departments-cz.toml'},"
         'jablonec,"institution_aliases = [""MM Jablonec nad Nisou"", ""Magistrát Jablonec"", '
-        '""mm jablonec n. n.""]",']
+        '""mm jablonec n. n.""]",',
+    ]
 
     # The printed lines, put where they say, place everyone who has a spelling.
     code, out, _ = run(*options, "unplaced", "--format", "json")
@@ -374,19 +478,23 @@ def test_a_sync_leaving_many_unplaced_warns_and_unplaced_says_what_to_add(
 def test_max_unplaced_is_configurable(unplaced_site: tuple[Path, list[str]]) -> None:
     _, options = unplaced_site
     config = Path(options[1])
-    config.write_text(config.read_text(encoding="utf-8") + '[sync]\nmax_unplaced = "12,5 %"\n',
-                      encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8") + '[sync]\nmax_unplaced = "12,5 %"\n', encoding="utf-8"
+    )
     code, _, err = run(*options, "sync", "--quiet", "--as-of", ANCHOR.isoformat())
     assert (code, err) == (0, "")  # 7 of 59 is 11.9 %
     config.write_text(config.read_text(encoding="utf-8").replace('"12,5 %"', '"lots"'), encoding="utf-8")
     code, _, err = run(*options, "sync", "--quiet")
     assert code == 2
-    assert err.splitlines() == ["error: 1 problem found:",
-                                f"  - {config}: sync.max_unplaced: 'lots' is not a share; write it like \"5 %\""]
+    assert err.splitlines() == [
+        "error: 1 problem found:",
+        f"  - {config}: sync.max_unplaced: 'lots' is not a share; write it like \"5 %\"",
+    ]
 
 
-@pytest.mark.parametrize(("text", "share"), [("5 %", 0.05), ("12,5%", 0.125), (0.05, 0.05), ("0 %", 0.0),
-                                             (1, 1.0)])
+@pytest.mark.parametrize(
+    ("text", "share"), [("5 %", 0.05), ("12,5%", 0.125), (0.05, 0.05), ("0 %", 0.0), (1, 1.0)]
+)
 def test_shares_are_read_as_people_write_them(text: str | float, share: float) -> None:
     from connector.shares import parse_share
 
@@ -401,8 +509,10 @@ def test_a_share_out_of_range_or_without_percent_is_refused(text: str | float) -
         parse_share(text)
 
 
-@pytest.mark.parametrize(("share", "text"), [(1.0, "100 %"), (7 / 59, "12 %"), (1 / 300, "0.3 %"),
-                                             (0.05, "5 %"), (0.07, "7 %"), (0.0, "0 %")])
+@pytest.mark.parametrize(
+    ("share", "text"),
+    [(1.0, "100 %"), (7 / 59, "12 %"), (1 / 300, "0.3 %"), (0.05, "5 %"), (0.07, "7 %"), (0.0, "0 %")],
+)
 def test_shares_are_printed_in_whole_percents_above_ten(share: float, text: str) -> None:
     from connector.shares import format_share
 

@@ -18,7 +18,9 @@ def write(path: Path, text: str) -> Path:
 
 def test_file_values_and_paths_relative_to_the_file(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("abc123\n")
-    cfg = write(tmp_path / "connector.toml", """
+    cfg = write(
+        tmp_path / "connector.toml",
+        """
 [moodle]
 url = "https://moodle.example.org"
 token_file = "secret"
@@ -30,7 +32,8 @@ path = "data/ledger.sqlite"
 dir = "maps"
 [organisation]
 timezone = "Europe/Ljubljana"
-""")
+""",
+    )
     config = load_config(cfg, env={})
     assert config.moodle_url == "https://moodle.example.org"
     assert config.token == "abc123"
@@ -53,7 +56,9 @@ def test_token_never_in_repr(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_listed_with_file_and_key(tmp_path: Path) -> None:
-    cfg = write(tmp_path / "c.toml", """
+    cfg = write(
+        tmp_path / "c.toml",
+        """
 [moodle]
 urll = "https://x"
 concurrency = "four"
@@ -62,7 +67,8 @@ completion_path = "fastest"
 timezone = "Mars/Olympus"
 [ledgr]
 path = "x"
-""")
+""",
+    )
     with pytest.raises(ConfigError) as info:
         load_config(cfg, env={})
     text = str(info.value)
@@ -93,14 +99,24 @@ def test_require_moodle_says_where_to_configure() -> None:
 
 
 # -- secrets in the URL, exposed token files, bounds -------------------------------------------------
-@pytest.mark.parametrize(("url", "message"), [
-    ("https://admin:s3cret@moodle.example.org", "url https://***@moodle.example.org carries a user name or "
-     "password; write the site root without them (the connector authenticates with the token file)"),
-    ("https://moodle.example.org/webservice/rest/server.php?wstoken=0123456789abcdef0123456789abcdef",
-     "url https://moodle.example.org/webservice/rest/server.php?*** looks like it holds a token; write only "
-     "the site root, e.g. https://moodle.example.org, and put the token in the token file"),
-])
-def test_a_url_with_credentials_is_refused_at_load_and_shown_redacted(tmp_path: Path, url: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "https://admin:s3cret@moodle.example.org",
+            "url https://***@moodle.example.org carries a user name or "
+            "password; write the site root without them (the connector authenticates with the token file)",
+        ),
+        (
+            "https://moodle.example.org/webservice/rest/server.php?wstoken=0123456789abcdef0123456789abcdef",
+            "url https://moodle.example.org/webservice/rest/server.php?*** looks like it holds a token; write only "
+            "the site root, e.g. https://moodle.example.org, and put the token in the token file",
+        ),
+    ],
+)
+def test_a_url_with_credentials_is_refused_at_load_and_shown_redacted(
+    tmp_path: Path, url: str, message: str
+) -> None:
     cfg = write(tmp_path / "c.toml", f'[moodle]\nurl = "{url}"\n')
     with pytest.raises(ConfigError) as raised:
         load_config(cfg, env={"MOODLE_TOKEN": "t"})
@@ -122,7 +138,8 @@ def test_the_cli_refuses_a_url_with_credentials_with_exit_2(tmp_path: Path) -> N
     assert result.stderr.splitlines() == [
         "error: 1 problem found:",
         f"  - {cfg}: moodle.url: url https://***@moodle.example.org carries a user name or password; write the "
-        "site root without them (the connector authenticates with the token file)"]
+        "site root without them (the connector authenticates with the token file)",
+    ]
 
 
 def test_a_token_file_others_can_read_is_named(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -133,8 +150,10 @@ def test_a_token_file_others_can_read_is_named(tmp_path: Path, caplog: pytest.Lo
     assert load_config(cfg, env={}).token_file_exposure() is None
     token.chmod(0o640)
     config = load_config(cfg, env={})
-    expected = (f"the token file {token} can be read by its group (mode 0640); anyone who reads it can act as "
-                f"the connector in Moodle: chmod 600 {token}")
+    expected = (
+        f"the token file {token} can be read by its group (mode 0640); anyone who reads it can act as "
+        f"the connector in Moodle: chmod 600 {token}"
+    )
     assert config.token_file_exposure() == expected
     config.client_settings()  # what sync, doctor and courses use before sending the token
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [expected]
@@ -144,18 +163,23 @@ def test_a_token_file_others_can_read_is_named(tmp_path: Path, caplog: pytest.Lo
 
 
 def test_response_cap_and_run_deadline_reach_the_client(tmp_path: Path) -> None:
-    cfg = write(tmp_path / "c.toml", '[moodle]\nurl = "https://moodle.example.org"\nmax_response_mb = 8\n'
-                                     '[sync]\nmax_minutes = 90\n')
+    cfg = write(
+        tmp_path / "c.toml",
+        '[moodle]\nurl = "https://moodle.example.org"\nmax_response_mb = 8\n[sync]\nmax_minutes = 90\n',
+    )
     settings = load_config(cfg, env={"MOODLE_TOKEN": "t"}).client_settings()
     assert settings.max_response_bytes == 8 * 2**20 and settings.run_deadline_s == 90 * 60
-    unlimited = load_config(None, env={"MOODLE_TOKEN": "t", "MOODLE_URL": "https://m.example.org"}).client_settings()
+    unlimited = load_config(
+        None, env={"MOODLE_TOKEN": "t", "MOODLE_URL": "https://m.example.org"}
+    ).client_settings()
     assert unlimited.max_response_bytes == 64 * 2**20 and unlimited.run_deadline_s is None
     bad = write(tmp_path / "bad.toml", "[moodle]\nmax_response_mb = 0\n[sync]\nmax_minutes = -1\n")
     with pytest.raises(ConfigError) as raised:
         load_config(bad, env={})
     assert [str(p) for p in raised.value.problems] == [
         f"{bad}: moodle.max_response_mb: must be positive (64 holds a report page of about 100,000 rows)",
-        f"{bad}: sync.max_minutes: must be positive (leave it out for no limit on a run's duration)"]
+        f"{bad}: sync.max_minutes: must be positive (leave it out for no limit on a run's duration)",
+    ]
 
 
 def test_a_nesting_bomb_in_connector_toml_is_a_config_problem(tmp_path: Path) -> None:
@@ -163,4 +187,5 @@ def test_a_nesting_bomb_in_connector_toml_is_a_config_problem(tmp_path: Path) ->
     with pytest.raises(ConfigError) as raised:
         load_config(cfg, env={})
     assert [str(p) for p in raised.value.problems] == [
-        f"{cfg}: values are nested too deeply to read (look for a long run of '[' or '{{')"]
+        f"{cfg}: values are nested too deeply to read (look for a long run of '[' or '{{')"
+    ]

@@ -39,8 +39,12 @@ def call(emu: Emulator, function: str, token: str = TOKEN, **params: Any) -> Any
 
 
 def paging_options(start: int, size: int) -> dict[str, Any]:
-    return {"options[0][name]": "limitfrom", "options[0][value]": start,
-            "options[1][name]": "limitnumber", "options[1][value]": size}
+    return {
+        "options[0][name]": "limitfrom",
+        "options[0][value]": start,
+        "options[1][name]": "limitnumber",
+        "options[1][value]": size,
+    }
 
 
 def days_ago_10utc(days: int) -> int:
@@ -49,19 +53,30 @@ def days_ago_10utc(days: int) -> int:
 
 # ----- protocol ----------------------------------------------------------------------------------
 def test_nested_form_fields_decode_like_php() -> None:
-    decoded = decode_form([("options[0][name]", "limitfrom"), ("options[0][value]", "5"),
-                           ("options[ids][0]", "2"), ("values[1]", "b"), ("values[0]", "a"),
-                           ("context[contextlevel]", "system"), ("query", "")])
-    assert decoded == {"options": {"0": {"name": "limitfrom", "value": "5"}, "ids": ["2"]},
-                       "values": ["a", "b"], "context": {"contextlevel": "system"}, "query": ""}
+    decoded = decode_form(
+        [
+            ("options[0][name]", "limitfrom"),
+            ("options[0][value]", "5"),
+            ("options[ids][0]", "2"),
+            ("values[1]", "b"),
+            ("values[0]", "a"),
+            ("context[contextlevel]", "system"),
+            ("query", ""),
+        ]
+    )
+    assert decoded == {
+        "options": {"0": {"name": "limitfrom", "value": "5"}, "ids": ["2"]},
+        "values": ["a", "b"],
+        "context": {"contextlevel": "system"},
+        "query": "",
+    }
 
 
 def test_paging_returns_every_enrolled_user_once_and_empty_past_the_end(emulator: Emulator) -> None:
     everyone = [u["id"] for u in call(emulator, "core_enrol_get_enrolled_users", courseid=2)]
     paged: list[int] = []
     start = 0
-    while page := call(emulator, "core_enrol_get_enrolled_users", courseid=2,
-                       **paging_options(start, 7)):
+    while page := call(emulator, "core_enrol_get_enrolled_users", courseid=2, **paging_options(start, 7)):
         assert len(page) <= 7
         paged += [u["id"] for u in page]
         start += 7
@@ -71,12 +86,18 @@ def test_paging_returns_every_enrolled_user_once_and_empty_past_the_end(emulator
     assert call(emulator, "core_enrol_get_enrolled_users", courseid=2, **paging_options(10_000, 5)) == []
 
 
-def test_enrolled_users_never_carry_suspended_and_onlyactive_keeps_a_suspended_account(emulator: Emulator) -> None:
+def test_enrolled_users_never_carry_suspended_and_onlyactive_keeps_a_suspended_account(
+    emulator: Emulator,
+) -> None:
     users = call(emulator, "core_enrol_get_enrolled_users", courseid=2)
     assert all("suspended" not in u for u in users)
     assert 19 in [u["id"] for u in users]
-    active = call(emulator, "core_enrol_get_enrolled_users", courseid=2,
-                  **{"options[0][name]": "onlyactive", "options[0][value]": 1})
+    active = call(
+        emulator,
+        "core_enrol_get_enrolled_users",
+        courseid=2,
+        **{"options[0][name]": "onlyactive", "options[0][value]": 1},
+    )
     # onlyactive looks at the enrolment, not the account (4.5 capture: "onlyactive" lists u017)
     assert 19 in [u["id"] for u in active] and len(active) == len(users)
     by_field = call(emulator, "core_user_get_users_by_field", field="username", **{"values[0]": "u017"})
@@ -109,6 +130,7 @@ def test_report_pages_cover_every_enrolment_with_prague_times(emulator: Emulator
 
 def test_report_time_format_matches_moodle() -> None:
     from zoneinfo import ZoneInfo
+
     assert format_report_time(1748088000, ZoneInfo("Europe/London")) == "Saturday, 24 May 2025, 1:00 PM"
     assert format_report_time(1748088000, ZoneInfo("Europe/Prague")) == "Saturday, 24 May 2025, 2:00 PM"
 
@@ -139,7 +161,8 @@ def test_tokens_and_services(emulator: Emulator) -> None:
     assert call(emulator, "core_webservice_get_site_info", token="nope")["errorcode"] == "invalidtoken"
     assert call(emulator, "core_webservice_get_site_info", token=WEAK)["username"] == "wsweak"
     assert call(emulator, "core_enrol_get_enrolled_users", token=WEAK, courseid=2)["errorcode"] == (
-        "errorcoursecontextnotvalid")
+        "errorcoursecontextnotvalid"
+    )
     emulator.add_token("narrow", functions=["core_webservice_get_site_info"])
     info = call(emulator, "core_webservice_get_site_info", token="narrow")
     assert [f["name"] for f in info["functions"]] == ["core_webservice_get_site_info"]
@@ -148,16 +171,20 @@ def test_tokens_and_services(emulator: Emulator) -> None:
 
 
 def test_unsupported_search_key_returns_everyone_with_a_warning(emulator: Emulator) -> None:
-    answer = call(emulator, "core_user_get_users",
-                  **{"criteria[0][key]": "department", "criteria[0][value]": "x"})
+    answer = call(
+        emulator, "core_user_get_users", **{"criteria[0][key]": "department", "criteria[0][value]": "x"}
+    )
     assert answer["warnings"][0]["warningcode"] == "invalidfieldparameter"
     assert len(answer["users"]) == 60 + 4
 
 
 def test_token_never_logged(emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="connector.emulator")
-    requests.get(emulator.url + PATH, params={"wstoken": TOKEN, "wsfunction": "core_webservice_get_site_info"},
-                 timeout=10)
+    requests.get(
+        emulator.url + PATH,
+        params={"wstoken": TOKEN, "wsfunction": "core_webservice_get_site_info"},
+        timeout=10,
+    )
     assert caplog.records
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
     assert TOKEN not in repr(emulator)
@@ -214,9 +241,15 @@ def hammer(emu: Emulator, threads: int, calls_each: int) -> list[int]:
     def worker() -> None:
         with requests.Session() as session:
             for _ in range(calls_each):
-                reply = session.post(emu.url + PATH, timeout=30, data={
-                    "wstoken": TOKEN, "wsfunction": "core_webservice_get_site_info",
-                    "moodlewsrestformat": "json"})
+                reply = session.post(
+                    emu.url + PATH,
+                    timeout=30,
+                    data={
+                        "wstoken": TOKEN,
+                        "wsfunction": "core_webservice_get_site_info",
+                        "moodlewsrestformat": "json",
+                    },
+                )
                 with lock:
                     statuses.append(reply.status_code)
 
@@ -258,15 +291,15 @@ def raw_post(emu: Emulator, function: str = "core_webservice_get_site_info") -> 
     parts = urlsplit(emu.url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     body = f"wstoken={TOKEN}&wsfunction={function}&moodlewsrestformat=json"
-    connection.request("POST", PATH, body=body,
-                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    connection.request("POST", PATH, body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
     return connection.getresponse()
 
 
 def test_each_fault_kind_is_observable() -> None:
     with Emulator(demo_scenario(ANCHOR), tokens={TOKEN: "full"}, slow_s=0.3) as emu:
-        for number, kind in enumerate(("http_503", "http_429", "maintenance_html", "drop",
-                                       "truncated", "slow"), start=1):
+        for number, kind in enumerate(
+            ("http_503", "http_429", "maintenance_html", "drop", "truncated", "slow"), start=1
+        ):
             emu.script_fault(number, kind)
         reply = raw_post(emu)
         assert reply.status == 503 and b"Service Unavailable" in reply.read()
@@ -281,8 +314,11 @@ def test_each_fault_kind_is_observable() -> None:
         with pytest.raises(http.client.IncompleteRead):
             reply.read()
         with pytest.raises(requests.exceptions.ReadTimeout):
-            requests.post(emu.url + PATH, timeout=0.1, data={
-                "wstoken": TOKEN, "wsfunction": "core_webservice_get_site_info"})
+            requests.post(
+                emu.url + PATH,
+                timeout=0.1,
+                data={"wstoken": TOKEN, "wsfunction": "core_webservice_get_site_info"},
+            )
         assert raw_post(emu).status == 200
         assert emu.total_calls == 7
 
@@ -318,8 +354,9 @@ def test_demo_scenario_matches_the_shared_spec() -> None:
 
 def test_generator_is_deterministic_and_near_the_requested_size() -> None:
     def build(seed: int) -> Any:
-        return generated_scenario(users=3000, courses=12, enrolments_per_user=2.5,
-                                  completion_rate=0.4, seed=seed, anchor=ANCHOR)
+        return generated_scenario(
+            users=3000, courses=12, enrolments_per_user=2.5, completion_rate=0.4, seed=seed, anchor=ANCHOR
+        )
 
     first, again, other = build(7), build(7), build(8)
     assert list(first.users) == list(again.users)
@@ -341,8 +378,15 @@ def test_named_sizes_and_a_generated_site_over_http() -> None:
     with Emulator(small, tokens={TOKEN: "full"}) as emu:
         answer = call(emu, "core_reportbuilder_retrieve_report", reportid=1, perpage=5000)
         assert len(answer["data"]["rows"]) == small.enrolment_count()
-    no_report = generated_scenario(users=10, courses=2, enrolments_per_user=1, completion_rate=1,
-                                   seed=1, anchor=ANCHOR, with_report=False)
+    no_report = generated_scenario(
+        users=10,
+        courses=2,
+        enrolments_per_user=1,
+        completion_rate=1,
+        seed=1,
+        anchor=ANCHOR,
+        with_report=False,
+    )
     with Emulator(no_report, tokens={TOKEN: "full"}) as emu:
         assert call(emu, "core_reportbuilder_list_reports")["reports"] == []
         assert call(emu, "core_reportbuilder_retrieve_report", reportid=1)["errorcode"] == "invalidrecord"
@@ -356,18 +400,48 @@ def test_connector_emulator_answers_as_moodle_45_when_asked() -> None:
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     process = subprocess.Popen(
-        [sys.executable, "-m", "connector.cli", "emulator", "--port", "0", "--token", TOKEN, "--moodle", "4.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "connector.cli",
+            "emulator",
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--moodle",
+            "4.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert process.stdout is not None
         first = process.stdout.readline()
         assert first.startswith("Moodle emulator (demo) serving http://127.0.0.1:"), first
         url = first.split("serving ")[1].removesuffix("/webservice/rest/server.php\n")
-        info = requests.post(url + PATH, data={"wstoken": TOKEN, "wsfunction": "core_webservice_get_site_info",
-                                               "moodlewsrestformat": "json"}, timeout=10).json()
+        info = requests.post(
+            url + PATH,
+            data={
+                "wstoken": TOKEN,
+                "wsfunction": "core_webservice_get_site_info",
+                "moodlewsrestformat": "json",
+            },
+            timeout=10,
+        ).json()
         assert (info["release"], info["version"]) == ("4.5.11+ (Build: 20260501)", "2024100711.02")
-        refused = requests.post(url + PATH, data={"wstoken": TOKEN, "wsfunction": "core_course_get_courses_by_field",
-                                                  "field": "bogus", "moodlewsrestformat": "json"}, timeout=10).json()
+        refused = requests.post(
+            url + PATH,
+            data={
+                "wstoken": TOKEN,
+                "wsfunction": "core_course_get_courses_by_field",
+                "field": "bogus",
+                "moodlewsrestformat": "json",
+            },
+            timeout=10,
+        ).json()
         assert refused["exception"] == "core\\exception\\invalid_parameter_exception"
     finally:
         process.terminate()

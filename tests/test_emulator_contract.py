@@ -50,13 +50,19 @@ UNSUPPORTED_FUNCTIONS = {
 # v072 (id 76, suspended enrolment in ITSEC-CZ), v133 (id 137, deleted); its report 2 (default
 # conditions) is the emulator's report 1
 ENDED, SUSPENDED, DELETED = 12, 8, 35
-SECOND_CAPTURE_IDS = {("userid", "68"): str(ENDED), ("userid", "76"): str(SUSPENDED),
-                      ("userid", "137"): str(DELETED), ("values[0]", "137"): str(DELETED),
-                      ("reportid", "2"): "1"}
+SECOND_CAPTURE_IDS = {
+    ("userid", "68"): str(ENDED),
+    ("userid", "76"): str(SUSPENDED),
+    ("userid", "137"): str(DELETED),
+    ("values[0]", "137"): str(DELETED),
+    ("reportid", "2"): "1",
+}
 # The second capture's people have no city: JSON leaves an empty optional field out, the demo
 # people have one. A difference of values, not of shape.
-NO_CITY_CASES = {"4.5-core_enrol_get_enrolled_users/itsec_onlyactive_0",
-                 "4.5-core_enrol_get_enrolled_users/itsec_onlyactive_1"}
+NO_CITY_CASES = {
+    "4.5-core_enrol_get_enrolled_users/itsec_onlyactive_0",
+    "4.5-core_enrol_get_enrolled_users/itsec_onlyactive_1",
+}
 
 
 def emulator_for(version: str) -> Emulator:
@@ -78,8 +84,10 @@ def emulators() -> Iterator[dict[str, Emulator]]:
 
 def send(emulator: Emulator, request: dict[str, Any]) -> requests.Response:
     replacements = {"<TOKEN>": TOKEN, "<WEAK_TOKEN>": WEAK}
-    form = [(k, replacements.get(str(v), SECOND_CAPTURE_IDS.get((k, str(v)), str(v))))
-            for k, v in request["form_body"]]
+    form = [
+        (k, replacements.get(str(v), SECOND_CAPTURE_IDS.get((k, str(v)), str(v))))
+        for k, v in request["form_body"]
+    ]
     url = f"{emulator.url}/webservice/rest/server.php"
     if request["http_method"] == "GET":
         return requests.get(url, params=form, timeout=10)
@@ -179,12 +187,17 @@ def test_emulator_answers_like_the_fixture(emulators: dict[str, Emulator], case:
 def _answered_by_a_function(case: Case) -> bool:
     """False for the cases about a function Moodle refuses to run at all (unknown, not in the service)."""
     error = case.decoded_error()
-    return error is None or error["errorcode"] not in ("accessexception", "invalidrecord") or (
-        "external_functions" not in error["message"] and error["errorcode"] == "invalidrecord")
+    return (
+        error is None
+        or error["errorcode"] not in ("accessexception", "invalidrecord")
+        or ("external_functions" not in error["message"] and error["errorcode"] == "invalidrecord")
+    )
 
 
 def test_the_unsupported_list_is_exactly_what_the_emulator_lacks() -> None:
-    lacking = {c.function for c in CASES if c.function and c.function not in FUNCTIONS and _answered_by_a_function(c)}
+    lacking = {
+        c.function for c in CASES if c.function and c.function not in FUNCTIONS and _answered_by_a_function(c)
+    }
     assert set(UNSUPPORTED_FUNCTIONS) == lacking
 
 
@@ -213,26 +226,31 @@ def _completed(emulator: Emulator, user_id: int, course_id: int) -> bool:
 
 @pytest.mark.parametrize("kind,user_id", [("suspended", SUSPENDED), ("ended", ENDED)])
 def test_completion_status_behind_an_inactive_enrolment_is_usernotenroled(
-        emulators: dict[str, Emulator], kind: str, user_id: int) -> None:
+    emulators: dict[str, Emulator], kind: str, user_id: int
+) -> None:
     emulator = emulators["4.5"]
     assert _completed(emulator, user_id, 2)  # the completion exists, as for v064/v072
     expected = _fixture(f"core_completion_get_course_completion_status/enrolment_{kind}")
     answer = _json(emulator, "core_completion_get_course_completion_status", courseid=2, userid=user_id)
     assert (answer["exception"], answer["errorcode"]) == (expected["exception"], expected["errorcode"])
-    activities = _json(emulator, "core_completion_get_activities_completion_status", courseid=2, userid=user_id)
+    activities = _json(
+        emulator, "core_completion_get_activities_completion_status", courseid=2, userid=user_id
+    )
     assert activities == _fixture(f"core_completion_get_activities_completion_status/enrolment_{kind}")
 
 
 @pytest.mark.parametrize("kind,user_id", [("suspended", SUSPENDED), ("ended", ENDED)])
 def test_users_courses_leave_out_the_course_of_an_inactive_enrolment(
-        emulators: dict[str, Emulator], kind: str, user_id: int) -> None:
+    emulators: dict[str, Emulator], kind: str, user_id: int
+) -> None:
     assert 2 not in [c["id"] for c in _fixture(f"core_enrol_get_users_courses/enrolment_{kind}")]
     listed = [c["id"] for c in _json(emulators["4.5"], "core_enrol_get_users_courses", userid=user_id)]
     assert 2 not in listed and listed  # their other courses are still there
 
 
 def test_onlyactive_filters_exactly_the_inactive_enrolments_and_no_one_carries_suspended(
-        emulators: dict[str, Emulator]) -> None:
+    emulators: dict[str, Emulator],
+) -> None:
     def ids(users: list[dict[str, Any]]) -> set[int]:
         return {u["id"] for u in users}
 
@@ -241,15 +259,21 @@ def test_onlyactive_filters_exactly_the_inactive_enrolments_and_no_one_carries_s
     assert {68, 76} == ids(captured_all) - ids(captured_active) - {96, 99, 129, 134, 140, 154, 162, 170}
     emulator = emulators["4.5"]
     everyone = _json(emulator, "core_enrol_get_enrolled_users", courseid=2)
-    active = _json(emulator, "core_enrol_get_enrolled_users", courseid=2,
-                   **{"options[0][name]": "onlyactive", "options[0][value]": 1})
+    active = _json(
+        emulator,
+        "core_enrol_get_enrolled_users",
+        courseid=2,
+        **{"options[0][name]": "onlyactive", "options[0][value]": 1},
+    )
     assert ids(everyone) - ids(active) == {SUSPENDED, ENDED}
     assert 19 in ids(active)  # u017's account is suspended, their enrolment is not
     for users in (captured_all, captured_active, everyone, active):
         assert not any("suspended" in u for u in users)
     # an inactive person's enrolledcourses leave out the very course asked about
     for captured_id, own_id in ((68, ENDED), (76, SUSPENDED)):
-        assert 2 not in [c["id"] for u in captured_all if u["id"] == captured_id for c in u["enrolledcourses"]]
+        assert 2 not in [
+            c["id"] for u in captured_all if u["id"] == captured_id for c in u["enrolledcourses"]
+        ]
         assert 2 not in [c["id"] for u in everyone if u["id"] == own_id for c in u["enrolledcourses"]]
 
 
@@ -280,7 +304,9 @@ def test_the_report_hides_inactive_enrolments_until_the_condition_is_removed() -
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_json_goes_out_as_ascii_with_escaped_non_ascii_and_slashes(emulators: dict[str, Emulator], version: str) -> None:
+def test_json_goes_out_as_ascii_with_escaped_non_ascii_and_slashes(
+    emulators: dict[str, Emulator], version: str
+) -> None:
     """As the 4.5 README says of the wire: every non-ASCII character as \\uXXXX, "/" as "\\/"."""
     reply = send(emulators[version], _case(version, "core_course_get_courses/all_courses").request)
     raw = reply.content

@@ -21,8 +21,17 @@ from connector.cli import main
 from connector.ledger import Ledger
 from tests.conftest import ANCHOR, Site
 
-STATUS_KEYS = {"department", "requirement", "in_scope", "compliant", "expiring", "expired", "missing",
-               "share", "targets_met"}
+STATUS_KEYS = {
+    "department",
+    "requirement",
+    "in_scope",
+    "compliant",
+    "expiring",
+    "expired",
+    "missing",
+    "share",
+    "targets_met",
+}
 
 
 def run_cli(site: Site, *args: str) -> tuple[int, str, str]:
@@ -67,8 +76,9 @@ def test_all_paths_agree(demo_site: Site, tmp_path: Path) -> None:
         assert code == 0, err
         code, out, err = run_cli(demo_site, "export", "--format", "json")
         assert code == 0, err
-        exports[path] = sorted((r["username"], r["requirement"], r["status"], r["valid_until"])
-                               for r in json.loads(out))
+        exports[path] = sorted(
+            (r["username"], r["requirement"], r["status"], r["valid_until"]) for r in json.loads(out)
+        )
     assert exports["report"] == exports["per_user"] == exports["per_course"]
     assert len(exports["report"]) > 100
 
@@ -79,10 +89,13 @@ def test_status_json_and_filters(demo_site: Site) -> None:
     assert code == 0, err
     rows = json.loads(out)
     assert rows and all(STATUS_KEYS <= set(r) for r in rows)
-    informatika = [r for r in rows if r["department"] == "jablonec.informatika" and r["requirement"] == "itsec-cz"]
+    informatika = [
+        r for r in rows if r["department"] == "jablonec.informatika" and r["requirement"] == "itsec-cz"
+    ]
     assert informatika and informatika[0]["in_scope"] >= 2
-    code, out, _ = run_cli(demo_site, "status", "--department", "ljubljana", "--requirement", "digvar-si",
-                           "--format", "json")
+    code, out, _ = run_cli(
+        demo_site, "status", "--department", "ljubljana", "--requirement", "digvar-si", "--format", "json"
+    )
     assert code == 0
     assert {r["department"].split(".")[0] for r in json.loads(out)} == {"ljubljana"}
     code, out, _ = run_cli(demo_site, "status")
@@ -149,8 +162,10 @@ def test_mappings_check(demo_site: Site, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "a.toml").write_text('[[department]]\nid = "x"\nnmae = "X"\n', encoding="utf-8")
-    (broken / "b.toml").write_text('[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["nope"]\n'
-                                   'valid_for = "two years"\n', encoding="utf-8")
+    (broken / "b.toml").write_text(
+        '[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["nope"]\nvalid_for = "two years"\n',
+        encoding="utf-8",
+    )
     code, _, err = run_cli(demo_site, "mappings", "check", "--mappings", str(broken))
     assert code == 2
     for fragment in ("a.toml", "nmae", "b.toml", "nope", "two years"):
@@ -186,9 +201,22 @@ def test_courses_and_doctor(demo_site: Site) -> None:
 def _spawn_sync(site: Site, *args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     return subprocess.Popen(
-        [sys.executable, "-m", "connector.cli", "--config", str(site.config_path), "sync",
-         "--as-of", ANCHOR.isoformat(), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "connector.cli",
+            "--config",
+            str(site.config_path),
+            "sync",
+            "--as-of",
+            ANCHOR.isoformat(),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _wait_for_calls(site: Site, at_least: int, timeout: float = 30.0) -> None:
@@ -201,8 +229,9 @@ def _wait_for_calls(site: Site, at_least: int, timeout: float = 30.0) -> None:
 def _statuses_table(path: Path) -> list[tuple[object, ...]]:
     conn = sqlite3.connect(path)
     try:
-        return conn.execute("SELECT user_id, requirement_id, status, valid_until FROM statuses "
-                            "ORDER BY 1, 2").fetchall()
+        return conn.execute(
+            "SELECT user_id, requirement_id, status, valid_until FROM statuses ORDER BY 1, 2"
+        ).fetchall()
     finally:
         conn.close()
 
@@ -268,8 +297,9 @@ def test_doctor_names_the_missing_capabilities_for_a_weak_token(demo_site: Site)
     assert weak not in out
 
 
-def test_sync_logs_hold_neither_the_token_nor_personal_data(demo_site: Site,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_sync_logs_hold_neither_the_token_nor_personal_data(
+    demo_site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
     import logging
 
     demo_site.write_config(completion_path="per_user")
@@ -323,9 +353,19 @@ def test_auto_falls_back_to_per_course_when_the_service_lacks_users_courses(demo
 def _snapshot(path: Path) -> dict[str, list[tuple[object, ...]]]:
     conn = sqlite3.connect(path)
     try:
-        return {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
-                for table in ("courses", "people", "enrolments", "evidence", "statuses",
-                              "status_history", "rollups", "bookmarks")}
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in (
+                "courses",
+                "people",
+                "enrolments",
+                "evidence",
+                "statuses",
+                "status_history",
+                "rollups",
+                "bookmarks",
+            )
+        }
     finally:
         conn.close()
 
@@ -381,7 +421,9 @@ def test_export_file_is_private(demo_site: Site) -> None:
     assert code == 1 and err.startswith("error: cannot write")
 
 
-def test_config_and_mapping_problems_are_listed_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_and_mapping_problems_are_listed_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     for name in ("MOODLE_URL", "MOODLE_TOKEN", "MOODLE_TOKEN_FILE", "CONNECTOR_CONFIG", "CONNECTOR_MAPPINGS"):
         monkeypatch.delenv(name, raising=False)

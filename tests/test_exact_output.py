@@ -28,8 +28,14 @@ from connector.mapping import DEMO_MAPPINGS
 from tests.conftest import ANCHOR
 
 # What the environment could add to a run: unset so the configuration below is all there is.
-ENVIRONMENT = ("MOODLE_URL", "MOODLE_TOKEN", "MOODLE_TOKEN_FILE", "CONNECTOR_CONFIG", "CONNECTOR_LEDGER",
-               "CONNECTOR_MAPPINGS")
+ENVIRONMENT = (
+    "MOODLE_URL",
+    "MOODLE_TOKEN",
+    "MOODLE_TOKEN_FILE",
+    "CONNECTOR_CONFIG",
+    "CONNECTOR_LEDGER",
+    "CONNECTOR_MAPPINGS",
+)
 SITE = ("--config", "connector.toml", "--ledger", "ledger.sqlite", "--mappings", "demo-mappings")
 
 # The only variable parts: when the ledger recorded something (UTC, ISO 8601 with an offset; Moodle's
@@ -68,8 +74,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         (folder / name).chmod(0o600)
     with Emulator(demo_scenario(ANCHOR), tokens={"t0ken": "full"}) as emu:
         for config, token_file in (("connector.toml", "token"), ("wrong-token.toml", "wrong-token")):
-            (folder / config).write_text(f'[moodle]\nurl = "{emu.url}"\ntoken_file = "{token_file}"\n'
-                                         "report_id = 1\n", encoding="utf-8")
+            (folder / config).write_text(
+                f'[moodle]\nurl = "{emu.url}"\ntoken_file = "{token_file}"\nreport_id = 1\n', encoding="utf-8"
+            )
         with pytest.MonkeyPatch.context() as patch:
             patch.chdir(folder)
             synced = connector(*SITE, "sync", "--as-of", ANCHOR.isoformat())
@@ -85,15 +92,20 @@ def in_demo(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Demo:
 
 def test_normalise_masks_only_the_wall_clock_and_the_duration() -> None:
     text = "2026-11-26T18:51:44+00:00  2024-07-15T10:00:00Z  2026-06-15\n11 Moodle calls in 12.3 s"
-    assert normalise(text) == ("YYYY-MM-DDTHH:MM:SS+00:00  2024-07-15T10:00:00Z  2026-06-15\n"
-                               "11 Moodle calls in N.N s")
+    assert normalise(text) == (
+        "YYYY-MM-DDTHH:MM:SS+00:00  2024-07-15T10:00:00Z  2026-06-15\n11 Moodle calls in N.N s"
+    )
 
 
 # -- the sync line a cron mail shows -------------------------------------------------------------
 def test_sync_summary_line(demo: Demo) -> None:
-    assert (demo.sync.exit_code, normalise(demo.sync.stdout), demo.sync.stderr) == (0, """\
+    assert (demo.sync.exit_code, normalise(demo.sync.stdout), demo.sync.stderr) == (
+        0,
+        """\
 sync #1 ok (full, report path, as of 2026-06-15): 60 people (1 unplaced), 100 enrolments, 79 new completions, 0 no longer in Moodle, 240 status changes; 11 Moodle calls in N.N s
-""", "")
+""",
+        "",
+    )
 
 
 # -- status --------------------------------------------------------------------------------------
@@ -164,9 +176,19 @@ def test_status_csv_first_lines(in_demo: Demo) -> None:
 
 
 def test_status_json_for_one_row(in_demo: Demo) -> None:
-    result = connector(*SITE, "status", "--department", "jablonec.informatika", "--requirement", "itsec-cz",
-                       "--format", "json")
-    assert (result.exit_code, result.stdout, result.stderr) == (0, """\
+    result = connector(
+        *SITE,
+        "status",
+        "--department",
+        "jablonec.informatika",
+        "--requirement",
+        "itsec-cz",
+        "--format",
+        "json",
+    )
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        """\
 [
   {
     "department": "jablonec.informatika",
@@ -197,13 +219,17 @@ def test_status_json_for_one_row(in_demo: Demo) -> None:
     ]
   }
 ]
-""", "")
+""",
+        "",
+    )
 
 
 # -- person / runs / courses / export / mappings / unplaced --------------------------------------
 def test_person_table(in_demo: Demo) -> None:
     result = connector(*SITE, "person", "u001")
-    assert (result.exit_code, normalise(result.stdout), result.stderr) == (0, """\
+    assert (result.exit_code, normalise(result.stdout), result.stderr) == (
+        0,
+        """\
 Jan Novák (u001, EMP1001), active
 department: Odbor informatiky (Magistrát města Jablonec nad Nisou); position: digitální poradce
 
@@ -229,21 +255,29 @@ date        requirement      from  to
 2026-06-15  digital-advisor        compliant
 2026-06-15  digvar-si              not_applicable
 2026-06-15  itsec-cz               compliant
-""", "")
+""",
+        "",
+    )
 
 
 def test_runs_table(in_demo: Demo) -> None:
     result = connector(*SITE, "runs")
-    assert (result.exit_code, normalise(result.stdout), result.stderr) == (0, """\
+    assert (result.exit_code, normalise(result.stdout), result.stderr) == (
+        0,
+        """\
 run  started                    outcome  mode  path    calls  new completions  error
 ---  -------------------------  -------  ----  ------  -----  ---------------  -----
   1  YYYY-MM-DDTHH:MM:SS+00:00  ok       full  report     11               79
-""", "")
+""",
+        "",
+    )
 
 
 def test_courses_offline_table(in_demo: Demo) -> None:
     result = connector(*SITE, "courses", "--offline")
-    assert (result.exit_code, result.stdout, result.stderr) == (0, """\
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        """\
 requirement      id  idnumber   name                                                visible  completion  enrolled  completed
 ---------------  --  ---------  --------------------------------------------------  -------  ----------  --------  ---------
 itsec-cz          2  ITSEC-CZ   „IT bezpečnost pro koncové uživatele“                   yes         yes        40         27
@@ -258,7 +292,9 @@ id  idnumber    name                            visible  completion
 --  ----------  ------------------------------  -------  ----------
  6  ORIENT      Orientace pro nové zaměstnance      yes          no
  7  ARCH-SEC19  Archivní kurz bezpečnosti 2019       no         yes
-""", "")
+""",
+        "",
+    )
 
 
 def test_export_csv_header_and_first_rows(in_demo: Demo) -> None:
@@ -275,25 +311,34 @@ def test_export_csv_header_and_first_rows(in_demo: Demo) -> None:
 def test_mappings_check_ok_line(in_demo: Demo) -> None:
     result = connector(*SITE, "mappings", "check")
     assert (result.exit_code, result.stdout, result.stderr) == (
-        0, "demo-mappings: ok: 15 departments, 4 requirements, 4 courses\n", "")
+        0,
+        "demo-mappings: ok: 15 departments, 4 requirements, 4 courses\n",
+        "",
+    )
 
 
 def test_mappings_check_lists_a_broken_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "departments.toml").write_text(
-        '[[department]]\nid = "town"\nname = "Town hall"\ninstitution = "Město"\n', encoding="utf-8")
+        '[[department]]\nid = "town"\nname = "Town hall"\ninstitution = "Město"\n', encoding="utf-8"
+    )
     (broken / "requirements.toml").write_text(
         '[course.itsec]\nidnumber = "ITSEC"\n\n'
         '[[requirement]]\nid = "itsec"\ntitle = "IT security"\ncourses = ["itsek"]\nvalid_for = "24 monts"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     monkeypatch.chdir(tmp_path)
     result = connector("mappings", "check", "--mappings", "broken")
-    assert (result.exit_code, result.stdout, result.stderr) == (2, "", """\
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        """\
 error: 2 problems found:
   - broken/requirements.toml:7: requirement[itsec].courses: unknown course 'itsek' (did you mean 'itsec'?)
   - broken/requirements.toml:8: requirement[itsec].valid_for: unknown unit 'monts' in '24 monts' (write a whole number and a unit, e.g. "24 months", "2 years", "90 days" or "6 weeks")
-""")
+""",
+    )
 
 
 def test_unplaced_table(in_demo: Demo) -> None:
@@ -301,12 +346,15 @@ def test_unplaced_table(in_demo: Demo) -> None:
     assert result.exit_code == 0 and result.stderr == ""
     # The closing paragraph is left out on purpose: it explains alias lines to add although the only
     # spelling here has none (reported as a bug).
-    assert result.stdout.splitlines()[:5] == """\
+    assert (
+        result.stdout.splitlines()[:5]
+        == """\
 1 of 59 active people (1.7 %) are in no department, under 1 spelling (as of the last sync):
 
 people  institution  department  closest department  edit  line to put there
 ------  -----------  ----------  ------------------  ----  -----------------------------------------------------------------------------
      1  (empty)      (empty)     -                         (no institution or department in Moodle: fill in the person's profile fields)""".splitlines()
+    )
 
 
 # -- doctor ----------------------------------------------------------------------------------------
@@ -333,52 +381,84 @@ def test_doctor_against_the_demo_emulator(in_demo: Demo) -> None:
 # -- error lines: the message, its hint, the exit code, and nothing on stdout ----------------------
 def test_no_ledger(in_demo: Demo) -> None:
     result = connector(*SITE, "--ledger", "none.sqlite", "status")
-    assert (result.exit_code, result.stdout, result.stderr) == (1, "", """\
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        """\
 error: no ledger at none.sqlite
   hint: run `connector sync` first, or pass --ledger / set [ledger] path
-""")
+""",
+    )
 
 
 def test_unknown_person(in_demo: Demo) -> None:
     result = connector(*SITE, "person", "nobody")
     # The exit code (1, "the run failed") is left out on purpose: README's table gives 2 to an
     # unusable command-line value such as an unknown department (reported).
-    assert (result.stdout, result.stderr) == ("", """\
+    assert (result.stdout, result.stderr) == (
+        "",
+        """\
 error: no person with username 'nobody' in the ledger
   hint: usernames are Moodle's login names, e.g. u001; run a sync first
-""")
+""",
+    )
 
 
 def test_unknown_department(in_demo: Demo) -> None:
     result = connector(*SITE, "status", "--department", "xyz")
-    assert (result.exit_code, result.stdout, result.stderr) == (2, "", """\
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        """\
 error: no department 'xyz' in the mappings
   hint: known ids: jablonec, jablonec.informatika, jablonec.financi, jablonec.socialni, ceska-lipa, ceska-lipa.doprava, ceska-lipa.informatika, janov, janov.vedeni, lucany, lucany.vedeni, ljubljana, ...
-""")
+""",
+    )
 
 
 def test_bad_as_of_date(in_demo: Demo) -> None:
     result = connector(*SITE, "status", "--as-of", "2026-13-01")
-    assert (result.exit_code, result.stdout, result.stderr) == (2, "", """\
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        """\
 Usage: connector status [OPTIONS]
 Try 'connector status --help' for help.
 
 Error: Invalid value for '--as-of': '2026-13-01' is not a date; use YYYY-MM-DD, e.g. 2026-06-01
-""")
+""",
+    )
 
 
 def test_missing_config_file(in_demo: Demo) -> None:
     result = connector("--config", "missing.toml", "status")
-    assert (result.exit_code, result.stdout, result.stderr) == (2, "", """\
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        """\
 error: 1 problem found:
   - missing.toml: config file not found (check the path given to --config)
-""")
+""",
+    )
 
 
 def test_sync_with_a_wrong_token(in_demo: Demo) -> None:
-    result = connector("--config", "wrong-token.toml", "--ledger", "wrong.sqlite", "--mappings", "demo-mappings",
-                       "sync", "--as-of", ANCHOR.isoformat())
-    assert (result.exit_code, result.stdout, result.stderr) == (1, "", """\
+    result = connector(
+        "--config",
+        "wrong-token.toml",
+        "--ledger",
+        "wrong.sqlite",
+        "--mappings",
+        "demo-mappings",
+        "sync",
+        "--as-of",
+        ANCHOR.isoformat(),
+    )
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        1,
+        "",
+        """\
 error: core_webservice_get_site_info: Moodle said 'Invalid token - token not found' (invalidtoken)
   hint: create a web-service token for the connector's user in Moodle under Site administration > Server > Web services > Manage tokens, and set it as MOODLE_TOKEN
-""")
+""",
+    )

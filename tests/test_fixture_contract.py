@@ -21,16 +21,14 @@ import pytest
 from connector.errors import (
     ConfigError,
     MoodleAuthError,
-    MoodleProtocolError,
     MoodleError,
     MoodleNotFound,
     MoodlePermissionError,
+    MoodleProtocolError,
     MoodleRequestError,
 )
 from connector.moodle.api import MoodleApi
 from connector.moodle.client import ClientSettings, MoodleClient, MoodleFunctionNotFound
-from connector.moodle.reportconditions import ReportConditions
-from connector.moodle.reporttime import ReportColumns
 from connector.moodle.records import (
     Cohort,
     CohortMembers,
@@ -43,6 +41,8 @@ from connector.moodle.records import (
     SiteInfo,
     UserCourse,
 )
+from connector.moodle.reportconditions import ReportConditions
+from connector.moodle.reporttime import ReportColumns
 from tests.fixture_cases import VERSIONS, Case, load_cases
 
 LONDON = ZoneInfo("Europe/London")
@@ -96,7 +96,12 @@ def _handler(replay: Replay) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length).decode("utf-8") if length else ""
             parts = urlsplit(self.path)
             replay.received.append(
-                Received(self.command, parts.path, parse_qsl(parts.query, keep_blank_values=True), parse_qsl(raw, keep_blank_values=True))
+                Received(
+                    self.command,
+                    parts.path,
+                    parse_qsl(parts.query, keep_blank_values=True),
+                    parse_qsl(raw, keep_blank_values=True),
+                )
             )
             self.send_response(replay.status)
             self.send_header("Content-Type", replay.content_type)
@@ -143,12 +148,16 @@ API_CALLS: dict[str, ApiCall] = {
         api.enrolled_users(int(p["courseid"]), page_size=1000, userfields=_userfields(p))
     ),
     "core_enrol_get_users_courses": lambda api, p: api.user_courses(p["userid"]),
-    "core_completion_get_course_completion_status": lambda api, p: api.course_completion(p["courseid"], p["userid"]),
+    "core_completion_get_course_completion_status": lambda api, p: api.course_completion(
+        p["courseid"], p["userid"]
+    ),
     "core_user_get_users_by_field": lambda api, p: api.users_by_field(p["field"], p["values"]),
     "core_cohort_get_cohorts": lambda api, p: api.cohorts(),
     "core_cohort_get_cohort_members": lambda api, p: api.cohort_members(p["cohortids"]),
     "core_reportbuilder_list_reports": lambda api, p: api.reports(),
-    "core_reportbuilder_retrieve_report": lambda api, p: next(api.report_pages(p["reportid"], per_page=p.get("perpage", 1000))),
+    "core_reportbuilder_retrieve_report": lambda api, p: next(
+        api.report_pages(p["reportid"], per_page=p.get("perpage", 1000))
+    ),
     "core_reportbuilder_reports_get": lambda api, p: api.report_conditions(p["reportid"]),
 }
 
@@ -229,43 +238,61 @@ SPOT_CHECKS_41: dict[str, Callable[[Any], None]] = {
     "core_course_get_courses/all_courses_xml": _check_all_courses,
     "core_course_get_courses/by_ids": lambda cs: [c.id for c in cs] == [2, 4] or pytest.fail(str(cs)),
     "core_course_get_courses_by_field/by_field_all": _check_all_courses,
-    "core_course_get_courses_by_field/by_idnumber": lambda cs: [(c.id, c.idnumber) for c in cs] == [(2, "ITSEC-CZ")]
-    or pytest.fail(str(cs)),
+    "core_course_get_courses_by_field/by_idnumber": lambda cs: (
+        [(c.id, c.idnumber) for c in cs] == [(2, "ITSEC-CZ")] or pytest.fail(str(cs))
+    ),
     "core_enrol_get_enrolled_users/course_enrolled": _check_course_enrolled,
     "core_enrol_get_enrolled_users/course_enrolled_xml": _check_course_enrolled,
-    "core_enrol_get_enrolled_users/hidden_course": lambda us: sorted(u.person.id for u in us) == [15, 28, 41, 54]
-    or pytest.fail(str(us)),
-    "core_enrol_get_enrolled_users/paged_0": lambda us: [u.person.id for u in us] == list(range(3, 13)) or pytest.fail(str(us)),
+    "core_enrol_get_enrolled_users/hidden_course": lambda us: (
+        sorted(u.person.id for u in us) == [15, 28, 41, 54] or pytest.fail(str(us))
+    ),
+    "core_enrol_get_enrolled_users/paged_0": lambda us: (
+        [u.person.id for u in us] == list(range(3, 13)) or pytest.fail(str(us))
+    ),
     "core_enrol_get_enrolled_users/paged_past_end": lambda us: us == [] or pytest.fail(str(us)),
     "core_enrol_get_enrolled_users/userfields": lambda us: (
-        us[0].person.username == "u037" and us[0].person.field("position") == "uslužbenec" and us[0].person.email == ""
-    )
-    or pytest.fail(str(us[0])),
-    "core_completion_get_course_completion_status/completion_done": lambda c: c
-    == CourseCompletion(user_id=3, course_id=2, completed=True, completed_at=1748088000)
-    or pytest.fail(str(c)),
-    "core_completion_get_course_completion_status/completion_done_xml": lambda c: c
-    == CourseCompletion(user_id=3, course_id=2, completed=True, completed_at=1748088000)
-    or pytest.fail(str(c)),
-    "core_completion_get_course_completion_status/completion_not_done": lambda c: c
-    == CourseCompletion(user_id=9, course_id=2, completed=False, completed_at=None)
-    or pytest.fail(str(c)),
-    "core_enrol_get_users_courses/user_courses": lambda ucs: [(u.course_id, u.completed, u.progress) for u in ucs]
-    == [(2, True, 100.0), (3, True, 100.0), (5, True, 100.0)]
-    or pytest.fail(str(ucs)),
+        (
+            us[0].person.username == "u037"
+            and us[0].person.field("position") == "uslužbenec"
+            and us[0].person.email == ""
+        )
+        or pytest.fail(str(us[0]))
+    ),
+    "core_completion_get_course_completion_status/completion_done": lambda c: (
+        c == CourseCompletion(user_id=3, course_id=2, completed=True, completed_at=1748088000)
+        or pytest.fail(str(c))
+    ),
+    "core_completion_get_course_completion_status/completion_done_xml": lambda c: (
+        c == CourseCompletion(user_id=3, course_id=2, completed=True, completed_at=1748088000)
+        or pytest.fail(str(c))
+    ),
+    "core_completion_get_course_completion_status/completion_not_done": lambda c: (
+        c == CourseCompletion(user_id=9, course_id=2, completed=False, completed_at=None)
+        or pytest.fail(str(c))
+    ),
+    "core_enrol_get_users_courses/user_courses": lambda ucs: (
+        [(u.course_id, u.completed, u.progress) for u in ucs]
+        == [(2, True, 100.0), (3, True, 100.0), (5, True, 100.0)]
+        or pytest.fail(str(ucs))
+    ),
     "core_user_get_users_by_field/by_username": _check_by_username,
     "core_user_get_users_by_field/by_username_xml": _check_by_username,
-    "core_cohort_get_cohorts/cohorts_all": lambda cs: (len(cs) == 5 and cs[0] == Cohort(1, "COH-8CB4C3", "Magistrát města Jablonec nad Nisou"))
-    or pytest.fail(str(cs)),
-    "core_cohort_get_cohort_members/members": lambda ms: ([m.cohort_id for m in ms] == [1, 2, 3, 4, 5] and ms[3].user_ids == (59, 60))
-    or pytest.fail(str(ms)),
-    "core_reportbuilder_list_reports/list": lambda rs: rs == [(1, "Compliance completions")] or pytest.fail(str(rs)),
+    "core_cohort_get_cohorts/cohorts_all": lambda cs: (
+        (len(cs) == 5 and cs[0] == Cohort(1, "COH-8CB4C3", "Magistrát města Jablonec nad Nisou"))
+        or pytest.fail(str(cs))
+    ),
+    "core_cohort_get_cohort_members/members": lambda ms: (
+        ([m.cohort_id for m in ms] == [1, 2, 3, 4, 5] and ms[3].user_ids == (59, 60)) or pytest.fail(str(ms))
+    ),
+    "core_reportbuilder_list_reports/list": lambda rs: (
+        rs == [(1, "Compliance completions")] or pytest.fail(str(rs))
+    ),
     "core_reportbuilder_retrieve_report/report_page0": _check_report_page0,
     "core_reportbuilder_retrieve_report/report_page0_xml": _check_report_page0,
-    "core_reportbuilder_retrieve_report/report_big_page": lambda p: (p.total_rows == 127 and len(p.rows) == 127)
-    or pytest.fail(str(p.total_rows)),
+    "core_reportbuilder_retrieve_report/report_big_page": lambda p: (
+        (p.total_rows == 127 and len(p.rows) == 127) or pytest.fail(str(p.total_rows))
+    ),
 }
-
 
 
 def _check_site_info_45(info: SiteInfo) -> None:
@@ -280,12 +307,19 @@ def _check_site_info_45(info: SiteInfo) -> None:
 def _check_report_page0_45(page: ReportPage) -> None:
     assert page.total_rows == 119 and len(page.rows) == 25 and page.page == 0
     assert page.headers == ("Username", "ID number", "Department", "Course ID number", "Time completed")
-    assert page.rows[0] == ("u001", "EMP1001", "Odbor informatiky", "DIGSVET", "Monday, 6 January 2025, 12:00 PM")
+    assert page.rows[0] == (
+        "u001",
+        "EMP1001",
+        "Odbor informatiky",
+        "DIGSVET",
+        "Monday, 6 January 2025, 12:00 PM",
+    )
 
 
 def _check_users_courses_45(expected: list[int]) -> Callable[[list[UserCourse]], None]:
     def check(courses: list[UserCourse]) -> None:
         assert [c.course_id for c in courses] == expected, courses
+
     return check
 
 
@@ -304,36 +338,52 @@ SPOT_CHECKS_45: dict[str, Callable[[Any], None]] = {
     "core_course_get_courses/all_courses_xml": _check_all_courses,
     "core_course_get_courses/by_ids": lambda cs: sorted(c.id for c in cs) == [2, 4] or pytest.fail(str(cs)),
     "core_course_get_courses_by_field/by_field_all": _check_all_courses,
-    "core_course_get_courses_by_field/by_idnumber": lambda cs: [(c.id, c.idnumber) for c in cs] == [(2, "ITSEC-CZ")]
-    or pytest.fail(str(cs)),
-    "core_course_get_courses_by_field/hidden_by_idnumber": lambda cs: [(c.id, c.visible) for c in cs] == [(7, False)]
-    or pytest.fail(str(cs)),
+    "core_course_get_courses_by_field/by_idnumber": lambda cs: (
+        [(c.id, c.idnumber) for c in cs] == [(2, "ITSEC-CZ")] or pytest.fail(str(cs))
+    ),
+    "core_course_get_courses_by_field/hidden_by_idnumber": lambda cs: (
+        [(c.id, c.visible) for c in cs] == [(7, False)] or pytest.fail(str(cs))
+    ),
     "core_enrol_get_enrolled_users/course_enrolled": _check_course_enrolled,
     "core_enrol_get_enrolled_users/course_enrolled_xml": _check_course_enrolled,
-    "core_enrol_get_enrolled_users/hidden_course": lambda us: sorted(u.person.id for u in us) == [15, 28, 41, 54]
-    or pytest.fail(str(us)),
-    "core_enrol_get_enrolled_users/paged_0": lambda us: [u.person.id for u in us] == list(range(3, 13)) or pytest.fail(str(us)),
+    "core_enrol_get_enrolled_users/hidden_course": lambda us: (
+        sorted(u.person.id for u in us) == [15, 28, 41, 54] or pytest.fail(str(us))
+    ),
+    "core_enrol_get_enrolled_users/paged_0": lambda us: (
+        [u.person.id for u in us] == list(range(3, 13)) or pytest.fail(str(us))
+    ),
     "core_enrol_get_enrolled_users/paged_past_end": lambda us: us == [] or pytest.fail(str(us)),
     "core_enrol_get_enrolled_users/userfields": lambda us: (
-        us[0].person.username == "u037" and us[0].person.field("position") == "uslužbenec" and us[0].person.email == ""
-    )
-    or pytest.fail(str(us[0])),
+        (
+            us[0].person.username == "u037"
+            and us[0].person.field("position") == "uslužbenec"
+            and us[0].person.email == ""
+        )
+        or pytest.fail(str(us[0]))
+    ),
     "core_enrol_get_enrolled_users/itsec_onlyactive_0": lambda us: (
-        len(us) == 212 and {68, 76} <= {u.person.id for u in us}) or pytest.fail(str(len(us))),
+        (len(us) == 212 and {68, 76} <= {u.person.id for u in us}) or pytest.fail(str(len(us)))
+    ),
     "core_enrol_get_enrolled_users/itsec_onlyactive_1": lambda us: (
-        len(us) == 202 and not {68, 76} & {u.person.id for u in us}) or pytest.fail(str(len(us))),
-    "core_completion_get_course_completion_status/completion_done": lambda c: c
-    == CourseCompletion(user_id=3, course_id=2, completed=True, completed_at=1748260800)
-    or pytest.fail(str(c)),
-    "core_completion_get_course_completion_status/completion_done_xml": lambda c: c
-    == CourseCompletion(user_id=3, course_id=2, completed=True, completed_at=1748260800)
-    or pytest.fail(str(c)),
-    "core_completion_get_course_completion_status/completion_not_done": lambda c: c
-    == CourseCompletion(user_id=9, course_id=2, completed=False, completed_at=None)
-    or pytest.fail(str(c)),
-    "core_enrol_get_users_courses/user_courses": lambda ucs: [(u.course_id, u.completed, u.progress) for u in ucs]
-    == [(2, True, 100.0), (3, True, 100.0), (5, True, 100.0)]
-    or pytest.fail(str(ucs)),
+        (len(us) == 202 and not {68, 76} & {u.person.id for u in us}) or pytest.fail(str(len(us)))
+    ),
+    "core_completion_get_course_completion_status/completion_done": lambda c: (
+        c == CourseCompletion(user_id=3, course_id=2, completed=True, completed_at=1748260800)
+        or pytest.fail(str(c))
+    ),
+    "core_completion_get_course_completion_status/completion_done_xml": lambda c: (
+        c == CourseCompletion(user_id=3, course_id=2, completed=True, completed_at=1748260800)
+        or pytest.fail(str(c))
+    ),
+    "core_completion_get_course_completion_status/completion_not_done": lambda c: (
+        c == CourseCompletion(user_id=9, course_id=2, completed=False, completed_at=None)
+        or pytest.fail(str(c))
+    ),
+    "core_enrol_get_users_courses/user_courses": lambda ucs: (
+        [(u.course_id, u.completed, u.progress) for u in ucs]
+        == [(2, True, 100.0), (3, True, 100.0), (5, True, 100.0)]
+        or pytest.fail(str(ucs))
+    ),
     # the course whose enrolment is suspended (ITSEC-CZ, 2) or has ended is left out (quirk 18)
     "core_enrol_get_users_courses/enrolment_suspended": _check_users_courses_45([4]),
     "core_enrol_get_users_courses/enrolment_ended": _check_users_courses_45([4, 6]),
@@ -342,17 +392,27 @@ SPOT_CHECKS_45: dict[str, Callable[[Any], None]] = {
     "core_user_get_users_by_field/by_username_xml": _check_by_username,
     "core_user_get_users_by_field/deleted_user_by_id": _check_deleted_user_45,
     "core_user_get_users_by_field/deleted_user_by_old_username": lambda ps: ps == [] or pytest.fail(str(ps)),
-    "core_cohort_get_cohorts/cohorts_all": lambda cs: (len(cs) == 5 and cs[0] == Cohort(1, "COH-8CB4C3", "Magistrát města Jablonec nad Nisou"))
-    or pytest.fail(str(cs)),
-    "core_cohort_get_cohort_members/members": lambda ms: ([m.cohort_id for m in ms] == [1, 2, 3, 4, 5] and ms[3].user_ids == (59, 60))
-    or pytest.fail(str(ms)),
-    "core_reportbuilder_list_reports/list": lambda rs: rs == [(1, "Compliance completions")] or pytest.fail(str(rs)),
-    "core_reportbuilder_list_reports/list_two_reports": lambda rs: [r[0] for r in rs] == [1, 2] or pytest.fail(str(rs)),
+    "core_cohort_get_cohorts/cohorts_all": lambda cs: (
+        (len(cs) == 5 and cs[0] == Cohort(1, "COH-8CB4C3", "Magistrát města Jablonec nad Nisou"))
+        or pytest.fail(str(cs))
+    ),
+    "core_cohort_get_cohort_members/members": lambda ms: (
+        ([m.cohort_id for m in ms] == [1, 2, 3, 4, 5] and ms[3].user_ids == (59, 60)) or pytest.fail(str(ms))
+    ),
+    "core_reportbuilder_list_reports/list": lambda rs: (
+        rs == [(1, "Compliance completions")] or pytest.fail(str(rs))
+    ),
+    "core_reportbuilder_list_reports/list_two_reports": lambda rs: (
+        [r[0] for r in rs] == [1, 2] or pytest.fail(str(rs))
+    ),
     "core_reportbuilder_retrieve_report/report_page0": _check_report_page0_45,
     "core_reportbuilder_retrieve_report/report_page0_xml": _check_report_page0_45,
-    "core_reportbuilder_retrieve_report/report_big_page": lambda p: (p.total_rows == 119 and len(p.rows) == 119)
-    or pytest.fail(str(p.total_rows)),
+    "core_reportbuilder_retrieve_report/report_big_page": lambda p: (
+        (p.total_rows == 119 and len(p.rows) == 119) or pytest.fail(str(p.total_rows))
+    ),
 }
+
+
 def _status_condition(hides: bool) -> Callable[[ReportConditions], None]:
     def check(conditions: ReportConditions) -> None:
         assert conditions.hides_inactive_enrolments is hides
@@ -360,23 +420,30 @@ def _status_condition(hides: bool) -> Callable[[ReportConditions], None]:
         status = conditions.condition("enrolment:status")
         if hides:
             assert status is not None and (status.heading, status.operator_text, status.value_text) == (
-                "Enrolment • Status", "Is equal to", "Active")
+                "Enrolment • Status",
+                "Is equal to",
+                "Active",
+            )
             assert "enrolment:status" not in conditions.available
         else:
             assert status is None and "enrolment:status" in conditions.available
+
     return check
 
 
-SPOT_CHECKS_45.update({
-    "core_reportbuilder_reports_get/report1_editmode": _status_condition(hides=False),
-    "core_reportbuilder_reports_get/report2_editmode": _status_condition(hides=True),
-    # deleted in the editor: conditiondata still names it (retrieve_report), the editor does not
-    "core_reportbuilder_reports_get/report2_editmode_after_delete": _status_condition(hides=False),
-})
+SPOT_CHECKS_45.update(
+    {
+        "core_reportbuilder_reports_get/report1_editmode": _status_condition(hides=False),
+        "core_reportbuilder_reports_get/report2_editmode": _status_condition(hides=True),
+        # deleted in the editor: conditiondata still names it (retrieve_report), the editor does not
+        "core_reportbuilder_reports_get/report2_editmode_after_delete": _status_condition(hides=False),
+    }
+)
 SPOT_CHECKS: dict[str, Callable[[Any], None]] = {
     **{f"4.1-{name}": check for name, check in SPOT_CHECKS_41.items()},
     **{f"4.5-{name}": check for name, check in SPOT_CHECKS_45.items()},
 }
+
 
 def expected_error(case: Case) -> type[MoodleError]:
     error = case.decoded_error()
@@ -432,8 +499,11 @@ def test_raw_call_sends_the_recorded_form_and_decodes_the_answer(replay: Replay,
 
 # An empty token never reaches Moodle: test_raw_call_... checks that the client refuses it.
 # reports_get is read by the API in edit mode only (view mode has no conditions; tested below).
-@pytest.mark.parametrize("case", [c for c in CASES if c.function in API_CALLS and c.token
-                                  and c.params.get("editmode", 1)], ids=lambda c: c.id)
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c.function in API_CALLS and c.token and c.params.get("editmode", 1)],
+    ids=lambda c: c.id,
+)
 def test_api_turns_each_answer_into_records_or_the_right_error(replay: Replay, case: Case) -> None:
     replay.serve(case)
     with client_for(replay, case) as client:
@@ -455,12 +525,18 @@ def test_api_turns_each_answer_into_records_or_the_right_error(replay: Replay, c
 
 def test_every_successful_case_of_an_api_function_has_a_spot_check_or_a_type_check() -> None:
     for version in VERSIONS:
-        covered = [c.id for c in CASES if c.version == version and c.function in API_CALLS and c.decoded_error() is None]
+        covered = [
+            c.id
+            for c in CASES
+            if c.version == version and c.function in API_CALLS and c.decoded_error() is None
+        ]
         assert len([name for name in covered if name in SPOT_CHECKS]) >= 20, version
 
 
 @pytest.mark.parametrize(
-    "case", [c for c in CASES if c.format == "xml" and c.decoded_error() is None and c.function in API_CALLS], ids=lambda c: c.id
+    "case",
+    [c for c in CASES if c.format == "xml" and c.decoded_error() is None and c.function in API_CALLS],
+    ids=lambda c: c.id,
 )
 def test_json_and_xml_answers_give_equal_records(replay: Replay, case: Case) -> None:
     json_case = _named(case.id.removesuffix("_xml"))
@@ -477,7 +553,11 @@ def test_json_and_xml_answers_give_equal_records(replay: Replay, case: Case) -> 
         assert results[1] == results[0][: len(results[1])]
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.function == "core_completion_get_course_completion_status"], ids=lambda c: c.id)
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if c.function == "core_completion_get_course_completion_status"],
+    ids=lambda c: c.id,
+)
 def test_per_enrolment_errors_are_yielded_and_the_others_raised(replay: Replay, case: Case) -> None:
     replay.serve(case)
     pair = (case.params["courseid"], case.params["userid"])
@@ -516,7 +596,9 @@ def test_report_rows_become_facts_with_ids_from_links_and_times_in_the_zone(repl
     with client_for(replay, case) as client:
         rows = list(MoodleApi(client).report_completions(1, tz=LONDON, per_page=1000))
     assert len(rows) == 115  # the README's 115 enrolments; 12 rows are enrolment methods nobody uses
-    assert rows[0] == ReportCompletion(user_id=3, username="u001", course_id=2, course_idnumber="ITSEC-CZ", completed_at=1748088000)
+    assert rows[0] == ReportCompletion(
+        user_id=3, username="u001", course_id=2, course_idnumber="ITSEC-CZ", completed_at=1748088000
+    )
     assert sum(r.completed_at is not None for r in rows) == 82  # the README's 82 completions
     assert all(r.user_id is not None and r.course_id is not None for r in rows)
 
@@ -533,8 +615,9 @@ def test_a_report_without_link_columns_gives_usernames_and_course_idnumbers_45(r
     assert len(rows) == 119  # the README's 119 enrolments (the Enrolment status condition kept)
     assert sum(r.completed_at is not None for r in rows) == 89  # and its 89 completions
     # the same instant core_completion_get_course_completion_status/completion_done gives (user 3, ITSEC-CZ)
-    assert rows[0] == ReportCompletion(user_id=None, username="u001", course_id=None, course_idnumber="ITSEC-CZ",
-                                       completed_at=1748260800)
+    assert rows[0] == ReportCompletion(
+        user_id=None, username="u001", course_id=None, course_idnumber="ITSEC-CZ", completed_at=1748260800
+    )
     assert all(r.username and r.course_idnumber for r in rows)
 
 
@@ -548,8 +631,12 @@ def test_rows_with_empty_user_columns_are_skipped_45(replay: Replay, name: str) 
     people = [row for row in page if row[1]]
     assert len(people) < len(page)  # the capture has such rows on this page
     with client_for(replay, case) as client:
-        rows = list(islice(MoodleApi(client).report_completions(case.params["reportid"], tz=LONDON, per_page=50),
-                           len(people)))
+        rows = list(
+            islice(
+                MoodleApi(client).report_completions(case.params["reportid"], tz=LONDON, per_page=50),
+                len(people),
+            )
+        )
         assert [r.username for r in rows] == [row[2] for row in people]
         assert all(r.user_id is not None and r.course_id is not None for r in rows)
         assert len(replay.received) == 1  # all from the captured page
@@ -563,7 +650,13 @@ def test_report_xml_page_gives_the_same_facts_as_json(replay: Replay, version: s
         case = _named(f"{version}-core_reportbuilder_retrieve_report/{name}")
         replay.serve(case)
         with client_for(replay, case) as client:
-            facts.append(list(islice(MoodleApi(client).report_completions(1, tz=LONDON, per_page=25, columns=columns), 25)))
+            facts.append(
+                list(
+                    islice(
+                        MoodleApi(client).report_completions(1, tz=LONDON, per_page=25, columns=columns), 25
+                    )
+                )
+            )
     assert facts[0] == facts[1] and len(facts[0]) == 25
     assert facts[0][0].completed_at == (1748088000 if version == "4.1" else 1736164800)
 
@@ -592,8 +685,18 @@ def test_conditions_the_two_signals_disagree_on_are_not_guessed() -> None:
 
     active = _named("4.5-core_reportbuilder_reports_get/report2_editmode").json_body()
     removed = _named("4.5-core_reportbuilder_reports_get/report1_editmode").json_body()
-    both = dict(active, conditions=dict(active["conditions"], availableconditions=removed["conditions"]["availableconditions"]))
-    neither = dict(removed, conditions=dict(removed["conditions"], availableconditions=active["conditions"]["availableconditions"]))
+    both = dict(
+        active,
+        conditions=dict(
+            active["conditions"], availableconditions=removed["conditions"]["availableconditions"]
+        ),
+    )
+    neither = dict(
+        removed,
+        conditions=dict(
+            removed["conditions"], availableconditions=active["conditions"]["availableconditions"]
+        ),
+    )
     for data in (both, neither):
         conditions = report_conditions_from(2, data)
         assert conditions is not None and conditions.hides_inactive_enrolments is None

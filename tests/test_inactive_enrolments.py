@@ -9,7 +9,6 @@ removed); these tests put it back where they need the default.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -32,7 +31,9 @@ def evidence_courses(site: Site, username: str) -> set[str]:
     return {e["course"] for e in json.loads(out)["evidence"]}
 
 
-def test_report_path_without_the_condition_records_completions_behind_inactive_enrolments(demo_site: Site) -> None:
+def test_report_path_without_the_condition_records_completions_behind_inactive_enrolments(
+    demo_site: Site,
+) -> None:
     make_inactive(demo_site)
     code, out, err = sync(demo_site, "--path", "report")
     assert code == 0, err
@@ -59,7 +60,8 @@ def test_a_fallback_sync_says_how_many_enrolments_it_cannot_read(demo_site: Site
     assert err.splitlines() == [
         "warning: 2 enrolments in mapped courses are suspended or have ended in Moodle; the completions "
         "behind them cannot be read on the per_user/per_course paths, only through the report path with "
-        "the report's 'Enrolment status' condition removed (README: Setting up the Moodle side, step 5)"]
+        "the report's 'Enrolment status' condition removed (README: Setting up the Moodle side, step 5)"
+    ]
     assert "; 2 inactive enrolments (completions unreadable on this path); " in out
     assert person_statuses(demo_site, "u001")["itsec-cz"] == "missing"  # what Moodle lets this path see
 
@@ -88,15 +90,22 @@ def doctor_lines(site: Site) -> tuple[int, list[str]]:
 def test_doctor_passes_a_report_without_the_condition(demo_site: Site) -> None:
     code, lines = doctor_lines(demo_site)
     assert code == 0, lines
-    assert "[ok  ] report conditions: report 1 lists inactive enrolments too (no 'Enrolment status' condition)" in lines
+    assert (
+        "[ok  ] report conditions: report 1 lists inactive enrolments too (no 'Enrolment status' condition)"
+        in lines
+    )
 
 
-def test_doctor_says_exactly_what_to_remove_from_a_report_that_hides_inactive_enrolments(demo_site: Site) -> None:
+def test_doctor_says_exactly_what_to_remove_from_a_report_that_hides_inactive_enrolments(
+    demo_site: Site,
+) -> None:
     demo_site.emulator.add_report_condition()  # type: ignore[attr-defined]
     code, lines = doctor_lines(demo_site)
     assert code == 1
-    at = lines.index("[FAIL] report conditions: report 1 hides suspended and ended enrolments (condition 'Enrolment •")
-    assert lines[at:at + 6] == [
+    at = lines.index(
+        "[FAIL] report conditions: report 1 hides suspended and ended enrolments (condition 'Enrolment •"
+    )
+    assert lines[at : at + 6] == [
         "[FAIL] report conditions: report 1 hides suspended and ended enrolments (condition 'Enrolment •",
         "       Status': is equal to Active); the completions behind them are missed",
         "       -> in Moodle open Site administration > Reports > Report builder > Custom reports, edit",
@@ -113,8 +122,10 @@ def test_doctor_asks_for_reports_get_when_the_service_lacks_it(demo_site: Site) 
     (demo_site.tmp / "token").write_text(narrow + "\n", encoding="utf-8")
     code, lines = doctor_lines(demo_site)
     assert code == 1
-    at = lines.index("[FAIL] report conditions: cannot tell whether report 1 hides suspended and ended enrolments:")
-    assert lines[at:at + 5] == [
+    at = lines.index(
+        "[FAIL] report conditions: cannot tell whether report 1 hides suspended and ended enrolments:"
+    )
+    assert lines[at : at + 5] == [
         "[FAIL] report conditions: cannot tell whether report 1 hides suspended and ended enrolments:",
         "       core_reportbuilder_reports_get is not in the web service",
         "       -> add core_reportbuilder_reports_get to the external service (Site administration > Server >",

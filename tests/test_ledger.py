@@ -47,9 +47,11 @@ def test_older_ledger_is_upgraded_in_place_without_loss(tmp_path: Path) -> None:
     db = sqlite_utils.Database(conn)
     MIGRATIONS[0](db)  # a version-1 ledger, as an earlier release left it
     conn.execute("PRAGMA user_version = 1")
-    conn.execute("INSERT INTO evidence (user_id, course_id, completed_at, completed_minute, source, "
-                 "precision_s, first_seen_run, last_seen_run, first_seen_at, last_seen_at) "
-                 "VALUES (3, 2, 1748088000, 29134800, 'completion_status', 1, 1, 1, 'x', 'x')")
+    conn.execute(
+        "INSERT INTO evidence (user_id, course_id, completed_at, completed_minute, source, "
+        "precision_s, first_seen_run, last_seen_run, first_seen_at, last_seen_at) "
+        "VALUES (3, 2, 1748088000, 29134800, 'completion_status', 1, 1, 1, 'x', 'x')"
+    )
     conn.commit()
     conn.close()
     with Ledger.open(path) as ledger:
@@ -93,17 +95,26 @@ def test_statuses_replace_and_history_records_transitions(tmp_path: Path) -> Non
     with Ledger.open(tmp_path / "l.sqlite") as ledger:
         run1 = ledger.start_run("full", AS_OF)
         with ledger.transaction():
-            changes = ledger.write_statuses([(3, "sec", "missing", None, None, None, None, None, "")], run1, AS_OF)
+            changes = ledger.write_statuses(
+                [(3, "sec", "missing", None, None, None, None, None, "")], run1, AS_OF
+            )
         assert changes == 1
         run2 = ledger.start_run("full", date(2026, 6, 2))
         with ledger.transaction():
-            same = ledger.write_statuses([(3, "sec", "missing", None, None, None, None, None, "")], run2,
-                                         date(2026, 6, 2))
-            changed = ledger.write_statuses([(3, "sec", "compliant", "2028-06-01", None, None, None,
-                                              "2026-06-01", "")], run2, date(2026, 6, 2))
+            same = ledger.write_statuses(
+                [(3, "sec", "missing", None, None, None, None, None, "")], run2, date(2026, 6, 2)
+            )
+            changed = ledger.write_statuses(
+                [(3, "sec", "compliant", "2028-06-01", None, None, None, "2026-06-01", "")],
+                run2,
+                date(2026, 6, 2),
+            )
         assert (same, changed) == (0, 1)
         history = ledger.history_for(3)
-        assert [(h["from_status"], h["to_status"]) for h in history] == [(None, "missing"), ("missing", "compliant")]
+        assert [(h["from_status"], h["to_status"]) for h in history] == [
+            (None, "missing"),
+            ("missing", "compliant"),
+        ]
         assert ledger.statuses_for(3)[0]["valid_until"] == "2028-06-01"
 
 
@@ -132,11 +143,28 @@ def test_erasure_removes_personal_data_and_is_audited(tmp_path: Path) -> None:
         run = ledger.start_run("full", AS_OF)
         with ledger.transaction():
             ledger.record_evidence([Completion(3, 2, 100_000)], run)
-            ledger.upsert_people([{"user_id": 3, "username": "u001", "idnumber": "E1", "fullname": "K V",
-                                   "institution": "", "department_text": "", "position": None,
-                                   "cohorts": "[]", "department_id": None, "placement_conflicts": None,
-                                   "start_date": None, "lastaccess": 0, "active": 1, "suspended": 0}],
-                                 run, AS_OF)
+            ledger.upsert_people(
+                [
+                    {
+                        "user_id": 3,
+                        "username": "u001",
+                        "idnumber": "E1",
+                        "fullname": "K V",
+                        "institution": "",
+                        "department_text": "",
+                        "position": None,
+                        "cohorts": "[]",
+                        "department_id": None,
+                        "placement_conflicts": None,
+                        "start_date": None,
+                        "lastaccess": 0,
+                        "active": 1,
+                        "suspended": 0,
+                    }
+                ],
+                run,
+                AS_OF,
+            )
         removed = ledger.erase_person(3, "GDPR request 42")
         assert removed == 2
         assert ledger.person_by_username("u001") is None and list(ledger.evidence_by_user()) == []
@@ -154,15 +182,18 @@ def test_a_version_2_erasure_audit_is_rekeyed_without_the_user_id(tmp_path: Path
     MIGRATIONS[0](db)
     MIGRATIONS[1](db)
     conn.execute("PRAGMA user_version = 2")
-    conn.execute("INSERT INTO erasures (user_id, erased_at, reason, rows_removed) "
-                 "VALUES (3, '2026-01-02T10:00:00+00:00', 'GDPR 7', 12)")
+    conn.execute(
+        "INSERT INTO erasures (user_id, erased_at, reason, rows_removed) "
+        "VALUES (3, '2026-01-02T10:00:00+00:00', 'GDPR 7', 12)"
+    )
     conn.commit()
     conn.close()
     with Ledger.open(path) as ledger:
         columns = [r[1] for r in ledger.db.execute("PRAGMA table_info(erasures)")]
         assert "user_id" not in columns
         assert ledger.db.execute("SELECT subject_key, reason, rows_removed FROM erasures").fetchall() == [
-            (ledger.subject_key(3), "GDPR 7", 12)]
+            (ledger.subject_key(3), "GDPR 7", 12)
+        ]
         assert ledger.subject_key(3) != ledger.subject_key(4) and len(ledger.subject_key(3)) == 64
         assert ledger.suppressed_among([3]) == set()  # an erasure from before suppression existed
 
@@ -171,18 +202,30 @@ def test_a_status_that_ends_without_successor_gets_a_dropped_history_row(tmp_pat
     with Ledger.open(tmp_path / "l.sqlite") as ledger:
         run = ledger.start_run("full", AS_OF)
         with ledger.transaction():
-            ledger.write_statuses([(3, "a", "compliant", None, None, None, None, None, ""),
-                                   (3, "b", "missing", None, None, None, None, None, ""),
-                                   (4, "b", "missing", None, None, None, None, None, "")], run, AS_OF)
+            ledger.write_statuses(
+                [
+                    (3, "a", "compliant", None, None, None, None, None, ""),
+                    (3, "b", "missing", None, None, None, None, None, ""),
+                    (4, "b", "missing", None, None, None, None, None, ""),
+                ],
+                run,
+                AS_OF,
+            )
         later = ledger.start_run("full", date(2026, 6, 2))
         with ledger.transaction():
-            changes = ledger.write_statuses([(3, "b", "missing", None, None, None, None, None, "")],
-                                            later, date(2026, 6, 2))
+            changes = ledger.write_statuses(
+                [(3, "b", "missing", None, None, None, None, None, "")], later, date(2026, 6, 2)
+            )
         assert changes == 2
-        ended = ledger.db.execute("SELECT user_id, requirement_id, from_status, to_status, reason "
-                                  "FROM status_history WHERE run_id = ? ORDER BY 1, 2", [later]).fetchall()
-        assert ended == [(3, "a", "compliant", "dropped", "requirement removed from the mappings"),
-                         (4, "b", "missing", "dropped", "person no longer evaluated")]
+        ended = ledger.db.execute(
+            "SELECT user_id, requirement_id, from_status, to_status, reason "
+            "FROM status_history WHERE run_id = ? ORDER BY 1, 2",
+            [later],
+        ).fetchall()
+        assert ended == [
+            (3, "a", "compliant", "dropped", "requirement removed from the mappings"),
+            (4, "b", "missing", "dropped", "person no longer evaluated"),
+        ]
 
 
 def test_the_run_outcome_joins_an_open_transaction(tmp_path: Path) -> None:

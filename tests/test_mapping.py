@@ -67,7 +67,9 @@ def test_shipped_mappings_load(shipped: Mappings) -> None:
     assert shipped.timezone == "Europe/Prague"
     assert shipped.position_field == "position"
     assert {r.id for r in shipped.requirements} == {"itsec-cz", "digvar-si", "digital-advisor", "ai-ured"}
-    assert shipped.course_refs() == {CourseRef("idnumber", v) for v in ("ITSEC-CZ", "DIGVAR-SI", "DIGSVET", "AI-URED")}
+    assert shipped.course_refs() == {
+        CourseRef("idnumber", v) for v in ("ITSEC-CZ", "DIGVAR-SI", "DIGSVET", "AI-URED")
+    }
     assert shipped.department("ljubljana.kultura").parent_id == "ljubljana"
     assert shipped.timezone_of("ljubljana.kultura") == "Europe/Ljubljana"
     assert shipped.timezone_of("jablonec.financi") == "Europe/Prague"
@@ -76,18 +78,23 @@ def test_shipped_mappings_load(shipped: Mappings) -> None:
     assert shipped.requirement("digital-advisor").valid_for is None
 
 
-@pytest.mark.parametrize(("institution", "department", "expected"), [
-    ("Magistrát města Jablonec nad Nisou", "Odbor informatiky", "jablonec.informatika"),
-    ("MM Jablonec n. N.", "  odbor  INFORMATIKY ", "jablonec.informatika"),  # u058: alias + normalisation
-    ("Městský úřad Česká Lípa", "Odbor informatiky", "ceska-lipa.informatika"),
-    ("Obec Janov nad Nisou", "Vedení obce", "janov.vedeni"),
-    ("Obec Lučany nad Nisou", "Vedení obce", "lucany.vedeni"),
-    ("Mestna občina Ljubljana", "Služba za digitalizacijo", "ljubljana.digitalizacija"),
-    ("", "", None),  # u060: unplaced, never dropped silently
-    ("Magistrát města Jablonec nad Nisou", "", None),  # an institution alone places nobody
-    ("Magistrát města Jablonec nad Nisou", "Odbor neexistující", None),
-])
-def test_shipped_placement(shipped: Mappings, institution: str, department: str, expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("institution", "department", "expected"),
+    [
+        ("Magistrát města Jablonec nad Nisou", "Odbor informatiky", "jablonec.informatika"),
+        ("MM Jablonec n. N.", "  odbor  INFORMATIKY ", "jablonec.informatika"),  # u058: alias + normalisation
+        ("Městský úřad Česká Lípa", "Odbor informatiky", "ceska-lipa.informatika"),
+        ("Obec Janov nad Nisou", "Vedení obce", "janov.vedeni"),
+        ("Obec Lučany nad Nisou", "Vedení obce", "lucany.vedeni"),
+        ("Mestna občina Ljubljana", "Služba za digitalizacijo", "ljubljana.digitalizacija"),
+        ("", "", None),  # u060: unplaced, never dropped silently
+        ("Magistrát města Jablonec nad Nisou", "", None),  # an institution alone places nobody
+        ("Magistrát města Jablonec nad Nisou", "Odbor neexistující", None),
+    ],
+)
+def test_shipped_placement(
+    shipped: Mappings, institution: str, department: str, expected: str | None
+) -> None:
     person = Person(60, "u058", institution=institution, department=department)
     placement = shipped.place(person, frozenset())
     assert placement.department_id == expected
@@ -100,7 +107,11 @@ def test_normalisation_nfc_case_and_spaces() -> None:
 
 
 def test_cohort_and_profile_field_placement_deepest_wins_and_conflicts(tmp_path: Path) -> None:
-    write(tmp_path, r=ONE_REQUIREMENT, d=GOOD_DEPARTMENTS + """
+    write(
+        tmp_path,
+        r=ONE_REQUIREMENT,
+        d=GOOD_DEPARTMENTS
+        + """
 [[department]]
 id = "org.hr"
 parent = "org"
@@ -113,7 +124,8 @@ profile_values = ["HR-01"]
 id = "other"
 name = "Other"
 cohorts = ["COH-OTHER"]
-""")
+""",
+    )
     mappings = load_mappings(tmp_path)
     assert mappings.cohort_idnumbers() == {"COH-HR", "COH-OTHER"}
     by_cohort = mappings.place(Person(1, "a"), frozenset({"COH-HR"}))
@@ -126,23 +138,35 @@ cohorts = ["COH-OTHER"]
 
 
 def test_ancestor_match_is_not_a_conflict(tmp_path: Path) -> None:
-    write(tmp_path, r=ONE_REQUIREMENT,
-          d=GOOD_DEPARTMENTS.replace('institution = "Město"', 'institution = "Město"\ncohorts = ["ALL"]'))
-    placement = load_mappings(tmp_path).place(Person(1, "a", institution="Město", department="IT"),
-                                              frozenset({"ALL"}))
+    write(
+        tmp_path,
+        r=ONE_REQUIREMENT,
+        d=GOOD_DEPARTMENTS.replace('institution = "Město"', 'institution = "Město"\ncohorts = ["ALL"]'),
+    )
+    placement = load_mappings(tmp_path).place(
+        Person(1, "a", institution="Město", department="IT"), frozenset({"ALL"})
+    )
     assert placement.department_id == "org.it" and placement.conflicts == ()
 
 
 def test_position_and_start_date(tmp_path: Path) -> None:
-    write(tmp_path, s='[settings]\ntimezone = "Europe/Prague"\nposition_field = "job"\nstart_date_field = "start"\n',
-          d=GOOD_DEPARTMENTS, r=ONE_REQUIREMENT)
+    write(
+        tmp_path,
+        s='[settings]\ntimezone = "Europe/Prague"\nposition_field = "job"\nstart_date_field = "start"\n',
+        d=GOOD_DEPARTMENTS,
+        r=ONE_REQUIREMENT,
+    )
     mappings = load_mappings(tmp_path)
     person = Person(1, "a", custom_fields=(("job", "  úředník "), ("start", "2025-09-01")))
     assert mappings.position_of(person) == "úředník"
     assert mappings.start_date_of(person) == date(2025, 9, 1)
-    assert mappings.start_date_of(Person(1, "a", custom_fields=(("start", "1. 9. 2025"),))) == date(2025, 9, 1)
+    assert mappings.start_date_of(Person(1, "a", custom_fields=(("start", "1. 9. 2025"),))) == date(
+        2025, 9, 1
+    )
     # a Moodle date field: midnight of 1 Sep 2025 in Prague, as epoch seconds
-    assert mappings.start_date_of(Person(1, "a", custom_fields=(("start", "1756677600"),))) == date(2025, 9, 1)
+    assert mappings.start_date_of(Person(1, "a", custom_fields=(("start", "1756677600"),))) == date(
+        2025, 9, 1
+    )
     assert mappings.start_date_of(Person(1, "a", custom_fields=(("start", "0"),))) is None
     assert mappings.start_date_of(Person(1, "a", custom_fields=(("start", "soon"),))) is None
     assert mappings.position_of(Person(1, "a")) is None
@@ -158,7 +182,10 @@ def test_course_ref_matches() -> None:
 
 
 def test_course_refs_by_each_kind(tmp_path: Path) -> None:
-    write(tmp_path, d=GOOD_DEPARTMENTS, c="""
+    write(
+        tmp_path,
+        d=GOOD_DEPARTMENTS,
+        c="""
 [course.a]
 idnumber = "A"
 [course.b]
@@ -170,23 +197,36 @@ id = "r"
 title = "R"
 courses = ["a", "b", "c"]
 require = "all"
-""")
+""",
+    )
     mappings = load_mappings(tmp_path)
     assert mappings.requirements[0].courses == (
-        CourseRef("idnumber", "A"), CourseRef("shortname", "b-short"), CourseRef("id", "7"))
+        CourseRef("idnumber", "A"),
+        CourseRef("shortname", "b-short"),
+        CourseRef("id", "7"),
+    )
     assert mappings.requirements[0].require == "all"
 
 
 # -- durations ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("text", "expected"), [
-    ("24 months", Duration(24, "months")), ("2 years", Duration(2, "years")), ("90 days", Duration(90, "days")),
-    ("1 month", Duration(1, "months")), (" 6 weeks ", Duration(6, "weeks")), ("3 Years", Duration(3, "years")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("24 months", Duration(24, "months")),
+        ("2 years", Duration(2, "years")),
+        ("90 days", Duration(90, "days")),
+        ("1 month", Duration(1, "months")),
+        (" 6 weeks ", Duration(6, "weeks")),
+        ("3 Years", Duration(3, "years")),
+    ],
+)
 def test_parse_duration(text: str, expected: Duration) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["24", "months", "two years", "0 days", "-3 days", "5 fortnights", "1.5 years"])
+@pytest.mark.parametrize(
+    "text", ["24", "months", "two years", "0 days", "-3 days", "5 fortnights", "1.5 years"]
+)
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
@@ -202,7 +242,9 @@ def test_month_arithmetic_clamps_month_ends() -> None:
 
 # -- validation: every problem at once -----------------------------------------------------------
 def test_every_problem_is_listed_with_file_key_line_and_hint(tmp_path: Path) -> None:
-    write(tmp_path, a_departments="""[settings]
+    write(
+        tmp_path,
+        a_departments="""[settings]
 timezone = "Europe/Prag"
 posiiton_field = "position"
 
@@ -220,7 +262,8 @@ department = "IT"
 [[department]]
 id = "Bad Id"
 name = 5
-""", b_more="""
+""",
+        b_more="""
 [[department]]
 id = "org"
 name = "Org again"
@@ -258,7 +301,8 @@ period = "5 months"
 id = "sec"
 title = "Duplicate"
 courses = ["itsec"]
-""")
+""",
+    )
     problems = problems_of(tmp_path)
     first = str(tmp_path / "a_departments.toml")
     second = str(tmp_path / "b_more.toml")
@@ -297,7 +341,10 @@ def test_problems_in_one_file_do_not_hide_those_in_another(tmp_path: Path) -> No
 
 
 def test_line_of_a_key_in_a_later_array_item(tmp_path: Path) -> None:
-    write(tmp_path, d=GOOD_DEPARTMENTS, r="""[course.a]
+    write(
+        tmp_path,
+        d=GOOD_DEPARTMENTS,
+        r="""[course.a]
 idnumber = "A"
 
 [[requirement]]
@@ -318,35 +365,72 @@ until = "someday"
 [[requirement.target]]
 kind = "holders"
 min = 0
-""")
+""",
+    )
     problems = problems_of(tmp_path)
     assert find(problems, "requirement[second].exemption[#1].until", "not a date").line == 17
     assert find(problems, "requirement[second].target[#1].min", "whole number").line == 21
 
 
-@pytest.mark.parametrize(("text", "key", "words"), [
-    ('[[department]]\nid = "a"\nname = "A"\ntimezone = "Mars/Olympus"\n', "department[a].timezone", "unknown time zone"),
-    ('[[department]]\nid = "a"\nname = "A"\ndepartment_aliases = ["x"]\n', "department[a].department_aliases", "aliases without"),
-    ('[[department]]\nid = "a"\nname = "A"\nprofile_field = "x"\n', "department[a].profile_values", "go together"),
-    ('[course.c]\nidnumber = "C"\nshortname = "c"\n', "course.c", "exactly one of"),
-    ('[course.c]\nid = "seven"\n', "course.c.id", "positive whole number"),
-    ('[course.c]\nidnumber = "C"\n[course.d]\nidnumber = "C"\n', "course.d", "already mapped"),
-    ('[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\nrequire = "both"\n',
-     "requirement[r].require", 'must be "any" or "all"'),
-    ('[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\nwarn_before = "60 days"\n',
-     "requirement[r].warn_before", "needs a validity"),
-    ('[[requirement]]\nid = "r"\ntitle = "R"\n', "requirement[r].courses", "missing"),
-    ('[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\n'
-     '[[requirement.exemption]]\nreason = "x"\n', "requirement[r].exemption[#1]", "exactly one of username or idnumber"),
-    ('[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\n'
-     '[[requirement.target]]\nkind = "most"\n', "requirement[r].target[#1].kind", 'must be "share" or "holders"'),
-    ('[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\n'
-     '[[requirement.target]]\nkind = "holders"\nmin = 1\nperiod = "1 year"\n', "requirement[r].target[#1].period", "only a share"),
-    ('[[department]]\nid = "a"\nname = "A"\ndepartment = "X"\n[[department]]\nid = "b"\nname = "B"\ndepartment = " x "\n',
-     "department[b]", "also places people in 'a'"),
-    ('[settings]\ntimezone = "UTC"\n', "settings", "appears again"),
-    ('nonsense = 1\n', "nonsense", "unknown key"),
-])
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        (
+            '[[department]]\nid = "a"\nname = "A"\ntimezone = "Mars/Olympus"\n',
+            "department[a].timezone",
+            "unknown time zone",
+        ),
+        (
+            '[[department]]\nid = "a"\nname = "A"\ndepartment_aliases = ["x"]\n',
+            "department[a].department_aliases",
+            "aliases without",
+        ),
+        (
+            '[[department]]\nid = "a"\nname = "A"\nprofile_field = "x"\n',
+            "department[a].profile_values",
+            "go together",
+        ),
+        ('[course.c]\nidnumber = "C"\nshortname = "c"\n', "course.c", "exactly one of"),
+        ('[course.c]\nid = "seven"\n', "course.c.id", "positive whole number"),
+        ('[course.c]\nidnumber = "C"\n[course.d]\nidnumber = "C"\n', "course.d", "already mapped"),
+        (
+            '[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\nrequire = "both"\n',
+            "requirement[r].require",
+            'must be "any" or "all"',
+        ),
+        (
+            '[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\nwarn_before = "60 days"\n',
+            "requirement[r].warn_before",
+            "needs a validity",
+        ),
+        ('[[requirement]]\nid = "r"\ntitle = "R"\n', "requirement[r].courses", "missing"),
+        (
+            '[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\n'
+            '[[requirement.exemption]]\nreason = "x"\n',
+            "requirement[r].exemption[#1]",
+            "exactly one of username or idnumber",
+        ),
+        (
+            '[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\n'
+            '[[requirement.target]]\nkind = "most"\n',
+            "requirement[r].target[#1].kind",
+            'must be "share" or "holders"',
+        ),
+        (
+            '[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\n'
+            '[[requirement.target]]\nkind = "holders"\nmin = 1\nperiod = "1 year"\n',
+            "requirement[r].target[#1].period",
+            "only a share",
+        ),
+        (
+            '[[department]]\nid = "a"\nname = "A"\ndepartment = "X"\n[[department]]\nid = "b"\nname = "B"\ndepartment = " x "\n',
+            "department[b]",
+            "also places people in 'a'",
+        ),
+        ('[settings]\ntimezone = "UTC"\n', "settings", "appears again"),
+        ("nonsense = 1\n", "nonsense", "unknown key"),
+    ],
+)
 def test_single_problems(tmp_path: Path, text: str, key: str, words: str) -> None:
     files = {"d": text}
     if key == "settings":
@@ -386,8 +470,9 @@ def test_a_defined_but_invalid_course_is_reported_once(tmp_path: Path) -> None:
     for source in shipped.glob("*.toml"):
         (tmp_path / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
     courses = tmp_path / "courses.toml"
-    courses.write_text(courses.read_text(encoding="utf-8").replace('idnumber = "DIGSVET"', "idnumber = 5"),
-                       encoding="utf-8")
+    courses.write_text(
+        courses.read_text(encoding="utf-8").replace('idnumber = "DIGSVET"', "idnumber = 5"), encoding="utf-8"
+    )
     with pytest.raises(MappingError) as info:
         load_mappings(tmp_path)
     [problem] = info.value.problems  # not also "unknown course 'digsvet'" in requirements.toml

@@ -149,7 +149,9 @@ def test_report_completions_match_the_exact_completion_times(emulator: Emulator)
         assert exact is not None and 0 <= exact - row.completed_at < 60  # minute precision
 
 
-@pytest.mark.parametrize("site_zone", ["Europe/Prague", "Europe/London", "America/New_York", "UTC", "Asia/Kolkata"])
+@pytest.mark.parametrize(
+    "site_zone", ["Europe/Prague", "Europe/London", "America/New_York", "UTC", "Asia/Kolkata"]
+)
 def test_calibration_finds_a_zone_equivalent_to_the_sites(site_zone: str) -> None:
     with Emulator(demo_scenario(ANCHOR, report_timezone=site_zone), tokens={"tok-1": "full"}) as emu:
         api = api_for(emu.url, token="tok-1")
@@ -165,7 +167,11 @@ def test_calibration_finds_a_zone_equivalent_to_the_sites(site_zone: str) -> Non
 def test_missing_report_columns_are_named(emulator: Emulator) -> None:
     api = api_for(emulator.url)
     with pytest.raises(MoodleProtocolError) as raised:
-        list(api.report_completions(1, tz=ZoneInfo("UTC"), columns=ReportColumns(time_completed="Completed on")))
+        list(
+            api.report_completions(
+                1, tz=ZoneInfo("UTC"), columns=ReportColumns(time_completed="Completed on")
+            )
+        )
     assert "Completed on" in str(raised.value) and "Time completed" in str(raised.value)
 
 
@@ -193,7 +199,10 @@ def test_link_cells_give_ids_and_text() -> None:
 
 def test_the_fixture_fact_pins_the_zone_family() -> None:
     # completion_done: 1748088000 (12:00 UTC) shows as 1:00 PM: UTC+1 in May
-    fits = consistent_zones(["UTC", "Europe/Prague", "Europe/London", "Africa/Lagos"], [(datetime(2025, 5, 24, 13, 0), 1748088000)])
+    fits = consistent_zones(
+        ["UTC", "Europe/Prague", "Europe/London", "Africa/Lagos"],
+        [(datetime(2025, 5, 24, 13, 0), 1748088000)],
+    )
     assert fits == ["Europe/London", "Africa/Lagos"]
     winter = [datetime(2022, 11, 15, 12, 0), datetime(2025, 5, 24, 13, 0)]
     assert most_telling_row(fits, winter) == 0  # London (UTC+0) and Lagos (UTC+1) differ in November
@@ -228,11 +237,20 @@ class _CannedClient:
                 "ITSEC-CZ",
                 "Saturday, 24 May 2025, 1:00 PM",
             ]
-            headers = ["Course full name with link", "Full name with link", "Username", "Course ID number", "Time completed"]
+            headers = [
+                "Course full name with link",
+                "Full name with link",
+                "Username",
+                "Course ID number",
+                "Time completed",
+            ]
             return {"data": {"headers": headers, "rows": [{"columns": row}], "totalrowcount": 1}}
         if function == "core_completion_get_course_completion_status":
             completion = {"timecompleted": self.completed_at, "complete": True}
-            return {"completionstatus": {"completed": True, "aggregation": 1, "completions": [completion]}, "warnings": []}
+            return {
+                "completionstatus": {"completed": True, "aggregation": 1, "completions": [completion]},
+                "warnings": [],
+            }
         raise AssertionError(function)
 
 
@@ -253,7 +271,9 @@ def test_calibration_fails_clearly_when_no_zone_fits() -> None:
 def test_calibration_with_one_summer_row_prefers_the_given_zone() -> None:
     api = MoodleApi(_CannedClient("en", 1748088000))  # type: ignore[arg-type]
     assert api.calibrate_report_timezone(1, preferred="Europe/London") == ZoneInfo("Europe/London")
-    assert api.calibrate_report_timezone(1, preferred="Europe/Prague") != ZoneInfo("Europe/Prague")  # does not fit
+    assert api.calibrate_report_timezone(1, preferred="Europe/Prague") != ZoneInfo(
+        "Europe/Prague"
+    )  # does not fit
 
 
 # ----- inactive enrolments, report conditions, deleted accounts ----------------------------------
@@ -268,7 +288,11 @@ def test_report_conditions_are_read_from_the_editor_view(moodle: str, fmt: str) 
     assert conditions.hides_inactive_enrolments is True
     status = conditions.condition("enrolment:status")
     assert status is not None
-    assert (status.heading, status.operator_text, status.value_text) == ("Enrolment • Status", "Is equal to", "Active")
+    assert (status.heading, status.operator_text, status.value_text) == (
+        "Enrolment • Status",
+        "Is equal to",
+        "Active",
+    )
 
 
 def test_only_active_leaves_out_suspended_and_ended_enrolments() -> None:

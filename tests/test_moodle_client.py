@@ -108,7 +108,11 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 return
             if answer == "trickle_headers":  # the status line and headers, one byte every 0.2 s
-                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"p" * 200 + b"\r\n\r\n"
+                head = (
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: "
+                    + b"p" * 200
+                    + b"\r\n\r\n"
+                )
                 sent = 0
                 try:
                     for byte in head:
@@ -162,7 +166,11 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             if answer == "http_429_hour":
                 return 429, {"Retry-After": "3600", "Content-Type": "text/plain"}, b"come back in an hour"
             if answer == "lone_surrogate":  # valid JSON, invalid text
-                return 200, json_type, b'[{"id": 7, "firstname": "Ann\\ud800a", "lastname": "Pair \\ud83d\\ude00"}]'
+                return (
+                    200,
+                    json_type,
+                    b'[{"id": 7, "firstname": "Ann\\ud800a", "lastname": "Pair \\ud83d\\ude00"}]',
+                )
             if answer == "http_503":
                 return 503, {"Content-Type": "text/plain"}, b"busy"
             if answer == "http_429":
@@ -176,7 +184,11 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 return 200, json_type, SITE_INFO_OK[:15]
             if answer.startswith("error:"):
                 code = answer.removeprefix("error:")
-                payload = {"exception": "moodle_exception", "errorcode": code, "message": f"text for {code} {TOKEN}"}
+                payload = {
+                    "exception": "moodle_exception",
+                    "errorcode": code,
+                    "message": f"text for {code} {TOKEN}",
+                }
                 return 200, json_type, json.dumps(payload).encode()
             raise AssertionError(answer)
 
@@ -243,7 +255,9 @@ def test_encode_params_nests_like_moodle() -> None:
 @pytest.mark.parametrize("case", load_cases(), ids=lambda c: c.id)
 def test_form_reproduces_every_fixture_body_exactly(case: Case) -> None:
     recorded = case.request
-    form = build_form(recorded["function"], recorded["params"], token=recorded["token"], fmt=recorded["format"])
+    form = build_form(
+        recorded["function"], recorded["params"], token=recorded["token"], fmt=recorded["format"]
+    )
     assert form == [(key, str(value)) for key, value in recorded["form_body"]]
 
 
@@ -251,20 +265,34 @@ def test_form_reproduces_every_fixture_body_exactly(case: Case) -> None:
 # settings
 
 
-@pytest.mark.parametrize("url", ["http://moodle.example.org", "http://10.0.0.5", "ftp://x", "moodle.example.org", "https://x/?a=1"])
+@pytest.mark.parametrize(
+    "url", ["http://moodle.example.org", "http://10.0.0.5", "ftp://x", "moodle.example.org", "https://x/?a=1"]
+)
 def test_unsafe_or_malformed_urls_are_refused(url: str) -> None:
     with pytest.raises(ConfigError) as raised:
         ClientSettings(url=url, token=TOKEN)
     assert TOKEN not in str(raised.value)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8765", "http://127.3.4.5", "http://localhost:80/moodle", "http://[::1]:9000", "https://moodle.example.org"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8765",
+        "http://127.3.4.5",
+        "http://localhost:80/moodle",
+        "http://[::1]:9000",
+        "https://moodle.example.org",
+    ],
+)
 def test_https_and_loopback_http_are_accepted(url: str) -> None:
     assert ClientSettings(url=url, token=TOKEN).endpoint.endswith("/webservice/rest/server.php")
 
 
 def test_plain_http_elsewhere_needs_an_explicit_opt_in() -> None:
-    assert ClientSettings(url="http://moodle.lan", token=TOKEN, allow_insecure_http=True).url == "http://moodle.lan"
+    assert (
+        ClientSettings(url="http://moodle.lan", token=TOKEN, allow_insecure_http=True).url
+        == "http://moodle.lan"
+    )
 
 
 def test_bad_values_are_all_listed() -> None:
@@ -294,11 +322,23 @@ def test_token_is_not_in_any_repr() -> None:
         ("invalidtimedtoken", "Invalid token - token expired", MoodleAuthError),
         ("invalidiptoken", "Invalid token - IP not supported", MoodleAuthError),
         ("accessexception", "Access control exception", MoodlePermissionError),
-        ("invalidrecord", "Can't find data record in database table external_functions.", MoodleFunctionNotFound),
+        (
+            "invalidrecord",
+            "Can't find data record in database table external_functions.",
+            MoodleFunctionNotFound,
+        ),
         ("invalidrecord", "Can't find data record in database table course.", MoodleNotFound),
-        ("nopermissions", "Sorry, but you do not currently have permissions to do that", MoodlePermissionError),
+        (
+            "nopermissions",
+            "Sorry, but you do not currently have permissions to do that",
+            MoodlePermissionError,
+        ),
         ("requireloginerror", "Course or activity not accessible.", MoodlePermissionError),
-        ("errorcoursecontextnotvalid", "You cannot execute functions in the course context", MoodlePermissionError),
+        (
+            "errorcoursecontextnotvalid",
+            "You cannot execute functions in the course context",
+            MoodlePermissionError,
+        ),
         ("invalidparameter", "Invalid parameter value detected", MoodleRequestError),
         ("usernotenroled", "User is not enrolled in this course", MoodleRequestError),
         ("nocriteriaset", "No criteria set", MoodleRequestError),
@@ -314,15 +354,22 @@ def test_error_payloads_map_to_typed_errors(code: str, message: str, expected: t
 
 
 def test_errors_tell_what_to_do() -> None:
-    auth = error_from_payload("core_webservice_get_site_info", {"exception": "e", "errorcode": "invalidtoken", "message": "m"})
+    auth = error_from_payload(
+        "core_webservice_get_site_info", {"exception": "e", "errorcode": "invalidtoken", "message": "m"}
+    )
     assert "Site administration > Server > Web services > Manage tokens" in str(auth)
-    access = error_from_payload("core_user_create_users", {"exception": "e", "errorcode": "accessexception", "message": "m"})
+    access = error_from_payload(
+        "core_user_create_users", {"exception": "e", "errorcode": "accessexception", "message": "m"}
+    )
     assert "core_user_create_users" in str(access) and "external service" in str(access)
     caps = error_from_payload(
-        "core_completion_get_course_completion_status", {"exception": "e", "errorcode": "requireloginerror", "message": "m"}
+        "core_completion_get_course_completion_status",
+        {"exception": "e", "errorcode": "requireloginerror", "message": "m"},
     )
     assert "report/completion:view" in str(caps) and "webservice/rest:use" in str(caps)
-    unknown = error_from_payload("core_nope", {"exception": "e", "errorcode": "invalidrecord", "message": "table external_functions."})
+    unknown = error_from_payload(
+        "core_nope", {"exception": "e", "errorcode": "invalidrecord", "message": "table external_functions."}
+    )
     assert "unknown on this Moodle version" in str(unknown)
 
 
@@ -344,7 +391,19 @@ def test_post_form_and_decoded_json(server: tuple[str, Script]) -> None:
     assert ("wstoken", TOKEN) in script.forms[0]
 
 
-@pytest.mark.parametrize("fault", ["http_503", "http_429", "drop", "maintenance_html", "truncated", "cut_json", "slow", "error:sitemaintenance"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "http_503",
+        "http_429",
+        "drop",
+        "maintenance_html",
+        "truncated",
+        "cut_json",
+        "slow",
+        "error:sitemaintenance",
+    ],
+)
 def test_each_transient_fault_is_retried(server: tuple[str, Script], fault: str) -> None:
     url, script = server
     script.answers.extend([fault, "ok"])
@@ -392,7 +451,9 @@ def test_total_retry_time_is_bounded(server: tuple[str, Script]) -> None:
     assert len(script.forms) == 1
 
 
-@pytest.mark.parametrize("answer", ["error:invalidtoken", "error:accessexception", "error:invalidparameter", "http_404"])
+@pytest.mark.parametrize(
+    "answer", ["error:invalidtoken", "error:accessexception", "error:invalidparameter", "http_404"]
+)
 def test_permanent_errors_are_not_retried(server: tuple[str, Script], answer: str) -> None:
     url, script = server
     script.answers.extend([answer, "ok"])
@@ -434,7 +495,9 @@ def test_xml_format_sends_no_format_field_and_decodes_xml(version: str) -> None:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), XmlHandler)
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
-        with make_client(f"http://127.0.0.1:{httpd.server_address[1]}", format="xml", retry_attempts=1) as client:
+        with make_client(
+            f"http://127.0.0.1:{httpd.server_address[1]}", format="xml", retry_attempts=1
+        ) as client:
             info = client.call("core_webservice_get_site_info")
     finally:
         httpd.shutdown()
@@ -451,7 +514,11 @@ def test_map_keeps_order_and_stays_within_max_concurrency(server: tuple[str, Scr
     url, script = server
     script.delay_s = 0.03
     with make_client(url, max_concurrency=3) as client:
-        results = list(client.map(lambda i: (i, client.call("core_webservice_get_site_info", {"i": i})["echo"]["i"]), range(24)))
+        results = list(
+            client.map(
+                lambda i: (i, client.call("core_webservice_get_site_info", {"i": i})["echo"]["i"]), range(24)
+            )
+        )
     assert results == [(i, str(i)) for i in range(24)]
     assert script.max_in_flight <= 3
     assert script.max_in_flight >= 2  # it did run concurrently
@@ -461,7 +528,9 @@ def test_the_client_bounds_concurrency_even_outside_map(server: tuple[str, Scrip
     url, script = server
     script.delay_s = 0.03
     with make_client(url, max_concurrency=2) as client:
-        threads = [threading.Thread(target=client.call, args=("core_webservice_get_site_info",)) for _ in range(8)]
+        threads = [
+            threading.Thread(target=client.call, args=("core_webservice_get_site_info",)) for _ in range(8)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -496,9 +565,21 @@ def test_map_propagates_the_first_exception() -> None:
 # the token stays secret
 
 
-def test_token_absent_from_logs_and_errors(server: tuple[str, Script], caplog: pytest.LogCaptureFixture) -> None:
+def test_token_absent_from_logs_and_errors(
+    server: tuple[str, Script], caplog: pytest.LogCaptureFixture
+) -> None:
     url, script = server
-    script.answers.extend(["http_503", "drop", "truncated", "maintenance_html", "ok", "error:invalidtoken", "error:nopermissions"])
+    script.answers.extend(
+        [
+            "http_503",
+            "drop",
+            "truncated",
+            "maintenance_html",
+            "ok",
+            "error:invalidtoken",
+            "error:nopermissions",
+        ]
+    )
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
     with make_client(url, timeout_s=2.0, retry_attempts=6) as client:
@@ -508,7 +589,9 @@ def test_token_absent_from_logs_and_errors(server: tuple[str, Script], caplog: p
                 client.call("core_webservice_get_site_info")
             texts += [str(raised.value), repr(raised.value), raised.value.message, str(raised.value.hint)]
     assert caplog.records, "the client logs its calls"
-    logged = [record.getMessage() for record in caplog.records] + [repr(record.args) for record in caplog.records]
+    logged = [record.getMessage() for record in caplog.records] + [
+        repr(record.args) for record in caplog.records
+    ]
     assert any("core_webservice_get_site_info" in line and "attempt" in line for line in logged)
     for line in logged + texts:
         assert TOKEN not in line
@@ -553,7 +636,8 @@ def test_an_answer_beyond_the_size_cap_is_refused(server: tuple[str, Script], an
             client.call("core_webservice_get_site_info")
     assert str(raised.value) == (
         "core_webservice_get_site_info: the answer is larger than 1 MB; refused\n"
-        "  hint: raise [moodle] max_response_mb, or lower page_size / report_per_page so each answer is smaller")
+        "  hint: raise [moodle] max_response_mb, or lower page_size / report_per_page so each answer is smaller"
+    )
     assert len(script.forms) == 1  # the same question would get the same answer: not retried
 
 
@@ -576,7 +660,8 @@ def test_a_retry_after_beyond_the_retry_budget_fails_at_once(server: tuple[str, 
     assert sleep.waits == [] and len(script.forms) == 1
     assert raised.value.message == (
         f"core_webservice_get_site_info: HTTP 429 from {url}; Moodle asked to retry after 3600s, "
-        "beyond the call's retry budget (120s left), so the call was not retried")
+        "beyond the call's retry budget (120s left), so the call was not retried"
+    )
 
 
 def test_no_call_outlasts_the_run_deadline(server: tuple[str, Script]) -> None:
@@ -588,14 +673,17 @@ def test_no_call_outlasts_the_run_deadline(server: tuple[str, Script]) -> None:
             client.call("core_webservice_get_site_info")  # times out at the deadline, then stops
         assert str(raised.value) == (
             "core_webservice_get_site_info: the run passed its deadline of 0.005 minutes; stopped\n"
-            "  hint: raise [sync] max_minutes, or find what made Moodle slow (`connector runs` shows the calls)")
+            "  hint: raise [sync] max_minutes, or find what made Moodle slow (`connector runs` shows the calls)"
+        )
         assert len(script.forms) == 1 and all(wait <= 0.3 for wait in sleep.waits)
         with pytest.raises(MoodleError, match="passed its deadline"):
             client.call("core_course_get_courses")
     assert len(script.forms) == 1  # past the deadline nothing is sent
 
 
-def test_a_lone_surrogate_is_replaced_with_a_warning(server: tuple[str, Script], caplog: pytest.LogCaptureFixture) -> None:
+def test_a_lone_surrogate_is_replaced_with_a_warning(
+    server: tuple[str, Script], caplog: pytest.LogCaptureFixture
+) -> None:
     url, script = server
     script.answers.append("lone_surrogate")
     with make_client(url) as client:
@@ -603,21 +691,40 @@ def test_a_lone_surrogate_is_replaced_with_a_warning(server: tuple[str, Script],
     assert people == [{"id": 7, "firstname": "Ann\ufffda", "lastname": "Pair \U0001f600"}]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
         "core_user_get_users_by_field: record id 7: firstname held an invalid character (a lone surrogate); "
-        "U+FFFD stands in its place"]
+        "U+FFFD stands in its place"
+    ]
 
 
 # --------------------------------------------------------------------------------------------
 # credentials never ride in the URL
 
 
-@pytest.mark.parametrize(("url", "shown", "why"), [
-    ("https://admin:s3cret@moodle.example.org", "https://***@moodle.example.org", "carries a user name or password"),
-    ("https://moodle.example.org/webservice/rest/server.php?wstoken=abc", "https://moodle.example.org/webservice/rest/server.php?***",
-     "looks like it holds a token"),
-    (f"https://moodle.example.org/{TOKEN}", "https://moodle.example.org/***", "looks like it holds a token"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown", "why"),
+    [
+        (
+            "https://admin:s3cret@moodle.example.org",
+            "https://***@moodle.example.org",
+            "carries a user name or password",
+        ),
+        (
+            "https://moodle.example.org/webservice/rest/server.php?wstoken=abc",
+            "https://moodle.example.org/webservice/rest/server.php?***",
+            "looks like it holds a token",
+        ),
+        (
+            f"https://moodle.example.org/{TOKEN}",
+            "https://moodle.example.org/***",
+            "looks like it holds a token",
+        ),
+    ],
+)
 def test_a_url_with_credentials_is_refused_and_shown_redacted(url: str, shown: str, why: str) -> None:
     with pytest.raises(ConfigError) as raised:
         ClientSettings(url=url, token=TOKEN)
     assert raised.value.message.startswith(f"Moodle connection settings are invalid: url {shown} {why}")
-    assert "s3cret" not in str(raised.value) and "wstoken=abc" not in str(raised.value) and TOKEN not in str(raised.value)
+    assert (
+        "s3cret" not in str(raised.value)
+        and "wstoken=abc" not in str(raised.value)
+        and TOKEN not in str(raised.value)
+    )

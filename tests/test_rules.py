@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -12,11 +11,24 @@ import pytest
 from connector.durations import Duration
 from connector.mapping import (
     DEMO_MAPPINGS,
-    AppliesTo, CourseRef, Department, Exemption, Mappings, Requirement, Target, load_mappings,
+    AppliesTo,
+    CourseRef,
+    Department,
+    Exemption,
+    Mappings,
+    Requirement,
+    Target,
+    load_mappings,
 )
 from connector.moodle.records import Completion, Person, Subject
 from connector.rules import (
-    DepartmentRollup, RollupBuilder, RuleSet, Status, evaluate, evaluate_person, period_bounds,
+    DepartmentRollup,
+    RollupBuilder,
+    RuleSet,
+    Status,
+    evaluate,
+    evaluate_person,
+    period_bounds,
 )
 
 A, B, C = CourseRef("idnumber", "A"), CourseRef("idnumber", "B"), CourseRef("idnumber", "C")
@@ -34,16 +46,24 @@ DEPARTMENTS = (
 
 
 def utc(day: date, hour: int = 10, minute: int = 0) -> int:
-    return int(datetime.combine(day, time(hour, minute), timezone.utc).timestamp())
+    return int(datetime.combine(day, time(hour, minute), UTC).timestamp())
 
 
-def done(day: date, course: int = 10, user: int = 1, hour: int = 10, minute: int = 0, **kw: Any) -> Completion:
+def done(
+    day: date, course: int = 10, user: int = 1, hour: int = 10, minute: int = 0, **kw: Any
+) -> Completion:
     return Completion(user, course, utc(day, hour, minute), **kw)
 
 
 def requirement(**overrides: Any) -> Requirement:
-    values: dict[str, Any] = dict(id="sec", title="Security", courses=(A,), valid_for=MONTHS_24,
-                                  warn_before=DAYS_60, grace=Duration(90, "days"))
+    values: dict[str, Any] = dict(
+        id="sec",
+        title="Security",
+        courses=(A,),
+        valid_for=MONTHS_24,
+        warn_before=DAYS_60,
+        grace=Duration(90, "days"),
+    )
     values.update(overrides)
     return Requirement(**values)
 
@@ -53,70 +73,183 @@ def mappings(*requirements: Requirement) -> Mappings:
 
 
 def subject(**overrides: Any) -> Subject:
-    values: dict[str, Any] = dict(user_id=1, username="u1", department_id="org.a", position="úředník",
-                                  idnumber="E1")
+    values: dict[str, Any] = dict(
+        user_id=1, username="u1", department_id="org.a", position="úředník", idnumber="E1"
+    )
     values.update(overrides)
     return Subject(**values)
 
 
 def one(evidence: list[Completion], as_of: date, req: Requirement | None = None, **subject_kw: Any):
-    statuses = evaluate_person(subject(**subject_kw), evidence, mappings(req or requirement()), COURSE_IDS, as_of)
+    statuses = evaluate_person(
+        subject(**subject_kw), evidence, mappings(req or requirement()), COURSE_IDS, as_of
+    )
     assert len(statuses) == 1
     return statuses[0]
 
 
 # -- statuses, one edge case a row ----------------------------------------------------------------
 CASES: list[tuple[str, list[Completion], date, dict[str, Any], dict[str, Any]]] = [
-    ("never completed", [], date(2026, 1, 1), {},
-     dict(status=Status.MISSING, valid_until=None, decided_by=None, detail="no completion")),
-    ("recent completion", [done(date(2025, 6, 1))], date(2026, 1, 1), {},
-     dict(status=Status.COMPLIANT, valid_until=date(2027, 6, 1), completed_on=date(2025, 6, 1),
-          detail="one completion")),
-    ("inside the warning window", [done(date(2024, 2, 1))], date(2026, 1, 15), {},
-     dict(status=Status.EXPIRING, valid_until=date(2026, 2, 1))),
-    ("first day of the warning window", [done(date(2024, 3, 1))], date(2025, 12, 31), {},  # 1 Mar - 60 days
-     dict(status=Status.EXPIRING, valid_until=date(2026, 3, 1))),
-    ("day before the warning window", [done(date(2024, 3, 1))], date(2025, 12, 30), {},
-     dict(status=Status.COMPLIANT)),
-    ("last valid day is still valid", [done(date(2024, 3, 1))], date(2026, 3, 1), {},
-     dict(status=Status.EXPIRING, valid_until=date(2026, 3, 1))),
-    ("day after validity", [done(date(2024, 3, 1))], date(2026, 3, 2), {},
-     dict(status=Status.EXPIRED, valid_until=date(2026, 3, 1), since=date(2026, 3, 2))),
-    ("several completions: latest wins",
-     [done(date(2022, 1, 5)), done(date(2025, 8, 1)), done(date(2023, 4, 4))], date(2026, 1, 1), {},
-     dict(status=Status.COMPLIANT, valid_until=date(2027, 8, 1), detail="latest of 3 completions")),
-    ("29 February + 24 months", [done(date(2024, 2, 29))], date(2026, 2, 28), {},
-     dict(status=Status.EXPIRING, valid_until=date(2026, 2, 28))),
-    ("29 February + 24 months, the day after", [done(date(2024, 2, 29))], date(2026, 3, 1), {},
-     dict(status=Status.EXPIRED, since=date(2026, 3, 1))),
-    ("completion dated in the future is not trusted",
-     [done(date(2023, 1, 1)), done(date(2026, 6, 1))], date(2026, 1, 1), {},
-     dict(status=Status.EXPIRED, valid_until=date(2025, 1, 1),
-          detail="one completion; 1 completion dated after as_of ignored")),
-    ("only a future completion", [done(date(2027, 1, 1))], date(2026, 1, 1), {},
-     dict(status=Status.MISSING, detail="no completion; 1 completion dated after as_of ignored")),
-    ("evaluating in the past ignores later evidence", [done(date(2023, 5, 1)), done(date(2025, 5, 1))],
-     date(2024, 1, 1), {}, dict(status=Status.COMPLIANT, valid_until=date(2025, 5, 1))),
-    ("suspended: out of scope", [done(date(2025, 6, 1))], date(2026, 1, 1), dict(active=False),
-     dict(status=Status.NOT_APPLICABLE, decided_by=None, detail="inactive in Moodle (suspended or deleted)")),
-    ("newcomer without evidence: grace", [], date(2026, 1, 1), dict(start_date=date(2025, 11, 1)),
-     dict(status=Status.GRACE, due=date(2026, 1, 30))),
-    ("newcomer with expired old evidence: grace", [done(date(2020, 1, 1))], date(2026, 1, 1),
-     dict(start_date=date(2025, 11, 1)), dict(status=Status.GRACE, due=date(2026, 1, 30))),
-    ("grace ends on the due date", [], date(2026, 1, 30), dict(start_date=date(2025, 11, 1)),
-     dict(status=Status.MISSING, due=None)),
-    ("newcomer who already completed is compliant", [done(date(2025, 12, 1))], date(2026, 1, 1),
-     dict(start_date=date(2025, 11, 1)), dict(status=Status.COMPLIANT)),
-    ("evidence of another user is ignored", [done(date(2025, 6, 1), user=2)], date(2026, 1, 1), {},
-     dict(status=Status.MISSING)),
-    ("evidence of an unrelated course is ignored", [done(date(2025, 6, 1), course=99)], date(2026, 1, 1), {},
-     dict(status=Status.MISSING)),
+    (
+        "never completed",
+        [],
+        date(2026, 1, 1),
+        {},
+        dict(status=Status.MISSING, valid_until=None, decided_by=None, detail="no completion"),
+    ),
+    (
+        "recent completion",
+        [done(date(2025, 6, 1))],
+        date(2026, 1, 1),
+        {},
+        dict(
+            status=Status.COMPLIANT,
+            valid_until=date(2027, 6, 1),
+            completed_on=date(2025, 6, 1),
+            detail="one completion",
+        ),
+    ),
+    (
+        "inside the warning window",
+        [done(date(2024, 2, 1))],
+        date(2026, 1, 15),
+        {},
+        dict(status=Status.EXPIRING, valid_until=date(2026, 2, 1)),
+    ),
+    (
+        "first day of the warning window",
+        [done(date(2024, 3, 1))],
+        date(2025, 12, 31),
+        {},  # 1 Mar - 60 days
+        dict(status=Status.EXPIRING, valid_until=date(2026, 3, 1)),
+    ),
+    (
+        "day before the warning window",
+        [done(date(2024, 3, 1))],
+        date(2025, 12, 30),
+        {},
+        dict(status=Status.COMPLIANT),
+    ),
+    (
+        "last valid day is still valid",
+        [done(date(2024, 3, 1))],
+        date(2026, 3, 1),
+        {},
+        dict(status=Status.EXPIRING, valid_until=date(2026, 3, 1)),
+    ),
+    (
+        "day after validity",
+        [done(date(2024, 3, 1))],
+        date(2026, 3, 2),
+        {},
+        dict(status=Status.EXPIRED, valid_until=date(2026, 3, 1), since=date(2026, 3, 2)),
+    ),
+    (
+        "several completions: latest wins",
+        [done(date(2022, 1, 5)), done(date(2025, 8, 1)), done(date(2023, 4, 4))],
+        date(2026, 1, 1),
+        {},
+        dict(status=Status.COMPLIANT, valid_until=date(2027, 8, 1), detail="latest of 3 completions"),
+    ),
+    (
+        "29 February + 24 months",
+        [done(date(2024, 2, 29))],
+        date(2026, 2, 28),
+        {},
+        dict(status=Status.EXPIRING, valid_until=date(2026, 2, 28)),
+    ),
+    (
+        "29 February + 24 months, the day after",
+        [done(date(2024, 2, 29))],
+        date(2026, 3, 1),
+        {},
+        dict(status=Status.EXPIRED, since=date(2026, 3, 1)),
+    ),
+    (
+        "completion dated in the future is not trusted",
+        [done(date(2023, 1, 1)), done(date(2026, 6, 1))],
+        date(2026, 1, 1),
+        {},
+        dict(
+            status=Status.EXPIRED,
+            valid_until=date(2025, 1, 1),
+            detail="one completion; 1 completion dated after as_of ignored",
+        ),
+    ),
+    (
+        "only a future completion",
+        [done(date(2027, 1, 1))],
+        date(2026, 1, 1),
+        {},
+        dict(status=Status.MISSING, detail="no completion; 1 completion dated after as_of ignored"),
+    ),
+    (
+        "evaluating in the past ignores later evidence",
+        [done(date(2023, 5, 1)), done(date(2025, 5, 1))],
+        date(2024, 1, 1),
+        {},
+        dict(status=Status.COMPLIANT, valid_until=date(2025, 5, 1)),
+    ),
+    (
+        "suspended: out of scope",
+        [done(date(2025, 6, 1))],
+        date(2026, 1, 1),
+        dict(active=False),
+        dict(
+            status=Status.NOT_APPLICABLE, decided_by=None, detail="inactive in Moodle (suspended or deleted)"
+        ),
+    ),
+    (
+        "newcomer without evidence: grace",
+        [],
+        date(2026, 1, 1),
+        dict(start_date=date(2025, 11, 1)),
+        dict(status=Status.GRACE, due=date(2026, 1, 30)),
+    ),
+    (
+        "newcomer with expired old evidence: grace",
+        [done(date(2020, 1, 1))],
+        date(2026, 1, 1),
+        dict(start_date=date(2025, 11, 1)),
+        dict(status=Status.GRACE, due=date(2026, 1, 30)),
+    ),
+    (
+        "grace ends on the due date",
+        [],
+        date(2026, 1, 30),
+        dict(start_date=date(2025, 11, 1)),
+        dict(status=Status.MISSING, due=None),
+    ),
+    (
+        "newcomer who already completed is compliant",
+        [done(date(2025, 12, 1))],
+        date(2026, 1, 1),
+        dict(start_date=date(2025, 11, 1)),
+        dict(status=Status.COMPLIANT),
+    ),
+    (
+        "evidence of another user is ignored",
+        [done(date(2025, 6, 1), user=2)],
+        date(2026, 1, 1),
+        {},
+        dict(status=Status.MISSING),
+    ),
+    (
+        "evidence of an unrelated course is ignored",
+        [done(date(2025, 6, 1), course=99)],
+        date(2026, 1, 1),
+        {},
+        dict(status=Status.MISSING),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "evidence", "as_of", "subject_kw", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_status_table(name: str, evidence: list[Completion], as_of: date, subject_kw: dict[str, Any],
-                      expected: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("name", "evidence", "as_of", "subject_kw", "expected"), CASES, ids=[c[0] for c in CASES]
+)
+def test_status_table(
+    name: str, evidence: list[Completion], as_of: date, subject_kw: dict[str, Any], expected: dict[str, Any]
+) -> None:
     result = one(evidence, as_of, **subject_kw)
     for field, value in expected.items():
         assert getattr(result, field) == value, f"{name}: {field}"
@@ -142,13 +275,16 @@ def test_no_validity_never_expires() -> None:
 
 
 # -- exemptions -----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("exemption", "as_of", "expected"), [
-    (Exemption("on leave", username="u1"), date(2026, 1, 1), Status.EXEMPT),
-    (Exemption("on leave", idnumber="E1"), date(2026, 1, 1), Status.EXEMPT),
-    (Exemption("on leave", username="u1", until=date(2026, 1, 1)), date(2026, 1, 1), Status.EXEMPT),
-    (Exemption("on leave", username="u1", until=date(2025, 12, 31)), date(2026, 1, 1), Status.MISSING),
-    (Exemption("someone else", username="u2"), date(2026, 1, 1), Status.MISSING),
-])
+@pytest.mark.parametrize(
+    ("exemption", "as_of", "expected"),
+    [
+        (Exemption("on leave", username="u1"), date(2026, 1, 1), Status.EXEMPT),
+        (Exemption("on leave", idnumber="E1"), date(2026, 1, 1), Status.EXEMPT),
+        (Exemption("on leave", username="u1", until=date(2026, 1, 1)), date(2026, 1, 1), Status.EXEMPT),
+        (Exemption("on leave", username="u1", until=date(2025, 12, 31)), date(2026, 1, 1), Status.MISSING),
+        (Exemption("someone else", username="u2"), date(2026, 1, 1), Status.MISSING),
+    ],
+)
 def test_exemptions(exemption: Exemption, as_of: date, expected: Status) -> None:
     result = one([], as_of, requirement(exemptions=(exemption,)))
     assert result.status == expected
@@ -191,7 +327,9 @@ def test_any_of_with_one_unresolved_course_uses_the_others() -> None:
 
 def test_any_of_takes_the_latest_across_courses() -> None:
     req = requirement(courses=(A, B))
-    result = one([done(date(2024, 3, 1), course=10), done(date(2025, 3, 1), course=20)], date(2025, 12, 1), req)
+    result = one(
+        [done(date(2024, 3, 1), course=10), done(date(2025, 3, 1), course=20)], date(2025, 12, 1), req
+    )
     assert result.decided_by is not None and result.decided_by.course_id == 20
     assert result.detail == "latest of 2 completions"
 
@@ -215,20 +353,23 @@ def test_as_of_ends_at_local_midnight() -> None:
 
 
 # -- scope ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("applies_to", "subject_kw", "in_scope"), [
-    (AppliesTo(), {}, True),
-    (AppliesTo(departments=("org",)), {}, True),  # a subtree includes its descendants
-    (AppliesTo(departments=("org.b",)), {}, False),
-    (AppliesTo(departments=("org.b",)), dict(department_id="org.b.x"), True),
-    (AppliesTo(positions=("ÚŘEDNÍK ",)), {}, True),  # positions compared normalised
-    (AppliesTo(positions=("starosta",)), {}, False),
-    (AppliesTo(positions=("starosta",)), dict(position=None), False),
-    (AppliesTo(cohorts=("C1",)), dict(cohorts=frozenset({"C1", "C2"})), True),
-    (AppliesTo(cohorts=("C1",)), {}, False),
-    (AppliesTo(departments=("org",), positions=("úředník",)), dict(department_id="nz.one"), False),
-    (AppliesTo(), dict(department_id=None), True),  # unplaced: only requirements for everyone
-    (AppliesTo(departments=("org",)), dict(department_id=None), False),
-])
+@pytest.mark.parametrize(
+    ("applies_to", "subject_kw", "in_scope"),
+    [
+        (AppliesTo(), {}, True),
+        (AppliesTo(departments=("org",)), {}, True),  # a subtree includes its descendants
+        (AppliesTo(departments=("org.b",)), {}, False),
+        (AppliesTo(departments=("org.b",)), dict(department_id="org.b.x"), True),
+        (AppliesTo(positions=("ÚŘEDNÍK ",)), {}, True),  # positions compared normalised
+        (AppliesTo(positions=("starosta",)), {}, False),
+        (AppliesTo(positions=("starosta",)), dict(position=None), False),
+        (AppliesTo(cohorts=("C1",)), dict(cohorts=frozenset({"C1", "C2"})), True),
+        (AppliesTo(cohorts=("C1",)), {}, False),
+        (AppliesTo(departments=("org",), positions=("úředník",)), dict(department_id="nz.one"), False),
+        (AppliesTo(), dict(department_id=None), True),  # unplaced: only requirements for everyone
+        (AppliesTo(departments=("org",)), dict(department_id=None), False),
+    ],
+)
 def test_applies_to(applies_to: AppliesTo, subject_kw: dict[str, Any], in_scope: bool) -> None:
     result = one([done(date(2025, 6, 1))], date(2026, 1, 1), requirement(applies_to=applies_to), **subject_kw)
     assert (result.status != Status.NOT_APPLICABLE) == in_scope
@@ -238,18 +379,26 @@ def test_applies_to(applies_to: AppliesTo, subject_kw: dict[str, Any], in_scope:
 
 def test_every_requirement_in_mappings_order() -> None:
     reqs = (requirement(id="r1"), requirement(id="r2", courses=(B,)))
-    statuses = evaluate_person(subject(), [done(date(2025, 6, 1))], mappings(*reqs), COURSE_IDS, date(2026, 1, 1))
-    assert [(s.requirement_id, s.status) for s in statuses] == [("r1", Status.COMPLIANT), ("r2", Status.MISSING)]
+    statuses = evaluate_person(
+        subject(), [done(date(2025, 6, 1))], mappings(*reqs), COURSE_IDS, date(2026, 1, 1)
+    )
+    assert [(s.requirement_id, s.status) for s in statuses] == [
+        ("r1", Status.COMPLIANT),
+        ("r2", Status.MISSING),
+    ]
 
 
 # -- periods and roll-ups -------------------------------------------------------------------------
-@pytest.mark.parametrize(("as_of", "period", "expected"), [
-    (date(2026, 11, 24), Duration(2, "years"), (date(2026, 1, 1), date(2027, 12, 31))),
-    (date(2025, 3, 1), Duration(2, "years"), (date(2024, 1, 1), date(2025, 12, 31))),  # odd year
-    (date(2025, 3, 1), Duration(1, "years"), (date(2025, 1, 1), date(2025, 12, 31))),
-    (date(2025, 5, 15), Duration(3, "months"), (date(2025, 4, 1), date(2025, 6, 30))),
-    (date(2025, 12, 31), Duration(6, "months"), (date(2025, 7, 1), date(2025, 12, 31))),
-])
+@pytest.mark.parametrize(
+    ("as_of", "period", "expected"),
+    [
+        (date(2026, 11, 24), Duration(2, "years"), (date(2026, 1, 1), date(2027, 12, 31))),
+        (date(2025, 3, 1), Duration(2, "years"), (date(2024, 1, 1), date(2025, 12, 31))),  # odd year
+        (date(2025, 3, 1), Duration(1, "years"), (date(2025, 1, 1), date(2025, 12, 31))),
+        (date(2025, 5, 15), Duration(3, "months"), (date(2025, 4, 1), date(2025, 6, 30))),
+        (date(2025, 12, 31), Duration(6, "months"), (date(2025, 7, 1), date(2025, 12, 31))),
+    ],
+)
 def test_period_bounds(as_of: date, period: Duration, expected: tuple[date, date]) -> None:
     assert period_bounds(as_of, period) == expected
 
@@ -259,18 +408,37 @@ def rollups_by_key(rollups: list[DepartmentRollup]) -> dict[tuple[str, str], Dep
 
 
 def test_rollups_aggregate_the_tree_and_judge_targets() -> None:
-    share = requirement(id="sec", applies_to=AppliesTo(departments=("org",)), grace=None,
-                        targets=(Target("share", 0.5, Duration(2, "years")),))
-    advisor = requirement(id="adv", courses=(B,), valid_for=None, warn_before=None, grace=None,
-                          applies_to=AppliesTo(positions=("poradce",)), targets=(Target("holders", 1, None, "leaves"),))
+    share = requirement(
+        id="sec",
+        applies_to=AppliesTo(departments=("org",)),
+        grace=None,
+        targets=(Target("share", 0.5, Duration(2, "years")),),
+    )
+    advisor = requirement(
+        id="adv",
+        courses=(B,),
+        valid_for=None,
+        warn_before=None,
+        grace=None,
+        applies_to=AppliesTo(positions=("poradce",)),
+        targets=(Target("holders", 1, None, "leaves"),),
+    )
     as_of = date(2025, 6, 1)  # current 2-year period: 2024-2025
     people = [
         (subject(user_id=1, department_id="org.a"), [done(date(2024, 5, 1), user=1)]),  # compliant, in period
-        (subject(user_id=2, department_id="org.a"), [done(date(2023, 12, 1), user=2)]),  # compliant, before period
-        (subject(user_id=3, department_id="org.b.x", position="poradce"),
-         [done(date(2021, 1, 1), user=3), done(date(2020, 1, 1), course=20, user=3)]),  # expired; advisor holder
+        (
+            subject(user_id=2, department_id="org.a"),
+            [done(date(2023, 12, 1), user=2)],
+        ),  # compliant, before period
+        (
+            subject(user_id=3, department_id="org.b.x", position="poradce"),
+            [done(date(2021, 1, 1), user=3), done(date(2020, 1, 1), course=20, user=3)],
+        ),  # expired; advisor holder
         (subject(user_id=4, department_id="org.b.x", username="u4"), []),  # missing
-        (subject(user_id=5, department_id="org.a", active=False), [done(date(2025, 1, 1), user=5)]),  # inactive
+        (
+            subject(user_id=5, department_id="org.a", active=False),
+            [done(date(2025, 1, 1), user=5)],
+        ),  # inactive
         (subject(user_id=6, department_id=None), [done(date(2025, 1, 1), user=6)]),  # unplaced
         (subject(user_id=7, department_id="org.b", username="u7"), []),
     ]
@@ -319,25 +487,42 @@ def test_rule_set_matches_evaluate_person() -> None:
     maps = mappings()
     rules = RuleSet(maps, COURSE_IDS, date(2026, 1, 1))
     evidence = [done(date(2024, 2, 1))]
-    assert rules.evaluate(subject(), evidence) == evaluate_person(subject(), evidence, maps, COURSE_IDS, date(2026, 1, 1))
+    assert rules.evaluate(subject(), evidence) == evaluate_person(
+        subject(), evidence, maps, COURSE_IDS, date(2026, 1, 1)
+    )
 
 
 # -- the demo scenario with the shipped mappings ------------------------------------------------
 def test_demo_people_with_the_shipped_mappings() -> None:
     maps = load_mappings(DEMO_MAPPINGS)
     anchor = date(2026, 11, 24)
-    ids = {CourseRef("idnumber", "ITSEC-CZ"): 2, CourseRef("idnumber", "AI-URED"): 3,
-           CourseRef("idnumber", "DIGVAR-SI"): 4, CourseRef("idnumber", "DIGSVET"): 5}
+    ids = {
+        CourseRef("idnumber", "ITSEC-CZ"): 2,
+        CourseRef("idnumber", "AI-URED"): 3,
+        CourseRef("idnumber", "DIGVAR-SI"): 4,
+        CourseRef("idnumber", "DIGSVET"): 5,
+    }
 
     def ago(days: int, course: int, user: int) -> Completion:
         return done(anchor - timedelta(days=days), course=course, user=user)
 
-    def person(uid: int, username: str, institution: str, department: str, position: str,
-               active: bool = True) -> Subject:
-        moodle = Person(uid, username, institution=institution, department=department,
-                        custom_fields=(("position", position),))
-        return Subject(uid, username, maps.place(moodle, frozenset()).department_id,
-                       maps.position_of(moodle), active=active)
+    def person(
+        uid: int, username: str, institution: str, department: str, position: str, active: bool = True
+    ) -> Subject:
+        moodle = Person(
+            uid,
+            username,
+            institution=institution,
+            department=department,
+            custom_fields=(("position", position),),
+        )
+        return Subject(
+            uid,
+            username,
+            maps.place(moodle, frozenset()).department_id,
+            maps.position_of(moodle),
+            active=active,
+        )
 
     jbc, lj = "Magistrát města Jablonec nad Nisou", "Mestna občina Ljubljana"
     people = [
@@ -352,9 +537,20 @@ def test_demo_people_with_the_shipped_mappings() -> None:
         person(53, "u051", "Obec Janov nad Nisou", "Vedení obce", "starosta"),
         person(60, "u058", "MM Jablonec n. N.", "  odbor  INFORMATIKY ", "úředník"),
     ]
-    evidence = [ago(180, 2, 3), ago(400, 5, 3), ago(700, 3, 3), ago(900, 2, 4), ago(700, 2, 6),
-                ago(1000, 2, 7), ago(100, 2, 7), ago(1200, 2, 19), ago(30, 4, 42), ago(200, 5, 42),
-                ago(800, 4, 43), ago(60, 3, 53)]
+    evidence = [
+        ago(180, 2, 3),
+        ago(400, 5, 3),
+        ago(700, 3, 3),
+        ago(900, 2, 4),
+        ago(700, 2, 6),
+        ago(1000, 2, 7),
+        ago(100, 2, 7),
+        ago(1200, 2, 19),
+        ago(30, 4, 42),
+        ago(200, 5, 42),
+        ago(800, 4, 43),
+        ago(60, 3, 53),
+    ]
     result = evaluate(people, evidence, maps, ids, anchor)
     status = {(s.user_id, s.requirement_id): s.status for s in result.statuses}
     assert status[(3, "itsec-cz")] == Status.COMPLIANT

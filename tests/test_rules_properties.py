@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
@@ -17,17 +17,35 @@ from connector.rules import RANK, PersonStatus, evaluate, evaluate_person
 A, B, C = CourseRef("idnumber", "A"), CourseRef("idnumber", "B"), CourseRef("idnumber", "C")
 COURSE_IDS = {A: 10, B: 20}
 MAPPINGS = Mappings(
-    departments=(Department("org", "Org"), Department("org.a", "A", "org"), Department("org.b", "B", "org"),
-                 Department("nz", "NZ", timezone="Pacific/Auckland")),
+    departments=(
+        Department("org", "Org"),
+        Department("org.a", "A", "org"),
+        Department("org.b", "B", "org"),
+        Department("nz", "NZ", timezone="Pacific/Auckland"),
+    ),
     requirements=(
-        Requirement("any24", "any, 24 months", (A, B), "any", Duration(24, "months"), Duration(60, "days"),
-                    Duration(90, "days"), targets=(Target("share", 0.5, Duration(2, "years")),)),
+        Requirement(
+            "any24",
+            "any, 24 months",
+            (A, B),
+            "any",
+            Duration(24, "months"),
+            Duration(60, "days"),
+            Duration(90, "days"),
+            targets=(Target("share", 0.5, Duration(2, "years")),),
+        ),
         Requirement("all12", "all, 12 months", (A, B), "all", Duration(12, "months"), Duration(1, "months")),
         Requirement("forever", "never expires", (B,), targets=(Target("holders", 1, None, "leaves"),)),
         Requirement("unresolved", "C is not in Moodle", (A, C), "all", Duration(2, "years")),
-        Requirement("scoped", "org only, with an exemption", (A,), "any", Duration(6, "weeks"),
-                    applies_to=AppliesTo(departments=("org",), positions=("úředník",)),
-                    exemptions=(Exemption("leave", username="u1", until=date(2024, 6, 30)),)),
+        Requirement(
+            "scoped",
+            "org only, with an exemption",
+            (A,),
+            "any",
+            Duration(6, "weeks"),
+            applies_to=AppliesTo(departments=("org",), positions=("úředník",)),
+            exemptions=(Exemption("leave", username="u1", until=date(2024, 6, 30)),),
+        ),
     ),
     timezone="Europe/Prague",
 )
@@ -35,8 +53,11 @@ ZONES = {None: "Europe/Prague", "org.a": "Europe/Prague", "org.b": "Europe/Pragu
 
 days = st.dates(min_value=date(2019, 6, 1), max_value=date(2027, 12, 31))
 # whole hours make completions near local midnight (the edge of as_of) common
-instants = st.builds(lambda day, hour: int(datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc).timestamp()),
-                     days, st.integers(min_value=0, max_value=23))
+instants = st.builds(
+    lambda day, hour: int(datetime(day.year, day.month, day.day, hour, tzinfo=UTC).timestamp()),
+    days,
+    st.integers(min_value=0, max_value=23),
+)
 
 
 @st.composite
@@ -47,9 +68,14 @@ def completions(draw: st.DrawFn, user_id: int = 1) -> Completion:
 
 @st.composite
 def subjects(draw: st.DrawFn, user_id: int = 1) -> Subject:
-    return Subject(user_id, f"u{user_id}", draw(st.sampled_from([None, "org.a", "org.b", "nz"])),
-                   draw(st.sampled_from([None, "úředník", "starosta"])),
-                   active=draw(st.booleans()), start_date=draw(st.none() | days))
+    return Subject(
+        user_id,
+        f"u{user_id}",
+        draw(st.sampled_from([None, "org.a", "org.b", "nz"])),
+        draw(st.sampled_from([None, "úředník", "starosta"])),
+        active=draw(st.booleans()),
+        start_date=draw(st.none() | days),
+    )
 
 
 def rank_or_self(status: PersonStatus) -> object:
@@ -62,8 +88,9 @@ def without_detail(statuses: list[PersonStatus]) -> list[PersonStatus]:
 
 @settings(max_examples=200, deadline=None)
 @given(subjects(), st.lists(completions(), max_size=6), completions(), days)
-def test_adding_a_completion_never_lowers_a_status(subject: Subject, evidence: list[Completion],
-                                                   extra: Completion, as_of: date) -> None:
+def test_adding_a_completion_never_lowers_a_status(
+    subject: Subject, evidence: list[Completion], extra: Completion, as_of: date
+) -> None:
     before = evaluate_person(subject, evidence, MAPPINGS, COURSE_IDS, as_of)
     after = evaluate_person(subject, [*evidence, extra], MAPPINGS, COURSE_IDS, as_of)
     for old, new in zip(before, after):
@@ -76,27 +103,42 @@ def test_adding_a_completion_never_lowers_a_status(subject: Subject, evidence: l
 
 
 @settings(max_examples=200, deadline=None)
-@given(subjects(), st.lists(completions(), max_size=8).flatmap(lambda cs: st.tuples(st.just(cs), st.permutations(cs))),
-       days)
-def test_results_do_not_depend_on_evidence_order(subject: Subject, orders: tuple[list[Completion], list[Completion]],
-                                                 as_of: date) -> None:
+@given(
+    subjects(),
+    st.lists(completions(), max_size=8).flatmap(lambda cs: st.tuples(st.just(cs), st.permutations(cs))),
+    days,
+)
+def test_results_do_not_depend_on_evidence_order(
+    subject: Subject, orders: tuple[list[Completion], list[Completion]], as_of: date
+) -> None:
     original, shuffled = orders
-    assert evaluate_person(subject, original, MAPPINGS, COURSE_IDS, as_of) == \
-        evaluate_person(subject, shuffled, MAPPINGS, COURSE_IDS, as_of)
+    assert evaluate_person(subject, original, MAPPINGS, COURSE_IDS, as_of) == evaluate_person(
+        subject, shuffled, MAPPINGS, COURSE_IDS, as_of
+    )
 
 
 @settings(max_examples=300, deadline=None)
 @given(subjects(), st.lists(completions(), min_size=1, max_size=8), st.data())
-def test_evaluating_at_d_uses_no_evidence_dated_after_d(subject: Subject, evidence: list[Completion],
-                                                        data: st.DataObject) -> None:
+def test_evaluating_at_d_uses_no_evidence_dated_after_d(
+    subject: Subject, evidence: list[Completion], data: st.DataObject
+) -> None:
     zone = ZoneInfo(ZONES[subject.department_id])
     # D is often the day before or of a completion: the edge that matters
-    near = [datetime.fromtimestamp(c.completed_at, zone).date() - timedelta(days=k) for c in evidence for k in (0, 1)]
+    near = [
+        datetime.fromtimestamp(c.completed_at, zone).date() - timedelta(days=k)
+        for c in evidence
+        for k in (0, 1)
+    ]
     as_of = data.draw(st.sampled_from(near) | days)
-    up_to_d = [c for c in evidence
-               if datetime.fromtimestamp(c.completed_at, timezone.utc).astimezone(zone).date() <= as_of]
+    up_to_d = [
+        c
+        for c in evidence
+        if datetime.fromtimestamp(c.completed_at, UTC).astimezone(zone).date() <= as_of
+    ]
     with_all = evaluate_person(subject, evidence, MAPPINGS, COURSE_IDS, as_of)
-    assert without_detail(with_all) == without_detail(evaluate_person(subject, up_to_d, MAPPINGS, COURSE_IDS, as_of))
+    assert without_detail(with_all) == without_detail(
+        evaluate_person(subject, up_to_d, MAPPINGS, COURSE_IDS, as_of)
+    )
     for status in with_all:
         if status.completed_on is not None:
             assert status.completed_on <= as_of
@@ -104,16 +146,22 @@ def test_evaluating_at_d_uses_no_evidence_dated_after_d(subject: Subject, eviden
 
 def numbered(people: list[tuple[Subject, list[Completion]]]) -> list[tuple[Subject, list[Completion]]]:
     """Give every drawn person their own user id (and their evidence with it)."""
-    return [(replace(s, user_id=i + 1, username=f"u{i + 1}"), [replace(c, user_id=i + 1) for c in cs])
-            for i, (s, cs) in enumerate(people)]
+    return [
+        (replace(s, user_id=i + 1, username=f"u{i + 1}"), [replace(c, user_id=i + 1) for c in cs])
+        for i, (s, cs) in enumerate(people)
+    ]
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(subjects(), st.lists(completions(), max_size=3)), min_size=1, max_size=8)
-       .map(numbered).flatmap(lambda people: st.tuples(st.just(people), st.permutations(people))), days)
+@given(
+    st.lists(st.tuples(subjects(), st.lists(completions(), max_size=3)), min_size=1, max_size=8)
+    .map(numbered)
+    .flatmap(lambda people: st.tuples(st.just(people), st.permutations(people))),
+    days,
+)
 def test_statuses_and_rollups_do_not_depend_on_the_order_of_people(
-        orders: tuple[list[tuple[Subject, list[Completion]]], list[tuple[Subject, list[Completion]]]],
-        as_of: date) -> None:
+    orders: tuple[list[tuple[Subject, list[Completion]]], list[tuple[Subject, list[Completion]]]], as_of: date
+) -> None:
     def run(people: list[tuple[Subject, list[Completion]]]) -> tuple[list[PersonStatus], list[object]]:
         evidence = [c for _, cs in people for c in cs][::-1]
         result = evaluate([s for s, _ in people], evidence, MAPPINGS, COURSE_IDS, as_of)

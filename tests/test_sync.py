@@ -34,8 +34,9 @@ def _ledger_with_full_run(tmp_path: Path, started: datetime) -> Ledger:
     ledger = Ledger.open(tmp_path / "l.sqlite")
     run = ledger.start_run("full", date(2026, 6, 1))
     ledger.finish_run(run, "ok")
-    ledger.db.execute("UPDATE sync_runs SET started_at = ? WHERE id = ?",
-                      [started.isoformat(timespec="seconds"), run])
+    ledger.db.execute(
+        "UPDATE sync_runs SET started_at = ? WHERE id = ?", [started.isoformat(timespec="seconds"), run]
+    )
     return ledger
 
 
@@ -46,16 +47,22 @@ def test_first_run_is_full_then_incremental_until_the_reconcile_is_due(tmp_path:
     with _ledger_with_full_run(tmp_path, datetime.now(UTC) - timedelta(days=2)) as ledger:
         assert _choose_mode(ledger, SyncOptions(), config) == "incremental"
         assert _choose_mode(ledger, SyncOptions(full=True), config) == "full"
-        ledger.db.execute("UPDATE sync_runs SET started_at = ?",
-                          [(datetime.now(UTC) - timedelta(days=8)).isoformat(timespec="seconds")])
+        ledger.db.execute(
+            "UPDATE sync_runs SET started_at = ?",
+            [(datetime.now(UTC) - timedelta(days=8)).isoformat(timespec="seconds")],
+        )
         assert _choose_mode(ledger, SyncOptions(), config) == "full"
         assert _choose_mode(ledger, SyncOptions(), Config(full_every_days=0)) == "incremental"
 
 
 def test_course_refs_resolve_to_the_first_matching_course() -> None:
     mappings = load_mappings(MAPPINGS)
-    old = Course(id=7, shortname="old", fullname="Old", idnumber="ITSEC-CZ", visible=False, completion_enabled=True)
-    new = Course(id=42, shortname="new", fullname="New", idnumber="ITSEC-CZ", visible=True, completion_enabled=True)
+    old = Course(
+        id=7, shortname="old", fullname="Old", idnumber="ITSEC-CZ", visible=False, completion_enabled=True
+    )
+    new = Course(
+        id=42, shortname="new", fullname="New", idnumber="ITSEC-CZ", visible=True, completion_enabled=True
+    )
     resolved = resolve_courses(mappings, [new, old])
     assert {ref.value: cid for ref, cid in resolved.items()} == {"ITSEC-CZ": 42}
 

@@ -16,8 +16,16 @@ from connector.errors import MoodleError, MoodleUnavailable
 from connector.moodle.api import MoodleApi
 from connector.moodle.client import ClientSettings, MoodleClient
 
-SITE_INFO = {"sitename": "TLS", "username": "ws", "userid": 5, "siteurl": "https://127.0.0.1", "lang": "en",
-             "release": "4.1.10 (Build: 20240422)", "version": "2022112810", "functions": []}
+SITE_INFO = {
+    "sitename": "TLS",
+    "username": "ws",
+    "userid": 5,
+    "siteurl": "https://127.0.0.1",
+    "lang": "en",
+    "release": "4.1.10 (Build: 20240422)",
+    "version": "2022112810",
+    "functions": [],
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -37,9 +45,28 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def https_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

@@ -20,9 +20,14 @@ def main() -> None:
     parser.add_argument("--moodle", choices=("4.1", "4.5"), default="4.1")
     args = parser.parse_args()
     scenario = scenario_by_name(args.scenario, date.today())
-    emulator = Emulator(scenario, tokens={args.token: "full", args.weak_token: "weak"},
-                        port=args.port, latency_ms=args.latency_ms, workers=args.workers,
-                        moodle=args.moodle)
+    emulator = Emulator(
+        scenario,
+        tokens={args.token: "full", args.weak_token: "weak"},
+        port=args.port,
+        latency_ms=args.latency_ms,
+        workers=args.workers,
+        moodle=args.moodle,
+    )
     emulator.start()
     print(f"Moodle emulator ({args.scenario}) at {emulator.url}; Ctrl+C stops it", flush=True)
     emulator.serve_forever()

@@ -35,8 +35,14 @@ MOODLE_VERSIONS = {
     "4.1": MoodleVersion("4.1", "4.1.10 (Build: 20240422)", "2022112810", False, False),
     "4.5": MoodleVersion("4.5", "4.5.11+ (Build: 20260501)", "2024100711.02", True, True),
 }
-CORE_EXCEPTIONS = frozenset({"moodle_exception", "required_capability_exception",
-                             "require_login_exception", "invalid_parameter_exception"})
+CORE_EXCEPTIONS = frozenset(
+    {
+        "moodle_exception",
+        "required_capability_exception",
+        "require_login_exception",
+        "invalid_parameter_exception",
+    }
+)
 MOODLE_RELEASE = MOODLE_VERSIONS["4.1"].release
 MOODLE_VERSION = MOODLE_VERSIONS["4.1"].version
 SERVICE_FUNCTIONS = (
@@ -62,17 +68,30 @@ SERVICE_FUNCTIONS = (
     "core_enrol_get_course_enrolment_methods",
 )
 # Functions that exist in Moodle but are in no service the emulator grants by default.
-OTHER_KNOWN_FUNCTIONS = frozenset({
-    "core_user_create_users", "core_user_update_users", "core_user_delete_users",
-    "core_course_create_courses", "core_course_delete_courses", "enrol_manual_enrol_users",
-    "core_completion_mark_course_self_completed", "core_cohort_add_cohort_members",
-    "core_role_assign_roles", "core_enrol_get_enrolled_users_with_capability",
-    "core_reportbuilder_conditions_add", "core_reportbuilder_conditions_delete",
-    "core_reportbuilder_view_report", "core_course_get_contents",
-    "mod_feedback_get_feedbacks_by_courses", "mod_feedback_get_items",
-    "mod_feedback_get_responses_analysis", "mod_feedback_get_analysis",
-    "mod_feedback_get_non_respondents", "mod_feedback_get_feedback_access_information",
-})
+OTHER_KNOWN_FUNCTIONS = frozenset(
+    {
+        "core_user_create_users",
+        "core_user_update_users",
+        "core_user_delete_users",
+        "core_course_create_courses",
+        "core_course_delete_courses",
+        "enrol_manual_enrol_users",
+        "core_completion_mark_course_self_completed",
+        "core_cohort_add_cohort_members",
+        "core_role_assign_roles",
+        "core_enrol_get_enrolled_users_with_capability",
+        "core_reportbuilder_conditions_add",
+        "core_reportbuilder_conditions_delete",
+        "core_reportbuilder_view_report",
+        "core_course_get_contents",
+        "mod_feedback_get_feedbacks_by_courses",
+        "mod_feedback_get_items",
+        "mod_feedback_get_responses_analysis",
+        "mod_feedback_get_analysis",
+        "mod_feedback_get_non_respondents",
+        "mod_feedback_get_feedback_access_information",
+    }
+)
 KNOWN_FUNCTIONS = frozenset(SERVICE_FUNCTIONS) | OTHER_KNOWN_FUNCTIONS
 
 
@@ -112,27 +131,33 @@ def access_exception() -> WsException:
 
 
 def require_login() -> WsException:
-    return WsException("require_login_exception", "requireloginerror",
-                       "Course or activity not accessible.")
+    return WsException("require_login_exception", "requireloginerror", "Course or activity not accessible.")
 
 
 def course_context_error(course_id: int) -> WsException:
     return WsException(
-        "moodle_exception", "errorcoursecontextnotvalid",
+        "moodle_exception",
+        "errorcoursecontextnotvalid",
         f"You cannot execute functions in the course context (course id:{course_id}). "
         "The context error message was: Course or activity not accessible.",
     )
 
 
 def no_permissions(what: str) -> WsException:
-    return WsException("required_capability_exception", "nopermissions",
-                       f"Sorry, but you do not currently have permissions to do that ({what}).")
+    return WsException(
+        "required_capability_exception",
+        "nopermissions",
+        f"Sorry, but you do not currently have permissions to do that ({what}).",
+    )
 
 
 def report_access(what: str) -> WsException:
     verb = "edit" if what == "edit" else "view"
-    return WsException("core_reportbuilder\\exception\\report_access_exception", f"errorreport{verb}",
-                       f"You cannot {verb} this report")
+    return WsException(
+        "core_reportbuilder\\exception\\report_access_exception",
+        f"errorreport{verb}",
+        f"You cannot {verb} this report",
+    )
 
 
 def dispatch(call: Call, function: str, raw_params: dict[str, Any]) -> Any:
@@ -145,8 +170,9 @@ def dispatch(call: Call, function: str, raw_params: dict[str, Any]) -> Any:
         raise access_exception()
     entry = FUNCTIONS.get(function)
     if entry is None:  # in the service, but the emulator does not implement it
-        raise WsException("invalid_parameter_exception", "invalidparameter",
-                          "Invalid parameter value detected")
+        raise WsException(
+            "invalid_parameter_exception", "invalidparameter", "Invalid parameter value detected"
+        )
     description, handler = entry
     params = validate(description, raw_params)
     call.function = function
@@ -199,10 +225,15 @@ def site_info(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         "userid": user_id,
         "siteurl": call.site_url,
         "userpictureurl": _image_url(call, "f1"),
-        "functions": [{"name": name, "version": call.moodle.version}
-                      for name in SERVICE_FUNCTIONS if name in call.grant.functions]
-        + [{"name": name, "version": call.moodle.version}
-           for name in sorted(call.grant.functions - set(SERVICE_FUNCTIONS))],
+        "functions": [
+            {"name": name, "version": call.moodle.version}
+            for name in SERVICE_FUNCTIONS
+            if name in call.grant.functions
+        ]
+        + [
+            {"name": name, "version": call.moodle.version}
+            for name in sorted(call.grant.functions - set(SERVICE_FUNCTIONS))
+        ],
         "downloadfiles": 0,
         "uploadfiles": 0,
         "release": call.moodle.release,
@@ -210,10 +241,18 @@ def site_info(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         "mobilecssurl": "",
         "advancedfeatures": [
             {"name": name, "value": value}
-            for name, value in (("usecomments", 1), ("usetags", 1), ("enablenotes", 1),
-                                ("messaging", 1), ("enableblogs", 1), ("enablecompletion", 1),
-                                ("enablebadges", 1), ("messagingallusers", 0),
-                                ("enablecustomreports", 1), ("mnet_dispatcher_mode", 0))
+            for name, value in (
+                ("usecomments", 1),
+                ("usetags", 1),
+                ("enablenotes", 1),
+                ("messaging", 1),
+                ("enableblogs", 1),
+                ("enablecompletion", 1),
+                ("enablebadges", 1),
+                ("messagingallusers", 0),
+                ("enablecustomreports", 1),
+                ("mnet_dispatcher_mode", 0),
+            )
         ],
         "usercanmanageownfiles": True,
         "userquota": 104857600,
@@ -283,8 +322,9 @@ def get_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
         raise course_context_error(first)
     ids = (params["options"] or {}).get("ids") or []
     scenario = call.scenario
-    chosen = [_course(call, i) for i in ids] if ids else sorted(
-        scenario.course_defs.values(), key=lambda c: c.id)
+    chosen = (
+        [_course(call, i) for i in ids] if ids else sorted(scenario.course_defs.values(), key=lambda c: c.id)
+    )
     return [_course_record(c) for c in chosen]
 
 
@@ -338,11 +378,17 @@ def _course_by_field_record(call: Call, course: CourseDef) -> dict[str, Any]:
         "cacherev": course.timecreated,
         "filters": _filters(),
     }
-    record["courseformatoptions"] = XmlOnly([]) if site else [
-        *_format_options(course), {"name": "indentation", "value": "1"}]
+    record["courseformatoptions"] = (
+        XmlOnly([]) if site else [*_format_options(course), {"name": "indentation", "value": "1"}]
+    )
     if call.moodle.fields_45:
-        record.update({"courseimage": _course_image(call, course),
-                       "communicationroomname": XmlOnly(None), "communicationroomurl": XmlOnly(None)})
+        record.update(
+            {
+                "courseimage": _course_image(call, course),
+                "communicationroomname": XmlOnly(None),
+                "communicationroomurl": XmlOnly(None),
+            }
+        )
     return record
 
 
@@ -359,8 +405,9 @@ def get_courses_by_field(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         raise require_login()
     field_name, value = params["field"], params["value"]
     if field_name not in COURSE_FIELDS:
-        raise WsException("invalid_parameter_exception", "invalidparameter",
-                          "Invalid parameter value detected")
+        raise WsException(
+            "invalid_parameter_exception", "invalidparameter", "Invalid parameter value detected"
+        )
     courses = sorted(call.scenario.course_defs.values(), key=lambda c: c.id)
     matches: Callable[[CourseDef], bool]
     if field_name == "id":
@@ -374,8 +421,7 @@ def get_courses_by_field(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         matches = lambda c: getattr(c, field_name) == value  # noqa: E731
     else:
         matches = lambda c: True  # noqa: E731
-    return {"courses": [_course_by_field_record(call, c) for c in courses if matches(c)],
-            "warnings": []}
+    return {"courses": [_course_by_field_record(call, c) for c in courses if matches(c)], "warnings": []}
 
 
 def get_categories(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -385,19 +431,49 @@ def get_categories(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
     for course in call.scenario.course_defs.values():
         counts[course.category_id] = counts.get(course.category_id, 0) + 1
     return [
-        {"id": c.id, "name": c.name, "description": "", "descriptionformat": 1, "parent": 0,
-         "sortorder": c.sortorder, "coursecount": counts.get(c.id, 0), "depth": 1,
-         "path": f"/{c.id}"}
+        {
+            "id": c.id,
+            "name": c.name,
+            "description": "",
+            "descriptionformat": 1,
+            "parent": 0,
+            "sortorder": c.sortorder,
+            "coursecount": counts.get(c.id, 0),
+            "depth": 1,
+            "path": f"/{c.id}",
+        }
         for c in call.scenario.categories
     ]
 
 
 # ----- enrolments --------------------------------------------------------------------------------
 ENROLLED_USER_KEYS = (
-    "id", "username", "firstname", "lastname", "fullname", "email", "address", "phone1", "phone2",
-    "department", "institution", "idnumber", "interests", "firstaccess", "lastaccess",
-    "lastcourseaccess", "description", "descriptionformat", "city", "country",
-    "profileimageurlsmall", "profileimageurl", "customfields", "groups", "roles", "preferences",
+    "id",
+    "username",
+    "firstname",
+    "lastname",
+    "fullname",
+    "email",
+    "address",
+    "phone1",
+    "phone2",
+    "department",
+    "institution",
+    "idnumber",
+    "interests",
+    "firstaccess",
+    "lastaccess",
+    "lastcourseaccess",
+    "description",
+    "descriptionformat",
+    "city",
+    "country",
+    "profileimageurlsmall",
+    "profileimageurl",
+    "customfields",
+    "groups",
+    "roles",
+    "preferences",
     "enrolledcourses",
 )
 ALWAYS_RETURNED = frozenset({"id", "fullname"})
@@ -408,19 +484,27 @@ def _identity(call: Call, person: PersonView) -> dict[str, Any]:
     scenario = call.scenario
     site_access = scenario.site_access(person.index)
     record: dict[str, Any] = {
-        "id": person.id, "username": person.username, "firstname": person.firstname,
-        "lastname": person.lastname, "fullname": person.fullname, "email": person.email,
-        "address": XmlOnly(None), "phone1": XmlOnly(None), "phone2": XmlOnly(None),
+        "id": person.id,
+        "username": person.username,
+        "firstname": person.firstname,
+        "lastname": person.lastname,
+        "fullname": person.fullname,
+        "email": person.email,
+        "address": XmlOnly(None),
+        "phone1": XmlOnly(None),
+        "phone2": XmlOnly(None),
         "department": person.department,
     }
     _optional(record, "institution", person.institution)
     _optional(record, "idnumber", person.idnumber)
-    record.update({
-        "interests": XmlOnly(None),
-        "firstaccess": site_access and min(
-            scenario.last_access[p] or site_access for p in scenario.user_positions(person.index)),
-        "lastaccess": site_access,
-    })
+    record.update(
+        {
+            "interests": XmlOnly(None),
+            "firstaccess": site_access
+            and min(scenario.last_access[p] or site_access for p in scenario.user_positions(person.index)),
+            "lastaccess": site_access,
+        }
+    )
     return record
 
 
@@ -428,31 +512,43 @@ def _add_profile(call: Call, record: dict[str, Any], person: PersonView) -> None
     """Location, pictures and custom fields: the middle block every user record shares."""
     _optional(record, "city", person.city)
     _optional(record, "country", person.country)
-    record.update({
-        "profileimageurlsmall": _image_url(call, "f2"),
-        "profileimageurl": _image_url(call, "f1"),
-    })
+    record.update(
+        {
+            "profileimageurlsmall": _image_url(call, "f2"),
+            "profileimageurl": _image_url(call, "f1"),
+        }
+    )
     _optional(record, "customfields", _custom_fields(person))
 
 
-def _enrolled_user(call: Call, person: PersonView, wanted: frozenset[str] | None,
-                   course_id: int) -> dict[str, Any]:
+def _enrolled_user(
+    call: Call, person: PersonView, wanted: frozenset[str] | None, course_id: int
+) -> dict[str, Any]:
     scenario = call.scenario
-    courses = [scenario.course_defs[scenario.enrol_course[p]]
-               for p in scenario.user_positions(person.index) if scenario.enrolment_active(p)]
+    courses = [
+        scenario.course_defs[scenario.enrol_course[p]]
+        for p in scenario.user_positions(person.index)
+        if scenario.enrolment_active(p)
+    ]
     record = _identity(call, person)
-    record.update({
-        "lastcourseaccess": scenario.course_access(person.index, course_id),
-        "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
-    })
+    record.update(
+        {
+            "lastcourseaccess": scenario.course_access(person.index, course_id),
+            "description": XmlOnly(None),
+            "descriptionformat": XmlOnly(None),
+        }
+    )
     _add_profile(call, record, person)
-    record.update({
-        "groups": XmlOnly([]),
-        "roles": [{"roleid": 5, "name": "", "shortname": "student", "sortorder": 0}],
-        "preferences": XmlOnly([]),
-        "enrolledcourses": [{"id": c.id, "fullname": c.fullname, "shortname": c.shortname}
-                            for c in courses],
-    })
+    record.update(
+        {
+            "groups": XmlOnly([]),
+            "roles": [{"roleid": 5, "name": "", "shortname": "student", "sortorder": 0}],
+            "preferences": XmlOnly([]),
+            "enrolledcourses": [
+                {"id": c.id, "fullname": c.fullname, "shortname": c.shortname} for c in courses
+            ],
+        }
+    )
     if wanted is None:
         return record
     return {k: v for k, v in record.items() if k in wanted or k in ALWAYS_RETURNED}
@@ -465,8 +561,9 @@ def _enrolled_options(options: list[dict[str, Any]]) -> dict[str, str]:
 def _int_option(options: Mapping[str, str], name: str) -> int:
     value = options.get(name, "0").strip() or "0"
     if not value.lstrip("-").isdigit():
-        raise WsException("invalid_parameter_exception", "invalidparameter",
-                          "Invalid parameter value detected")
+        raise WsException(
+            "invalid_parameter_exception", "invalidparameter", "Invalid parameter value detected"
+        )
     return max(0, int(value))
 
 
@@ -483,9 +580,11 @@ def get_enrolled_users(call: Call, params: dict[str, Any]) -> list[dict[str, Any
     wanted = frozenset(f.strip() for f in fields.split(",")) if fields else None
     scenario = call.scenario
     # onlyactive filters on the enrolment (suspended or ended), never on the person's account
-    chosen = [scenario.person(scenario.person_index(scenario.enrol_user[p]) or 0)
-              for p in scenario.course_positions(course_id)
-              if not onlyactive or scenario.enrolment_active(p)]
+    chosen = [
+        scenario.person(scenario.person_index(scenario.enrol_user[p]) or 0)
+        for p in scenario.course_positions(course_id)
+        if not onlyactive or scenario.enrolment_active(p)
+    ]
     end = limitfrom + limitnumber if limitnumber else None
     page = chosen[limitfrom:end]
     call.enrolled_rows = len(page)
@@ -507,26 +606,40 @@ def get_users_courses(call: Call, params: dict[str, Any]) -> list[dict[str, Any]
         done = bool(scenario.completed_at[position])
         tracked = course.completion_enabled
         record: dict[str, Any] = {
-            "id": course.id, "shortname": course.shortname, "fullname": course.fullname,
+            "id": course.id,
+            "shortname": course.shortname,
+            "fullname": course.fullname,
             "displayname": course.fullname,
         }
         if params["returnusercount"]:
             record["enrolledusercount"] = scenario.enrolled_count(course.id)
-        record.update({
-            "idnumber": course.idnumber, "visible": int(course.visible),
-            "summary": "Kurz / tečaj", "summaryformat": 1, "format": course.format,
-            "showgrades": True, "lang": "", "enablecompletion": tracked,
-            "completionhascriteria": tracked, "completionusertracked": tracked,
-            "category": course.category_id,
-            "progress": (100 if done else 0) if tracked else None,
-            "completed": done if tracked else None,
-            "startdate": 0, "enddate": 0, "marker": 0,
-            "lastaccess": scenario.last_access[position] or None,
-            "isfavourite": False, "hidden": False, "overviewfiles": [],
-            "showactivitydates": False,
-            "showcompletionconditions": True if tracked else None,
-            "timemodified": course.timecreated,
-        })
+        record.update(
+            {
+                "idnumber": course.idnumber,
+                "visible": int(course.visible),
+                "summary": "Kurz / tečaj",
+                "summaryformat": 1,
+                "format": course.format,
+                "showgrades": True,
+                "lang": "",
+                "enablecompletion": tracked,
+                "completionhascriteria": tracked,
+                "completionusertracked": tracked,
+                "category": course.category_id,
+                "progress": (100 if done else 0) if tracked else None,
+                "completed": done if tracked else None,
+                "startdate": 0,
+                "enddate": 0,
+                "marker": 0,
+                "lastaccess": scenario.last_access[position] or None,
+                "isfavourite": False,
+                "hidden": False,
+                "overviewfiles": [],
+                "showactivitydates": False,
+                "showcompletionconditions": True if tracked else None,
+                "timemodified": course.timecreated,
+            }
+        )
         if call.moodle.fields_45:
             record["courseimage"] = _course_image(call, course)
         result.append(record)
@@ -571,15 +684,21 @@ def course_completion_status(call: Call, params: dict[str, Any]) -> dict[str, An
         "completionstatus": {
             "completed": bool(at),
             "aggregation": 1,
-            "completions": [{
-                "type": 1,
-                "title": "Self completion",
-                "status": "Yes" if at else "No",
-                "complete": bool(at),
-                "timecompleted": at or None,
-                "details": {"type": "Self completion", "criteria": "Self completion",
-                            "requirement": "Marking yourself complete", "status": ""},
-            }],
+            "completions": [
+                {
+                    "type": 1,
+                    "title": "Self completion",
+                    "status": "Yes" if at else "No",
+                    "complete": bool(at),
+                    "timecompleted": at or None,
+                    "details": {
+                        "type": "Self completion",
+                        "criteria": "Self completion",
+                        "requirement": "Marking yourself complete",
+                        "status": "",
+                    },
+                }
+            ],
         },
         "warnings": [],
     }
@@ -598,23 +717,46 @@ def activities_completion_status(call: Call, params: dict[str, Any]) -> dict[str
         return {"statuses": [], "warnings": []}  # inactive enrolment: nothing, no warning
     cmid, instance = PAGE_ACTIVITY[course.id]
     at = call.scenario.completed_at[position]
-    return {"statuses": [{
-        "cmid": cmid, "modname": "page", "instance": instance, "state": 1 if at else 0,
-        "timecompleted": at, "tracking": 1, "overrideby": None, "valueused": False,
-        "hascompletion": True, "isautomatic": False, "istrackeduser": True, "uservisible": True,
-        "details": [], "isoverallcomplete": bool(at),
-    }], "warnings": []}
+    return {
+        "statuses": [
+            {
+                "cmid": cmid,
+                "modname": "page",
+                "instance": instance,
+                "state": 1 if at else 0,
+                "timecompleted": at,
+                "tracking": 1,
+                "overrideby": None,
+                "valueused": False,
+                "hascompletion": True,
+                "isautomatic": False,
+                "istrackeduser": True,
+                "uservisible": True,
+                "details": [],
+                "isoverallcomplete": bool(at),
+            }
+        ],
+        "warnings": [],
+    }
 
 
 # ----- users -------------------------------------------------------------------------------------
 def _user_details(call: Call, person: PersonView) -> dict[str, Any]:
     record = _identity(call, person)
-    record.update({
-        "auth": "manual",
-        "suspended": person.suspended, "confirmed": True, "lang": "en",
-        "calendartype": XmlOnly(None), "theme": "", "timezone": "99", "mailformat": 1,
-        "description": XmlOnly(None), "descriptionformat": XmlOnly(None),
-    })
+    record.update(
+        {
+            "auth": "manual",
+            "suspended": person.suspended,
+            "confirmed": True,
+            "lang": "en",
+            "calendartype": XmlOnly(None),
+            "theme": "",
+            "timezone": "99",
+            "mailformat": 1,
+            "description": XmlOnly(None),
+            "descriptionformat": XmlOnly(None),
+        }
+    )
     if call.moodle.fields_45:
         record["trackforums"] = 0
     _add_profile(call, record, person)
@@ -640,9 +782,21 @@ def _own_preferences(call: Call) -> list[dict[str, Any]]:
 
 def _account_views(call: Call) -> list[PersonView]:
     return [
-        PersonView(index=-1, id=a.id, username=a.username, idnumber="", firstname=a.firstname,
-                   lastname=a.lastname, email=a.email, institution="", department="",
-                   position="", city="", country="", suspended=False)
+        PersonView(
+            index=-1,
+            id=a.id,
+            username=a.username,
+            idnumber="",
+            firstname=a.firstname,
+            lastname=a.lastname,
+            email=a.email,
+            institution="",
+            department="",
+            position="",
+            city="",
+            country="",
+            suspended=False,
+        )
         for a in call.scenario.accounts.values()
     ]
 
@@ -671,13 +825,15 @@ def get_users(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         if key in SEARCH_KEYS:
             criteria.append((key, value))
         else:
-            warnings.append({
-                "item": key, "warningcode": "invalidfieldparameter",
-                "message": f"The search key '{key}' is not supported, look at the web service "
-                           "documentation",
-            })
-    people = [p for p in _all_user_views(call)
-              if all(_criterion_matches(p, k, v) for k, v in criteria)]
+            warnings.append(
+                {
+                    "item": key,
+                    "warningcode": "invalidfieldparameter",
+                    "message": f"The search key '{key}' is not supported, look at the web service "
+                    "documentation",
+                }
+            )
+    people = [p for p in _all_user_views(call) if all(_criterion_matches(p, k, v) for k, v in criteria)]
     return {"users": [_user_details(call, p) for p in people], "warnings": warnings}
 
 
@@ -689,8 +845,9 @@ def get_users_by_field(call: Call, params: dict[str, Any]) -> list[dict[str, Any
         return []  # no error, just nothing (quirk 4)
     field_name = params["field"]
     if field_name not in USER_FIELDS:
-        raise WsException("invalid_parameter_exception", "invalidparameter",
-                          "Invalid parameter value detected")
+        raise WsException(
+            "invalid_parameter_exception", "invalidparameter", "Invalid parameter value detected"
+        )
     wanted = set(params["values"])
     scenario = call.scenario
     indexes: list[int | None] = []
@@ -698,8 +855,10 @@ def get_users_by_field(call: Call, params: dict[str, Any]) -> list[dict[str, Any
         indexes = [scenario.index_by_username(v) for v in wanted]
     elif field_name == "id":  # a deleted person is still found by id, renamed (quirk 20)
         ids = [int(v) for v in wanted if v.strip().lstrip("-").isdigit()]
-        indexes = [scenario.person_index(i) if scenario.deleted_index(i) is None else scenario.deleted_index(i)
-                   for i in ids]
+        indexes = [
+            scenario.person_index(i) if scenario.deleted_index(i) is None else scenario.deleted_index(i)
+            for i in ids
+        ]
     if field_name in ("username", "id"):
         people = [scenario.person(i) for i in indexes if i is not None]
         accounts = [p for p in _account_views(call) if str(getattr(p, field_name)) in wanted]
@@ -711,8 +870,15 @@ def get_users_by_field(call: Call, params: dict[str, Any]) -> list[dict[str, Any
 
 # ----- cohorts -----------------------------------------------------------------------------------
 def _cohort_record(call: Call, cohort: Any) -> dict[str, Any]:
-    record = {"id": cohort.id, "name": cohort.name, "idnumber": cohort.idnumber, "description": "",
-              "descriptionformat": 1, "visible": True, "theme": ""}
+    record = {
+        "id": cohort.id,
+        "name": cohort.name,
+        "idnumber": cohort.idnumber,
+        "description": "",
+        "descriptionformat": 1,
+        "visible": True,
+        "theme": "",
+    }
     if call.moodle.fields_45:
         record["customfields"] = []
     return record
@@ -737,9 +903,10 @@ def search_cohorts(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     if call.weak:
         raise no_permissions("View site-wide cohorts")
     query = params["query"].lower()
-    found = sorted((c for c in call.scenario.cohorts
-                    if query in c.name.lower() or query in c.idnumber.lower()),
-                   key=lambda c: c.name)
+    found = sorted(
+        (c for c in call.scenario.cohorts if query in c.name.lower() or query in c.idnumber.lower()),
+        key=lambda c: c.name,
+    )
     start = params["limitfrom"]
     end = start + params["limitnum"] if params["limitnum"] else None
     return {"cohorts": [_cohort_record(call, c) for c in found[start:end]]}
@@ -750,14 +917,24 @@ def cohort_members(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
         raise no_permissions("View site-wide cohorts")
     cohorts = _cohorts_by_id(call, params["cohortids"])
     people = list(call.scenario.live_people())
-    return [{"cohortid": c.id, "userids": [p.id for p in people if p.institution == c.institution]}
-            for c in cohorts]
+    return [
+        {"cohortid": c.id, "userids": [p.id for p in people if p.institution == c.institution]}
+        for c in cohorts
+    ]
 
 
 # ----- report builder ----------------------------------------------------------------------------
 REPORT_SOURCE = "core_course\\reportbuilder\\datasource\\participants"
-REPORT_HEADERS = ("Course full name with link", "Method", "Full name with link", "Username",
-                  "ID number", "Department", "Course ID number", "Time completed")
+REPORT_HEADERS = (
+    "Course full name with link",
+    "Method",
+    "Full name with link",
+    "Username",
+    "ID number",
+    "Department",
+    "Course ID number",
+    "Time completed",
+)
 
 
 CONDITION_DATA = '{"enrolment:status_operator":1,"enrolment:status_value":0}'
@@ -767,20 +944,36 @@ def _report_details(call: Call) -> dict[str, Any]:
     report = call.scenario.report
     assert report is not None
     details: dict[str, Any] = {
-        "name": report.name, "source": REPORT_SOURCE, "type": 0, "uniquerows": False,
+        "name": report.name,
+        "source": REPORT_SOURCE,
+        "type": 0,
+        "uniquerows": False,
         # a stored value, not the truth: Moodle leaves it as it was when the condition is deleted
         # in the editor (quirk 19), so the emulator always shows the default here
         "conditiondata": CONDITION_DATA if call.moodle.fields_45 else "[]",
-        "settingsdata": None, "contextid": 1, "component": "",
-        "area": "", "itemid": 0, "usercreated": 2, "id": report.id,
-        "timecreated": report.timecreated, "timemodified": report.timecreated,
-        "usermodified": 2, "sourcename": "Course participants",
+        "settingsdata": None,
+        "contextid": 1,
+        "component": "",
+        "area": "",
+        "itemid": 0,
+        "usercreated": 2,
+        "id": report.id,
+        "timecreated": report.timecreated,
+        "timemodified": report.timecreated,
+        "usermodified": 2,
+        "sourcename": "Course participants",
     }
     if call.moodle.fields_45:
         details["tags"] = []
     details["modifiedby"] = {
-        "id": 2, "email": "admin@example.org", "idnumber": "", "phone1": "", "phone2": "",
-        "department": "", "institution": "", "fullname": "Admin User",
+        "id": 2,
+        "email": "admin@example.org",
+        "idnumber": "",
+        "phone1": "",
+        "phone2": "",
+        "department": "",
+        "institution": "",
+        "fullname": "Admin User",
         "identity": "admin@example.org",
         "profileurl": f"{call.site_url}/user/profile.php?id=2",
         "profileimageurl": _image_url(call, "f1"),
@@ -794,7 +987,7 @@ def list_reports(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         return {"reports": [], "warnings": []}
     reports = [_report_details(call)] if call.scenario.report is not None else []
     start = params["page"] * params["perpage"]
-    return {"reports": reports[start:start + params["perpage"]], "warnings": []}
+    return {"reports": reports[start : start + params["perpage"]], "warnings": []}
 
 
 def format_report_time(at: int, zone: ZoneInfo) -> str:
@@ -802,8 +995,7 @@ def format_report_time(at: int, zone: ZoneInfo) -> str:
     local = datetime.fromtimestamp(at, zone)
     hour = local.hour % 12 or 12
     half = "AM" if local.hour < 12 else "PM"
-    return (f"{local:%A}, {local.day} {local:%B} {local.year}, "
-            f"{hour}:{local.minute:02d} {half}")
+    return f"{local:%A}, {local.day} {local:%B} {local.year}, {hour}:{local.minute:02d} {half}"
 
 
 def _report_row(call: Call, row: int, zone: ZoneInfo) -> list[str]:
@@ -856,8 +1048,15 @@ def retrieve_report(call: Call, params: dict[str, Any]) -> dict[str, Any]:
 # one is longer; these are the groups and the enrolment conditions the connector cares about.
 CONDITION_GROUPS = (
     ("Course", (("course:fullname", "Course full name"), ("course:idnumber", "Course ID number"))),
-    ("Enrolment", (("enrolment:timecreated", "Time created"), ("enrolment:timestarted", "Time started"),
-                   ("enrolment:timeended", "Time ended"), ("enrolment:status", "Status"))),
+    (
+        "Enrolment",
+        (
+            ("enrolment:timecreated", "Time created"),
+            ("enrolment:timestarted", "Time started"),
+            ("enrolment:timeended", "Time ended"),
+            ("enrolment:status", "Status"),
+        ),
+    ),
     ("User", (("user:fullname", "Full name"), ("user:username", "Username"))),
 )
 DEFAULT_CONDITIONS = (("user:suspended", "User", "Suspended"), ("user:confirmed", "User", "Confirmed"))
@@ -870,18 +1069,24 @@ def _active_condition_html(position: int, identifier: str, entity: str, name: st
     operator = '<option value="0" selected  >Is any value</option>'
     value = ""
     if identifier == "enrolment:status":
-        operator = ('<option value="0"   >Is any value</option>\n'
-                    '<option value="1" selected  >Is equal to</option>\n'
-                    '<option value="2"   >Is not equal to</option>')
-        value = (f'<select class="custom-select" name="{identifier}_value" id="id_{field}_value">\n'
-                 '<option value="0" selected  >Active</option>\n<option value="1"   >Suspended</option>\n'
-                 '<option value="2"   >Not current</option>\n</select>\n')
-    return (f'<div class="condition list-group-item" data-region="active-condition"\n'
-            f'        data-condition-id="{position + 8}" data-condition-name="{escape(name)}" '
-            f'data-condition-position="{position + 1}">\n'
-            f'<small class="text-muted text-uppercase">{escape(entity)} \u2022 {escape(name)}</small>\n'
-            f'<select class="custom-select" name="{identifier}_operator" id="id_{field}_operator">\n'
-            f'{operator}\n</select>\n{value}</div>\n')
+        operator = (
+            '<option value="0"   >Is any value</option>\n'
+            '<option value="1" selected  >Is equal to</option>\n'
+            '<option value="2"   >Is not equal to</option>'
+        )
+        value = (
+            f'<select class="custom-select" name="{identifier}_value" id="id_{field}_value">\n'
+            '<option value="0" selected  >Active</option>\n<option value="1"   >Suspended</option>\n'
+            '<option value="2"   >Not current</option>\n</select>\n'
+        )
+    return (
+        f'<div class="condition list-group-item" data-region="active-condition"\n'
+        f'        data-condition-id="{position + 8}" data-condition-name="{escape(name)}" '
+        f'data-condition-position="{position + 1}">\n'
+        f'<small class="text-muted text-uppercase">{escape(entity)} \u2022 {escape(name)}</small>\n'
+        f'<select class="custom-select" name="{identifier}_operator" id="id_{field}_operator">\n'
+        f"{operator}\n</select>\n{value}</div>\n"
+    )
 
 
 def _conditions(call: Call) -> dict[str, Any]:
@@ -891,16 +1096,26 @@ def _conditions(call: Call) -> dict[str, Any]:
     if report.enrolment_status_condition:
         active.insert(0, ("enrolment:status", "Enrolment", "Status"))
     in_use = {identifier for identifier, _, _ in active}
-    form = ('\n<form autocomplete="off" action="' + call.site_url + '/webservice/rest/server.php" '
-            'method="post" accept-charset="utf-8" class="mform">\n'
-            '<div class="list-group mt-2" data-region="active-conditions">'
-            + "".join(_active_condition_html(i, *c) for i, c in enumerate(active)) + "</div>\n</form>\n")
+    form = (
+        '\n<form autocomplete="off" action="' + call.site_url + '/webservice/rest/server.php" '
+        'method="post" accept-charset="utf-8" class="mform">\n'
+        '<div class="list-group mt-2" data-region="active-conditions">'
+        + "".join(_active_condition_html(i, *c) for i, c in enumerate(active))
+        + "</div>\n</form>\n"
+    )
     return {
         "hasavailableconditions": True,
         "availableconditions": [  # what is not in the report yet (quirk 19)
-            {"optiongroup": {"text": group, "values": [
-                {"value": identifier, "visiblename": name}
-                for identifier, name in items if identifier not in in_use]}}
+            {
+                "optiongroup": {
+                    "text": group,
+                    "values": [
+                        {"value": identifier, "visiblename": name}
+                        for identifier, name in items
+                        if identifier not in in_use
+                    ],
+                }
+            }
             for group, items in CONDITION_GROUPS
         ],
         "hasactiveconditions": bool(active),
@@ -913,31 +1128,70 @@ def _editor_parts(call: Call) -> dict[str, Any]:
     """The editor's side panels (editmode 1): columns to add, filters, sorting, card view."""
     headers = [h for h in REPORT_HEADERS if h != "Method"]
     return {
-        "sidebarmenucards": {"menucards": [{"name": group, "key": group.lower(), "items": [
-            {"name": name, "identifier": identifier, "title": f"Add column '{name}'",
-             "action": "report-add-column"} for identifier, name in items]}
-            for group, items in CONDITION_GROUPS]},
+        "sidebarmenucards": {
+            "menucards": [
+                {
+                    "name": group,
+                    "key": group.lower(),
+                    "items": [
+                        {
+                            "name": name,
+                            "identifier": identifier,
+                            "title": f"Add column '{name}'",
+                            "action": "report-add-column",
+                        }
+                        for identifier, name in items
+                    ],
+                }
+                for group, items in CONDITION_GROUPS
+            ]
+        },
         "conditions": _conditions(call),
         "filters": {
             "hasavailablefilters": True,
-            "availablefilters": [{"optiongroup": {"text": group, "values": [
-                {"value": identifier, "visiblename": name} for identifier, name in items]}}
-                for group, items in CONDITION_GROUPS],
+            "availablefilters": [
+                {
+                    "optiongroup": {
+                        "text": group,
+                        "values": [{"value": identifier, "visiblename": name} for identifier, name in items],
+                    }
+                }
+                for group, items in CONDITION_GROUPS
+            ],
             "hasactivefilters": True,
-            "activefilters": [{"id": i + 1, "heading": name, "headingeditable": f"<span>{name}</span>",
-                               "sortorder": i + 1, "movetitle": f"Move filter '{name}'", "entityname": entity}
-                              for i, (_, entity, name) in enumerate(DEFAULT_CONDITIONS)],
+            "activefilters": [
+                {
+                    "id": i + 1,
+                    "heading": name,
+                    "headingeditable": f"<span>{name}</span>",
+                    "sortorder": i + 1,
+                    "movetitle": f"Move filter '{name}'",
+                    "entityname": entity,
+                }
+                for i, (_, entity, name) in enumerate(DEFAULT_CONDITIONS)
+            ],
             "helpicon": HELP_ICON,
         },
         "sorting": {
             "hassortablecolumns": True,
-            "sortablecolumns": [{
-                "id": i + 1, "title": h, "heading": h, "sortdirection": 4, "sortenabled": i == 0,
-                "sortorder": i + 1,
-                "sorticon": {"key": "t/sort_asc", "component": "moodle",
-                             "title": f"Change initial sorting for column '{h}' to descending"},
-                "movetitle": f"Move sorting for column '{h}'",
-                "sortenabledtitle": f"Disable initial sorting for column '{h}'"} for i, h in enumerate(headers)],
+            "sortablecolumns": [
+                {
+                    "id": i + 1,
+                    "title": h,
+                    "heading": h,
+                    "sortdirection": 4,
+                    "sortenabled": i == 0,
+                    "sortorder": i + 1,
+                    "sorticon": {
+                        "key": "t/sort_asc",
+                        "component": "moodle",
+                        "title": f"Change initial sorting for column '{h}' to descending",
+                    },
+                    "movetitle": f"Move sorting for column '{h}'",
+                    "sortenabledtitle": f"Disable initial sorting for column '{h}'",
+                }
+                for i, h in enumerate(headers)
+            ],
             "helpicon": HELP_ICON,
         },
         "cardview": {"form": '\n<form class="mform"></form>\n', "helpicon": HELP_ICON},
@@ -975,48 +1229,91 @@ OPTIONS = Param([Param({"name": Param("text"), "value": Param("text")})], requir
 
 FUNCTIONS: dict[str, tuple[dict[str, Param], Handler]] = {
     "core_webservice_get_site_info": (
-        {"serviceshortnames": Param([Param("text")], required=False, default=[])}, site_info),
+        {"serviceshortnames": Param([Param("text")], required=False, default=[])},
+        site_info,
+    ),
     "core_course_get_courses": (
-        {"options": Param({"ids": Param([INT], required=False, default=[])},
-                          required=False, default={"ids": []})}, get_courses),
+        {
+            "options": Param(
+                {"ids": Param([INT], required=False, default=[])}, required=False, default={"ids": []}
+            )
+        },
+        get_courses,
+    ),
     "core_course_get_courses_by_field": (
-        {"field": Param("text", required=False, default=""),
-         "value": Param("text", required=False, default="")}, get_courses_by_field),
+        {
+            "field": Param("text", required=False, default=""),
+            "value": Param("text", required=False, default=""),
+        },
+        get_courses_by_field,
+    ),
     "core_course_get_categories": (
-        {"criteria": Param([Param({"key": Param("text"), "value": Param("text")})],
-                           required=False, default=[]),
-         "addsubcategories": Param("bool", required=False, default=True)}, get_categories),
+        {
+            "criteria": Param(
+                [Param({"key": Param("text"), "value": Param("text")})], required=False, default=[]
+            ),
+            "addsubcategories": Param("bool", required=False, default=True),
+        },
+        get_categories,
+    ),
     "core_enrol_get_enrolled_users": ({"courseid": INT, "options": OPTIONS}, get_enrolled_users),
     "core_enrol_get_users_courses": (
         {"userid": INT, "returnusercount": Param("bool", required=False, default=True)},
-        get_users_courses),
+        get_users_courses,
+    ),
     "core_enrol_get_course_enrolment_methods": ({"courseid": INT}, get_course_enrolment_methods),
     "core_completion_get_course_completion_status": (
-        {"courseid": INT, "userid": INT}, course_completion_status),
+        {"courseid": INT, "userid": INT},
+        course_completion_status,
+    ),
     "core_completion_get_activities_completion_status": (
-        {"courseid": INT, "userid": INT}, activities_completion_status),
+        {"courseid": INT, "userid": INT},
+        activities_completion_status,
+    ),
     "core_user_get_users": (
-        {"criteria": Param([Param({"key": Param("text"), "value": Param("text")})])}, get_users),
+        {"criteria": Param([Param({"key": Param("text"), "value": Param("text")})])},
+        get_users,
+    ),
     "core_user_get_users_by_field": (
-        {"field": Param("text"), "values": Param([Param("text")])}, get_users_by_field),
-    "core_cohort_get_cohorts": (
-        {"cohortids": Param([INT], required=False, default=[])}, get_cohorts),
+        {"field": Param("text"), "values": Param([Param("text")])},
+        get_users_by_field,
+    ),
+    "core_cohort_get_cohorts": ({"cohortids": Param([INT], required=False, default=[])}, get_cohorts),
     "core_cohort_search_cohorts": (
-        {"query": Param("text"),
-         "context": Param({"contextid": Param("int", required=False, default=0),
-                           "contextlevel": Param("text", required=False, default=""),
-                           "instanceid": Param("int", required=False, default=0)}),
-         "includes": Param("text", required=False, default="parents"),
-         "limitfrom": Param("int", required=False, default=0),
-         "limitnum": Param("int", required=False, default=25)}, search_cohorts),
+        {
+            "query": Param("text"),
+            "context": Param(
+                {
+                    "contextid": Param("int", required=False, default=0),
+                    "contextlevel": Param("text", required=False, default=""),
+                    "instanceid": Param("int", required=False, default=0),
+                }
+            ),
+            "includes": Param("text", required=False, default="parents"),
+            "limitfrom": Param("int", required=False, default=0),
+            "limitnum": Param("int", required=False, default=25),
+        },
+        search_cohorts,
+    ),
     "core_cohort_get_cohort_members": ({"cohortids": Param([INT])}, cohort_members),
     "core_reportbuilder_list_reports": (
-        {"page": Param("int", required=False, default=0),
-         "perpage": Param("int", required=False, default=5)}, list_reports),
+        {"page": Param("int", required=False, default=0), "perpage": Param("int", required=False, default=5)},
+        list_reports,
+    ),
     "core_reportbuilder_retrieve_report": (
-        {"reportid": INT, "page": Param("int", required=False, default=0),
-         "perpage": Param("int", required=False, default=10)}, retrieve_report),
+        {
+            "reportid": INT,
+            "page": Param("int", required=False, default=0),
+            "perpage": Param("int", required=False, default=10),
+        },
+        retrieve_report,
+    ),
     "core_reportbuilder_reports_get": (
-        {"reportid": INT, "editmode": Param("bool", required=False, default=False),
-         "pagesize": Param("int", required=False, default=0)}, reports_get),
+        {
+            "reportid": INT,
+            "editmode": Param("bool", required=False, default=False),
+            "pagesize": Param("int", required=False, default=0),
+        },
+        reports_get,
+    ),
 }

@@ -13,11 +13,11 @@ capture's README, quirk 18); the emulator's functions follow that.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -237,8 +237,15 @@ class Scenario:
             # Moodle's delete_user(): username "<email>.<time>", email its md5, idnumber and
             # profile fields emptied, no longer suspended; no "deleted" flag reaches the web service
             renamed = f"{view.email}.{self.deleted_at.get(view.id, 0)}"
-            view = replace(view, username=renamed, email=hashlib.md5(renamed.encode()).hexdigest(),
-                           idnumber="", position="", city="", suspended=False)
+            view = replace(
+                view,
+                username=renamed,
+                email=hashlib.md5(renamed.encode()).hexdigest(),
+                idnumber="",
+                position="",
+                city="",
+                suspended=False,
+            )
         return view
 
     def live_people(self) -> Iterator[PersonView]:
@@ -294,11 +301,20 @@ class Scenario:
         with self.lock:
             if self._report_rows is None:
                 keep_all = self.report is not None and not self.report.enrolment_status_condition
-                rows = array("l", (p for p in range(len(self.enrol_user))
-                                   if keep_all or self.enrol_state[p] == ENROLMENT_ACTIVE))
+                rows = array(
+                    "l",
+                    (
+                        p
+                        for p in range(len(self.enrol_user))
+                        if keep_all or self.enrol_state[p] == ENROLMENT_ACTIVE
+                    ),
+                )
                 if keep_all:  # e.g. the unused self enrolment instance of each course
-                    rows.extend(-c.id for c in sorted(self.course_defs.values(), key=lambda c: c.id)
-                                if c.format != "site")
+                    rows.extend(
+                        -c.id
+                        for c in sorted(self.course_defs.values(), key=lambda c: c.id)
+                        if c.format != "site"
+                    )
                 self._report_rows = rows
             return self._report_rows
 
@@ -354,11 +370,7 @@ class Scenario:
     def completions(self) -> Iterator[Completion]:
         """What Moodle shows now: the latest completion of each enrolment."""
         with self.lock:
-            rows = [
-                (u, c, t)
-                for u, c, t in zip(self.enrol_user, self.enrol_course, self.completed_at)
-                if t
-            ]
+            rows = [(u, c, t) for u, c, t in zip(self.enrol_user, self.enrol_course, self.completed_at) if t]
         for user_id, course_id, at in rows:
             yield Completion(user_id=user_id, course_id=course_id, completed_at=at)
 
@@ -448,11 +460,17 @@ class Scenario:
         with self.lock:
             index = self._require_person(user_id)
             self._people.flags[index] |= DELETED
-            self.deleted_at[user_id] = at if at is not None else int(
-                datetime.combine(self.anchor, time(12), tzinfo=UTC).timestamp())
+            self.deleted_at[user_id] = (
+                at if at is not None else int(datetime.combine(self.anchor, time(12), tzinfo=UTC).timestamp())
+            )
             doomed = self.user_positions(index)
-            for column in (self.enrol_user, self.enrol_course, self.completed_at, self.last_access,
-                           self.enrol_state):
+            for column in (
+                self.enrol_user,
+                self.enrol_course,
+                self.completed_at,
+                self.last_access,
+                self.enrol_state,
+            ):
                 del column[doomed.start : doomed.stop]
             self._rebuild_indexes()
 

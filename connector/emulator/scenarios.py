@@ -41,14 +41,67 @@ PLACES = {
     LUCANY: ("Lučany nad Nisou", "CZ"),
     LJUBLJANA: ("Ljubljana", "SI"),
 }
-CZECH_FIRST = ("Kateřina", "Tomáš", "Eva", "Jan", "Petra", "Martin", "Lucie", "Radek", "Jana",
-               "Pavel", "Hana", "Jiří", "Veronika", "Lukáš", "Tereza", "Ondřej")
-CZECH_LAST = ("Veselá", "Němec", "Horáková", "Novák", "Svobodová", "Dvořák", "Černá", "Marek",
-              "Procházková", "Kučera", "Pokorná", "Růžička", "Benešová", "Fiala", "Sedláček")
-SLOVENE_FIRST = ("Nina", "Urška", "Matej", "Gašper", "Tjaša", "Ana", "Luka", "Blaž", "Maja",
-                 "Jure", "Špela", "Rok")
-SLOVENE_LAST = ("Golob", "Novak", "Zupančič", "Horvat", "Krajnc", "Potočnik", "Kovačič",
-                "Mlakar", "Vidmar", "Kos")
+CZECH_FIRST = (
+    "Kateřina",
+    "Tomáš",
+    "Eva",
+    "Jan",
+    "Petra",
+    "Martin",
+    "Lucie",
+    "Radek",
+    "Jana",
+    "Pavel",
+    "Hana",
+    "Jiří",
+    "Veronika",
+    "Lukáš",
+    "Tereza",
+    "Ondřej",
+)
+CZECH_LAST = (
+    "Veselá",
+    "Němec",
+    "Horáková",
+    "Novák",
+    "Svobodová",
+    "Dvořák",
+    "Černá",
+    "Marek",
+    "Procházková",
+    "Kučera",
+    "Pokorná",
+    "Růžička",
+    "Benešová",
+    "Fiala",
+    "Sedláček",
+)
+SLOVENE_FIRST = (
+    "Nina",
+    "Urška",
+    "Matej",
+    "Gašper",
+    "Tjaša",
+    "Ana",
+    "Luka",
+    "Blaž",
+    "Maja",
+    "Jure",
+    "Špela",
+    "Rok",
+)
+SLOVENE_LAST = (
+    "Golob",
+    "Novak",
+    "Zupančič",
+    "Horvat",
+    "Krajnc",
+    "Potočnik",
+    "Kovačič",
+    "Mlakar",
+    "Vidmar",
+    "Kos",
+)
 
 ITSEC, AI, DIGVAR, DIGSVET, ORIENT, ARCH = 2, 3, 4, 5, 6, 7
 DEMO_PEOPLE = 60
@@ -72,20 +125,59 @@ def _site_created(anchor: date) -> int:
 
 def _demo_courses(created: int) -> list[CourseDef]:
     return [
-        CourseDef(1, "ctm", "Compliance Test Moodle", "", 0, 1, completion_enabled=False,
-                  format="site", timecreated=created),
-        CourseDef(ITSEC, "itsec-cz", "„IT bezpečnost pro koncové uživatele“", "ITSEC-CZ", 2, 20003,
-                  timecreated=created),
-        CourseDef(AI, "ai-ured", "Jak může AI usnadnit a zefektivnit práci úředníka?", "AI-URED", 3,
-                  30001, timecreated=created),
-        CourseDef(DIGVAR, "digvar-si", "Digitalna varnost", "DIGVAR-SI", 4, 40002,
-                  timecreated=created),
-        CourseDef(DIGSVET, "digsvet", "Digitalni svetovalec – uvod", "DIGSVET", 4, 40001,
-                  timecreated=created),
-        CourseDef(ORIENT, "orient", "Orientace pro nové zaměstnance", "ORIENT", 2, 20002,
-                  completion_enabled=False, timecreated=created),
-        CourseDef(ARCH, "arch-sec19", "Archivní kurz bezpečnosti 2019", "ARCH-SEC19", 2, 20001,
-                  visible=False, timecreated=created),
+        CourseDef(
+            1,
+            "ctm",
+            "Compliance Test Moodle",
+            "",
+            0,
+            1,
+            completion_enabled=False,
+            format="site",
+            timecreated=created,
+        ),
+        CourseDef(
+            ITSEC,
+            "itsec-cz",
+            "„IT bezpečnost pro koncové uživatele“",
+            "ITSEC-CZ",
+            2,
+            20003,
+            timecreated=created,
+        ),
+        CourseDef(
+            AI,
+            "ai-ured",
+            "Jak může AI usnadnit a zefektivnit práci úředníka?",
+            "AI-URED",
+            3,
+            30001,
+            timecreated=created,
+        ),
+        CourseDef(DIGVAR, "digvar-si", "Digitalna varnost", "DIGVAR-SI", 4, 40002, timecreated=created),
+        CourseDef(
+            DIGSVET, "digsvet", "Digitalni svetovalec – uvod", "DIGSVET", 4, 40001, timecreated=created
+        ),
+        CourseDef(
+            ORIENT,
+            "orient",
+            "Orientace pro nové zaměstnance",
+            "ORIENT",
+            2,
+            20002,
+            completion_enabled=False,
+            timecreated=created,
+        ),
+        CourseDef(
+            ARCH,
+            "arch-sec19",
+            "Archivní kurz bezpečnosti 2019",
+            "ARCH-SEC19",
+            2,
+            20001,
+            visible=False,
+            timecreated=created,
+        ),
     ]
 
 
@@ -231,8 +323,15 @@ def _accounts(ws_user_id: int) -> list[Account]:
     ]
 
 
-GENERATED_POSITIONS = ("úředník", "úředník", "úředník", "uslužbenec", "digitální poradce",
-                       "digitalni svetovalec", "starosta")
+GENERATED_POSITIONS = (
+    "úředník",
+    "úředník",
+    "úředník",
+    "uslužbenec",
+    "digitální poradce",
+    "digitalni svetovalec",
+    "starosta",
+)
 
 
 def generated_scenario(
@@ -257,11 +356,29 @@ def generated_scenario(
     places = {name: (f"Město {k + 1}", "CZ") for k, name in enumerate(institutions)}
     people = empty_people(FIRST_PERSON_ID)
     created = _site_created(anchor)
-    course_defs = [CourseDef(1, "site", "Generated Moodle", "", 0, 1, completion_enabled=False,
-                             format="site", timecreated=created)]
+    course_defs = [
+        CourseDef(
+            1,
+            "site",
+            "Generated Moodle",
+            "",
+            0,
+            1,
+            completion_enabled=False,
+            format="site",
+            timecreated=created,
+        )
+    ]
     course_defs += [
-        CourseDef(2 + k, f"course-{k + 1:03d}", f"Kurz {k + 1:03d}", f"C{k + 1:03d}", 1 + k % 4,
-                  (1 + k % 4) * 10000 + k + 1, timecreated=created)
+        CourseDef(
+            2 + k,
+            f"course-{k + 1:03d}",
+            f"Kurz {k + 1:03d}",
+            f"C{k + 1:03d}",
+            1 + k % 4,
+            (1 + k % 4) * 10000 + k + 1,
+            timecreated=created,
+        )
         for k in range(courses)
     ]
     course_ids = [c.id for c in course_defs[1:]]

@@ -41,10 +41,10 @@ DEFAULT_FAULTS = ("http_503", "drop", "maintenance_html", "truncated")
 TOKEN_KINDS = ("full", "weak")
 PROTOCOL_FIELDS = ("wstoken", "wsfunction", "moodlewsrestformat")
 MAINTENANCE_PAGE = (
-    "<!DOCTYPE html>\n<html><head><title>Site maintenance</title></head>\n"
-    "<body><h1>Site maintenance</h1>\n"
-    "<p>This site is undergoing maintenance and is currently not available.</p></body></html>\n"
-).encode("utf-8")
+    b"<!DOCTYPE html>\n<html><head><title>Site maintenance</title></head>\n"
+    b"<body><h1>Site maintenance</h1>\n"
+    b"<p>This site is undergoing maintenance and is currently not available.</p></body></html>\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +152,9 @@ class Emulator:
         server.daemon_threads = True
         self._server = server
         self._stopping.clear()
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="moodle-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="moodle-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -170,8 +171,9 @@ class Emulator:
     def __enter__(self) -> Emulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def serve_forever(self) -> None:
@@ -273,8 +275,11 @@ class Emulator:
             self._total += 1
             self._counts[function] = self._counts.get(function, 0) + 1
             for fault in self._scripted:
-                number = self._total if fault.function is None else (
-                    self._counts[function] if fault.function == function else -1)
+                number = (
+                    self._total
+                    if fault.function is None
+                    else (self._counts[function] if fault.function == function else -1)
+                )
                 if number == fault.call_number:
                     return fault.kind
             if self._error_rate > 0 and self._rng.random() < self._error_rate:
@@ -297,8 +302,11 @@ class Emulator:
             if self.moodle.namespaced_exceptions and error.exception in CORE_EXCEPTIONS:
                 error = WsException(f"core\\exception\\{error.exception}", error.errorcode, error.message)
             body = render_exception(error, xml)
-        cost = (self._latency_s + call.report_rows * self._report_row_s
-                + call.enrolled_rows * self._enrolled_row_s)
+        cost = (
+            self._latency_s
+            + call.report_rows * self._report_row_s
+            + call.enrolled_rows * self._enrolled_row_s
+        )
         return Reply(200, XML_TYPE if xml else JSON_TYPE, body), cost
 
     def _handle(self, handler: _Handler, query: str, body: bytes) -> None:
@@ -326,8 +334,9 @@ class Emulator:
         if fault == "drop":
             handler.drop()
         elif fault == "http_429":
-            handler.send_reply(Reply(429, "text/plain; charset=utf-8", b"Too Many Requests\n",
-                                     (("Retry-After", "1"),)))
+            handler.send_reply(
+                Reply(429, "text/plain; charset=utf-8", b"Too Many Requests\n", (("Retry-After", "1"),))
+            )
         elif fault == "maintenance_html":
             handler.send_reply(Reply(503, "text/html; charset=utf-8", MAINTENANCE_PAGE))
         else:

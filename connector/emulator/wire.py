@@ -23,13 +23,13 @@ class WsException(Exception):
 
 
 def invalid_parameter() -> WsException:
-    return WsException("invalid_parameter_exception", "invalidparameter",
-                       "Invalid parameter value detected")
+    return WsException("invalid_parameter_exception", "invalidparameter", "Invalid parameter value detected")
 
 
 def missing_record(table: str) -> WsException:
-    return WsException("dml_missing_record_exception", "invalidrecord",
-                       f"Can't find data record in database table {table}.")
+    return WsException(
+        "dml_missing_record_exception", "invalidrecord", f"Can't find data record in database table {table}."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,4 +195,4 @@ def render_exception(error: WsException, xml: bool) -> bytes:
         f"<ERRORCODE>{_xml_text(error.errorcode)}</ERRORCODE>\n"
         f"<MESSAGE>{_xml_text(error.message)}</MESSAGE>\n"
         "</EXCEPTION>\n"
-    ).encode("utf-8")
+    ).encode()

@@ -13,8 +13,17 @@ from connector.mapping.loader import load
 DEMO_MAPPINGS = Path(__file__).resolve().parents[1] / "demo_mappings"
 """The demo organisations' mapping files, shipped inside the package (commented to teach the format)."""
 from connector.mapping.models import (
-    AppliesTo, CourseRef, Department, Exemption, MappedCourse, Mappings, Placement, Requirement,
-    Target, normalise, parse_start_date,
+    AppliesTo,
+    CourseRef,
+    Department,
+    Exemption,
+    MappedCourse,
+    Mappings,
+    Placement,
+    Requirement,
+    Target,
+    normalise,
+    parse_start_date,
 )
 
 
@@ -27,6 +36,17 @@ def load_mappings(directory: Path | str) -> Mappings:
 
 
 __all__ = [
-    "DEMO_MAPPINGS", "AppliesTo", "CourseRef", "Department", "Exemption", "MappedCourse", "Mappings", "Placement",
-    "Requirement", "Target", "load_mappings", "normalise", "parse_start_date",
+    "DEMO_MAPPINGS",
+    "AppliesTo",
+    "CourseRef",
+    "Department",
+    "Exemption",
+    "MappedCourse",
+    "Mappings",
+    "Placement",
+    "Requirement",
+    "Target",
+    "load_mappings",
+    "normalise",
+    "parse_start_date",
 ]

@@ -21,7 +21,14 @@ from connector.durations import HINT as DURATION_HINT
 from connector.durations import Duration, parse_duration
 from connector.errors import MappingError, Problem
 from connector.mapping.models import (
-    AppliesTo, CourseRef, Department, Exemption, MappedCourse, Mappings, Requirement, Target,
+    AppliesTo,
+    CourseRef,
+    Department,
+    Exemption,
+    MappedCourse,
+    Mappings,
+    Requirement,
+    Target,
     normalise,
 )
 
@@ -37,11 +44,32 @@ _MAX_SQLITE_INT = 2**63 - 1  # the ledger stores course ids as SQLite integers
 
 _TOP_KEYS = ("settings", "department", "course", "requirement")
 _SETTINGS_KEYS = ("timezone", "position_field", "start_date_field")
-_DEPARTMENT_KEYS = ("id", "name", "parent", "timezone", "institution", "institution_aliases",
-                    "department", "department_aliases", "cohorts", "profile_field", "profile_values")
+_DEPARTMENT_KEYS = (
+    "id",
+    "name",
+    "parent",
+    "timezone",
+    "institution",
+    "institution_aliases",
+    "department",
+    "department_aliases",
+    "cohorts",
+    "profile_field",
+    "profile_values",
+)
 _COURSE_KEYS = ("idnumber", "shortname", "id", "title")
-_REQUIREMENT_KEYS = ("id", "title", "courses", "require", "valid_for", "warn_before", "grace",
-                     "applies_to", "exemption", "target")
+_REQUIREMENT_KEYS = (
+    "id",
+    "title",
+    "courses",
+    "require",
+    "valid_for",
+    "warn_before",
+    "grace",
+    "applies_to",
+    "exemption",
+    "target",
+)
 _APPLIES_KEYS = ("departments", "positions", "cohorts")
 _EXEMPTION_KEYS = ("username", "idnumber", "reason", "until")
 _TARGET_KEYS = ("kind", "min", "period", "judged_at")
@@ -72,8 +100,11 @@ def _find_line(lines: list[str], steps: tuple[tuple[str, int | None], ...]) -> i
     """Scan forward for each step's header or ``key =`` line; the last line found wins."""
     position, found = 0, None
     for name, index in steps:
-        hit = _find_array_item(lines, name, index, position) if index is not None else \
-            _find_key(lines, name, position)
+        hit = (
+            _find_array_item(lines, name, index, position)
+            if index is not None
+            else _find_key(lines, name, position)
+        )
         if hit is None:
             return found
         position, found = hit, hit + 1  # [course.x] holds two steps on one line
@@ -118,8 +149,15 @@ class _Problems:
 
 
 def _type_name(value: Any) -> str:
-    return {str: "text", int: "a whole number", float: "a number", bool: "true/false",
-            list: "a list", dict: "a table", date: "a date"}.get(type(value), type(value).__name__)
+    return {
+        str: "text",
+        int: "a whole number",
+        float: "a number",
+        bool: "true/false",
+        list: "a list",
+        dict: "a table",
+        date: "a date",
+    }.get(type(value), type(value).__name__)
 
 
 class _Reader:
@@ -132,7 +170,7 @@ class _Reader:
         value = self.table.get(key)
         if value is None:
             if required:
-                self.problems.add(self.where.key(key), "missing", f"add {key} = \"...\"")
+                self.problems.add(self.where.key(key), "missing", f'add {key} = "..."')
             return None
         if not isinstance(value, str) or not value.strip():
             self.problems.add(self.where.key(key), f"must be non-empty text, not {_type_name(value)}")
@@ -147,8 +185,9 @@ class _Reader:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            self.problems.add(self.where.key(key), "must be a list of non-empty texts",
-                              f'e.g. {key} = ["first", "second"]')
+            self.problems.add(
+                self.where.key(key), "must be a list of non-empty texts", f'e.g. {key} = ["first", "second"]'
+            )
             return ()
         return tuple(v.strip() for v in value)
 
@@ -164,8 +203,9 @@ class _Reader:
         if value is None:
             return None
         if not isinstance(value, str):
-            self.problems.add(self.where.key(key), f"must be text like \"24 months\", not {_type_name(value)}",
-                              DURATION_HINT)
+            self.problems.add(
+                self.where.key(key), f'must be text like "24 months", not {_type_name(value)}', DURATION_HINT
+            )
             return None
         try:
             duration = parse_duration(value)
@@ -173,17 +213,23 @@ class _Reader:
             self.problems.add(self.where.key(key), str(exc), DURATION_HINT)
             return None
         if duration.amount > _LONGEST[duration.unit]:
-            self.problems.add(self.where.key(key), f"{value!r} is too long to compute dates with",
-                              f"write {_LONGEST_HINT}" + ("; leave valid_for out for a completion that "
-                                                          "never expires" if key == "valid_for" else ""))
+            self.problems.add(
+                self.where.key(key),
+                f"{value!r} is too long to compute dates with",
+                f"write {_LONGEST_HINT}"
+                + ("; leave valid_for out for a completion that never expires" if key == "valid_for" else ""),
+            )
             return None
         return duration
 
     def zone(self, key: str) -> str | None:
         value = self.text(key)
         if value is not None and not _valid_zone(value):
-            self.problems.add(self.where.key(key), f"unknown time zone {value!r}",
-                              'use an IANA name such as "Europe/Prague" or "Europe/Ljubljana"')
+            self.problems.add(
+                self.where.key(key),
+                f"unknown time zone {value!r}",
+                'use an IANA name such as "Europe/Prague" or "Europe/Ljubljana"',
+            )
             return None
         return value
 
@@ -192,7 +238,9 @@ class _Reader:
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.problems.add(self.where.key(key), "must be an array of tables", f"write [[...{key}]] sections")
+            self.problems.add(
+                self.where.key(key), "must be an array of tables", f"write [[...{key}]] sections"
+            )
             return []
         return value
 
@@ -221,17 +269,29 @@ def load(directory: Path) -> Mappings:
     files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     if not files:
         where = "the directory does not exist" if not directory.is_dir() else "no *.toml files in it"
-        problems.items.append(Problem(str(directory), "", where,
-                                      "set [mappings] dir in connector.toml, or CONNECTOR_MAPPINGS, "
-                                      "or run `connector --mappings DIR <command>`"))
+        problems.items.append(
+            Problem(
+                str(directory),
+                "",
+                where,
+                "set [mappings] dir in connector.toml, or CONNECTOR_MAPPINGS, "
+                "or run `connector --mappings DIR <command>`",
+            )
+        )
     for path in files:
         _read_file(path, entries, problems)
     mappings = _assemble(entries, problems)
     if mappings is not None and not mappings.requirements:
         # e.g. a requirements.toml cut down to its comment header: a sync would end every status
-        problems.items.append(Problem(str(directory), "", "the directory has no requirement",
-                                      "add [[requirement]] entries; if requirements.toml was "
-                                      "truncated, restore it from a backup or version control"))
+        problems.items.append(
+            Problem(
+                str(directory),
+                "",
+                "the directory has no requirement",
+                "add [[requirement]] entries; if requirements.toml was "
+                "truncated, restore it from a backup or version control",
+            )
+        )
     if problems.items:
         raise MappingError(sorted(problems.items, key=lambda p: (p.file, p.line or 0)))
     assert mappings is not None
@@ -249,13 +309,19 @@ def _read_file(path: Path, entries: _Entries, problems: _Problems) -> None:
     except tomllib.TOMLDecodeError as exc:
         position = _TOML_POSITION.search(str(exc))
         line = int(position.group(1)) if position else None
-        problems.items.append(Problem(str(path), "", f"TOML syntax error: {exc}",
-                                      "fix the syntax at the line shown", line))
+        problems.items.append(
+            Problem(str(path), "", f"TOML syntax error: {exc}", "fix the syntax at the line shown", line)
+        )
         return
     except RecursionError:  # tomllib recurses once per nested array or inline table
-        problems.items.append(Problem(str(path), "", "values are nested too deeply to read",
-                                      "mappings need a few levels at most; look for a long run of "
-                                      "'[' or '{'"))
+        problems.items.append(
+            Problem(
+                str(path),
+                "",
+                "values are nested too deeply to read",
+                "mappings need a few levels at most; look for a long run of '[' or '{'",
+            )
+        )
         return
     where = _Where(str(path), text)
     problems.unknown_keys(data, _TOP_KEYS, where)
@@ -307,34 +373,41 @@ def _read_department(raw: dict[str, Any], where: _Where, problems: _Problems) ->
     cohorts = read.texts("cohorts")
     profile_field, profile_values = read.text("profile_field"), read.texts("profile_values")
     if bool(profile_field) != bool(profile_values):
-        problems.add(where.key("profile_values" if profile_field else "profile_field"),
-                     "profile_field and profile_values go together",
-                     'e.g. profile_field = "orgunit" and profile_values = ["OI"]')
+        problems.add(
+            where.key("profile_values" if profile_field else "profile_field"),
+            "profile_field and profile_values go together",
+            'e.g. profile_field = "orgunit" and profile_values = ["OI"]',
+        )
     if dept_id is None:  # other problems still leave enough to check parents and duplicates
         return None
-    return Department(dept_id, name or "", parent, zone, institution, department, cohorts,
-                      profile_field, profile_values)
+    return Department(
+        dept_id, name or "", parent, zone, institution, department, cohorts, profile_field, profile_values
+    )
 
 
 def _spellings(read: _Reader, key: str) -> tuple[str, ...]:
     main = read.text(key)
     aliases = read.texts(f"{key}_aliases")
     if aliases and main is None:
-        read.problems.add(read.where.key(f"{key}_aliases"), f"aliases without {key}",
-                          f"add {key} = \"the official spelling\"")
+        read.problems.add(
+            read.where.key(f"{key}_aliases"), f"aliases without {key}", f'add {key} = "the official spelling"'
+        )
     return ((main,) if main else ()) + aliases
 
 
 def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> MappedCourse | None:
     if not isinstance(raw, dict):
-        problems.add(where, "must be a table", f"write [course.{name}] with idnumber = \"...\"")
+        problems.add(where, "must be a table", f'write [course.{name}] with idnumber = "..."')
         return None
     problems.unknown_keys(raw, _COURSE_KEYS, where)
     given = [key for key in ("idnumber", "shortname", "id") if key in raw]
     if len(given) != 1:
-        problems.add(where, "needs exactly one of idnumber, shortname or id" +
-                     (f" (found {', '.join(given)})" if given else ""),
-                     "idnumber is the most stable way to name a course")
+        problems.add(
+            where,
+            "needs exactly one of idnumber, shortname or id"
+            + (f" (found {', '.join(given)})" if given else ""),
+            "idnumber is the most stable way to name a course",
+        )
         return None
     by = given[0]
     value = raw[by]
@@ -343,8 +416,11 @@ def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> Map
             problems.add(where.key("id"), f"must be a positive whole number, not {_type_name(value)}")
             return None
         if value > _MAX_SQLITE_INT:
-            problems.add(where.key("id"), f"{value} is larger than any Moodle course id can be",
-                         f"a course id is at most {_MAX_SQLITE_INT}; copy it from the course's URL (id=...)")
+            problems.add(
+                where.key("id"),
+                f"{value} is larger than any Moodle course id can be",
+                f"a course id is at most {_MAX_SQLITE_INT}; copy it from the course's URL (id=...)",
+            )
             return None
     elif not isinstance(value, str) or not value.strip():
         problems.add(where.key(by), f"must be non-empty text, not {_type_name(value)}")
@@ -353,8 +429,9 @@ def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> Map
     return MappedCourse(name, CourseRef(by, str(value).strip()), title)  # type: ignore[arg-type]
 
 
-def _read_requirement(raw: dict[str, Any], where: _Where,
-                      problems: _Problems) -> tuple[Requirement, tuple[str, ...]] | None:
+def _read_requirement(
+    raw: dict[str, Any], where: _Where, problems: _Problems
+) -> tuple[Requirement, tuple[str, ...]] | None:
     problems.unknown_keys(raw, _REQUIREMENT_KEYS, where)
     read = _Reader(raw, where, problems)
     req_id, title = read.identifier("id"), read.text("title", required=True)
@@ -365,23 +442,42 @@ def _read_requirement(raw: dict[str, Any], where: _Where,
         problems.add(where.key("courses"), "is empty", "name at least one course")
     require = raw.get("require", "any")
     if require not in ("any", "all"):
-        problems.add(where.key("require"), f"must be \"any\" or \"all\", not {require!r}",
-                     '"any": one of the courses is enough; "all": every course is needed')
+        problems.add(
+            where.key("require"),
+            f'must be "any" or "all", not {require!r}',
+            '"any": one of the courses is enough; "all": every course is needed',
+        )
     valid_for = _validity(read)
     warn_before, grace = read.duration("warn_before"), read.duration("grace")
     if warn_before is not None and valid_for is None and "valid_for" not in raw:
-        problems.add(where.key("warn_before"), "a warning window needs a validity",
-                     'add valid_for = "24 months" or remove warn_before')
+        problems.add(
+            where.key("warn_before"),
+            "a warning window needs a validity",
+            'add valid_for = "24 months" or remove warn_before',
+        )
     applies_to = _read_applies_to(raw.get("applies_to"), where.key("applies_to"), problems)
-    exemptions = tuple(_read_exemption(e, where.item("exemption", i, None), problems)
-                       for i, e in enumerate(read.table_list("exemption")))
-    targets = tuple(_read_target(t, where.item("target", i, None), problems)
-                    for i, t in enumerate(read.table_list("target")))
+    exemptions = tuple(
+        _read_exemption(e, where.item("exemption", i, None), problems)
+        for i, e in enumerate(read.table_list("exemption"))
+    )
+    targets = tuple(
+        _read_target(t, where.item("target", i, None), problems)
+        for i, t in enumerate(read.table_list("target"))
+    )
     if req_id is None:  # other problems still leave enough to check references across files
         return None
     requirement = Requirement(
-        req_id, title or "", (), "all" if require == "all" else "any", valid_for, warn_before, grace, applies_to,
-        tuple(e for e in exemptions if e is not None), tuple(t for t in targets if t is not None))
+        req_id,
+        title or "",
+        (),
+        "all" if require == "all" else "any",
+        valid_for,
+        warn_before,
+        grace,
+        applies_to,
+        tuple(e for e in exemptions if e is not None),
+        tuple(t for t in targets if t is not None),
+    )
     return requirement, courses
 
 
@@ -409,8 +505,11 @@ def _read_exemption(raw: dict[str, Any], where: _Where, problems: _Problems) -> 
     username, idnumber = read.text("username"), read.text("idnumber")
     reason = read.text("reason", required=True)
     if (username is None) == (idnumber is None) and ("username" in raw) == ("idnumber" in raw):
-        problems.add(where, "needs exactly one of username or idnumber",
-                     'e.g. username = "u036" or idnumber = "EMP1036"')
+        problems.add(
+            where,
+            "needs exactly one of username or idnumber",
+            'e.g. username = "u036" or idnumber = "EMP1036"',
+        )
         return None
     until = _date(raw.get("until"), where.key("until"), problems)
     if reason is None or (username is None and idnumber is None):
@@ -436,15 +535,21 @@ def _read_target(raw: dict[str, Any], where: _Where, problems: _Problems) -> Tar
     problems.unknown_keys(raw, _TARGET_KEYS, where)
     kind = raw.get("kind")
     if kind not in ("share", "holders"):
-        problems.add(where.key("kind"), f"must be \"share\" or \"holders\", not {kind!r}",
-                     '"share": a minimum share of people in scope; "holders": a minimum number of holders')
+        problems.add(
+            where.key("kind"),
+            f'must be "share" or "holders", not {kind!r}',
+            '"share": a minimum share of people in scope; "holders": a minimum number of holders',
+        )
         return None
     minimum = _target_minimum(kind, raw.get("min"), where.key("min"), problems)
     period = _target_period(kind, raw, where, problems)
     judged_at = raw.get("judged_at", "all" if kind == "share" else "leaves")
     if judged_at not in ("all", "leaves", "organisations"):
-        problems.add(where.key("judged_at"), f"must be \"all\", \"leaves\" or \"organisations\", not {judged_at!r}",
-                     '"leaves": departments without sub-departments; "organisations": top-level ones')
+        problems.add(
+            where.key("judged_at"),
+            f'must be "all", "leaves" or "organisations", not {judged_at!r}',
+            '"leaves": departments without sub-departments; "organisations": top-level ones',
+        )
         return None
     if minimum is None or period is False:
         return None
@@ -463,14 +568,16 @@ def _target_minimum(kind: str, value: Any, where: _Where, problems: _Problems) -
     elif isinstance(value, float) and not isinstance(value, bool):
         share = value
     if share is None or not 0 < share <= 1:
-        problems.add(where, f"must be a share between 0 and 100 %, not {value!r}",
-                     'write min = "50 %" or min = 0.5')
+        problems.add(
+            where, f"must be a share between 0 and 100 %, not {value!r}", 'write min = "50 %" or min = 0.5'
+        )
         return None
     return share
 
 
-def _target_period(kind: str, raw: dict[str, Any], where: _Where,
-                   problems: _Problems) -> Duration | None | bool:
+def _target_period(
+    kind: str, raw: dict[str, Any], where: _Where, problems: _Problems
+) -> Duration | None | bool:
     """The share target's calendar period; False marks a problem."""
     if "period" not in raw:
         return None
@@ -482,8 +589,11 @@ def _target_period(kind: str, raw: dict[str, Any], where: _Where,
         return False
     if period.unit == "years" or (period.unit == "months" and 12 % period.amount == 0):
         return period
-    problems.add(where.key("period"), f"{period} does not divide the calendar evenly",
-                 'use "N years" or 1, 2, 3, 4, 6 or 12 months')
+    problems.add(
+        where.key("period"),
+        f"{period} does not divide the calendar evenly",
+        'use "N years" or 1, 2, 3, 4, 6 or 12 months',
+    )
     return False
 
 
@@ -492,27 +602,32 @@ def _assemble(entries: _Entries, problems: _Problems) -> Mappings | None:
     settings = _read_settings(entries.settings, problems)
     departments = _check_departments(entries.departments, problems)
     courses = _check_courses(entries.courses, problems)
-    requirements = _check_requirements(entries.requirements, departments, courses, problems,
-                                       entries.invalid_courses)
+    requirements = _check_requirements(
+        entries.requirements, departments, courses, problems, entries.invalid_courses
+    )
     if problems.items or settings is None:
         return None
-    return Mappings(tuple(departments.values()), tuple(requirements),
-                    tuple(c for c in courses.values()), **settings)
+    return Mappings(
+        tuple(departments.values()), tuple(requirements), tuple(c for c in courses.values()), **settings
+    )
 
 
 def _read_settings(found: list[tuple[dict[str, Any], _Where]], problems: _Problems) -> dict[str, Any] | None:
     for table, where in found[1:]:
-        problems.add(where, f"[settings] appears again (first in {found[0][1].file})",
-                     "keep one [settings] section")
+        problems.add(
+            where, f"[settings] appears again (first in {found[0][1].file})", "keep one [settings] section"
+        )
     if not found:
         return {}
     table, where = found[0]
     problems.unknown_keys(table, _SETTINGS_KEYS, where)
     read = _Reader(table, where, problems)
     before = len(problems.items)
-    values = {"timezone": read.zone("timezone") or "UTC",
-              "position_field": read.text("position_field") or "position",
-              "start_date_field": read.text("start_date_field")}
+    values = {
+        "timezone": read.zone("timezone") or "UTC",
+        "position_field": read.text("position_field") or "position",
+        "start_date_field": read.text("start_date_field"),
+    }
     return values if len(problems.items) == before else None
 
 
@@ -521,14 +636,20 @@ def _check_departments(found: list[tuple[Department, _Where]], problems: _Proble
     where_of: dict[str, _Where] = {}
     for dept, where in found:
         if dept.id in by_id:
-            problems.add(where.key("id"), f"duplicate department id {dept.id!r} "
-                         f"(first in {where_of[dept.id].file})", "give every department its own id")
+            problems.add(
+                where.key("id"),
+                f"duplicate department id {dept.id!r} (first in {where_of[dept.id].file})",
+                "give every department its own id",
+            )
             continue
         by_id[dept.id], where_of[dept.id] = dept, where
     for dept in by_id.values():
         if dept.parent_id is not None and dept.parent_id not in by_id:
-            problems.add(where_of[dept.id].key("parent"), f"unknown department {dept.parent_id!r}",
-                         _suggest(dept.parent_id, by_id, "define it or fix the id"))
+            problems.add(
+                where_of[dept.id].key("parent"),
+                f"unknown department {dept.parent_id!r}",
+                _suggest(dept.parent_id, by_id, "define it or fix the id"),
+            )
     _report_cycles(by_id, where_of, problems)
     _report_ambiguous_placement(by_id, where_of, problems)
     return by_id
@@ -549,14 +670,18 @@ def _report_cycles(by_id: dict[str, Department], where_of: dict[str, _Where], pr
             node = by_id[node].parent_id
         if node is None or node not in path or node in reported:
             continue
-        cycle = path[path.index(node):]
+        cycle = path[path.index(node) :]
         reported.update(cycle)
-        problems.add(where_of[node].key("parent"), "parents form a cycle: " + " -> ".join(cycle + [node]),
-                     "one department of the cycle must be an organisation (no parent) or have another parent")
+        problems.add(
+            where_of[node].key("parent"),
+            "parents form a cycle: " + " -> ".join(cycle + [node]),
+            "one department of the cycle must be an organisation (no parent) or have another parent",
+        )
 
 
-def _report_ambiguous_placement(by_id: dict[str, Department], where_of: dict[str, _Where],
-                                problems: _Problems) -> None:
+def _report_ambiguous_placement(
+    by_id: dict[str, Department], where_of: dict[str, _Where], problems: _Problems
+) -> None:
     cyclic = {d for d in by_id if _in_cycle(d, by_id)}
     claims: dict[tuple[str, ...], str] = {}
     for dept in by_id.values():
@@ -565,8 +690,11 @@ def _report_ambiguous_placement(by_id: dict[str, Department], where_of: dict[str
         for key, label in _placement_claims(dept, by_id):
             other = claims.setdefault(key, dept.id)
             if other != dept.id:
-                problems.add(where_of[dept.id], f"{label} also places people in {other!r}",
-                             "every spelling, cohort or profile value may place people in one department only")
+                problems.add(
+                    where_of[dept.id],
+                    f"{label} also places people in {other!r}",
+                    "every spelling, cohort or profile value may place people in one department only",
+                )
 
 
 def _in_cycle(dept_id: str, by_id: dict[str, Department]) -> bool:
@@ -586,11 +714,16 @@ def _placement_claims(dept: Department, by_id: dict[str, Department]) -> list[tu
     while node is not None and not institutions:
         institutions = node.institution
         node = by_id.get(node.parent_id) if node.parent_id else None
-    claims = [(("profile", normalise(i), normalise(d)), f"institution {i!r} + department {d!r}")
-              for i in (institutions or ("",)) for d in dept.department]
+    claims = [
+        (("profile", normalise(i), normalise(d)), f"institution {i!r} + department {d!r}")
+        for i in (institutions or ("",))
+        for d in dept.department
+    ]
     claims += [(("cohort", c), f"cohort {c!r}") for c in dept.cohorts]
-    claims += [(("field", dept.profile_field or "", normalise(v)), f"{dept.profile_field} = {v!r}")
-               for v in dept.profile_values]
+    claims += [
+        (("field", dept.profile_field or "", normalise(v)), f"{dept.profile_field} = {v!r}")
+        for v in dept.profile_values
+    ]
     return claims
 
 
@@ -602,54 +735,86 @@ def _check_courses(found: list[tuple[MappedCourse, _Where]], problems: _Problems
             problems.add(where, f"course {course.name!r} is defined again", "keep one [course.NAME] per name")
             continue
         if course.ref in by_ref:
-            problems.add(where, f"{course.ref} is already mapped as {by_ref[course.ref]!r}",
-                         "name each Moodle course once and use that name in every requirement")
+            problems.add(
+                where,
+                f"{course.ref} is already mapped as {by_ref[course.ref]!r}",
+                "name each Moodle course once and use that name in every requirement",
+            )
             continue
         by_name[course.name], by_ref[course.ref] = course, course.name
     return by_name
 
 
-def _check_requirements(found: list[tuple[Requirement, _Where, tuple[str, ...]]],
-                        departments: dict[str, Department], courses: dict[str, MappedCourse],
-                        problems: _Problems, invalid_courses: set[str] = frozenset()) -> list[Requirement]:
+def _check_requirements(
+    found: list[tuple[Requirement, _Where, tuple[str, ...]]],
+    departments: dict[str, Department],
+    courses: dict[str, MappedCourse],
+    problems: _Problems,
+    invalid_courses: set[str] = frozenset(),
+) -> list[Requirement]:
     seen: dict[str, _Where] = {}
     result: list[Requirement] = []
     for requirement, where, course_names in found:
         if requirement.id in seen:
-            problems.add(where.key("id"), f"duplicate requirement id {requirement.id!r} "
-                         f"(first in {seen[requirement.id].file})", "give every requirement its own id")
+            problems.add(
+                where.key("id"),
+                f"duplicate requirement id {requirement.id!r} (first in {seen[requirement.id].file})",
+                "give every requirement its own id",
+            )
             continue
         seen[requirement.id] = where
         refs = _course_refs(course_names, courses, where.key("courses"), problems, invalid_courses)
-        _check_known(requirement.applies_to.departments, departments,
-                     where.key("applies_to").key("departments"), "department", problems)
+        _check_known(
+            requirement.applies_to.departments,
+            departments,
+            where.key("applies_to").key("departments"),
+            "department",
+            problems,
+        )
         if refs is not None:
             result.append(_with_courses(requirement, refs))
     return result
 
 
-def _course_refs(names: tuple[str, ...], courses: dict[str, MappedCourse], where: _Where,
-                 problems: _Problems, invalid: set[str] = frozenset()) -> tuple[CourseRef, ...] | None:
+def _course_refs(
+    names: tuple[str, ...],
+    courses: dict[str, MappedCourse],
+    where: _Where,
+    problems: _Problems,
+    invalid: set[str] = frozenset(),
+) -> tuple[CourseRef, ...] | None:
     missing = [n for n in names if n not in courses]
     for name in missing:
         if name in invalid:
             continue  # its own problems are listed where it is defined
-        problems.add(where, f"unknown course {name!r}",
-                     _suggest(name, courses, f"define it as [course.{name}] with its idnumber"))
+        problems.add(
+            where,
+            f"unknown course {name!r}",
+            _suggest(name, courses, f"define it as [course.{name}] with its idnumber"),
+        )
     if len(set(names)) != len(names):
         problems.add(where, "names a course twice", "list each course once")
     return None if missing else tuple(courses[n].ref for n in names)
 
 
-def _check_known(names: tuple[str, ...], known: dict[str, Any], where: _Where, what: str,
-                 problems: _Problems) -> None:
+def _check_known(
+    names: tuple[str, ...], known: dict[str, Any], where: _Where, what: str, problems: _Problems
+) -> None:
     for name in names:
         if name not in known:
             problems.add(where, f"unknown {what} {name!r}", _suggest(name, known, f"define the {what} first"))
 
 
 def _with_courses(requirement: Requirement, refs: tuple[CourseRef, ...]) -> Requirement:
-    return Requirement(requirement.id, requirement.title, refs, requirement.require,
-                       requirement.valid_for, requirement.warn_before, requirement.grace,
-                       requirement.applies_to, requirement.exemptions, requirement.targets)
-
+    return Requirement(
+        requirement.id,
+        requirement.title,
+        refs,
+        requirement.require,
+        requirement.valid_for,
+        requirement.warn_before,
+        requirement.grace,
+        requirement.applies_to,
+        requirement.exemptions,
+        requirement.targets,
+    )

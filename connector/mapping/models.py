@@ -36,7 +36,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone as dt_timezone
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -46,7 +46,6 @@ from connector.moodle.records import Course, Person
 CourseField = Literal["idnumber", "shortname", "id"]
 TargetKind = Literal["share", "holders"]
 JudgedAt = Literal["all", "leaves", "organisations"]
-
 
 
 # -- models ---------------------------------------------------------------------------------------
@@ -174,14 +173,21 @@ class Mappings:
         object.__setattr__(self, "_children", {k: tuple(v) for k, v in children.items()})
         object.__setattr__(self, "_zones", zones)
         object.__setattr__(self, "_by_profile", _index_profile_matches(self.departments, by_id, ancestors))
-        object.__setattr__(self, "_by_cohort", _index(
-            (c, d.id) for d in self.departments for c in d.cohorts))
-        object.__setattr__(self, "_by_field", _index(
-            ((d.profile_field, normalise(v)), d.id)
-            for d in self.departments if d.profile_field for v in d.profile_values))
+        object.__setattr__(self, "_by_cohort", _index((c, d.id) for d in self.departments for c in d.cohorts))
+        object.__setattr__(
+            self,
+            "_by_field",
+            _index(
+                ((d.profile_field, normalise(v)), d.id)
+                for d in self.departments
+                if d.profile_field
+                for v in d.profile_values
+            ),
+        )
 
-    def _zone_for(self, dept_id: str, by_id: dict[str, Department],
-                  ancestors: dict[str, tuple[str, ...]]) -> str:
+    def _zone_for(
+        self, dept_id: str, by_id: dict[str, Department], ancestors: dict[str, tuple[str, ...]]
+    ) -> str:
         for node in (dept_id, *ancestors[dept_id]):
             zone = by_id[node].timezone
             if zone:
@@ -278,7 +284,7 @@ def parse_start_date(value: str, zone: str) -> date | None:
         seconds = int(value)
         if seconds == 0:  # Moodle's "not set"
             return None
-        return datetime.fromtimestamp(seconds, dt_timezone.utc).astimezone(ZoneInfo(zone)).date()
+        return datetime.fromtimestamp(seconds, UTC).astimezone(ZoneInfo(zone)).date()
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -309,20 +315,25 @@ def _index(pairs: Iterable[tuple[Any, str]]) -> dict[Any, tuple[str, ...]]:
     return {k: tuple(v) for k, v in index.items()}
 
 
-def _inherited_institutions(dept_id: str, by_id: Mapping[str, Department],
-                            ancestors: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+def _inherited_institutions(
+    dept_id: str, by_id: Mapping[str, Department], ancestors: Mapping[str, tuple[str, ...]]
+) -> tuple[str, ...]:
     for node in (dept_id, *ancestors[dept_id]):
         if by_id[node].institution:
             return by_id[node].institution
     return ()
 
 
-def _profile_keys(dept: Department, by_id: Mapping[str, Department],
-                  ancestors: Mapping[str, tuple[str, ...]]) -> set[tuple[str, str]]:
+def _profile_keys(
+    dept: Department, by_id: Mapping[str, Department], ancestors: Mapping[str, tuple[str, ...]]
+) -> set[tuple[str, str]]:
     institutions = _inherited_institutions(dept.id, by_id, ancestors) or ("",)
     return {(normalise(i), normalise(d)) for i in institutions for d in dept.department}
 
 
-def _index_profile_matches(departments: Iterable[Department], by_id: Mapping[str, Department],
-                           ancestors: Mapping[str, tuple[str, ...]]) -> dict[tuple[str, str], tuple[str, ...]]:
+def _index_profile_matches(
+    departments: Iterable[Department],
+    by_id: Mapping[str, Department],
+    ancestors: Mapping[str, tuple[str, ...]],
+) -> dict[tuple[str, str], tuple[str, ...]]:
     return _index((key, d.id) for d in departments for key in _profile_keys(d, by_id, ancestors))

@@ -21,7 +21,13 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connector.errors import MoodleError, MoodleNotFound, MoodleProtocolError, MoodleRequestError, MoodleUnavailable
+from connector.errors import (
+    MoodleError,
+    MoodleNotFound,
+    MoodleProtocolError,
+    MoodleRequestError,
+    MoodleUnavailable,
+)
 from connector.moodle.client import PER_ENROLMENT_ERRORCODES, MoodleClient, MoodleFunctionNotFound
 from connector.moodle.records import (
     Cohort,
@@ -100,7 +106,9 @@ def _list(value: Any) -> list[Any]:
 
 def _dict(value: Any, function: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise MoodleProtocolError(f"{function}: expected a structure, got {type(value).__name__}", function=function)
+        raise MoodleProtocolError(
+            f"{function}: expected a structure, got {type(value).__name__}", function=function
+        )
     return value
 
 
@@ -108,7 +116,9 @@ def _as_list(value: Any, function: str) -> list[Any]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise MoodleProtocolError(f"{function}: expected a list, got {type(value).__name__}", function=function)
+        raise MoodleProtocolError(
+            f"{function}: expected a list, got {type(value).__name__}", function=function
+        )
     return value
 
 
@@ -156,7 +166,9 @@ def looks_deleted(username: str, email: str) -> bool:
 @read_record("user")
 def person_from(data: Mapping[str, Any]) -> Person:
     custom = sorted(
-        (_str(f.get("shortname")), _str(f.get("value"))) for f in _list(data.get("customfields")) if isinstance(f, dict)
+        (_str(f.get("shortname")), _str(f.get("value")))
+        for f in _list(data.get("customfields"))
+        if isinstance(f, dict)
     )
     fullname = _str(data.get("fullname")) or " ".join(
         part for part in (_str(data.get("firstname")), _str(data.get("lastname"))) if part
@@ -182,7 +194,9 @@ def enrolled_user_from(course_id: int, data: Mapping[str, Any]) -> EnrolledUser:
     person = person_from(data)
     return EnrolledUser(
         person=person,
-        enrolment=Enrolment(course_id=course_id, user_id=person.id, lastcourseaccess=_opt_int(data.get("lastcourseaccess"))),
+        enrolment=Enrolment(
+            course_id=course_id, user_id=person.id, lastcourseaccess=_opt_int(data.get("lastcourseaccess"))
+        ),
     )
 
 
@@ -289,12 +303,20 @@ class MoodleApi:
             params = {"field": field, "value": value}
         data = _dict(self.client.call(function, params), function)
         self._warnings_are_fatal(function, data)
-        return [course_from(c) for c in _list(data.get("courses")) if isinstance(c, dict) and _str(c.get("format")) != "site"]
+        return [
+            course_from(c)
+            for c in _list(data.get("courses"))
+            if isinstance(c, dict) and _str(c.get("format")) != "site"
+        ]
 
     # -- people -------------------------------------------------------------------------------
 
     def enrolled_users(
-        self, course_id: int, *, page_size: int = 1000, userfields: Sequence[str] | None = None,
+        self,
+        course_id: int,
+        *,
+        page_size: int = 1000,
+        userfields: Sequence[str] | None = None,
         only_active: bool = False,
     ) -> Iterator[EnrolledUser]:
         """Every enrolled user of a course once, paged with limitfrom/limitnumber.
@@ -313,7 +335,9 @@ class MoodleApi:
             if only_active:
                 options.append({"name": "onlyactive", "value": 1})
             options += [{"name": "limitfrom", "value": offset}, {"name": "limitnumber", "value": page_size}]
-            page = _as_list(self.client.call(function, {"courseid": int(course_id), "options": options}), function)
+            page = _as_list(
+                self.client.call(function, {"courseid": int(course_id), "options": options}), function
+            )
             for row in page:
                 if isinstance(row, dict) and _int(row.get("id")) not in seen:
                     seen.add(_int(row.get("id")))  # a user enrolled mid-paging can shift rows
@@ -323,14 +347,29 @@ class MoodleApi:
             offset += page_size
 
     def enrolled_users_of(
-        self, course_ids: Iterable[int], *, page_size: int = 1000, userfields: Sequence[str] | None = None,
+        self,
+        course_ids: Iterable[int],
+        *,
+        page_size: int = 1000,
+        userfields: Sequence[str] | None = None,
         only_active: bool = False,
     ) -> Iterator[tuple[int, list[EnrolledUser]]]:
         """(course_id, its enrolled users) for each course, courses read concurrently, in input order."""
-        return self.client.map(lambda course_id: (course_id, list(self.enrolled_users(
-            course_id, page_size=page_size, userfields=userfields, only_active=only_active))), course_ids)
+        return self.client.map(
+            lambda course_id: (
+                course_id,
+                list(
+                    self.enrolled_users(
+                        course_id, page_size=page_size, userfields=userfields, only_active=only_active
+                    )
+                ),
+            ),
+            course_ids,
+        )
 
-    def users_by_field(self, field: str, values: Iterable[str | int], *, batch_size: int = 100) -> list[Person]:
+    def users_by_field(
+        self, field: str, values: Iterable[str | int], *, batch_size: int = 100
+    ) -> list[Person]:
         """People by id, idnumber, username or email; carries ``suspended``."""
         wanted = [str(v) for v in values]
         batches = [wanted[start : start + batch_size] for start in range(0, len(wanted), batch_size)]
@@ -348,11 +387,15 @@ class MoodleApi:
 
     def course_completion(self, course_id: int, user_id: int) -> CourseCompletion:
         function = "core_completion_get_course_completion_status"
-        data = _dict(self.client.call(function, {"courseid": int(course_id), "userid": int(user_id)}), function)
+        data = _dict(
+            self.client.call(function, {"courseid": int(course_id), "userid": int(user_id)}), function
+        )
         self._log_warnings(function, data)
         return course_completion_from(int(course_id), int(user_id), data)
 
-    def course_completions(self, pairs: Iterable[tuple[int, int]]) -> Iterator[CourseCompletion | MoodleError]:
+    def course_completions(
+        self, pairs: Iterable[tuple[int, int]]
+    ) -> Iterator[CourseCompletion | MoodleError]:
         """Completion status per (course_id, user_id), concurrently, in input order."""
         return self.client.map(self._completion_or_error, pairs)
 
@@ -379,7 +422,12 @@ class MoodleApi:
         function = "core_cohort_get_cohorts"
         data = _as_list(self.client.call(function), function)
         return [
-            Cohort(id=_int(c.get("id")), idnumber=_str(c.get("idnumber")), name=_str(c.get("name")), visible=_bool(c.get("visible", 1)))
+            Cohort(
+                id=_int(c.get("id")),
+                idnumber=_str(c.get("idnumber")),
+                name=_str(c.get("name")),
+                visible=_bool(c.get("visible", 1)),
+            )
             for c in data
             if isinstance(c, dict)
         ]
@@ -391,7 +439,10 @@ class MoodleApi:
             return []
         data = _as_list(self.client.call(function, {"cohortids": ids}), function)
         return [
-            CohortMembers(cohort_id=_int(c.get("cohortid")), user_ids=tuple(sorted(_int(u) for u in _list(c.get("userids")))))
+            CohortMembers(
+                cohort_id=_int(c.get("cohortid")),
+                user_ids=tuple(sorted(_int(u) for u in _list(c.get("userids")))),
+            )
             for c in data
             if isinstance(c, dict)
         ]
@@ -418,8 +469,9 @@ class MoodleApi:
         data = _dict(self.client.call(function, {"reportid": int(report_id), "editmode": 1}), function)
         conditions = report_conditions_from(int(report_id), data)
         if conditions is None:
-            raise MoodleProtocolError(f"{function}: report {report_id} came without its conditions",
-                                      function=function)
+            raise MoodleProtocolError(
+                f"{function}: report {report_id} came without its conditions", function=function
+            )
         return conditions
 
     def report_pages(self, report_id: int, *, per_page: int = 1000) -> Iterator[ReportPage]:
@@ -458,10 +510,15 @@ class MoodleApi:
 
     def report_page(self, report_id: int, page: int, per_page: int) -> ReportPage:
         function = "core_reportbuilder_retrieve_report"
-        data = _dict(self.client.call(function, {"reportid": int(report_id), "page": page, "perpage": per_page}), function)
+        data = _dict(
+            self.client.call(function, {"reportid": int(report_id), "page": page, "perpage": per_page}),
+            function,
+        )
         body = _dict(data.get("data"), function)
         rows = tuple(
-            tuple(_str(cell) for cell in _list(row.get("columns"))) for row in _list(body.get("rows")) if isinstance(row, dict)
+            tuple(_str(cell) for cell in _list(row.get("columns")))
+            for row in _list(body.get("rows"))
+            if isinstance(row, dict)
         )
         return ReportPage(
             report_id=int(report_id),
@@ -557,7 +614,11 @@ class MoodleApi:
             if isinstance(error, MoodleUnavailable):
                 raise
             return None  # only a hint: without it the stable order decides
-        zone = _str(rows[0].get("timezone")) if isinstance(rows, list) and rows and isinstance(rows[0], dict) else ""
+        zone = (
+            _str(rows[0].get("timezone"))
+            if isinstance(rows, list) and rows and isinstance(rows[0], dict)
+            else ""
+        )
         return zone if "/" in zone or zone == "UTC" else None
 
     def _completed_report_rows(

@@ -108,8 +108,16 @@ _AUTH_ERRORCODES = frozenset(
 )
 # errorreportview/errorreportedit: Moodle 4.5's "may not view/edit this report"; "nopermission"
 # (singular) is what some 4.5 functions send for the same thing.
-_CAPABILITY_ERRORCODES = frozenset({"nopermissions", "nopermission", "requireloginerror", "errorcoursecontextnotvalid",
-                                    "errorreportview", "errorreportedit"})
+_CAPABILITY_ERRORCODES = frozenset(
+    {
+        "nopermissions",
+        "nopermission",
+        "requireloginerror",
+        "errorcoursecontextnotvalid",
+        "errorreportview",
+        "errorreportedit",
+    }
+)
 _UNAVAILABLE_ERRORCODES = frozenset({"sitemaintenance"})
 
 _TOKEN_HINT = (
@@ -132,7 +140,11 @@ REQUIRED_CAPABILITIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "moodle/course:viewhiddenuserfields",
             "moodle/site:viewuseridentity",
         ),
-        "core_enrol_get_users_courses": ("moodle/course:view", "moodle/user:viewdetails", "report/progress:view"),
+        "core_enrol_get_users_courses": (
+            "moodle/course:view",
+            "moodle/user:viewdetails",
+            "report/progress:view",
+        ),
         "core_completion_get_course_completion_status": ("moodle/course:view", "report/completion:view"),
         "core_user_get_users_by_field": ("moodle/user:viewdetails", "moodle/user:viewalldetails"),
         "core_cohort_get_cohorts": ("moodle/cohort:view",),
@@ -147,7 +159,6 @@ _CHUNK = 64 * 1024
 # a JSON \uXXXX escape of a UTF-16 surrogate: the only way a lone one can reach a decoded answer
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,7 +259,9 @@ class ClientSettings:
             parts = urlsplit(self.url)
             parts.hostname  # noqa: B018 (raises on a malformed IPv6 host)
         except ValueError as exc:
-            return [f"url {self.shown_url!r} cannot be read ({exc}); write the site root, e.g. https://moodle.example.org"]
+            return [
+                f"url {self.shown_url!r} cannot be read ({exc}); write the site root, e.g. https://moodle.example.org"
+            ]
         secret = url_secret_problem(self.url)
         if secret:
             return [secret]
@@ -325,7 +338,9 @@ def _encode_into(pairs: list[tuple[str, str]], name: str, value: Any) -> None:
         raise TypeError(f"cannot encode parameter {name} of type {type(value).__name__}")
 
 
-def build_form(function: str, params: Mapping[str, Any] | None, *, token: str, fmt: str) -> list[tuple[str, str]]:
+def build_form(
+    function: str, params: Mapping[str, Any] | None, *, token: str, fmt: str
+) -> list[tuple[str, str]]:
     """The whole POST body in the order Moodle's own clients send it."""
     form = [("wstoken", token), ("wsfunction", function)]
     if fmt == "json":
@@ -367,7 +382,9 @@ def error_from_payload(function: str, payload: Mapping[str, Any]) -> MoodleError
     if code in _CAPABILITY_ERRORCODES:
         return MoodlePermissionError(said, function=function, errorcode=code, hint=_capability_hint(function))
     if code in _UNAVAILABLE_ERRORCODES:
-        return MoodleUnavailable(said, function=function, errorcode=code, hint="the site is in maintenance mode")
+        return MoodleUnavailable(
+            said, function=function, errorcode=code, hint="the site is in maintenance mode"
+        )
     if code in PER_ENROLMENT_ERRORCODES or code == "invalidparameter":
         return MoodleRequestError(said, function=function, errorcode=code)
     if code in ("invalidrecord", "invaliduser"):  # invaliduser: Moodle 4.5, an unknown user id
@@ -383,7 +400,10 @@ def _auth_hint(code: str) -> str:
     if code == "enablewsdescription":
         return "enable web services under Site administration > Advanced features"
     if code.startswith("wsaccessuser") or code in ("usernotconfirmed", "forcepasswordchangenotice"):
-        return "the token's user account cannot log in (suspended, deleted, unconfirmed or expired); fix the account or " + _TOKEN_HINT
+        return (
+            "the token's user account cannot log in (suspended, deleted, unconfirmed or expired); fix the account or "
+            + _TOKEN_HINT
+        )
     return _TOKEN_HINT
 
 
@@ -426,12 +446,16 @@ class MoodleClient:
         self._in_flight = threading.BoundedSemaphore(settings.max_concurrency)
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
-        self._run_ends = None if settings.run_deadline_s is None else time.monotonic() + settings.run_deadline_s
+        self._run_ends = (
+            None if settings.run_deadline_s is None else time.monotonic() + settings.run_deadline_s
+        )
 
     @staticmethod
     def _new_session(settings: ClientSettings) -> requests.Session:
         session = requests.Session()
-        adapter = _DeadlineAdapter(pool_connections=1, pool_maxsize=max(10, settings.max_concurrency), max_retries=0)
+        adapter = _DeadlineAdapter(
+            pool_connections=1, pool_maxsize=max(10, settings.max_concurrency), max_retries=0
+        )
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         session.trust_env = False  # no proxy or .netrc surprises; the token goes only where url says
@@ -443,7 +467,9 @@ class MoodleClient:
     def __enter__(self) -> MoodleClient:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -502,7 +528,8 @@ class MoodleClient:
                     raise MoodleUnavailable(
                         f"{error.message}; Moodle asked to retry after {asked:g}s, beyond {name} "
                         f"({max(limit, 0):.0f}s left), so the call was not retried",
-                        function=error.function, hint="try again later; the site is overloaded or in maintenance",
+                        function=error.function,
+                        hint="try again later; the site is overloaded or in maintenance",
                     ) from None
             wait = max(wait, min(asked, cap))
         if run_left is not None:
@@ -514,7 +541,9 @@ class MoodleClient:
         error = state.outcome.exception() if state.outcome else None
         reason = error.message if isinstance(error, MoodleError) else type(error).__name__
         wait = state.next_action.sleep if state.next_action else 0.0
-        log.warning("%s attempt %d failed (%s); retrying in %.2fs", function, state.attempt_number, reason, wait)
+        log.warning(
+            "%s attempt %d failed (%s); retrying in %.2fs", function, state.attempt_number, reason, wait
+        )
 
     def _call_once(self, function: str, form: list[tuple[str, str]]) -> Any:
         with self._lock:
@@ -522,7 +551,13 @@ class MoodleClient:
         started = time.monotonic()
         with self._in_flight:
             body = self._post(function, form)
-        log.debug("%s: HTTP %d, %d bytes in %.0f ms", function, body.status, len(body.content), (time.monotonic() - started) * 1000)
+        log.debug(
+            "%s: HTTP %d, %d bytes in %.0f ms",
+            function,
+            body.status,
+            len(body.content),
+            (time.monotonic() - started) * 1000,
+        )
         value = self._decode(function, body)
         if is_exception_payload(value):
             raise self._redacted(error_from_payload(function, value))
@@ -538,7 +573,12 @@ class MoodleClient:
         try:
             try:
                 response = self._session.post(
-                    settings.endpoint, data=form, timeout=timeout, verify=verify, allow_redirects=False, stream=True
+                    settings.endpoint,
+                    data=form,
+                    timeout=timeout,
+                    verify=verify,
+                    allow_redirects=False,
+                    stream=True,
                 )
             except requests.exceptions.ConnectionError:
                 if time.monotonic() >= deadline:
@@ -560,13 +600,25 @@ class MoodleClient:
         except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
             raise MoodleUnavailable(f"{function}: no answer within {timeout:g}s", function=function) from None
         except requests.exceptions.ConnectionError as error:
-            reason = "connection dropped or refused" if not isinstance(error, requests.exceptions.ProxyError) else "proxy error"
-            raise MoodleUnavailable(f"{function}: {reason} ({settings.shown_url})", function=function) from None
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError,
-                urllib3.exceptions.HTTPError, OSError):
+            reason = (
+                "connection dropped or refused"
+                if not isinstance(error, requests.exceptions.ProxyError)
+                else "proxy error"
+            )
+            raise MoodleUnavailable(
+                f"{function}: {reason} ({settings.shown_url})", function=function
+            ) from None
+        except (
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError,
+            urllib3.exceptions.HTTPError,
+            OSError,
+        ):
             raise MoodleUnavailable(f"{function}: the answer was cut off", function=function) from None
         except requests.exceptions.RequestException as error:
-            raise MoodleUnavailable(f"{function}: request failed ({type(error).__name__})", function=function) from None
+            raise MoodleUnavailable(
+                f"{function}: request failed ({type(error).__name__})", function=function
+            ) from None
         return _Body(
             status=response.status_code,
             content_type=response.headers.get("Content-Type", ""),
@@ -606,7 +658,9 @@ class MoodleClient:
     def _decode(self, function: str, body: _Body) -> Any:
         if body.status == 429 or body.status >= 500 or body.status == 408:
             raise MoodleUnavailable(
-                f"{function}: HTTP {body.status} from {self.settings.shown_url}", function=function, retry_after=body.retry_after
+                f"{function}: HTTP {body.status} from {self.settings.shown_url}",
+                function=function,
+                retry_after=body.retry_after,
             )
         if body.status != 200:
             raise MoodleProtocolError(
@@ -618,7 +672,9 @@ class MoodleClient:
         try:
             text = body.content.decode("utf-8")
         except UnicodeDecodeError:
-            raise MoodleUnavailable(f"{function}: the answer is not valid UTF-8 (cut off?)", function=function) from None
+            raise MoodleUnavailable(
+                f"{function}: the answer is not valid UTF-8 (cut off?)", function=function
+            ) from None
         if _looks_like_html(text):
             raise MoodleUnavailable(
                 f"{function}: an HTML page came back instead of {self.settings.format.upper()} "
@@ -636,12 +692,15 @@ class MoodleClient:
                 value = json.loads(text)
                 return _mend_surrogates(function, value) if _SURROGATE_ESCAPE.search(text) else value
             except RecursionError:  # json recurses once per nested list or object
-                raise MoodleProtocolError(f"{function}: the answer is nested too deeply to read",
-                                          function=function) from None
+                raise MoodleProtocolError(
+                    f"{function}: the answer is nested too deeply to read", function=function
+                ) from None
             except ValueError:
                 if self.settings.format == "json" and text.lstrip().startswith("<?xml"):
                     return self._parse_xml(function, text)  # e.g. an early error before format was read
-                raise MoodleUnavailable(f"{function}: the JSON answer is cut off or malformed", function=function) from None
+                raise MoodleUnavailable(
+                    f"{function}: the JSON answer is cut off or malformed", function=function
+                ) from None
         return self._parse_xml(function, text)
 
     @staticmethod
@@ -649,7 +708,9 @@ class MoodleClient:
         try:
             return parse_xml_response(text)
         except XmlFormatError as error:
-            raise MoodleUnavailable(f"{function}: the XML answer is cut off or malformed ({error})", function=function) from None
+            raise MoodleUnavailable(
+                f"{function}: the XML answer is cut off or malformed ({error})", function=function
+            ) from None
 
     def _redacted(self, error: MoodleError) -> MoodleError:
         """Moodle's texts should never echo the token; make sure of it."""
@@ -691,21 +752,32 @@ def _mend_surrogates(function: str, value: Any, where: str = "", record: Any = N
     if isinstance(value, str):
         if not _LONE_SURROGATE.search(value):  # a pair decodes to one character: only lone ones match
             return value
-        log.warning("%s: record id %s: %s held an invalid character (a lone surrogate); U+FFFD stands in its place",
-                    function, record if record is not None else "?", where or "the answer")
+        log.warning(
+            "%s: record id %s: %s held an invalid character (a lone surrogate); U+FFFD stands in its place",
+            function,
+            record if record is not None else "?",
+            where or "the answer",
+        )
         return _LONE_SURROGATE.sub("\ufffd", value)
     if isinstance(value, list):
         return [_mend_surrogates(function, item, where, record) for item in value]
     if isinstance(value, dict):
         record = value.get("id", record) if isinstance(value.get("id"), (int, str)) else record
-        return {key: _mend_surrogates(function, item, f"{where}.{key}" if where else str(key), record)
-                for key, item in value.items()}
+        return {
+            key: _mend_surrogates(function, item, f"{where}.{key}" if where else str(key), record)
+            for key, item in value.items()
+        }
     return value
 
 
 def _looks_like_html(text: str) -> bool:
     head = text.lstrip()[:200].lower()
-    return head.startswith("<!doctype html") or head.startswith("<html") or "<html" in head and not head.startswith("<?xml")
+    return (
+        head.startswith("<!doctype html")
+        or head.startswith("<html")
+        or "<html" in head
+        and not head.startswith("<?xml")
+    )
 
 
 def _parse_retry_after(value: str | None) -> float | None:

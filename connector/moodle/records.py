@@ -77,6 +77,7 @@ def read_record(kind: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                     f"{error.message if isinstance(error, UnreadableValue) else error}",
                     hint="Moodle or a plugin answered outside its own format; check the record in Moodle",
                 ) from None
+
         return wrapper
 
     return decorate
@@ -156,8 +157,12 @@ class Enrolment:
     lastcourseaccess: int | None = None
 
     def __post_init__(self) -> None:
-        if _impossible_time(f"user id {self.user_id} in course id {self.course_id}", "lastcourseaccess",
-                            self.lastcourseaccess, "taken as never"):
+        if _impossible_time(
+            f"user id {self.user_id} in course id {self.course_id}",
+            "lastcourseaccess",
+            self.lastcourseaccess,
+            "taken as never",
+        ):
             object.__setattr__(self, "lastcourseaccess", None)
 
 
@@ -184,8 +189,12 @@ class CourseCompletion:
     completed_at: int | None
 
     def __post_init__(self) -> None:
-        if _impossible_time(f"completion of user id {self.user_id} in course id {self.course_id}",
-                            "timecompleted", self.completed_at, "this completion is skipped"):
+        if _impossible_time(
+            f"completion of user id {self.user_id} in course id {self.course_id}",
+            "timecompleted",
+            self.completed_at,
+            "this completion is skipped",
+        ):
             object.__setattr__(self, "completed_at", None)
 
 
@@ -204,8 +213,12 @@ class UserCourse:
     lastaccess: int | None = None
 
     def __post_init__(self) -> None:
-        if _impossible_time(f"user id {self.user_id} in course id {self.course_id}", "lastaccess",
-                            self.lastaccess, "taken as never"):
+        if _impossible_time(
+            f"user id {self.user_id} in course id {self.course_id}",
+            "lastaccess",
+            self.lastaccess,
+            "taken as never",
+        ):
             object.__setattr__(self, "lastaccess", None)
 
 
@@ -248,11 +261,16 @@ class ReportCompletion:
         for name in ("user_id", "course_id"):
             value = getattr(self, name)
             if value is not None and not 0 < value <= SQLITE_MAX:
-                raise MoodleProtocolError(f"a report row of {self.username!r} links to {name} {value}, "
-                                          "which cannot be a Moodle id")
+                raise MoodleProtocolError(
+                    f"a report row of {self.username!r} links to {name} {value}, which cannot be a Moodle id"
+                )
         who = f"user id {self.user_id}" if self.user_id is not None else f"user {self.username!r}"
-        if _impossible_time(f"report completion of {who} in course {self.course_id or self.course_idnumber!r}",
-                            "time completed", self.completed_at, "this completion is skipped"):
+        if _impossible_time(
+            f"report completion of {who} in course {self.course_id or self.course_idnumber!r}",
+            "time completed",
+            self.completed_at,
+            "this completion is skipped",
+        ):
             object.__setattr__(self, "completed_at", None)
 
 

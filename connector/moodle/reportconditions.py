@@ -23,8 +23,10 @@ ANY_VALUE = "0"  # the operator "Is any value": the condition is there but filte
 
 _BLOCK = re.compile(r'data-region="active-condition"')
 _SELECT = re.compile(r'<select\b[^>]*?\bname="(?P<name>[^"]+)"[^>]*>(?P<options>.*?)</select>', re.S)
-_SELECTED = re.compile(r'<option\b[^>]*?\bvalue="(?P<value>[^"]*)"[^>]*?\bselected\b[^>]*>(?P<text>[^<]*)<', re.S)
-_HEADING = re.compile(r'<small\b[^>]*>(?P<text>[^<]*)</small>')
+_SELECTED = re.compile(
+    r'<option\b[^>]*?\bvalue="(?P<value>[^"]*)"[^>]*?\bselected\b[^>]*>(?P<text>[^<]*)<', re.S
+)
+_HEADING = re.compile(r"<small\b[^>]*>(?P<text>[^<]*)</small>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +70,15 @@ def parse_active_conditions(form: str) -> tuple[ActiveCondition, ...]:
         operator = _SELECTED.search(selects[operator_name])
         value = _SELECTED.search(selects.get(f"{identifier}_value", ""))
         heading = _HEADING.search(block)
-        found.append(ActiveCondition(
-            identifier=identifier,
-            heading=_text(heading["text"]) if heading else identifier,
-            operator=operator["value"] if operator else "",
-            operator_text=_text(operator["text"]) if operator else "",
-            value_text=_text(value["text"]) if value else "",
-        ))
+        found.append(
+            ActiveCondition(
+                identifier=identifier,
+                heading=_text(heading["text"]) if heading else identifier,
+                operator=operator["value"] if operator else "",
+                operator_text=_text(operator["text"]) if operator else "",
+                value_text=_text(value["text"]) if value else "",
+            )
+        )
     return tuple(found)
 
 
@@ -91,8 +95,9 @@ def report_conditions_from(report_id: int, data: Mapping[str, Any]) -> ReportCon
         if isinstance(value, dict)
     }
     form = conditions.get("activeconditionsform")
-    return ReportConditions(report_id, parse_active_conditions(form if isinstance(form, str) else ""),
-                            frozenset(available))
+    return ReportConditions(
+        report_id, parse_active_conditions(form if isinstance(form, str) else ""), frozenset(available)
+    )
 
 
 def _text(raw: str) -> str:

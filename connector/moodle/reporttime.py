@@ -34,15 +34,28 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import lru_cache
+from datetime import UTC, datetime
+from functools import cache, lru_cache
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, available_timezones
 
 _MONTHS = {
     name: number
     for number, name in enumerate(
-        ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"),
+        (
+            "january",
+            "february",
+            "march",
+            "april",
+            "may",
+            "june",
+            "july",
+            "august",
+            "september",
+            "october",
+            "november",
+            "december",
+        ),
         start=1,
     )
 }
@@ -143,7 +156,7 @@ def local_to_epoch(local: datetime, zone: ZoneInfo) -> int:
 
 def epoch_as_local_minute(epoch: int, zone: ZoneInfo) -> datetime:
     """How Moodle shows ``epoch`` in ``zone``: wall clock, seconds dropped, naive."""
-    shown = datetime.fromtimestamp(epoch, tz=timezone.utc).astimezone(zone)
+    shown = datetime.fromtimestamp(epoch, tz=UTC).astimezone(zone)
     return shown.replace(second=0, microsecond=0, tzinfo=None)
 
 
@@ -151,12 +164,14 @@ def epoch_as_local_minute(epoch: int, zone: ZoneInfo) -> datetime:
 def ordered_zone_names() -> tuple[str, ...]:
     """Every IANA zone known here, UTC first, then Area/City names, then the rest, each sorted."""
     names = available_timezones() - {"UTC", "localtime", "posixrules", "Factory"}
-    area_city = sorted(n for n in names if "/" in n and not n.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/")))
+    area_city = sorted(
+        n for n in names if "/" in n and not n.startswith(("Etc/", "SystemV/", "US/", "posix/", "right/"))
+    )
     others = sorted(names - set(area_city))
     return ("UTC", *area_city, *others)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 

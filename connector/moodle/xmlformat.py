@@ -17,9 +17,9 @@ turned into the same dict Moodle's JSON format sends (``exception``, ``errorcode
 from __future__ import annotations
 
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 import xmltodict
-from xml.parsers.expat import ExpatError
 
 _STRUCTURE_TAGS = ("SINGLE", "MULTIPLE", "VALUE")
 
@@ -33,7 +33,9 @@ def parse_xml_response(text: str) -> Any:
     try:
         # strip_whitespace=False keeps values such as " a " intact; the newlines Moodle puts
         # between elements then show up as '#text' entries, which are skipped below.
-        document = xmltodict.parse(text, strip_whitespace=False, force_list=("KEY", "SINGLE", "VALUE", "MULTIPLE"))
+        document = xmltodict.parse(
+            text, strip_whitespace=False, force_list=("KEY", "SINGLE", "VALUE", "MULTIPLE")
+        )
     except (ExpatError, ValueError) as error:
         raise XmlFormatError(f"body is not well-formed XML ({error.__class__.__name__})") from None
     if "EXCEPTION" in document:

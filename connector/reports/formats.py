@@ -76,15 +76,21 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     """columns: (key, heading) pairs. Numbers are right-aligned, shares shown as percentages."""
     if not rows:
         return "(nothing to show)"
-    texts = [[terminal_safe(unicodedata.normalize("NFC", _text(row.get(key)))) for key, _ in columns]
-             for row in rows]
+    texts = [
+        [terminal_safe(unicodedata.normalize("NFC", _text(row.get(key)))) for key, _ in columns]
+        for row in rows
+    ]
     headings = [terminal_safe(heading) for _, heading in columns]
     widths = [max([cell_width(h)] + [cell_width(t[i]) for t in texts]) for i, h in enumerate(headings)]
-    numeric = [all(isinstance(row.get(key), (int, float)) or row.get(key) is None for row in rows)
-               and any(isinstance(row.get(key), (int, float)) for row in rows)
-               for key, _ in columns]
-    lines = ["  ".join(_pad(h, w, r) for h, w, r in zip(headings, widths, numeric)).rstrip(),
-             "  ".join("-" * w for w in widths)]
+    numeric = [
+        all(isinstance(row.get(key), (int, float)) or row.get(key) is None for row in rows)
+        and any(isinstance(row.get(key), (int, float)) for row in rows)
+        for key, _ in columns
+    ]
+    lines = [
+        "  ".join(_pad(h, w, r) for h, w, r in zip(headings, widths, numeric)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
     for t in texts:
         lines.append("  ".join(_pad(v, w, r) for v, w, r in zip(t, widths, numeric)).rstrip())
     return "\n".join(lines)
@@ -95,8 +101,9 @@ def render_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     # csv quotes a field holding the line terminator only; one holding a bare \r must be quoted too,
     # or a spreadsheet breaks the row there
-    quoted = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n",
-                            quoting=csv.QUOTE_ALL)
+    quoted = csv.DictWriter(
+        out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n", quoting=csv.QUOTE_ALL
+    )
     writer.writeheader()
     for row in rows:
         cells = {k: "" if row.get(k) is None else spreadsheet_safe(row.get(k)) for k in columns}

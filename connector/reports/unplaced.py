@@ -46,7 +46,8 @@ def unplaced_counts(ledger: Ledger) -> tuple[int, int]:
     """(active people in no department, active people)."""
     unplaced, active = ledger.db.execute(
         "SELECT SUM(department_id IS NULL AND placement_conflicts IS NULL), COUNT(*) "
-        "FROM people WHERE active = 1").fetchone()
+        "FROM people WHERE active = 1"
+    ).fetchone()
     return unplaced or 0, active or 0
 
 
@@ -55,9 +56,11 @@ def unplaced_warning(ledger: Ledger, max_share: float) -> str | None:
     unplaced, active = unplaced_counts(ledger)
     if not active or unplaced / active <= max_share:
         return None
-    return (f"{unplaced} of {active} active people ({format_share(unplaced / active)}) are in no "
-            f"department (more than [sync] max_unplaced = {format_share(max_share)}); run "
-            "`connector unplaced` for their spellings and the alias lines that place them")
+    return (
+        f"{unplaced} of {active} active people ({format_share(unplaced / active)}) are in no "
+        f"department (more than [sync] max_unplaced = {format_share(max_share)}); run "
+        "`connector unplaced` for their spellings and the alias lines that place them"
+    )
 
 
 def unplaced_spellings(ledger: Ledger, mappings: Mappings, mappings_dir: Path) -> list[Spelling]:
@@ -66,7 +69,9 @@ def unplaced_spellings(ledger: Ledger, mappings: Mappings, mappings_dir: Path) -
         (normalise(institution or ""), normalise(department or ""))
         for institution, department in ledger.db.execute(
             "SELECT institution, department_text FROM people WHERE active = 1 "
-            "AND department_id IS NULL AND placement_conflicts IS NULL"))
+            "AND department_id IS NULL AND placement_conflicts IS NULL"
+        )
+    )
     spellings = [Spelling(inst, dept, n) for (inst, dept), n in counts.items()]
     spellings.sort(key=lambda s: (-s.people, s.institution, s.department))
     wanted: dict[tuple[str, str], list[str]] = {}  # (entry id, key) -> new spellings, in order
@@ -74,9 +79,15 @@ def unplaced_spellings(ledger: Ledger, mappings: Mappings, mappings_dir: Path) -
         _diagnose(spelling, mappings, wanted)
     files = _files_by_department(mappings_dir)
     for spelling in spellings:  # one line per entry and key, holding every new spelling it needs
-        spelling.fixes = [Fix(files.get(f.department), f.department, f.key,
-                              _line(mappings.department(f.department), f.key, wanted[(f.department, f.key)]))
-                          for f in spelling.fixes]
+        spelling.fixes = [
+            Fix(
+                files.get(f.department),
+                f.department,
+                f.key,
+                _line(mappings.department(f.department), f.key, wanted[(f.department, f.key)]),
+            )
+            for f in spelling.fixes
+        ]
     return spellings
 
 
@@ -89,32 +100,56 @@ def spelling_rows(spellings: list[Spelling], mappings: Mappings) -> list[dict[st
     """One object per spelling, its fixes nested (for JSON)."""
     from connector.reports.views import display_name
 
-    return [{"people": s.people, "institution": s.institution, "department": s.department,
-             "closest": s.closest, "closest_name": display_name(mappings, s.closest) if s.closest else None,
-             "fixes": [{"file": str(f.file) if f.file else None, "entry": f.department, "key": f.key,
-                        "line": f.line} for f in s.fixes],
-             "note": s.note} for s in spellings]
+    return [
+        {
+            "people": s.people,
+            "institution": s.institution,
+            "department": s.department,
+            "closest": s.closest,
+            "closest_name": display_name(mappings, s.closest) if s.closest else None,
+            "fixes": [
+                {"file": str(f.file) if f.file else None, "entry": f.department, "key": f.key, "line": f.line}
+                for f in s.fixes
+            ],
+            "note": s.note,
+        }
+        for s in spellings
+    ]
 
 
 def fix_rows(spellings: list[Spelling]) -> list[dict[str, Any]]:
     """One flat row per line to add (or per note), ``first`` marking a spelling's first row."""
     rows: list[dict[str, Any]] = []
     for s in spellings:
-        base = {"people": s.people, "institution": s.institution, "department": s.department,
-                "closest": s.closest, "note": s.note}
+        base = {
+            "people": s.people,
+            "institution": s.institution,
+            "department": s.department,
+            "closest": s.closest,
+            "note": s.note,
+        }
         fixes: list[Fix | None] = list(s.fixes) or [None]
         for i, fix in enumerate(fixes):
-            rows.append(dict(base, first=i == 0, file=str(fix.file) if fix and fix.file else None,
-                             entry=fix.department if fix else None, line=fix.line if fix else None))
+            rows.append(
+                dict(
+                    base,
+                    first=i == 0,
+                    file=str(fix.file) if fix and fix.file else None,
+                    entry=fix.department if fix else None,
+                    line=fix.line if fix else None,
+                )
+            )
     return rows
 
 
 def _diagnose(spelling: Spelling, mappings: Mappings, wanted: dict[tuple[str, str], list[str]]) -> None:
     """The closest department and which of the two spellings it does not know yet."""
     if not spelling.department:
-        spelling.note = ("no department in Moodle: fill in the person's department profile field"
-                         if spelling.institution else
-                         "no institution or department in Moodle: fill in the person's profile fields")
+        spelling.note = (
+            "no department in Moodle: fill in the person's department profile field"
+            if spelling.institution
+            else "no institution or department in Moodle: fill in the person's profile fields"
+        )
         return
     best: tuple[float, Department, Department | None, bool, bool] | None = None
     for dept in mappings.departments:
@@ -142,8 +177,9 @@ def _diagnose(spelling: Spelling, mappings: Mappings, wanted: dict[tuple[str, st
             spelling.note = "no institution in Moodle: fill in the person's institution profile field"
 
 
-def _want(spelling: Spelling, wanted: dict[tuple[str, str], list[str]], entry: str, key: str,
-          value: str) -> None:
+def _want(
+    spelling: Spelling, wanted: dict[tuple[str, str], list[str]], entry: str, key: str, value: str
+) -> None:
     values = wanted.setdefault((entry, key), [])
     if value not in values:
         values.append(value)

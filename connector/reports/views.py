@@ -13,24 +13,46 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.errors import LedgerError, UsageError
+from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row
 from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.moodle.records import Course
-from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row
 
 # New columns go at the end: scripts may read these files by position.
-STATUS_KEYS = ("department", "requirement", "in_scope", "compliant", "expiring", "expired",
-               "missing", "share", "targets_met", "organisation")
-EXPORT_KEYS = ("username", "idnumber", "department_id", "department_name", "requirement", "status",
-               "valid_until", "decided_by_course", "decided_by_completed_at", "organisation",
-               "organisation_name")
+STATUS_KEYS = (
+    "department",
+    "requirement",
+    "in_scope",
+    "compliant",
+    "expiring",
+    "expired",
+    "missing",
+    "share",
+    "targets_met",
+    "organisation",
+)
+EXPORT_KEYS = (
+    "username",
+    "idnumber",
+    "department_id",
+    "department_name",
+    "requirement",
+    "status",
+    "valid_until",
+    "decided_by_course",
+    "decided_by_completed_at",
+    "organisation",
+    "organisation_name",
+)
 
 
 def _last_ok_run(ledger: Ledger) -> dict[str, Any]:
     run = ledger.last_run("ok")
     if run is None:
-        raise LedgerError("the ledger has no successful sync yet",
-                          hint="run `connector sync` (or `connector demo` to try it out)")
+        raise LedgerError(
+            "the ledger has no successful sync yet",
+            hint="run `connector sync` (or `connector demo` to try it out)",
+        )
     return run
 
 
@@ -38,10 +60,12 @@ def _check_as_of(ledger: Ledger, as_of: date) -> None:
     """A day before the first sync would be recomputed from people and evidence read later: refuse it."""
     _last_ok_run(ledger)  # no successful sync at all: say that first
     first = date.fromisoformat(
-        ledger.db.execute("SELECT MIN(as_of) FROM sync_runs WHERE outcome = 'ok'").fetchone()[0])
+        ledger.db.execute("SELECT MIN(as_of) FROM sync_runs WHERE outcome = 'ok'").fetchone()[0]
+    )
     if as_of < first:
-        raise UsageError(f"the ledger knows nothing before its first sync on {first}; "
-                         "--as-of must be on or after that day")
+        raise UsageError(
+            f"the ledger knows nothing before its first sync on {first}; --as-of must be on or after that day"
+        )
 
 
 def departments_named(mappings: Mappings, department: str) -> list[str]:
@@ -122,8 +146,14 @@ def _check_requirement(mappings: Mappings, requirement: str | None) -> None:
         raise UsageError(f"no requirement '{requirement}' in the mappings", hint=f"known: {known}")
 
 
-def status_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None,
-                department: str | None = None, requirement: str | None = None) -> tuple[date, list[dict[str, Any]]]:
+def status_rows(
+    ledger: Ledger,
+    mappings: Mappings,
+    *,
+    as_of: date | None = None,
+    department: str | None = None,
+    requirement: str | None = None,
+) -> tuple[date, list[dict[str, Any]]]:
     departments = _department_filter(mappings, department)
     _check_requirement(mappings, requirement)
     if as_of is None:
@@ -148,17 +178,28 @@ def status_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
         if requirement and r["requirement_id"] != requirement:
             continue
         org_id, org_name = organisation(mappings, r["department_id"])
-        out.append({
-            "department": r["department_id"], "department_name": names.get(r["department_id"], r["department_id"]),
-            "organisation": org_id, "organisation_name": org_name,
-            "depth": depth.get(r["department_id"], 0),
-            "requirement": r["requirement_id"], "requirement_title": titles.get(r["requirement_id"], ""),
-            "in_scope": r["in_scope"], "compliant": r["compliant"], "expiring": r["expiring"],
-            "expired": r["expired"], "missing": r["missing"], "grace": r["grace"], "exempt": r["exempt"],
-            "holders": r["holders"], "share": r["share"],
-            "targets_met": None if r["targets_met"] is None else bool(r["targets_met"]),
-            "targets": json.loads(r["targets"] or "[]"),
-        })
+        out.append(
+            {
+                "department": r["department_id"],
+                "department_name": names.get(r["department_id"], r["department_id"]),
+                "organisation": org_id,
+                "organisation_name": org_name,
+                "depth": depth.get(r["department_id"], 0),
+                "requirement": r["requirement_id"],
+                "requirement_title": titles.get(r["requirement_id"], ""),
+                "in_scope": r["in_scope"],
+                "compliant": r["compliant"],
+                "expiring": r["expiring"],
+                "expired": r["expired"],
+                "missing": r["missing"],
+                "grace": r["grace"],
+                "exempt": r["exempt"],
+                "holders": r["holders"],
+                "share": r["share"],
+                "targets_met": None if r["targets_met"] is None else bool(r["targets_met"]),
+                "targets": json.loads(r["targets"] or "[]"),
+            }
+        )
     out.sort(key=lambda row: (order.get(row["department"], 10**9), row["requirement"]))
     return as_of, out
 
@@ -167,22 +208,30 @@ def placement_problems(ledger: Ledger) -> dict[str, int]:
     """Active people the mappings could not place: the first thing to fix in a needs analysis."""
     unplaced, conflicts = ledger.db.execute(
         "SELECT SUM(department_id IS NULL AND placement_conflicts IS NULL), "
-        "SUM(placement_conflicts IS NOT NULL) FROM people WHERE active = 1").fetchone()
+        "SUM(placement_conflicts IS NOT NULL) FROM people WHERE active = 1"
+    ).fetchone()
     return {"unplaced": unplaced or 0, "conflicts": conflicts or 0}
 
 
-def export_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None) -> tuple[date, Iterator[dict[str, Any]]]:
+def export_rows(
+    ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
+) -> tuple[date, Iterator[dict[str, Any]]]:
     names = {d.id: d.name for d in mappings.departments}
     people = {r["user_id"]: r for r in ledger.people_rows()}
     courses = {c.id: c for c in ledger.courses()}
-    evidence = {row[0]: (row[1], row[2]) for row in ledger.db.execute(
-        "SELECT id, course_id, completed_at FROM evidence")}
+    evidence = {
+        row[0]: (row[1], row[2])
+        for row in ledger.db.execute("SELECT id, course_id, completed_at FROM evidence")
+    }
     if as_of is None:
         run = _last_ok_run(ledger)
         as_of = date.fromisoformat(run["as_of"])
-        source: Iterator[tuple[Any, ...]] = iter(ledger.db.execute(
-            "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,"
-            " detail FROM statuses ORDER BY user_id, requirement_id"))
+        source: Iterator[tuple[Any, ...]] = iter(
+            ledger.db.execute(
+                "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,"
+                " detail FROM statuses ORDER BY user_id, requirement_id"
+            )
+        )
     else:
         _check_as_of(ledger, as_of)
         course_ids = resolve_courses(mappings, ledger.courses())
@@ -195,13 +244,17 @@ def export_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
             course_id, completed_at = evidence.get(evidence_id, (None, None)) if evidence_id else (None, None)
             course: Course | None = courses.get(course_id) if course_id else None
             yield {
-                "username": person.get("username"), "idnumber": person.get("idnumber"),
+                "username": person.get("username"),
+                "idnumber": person.get("idnumber"),
                 "department_id": person.get("department_id"),
                 "department_name": names.get(person.get("department_id") or "", None),
-                "requirement": requirement_id, "status": status, "valid_until": valid_until,
+                "requirement": requirement_id,
+                "status": status,
+                "valid_until": valid_until,
                 "decided_by_course": (course.idnumber or course.shortname) if course else None,
                 "decided_by_completed_at": _utc(completed_at),
-                "organisation": org_id, "organisation_name": org_name,
+                "organisation": org_id,
+                "organisation_name": org_name,
             }
 
     return as_of, rows()
@@ -210,8 +263,10 @@ def export_rows(ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
 def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, Any]:
     person = ledger.person_by_username(username)
     if person is None:
-        raise LedgerError(f"no person with username '{username}' in the ledger",
-                          hint="usernames are Moodle's login names, e.g. u001; run a sync first")
+        raise LedgerError(
+            f"no person with username '{username}' in the ledger",
+            hint="usernames are Moodle's login names, e.g. u001; run a sync first",
+        )
     names = {d.id: d.name for d in mappings.departments}
     titles = {r.id: r.title for r in mappings.requirements}
     evidence = ledger.evidence_for(person["user_id"])
@@ -219,31 +274,55 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
     statuses = []
     for s in ledger.statuses_for(person["user_id"]):
         decided = by_id.get(s["evidence_id"]) if s["evidence_id"] else None
-        statuses.append({
-            "requirement": s["requirement_id"], "title": titles.get(s["requirement_id"], ""),
-            "status": s["status"], "valid_until": s["valid_until"], "since": s["since"], "due": s["due"],
-            "decided_by": (decided["course_idnumber"] or str(decided["course_id"])) if decided else None,
-            "completed_at": _utc(decided["completed_at"]) if decided else None, "detail": s["detail"],
-        })
+        statuses.append(
+            {
+                "requirement": s["requirement_id"],
+                "title": titles.get(s["requirement_id"], ""),
+                "status": s["status"],
+                "valid_until": s["valid_until"],
+                "since": s["since"],
+                "due": s["due"],
+                "decided_by": (decided["course_idnumber"] or str(decided["course_id"])) if decided else None,
+                "completed_at": _utc(decided["completed_at"]) if decided else None,
+                "detail": s["detail"],
+            }
+        )
     return {
-        "username": person["username"], "idnumber": person["idnumber"], "fullname": person["fullname"],
+        "username": person["username"],
+        "idnumber": person["idnumber"],
+        "fullname": person["fullname"],
         "department_id": person["department_id"],
         "department_name": names.get(person["department_id"] or "", None),
         "organisation": organisation(mappings, person["department_id"])[0],
         "organisation_name": organisation(mappings, person["department_id"])[1],
-        "position": person["position"], "active": bool(person["active"]),
-        "suspended": bool(person["suspended"]), "deleted": bool(person["deleted"]),
+        "position": person["position"],
+        "active": bool(person["active"]),
+        "suspended": bool(person["suspended"]),
+        "deleted": bool(person["deleted"]),
         "statuses": statuses,
-        "evidence": [{
-            "course": e["course_idnumber"] or str(e["course_id"]), "course_name": e["course_name"],
-            "completed_at": _utc(e["completed_at"]), "source": e["source"],
-            "first_seen": e["first_seen_at"], "last_seen": e["last_seen_at"],
-            "still_in_moodle": e["gone_since_run"] is None,
-        } for e in evidence],
-        "history": [{
-            "requirement": h["requirement_id"], "from": h["from_status"], "to": h["to_status"],
-            "on": h["changed_on"], "run": h["run_id"], "reason": h["reason"],  # why a status ended
-        } for h in ledger.history_for(person["user_id"])],
+        "evidence": [
+            {
+                "course": e["course_idnumber"] or str(e["course_id"]),
+                "course_name": e["course_name"],
+                "completed_at": _utc(e["completed_at"]),
+                "source": e["source"],
+                "first_seen": e["first_seen_at"],
+                "last_seen": e["last_seen_at"],
+                "still_in_moodle": e["gone_since_run"] is None,
+            }
+            for e in evidence
+        ],
+        "history": [
+            {
+                "requirement": h["requirement_id"],
+                "from": h["from_status"],
+                "to": h["to_status"],
+                "on": h["changed_on"],
+                "run": h["run_id"],
+                "reason": h["reason"],  # why a status ended
+            }
+            for h in ledger.history_for(person["user_id"])
+        ],
     }
 
 
@@ -253,8 +332,9 @@ def _utc(epoch: int | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def courses_view(mappings: Mappings, moodle_courses: list[Course],
-                 ledger: Ledger | None) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+def courses_view(
+    mappings: Mappings, moodle_courses: list[Course], ledger: Ledger | None
+) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
     """(mapped course rows, mapping problems, Moodle courses mapped to nothing).
 
     ``moodle_courses`` is what Moodle answers now (or the ledger's copy when offline); enrolled
@@ -263,10 +343,11 @@ def courses_view(mappings: Mappings, moodle_courses: list[Course],
     counts: dict[int, tuple[int, int]] = {}
     if ledger is not None:
         for course_id, enrolled, completed in ledger.db.execute(
-                "SELECT e.course_id, COUNT(*), "
-                "(SELECT COUNT(DISTINCT v.user_id) FROM evidence v WHERE v.course_id = e.course_id "
-                " AND v.gone_since_run IS NULL) "
-                "FROM enrolments e WHERE e.present = 1 GROUP BY e.course_id"):
+            "SELECT e.course_id, COUNT(*), "
+            "(SELECT COUNT(DISTINCT v.user_id) FROM evidence v WHERE v.course_id = e.course_id "
+            " AND v.gone_since_run IS NULL) "
+            "FROM enrolments e WHERE e.present = 1 GROUP BY e.course_id"
+        ):
             counts[course_id] = (enrolled, completed)
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
@@ -275,25 +356,58 @@ def courses_view(mappings: Mappings, moodle_courses: list[Course],
         for ref in requirement.courses:
             match = next((c for c in moodle_courses if ref.matches(c)), None)
             if match is None:
-                problems.append(f"{requirement.id}: course {ref} does not exist in Moodle "
-                                "(check the idnumber/shortname in mappings/, or create the course)")
-                rows.append({"requirement": requirement.id, "ref": str(ref), "id": None, "idnumber": None,
-                             "name": None, "visible": None, "completion": None, "enrolled": None,
-                             "completed": None})
+                problems.append(
+                    f"{requirement.id}: course {ref} does not exist in Moodle "
+                    "(check the idnumber/shortname in mappings/, or create the course)"
+                )
+                rows.append(
+                    {
+                        "requirement": requirement.id,
+                        "ref": str(ref),
+                        "id": None,
+                        "idnumber": None,
+                        "name": None,
+                        "visible": None,
+                        "completion": None,
+                        "enrolled": None,
+                        "completed": None,
+                    }
+                )
                 continue
             used.add(match.id)
             if not match.completion_enabled:
-                problems.append(f"{requirement.id}: course {match.id} '{match.fullname}' has completion "
-                                "tracking off: nobody can complete it (Course settings > Completion tracking)")
+                problems.append(
+                    f"{requirement.id}: course {match.id} '{match.fullname}' has completion "
+                    "tracking off: nobody can complete it (Course settings > Completion tracking)"
+                )
             if not match.visible:
-                problems.append(f"{requirement.id}: course {match.id} '{match.fullname}' is hidden from "
-                                "students: they cannot take it")
+                problems.append(
+                    f"{requirement.id}: course {match.id} '{match.fullname}' is hidden from "
+                    "students: they cannot take it"
+                )
             enrolled, completed = counts.get(match.id, (None, None))
-            rows.append({"requirement": requirement.id, "ref": str(ref), "id": match.id,
-                         "idnumber": match.idnumber, "name": match.fullname, "visible": match.visible,
-                         "completion": match.completion_enabled, "enrolled": enrolled,
-                         "completed": completed})
-    unmapped = [{"id": c.id, "idnumber": c.idnumber, "name": c.fullname, "visible": c.visible,
-                 "completion": c.completion_enabled}
-                for c in moodle_courses if c.id not in used and c.id != 1]  # id 1 is the site itself
+            rows.append(
+                {
+                    "requirement": requirement.id,
+                    "ref": str(ref),
+                    "id": match.id,
+                    "idnumber": match.idnumber,
+                    "name": match.fullname,
+                    "visible": match.visible,
+                    "completion": match.completion_enabled,
+                    "enrolled": enrolled,
+                    "completed": completed,
+                }
+            )
+    unmapped = [
+        {
+            "id": c.id,
+            "idnumber": c.idnumber,
+            "name": c.fullname,
+            "visible": c.visible,
+            "completion": c.completion_enabled,
+        }
+        for c in moodle_courses
+        if c.id not in used and c.id != 1
+    ]  # id 1 is the site itself
     return rows, problems, unmapped

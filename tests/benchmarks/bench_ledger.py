@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from connector.evaluation import evaluate_into_ledger, resolve_courses  # noqa: E402
 from connector.ledger import Ledger  # noqa: E402
 from connector.mapping import load_mappings  # noqa: E402
 from connector.moodle.records import Completion, Course  # noqa: E402
-from connector.evaluation import evaluate_into_ledger, resolve_courses  # noqa: E402
 
 AS_OF = date(2026, 6, 15)
 DEPARTMENTS = 20
@@ -32,19 +32,27 @@ REQUIREMENTS = 10
 
 
 def write_mappings(directory: Path) -> None:
-    lines = ['[settings]\ntimezone = "Europe/Prague"\n',
-             '[[department]]\nid = "city"\nname = "City"\ninstitution = "City"\n']
+    lines = [
+        '[settings]\ntimezone = "Europe/Prague"\n',
+        '[[department]]\nid = "city"\nname = "City"\ninstitution = "City"\n',
+    ]
     for d in range(DEPARTMENTS):
-        lines.append(f'[[department]]\nid = "city.d{d}"\nparent = "city"\nname = "Department {d}"\n'
-                     f'department = "Department {d}"\n')
+        lines.append(
+            f'[[department]]\nid = "city.d{d}"\nparent = "city"\nname = "Department {d}"\n'
+            f'department = "Department {d}"\n'
+        )
     for r in range(REQUIREMENTS):
         lines.append(f'[course.c{r}]\nidnumber = "C{r}"\ntitle = "Course {r}"\n')
     for r in range(REQUIREMENTS):
         validity = 'valid_for = "24 months"\nwarn_before = "60 days"\n' if r % 2 == 0 else ""
-        target = ('[[requirement.target]]\nkind = "share"\nmin = "50 %"\nperiod = "2 years"\n' if r % 3 == 0
-                  else '[[requirement.target]]\nkind = "holders"\nmin = 1\n')
-        lines.append(f'[[requirement]]\nid = "r{r}"\ntitle = "Requirement {r}"\ncourses = ["c{r}"]\n'
-                     f'{validity}{target}')
+        target = (
+            '[[requirement.target]]\nkind = "share"\nmin = "50 %"\nperiod = "2 years"\n'
+            if r % 3 == 0
+            else '[[requirement.target]]\nkind = "holders"\nmin = 1\n'
+        )
+        lines.append(
+            f'[[requirement]]\nid = "r{r}"\ntitle = "Requirement {r}"\ncourses = ["c{r}"]\n{validity}{target}'
+        )
     (directory / "bench.toml").write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -63,28 +71,52 @@ def main() -> int:
         root = Path(tmp)
         write_mappings(root)
         mappings = load_mappings(root)
-        courses = [Course(id=100 + r, shortname=f"c{r}", fullname=f"Course {r}", idnumber=f"C{r}",
-                          visible=True, completion_enabled=True) for r in range(REQUIREMENTS)]
+        courses = [
+            Course(
+                id=100 + r,
+                shortname=f"c{r}",
+                fullname=f"Course {r}",
+                idnumber=f"C{r}",
+                visible=True,
+                completion_enabled=True,
+            )
+            for r in range(REQUIREMENTS)
+        ]
         course_ids = resolve_courses(mappings, courses)
         start_epoch = 1_640_995_200  # 2022-01-01
-        span = int((time.mktime(AS_OF.timetuple()) - start_epoch))
+        span = int(time.mktime(AS_OF.timetuple()) - start_epoch)
         t0 = time.perf_counter()
         with Ledger.open(root / "bench.sqlite") as ledger:
             run = ledger.start_run("full", AS_OF)
             with ledger.transaction():
                 ledger.upsert_courses(courses, run)
-                people = ({
-                    "user_id": uid, "username": f"u{uid}", "idnumber": f"E{uid}", "fullname": f"Person {uid}",
-                    "institution": "City", "department_text": f"Department {uid % DEPARTMENTS}",
-                    "position": None, "cohorts": "[]", "department_id": f"city.d{uid % DEPARTMENTS}",
-                    "placement_conflicts": None, "start_date": None, "lastaccess": 0,
-                    "active": 0 if uid % 97 == 0 else 1, "suspended": 0,
-                } for uid in range(1, args.people + 1))
+                people = (
+                    {
+                        "user_id": uid,
+                        "username": f"u{uid}",
+                        "idnumber": f"E{uid}",
+                        "fullname": f"Person {uid}",
+                        "institution": "City",
+                        "department_text": f"Department {uid % DEPARTMENTS}",
+                        "position": None,
+                        "cohorts": "[]",
+                        "department_id": f"city.d{uid % DEPARTMENTS}",
+                        "placement_conflicts": None,
+                        "start_date": None,
+                        "lastaccess": 0,
+                        "active": 0 if uid % 97 == 0 else 1,
+                        "suspended": 0,
+                    }
+                    for uid in range(1, args.people + 1)
+                )
                 people_rows = ledger.upsert_people(people, run, AS_OF)
                 t_people = time.perf_counter()
-                evidence = (Completion(uid, 100 + r, start_epoch + rng.randrange(span))
-                            for uid in range(1, args.people + 1)
-                            for r in range(REQUIREMENTS) if rng.random() < 0.45)
+                evidence = (
+                    Completion(uid, 100 + r, start_epoch + rng.randrange(span))
+                    for uid in range(1, args.people + 1)
+                    for r in range(REQUIREMENTS)
+                    if rng.random() < 0.45
+                )
                 counts = ledger.record_evidence(evidence, run)
                 t_evidence = time.perf_counter()
                 result = evaluate_into_ledger(ledger, mappings, course_ids, AS_OF, run)
@@ -93,11 +125,16 @@ def main() -> int:
         t_end = time.perf_counter()
         rows = people_rows + counts.new + result["statuses"] + result["status_changes"]
         figures = {
-            "people": args.people, "requirements": REQUIREMENTS, "evidence_rows": counts.new,
-            "status_rows": result["statuses"], "history_rows": result["status_changes"],
-            "people_s": round(t_people - t0, 2), "evidence_s": round(t_evidence - t_people, 2),
+            "people": args.people,
+            "requirements": REQUIREMENTS,
+            "evidence_rows": counts.new,
+            "status_rows": result["statuses"],
+            "history_rows": result["status_changes"],
+            "people_s": round(t_people - t0, 2),
+            "evidence_s": round(t_evidence - t_people, 2),
             "evaluate_and_write_statuses_s": round(t_eval - t_evidence, 2),
-            "total_s": round(t_end - t0, 2), "rows_per_s": round(rows / (t_end - t0)),
+            "total_s": round(t_end - t0, 2),
+            "rows_per_s": round(rows / (t_end - t0)),
             "peak_rss_mb": round(rss_mb(), 1),
         }
     for key, value in figures.items():

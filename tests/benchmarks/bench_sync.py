@@ -86,17 +86,23 @@ def write_mappings(directory: Path, scenario: Scenario) -> None:
     for name in institutions:
         lines.append(f'[[department]]\nid = "{org_id[name]}"\nname = "{name}"\ninstitution = "{name}"\n')
     for k, (department, institution) in enumerate(sorted(parent_of.items())):
-        lines.append(f'[[department]]\nid = "{org_id[institution]}.d{k + 1}"\nparent = "{org_id[institution]}"\n'
-                     f'name = "{department}"\ndepartment = "{department}"\n')
+        lines.append(
+            f'[[department]]\nid = "{org_id[institution]}.d{k + 1}"\nparent = "{org_id[institution]}"\n'
+            f'name = "{department}"\ndepartment = "{department}"\n'
+        )
     courses = [c for c in scenario.courses if c.idnumber]
     for course in courses:
-        lines.append(f'[course.{course.idnumber.lower()}]\nidnumber = "{course.idnumber}"\n'
-                     f'title = "{course.fullname}"\n')
+        lines.append(
+            f'[course.{course.idnumber.lower()}]\nidnumber = "{course.idnumber}"\n'
+            f'title = "{course.fullname}"\n'
+        )
     for r in range(min(REQUIREMENTS, len(courses))):
         names = ", ".join(f'"{c.idnumber.lower()}"' for c in courses[r::REQUIREMENTS])
         validity = 'valid_for = "24 months"\nwarn_before = "60 days"\n' if r % 2 == 0 else ""
-        lines.append(f'[[requirement]]\nid = "r{r + 1}"\ntitle = "Requirement {r + 1}"\ncourses = [{names}]\n'
-                     f'{validity}[[requirement.target]]\nkind = "share"\nmin = "50 %"\n')
+        lines.append(
+            f'[[requirement]]\nid = "r{r + 1}"\ntitle = "Requirement {r + 1}"\ncourses = [{names}]\n'
+            f'{validity}[[requirement.target]]\nkind = "share"\nmin = "50 %"\n'
+        )
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "bench.toml").write_text("\n".join(lines), encoding="utf-8")
 
@@ -107,13 +113,19 @@ def mapped_course_ids(scenario: Scenario) -> set[int]:
 
 def expected_evidence(scenario: Scenario) -> set[tuple[int, int, int]]:
     mapped = mapped_course_ids(scenario)
-    return {(c.user_id, c.course_id, c.completed_at // 60) for c in scenario.completions if c.course_id in mapped}
+    return {
+        (c.user_id, c.course_id, c.completed_at // 60) for c in scenario.completions if c.course_id in mapped
+    }
 
 
 def ledger_evidence(path: Path) -> set[tuple[int, int, int]]:
     with sqlite3.connect(path) as conn:
-        return {(u, c, m) for u, c, m in conn.execute(
-            "SELECT user_id, course_id, completed_minute FROM evidence WHERE gone_since_run IS NULL")}
+        return {
+            (u, c, m)
+            for u, c, m in conn.execute(
+                "SELECT user_id, course_id, completed_minute FROM evidence WHERE gone_since_run IS NULL"
+            )
+        }
 
 
 # -- one measured run (in a child process) ------------------------------------------------------
@@ -134,14 +146,27 @@ def run_sync_job(job: SyncJob) -> dict[str, Any]:
     """One connector sync; returns its counts, its wall time and this process's peak RSS."""
     from connector.sync import SyncOptions, run_sync
 
-    config = Config(moodle_url=job.url, token=job.token, ledger_path=Path(job.ledger),
-                    mappings_dir=Path(job.mappings), concurrency=job.workers, report_id=job.report_id,
-                    completion_path=job.completion_path, full_every_days=7)
+    config = Config(
+        moodle_url=job.url,
+        token=job.token,
+        ledger_path=Path(job.ledger),
+        mappings_dir=Path(job.mappings),
+        concurrency=job.workers,
+        report_id=job.report_id,
+        completion_path=job.completion_path,
+        full_every_days=7,
+    )
     started = time.perf_counter()
     result = run_sync(config, SyncOptions(full=job.full, as_of=job.as_of))
     wall = time.perf_counter() - started
-    return {"wall_s": wall, "counts": result.counts, "mode": result.mode, "path": result.completion_path,
-            "client_calls": result.calls, "peak_rss_mb": _own_peak_rss_mb()}
+    return {
+        "wall_s": wall,
+        "counts": result.counts,
+        "mode": result.mode,
+        "path": result.completion_path,
+        "client_calls": result.calls,
+        "peak_rss_mb": _own_peak_rss_mb(),
+    }
 
 
 def run_naive_job(url: str, token: str, course_ids: Sequence[int]) -> dict[str, Any]:
@@ -152,6 +177,7 @@ def run_naive_job(url: str, token: str, course_ids: Sequence[int]) -> dict[str, 
     started = time.perf_counter()
     completions = listed = 0
     with requests.Session() as session:
+
         def call(function: str, params: dict[str, Any]) -> Any:
             form = {"wstoken": token, "wsfunction": function, "moodlewsrestformat": "json", **params}
             response = session.post(endpoint, data=form, timeout=60)
@@ -161,9 +187,16 @@ def run_naive_job(url: str, token: str, course_ids: Sequence[int]) -> dict[str, 
         for course_id in course_ids:
             offset = 0
             while True:
-                page = call(ENROLLED_USERS, {"courseid": course_id, "options[0][name]": "limitfrom",
-                                             "options[0][value]": offset, "options[1][name]": "limitnumber",
-                                             "options[1][value]": ENROLLED_PAGE})
+                page = call(
+                    ENROLLED_USERS,
+                    {
+                        "courseid": course_id,
+                        "options[0][name]": "limitfrom",
+                        "options[0][value]": offset,
+                        "options[1][name]": "limitnumber",
+                        "options[1][value]": ENROLLED_PAGE,
+                    },
+                )
                 listed += len(page)
                 for user in page:
                     status = call(COMPLETION_STATUS, {"courseid": course_id, "userid": user["id"]})
@@ -171,8 +204,11 @@ def run_naive_job(url: str, token: str, course_ids: Sequence[int]) -> dict[str, 
                 if len(page) < ENROLLED_PAGE:
                     break
                 offset += ENROLLED_PAGE
-    return {"wall_s": time.perf_counter() - started, "counts": {"completed": completions, "enrolments_listed": listed},
-            "peak_rss_mb": _own_peak_rss_mb()}
+    return {
+        "wall_s": time.perf_counter() - started,
+        "counts": {"completed": completions, "enrolments_listed": listed},
+        "peak_rss_mb": _own_peak_rss_mb(),
+    }
 
 
 def _own_peak_rss_mb() -> float:
@@ -211,13 +247,19 @@ class Bench:
         outcome = in_child(fn, *args, isolate=self.isolate)
         calls_by_function = dict(sorted(self.emulator.call_counts().items()))
         calls = sum(calls_by_function.values())
-        run = {"name": name, "calls": calls, "calls_by_function": calls_by_function,
-               "wall_s": round(outcome["wall_s"], 3),
-               "bound_s": round(calls * self.latency_ms / 1000 / self.workers, 3),
-               "peak_rss_mb": round(outcome["peak_rss_mb"], 1),
-               "ledger_rows_per_s": round(ledger_rows(outcome.get("counts", {})) / max(outcome["wall_s"], 1e-9)),
-               "per_call_ms": round(outcome["wall_s"] * 1000 / max(calls, 1), 2),
-               "mode": outcome.get("mode"), "path": outcome.get("path"), "counts": outcome.get("counts", {})}
+        run = {
+            "name": name,
+            "calls": calls,
+            "calls_by_function": calls_by_function,
+            "wall_s": round(outcome["wall_s"], 3),
+            "bound_s": round(calls * self.latency_ms / 1000 / self.workers, 3),
+            "peak_rss_mb": round(outcome["peak_rss_mb"], 1),
+            "ledger_rows_per_s": round(ledger_rows(outcome.get("counts", {})) / max(outcome["wall_s"], 1e-9)),
+            "per_call_ms": round(outcome["wall_s"] * 1000 / max(calls, 1), 2),
+            "mode": outcome.get("mode"),
+            "path": outcome.get("path"),
+            "counts": outcome.get("counts", {}),
+        }
         run["bound_rows_s"] = round(self.rows_bound(calls, outcome), 3)
         self.runs.append(run)
         print(format_run(run), flush=True)
@@ -227,15 +269,31 @@ class Bench:
         """Server time charged, spread over the workers; rows as the run reports reading them
         (the report's calibration sample is left out, so this bound errs on the strict side)."""
         counts = outcome.get("counts", {})
-        enrolled = counts.get("enrolments", counts.get("enrolments_listed", 0)) if outcome.get("path") != "report" else 0
-        charged = (calls * self.latency_ms + counts.get("report_rows", 0) * self.report_row_ms
-                   + enrolled * self.enrolled_row_ms)
+        enrolled = (
+            counts.get("enrolments", counts.get("enrolments_listed", 0))
+            if outcome.get("path") != "report"
+            else 0
+        )
+        charged = (
+            calls * self.latency_ms
+            + counts.get("report_rows", 0) * self.report_row_ms
+            + enrolled * self.enrolled_row_ms
+        )
         return charged / 1000 / self.workers
 
     def sync_job(self, ledger: Path, path: str, *, full: bool, as_of: date, report: bool = True) -> SyncJob:
         report_id = self.scenario.report.id if report and self.scenario.report else None
-        return SyncJob(self.emulator.url, self.token, str(ledger), str(self.mappings_dir), self.workers,
-                       path, report_id, full, as_of)
+        return SyncJob(
+            self.emulator.url,
+            self.token,
+            str(ledger),
+            str(self.mappings_dir),
+            self.workers,
+            path,
+            report_id,
+            full,
+            as_of,
+        )
 
     def full_sync(self, name: str, path: str) -> Path | None:
         if path == "report" and self.scenario.report is None:
@@ -251,16 +309,23 @@ class Bench:
         run["evidence"] = len(found)
         run["expected_evidence"] = len(expected)
         if found != expected:
-            self.fail(name, f"evidence {len(found)} != scenario's {len(expected)} completions; "
-                            f"missing {sorted(expected - found)[:5]}, extra {sorted(found - expected)[:5]}")
+            self.fail(
+                name,
+                f"evidence {len(found)} != scenario's {len(expected)} completions; "
+                f"missing {sorted(expected - found)[:5]}, extra {sorted(found - expected)[:5]}",
+            )
 
-    def nightly(self, name: str, after: Path, night: int, *, report: bool,
-                must_hold: set[tuple[int, int, int]]) -> Path:
+    def nightly(
+        self, name: str, after: Path, night: int, *, report: bool, must_hold: set[tuple[int, int, int]]
+    ) -> Path:
         ledger = self.root / f"{name}.sqlite"
         shutil.copyfile(after, ledger)
         path = "report" if report else "auto"
-        run = self.measure(name, run_sync_job, self.sync_job(ledger, path, full=False,
-                                                             as_of=ANCHOR + timedelta(days=night), report=report))
+        run = self.measure(
+            name,
+            run_sync_job,
+            self.sync_job(ledger, path, full=False, as_of=ANCHOR + timedelta(days=night), report=report),
+        )
         if run["mode"] != "incremental":
             self.fail(name, f"ran as {run['mode']}, not incremental")
         found = ledger_evidence(ledger)
@@ -268,11 +333,15 @@ class Bench:
         run["new_completions"] = len(must_hold)
         run["new_completions_found"] = len(must_hold) - len(missing)
         if missing:
-            self.fail(name, f"{len(missing)} of {len(must_hold)} new completions missed: {sorted(missing)[:5]}")
+            self.fail(
+                name, f"{len(missing)} of {len(must_hold)} new completions missed: {sorted(missing)[:5]}"
+            )
         return ledger
 
     def naive(self) -> None:
-        self.measure("naive", run_naive_job, self.emulator.url, self.token, sorted(mapped_course_ids(self.scenario)))
+        self.measure(
+            "naive", run_naive_job, self.emulator.url, self.token, sorted(mapped_course_ids(self.scenario))
+        )
 
     def fail(self, name: str, message: str) -> None:
         self.failures.append(f"{name}: {message}")
@@ -304,29 +373,54 @@ def new_completions(scenario: Scenario, share: float, at: int, seed: int) -> lis
     return result
 
 
-def run_bench(scenario_name: str, *, latency_ms: float, workers: int, report_row_ms: float,
-              enrolled_row_ms: float, root: Path, naive: bool | None = None, isolate: bool = True,
-              scenario: Scenario | None = None, paths: Sequence[str] = ("report", "per_user", "per_course"),
-              ) -> Bench:
+def run_bench(
+    scenario_name: str,
+    *,
+    latency_ms: float,
+    workers: int,
+    report_row_ms: float,
+    enrolled_row_ms: float,
+    root: Path,
+    naive: bool | None = None,
+    isolate: bool = True,
+    scenario: Scenario | None = None,
+    paths: Sequence[str] = ("report", "per_user", "per_course"),
+) -> Bench:
     """Every run of the benchmark; returns the Bench with its runs and any correctness failures."""
     scenario = scenario or scenario_by_name(scenario_name, ANCHOR)
     token = secrets.token_hex(16)
-    with Emulator(scenario, tokens={token: "full"}, latency_ms=latency_ms, report_row_ms=report_row_ms,
-                  enrolled_row_ms=enrolled_row_ms, workers=workers) as emulator:
-        bench = Bench(scenario, emulator, token, root, workers, latency_ms, report_row_ms,
-                      enrolled_row_ms, isolate)
+    with Emulator(
+        scenario,
+        tokens={token: "full"},
+        latency_ms=latency_ms,
+        report_row_ms=report_row_ms,
+        enrolled_row_ms=enrolled_row_ms,
+        workers=workers,
+    ) as emulator:
+        bench = Bench(
+            scenario, emulator, token, root, workers, latency_ms, report_row_ms, enrolled_row_ms, isolate
+        )
         write_mappings(bench.mappings_dir, scenario)
         if naive if naive is not None else scenario_name in NAIVE_SCENARIOS:
             bench.naive()
         ledgers = {path: bench.full_sync(f"full_{path}", path) for path in paths}
-        report_ledger, fallback_ledger = ledgers.get("report"), ledgers.get("per_user") or ledgers.get("per_course")
+        report_ledger, fallback_ledger = (
+            ledgers.get("report"),
+            ledgers.get("per_user") or ledgers.get("per_course"),
+        )
         nights: dict[str, Path] = {}
         if report_ledger:
-            nights["report"] = bench.nightly("nightly_nochange", report_ledger, 1, report=True, must_hold=set())
+            nights["report"] = bench.nightly(
+                "nightly_nochange", report_ledger, 1, report=True, must_hold=set()
+            )
         if fallback_ledger:
-            nights["fallback"] = bench.nightly("nightly_nochange_fallback", fallback_ledger, 1, report=False,
-                                               must_hold=set())
-        noon = int(datetime.combine(ANCHOR + timedelta(days=1), datetime.min.time(), tzinfo=UTC).timestamp()) + 8 * 3600
+            nights["fallback"] = bench.nightly(
+                "nightly_nochange_fallback", fallback_ledger, 1, report=False, must_hold=set()
+            )
+        noon = (
+            int(datetime.combine(ANCHOR + timedelta(days=1), datetime.min.time(), tzinfo=UTC).timestamp())
+            + 8 * 3600
+        )
         changes = new_completions(scenario, 0.01, noon, seed=5)
         for user_id, course_id, at in changes:
             emulator.complete(user_id, course_id, at)
@@ -340,11 +434,15 @@ def run_bench(scenario_name: str, *, latency_ms: float, workers: int, report_row
 
 # -- printing -----------------------------------------------------------------------------------
 def format_run(run: dict[str, Any]) -> str:
-    by_function = ", ".join(f"{name.removeprefix('core_')} {count}" for name, count in run["calls_by_function"].items())
-    return (f"{run['name']:<26} calls {run['calls']:>6}  wall {run['wall_s']:>8.2f} s  "
-            f"{run['per_call_ms']:>7.2f} ms/call  bound {run['bound_s']:>7.2f} s  "
-            f"bound+rows {run['bound_rows_s']:>7.2f} s  rss {run['peak_rss_mb']:>6.1f} MB  "
-            f"ledger {run['ledger_rows_per_s']:>7} rows/s\n{'':<26} [{by_function}]")
+    by_function = ", ".join(
+        f"{name.removeprefix('core_')} {count}" for name, count in run["calls_by_function"].items()
+    )
+    return (
+        f"{run['name']:<26} calls {run['calls']:>6}  wall {run['wall_s']:>8.2f} s  "
+        f"{run['per_call_ms']:>7.2f} ms/call  bound {run['bound_s']:>7.2f} s  "
+        f"bound+rows {run['bound_rows_s']:>7.2f} s  rss {run['peak_rss_mb']:>6.1f} MB  "
+        f"ledger {run['ledger_rows_per_s']:>7} rows/s\n{'':<26} [{by_function}]"
+    )
 
 
 def print_summary(bench: Bench) -> None:
@@ -355,18 +453,28 @@ def print_summary(bench: Bench) -> None:
         speedup = f"{naive['wall_s'] / run['wall_s']:.1f}x" if naive and run["wall_s"] else "-"
         over = f"{run['wall_s'] / run['bound_s']:.2f}" if run["bound_s"] else "-"
         over_rows = f"{run['wall_s'] / run['bound_rows_s']:.2f}" if run["bound_rows_s"] else "-"
-        print(f"{run['name']:<26} {run['calls']:>7} {run['wall_s']:>8.2f} {speedup:>9} {over:>8} {over_rows:>13}")
+        print(
+            f"{run['name']:<26} {run['calls']:>7} {run['wall_s']:>8.2f} {speedup:>9} {over:>8} {over_rows:>13}"
+        )
     fulls = {r["name"]: r for r in bench.runs}
-    fallback_full = min((fulls[n]["calls"] for n in ("full_per_user", "full_per_course") if n in fulls), default=None)
+    fallback_full = min(
+        (fulls[n]["calls"] for n in ("full_per_user", "full_per_course") if n in fulls), default=None
+    )
     if fallback_full and "nightly_nochange_fallback" in fulls:
         share = fulls["nightly_nochange_fallback"]["calls"] / fallback_full
         print(f"nightly (fallback, nothing changed): {share:.1%} of the cheapest fallback full sync's calls")
 
 
 def figures(bench: Bench, scenario_name: str) -> dict[str, Any]:
-    return {"scenario": scenario_name, "latency_ms": bench.latency_ms, "workers": bench.workers,
-            "report_row_ms": bench.report_row_ms, "enrolled_row_ms": bench.enrolled_row_ms,
-            "runs": bench.runs, "failures": bench.failures}
+    return {
+        "scenario": scenario_name,
+        "latency_ms": bench.latency_ms,
+        "workers": bench.workers,
+        "report_row_ms": bench.report_row_ms,
+        "enrolled_row_ms": bench.enrolled_row_ms,
+        "runs": bench.runs,
+        "failures": bench.failures,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -379,8 +487,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
-        bench = run_bench(args.scenario, latency_ms=args.latency_ms, workers=args.workers,
-                          report_row_ms=args.report_row_ms, enrolled_row_ms=args.enrolled_row_ms, root=Path(tmp))
+        bench = run_bench(
+            args.scenario,
+            latency_ms=args.latency_ms,
+            workers=args.workers,
+            report_row_ms=args.report_row_ms,
+            enrolled_row_ms=args.enrolled_row_ms,
+            root=Path(tmp),
+        )
     print_summary(bench)
     if args.json:
         args.json.write_text(json.dumps(figures(bench, args.scenario), indent=2) + "\n", encoding="utf-8")

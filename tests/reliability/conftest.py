@@ -17,8 +17,17 @@ from click.testing import CliRunner
 from connector.cli import main
 from tests.conftest import ANCHOR, REPO, Site
 
-DATA_TABLES = ("courses", "people", "enrolments", "evidence", "statuses", "status_history", "rollups",
-               "bookmarks", "suppressions")
+DATA_TABLES = (
+    "courses",
+    "people",
+    "enrolments",
+    "evidence",
+    "statuses",
+    "status_history",
+    "rollups",
+    "bookmarks",
+    "suppressions",
+)
 
 
 def run_cli(site: Site, *args: str) -> tuple[int, str, str]:
@@ -34,16 +43,31 @@ def sync_process(site: Site, *args: str, env: dict[str, str] | None = None) -> s
     """The CLI in its own process (to kill it, or to give it another environment)."""
     full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
     return subprocess.Popen(
-        [sys.executable, "-m", "connector.cli", "--config", str(site.config_path), "sync",
-         "--as-of", ANCHOR.isoformat(), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
+        [
+            sys.executable,
+            "-m",
+            "connector.cli",
+            "--config",
+            str(site.config_path),
+            "sync",
+            "--as-of",
+            ANCHOR.isoformat(),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+    )
 
 
 def snapshot(path: Path) -> dict[str, list[tuple[object, ...]]]:
     """Every data table (not sync_runs), in a stable order."""
     conn = sqlite3.connect(path)
     try:
-        return {table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in DATA_TABLES}
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall() for table in DATA_TABLES
+        }
     finally:
         conn.close()
 
@@ -63,8 +87,9 @@ def consistent(path: Path) -> None:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         last_ok = conn.execute("SELECT MAX(id) FROM sync_runs WHERE outcome = 'ok'").fetchone()[0]
         status_runs = {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM statuses")}
-        rollup_runs = {r[0] for r in conn.execute("SELECT DISTINCT run_id FROM rollups WHERE run_id > ?",
-                                                  [last_ok or 0])}
+        rollup_runs = {
+            r[0] for r in conn.execute("SELECT DISTINCT run_id FROM rollups WHERE run_id > ?", [last_ok or 0])
+        }
     finally:
         conn.close()
     assert status_runs <= {last_ok}, f"statuses of run(s) {status_runs}, last ok run {last_ok}"

@@ -24,10 +24,13 @@ def test_an_erased_person_stays_out_of_later_syncs_until_let_back(demo_site: Sit
     code, out, err = run_cli(demo_site, "erase", "u001", "--reason", "GDPR request 42", "--yes")
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith(f"erased ") and lines[0].endswith(
-        f" rows about user id {U001}; recorded in the erasures table")
-    assert lines[1].startswith(f"later syncs leave user id {U001} out (`connector unsuppress --user-id {U001}` "
-                               "lets them back); roll-ups recomputed for ")
+    assert lines[0].startswith("erased ") and lines[0].endswith(
+        f" rows about user id {U001}; recorded in the erasures table"
+    )
+    assert lines[1].startswith(
+        f"later syncs leave user id {U001} out (`connector unsuppress --user-id {U001}` "
+        "lets them back); roll-ups recomputed for "
+    )
     for args in ((), ("--full",)):
         code, _, err = sync(demo_site, *args)
         assert code == 0, err
@@ -35,13 +38,18 @@ def test_an_erased_person_stays_out_of_later_syncs_until_let_back(demo_site: Sit
         assert code == 1 and err.splitlines()[0] == "error: no person with username 'u001' in the ledger"
     with Ledger.open(demo_site.ledger_path, create=False) as ledger:
         assert ledger.runs(1)[0]["counts"]["suppressed"] == 1
-        text = "\n".join(str(row) for table in ("suppressions", "erasures")
-                         for row in ledger.db.execute(f"SELECT * FROM {table}"))
+        text = "\n".join(
+            str(row)
+            for table in ("suppressions", "erasures")
+            for row in ledger.db.execute(f"SELECT * FROM {table}")
+        )
     assert "u001" not in text and "EMP1001" not in text  # the lists name nobody
 
     code, out, _ = run_cli(demo_site, "unsuppress", "--user-id", str(U001))
     assert code == 0
-    assert out == f"user id {U001} may be synced again; the next sync reads them from Moodle as a new person\n"
+    assert (
+        out == f"user id {U001} may be synced again; the next sync reads them from Moodle as a new person\n"
+    )
     assert sync(demo_site)[0] == 0
     code, out, _ = run_cli(demo_site, "person", "u001", "--format", "json")
     assert code == 0 and json.loads(out)["username"] == "u001"
@@ -51,8 +59,9 @@ def test_unsuppress_of_someone_never_erased_is_refused(demo_site: Site) -> None:
     assert sync(demo_site)[0] == 0
     code, _, err = run_cli(demo_site, "unsuppress", "--user-id", "4")
     assert code == 1
-    assert err == ("error: user id 4 is not held back: no erasure of that user id is on record in this "
-                   "ledger\n")
+    assert err == (
+        "error: user id 4 is not held back: no erasure of that user id is on record in this ledger\n"
+    )
 
 
 def test_erase_changes_the_roll_ups_at_once_as_the_next_sync_would(demo_site: Site) -> None:
@@ -98,8 +107,12 @@ def test_erase_works_with_broken_mappings_and_says_roll_ups_wait(demo_site: Site
     broken = demo_site.tmp / "broken"
     broken.mkdir()
     (broken / "requirements.toml").write_text("[[requirement]\n", encoding="utf-8")
-    code, out, err = run_cli(demo_site, "--mappings", str(broken), "erase", "u001", "--reason", "GDPR 1", "--yes")
+    code, out, err = run_cli(
+        demo_site, "--mappings", str(broken), "erase", "u001", "--reason", "GDPR 1", "--yes"
+    )
     assert code == 0, err
-    assert out.splitlines()[1] == (f"later syncs leave user id {U001} out (`connector unsuppress --user-id {U001}` "
-                                   "lets them back); roll-ups change at the next sync (the mappings cannot "
-                                   "be read now)")
+    assert out.splitlines()[1] == (
+        f"later syncs leave user id {U001} out (`connector unsuppress --user-id {U001}` "
+        "lets them back); roll-ups change at the next sync (the mappings cannot "
+        "be read now)"
+    )

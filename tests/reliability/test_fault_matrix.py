@@ -41,14 +41,19 @@ def _answer(path: Path) -> dict[str, list[tuple[object, ...]]]:
     conn = sqlite3.connect(path)
     try:
         return {
-            "statuses": conn.execute("SELECT user_id, requirement_id, status, valid_until, since, due, "
-                                     "completed_on FROM statuses ORDER BY 1, 2").fetchall(),
-            "rollups": conn.execute("SELECT department_id, requirement_id, in_scope, compliant, expiring, "
-                                    "expired, missing, grace, exempt, holders, share, targets_met FROM rollups "
-                                    "WHERE run_id = (SELECT MAX(id) FROM sync_runs WHERE outcome = 'ok') "
-                                    "ORDER BY 1, 2").fetchall(),
-            "evidence": conn.execute("SELECT user_id, course_id, completed_minute FROM evidence "
-                                     "ORDER BY 1, 2, 3").fetchall(),
+            "statuses": conn.execute(
+                "SELECT user_id, requirement_id, status, valid_until, since, due, "
+                "completed_on FROM statuses ORDER BY 1, 2"
+            ).fetchall(),
+            "rollups": conn.execute(
+                "SELECT department_id, requirement_id, in_scope, compliant, expiring, "
+                "expired, missing, grace, exempt, holders, share, targets_met FROM rollups "
+                "WHERE run_id = (SELECT MAX(id) FROM sync_runs WHERE outcome = 'ok') "
+                "ORDER BY 1, 2"
+            ).fetchall(),
+            "evidence": conn.execute(
+                "SELECT user_id, course_id, completed_minute FROM evidence ORDER BY 1, 2, 3"
+            ).fetchall(),
         }
     finally:
         conn.close()

@@ -21,7 +21,9 @@ ITSEC = 2  # the demo's ITSEC-CZ course: most of the Czech people's completions
 def _evidence_on(path: Path, course_id: int) -> int:
     conn = sqlite3.connect(path)
     try:
-        return int(conn.execute("SELECT COUNT(*) FROM evidence WHERE course_id = ?", [course_id]).fetchone()[0])
+        return int(
+            conn.execute("SELECT COUNT(*) FROM evidence WHERE course_id = ?", [course_id]).fetchone()[0]
+        )
     finally:
         conn.close()
 
@@ -31,8 +33,9 @@ def _own_mappings(site: Site) -> Path:
     target = site.tmp / "mappings"
     shutil.copytree(DEMO_MAPPINGS, target)
     text = site.config_path.read_text(encoding="utf-8")
-    site.config_path.write_text(text.replace(toml_value(str(DEMO_MAPPINGS)), toml_value(str(target))),
-                                encoding="utf-8")
+    site.config_path.write_text(
+        text.replace(toml_value(str(DEMO_MAPPINGS)), toml_value(str(target))), encoding="utf-8"
+    )
     return target
 
 
@@ -47,7 +50,8 @@ def test_a_mapped_course_vanishing_stops_the_run(demo_site: Site, path: str) -> 
     assert code == 1 and out == ""
     assert err.splitlines()[0] == (
         "error: mapped courses with completions on record are no longer listed by Moodle: "
-        f"idnumber:ITSEC-CZ (course id {ITSEC}, {held} completions on record); nothing was written")
+        f"idnumber:ITSEC-CZ (course id {ITSEC}, {held} completions on record); nothing was written"
+    )
     assert "connector sync --allow-vanished-courses" in err.splitlines()[1]
     assert snapshot(demo_site.ledger_path) == before
     last = runs(demo_site.ledger_path)[-1]
@@ -62,21 +66,26 @@ def test_a_mapped_course_vanishing_stops_the_run(demo_site: Site, path: str) -> 
 
 
 @pytest.mark.parametrize("answer", [[], None], ids=["empty", "null"])
-def test_an_empty_course_list_stops_the_run(demo_site: Site, monkeypatch: pytest.MonkeyPatch,
-                                            answer: object) -> None:
+def test_an_empty_course_list_stops_the_run(
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch, answer: object
+) -> None:
     assert sync(demo_site)[0] == 0
     before = snapshot(demo_site.ledger_path)
     params, _ = emulator_functions.FUNCTIONS["core_course_get_courses"]
-    monkeypatch.setitem(emulator_functions.FUNCTIONS, "core_course_get_courses",
-                        (params, lambda call, given: answer))
+    monkeypatch.setitem(
+        emulator_functions.FUNCTIONS, "core_course_get_courses", (params, lambda call, given: answer)
+    )
     code, _, err = sync(demo_site)
     assert code == 1
-    assert err.splitlines()[0] == ("error: Moodle lists none of the 4 mapped courses (it listed 0 courses); "
-                                   "nothing was written")
+    assert err.splitlines()[0] == (
+        "error: Moodle lists none of the 4 mapped courses (it listed 0 courses); nothing was written"
+    )
     assert snapshot(demo_site.ledger_path) == before
 
 
-def test_an_empty_course_list_stops_even_the_first_run(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_empty_course_list_stops_even_the_first_run(
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     params, _ = emulator_functions.FUNCTIONS["core_course_get_courses"]
     monkeypatch.setitem(emulator_functions.FUNCTIONS, "core_course_get_courses", (params, lambda c, p: []))
     code, _, err = sync(demo_site)
@@ -124,32 +133,43 @@ def test_dropping_a_requirement_that_holds_statuses_needs_confirmation(demo_site
     mappings = _own_mappings(demo_site)
     assert sync(demo_site)[0] == 0
     conn = sqlite3.connect(demo_site.ledger_path)
-    held = conn.execute("SELECT user_id, status FROM statuses WHERE requirement_id = 'digvar-si' "
-                        "ORDER BY user_id").fetchall()
+    held = conn.execute(
+        "SELECT user_id, status FROM statuses WHERE requirement_id = 'digvar-si' ORDER BY user_id"
+    ).fetchall()
     conn.close()
     assert held
     before = snapshot(demo_site.ledger_path)
     _drop_requirement(mappings, "digvar-si")
     code, _, err = sync(demo_site)
     assert code == 1
-    assert err.splitlines()[0] == (f"error: requirements that hold statuses are no longer in the mappings: "
-                                   f"digvar-si ({len(held)} people); nothing was written")
+    assert err.splitlines()[0] == (
+        f"error: requirements that hold statuses are no longer in the mappings: "
+        f"digvar-si ({len(held)} people); nothing was written"
+    )
     assert snapshot(demo_site.ledger_path) == before
 
     code, out, err = sync(demo_site, "--allow-dropped-requirements")
     assert code == 0, err
-    assert (f"warning: requirements removed from the mappings, their statuses end: digvar-si ({len(held)} people)"
-            in err.splitlines())
+    assert (
+        f"warning: requirements removed from the mappings, their statuses end: digvar-si ({len(held)} people)"
+        in err.splitlines()
+    )
     conn = sqlite3.connect(demo_site.ledger_path)
-    ended = conn.execute("SELECT user_id, from_status, to_status, reason FROM status_history "
-                         "WHERE requirement_id = 'digvar-si' AND to_status = 'dropped' ORDER BY user_id").fetchall()
+    ended = conn.execute(
+        "SELECT user_id, from_status, to_status, reason FROM status_history "
+        "WHERE requirement_id = 'digvar-si' AND to_status = 'dropped' ORDER BY user_id"
+    ).fetchall()
     left = conn.execute("SELECT COUNT(*) FROM statuses WHERE requirement_id = 'digvar-si'").fetchone()[0]
     conn.close()
     assert ended == [(u, s, "dropped", "requirement removed from the mappings") for u, s in held]
     assert left == 0
     someone = _username(demo_site.ledger_path, held[0][0])
     code, out, _ = run_cli(demo_site, "person", someone, "--format", "json")
-    assert {"requirement": "digvar-si", "from": held[0][1], "to": "dropped",
-            "reason": "requirement removed from the mappings"}.items() <= json.loads(out)["history"][-1].items()
+    assert {
+        "requirement": "digvar-si",
+        "from": held[0][1],
+        "to": "dropped",
+        "reason": "requirement removed from the mappings",
+    }.items() <= json.loads(out)["history"][-1].items()
     consistent(demo_site.ledger_path)
     assert sync(demo_site)[0] == 0  # once dropped, later runs go on without the flag

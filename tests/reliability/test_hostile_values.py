@@ -49,8 +49,11 @@ def _line_of(path: Path, text: str) -> int:
 # -- item 2: mappings check refuses what a sync cannot use -----------------------------------------
 @pytest.mark.parametrize("key", ["valid_for", "warn_before", "grace"])
 def test_a_duration_beyond_100_years_is_refused(tmp_path: Path, key: str) -> None:
-    old = {"valid_for": 'valid_for = "24 months"', "warn_before": 'warn_before = "60 days"',
-           "grace": 'grace = "90 days"'}[key]
+    old = {
+        "valid_for": 'valid_for = "24 months"',
+        "warn_before": 'warn_before = "60 days"',
+        "grace": 'grace = "90 days"',
+    }[key]
     new = f'{key} = "999999999 years"'
     folder = _mappings(tmp_path, "requirements.toml", old, new)
     path = folder / "requirements.toml"
@@ -59,9 +62,11 @@ def test_a_duration_beyond_100_years_is_refused(tmp_path: Path, key: str) -> Non
     if key == "valid_for":
         hint += "; leave valid_for out for a completion that never expires"
     assert code == 2
-    assert lines == ["error: 1 problem found:",
-                     f"  - {path}:{_line_of(path, new)}: requirement[itsec-cz].{key}: "
-                     f"'999999999 years' is too long to compute dates with ({hint})"]
+    assert lines == [
+        "error: 1 problem found:",
+        f"  - {path}:{_line_of(path, new)}: requirement[itsec-cz].{key}: "
+        f"'999999999 years' is too long to compute dates with ({hint})",
+    ]
 
 
 def test_100_years_is_still_accepted(tmp_path: Path) -> None:
@@ -74,24 +79,34 @@ def test_a_share_above_100_percent_is_refused(tmp_path: Path) -> None:
     path = folder / "requirements.toml"
     code, lines = _check(folder)
     assert code == 2
-    assert lines == ["error: 1 problem found:",
-                     f"  - {path}:{_line_of(path, '150 %')}: requirement[itsec-cz].target[#1].min: "
-                     "must be a share between 0 and 100 %, not '150 %' (write min = \"50 %\" or min = 0.5)"]
+    assert lines == [
+        "error: 1 problem found:",
+        f"  - {path}:{_line_of(path, '150 %')}: requirement[itsec-cz].target[#1].min: "
+        "must be a share between 0 and 100 %, not '150 %' (write min = \"50 %\" or min = 0.5)",
+    ]
 
 
-@pytest.mark.parametrize(("written", "message"), [
-    ("100000000000000000000000", "100000000000000000000000 is larger than any Moodle course id can be "
-     "(a course id is at most 9223372036854775807; copy it from the course's URL (id=...))"),
-    ("1e23", "must be a positive whole number, not a number"),
-    ("-4", "must be a positive whole number, not a whole number"),
-])
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        (
+            "100000000000000000000000",
+            "100000000000000000000000 is larger than any Moodle course id can be "
+            "(a course id is at most 9223372036854775807; copy it from the course's URL (id=...))",
+        ),
+        ("1e23", "must be a positive whole number, not a number"),
+        ("-4", "must be a positive whole number, not a whole number"),
+    ],
+)
 def test_a_course_id_outside_sqlites_range_is_refused(tmp_path: Path, written: str, message: str) -> None:
     folder = _mappings(tmp_path, "courses.toml", 'idnumber = "ITSEC-CZ"', f"id = {written}")
     path = folder / "courses.toml"
     code, lines = _check(folder)
     assert code == 2
-    assert lines == ["error: 1 problem found:",
-                     f"  - {path}:{_line_of(path, f'id = {written}')}: course.itsec-cz.id: {message}"]
+    assert lines == [
+        "error: 1 problem found:",
+        f"  - {path}:{_line_of(path, f'id = {written}')}: course.itsec-cz.id: {message}",
+    ]
 
 
 def test_a_toml_nesting_bomb_is_a_mapping_problem(tmp_path: Path) -> None:
@@ -101,9 +116,11 @@ def test_a_toml_nesting_bomb_is_a_mapping_problem(tmp_path: Path) -> None:
     bomb.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
     code, lines = _check(folder)
     assert code == 2
-    assert lines == ["error: 1 problem found:",
-                     f"  - {bomb}: values are nested too deeply to read "
-                     "(mappings need a few levels at most; look for a long run of '[' or '{')"]
+    assert lines == [
+        "error: 1 problem found:",
+        f"  - {bomb}: values are nested too deeply to read "
+        "(mappings need a few levels at most; look for a long run of '[' or '{')",
+    ]
 
 
 def test_a_truncated_requirements_file_is_an_error(tmp_path: Path) -> None:
@@ -114,9 +131,11 @@ def test_a_truncated_requirements_file_is_an_error(tmp_path: Path) -> None:
     requirements.write_text(header, encoding="utf-8")  # only the comment header is left
     code, lines = _check(folder)
     assert code == 2
-    assert lines == ["error: 1 problem found:",
-                     f"  - {folder}: the directory has no requirement (add [[requirement]] entries; if "
-                     "requirements.toml was truncated, restore it from a backup or version control)"]
+    assert lines == [
+        "error: 1 problem found:",
+        f"  - {folder}: the directory has no requirement (add [[requirement]] entries; if "
+        "requirements.toml was truncated, restore it from a backup or version control)",
+    ]
 
 
 # -- item 5: values from Moodle are checked at the door --------------------------------------------
@@ -148,10 +167,14 @@ YEAR_10000 = 253402300800
 
 @pytest.mark.parametrize("when", [YEAR_10000, -86400])
 def test_an_impossible_completion_time_is_skipped_with_a_warning(
-        demo_site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, when: int) -> None:
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, when: int
+) -> None:
     def change(function: str, params: dict[str, Any], answer: Any) -> Any:
-        if function == "core_completion_get_course_completion_status" and str(params.get("userid")) == "3" \
-                and str(params.get("courseid")) == "2":
+        if (
+            function == "core_completion_get_course_completion_status"
+            and str(params.get("userid")) == "3"
+            and str(params.get("courseid")) == "2"
+        ):
             for criterion in answer["completionstatus"]["completions"]:
                 criterion["timecompleted"] = when
         return answer
@@ -160,8 +183,10 @@ def test_an_impossible_completion_time_is_skipped_with_a_warning(
     result = _sync(demo_site, "--path", "per_course")
     assert result.exit_code == 0, result.output
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert f"completion of user id 3 in course id 2: timecompleted {when} is not a possible time; " \
-           "this completion is skipped" in warnings
+    assert (
+        f"completion of user id 3 in course id 2: timecompleted {when} is not a possible time; "
+        "this completion is skipped" in warnings
+    )
     person = json.loads(_cli(demo_site, "person", "u001", "--format", "json").output)
     assert {s["requirement"]: s["status"] for s in person["statuses"]}["itsec-cz"] == "missing"
     assert {e["course"] for e in person["evidence"]} >= {"AI-URED", "DIGSVET"}  # the rest was read
@@ -169,7 +194,8 @@ def test_an_impossible_completion_time_is_skipped_with_a_warning(
 
 
 def test_a_lone_surrogate_in_a_name_does_not_fail_the_sync(
-        demo_site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     def change(function: str, params: dict[str, Any], answer: Any) -> Any:
         if function == "core_user_get_users_by_field":
             for row in answer:
@@ -180,15 +206,18 @@ def test_a_lone_surrogate_in_a_name_does_not_fail_the_sync(
     _tamper(monkeypatch, change)
     result = _sync(demo_site)
     assert result.exit_code == 0, result.output
-    assert "core_user_get_users_by_field: record id 3: firstname held an invalid character " \
-           "(a lone surrogate); U+FFFD stands in its place" in [r.getMessage() for r in caplog.records]
+    assert (
+        "core_user_get_users_by_field: record id 3: firstname held an invalid character "
+        "(a lone surrogate); U+FFFD stands in its place" in [r.getMessage() for r in caplog.records]
+    )
     person = _cli(demo_site, "person", "u001")
     assert person.exit_code == 0
     assert person.output.splitlines()[0] == "Ja\ufffdn Novák (u001, EMP1001), active"
 
 
 def test_a_non_integer_id_is_a_protocol_error_naming_the_record(
-        demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def change(function: str, params: dict[str, Any], answer: Any) -> Any:
         if function == "core_user_get_users_by_field":
             for row in answer:
@@ -201,19 +230,22 @@ def test_a_non_integer_id_is_a_protocol_error_naming_the_record(
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         "error: Moodle sent a user record (id '4x') that cannot be read: '4x' is not a whole number",
-        "  hint: Moodle or a plugin answered outside its own format; check the record in Moodle"]
+        "  hint: Moodle or a plugin answered outside its own format; check the record in Moodle",
+    ]
     runs = json.loads(_cli(demo_site, "runs", "--format", "json").output)
     assert runs[0]["outcome"] == "failed" and "'4x' is not a whole number" in runs[0]["error"]
 
 
 # -- item 4: output cannot attack its reader -----------------------------------------------------
-def test_moodle_names_reach_tables_escaped_and_csv_neutralised(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_moodle_names_reach_tables_escaped_and_csv_neutralised(
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def change(function: str, params: dict[str, Any], answer: Any) -> Any:
         if function == "core_user_get_users_by_field":
             for row in answer:
                 if row["username"] == "u001":
                     row["fullname"] = "Jan\x1b[2J\x1b[31m Novák\u202e"
-                    row["idnumber"] = "=HYPERLINK(\"http://evil.example\")"
+                    row["idnumber"] = '=HYPERLINK("http://evil.example")'
         if function == "core_course_get_courses":
             for course in answer:
                 if course["id"] == 2:
@@ -224,17 +256,26 @@ def test_moodle_names_reach_tables_escaped_and_csv_neutralised(demo_site: Site, 
     _tamper(monkeypatch, change)
     assert _sync(demo_site).exit_code == 0
     person = _cli(demo_site, "person", "u001")
-    assert person.output.splitlines()[0] == \
-        'Jan\\x1b[2J\\x1b[31m Novák\\u202e (u001, =HYPERLINK("http://evil.example")), active'
+    assert (
+        person.output.splitlines()[0]
+        == 'Jan\\x1b[2J\\x1b[31m Novák\\u202e (u001, =HYPERLINK("http://evil.example")), active'
+    )
     courses = _cli(demo_site, "courses", "--offline")
-    assert any(line.split()[3:5] == ["IT\\x1b]0;owned\\x07", "bezpečnost"] for line in courses.output.splitlines())
+    assert any(
+        line.split()[3:5] == ["IT\\x1b]0;owned\\x07", "bezpečnost"] for line in courses.output.splitlines()
+    )
     assert "IT\\x1b]0;owned\\x07 bezpečnost' has completion" in courses.output
-    outputs = [person.output, courses.output, _cli(demo_site, "status").output, _cli(demo_site, "runs").output]
+    outputs = [
+        person.output,
+        courses.output,
+        _cli(demo_site, "status").output,
+        _cli(demo_site, "runs").output,
+    ]
     for output in outputs:
         assert not any(ord(c) < 0x20 and c != "\n" or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in output)
     export = _cli(demo_site, "export", "--format", "csv").output
     line = next(row for row in csv.reader(io.StringIO(export)) if row and row[0] == "u001")
-    assert line[1] == "'=HYPERLINK(\"http://evil.example\")"
+    assert line[1] == '\'=HYPERLINK("http://evil.example")'
 
 
 # -- item 6: export -o writes privately, never through a link --------------------------------------
@@ -260,7 +301,8 @@ def test_export_refuses_a_symlink(demo_site: Site) -> None:
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         f"error: refusing to write {link}: it is a symbolic link",
-        "  hint: an export holds personal data; give the path of a real file"]
+        "  hint: an export holds personal data; give the path of a real file",
+    ]
     assert elsewhere.read_text(encoding="utf-8") == "keep\n" and link.is_symlink()
 
 
@@ -272,7 +314,7 @@ def test_doctor_fails_a_token_file_others_can_read(demo_site: Site) -> None:
     assert result.exit_code != 0
     lines = result.output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("[FAIL] token file: "))
-    shown = " ".join(part.strip() for part in lines[start:start + 3])
+    shown = " ".join(part.strip() for part in lines[start : start + 3])
     assert f"the token file {token} can be read by its group and other users (mode 0644)" in shown
     assert f"chmod 600 {token}" in result.output
 
@@ -285,7 +327,9 @@ def test_a_run_past_max_minutes_fails_cleanly_and_is_recorded(demo_site: Site) -
     result = _sync(demo_site)
     assert result.exit_code == 1
     first = result.stderr.splitlines()[0]
-    assert re.fullmatch(r"error: core_\w+: the run passed its deadline of 0\.01 minutes; stopped", first), first
+    assert re.fullmatch(r"error: core_\w+: the run passed its deadline of 0\.01 minutes; stopped", first), (
+        first
+    )
     runs = json.loads(_cli(demo_site, "runs", "--format", "json").output)
     assert runs[0]["outcome"] == "failed" and "the run passed its deadline" in runs[0]["error"]
 
@@ -293,9 +337,21 @@ def test_a_run_past_max_minutes_fails_cleanly_and_is_recorded(demo_site: Site) -
 def test_sigterm_ends_a_sync_like_ctrl_c_and_records_it(demo_site: Site) -> None:
     demo_site.emulator.set_latency(200)  # type: ignore[attr-defined]
     process = subprocess.Popen(
-        [sys.executable, "-m", "connector.cli", "--config", str(demo_site.config_path), "sync",
-         "--as-of", ANCHOR.isoformat()],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "connector.cli",
+            "--config",
+            str(demo_site.config_path),
+            "sync",
+            "--as-of",
+            ANCHOR.isoformat(),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         for _ in range(600):  # wait (at most 30 s) until the sync is talking to Moodle
             if demo_site.emulator.total_calls >= 2 or process.poll() is not None:  # type: ignore[attr-defined]
@@ -312,16 +368,21 @@ def test_sigterm_ends_a_sync_like_ctrl_c_and_records_it(demo_site: Site) -> None
     assert runs[0]["outcome"] == "failed" and runs[0]["error"] == "Terminated: interrupted (SIGTERM)"
 
 
-def test_a_report_link_to_an_impossible_id_is_a_protocol_error(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_report_link_to_an_impossible_id_is_a_protocol_error(
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def change(function: str, params: dict[str, Any], answer: Any) -> Any:
         if function == "core_reportbuilder_retrieve_report":
             for row in answer["data"]["rows"]:
-                row["columns"] = [re.sub(r"profile\.php\?id=3\b", "profile.php?id=99999999999999999999", cell)
-                                  for cell in row["columns"]]
+                row["columns"] = [
+                    re.sub(r"profile\.php\?id=3\b", "profile.php?id=99999999999999999999", cell)
+                    for cell in row["columns"]
+                ]
         return answer
 
     _tamper(monkeypatch, change)
     result = _sync(demo_site, "--path", "report", "--full")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        "error: a report row of 'u001' links to user_id 99999999999999999999, which cannot be a Moodle id"]
+        "error: a report row of 'u001' links to user_id 99999999999999999999, which cannot be a Moodle id"
+    ]

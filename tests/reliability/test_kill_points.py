@@ -35,8 +35,9 @@ def _clone(site: Site, name: str) -> Site:
 def _kill_all_points(site: Site, points: tuple[str, ...] = KILL_POINTS) -> dict[str, Site]:
     """Start one sync per kill point at once (they share nothing but the emulator) and wait."""
     clones = {point: _clone(site, point) for point in points}
-    procs = {point: sync_process(clone, env={"CONNECTOR_TEST_KILL_AT": point})
-             for point, clone in clones.items()}
+    procs = {
+        point: sync_process(clone, env={"CONNECTOR_TEST_KILL_AT": point}) for point, clone in clones.items()
+    }
     for point, proc in procs.items():
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == KILLED, f"{point}: exit {proc.returncode}: {err}"

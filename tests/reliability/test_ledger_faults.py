@@ -21,8 +21,11 @@ from tests.conftest import ANCHOR, REPO, Site
 from tests.reliability.conftest import consistent, run_cli, runs, snapshot, sync
 
 # Root ignores file modes; without these capabilities it is held to them like any other user.
-NO_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
-               "--inh-caps=-dac_override,-dac_read_search"]
+NO_OVERRIDE = [
+    "setpriv",
+    "--bounding-set=-dac_override,-dac_read_search",
+    "--inh-caps=-dac_override,-dac_read_search",
+]
 
 
 def _sync_held_to_file_modes(site: Site) -> subprocess.CompletedProcess[str]:
@@ -30,22 +33,43 @@ def _sync_held_to_file_modes(site: Site) -> subprocess.CompletedProcess[str]:
     if prefix and shutil.which("setpriv") is None:
         pytest.fail("running as root needs setpriv (util-linux) to be held to file modes")
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "connector.cli", "--config", str(site.config_path), "sync",
-         "--as-of", ANCHOR.isoformat()],
-        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+        [
+            *prefix,
+            sys.executable,
+            "-m",
+            "connector.cli",
+            "--config",
+            str(site.config_path),
+            "sync",
+            "--as-of",
+            ANCHOR.isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+    )
 
 
 def _answer(path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     conn = sqlite3.connect(path)
     try:
-        return (conn.execute("SELECT user_id, requirement_id, status, valid_until FROM statuses ORDER BY 1, 2").fetchall(),
-                conn.execute("SELECT department_id, requirement_id, in_scope, compliant, missing, share FROM rollups "
-                             "WHERE run_id = (SELECT MAX(id) FROM sync_runs WHERE outcome = 'ok') ORDER BY 1, 2").fetchall())
+        return (
+            conn.execute(
+                "SELECT user_id, requirement_id, status, valid_until FROM statuses ORDER BY 1, 2"
+            ).fetchall(),
+            conn.execute(
+                "SELECT department_id, requirement_id, in_scope, compliant, missing, share FROM rollups "
+                "WHERE run_id = (SELECT MAX(id) FROM sync_runs WHERE outcome = 'ok') ORDER BY 1, 2"
+            ).fetchall(),
+        )
     finally:
         conn.close()
 
 
-def test_a_full_disk_is_one_line_and_the_run_is_recorded(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_full_disk_is_one_line_and_the_run_is_recorded(
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_open = Ledger.open.__func__  # type: ignore[attr-defined]
 
     def open_on_a_full_disk(cls: type[Ledger], path: Path, *, create: bool = True, **options: Any) -> Ledger:
@@ -59,7 +83,8 @@ def test_a_full_disk_is_one_line_and_the_run_is_recorded(demo_site: Site, monkey
     assert code == 1 and out == ""
     assert err.splitlines() == [
         f"error: the ledger {demo_site.ledger_path} cannot be written: the disk is full",
-        "  hint: free space on its filesystem and run again; the previous state is intact"]
+        "  hint: free space on its filesystem and run again; the previous state is intact",
+    ]
     monkeypatch.undo()
     assert runs(demo_site.ledger_path)[-1][1:] == ("failed", "OperationalError: database or disk is full")
     assert _answer(demo_site.ledger_path) == ([], [])
@@ -75,7 +100,8 @@ def test_a_read_only_ledger_is_one_line(demo_site: Site) -> None:
     assert result.stderr.splitlines() == [
         f"error: the ledger {demo_site.ledger_path} is read-only to this user",
         "  hint: the connector's user must be able to write the ledger, its -wal and -shm files and "
-        "their directory; check permissions and the mount"]
+        "their directory; check permissions and the mount",
+    ]
     demo_site.ledger_path.chmod(0o600)
     assert snapshot(demo_site.ledger_path) == before
 
@@ -92,10 +118,13 @@ def test_a_read_only_directory_is_one_line(demo_site: Site) -> None:
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines() == [
         f"error: cannot create the sync lock {lock}: Permission denied",
-        "  hint: the connector's user must be able to write the ledger's directory"]
+        "  hint: the connector's user must be able to write the ledger's directory",
+    ]
 
 
-def test_a_ledger_locked_by_another_program_is_one_line(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_ledger_locked_by_another_program_is_one_line(
+    demo_site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert sync(demo_site)[0] == 0
     before = snapshot(demo_site.ledger_path)
     monkeypatch.setattr("connector.sync.LEDGER_WAIT_S", 0.2)
@@ -109,7 +138,8 @@ def test_a_ledger_locked_by_another_program_is_one_line(demo_site: Site, monkeyp
     assert code == 1
     assert err.splitlines() == [
         f"error: the ledger {demo_site.ledger_path} is locked by another program",
-        "  hint: a program holds a write lock on it (an sqlite3 shell, a copy tool?); close it and run again"]
+        "  hint: a program holds a write lock on it (an sqlite3 shell, a copy tool?); close it and run again",
+    ]
     assert snapshot(demo_site.ledger_path) == before
 
 
@@ -121,7 +151,8 @@ def test_an_emptied_ledger_file_is_not_a_fresh_start(demo_site: Site) -> None:
     assert err.splitlines() == [
         f"error: the ledger {demo_site.ledger_path} is an empty file (0 bytes)",
         "  hint: restore the last backup of the ledger; on a new installation delete the empty file "
-        "and run the sync again"]
+        "and run the sync again",
+    ]
     assert demo_site.ledger_path.stat().st_size == 0
 
 
@@ -133,22 +164,33 @@ def synced(demo_site: Site) -> Iterator[tuple[Site, Path, dict[str, Any]]]:
     shutil.copy2(demo_site.ledger_path, pristine)
     before_status = run_cli(demo_site, "status", "--format", "json")[1]
     assert sync(demo_site)[0] == 0
-    yield demo_site, pristine, {"answer": _answer(demo_site.ledger_path), "status_before": before_status,
-                                "status_after": run_cli(demo_site, "status", "--format", "json")[1]}
+    yield (
+        demo_site,
+        pristine,
+        {
+            "answer": _answer(demo_site.ledger_path),
+            "status_before": before_status,
+            "status_after": run_cli(demo_site, "status", "--format", "json")[1],
+        },
+    )
 
 
 PAGE = 4096
 
 
-@pytest.mark.parametrize("offset", [0, 20, 40, 60, 100, PAGE, 2 * PAGE + 8, 5 * PAGE + 300,
-                                    19 * PAGE + 2784, 7918, 85307, -PAGE, -700],
-                         ids=lambda o: f"at{o}")
-def test_a_corrupted_ledger_is_refused_or_harmless(synced: tuple[Site, Path, dict[str, Any]], offset: int) -> None:
+@pytest.mark.parametrize(
+    "offset",
+    [0, 20, 40, 60, 100, PAGE, 2 * PAGE + 8, 5 * PAGE + 300, 19 * PAGE + 2784, 7918, 85307, -PAGE, -700],
+    ids=lambda o: f"at{o}",
+)
+def test_a_corrupted_ledger_is_refused_or_harmless(
+    synced: tuple[Site, Path, dict[str, Any]], offset: int
+) -> None:
     site, pristine, clean = synced
     shutil.copy2(pristine, site.ledger_path)
     data = bytearray(site.ledger_path.read_bytes())
     start = offset % len(data)
-    data[start:start + 64] = random.Random(offset).randbytes(64)
+    data[start : start + 64] = random.Random(offset).randbytes(64)
     site.ledger_path.write_bytes(bytes(data))
     code, out, err = sync(site)
     synced_ok = code == 0
@@ -158,8 +200,12 @@ def test_a_corrupted_ledger_is_refused_or_harmless(synced: tuple[Site, Path, dic
     else:
         lines = err.splitlines()
         assert code == 1 and len(lines) == 2 and lines[1].startswith("  hint: "), err
-        assert lines[0].startswith((f"error: the ledger {site.ledger_path} is damaged",
-                                    f"error: cannot open the ledger {site.ledger_path}")), err
+        assert lines[0].startswith(
+            (
+                f"error: the ledger {site.ledger_path} is damaged",
+                f"error: cannot open the ledger {site.ledger_path}",
+            )
+        ), err
     code, out, err = run_cli(site, "status", "--format", "json")
     assert "internal error" not in err and "Traceback" not in err
     if code == 0:
