@@ -16,8 +16,17 @@ from typing import Any
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
+from connector.emulator.feedback import FEEDBACK_FUNCTIONS, FEEDBACK_SERVICE_FUNCTIONS
 from connector.emulator.scenario import CourseDef, PersonView, Scenario
-from connector.emulator.wire import Param, WsException, XmlOnly, invalid_parameter, missing_record, validate
+from connector.emulator.wire import (
+    Param,
+    WsException,
+    XmlOnly,
+    invalid_parameter,
+    missing_record,
+    require_login,
+    validate,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ SERVICE_FUNCTIONS = (
     "core_message_send_instant_messages",
     "core_course_get_enrolled_users_by_cmid",
     "core_enrol_get_course_enrolment_methods",
+    *FEEDBACK_SERVICE_FUNCTIONS,
 )
 # Functions that exist in Moodle but are in no service the emulator grants by default.
 OTHER_KNOWN_FUNCTIONS = frozenset(
@@ -84,12 +94,6 @@ OTHER_KNOWN_FUNCTIONS = frozenset(
         "core_reportbuilder_conditions_delete",
         "core_reportbuilder_view_report",
         "core_course_get_contents",
-        "mod_feedback_get_feedbacks_by_courses",
-        "mod_feedback_get_items",
-        "mod_feedback_get_responses_analysis",
-        "mod_feedback_get_analysis",
-        "mod_feedback_get_non_respondents",
-        "mod_feedback_get_feedback_access_information",
     }
 )
 KNOWN_FUNCTIONS = frozenset(SERVICE_FUNCTIONS) | OTHER_KNOWN_FUNCTIONS
@@ -101,6 +105,7 @@ class Grant:
 
     kind: str = "full"
     functions: frozenset[str] = frozenset(SERVICE_FUNCTIONS)
+    lacking: frozenset[str] = frozenset()  # capabilities the token's role lacks, e.g. "mod/feedback:view"
 
 
 @dataclass
@@ -118,6 +123,9 @@ class Call:
     def weak(self) -> bool:
         return self.grant.kind == "weak"
 
+    def can(self, capability: str) -> bool:
+        return not self.weak and capability not in self.grant.lacking
+
 
 Handler = Callable[[Call, dict[str, Any]], Any]
 
@@ -128,10 +136,6 @@ def invalid_token() -> WsException:
 
 def access_exception() -> WsException:
     return WsException("webservice_access_exception", "accessexception", "Access control exception")
-
-
-def require_login() -> WsException:
-    return WsException("require_login_exception", "requireloginerror", "Course or activity not accessible.")
 
 
 def course_context_error(course_id: int) -> WsException:
@@ -1317,3 +1321,4 @@ FUNCTIONS: dict[str, tuple[dict[str, Param], Handler]] = {
         reports_get,
     ),
 }
+FUNCTIONS.update(FEEDBACK_FUNCTIONS)

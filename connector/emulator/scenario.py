@@ -20,8 +20,12 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 
 from connector.moodle.records import Completion, Course, Enrolment, Person
+
+if TYPE_CHECKING:
+    from connector.emulator.feedback import FeedbackDef
 
 SUSPENDED = 1
 DELETED = 2
@@ -141,6 +145,7 @@ class Scenario:
         site_name: str = "Compliance Test Moodle",
         token_user_id: int = 0,
         weak_user_id: int = 0,
+        feedbacks: Sequence[FeedbackDef] = (),
     ) -> None:
         self.name = name
         self.anchor = anchor
@@ -155,6 +160,7 @@ class Scenario:
         self.categories = tuple(categories)
         self.cohorts = tuple(cohorts)
         self.accounts: dict[int, Account] = {a.id: a for a in accounts}
+        self.feedbacks: dict[int, FeedbackDef] = {f.id: f for f in feedbacks}  # Feedback activities
         self.token_user_id = token_user_id
         self.weak_user_id = weak_user_id
         self.username_width = max(3, len(str(len(people.flags))))

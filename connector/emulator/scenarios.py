@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from connector.emulator.feedback import demo_feedbacks
 from connector.emulator.scenario import (
     FOUR_YEARS_DAYS,
     Account,
@@ -311,6 +312,7 @@ def demo_scenario(anchor: date, *, report_timezone: str = "Europe/Prague") -> Sc
         report_timezone=report_timezone,
         token_user_id=FIRST_PERSON_ID + DEMO_PEOPLE,
         weak_user_id=FIRST_PERSON_ID + DEMO_PEOPLE + 1,
+        feedbacks=demo_feedbacks(anchor, FIRST_PERSON_ID),
     )
 
 

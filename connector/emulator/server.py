@@ -126,13 +126,21 @@ class Emulator:
         return f"Emulator(scenario={self.scenario.name!r}, url={self.url!r})"
 
     # ----- tokens --------------------------------------------------------------------------------
-    def add_token(self, token: str, kind: str = "full", functions: Iterable[str] | None = None) -> None:
-        """Grant a token; ``functions`` limits its service to those (others: accessexception)."""
+    def add_token(
+        self,
+        token: str,
+        kind: str = "full",
+        functions: Iterable[str] | None = None,
+        *,
+        lacking: Iterable[str] = (),
+    ) -> None:
+        """Grant a token; ``functions`` limits its service to those (others: accessexception);
+        ``lacking`` names capabilities its role does not have (e.g. ``mod/feedback:viewreports``)."""
         if kind not in TOKEN_KINDS:
             raise ValueError(f"token kind must be one of {TOKEN_KINDS}")
         allowed = frozenset(SERVICE_FUNCTIONS if functions is None else functions)
         with self._lock:
-            self._grants[token] = Grant(kind=kind, functions=allowed)
+            self._grants[token] = Grant(kind=kind, functions=allowed, lacking=frozenset(lacking))
 
     @property
     def token(self) -> str:

@@ -26,6 +26,10 @@ def invalid_parameter() -> WsException:
     return WsException("invalid_parameter_exception", "invalidparameter", "Invalid parameter value detected")
 
 
+def require_login() -> WsException:
+    return WsException("require_login_exception", "requireloginerror", "Course or activity not accessible.")
+
+
 def missing_record(table: str) -> WsException:
     return WsException(
         "dml_missing_record_exception", "invalidrecord", f"Can't find data record in database table {table}."
