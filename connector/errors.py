@@ -15,6 +15,7 @@ and exits with ``exit_code``. Nothing here may ever contain the Moodle token.
     |   |   +-- MoodleFunctionNotFound   the web-service function does not exist on this Moodle
     |   +-- MoodleUnavailable        network, 5xx/429, HTML pages, truncated bodies (retried)
     |   +-- MoodleProtocolError      a well-formed answer we cannot understand
+    |   +-- SurveyUnusable           a Feedback that cannot be the needs survey (anonymous, ...)
     +-- LedgerError              the SQLite ledger cannot be opened or written
     +-- UsageError               a command-line value that cannot be used   (exit 2)
     +-- SyncRefused              a guard stopped a sync whose answer would be wrong (exit 1)
@@ -139,6 +140,11 @@ class MoodleUnavailable(MoodleError):
 
 class MoodleProtocolError(MoodleError):
     """Moodle answered something well-formed that does not have the expected shape."""
+
+
+class SurveyUnusable(MoodleError):
+    """A Moodle Feedback activity that cannot serve as the needs survey: anonymous (no user ids),
+    or without the question the survey is read by."""
 
 
 class LedgerError(ConnectorError):
