@@ -7,6 +7,7 @@ that answers each function with its recorded body.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -387,3 +388,24 @@ def test_the_captured_access_and_non_respondents_parse(replay: Replay) -> None:
     assert (access.can_view_reports, access.can_view_analysis, access.is_open) == (False, False, True)
     waiting = api.non_respondents(CAPTURED)
     assert len(waiting) == 10 and waiting[0].user_id == 234 and waiting[0].fullname == "Žiga Kos"
+
+
+def test_the_emulators_analysis_counts_agree_with_the_answers_read(emulator: Emulator) -> None:
+    """get_analysis (each option's count, a JSON string per option) matches the decoded answers."""
+    api = api_for(emulator.url)
+    answers = api.answers(api.survey(1, cmid=1))
+    area = answers.item("area")
+    form = {
+        "wstoken": FULL,
+        "wsfunction": "mod_feedback_get_analysis",
+        "moodlewsrestformat": "json",
+        "feedbackid": 1,
+    }
+    analysis = requests.post(f"{emulator.url}/webservice/rest/server.php", data=form, timeout=10).json()
+    counted = {
+        json.loads(d)["answertext"]: json.loads(d)["answercount"] for d in analysis["itemsdata"][0]["data"]
+    }
+    chosen = [label for r in answers.responses for label in r.choices(area)]
+    assert counted == {label: chosen.count(label) for label in area.options}
+    assert counted["Digitalna varnost / IT bezpečnost"] == 14  # u001, 003, 005, 017, 024, 037, ...: 14
+    assert analysis["completedcount"] == 26
