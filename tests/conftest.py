@@ -1,23 +1,21 @@
-"""Shared test fixtures: the demo emulator on loopback and a connector.toml pointing at it."""
+"""Shared test fixtures: the demo emulator on loopback and a connector.toml pointing at it, and a
+loopback HTTP server for a handler of the test's own. Helpers and constants are in tests/helpers.py."""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
+import ssl
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from connector.mapping import DEMO_MAPPINGS
+from tests.helpers import ANCHOR, REPO, Site, loopback_http
 
-REPO = Path(__file__).resolve().parents[1]
-MAPPINGS = DEMO_MAPPINGS
-ANCHOR = date(2026, 6, 15)  # the demo scenario's "today" in tests: statuses are deterministic
 # Folders beside the checkout (a CI machine keeps steering material there): no test may need them.
 SIBLINGS = (
     ()
@@ -57,38 +55,17 @@ def _no_machine_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
 
 
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
+@pytest.fixture
+def http_server() -> Iterator[Callable[..., str]]:
+    """Start a loopback HTTP(S) server for a handler class: ``url = http_server(Handler, tls=None)``.
 
+    Every server started in the test is stopped after it (see ``helpers.loopback_http``)."""
+    with ExitStack() as servers:
 
-@dataclass
-class Site:
-    """A running demo emulator plus a config directory for the connector."""
+        def start(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> str:
+            return servers.enter_context(loopback_http(handler, tls))
 
-    emulator: object
-    token: str
-    config_path: Path
-    ledger_path: Path
-    tmp: Path
-
-    def write_config(self, **moodle: object) -> Path:
-        lines = ["[moodle]", f'url = "{self.emulator.url}"', 'token_file = "token"']  # type: ignore[attr-defined]
-        for key, value in moodle.items():
-            lines.append(f"{key} = {toml_value(value)}")
-        lines += [
-            "[ledger]",
-            'path = "ledger.sqlite"',
-            "[mappings]",
-            f"dir = {toml_value(str(MAPPINGS))}",
-            "[sync]",
-            "full_every_days = 7",
-        ]
-        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return self.config_path
+        yield start
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.mapping import DEMO_MAPPINGS
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def test_demo_runs_a_real_sync_and_prints_the_status(tmp_path: Path) -> None:

@@ -21,9 +21,8 @@ import connector.config
 from connector.cli import main
 from connector.doctor import Check, format_check
 from connector.mapping import DEMO_MAPPINGS
-from tests.conftest import ANCHOR
+from tests.helpers import ANCHOR
 
-REPO = Path(__file__).resolve().parents[1]
 M = str(DEMO_MAPPINGS)
 
 
@@ -177,13 +176,12 @@ def test_doctor_in_an_empty_directory_lists_every_problem_on_its_own_lines(empty
 
 
 def test_doctor_with_a_working_setup_says_all_passed(demo_ledger: Path, empty_dir: Path) -> None:
-    from datetime import date
 
     from connector.emulator import Emulator, demo_scenario
 
     (empty_dir / "token").write_text("t0ken\n", encoding="utf-8")
     (empty_dir / "token").chmod(0o600)  # a working setup keeps its token private
-    with Emulator(demo_scenario(date(2026, 6, 15)), tokens={"t0ken": "full"}) as emu:
+    with Emulator(demo_scenario(ANCHOR), tokens={"t0ken": "full"}) as emu:
         (empty_dir / "connector.toml").write_text(
             f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\n[ledger]\npath = "{demo_ledger}"\n'
             f'[mappings]\ndir = "{M}"\n',

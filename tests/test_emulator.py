@@ -18,6 +18,7 @@ import xmltodict
 from connector.emulator import Emulator, demo_scenario, generated_scenario, scenario_by_name
 from connector.emulator.functions import format_report_time
 from connector.emulator.wire import decode_form
+from tests.helpers import REPO
 
 ANCHOR = date(2026, 1, 15)
 TOKEN = "test-full-token-0123456789"
@@ -396,9 +397,8 @@ def test_connector_emulator_answers_as_moodle_45_when_asked() -> None:
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     process = subprocess.Popen(
         [
             sys.executable,

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.ledger import Ledger
-from tests.conftest import ANCHOR, Site
+from tests.helpers import ANCHOR, REPO, Site
 
 STATUS_KEYS = {
     "department",
@@ -199,7 +199,7 @@ def test_courses_and_doctor(demo_site: Site) -> None:
 
 
 def _spawn_sync(site: Site, *args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.Popen(
         [
             sys.executable,

@@ -25,7 +25,7 @@ from click.testing import CliRunner, Result
 
 from connector.cli import main
 from connector.mapping import DEMO_MAPPINGS
-from tests.conftest import ANCHOR
+from tests.helpers import ANCHOR
 
 # What the environment could add to a run: unset so the configuration below is all there is.
 ENVIRONMENT = (

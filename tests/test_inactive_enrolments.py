@@ -13,7 +13,7 @@ import json
 import pytest
 
 from connector.emulator.functions import SERVICE_FUNCTIONS
-from tests.conftest import Site
+from tests.helpers import Site
 from tests.test_end_to_end import person_statuses, run_cli, sync
 
 ITSEC = 2

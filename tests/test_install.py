@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from connector import __version__
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module")

@@ -28,8 +28,7 @@ from connector.doctor import Check, format_check
 from connector.errors import LedgerError
 from connector.ledger import MIGRATIONS, SCHEMA_VERSION, Ledger
 from connector.mapping import DEMO_MAPPINGS
-
-from .conftest import REPO, Site
+from tests.helpers import REPO, Site
 
 ROOT = os.geteuid() == 0
 NOBODY = 65534

@@ -15,7 +15,7 @@ from connector.ledger import Ledger
 from connector.mapping import load_mappings
 from connector.moodle.records import Course
 from connector.sync import SyncLock, SyncOptions, _choose_mode, _refuse_emptied_ledger, lock_path_for
-from tests.conftest import MAPPINGS
+from tests.helpers import MAPPINGS
 
 
 def test_the_lock_is_exclusive_private_and_released(tmp_path: Path) -> None:

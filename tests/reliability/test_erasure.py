@@ -7,8 +7,8 @@ import sqlite3
 import time
 
 from connector.ledger import Ledger
-from tests.conftest import Site
-from tests.reliability.conftest import consistent, run_cli, sync, sync_process
+from tests.helpers import Site
+from tests.reliability.helpers import consistent, run_cli, sync, sync_process
 
 U001 = 3  # u001's Moodle user id in the demo: compliant with itsec-cz
 

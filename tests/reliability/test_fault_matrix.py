@@ -18,8 +18,8 @@ import pytest
 from connector.emulator import Emulator, demo_scenario
 from connector.emulator.server import FAULT_KINDS
 from connector.moodle.client import MoodleClient
-from tests.conftest import ANCHOR, Site
-from tests.reliability.conftest import consistent, runs, snapshot, sync
+from tests.helpers import ANCHOR, Site
+from tests.reliability.helpers import consistent, runs, snapshot, sync
 
 PATHS = ("report", "per_user", "per_course")
 

@@ -12,8 +12,8 @@ import pytest
 
 from connector.emulator import functions as emulator_functions
 from connector.mapping import DEMO_MAPPINGS
-from tests.conftest import Site, toml_value
-from tests.reliability.conftest import consistent, run_cli, runs, snapshot, sync
+from tests.helpers import Site, toml_value
+from tests.reliability.helpers import consistent, run_cli, runs, snapshot, sync
 
 ITSEC = 2  # the demo's ITSEC-CZ course: most of the Czech people's completions
 

@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 
 from connector.cli import main
 from connector.mapping import DEMO_MAPPINGS
-from tests.conftest import ANCHOR, Site
+from tests.helpers import ANCHOR, Site
 
 
 def _mappings(tmp_path: Path, edit: str, old: str, new: str) -> Path:

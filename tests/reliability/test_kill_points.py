@@ -14,8 +14,8 @@ import pytest
 from connector.config import load_config
 from connector.ledger import Ledger
 from connector.sync import KILL_POINTS, SyncOptions, run_sync
-from tests.conftest import ANCHOR, Site
-from tests.reliability.conftest import consistent, runs, snapshot, sync, sync_process
+from tests.helpers import ANCHOR, Site
+from tests.reliability.helpers import consistent, runs, snapshot, sync, sync_process
 
 KILLED = -signal.SIGKILL
 

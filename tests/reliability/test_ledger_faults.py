@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from connector.ledger import Ledger
-from tests.conftest import ANCHOR, REPO, Site
-from tests.reliability.conftest import consistent, run_cli, runs, snapshot, sync
+from tests.helpers import ANCHOR, REPO, Site
+from tests.reliability.helpers import consistent, run_cli, runs, snapshot, sync
 
 # Root ignores file modes; without these capabilities it is held to them like any other user.
 NO_OVERRIDE = [

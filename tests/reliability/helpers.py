@@ -15,7 +15,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from connector.cli import main
-from tests.conftest import ANCHOR, REPO, Site
+from tests.helpers import ANCHOR, REPO, Site
 
 DATA_TABLES = (
     "courses",

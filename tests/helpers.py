@@ -1,0 +1,86 @@
+"""What tests share besides fixtures: constants, the demo site's shape, and a loopback HTTP server.
+
+Tests import from here, never from a conftest (pytest loads conftest files itself; importing one
+as a module loads it twice). Fixtures stay in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from connector.mapping import DEMO_MAPPINGS
+
+REPO = Path(__file__).resolve().parents[1]
+MAPPINGS = DEMO_MAPPINGS
+ANCHOR = date(2026, 6, 15)  # the demo scenario's "today" in tests: statuses are deterministic
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+@dataclass
+class Site:
+    """A running demo emulator plus a config directory for the connector."""
+
+    emulator: object
+    token: str
+    config_path: Path
+    ledger_path: Path
+    tmp: Path
+
+    def write_config(self, **moodle: object) -> Path:
+        lines = ["[moodle]", f'url = "{self.emulator.url}"', 'token_file = "token"']  # type: ignore[attr-defined]
+        for key, value in moodle.items():
+            lines.append(f"{key} = {toml_value(value)}")
+        lines += [
+            "[ledger]",
+            'path = "ledger.sqlite"',
+            "[mappings]",
+            f"dir = {toml_value(str(MAPPINGS))}",
+            "[sync]",
+            "full_every_days = 7",
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return self.config_path
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps the test output clean (no access log on stderr)."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def loopback_http(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 (a free port, one thread per request) and yield its base URL.
+
+    With ``tls`` (a server-side context) it speaks HTTPS. Stopped and closed on exit. The
+    ``http_server`` fixture (tests/conftest.py) is this, scoped to one test.
+    """
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    scheme = "https" if tls is not None else "http"
+    try:
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
