@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from connector.config import Config
-from connector.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, ConnectorError, Problem
+from connector.errors import ConnectorError, ExitStatus, Problem
 
 WIDTH = 100  # output is wrapped here: readable in a terminal and in a cron mail
 MAX_ITEMS = 10  # problems listed under one check; `connector mappings check` lists them all
@@ -34,7 +34,7 @@ class Check:
     detail: str
     hint: str | None = None
     problems: tuple[Problem, ...] = ()  # each one listed on its own line(s) under the check
-    exit_code: int = EXIT_FAILED  # what a failure means: EXIT_BAD_INPUT for configuration or mappings
+    exit_code: int = ExitStatus.FAILED  # what a failure means: BAD_INPUT for configuration or mappings
 
 
 def _failed(name: str, exc: ConnectorError, hint: str | None = None) -> Check:
@@ -79,8 +79,8 @@ def exit_code(checks: Sequence[Check]) -> int:
     """0 all passed; 2 a configuration or mapping problem (fix those first); 1 anything else."""
     codes = {c.exit_code for c in checks if not c.ok}
     if not codes:
-        return EXIT_OK
-    return EXIT_BAD_INPUT if EXIT_BAD_INPUT in codes else EXIT_FAILED
+        return ExitStatus.OK
+    return ExitStatus.BAD_INPUT if ExitStatus.BAD_INPUT in codes else ExitStatus.FAILED
 
 
 _KEEP = "\u00a0"  # textwrap breaks only at ASCII white space

@@ -25,17 +25,28 @@ and exits with ``exit_code``. Nothing here may ever contain the Moodle token.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_LOCKED = 75  # EX_TEMPFAIL from sysexits.h: cron may simply try again later
+
+class ExitStatus(IntEnum):
+    """The connector's exit codes (README "Exit codes"; cron jobs and systemd rely on them).
+
+    `connector check` is the exception: it follows the monitoring-plugin convention
+    (connector.health: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    """
+
+    OK = 0
+    FAILED = 1  # the run failed; a sync records it in the ledger
+    BAD_INPUT = 2  # configuration, mappings or a command-line value; nothing was written
+    LOCKED = 75  # EX_TEMPFAIL from sysexits.h: cron may simply try again later
+    INTERRUPTED = 130  # 128 + SIGINT (Ctrl-C)
+    TERMINATED = 143  # 128 + SIGTERM (systemd stop, kill)
 
 
 class ConnectorError(Exception):
     """Base of every error the connector raises on purpose."""
 
-    exit_code: int = EXIT_FAILED
+    exit_code: ExitStatus = ExitStatus.FAILED
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -68,7 +79,7 @@ class Problem:
 
 
 class _ProblemsError(ConnectorError):
-    exit_code = EXIT_BAD_INPUT
+    exit_code = ExitStatus.BAD_INPUT
 
     def __init__(self, problems: list[Problem] | Problem | str, *, hint: str | None = None) -> None:
         if isinstance(problems, str):
@@ -155,7 +166,7 @@ class UsageError(ConnectorError):
     """A command-line value that cannot be used (a busy port, a date before the ledger's first
     sync, an empty reason): like a bad configuration, nothing was done."""
 
-    exit_code = EXIT_BAD_INPUT
+    exit_code = ExitStatus.BAD_INPUT
 
 
 class SyncRefused(ConnectorError):
@@ -166,4 +177,4 @@ class SyncRefused(ConnectorError):
 class SyncLocked(ConnectorError):
     """Another sync holds this ledger's lock."""
 
-    exit_code = EXIT_LOCKED
+    exit_code = ExitStatus.LOCKED

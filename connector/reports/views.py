@@ -18,33 +18,6 @@ from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.moodle.records import Course
 
-# New columns go at the end: scripts may read these files by position.
-STATUS_KEYS = (
-    "department",
-    "requirement",
-    "in_scope",
-    "compliant",
-    "expiring",
-    "expired",
-    "missing",
-    "share",
-    "targets_met",
-    "organisation",
-)
-EXPORT_KEYS = (
-    "username",
-    "idnumber",
-    "department_id",
-    "department_name",
-    "requirement",
-    "status",
-    "valid_until",
-    "decided_by_course",
-    "decided_by_completed_at",
-    "organisation",
-    "organisation_name",
-)
-
 
 def _last_ok_run(ledger: Ledger) -> dict[str, Any]:
     run = ledger.last_run("ok")

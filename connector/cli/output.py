@@ -1,0 +1,92 @@
+"""What several commands print the same way: rows in a format, progress, warnings, private files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from connector.errors import ConnectorError, UsageError
+from connector.reports.columns import Columns
+from connector.reports.formats import render_csv, render_json, render_table, terminal_safe
+
+
+def echo_rows(rows: Sequence[dict[str, Any]], fmt: str, columns: Columns) -> None:
+    """``rows`` as JSON (every key), CSV (``columns.csv``) or a table (``columns.table``)."""
+    if fmt == "json":
+        click.echo(render_json(rows))
+    elif fmt == "csv":
+        click.echo(render_csv(rows, columns.csv))
+    else:
+        click.echo(render_table(rows, columns.table))
+
+
+def echo_warnings(warnings: Iterable[str]) -> None:
+    for warning in warnings:  # they quote names from Moodle
+        click.echo(terminal_safe(f"warning: {warning}"), err=True)
+
+
+class Progress:
+    """Progress on stderr when it is a terminal: one line rewritten in place."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._last = ""
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if total:
+            width = 30
+            filled = int(width * done / total) if total else 0
+            text = f"{stage:<24} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+        else:
+            text = f"{stage:<24} {done if done else ''}"
+        click.echo("\r" + text.ljust(len(self._last)), nl=False, err=True)
+        self._last = text
+
+    def close(self) -> None:
+        if self.enabled and self._last:
+            click.echo("\r" + " " * len(self._last) + "\r", nl=False, err=True)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Exports hold personal data: readable by the owner only, like the ledger.
+
+    Written to a private (0600) temporary file beside the target, synced, then renamed over it:
+    the result is 0600 whatever mode an older file had, a reader never sees half an export, and
+    nothing is written through a symbolic link (one in the final component is refused).
+    """
+    if path.is_symlink():
+        raise UsageError(
+            f"refusing to write {path}: it is a symbolic link",
+            hint="an export holds personal data; give the path of a real file",
+        )
+    directory = path.parent
+    try:
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        with contextlib.suppress(OSError):  # the rename itself survives a crash once the folder is synced
+            folder = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+    except OSError as exc:
+        raise ConnectorError(
+            f"cannot write {path}: {exc.strerror}", hint="check that the directory exists and is writable"
+        ) from None

@@ -1,0 +1,99 @@
+"""Read commands about people: `person` (one person's statuses, evidence, history) and `unplaced`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from connector.cli.app import config_of, format_option, main
+from connector.cli.reports import open_for_reading
+from connector.reports import columns
+from connector.reports.formats import render_csv, render_json, render_table, terminal_safe
+
+
+@main.command()
+@click.argument("username")
+@format_option()
+@click.pass_context
+def person(ctx: click.Context, username: str, fmt: str) -> None:
+    """One person's requirements, statuses, evidence and history."""
+    from connector.reports.views import person_view
+
+    with open_for_reading(ctx) as (ledger, mappings):
+        view = person_view(ledger, mappings, username)
+    if fmt == "json":
+        click.echo(json.dumps(view, ensure_ascii=False, indent=2))
+        return
+    if fmt == "csv":
+        click.echo(render_csv(view["statuses"], columns.PERSON_STATUSES.csv))
+        return
+    state = "active" if view["active"] else ("deleted" if view["deleted"] else "suspended")
+    click.echo(
+        terminal_safe(
+            f"{view['fullname']} ({view['username']}, {view['idnumber'] or 'no idnumber'}), {state}"
+        )
+    )
+    where = view["department_name"] or "unplaced"
+    if view["organisation"] and view["organisation"] != view["department_id"]:
+        where += f" ({view['organisation_name']})"
+    click.echo(terminal_safe(f"department: {where}; position: {view['position'] or '-'}"))
+    click.echo("\nRequirements")
+    click.echo(render_table(view["statuses"], columns.PERSON_STATUSES.table))
+    click.echo("\nEvidence")
+    click.echo(render_table(view["evidence"], columns.PERSON_EVIDENCE.table))
+    click.echo("\nHistory")
+    click.echo(render_table(view["history"], columns.PERSON_HISTORY.table))
+
+
+@main.command()
+@format_option()
+@click.pass_context
+def unplaced(ctx: click.Context, fmt: str) -> None:
+    """Active people in no department: each spelling, how many use it, and the alias line to add.
+
+    A spelling is Moodle's institution + department profile fields, compared as the mappings do
+    (case, spaces and Unicode form ignored). Placement is as of the last sync.
+    """
+    from connector.ledger import Ledger
+    from connector.mapping import load_mappings
+    from connector.reports.unplaced import fix_rows, spelling_rows, unplaced_counts, unplaced_spellings
+    from connector.shares import format_share
+
+    config = config_of(ctx)
+    with Ledger.open_readonly(config.ledger_path) as ledger:
+        mappings = load_mappings(config.mappings_dir)
+        spellings = unplaced_spellings(ledger, mappings, config.mappings_dir)
+        count, active = unplaced_counts(ledger)
+    if fmt == "json":
+        click.echo(render_json(spelling_rows(spellings, mappings)))
+        return
+    flat = fix_rows(spellings)
+    if fmt == "csv":
+        click.echo(render_csv(flat, columns.UNPLACED.csv))
+        return
+    if not spellings:
+        click.echo(f"every one of the {active} active people is in a department")
+        return
+    click.echo(
+        f"{count} of {active} active people ({format_share(count / active)}) are in no department, "
+        f"under {len(spellings)} spelling{'s' if len(spellings) != 1 else ''} (as of the last sync):\n"
+    )
+    table = [
+        {  # a spelling that needs two lines shows its counts on the first only
+            "people": row["people"] if row["first"] else None,
+            "institution": (row["institution"] or "(empty)") if row["first"] else "",
+            "department": (row["department"] or "(empty)") if row["first"] else "",
+            "closest": (row["closest"] or "-") if row["first"] else "",
+            "where": f'{Path(row["file"]).name}, id = "{row["entry"]}"' if row["file"] else "",
+            "line": row["line"] or f"({row['note']})",
+        }
+        for row in flat
+    ]
+    click.echo(render_table(table, columns.UNPLACED.table))
+    click.echo(
+        f"\nEach line goes in the [[department]] entry with that id in {config.mappings_dir}, "
+        "replacing its line of the same key; then `connector mappings check` and the next sync "
+        "places these people."
+    )

@@ -1,0 +1,122 @@
+"""Read commands over the ledger's roll-ups and runs: `status`, `export`, `runs`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from connector.cli.app import as_of_option, config_of, format_option, main
+from connector.cli.output import echo_rows, write_private
+from connector.reports import columns
+from connector.reports.formats import render_csv, render_json
+
+
+@contextmanager
+def open_for_reading(ctx: click.Context) -> Iterator[tuple[Any, Any]]:
+    from connector.ledger import Ledger, ledger_error
+    from connector.mapping import load_mappings
+
+    config = config_of(ctx)
+    try:
+        ledger = Ledger.open_readonly(config.ledger_path)  # no ledger: say that first
+        with ledger:
+            ledger.require_sound()  # a damaged page would otherwise be shown as numbers
+            yield ledger, load_mappings(config.mappings_dir)
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
+        raise ledger_error(exc, config.ledger_path) from None
+
+
+@main.command()
+@click.option("--department", help="A department id or name; shows it and its subtree.")
+@click.option("--requirement", help="A requirement id.")
+@as_of_option
+@format_option()
+@click.pass_context
+def status(
+    ctx: click.Context, department: str | None, requirement: str | None, as_of: date | None, fmt: str
+) -> None:
+    """Per department x requirement: in scope, compliant, expiring, expired, missing, share, targets.
+
+    Without --as-of it shows the last successful sync; with it, recomputes from the evidence.
+    """
+    from connector.reports.views import departments_named
+
+    with open_for_reading(ctx) as (ledger, mappings):
+        named = departments_named(mappings, department) if department else []
+        if len(named) > 1:  # two towns' "Odbor informatiky": show both, each with its organisation
+            click.echo(
+                f"note: {len(named)} departments are named '{department}' ({', '.join(named)}); "
+                "showing them all; pass an id to see one",
+                err=True,
+            )
+        print_status(ledger, mappings, fmt, as_of=as_of, department=department, requirement=requirement)
+
+
+def print_status(ledger: Any, mappings: Any, fmt: str, **filters: Any) -> None:
+    from connector.reports.views import placement_problems, status_rows, with_tree_names
+
+    when, rows = status_rows(ledger, mappings, **filters)
+    if fmt != "table":
+        echo_rows(rows, fmt, columns.STATUS)
+        return
+    click.echo(f"Compliance as of {when}")
+    echo_rows(with_tree_names(rows, mappings), fmt, columns.STATUS)
+    _echo_placement_footer(placement_problems(ledger))
+
+
+def _echo_placement_footer(problems: dict[str, int]) -> None:
+    if problems["unplaced"]:
+        n = problems["unplaced"]
+        who = "active person matches" if n == 1 else "active people match"
+        count = "counts" if n == 1 else "count"
+        click.echo(
+            f"\n{n} {who} no department and {count} in none "
+            "of the rows above: `connector unplaced` lists their spellings and the alias "
+            "lines that place them"
+        )
+    if problems["conflicts"]:
+        n = problems["conflicts"]
+        who = "active person matches" if n == 1 else "active people match"
+        click.echo(f"{n} {who} departments on different branches; `connector sync` names them")
+
+
+@main.command()
+@as_of_option
+@format_option(default="csv", formats=("csv", "json"))
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
+@click.pass_context
+def export(ctx: click.Context, as_of: date | None, fmt: str, output: Path | None) -> None:
+    """Every person x requirement, for HR and other tools (CSV or JSON)."""
+    from connector.reports.views import export_rows
+
+    with open_for_reading(ctx) as (ledger, mappings):
+        _, rows = export_rows(ledger, mappings, as_of=as_of)
+        materialised = list(rows)
+    text = render_json(materialised) if fmt == "json" else render_csv(materialised, columns.EXPORT.csv)
+    if output:
+        write_private(output, text + "\n")
+        click.echo(f"wrote {len(materialised)} rows to {output}", err=True)
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.option("--limit", default=10, show_default=True, help="How many recent runs to show.")
+@format_option()
+@click.pass_context
+def runs(ctx: click.Context, limit: int, fmt: str) -> None:
+    """Recent sync runs with their outcome, counts and errors."""
+    from connector.ledger import Ledger
+
+    with Ledger.open_readonly(config_of(ctx).ledger_path) as ledger:
+        rows = ledger.runs(limit)
+    for row in rows:
+        row["calls"] = row["counts"].get("calls")
+        row["new"] = row["counts"].get("evidence_new")
+    echo_rows(rows, fmt, columns.RUNS)

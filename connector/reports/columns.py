@@ -1,0 +1,142 @@
+"""Which columns every table and CSV file shows: keys, headings and order, in one place.
+
+A table column is a (row key, heading) pair; a CSV file is a list of row keys (the key is the
+heading). These orders are an interface: scripts read the CSV files by position, so new CSV
+columns go at the end (README "Output formats").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+Column = tuple[str, str]  # (row key, heading shown in a table)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """What one view shows: ``table`` as a text table, ``csv`` as CSV (either may be empty)."""
+
+    table: tuple[Column, ...] = ()
+    csv: tuple[str, ...] = ()
+
+
+STATUS = Columns(
+    table=(
+        ("tree_name", "department"),
+        ("requirement", "requirement"),
+        ("in_scope", "in scope"),
+        ("compliant", "compliant"),
+        ("expiring", "expiring"),
+        ("expired", "expired"),
+        ("missing", "missing"),
+        ("grace", "grace"),
+        ("exempt", "exempt"),
+        ("share", "share"),
+        ("targets_met", "targets met"),
+    ),
+    csv=(
+        "department",
+        "requirement",
+        "in_scope",
+        "compliant",
+        "expiring",
+        "expired",
+        "missing",
+        "share",
+        "targets_met",
+        "organisation",
+    ),
+)
+
+EXPORT = Columns(
+    csv=(
+        "username",
+        "idnumber",
+        "department_id",
+        "department_name",
+        "requirement",
+        "status",
+        "valid_until",
+        "decided_by_course",
+        "decided_by_completed_at",
+        "organisation",
+        "organisation_name",
+    ),
+)
+
+RUNS = Columns(
+    table=(
+        ("id", "run"),
+        ("started_at", "started"),
+        ("outcome", "outcome"),
+        ("mode", "mode"),
+        ("completion_path", "path"),
+        ("calls", "calls"),
+        ("new", "new completions"),
+        ("error", "error"),
+    ),
+    csv=("id", "started_at", "finished_at", "outcome", "mode", "completion_path", "as_of", "error"),
+)
+
+PERSON_STATUSES = Columns(
+    table=(
+        ("requirement", "requirement"),
+        ("status", "status"),
+        ("valid_until", "valid until"),
+        ("since", "since"),
+        ("due", "due"),
+        ("decided_by", "decided by"),
+        ("detail", "detail"),
+    ),
+    csv=("requirement", "status", "valid_until", "since", "due", "decided_by", "completed_at", "detail"),
+)
+
+PERSON_EVIDENCE = Columns(
+    table=(
+        ("course", "course"),
+        ("completed_at", "completed"),
+        ("source", "source"),
+        ("first_seen", "first seen"),
+        ("still_in_moodle", "in Moodle"),
+    ),
+)
+
+PERSON_HISTORY = Columns(
+    table=(("on", "date"), ("requirement", "requirement"), ("from", "from"), ("to", "to")),
+)
+
+UNPLACED = Columns(
+    table=(
+        ("people", "people"),
+        ("institution", "institution"),
+        ("department", "department"),
+        ("closest", "closest department"),
+        ("where", "edit"),
+        ("line", "line to put there"),
+    ),
+    csv=("people", "institution", "department", "closest", "file", "entry", "line", "note"),
+)
+
+COURSES_MAPPED = Columns(
+    table=(
+        ("requirement", "requirement"),
+        ("id", "id"),
+        ("idnumber", "idnumber"),
+        ("name", "name"),
+        ("visible", "visible"),
+        ("completion", "completion"),
+        ("enrolled", "enrolled"),
+        ("completed", "completed"),
+    ),
+    csv=("requirement", "ref", "id", "idnumber", "name", "visible", "completion", "enrolled", "completed"),
+)
+
+COURSES_UNMAPPED = Columns(
+    table=(
+        ("id", "id"),
+        ("idnumber", "idnumber"),
+        ("name", "name"),
+        ("visible", "visible"),
+        ("completion", "completion"),
+    ),
+)
