@@ -7,10 +7,9 @@ the tests also check the exact form body, the method and where the token travels
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -44,6 +43,7 @@ from connector.moodle.records import (
 from connector.moodle.reportconditions import ReportConditions
 from connector.moodle.reporttime import ReportColumns
 from tests.fixture_cases import VERSIONS, Case, load_cases
+from tests.helpers import QuietHandler, loopback_http
 
 LONDON = ZoneInfo("Europe/London")
 CASES = load_cases()
@@ -90,7 +90,7 @@ class Replay:
 
 
 def _handler(replay: Replay) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode("utf-8") if length else ""
@@ -112,22 +112,14 @@ def _handler(replay: Replay) -> type[BaseHTTPRequestHandler]:
         do_GET = _answer
         do_POST = _answer
 
-        def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-            pass
-
     return Handler
 
 
 @pytest.fixture(scope="module")
 def replay() -> Iterator[Replay]:
     state = Replay()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with loopback_http(_handler(state)) as state.url:  # one server for the module (the fixture is per test)
+        yield state
 
 
 def client_for(replay: Replay, case: Case, fmt: str | None = None) -> MoodleClient:

@@ -12,9 +12,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from itertools import count, islice
 from typing import Any
 from urllib.parse import parse_qsl
@@ -40,6 +40,7 @@ from connector.moodle.client import (
     error_from_payload,
 )
 from tests.fixture_cases import VERSIONS, Case, folder, load_cases
+from tests.helpers import QuietHandler
 
 TOKEN = "f00dfeedcafe0123456789abcdef4242"
 SITE_INFO_OK = json.dumps({"sitename": "Test", "release": "4.1.10", "lang": "en", "functions": []}).encode()
@@ -66,7 +67,7 @@ class Script:
 
 
 def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
@@ -192,22 +193,13 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 return 200, json_type, json.dumps(payload).encode()
             raise AssertionError(answer)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
     return Handler
 
 
 @pytest.fixture()
-def server() -> Iterator[tuple[str, Script]]:
+def server(http_server: Callable[..., str]) -> tuple[str, Script]:
     script = Script()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(script))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", script
-    httpd.shutdown()
-    httpd.server_close()
+    return http_server(_handler(script)), script
 
 
 class RecordingSleep:
@@ -476,10 +468,12 @@ def test_connection_refused_is_unavailable_after_retries() -> None:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_xml_format_sends_no_format_field_and_decodes_xml(version: str) -> None:
+def test_xml_format_sends_no_format_field_and_decodes_xml(
+    version: str, http_server: Callable[..., str]
+) -> None:
     body = (folder(version) / "core_webservice_get_site_info" / "site_info_xml.response.xml").read_bytes()
 
-    class XmlHandler(BaseHTTPRequestHandler):
+    class XmlHandler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             form = dict(parse_qsl(self.rfile.read(length).decode()))
@@ -489,19 +483,8 @@ def test_xml_format_sends_no_format_field_and_decodes_xml(version: str) -> None:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), XmlHandler)
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        with make_client(
-            f"http://127.0.0.1:{httpd.server_address[1]}", format="xml", retry_attempts=1
-        ) as client:
-            info = client.call("core_webservice_get_site_info")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with make_client(http_server(XmlHandler), format="xml", retry_attempts=1) as client:
+        info = client.call("core_webservice_get_site_info")
     release = {"4.1": "4.1.10 (Build: 20240422)", "4.5": "4.5.11+ (Build: 20260501)"}[version]
     assert info["release"] == release and info["userid"] == "63"
 

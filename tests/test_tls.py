@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ import pytest
 from connector.errors import MoodleError, MoodleUnavailable
 from connector.moodle.api import MoodleApi
 from connector.moodle.client import ClientSettings, MoodleClient
+from tests.helpers import QuietHandler
 
 SITE_INFO = {
     "sitename": "TLS",
@@ -28,7 +27,7 @@ SITE_INFO = {
 }
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     def do_POST(self) -> None:  # noqa: N802
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = json.dumps(SITE_INFO).encode()
@@ -38,12 +37,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
-def https_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def https_site(tmp_path: Path, http_server: Callable[..., str]) -> tuple[str, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
@@ -67,17 +63,9 @@ def https_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         check=True,
         capture_output=True,
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}", cert
-    finally:
-        server.shutdown()
-        server.server_close()
+    return http_server(_Handler, tls=context), cert
 
 
 def test_an_untrusted_certificate_is_refused_without_retrying(https_site: tuple[str, Path]) -> None:
