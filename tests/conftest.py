@@ -39,6 +39,27 @@ def _refuse_outside_reads(event: str, args: tuple[object, ...]) -> None:
 
 sys.addaudithook(_refuse_outside_reads)
 
+_processes_started: list[str] = []
+
+
+def _count_processes(event: str, args: tuple[object, ...]) -> None:
+    if event == "subprocess.Popen":
+        _processes_started.append(str(args[1]) if len(args) > 1 else "?")
+
+
+sys.addaudithook(_count_processes)
+
+
+@pytest.fixture(autouse=True)
+def _a_test_starting_a_process_is_marked_slow(request: pytest.FixtureRequest) -> Iterator[None]:
+    """`python -m pytest -m "not slow"` is the quick loop: it must start no process of its own.
+    (Processes started by a module-scoped fixture before the test count for no test.)"""
+    before = len(_processes_started)
+    yield
+    started = _processes_started[before:]
+    if started and request.node.get_closest_marker("slow") is None:
+        pytest.fail(f"this test starts a process ({started[0][:80]}): mark it @pytest.mark.slow")
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _touched_outside:

@@ -44,6 +44,7 @@ def runs(bench: Bench) -> dict[str, dict]:
     return {r["name"]: r for r in bench.runs}
 
 
+@pytest.mark.slow
 def test_every_run_is_present_and_correct(bench: Bench) -> None:
     assert set(runs(bench)) == RUN_NAMES
     assert bench.failures == []
@@ -53,6 +54,7 @@ def test_every_run_is_present_and_correct(bench: Bench) -> None:
         assert run["peak_rss_mb"] > 0
 
 
+@pytest.mark.slow
 def test_full_syncs_hold_exactly_the_scenarios_completions(bench: Bench) -> None:
     for name in ("full_report", "full_per_user", "full_per_course"):
         run = runs(bench)[name]
@@ -60,6 +62,7 @@ def test_full_syncs_hold_exactly_the_scenarios_completions(bench: Bench) -> None
         assert run["evidence"] == run["expected_evidence"] > 0  # counted before the 1 % change
 
 
+@pytest.mark.slow
 def test_the_naive_peer_asks_once_per_enrolment(bench: Bench) -> None:
     naive = runs(bench)["naive"]
     listed = naive["counts"]["enrolments_listed"]
@@ -67,6 +70,7 @@ def test_the_naive_peer_asks_once_per_enrolment(bench: Bench) -> None:
     assert listed == runs(bench)["full_per_course"]["counts"]["enrolments"] > 0
 
 
+@pytest.mark.slow
 def test_nightly_with_nothing_changed_is_far_cheaper_than_a_full_sync(bench: Bench) -> None:
     r = runs(bench)
     assert r["nightly_nochange"]["mode"] == "incremental"
@@ -79,6 +83,7 @@ def test_nightly_with_nothing_changed_is_far_cheaper_than_a_full_sync(bench: Ben
     assert r["nightly_nochange_fallback"]["calls"] * 5 < r["full_per_user"]["calls"]
 
 
+@pytest.mark.slow
 def test_nightly_after_new_completions_finds_every_one(bench: Bench) -> None:
     for name in ("nightly_1pct", "nightly_1pct_fallback"):
         run = runs(bench)[name]
@@ -110,6 +115,7 @@ def test_a_mismatch_fails_the_benchmark(tmp_path: Path, monkeypatch: pytest.Monk
     assert any("full_report" in f and "missing [(1, 2, 3)]" in f for f in result.failures)
 
 
+@pytest.mark.slow
 def test_the_json_figures_carry_what_the_issue_names(bench: Bench) -> None:
     data = json.loads(json.dumps(figures(bench, "tiny")))
     assert (data["scenario"], data["latency_ms"], data["workers"]) == ("tiny", 0, 3)

@@ -30,6 +30,7 @@ def test_demo_runs_a_real_sync_and_prints_the_status(tmp_path: Path) -> None:
     assert ledger.exists() and (ledger.stat().st_mode & 0o777) == 0o600
 
 
+@pytest.mark.slow
 def test_emulator_command_serves_site_info_in_json_and_xml() -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(

@@ -237,6 +237,7 @@ def _connector_argv(argv: list[str]) -> list[str]:
     return [str(script), *argv[1:]] if script.exists() else [sys.executable, "-m", "connector.cli", *argv[1:]]
 
 
+@pytest.mark.slow
 def test_the_demo_hint_runs_as_printed_from_the_root_folder(empty_dir: Path) -> None:
     code, _, err = run("demo", "--ledger", "kept demo.sqlite")  # relative, with a space
     assert code == 0, err

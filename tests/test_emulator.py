@@ -393,6 +393,7 @@ def test_named_sizes_and_a_generated_site_over_http() -> None:
         assert call(emu, "core_reportbuilder_retrieve_report", reportid=1)["errorcode"] == "invalidrecord"
 
 
+@pytest.mark.slow
 def test_connector_emulator_answers_as_moodle_45_when_asked() -> None:
     import os
     import subprocess

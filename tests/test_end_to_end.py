@@ -236,6 +236,7 @@ def _statuses_table(path: Path) -> list[tuple[object, ...]]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_killed_sync_leaves_previous_state_and_next_sync_completes(demo_site: Site) -> None:
     demo_site.write_config(completion_path="per_course")
     assert sync(demo_site)[0] == 0
@@ -259,6 +260,7 @@ def test_killed_sync_leaves_previous_state_and_next_sync_completes(demo_site: Si
     assert outcomes[0] == "ok" and "failed" in outcomes  # the killed run is recorded as failed
 
 
+@pytest.mark.slow
 def test_second_sync_exits_75_while_the_first_runs(demo_site: Site) -> None:
     demo_site.write_config(completion_path="per_course")
     emu = demo_site.emulator
@@ -370,6 +372,7 @@ def _snapshot(path: Path) -> dict[str, list[tuple[object, ...]]]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_a_run_killed_after_writing_evidence_leaves_every_table_as_it_was(demo_site: Site) -> None:
     """Invariant 2: the run's writes land together or not at all, not just its statuses."""
     demo_site.write_config(completion_path="per_course")

@@ -137,6 +137,7 @@ def test_a_named_config_that_does_not_exist_is_a_config_error(
     )
 
 
+@pytest.mark.slow
 def test_a_config_this_user_may_not_look_at_is_a_clear_config_error(tmp_path: Path) -> None:
     private = Path(tempfile.mkdtemp(prefix="connector-ops-"))  # a folder only its owner may enter
     try:
@@ -274,6 +275,7 @@ def test_a_readers_group_gets_0640_on_the_ledger_wal_and_shm(demo_site: Site) ->
     assert mode(demo_site.tmp / "token") == 0o600  # the token file is not the ledger's business
 
 
+@pytest.mark.slow
 def test_a_group_that_cannot_be_set_is_a_clear_error(tmp_path: Path) -> None:
     if ROOT:  # root may give a file to any group: ask as a user who is a member of none
         shared = Path(tempfile.mkdtemp(prefix="connector-ops-"))
@@ -375,6 +377,7 @@ def test_upgrade_backs_the_old_ledger_up_first_and_names_the_copy(tmp_path: Path
         assert upgraded.schema_version == SCHEMA_VERSION and len(upgraded.runs()) == 1
 
 
+@pytest.mark.slow
 def test_sync_upgrades_an_old_ledger_and_names_the_backup(demo_site: Site) -> None:
     old_ledger(demo_site.ledger_path)
     result = subprocess.run(
@@ -417,6 +420,7 @@ def as_other_user(groups: list[int], *args: str, cwd: Path, **extra: str) -> sub
     )
 
 
+@pytest.mark.slow
 def test_a_group_member_reads_the_ledger_without_writing_it(demo_site: Site) -> None:
     group = readers_group()
     with_group(demo_site, group.gr_name)
@@ -754,6 +758,7 @@ def test_the_units_hold_what_production_needs() -> None:
 VERIFY = shutil.which("systemd-analyze")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     VERIFY is None,
     reason="systemd-analyze is not installed, so `systemd-analyze verify` "

@@ -68,6 +68,7 @@ def https_site(tmp_path: Path, http_server: Callable[..., str]) -> tuple[str, Pa
     return http_server(_Handler, tls=context), cert
 
 
+@pytest.mark.slow
 def test_an_untrusted_certificate_is_refused_without_retrying(https_site: tuple[str, Path]) -> None:
     url, _ = https_site
     with MoodleClient(ClientSettings(url=url, token="secret-tls-token")) as client:
@@ -78,6 +79,7 @@ def test_an_untrusted_certificate_is_refused_without_retrying(https_site: tuple[
     assert "ca_bundle" in (info.value.hint or "") and "secret-tls-token" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_the_configured_ca_bundle_is_trusted(https_site: tuple[str, Path]) -> None:
     url, cert = https_site
     with MoodleClient(ClientSettings(url=url, token="t", ca_bundle=str(cert))) as client:

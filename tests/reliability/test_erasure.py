@@ -6,6 +6,8 @@ import json
 import sqlite3
 import time
 
+import pytest
+
 from connector.ledger import Ledger
 from tests.helpers import Site
 from tests.reliability.helpers import consistent, run_cli, sync, sync_process
@@ -78,6 +80,7 @@ def test_erase_changes_the_roll_ups_at_once_as_the_next_sync_would(demo_site: Si
     assert _rollups(demo_site) == after_erase  # the next sync agrees with what erase computed
 
 
+@pytest.mark.slow
 def test_erase_during_a_long_sync_does_not_wait_for_moodle(demo_site: Site) -> None:
     demo_site.write_config(report_id=1, completion_path="per_course")
     assert sync(demo_site)[0] == 0

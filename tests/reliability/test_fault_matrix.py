@@ -59,6 +59,7 @@ def _answer(path: Path) -> dict[str, list[tuple[object, ...]]]:
         conn.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", PATHS)
 def test_every_fault_kind_gives_the_clean_answer_or_a_clean_failure(faulty_site: Site, path: str) -> None:
     site = faulty_site

@@ -334,6 +334,7 @@ def test_a_run_past_max_minutes_fails_cleanly_and_is_recorded(demo_site: Site) -
     assert runs[0]["outcome"] == "failed" and "the run passed its deadline" in runs[0]["error"]
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_sync_like_ctrl_c_and_records_it(demo_site: Site) -> None:
     demo_site.emulator.set_latency(200)  # type: ignore[attr-defined]
     process = subprocess.Popen(

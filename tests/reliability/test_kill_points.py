@@ -44,6 +44,7 @@ def _kill_all_points(site: Site, points: tuple[str, ...] = KILL_POINTS) -> dict[
     return clones
 
 
+@pytest.mark.slow
 def test_a_kill_at_every_commit_point_of_a_later_sync(demo_site: Site) -> None:
     assert sync(demo_site)[0] == 0
     at = int(datetime.combine(ANCHOR - timedelta(days=1), dtime(10), tzinfo=UTC).timestamp())
@@ -67,6 +68,7 @@ def test_a_kill_at_every_commit_point_of_a_later_sync(demo_site: Site) -> None:
         assert after[-1][1] == "ok"
 
 
+@pytest.mark.slow
 def test_a_kill_during_the_first_sync_leaves_no_ledger_that_the_next_refuses(demo_site: Site) -> None:
     for point, clone in _kill_all_points(demo_site, ("stale_runs_failed", "run_started", "finished")).items():
         if clone.ledger_path.exists() and point != "locked":

@@ -91,6 +91,7 @@ def test_a_full_disk_is_one_line_and_the_run_is_recorded(
     consistent(demo_site.ledger_path)
 
 
+@pytest.mark.slow
 def test_a_read_only_ledger_is_one_line(demo_site: Site) -> None:
     assert sync(demo_site)[0] == 0
     before = snapshot(demo_site.ledger_path)
@@ -106,6 +107,7 @@ def test_a_read_only_ledger_is_one_line(demo_site: Site) -> None:
     assert snapshot(demo_site.ledger_path) == before
 
 
+@pytest.mark.slow
 def test_a_read_only_directory_is_one_line(demo_site: Site) -> None:
     assert sync(demo_site)[0] == 0
     lock = demo_site.ledger_path.with_name("ledger.sqlite.lock")
