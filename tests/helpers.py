@@ -57,6 +57,28 @@ class Site:
         return self.config_path
 
 
+def synced_demo_ledger(folder: Path) -> Path:
+    """One real sync of the demo site (emulator over loopback) as of ANCHOR into folder/demo.sqlite,
+    for read-only tests: statuses and dates do not depend on the day the tests run."""
+    from click.testing import CliRunner
+
+    from connector.cli import main
+    from connector.emulator import Emulator, demo_scenario
+
+    ledger = folder / "demo.sqlite"
+    (folder / "token").write_text("t0ken\n", encoding="utf-8")
+    with Emulator(demo_scenario(ANCHOR), tokens={"t0ken": "full"}) as emu:
+        (folder / "connector.toml").write_text(
+            f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\nreport_id = 1\n', encoding="utf-8"
+        )
+        config = ("--config", str(folder / "connector.toml"), "--ledger", str(ledger))
+        result = CliRunner().invoke(
+            main, [*config, "--mappings", str(MAPPINGS), "sync", "--as-of", ANCHOR.isoformat()]
+        )
+    assert result.exit_code == 0, result.stderr
+    return ledger
+
+
 class QuietHandler(BaseHTTPRequestHandler):
     """A request handler that keeps the test output clean (no access log on stderr)."""
 

@@ -21,7 +21,7 @@ import connector.config
 from connector.cli import main
 from connector.doctor import Check, format_check
 from connector.mapping import DEMO_MAPPINGS
-from tests.helpers import ANCHOR
+from tests.helpers import ANCHOR, synced_demo_ledger
 
 M = str(DEMO_MAPPINGS)
 
@@ -33,30 +33,7 @@ def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def demo_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real sync of the demo site (emulator over loopback) as of ANCHOR, shared by the read-only
-    tests of this module: statuses and dates do not depend on the day the tests run."""
-    from connector.emulator import Emulator, demo_scenario
-
-    folder = tmp_path_factory.mktemp("demo")
-    ledger = folder / "demo.sqlite"
-    (folder / "token").write_text("t0ken\n", encoding="utf-8")
-    with Emulator(demo_scenario(ANCHOR), tokens={"t0ken": "full"}) as emu:
-        (folder / "connector.toml").write_text(
-            f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\nreport_id = 1\n', encoding="utf-8"
-        )
-        code, _, err = run(
-            "--config",
-            str(folder / "connector.toml"),
-            "--ledger",
-            str(ledger),
-            "--mappings",
-            M,
-            "sync",
-            "--as-of",
-            ANCHOR.isoformat(),
-        )
-    assert code == 0, err
-    return ledger
+    return synced_demo_ledger(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,9 +16,14 @@ from connector.cli.output import echo_rows, write_private
 from connector.reports import columns
 from connector.reports.formats import render_csv, render_json
 
+if TYPE_CHECKING:
+    from connector.ledger import Ledger
+    from connector.mapping import Mappings
+
 
 @contextmanager
-def open_for_reading(ctx: click.Context) -> Iterator[tuple[Any, Any]]:
+def open_for_reading(ctx: click.Context) -> Iterator[tuple[Ledger, Mappings]]:
+    """The ledger read-only, checked sound, with the mappings; ledger faults as LedgerError."""
     from connector.ledger import Ledger, ledger_error
     from connector.mapping import load_mappings
 
@@ -58,7 +63,7 @@ def status(
         print_status(ledger, mappings, fmt, as_of=as_of, department=department, requirement=requirement)
 
 
-def print_status(ledger: Any, mappings: Any, fmt: str, **filters: Any) -> None:
+def print_status(ledger: Ledger, mappings: Mappings, fmt: str, **filters: Any) -> None:
     from connector.reports.views import placement_problems, status_rows, with_tree_names
 
     when, rows = status_rows(ledger, mappings, **filters)

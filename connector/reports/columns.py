@@ -2,7 +2,7 @@
 
 A table column is a (row key, heading) pair; a CSV file is a list of row keys (the key is the
 heading). These orders are an interface: scripts read the CSV files by position, so new CSV
-columns go at the end (README "Output formats").
+columns go at the end.
 """
 
 from __future__ import annotations
