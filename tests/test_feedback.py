@@ -8,12 +8,9 @@ that answers each function with its recorded body.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
@@ -34,6 +31,7 @@ from connector.moodle.feedback import (
     decode_choices,
 )
 from tests.fixture_cases import Case, case
+from tests.helpers import QuietHandler, loopback_http
 
 FULL, WEAK, NO_VIEW, NO_REPORTS = "fb-full-token", "fb-weak-token", "fb-no-view", "fb-no-reports"
 FIRST_PERSON_ID = 3  # the demo's u001
@@ -262,7 +260,7 @@ class Replay:
 def replay() -> Iterator[Replay]:
     state = Replay()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802
             form = parse_qsl(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
             state.received.append(form)
@@ -273,16 +271,8 @@ def replay() -> Iterator[Replay]:
             self.end_headers()
             self.wfile.write(served.body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    with loopback_http(Handler) as state.url:  # one server for the module (the fixture is per test)
+        yield state
 
 
 CAPTURED = Survey(3, 9, 11, "Analiza potreb po usposabljanju 2026", anonymous=False)
