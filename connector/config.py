@@ -129,7 +129,7 @@ class Config:
 
     def client_settings(self) -> Any:
         """ClientSettings for the Moodle client (imported here to keep config importable alone)."""
-        from connector.moodle.client import ClientSettings
+        from connector.moodle.settings import ClientSettings
 
         url, token = self.require_moodle()
         exposure = self.token_file_exposure()

@@ -162,7 +162,8 @@ def run_checks(config: Config) -> Iterator[Check]:
                         "report",
                         True,
                         f"report {config.report_id}: "
-                        f"{page.total_rows if page else 0} rows, columns {list(page.headers) if page else []}",
+                        f"{page.total_rows if page else 0} rows, "
+                        f"columns {list(page.headers) if page else []}",
                     )
                     yield report_conditions_check(api, site, config.report_id)
     except ConnectorError as exc:
@@ -172,7 +173,8 @@ def run_checks(config: Config) -> Iterator[Check]:
 def _capability_probe(api: object, mappings: object) -> Check:
     """Read one enrolment and its completion: a token lacking capabilities fails here, not at 2 am."""
     from connector.evaluation import resolve_courses
-    from connector.moodle.api import MoodleApi, is_per_enrolment_error
+    from connector.moodle.api import MoodleApi
+    from connector.moodle.errormap import is_per_enrolment_error
 
     assert isinstance(api, MoodleApi)
     try:

@@ -136,7 +136,8 @@ def test_the_json_figures_carry_what_the_issue_names(bench: Bench) -> None:
 def test_concurrent_reads_match_the_plain_ones_within_the_worker_limit() -> None:
     from connector.emulator import Emulator, demo_scenario
     from connector.moodle.api import MoodleApi
-    from connector.moodle.client import ClientSettings, MoodleClient
+    from connector.moodle.client import MoodleClient
+    from connector.moodle.settings import ClientSettings
 
     with Emulator(demo_scenario(ANCHOR), tokens={"t-123456": "full"}, latency_ms=2, workers=8) as emu:
         settings = ClientSettings(url=emu.url, token="t-123456", max_concurrency=3)

@@ -1,4 +1,5 @@
-"""Contract: every fixture captured from a real Moodle (4.1.10 and 4.5.11+) is parsed right by the client and API.
+"""Contract: every fixture captured from a real Moodle (4.1.10 and 4.5.11+) is parsed right by the
+client and API.
 
 Each case's recorded body is served, with its recorded status and content type, by a replay HTTP
 server on 127.0.0.1; the client calls it like a real site. The server records what it received, so
@@ -21,13 +22,14 @@ from connector.errors import (
     ConfigError,
     MoodleAuthError,
     MoodleError,
+    MoodleFunctionNotFound,
     MoodleNotFound,
     MoodlePermissionError,
     MoodleProtocolError,
     MoodleRequestError,
 )
 from connector.moodle.api import MoodleApi
-from connector.moodle.client import ClientSettings, MoodleClient, MoodleFunctionNotFound
+from connector.moodle.client import MoodleClient
 from connector.moodle.records import (
     Cohort,
     CohortMembers,
@@ -40,8 +42,9 @@ from connector.moodle.records import (
     SiteInfo,
     UserCourse,
 )
-from connector.moodle.reportconditions import ReportConditions
-from connector.moodle.reporttime import ReportColumns
+from connector.moodle.report.conditions import ReportConditions
+from connector.moodle.report.parsing import ReportColumns
+from connector.moodle.settings import ClientSettings
 from tests.fixture_cases import VERSIONS, Case, load_cases
 from tests.helpers import QuietHandler, loopback_http
 
@@ -673,7 +676,7 @@ def test_conditiondata_of_retrieve_report_is_not_what_decides_45() -> None:
 
 def test_conditions_the_two_signals_disagree_on_are_not_guessed() -> None:
     """Named in the active form yet offered as available (or neither): say so, never assume."""
-    from connector.moodle.reportconditions import report_conditions_from
+    from connector.moodle.report.conditions import report_conditions_from
 
     active = _named("4.5-core_reportbuilder_reports_get/report2_editmode").json_body()
     removed = _named("4.5-core_reportbuilder_reports_get/report1_editmode").json_body()

@@ -11,19 +11,19 @@ import pytest
 
 from connector.emulator import FAULT_KINDS, Emulator, demo_scenario
 from connector.errors import MoodleAuthError, MoodlePermissionError, MoodleProtocolError, MoodleRequestError
-from connector.moodle.api import MoodleApi, completion_time
-from connector.moodle.client import ClientSettings, MoodleClient
+from connector.moodle.api import MoodleApi
+from connector.moodle.builders import completion_time
+from connector.moodle.client import MoodleClient
 from connector.moodle.records import CourseCompletion
-from connector.moodle.reporttime import (
+from connector.moodle.report.parsing import (
     ReportColumns,
     ReportTimeError,
     cell_text,
-    choose_zone,
-    consistent_zones,
     link_id,
-    most_telling_row,
     parse_report_datetime,
 )
+from connector.moodle.report.timezone import choose_zone, consistent_zones, most_telling_row
+from connector.moodle.settings import ClientSettings
 
 ANCHOR = date(2026, 1, 15)
 

@@ -25,20 +25,17 @@ from connector.errors import (
     ConfigError,
     MoodleAuthError,
     MoodleError,
+    MoodleFunctionNotFound,
     MoodleNotFound,
     MoodlePermissionError,
     MoodleProtocolError,
     MoodleRequestError,
     MoodleUnavailable,
 )
-from connector.moodle.client import (
-    ClientSettings,
-    MoodleClient,
-    MoodleFunctionNotFound,
-    build_form,
-    encode_params,
-    error_from_payload,
-)
+from connector.moodle.client import MoodleClient
+from connector.moodle.encoding import build_form, encode_params
+from connector.moodle.errormap import error_from_payload
+from connector.moodle.settings import ClientSettings
 from tests.fixture_cases import VERSIONS, Case, folder, load_cases
 from tests.helpers import QuietHandler
 
@@ -179,7 +176,10 @@ def _handler(script: Script) -> type[BaseHTTPRequestHandler]:
             if answer == "http_404":
                 return 404, {"Content-Type": "text/html"}, b"<html><body>Not found</body></html>"
             if answer == "maintenance_html":
-                page = b"<!DOCTYPE html><html><head><title>Maintenance</title></head><body>Site is under maintenance</body></html>"
+                page = (
+                    b"<!DOCTYPE html><html><head><title>Maintenance</title></head>"
+                    b"<body>Site is under maintenance</body></html>"
+                )
                 return 200, {"Content-Type": "text/html; charset=utf-8"}, page
             if answer == "cut_json":
                 return 200, json_type, SITE_INFO_OK[:15]
@@ -619,7 +619,8 @@ def test_an_answer_beyond_the_size_cap_is_refused(server: tuple[str, Script], an
             client.call("core_webservice_get_site_info")
     assert str(raised.value) == (
         "core_webservice_get_site_info: the answer is larger than 1 MB; refused\n"
-        "  hint: raise [moodle] max_response_mb, or lower page_size / report_per_page so each answer is smaller"
+        "  hint: raise [moodle] max_response_mb, or lower page_size / report_per_page "
+        "so each answer is smaller"
     )
     assert len(script.forms) == 1  # the same question would get the same answer: not retried
 
@@ -656,7 +657,8 @@ def test_no_call_outlasts_the_run_deadline(server: tuple[str, Script]) -> None:
             client.call("core_webservice_get_site_info")  # times out at the deadline, then stops
         assert str(raised.value) == (
             "core_webservice_get_site_info: the run passed its deadline of 0.005 minutes; stopped\n"
-            "  hint: raise [sync] max_minutes, or find what made Moodle slow (`connector runs` shows the calls)"
+            "  hint: raise [sync] max_minutes, or find what made Moodle slow "
+            "(`connector runs` shows the calls)"
         )
         assert len(script.forms) == 1 and all(wait <= 0.3 for wait in sleep.waits)
         with pytest.raises(MoodleError, match="passed its deadline"):

@@ -12,7 +12,8 @@ import pytest
 
 from connector.errors import MoodleError, MoodleUnavailable
 from connector.moodle.api import MoodleApi
-from connector.moodle.client import ClientSettings, MoodleClient
+from connector.moodle.client import MoodleClient
+from connector.moodle.settings import ClientSettings
 from tests.helpers import QuietHandler
 
 SITE_INFO = {

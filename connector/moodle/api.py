@@ -1,7 +1,8 @@
 """Typed fetchers over :class:`MoodleClient`: Moodle's answers -> frozen records.
 
 JSON and XML answers give identical records: XML carries only text, so every field is coerced by
-the known shape of each function's result (ints, "1"/"0" booleans, None for null).
+the known shape of each function's result (:mod:`.coerce`, :mod:`.builders`). Paged reads go
+through :mod:`.pagination`; report rows are read by :mod:`.report`.
 
 Warnings are read, never ignored: where Moodle answers a question other than the one asked (an
 unsupported search key returns *everything* plus a warning), the fetcher raises instead.
@@ -14,245 +15,68 @@ caller to record; auth, permission and availability errors end the whole fetch.
 from __future__ import annotations
 
 import logging
-import math
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connector.errors import (
-    MoodleError,
-    MoodleNotFound,
-    MoodleProtocolError,
-    MoodleRequestError,
-    MoodleUnavailable,
+from connector.errors import MoodleError, MoodleProtocolError, MoodleRequestError
+from connector.moodle.builders import (
+    cohort_from,
+    cohort_members_from,
+    course_completion_from,
+    course_from,
+    enrolled_user_from,
+    not_site_course,
+    person_from,
+    report_page_from,
+    site_info_from,
+    user_course_from,
+    warnings_of,
 )
-from connector.moodle.client import PER_ENROLMENT_ERRORCODES, MoodleClient, MoodleFunctionNotFound
+from connector.moodle.client import MoodleClient
+from connector.moodle.coerce import as_list, as_str, expect_dict, expect_list, to_int
+from connector.moodle.errormap import is_per_enrolment_error
+from connector.moodle.pagination import (
+    FanOutPages,
+    PageInfo,
+    PageRequest,
+    Paginator,
+    UntilShortPage,
+    UntilTotal,
+    batched,
+    paginate,
+)
 from connector.moodle.records import (
     Cohort,
     CohortMembers,
     Course,
     CourseCompletion,
     EnrolledUser,
-    Enrolment,
     Person,
     ReportCompletion,
     ReportPage,
     SiteInfo,
     UserCourse,
-    read_record,
-    whole_number,
 )
-from connector.moodle.reportconditions import ReportConditions, report_conditions_from
-from connector.moodle.reporttime import (
+from connector.moodle.report.calibration import Calibration, calibrate
+from connector.moodle.report.conditions import ReportConditions, report_conditions_from
+from connector.moodle.report.parsing import (
     ReportColumns,
-    ReportTimeError,
+    cell,
     cell_text,
-    choose_zone,
-    consistent_zones,
-    link_id,
-    local_to_epoch,
-    most_telling_row,
-    parse_report_datetime,
-    zone_order,
+    column_index,
+    course_id_of,
+    row_time,
+    user_id_of,
 )
+from connector.moodle.report.timezone import local_to_epoch
 
 __all__ = ["MoodleApi", "ReportColumns"]
 
 log = logging.getLogger("connector.moodle")
 
-AGGREGATION_ALL = 1
-AGGREGATION_ANY = 2
-_CALIBRATION_SAMPLE_ROWS = 5000
-_CALIBRATION_MAX_LOOKUPS = 6
-
-
-# --------------------------------------------------------------------------------------------
-# coercion: JSON gives typed values, XML gives text
-
-
-def _int(value: Any, default: int = 0) -> int:
-    if value is None or value == "":
-        return default
-    return whole_number(value)
-
-
-def _opt_int(value: Any) -> int | None:
-    return None if value is None or value == "" else whole_number(value)
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true")
-    return bool(value)
-
-
-def _opt_bool(value: Any) -> bool | None:
-    return None if value is None or value == "" else _bool(value)
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None or value == "" else float(value)
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _dict(value: Any, function: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MoodleProtocolError(
-            f"{function}: expected a structure, got {type(value).__name__}", function=function
-        )
-    return value
-
-
-def _as_list(value: Any, function: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise MoodleProtocolError(
-            f"{function}: expected a list, got {type(value).__name__}", function=function
-        )
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# record builders
-
-
-def site_info_from(data: Mapping[str, Any]) -> SiteInfo:
-    return SiteInfo(
-        sitename=_str(data.get("sitename")),
-        siteurl=_str(data.get("siteurl")),
-        release=_str(data.get("release")),
-        version=_str(data.get("version")),
-        lang=_str(data.get("lang")),
-        username=_str(data.get("username")),
-        userid=_int(data.get("userid")),
-        functions=frozenset(_str(f.get("name")) for f in _list(data.get("functions")) if isinstance(f, dict)),
-    )
-
-
-@read_record("course")
-def course_from(data: Mapping[str, Any]) -> Course:
-    return Course(
-        id=_int(data.get("id")),
-        shortname=_str(data.get("shortname")),
-        fullname=_str(data.get("fullname")),
-        idnumber=_str(data.get("idnumber")),
-        visible=_bool(data.get("visible", 1)),
-        completion_enabled=_bool(data.get("enablecompletion", 0)),
-        category_id=_int(data.get("categoryid", data.get("category"))),
-    )
-
-
-# What Moodle's delete_user() leaves of an account: username "<old email>.<unix time>", email the
-# md5 of that (32 hex digits); a lookup by id still answers, with no "deleted" field (4.5 capture,
-# quirk 20).
-_DELETED_USERNAME = re.compile(r"^.*\.\d{9,}$")
-_MD5 = re.compile(r"^[0-9a-f]{32}$")
-
-
-def looks_deleted(username: str, email: str) -> bool:
-    return bool(_DELETED_USERNAME.match(username) and _MD5.match(email))
-
-
-@read_record("user")
-def person_from(data: Mapping[str, Any]) -> Person:
-    custom = sorted(
-        (_str(f.get("shortname")), _str(f.get("value")))
-        for f in _list(data.get("customfields"))
-        if isinstance(f, dict)
-    )
-    fullname = _str(data.get("fullname")) or " ".join(
-        part for part in (_str(data.get("firstname")), _str(data.get("lastname"))) if part
-    )
-    return Person(
-        id=_int(data.get("id")),
-        username=_str(data.get("username")),
-        idnumber=_str(data.get("idnumber")),
-        fullname=fullname,
-        email=_str(data.get("email")),
-        department=_str(data.get("department")),
-        institution=_str(data.get("institution")),
-        custom_fields=tuple(custom),
-        suspended=_opt_bool(data.get("suspended")),
-        firstaccess=_int(data.get("firstaccess")),
-        lastaccess=_int(data.get("lastaccess")),
-        deleted=looks_deleted(_str(data.get("username")), _str(data.get("email"))),
-    )
-
-
-@read_record("enrolled user")
-def enrolled_user_from(course_id: int, data: Mapping[str, Any]) -> EnrolledUser:
-    person = person_from(data)
-    return EnrolledUser(
-        person=person,
-        enrolment=Enrolment(
-            course_id=course_id, user_id=person.id, lastcourseaccess=_opt_int(data.get("lastcourseaccess"))
-        ),
-    )
-
-
-def completion_time(aggregation: int, criteria: Iterable[Mapping[str, Any]]) -> int | None:
-    """Latest criterion time for ALL, earliest for ANY; None when no criterion carries a time."""
-    times = [_int(c.get("timecompleted")) for c in criteria if _opt_int(c.get("timecompleted"))]
-    if not times:
-        return None
-    return min(times) if aggregation == AGGREGATION_ANY else max(times)
-
-
-@read_record("completion status")
-def course_completion_from(course_id: int, user_id: int, data: Mapping[str, Any]) -> CourseCompletion:
-    status = data.get("completionstatus")
-    if not isinstance(status, dict):
-        raise MoodleProtocolError(
-            "core_completion_get_course_completion_status: no completionstatus in the answer",
-            function="core_completion_get_course_completion_status",
-        )
-    completed = _bool(status.get("completed"))
-    aggregation = _int(status.get("aggregation"), AGGREGATION_ALL)
-    criteria = [c for c in _list(status.get("completions")) if isinstance(c, dict)]
-    return CourseCompletion(
-        user_id=user_id,
-        course_id=course_id,
-        completed=completed,
-        completed_at=completion_time(aggregation, criteria) if completed else None,
-    )
-
-
-@read_record("user's course")
-def user_course_from(user_id: int, data: Mapping[str, Any]) -> UserCourse:
-    return UserCourse(
-        user_id=user_id,
-        course_id=_int(data.get("id")),
-        shortname=_str(data.get("shortname")),
-        idnumber=_str(data.get("idnumber")),
-        visible=_bool(data.get("visible", 1)),
-        completion_enabled=_bool(data.get("enablecompletion", 0)),
-        completed=_opt_bool(data.get("completed")),
-        progress=_opt_float(data.get("progress")),
-        lastaccess=_opt_int(data.get("lastaccess")),
-    )
-
-
-def is_per_enrolment_error(error: MoodleError) -> bool:
-    """Errors that concern one (course, user) pair: recorded per enrolment, the sync goes on."""
-    if isinstance(error, MoodleFunctionNotFound):
-        return False
-    if isinstance(error, MoodleNotFound):
-        return True
-    return isinstance(error, MoodleRequestError) and error.errorcode in PER_ENROLMENT_ERRORCODES
-
-
-# --------------------------------------------------------------------------------------------
-# the API
+REPORT_FUNCTION = "core_reportbuilder_retrieve_report"
+DEFAULT_COLUMNS = ReportColumns()
 
 
 class MoodleApi:
@@ -265,26 +89,25 @@ class MoodleApi:
         return f"MoodleApi({self.client!r})"
 
     def _warnings_are_fatal(self, function: str, data: Mapping[str, Any]) -> None:
-        warnings = [w for w in _list(data.get("warnings")) if isinstance(w, dict)]
+        warnings = warnings_of(data)
         if warnings:
-            said = "; ".join(f"{_str(w.get('warningcode'))}: {_str(w.get('message'))}" for w in warnings)
+            said = "; ".join(f"{as_str(w.get('warningcode'))}: {as_str(w.get('message'))}" for w in warnings)
             raise MoodleRequestError(
                 f"{function}: Moodle answered with warnings that change the result: {said}",
                 function=function,
-                errorcode=_str(warnings[0].get("warningcode")) or None,
+                errorcode=as_str(warnings[0].get("warningcode")) or None,
             )
 
     @staticmethod
     def _log_warnings(function: str, data: Mapping[str, Any]) -> None:
-        for warning in _list(data.get("warnings")):
-            if isinstance(warning, dict):
-                log.warning("%s: Moodle warning %s", function, _str(warning.get("warningcode")))
+        for warning in warnings_of(data):
+            log.warning("%s: Moodle warning %s", function, as_str(warning.get("warningcode")))
 
     # -- site and courses ---------------------------------------------------------------------
 
     def site_info(self) -> SiteInfo:
         function = "core_webservice_get_site_info"
-        return site_info_from(_dict(self.client.call(function), function))
+        return site_info_from(expect_dict(self.client.call(function), function))
 
     def courses(self, ids: Sequence[int] | None = None) -> list[Course]:
         """Courses by id (all when ids is None), without the site's front page (format "site")."""
@@ -292,8 +115,8 @@ class MoodleApi:
         params = {"options": {"ids": [int(i) for i in ids]}} if ids is not None else None
         if ids is not None and not ids:
             return []
-        data = _as_list(self.client.call(function, params), function)
-        return [course_from(c) for c in data if isinstance(c, dict) and _str(c.get("format")) != "site"]
+        data = expect_list(self.client.call(function, params), function)
+        return [course_from(c) for c in data if not_site_course(c)]
 
     def courses_by_field(self, field: str | None = None, value: str | int | None = None) -> list[Course]:
         """``core_course_get_courses_by_field`` (field: id, ids, shortname, idnumber, category)."""
@@ -301,13 +124,9 @@ class MoodleApi:
         params: dict[str, Any] = {}
         if field is not None:
             params = {"field": field, "value": value}
-        data = _dict(self.client.call(function, params), function)
+        data = expect_dict(self.client.call(function, params), function)
         self._warnings_are_fatal(function, data)
-        return [
-            course_from(c)
-            for c in _list(data.get("courses"))
-            if isinstance(c, dict) and _str(c.get("format")) != "site"
-        ]
+        return [course_from(c) for c in as_list(data.get("courses")) if not_site_course(c)]
 
     # -- people -------------------------------------------------------------------------------
 
@@ -326,25 +145,27 @@ class MoodleApi:
         function = "core_enrol_get_enrolled_users"
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
+        options: list[dict[str, Any]] = []
+        if userfields:
+            options.append({"name": "userfields", "value": ",".join(userfields)})
+        if only_active:
+            options.append({"name": "onlyactive", "value": 1})
+
+        def fetch(request: PageRequest) -> tuple[list[Any], PageInfo]:
+            limits = [
+                {"name": "limitfrom", "value": request.offset},
+                {"name": "limitnumber", "value": request.size},
+            ]
+            params = {"courseid": int(course_id), "options": options + limits}
+            page = expect_list(self.client.call(function, params), function)
+            return page, PageInfo(len(page))
+
         seen: set[int] = set()
-        offset = 0
-        while True:
-            options: list[dict[str, Any]] = []
-            if userfields:
-                options.append({"name": "userfields", "value": ",".join(userfields)})
-            if only_active:
-                options.append({"name": "onlyactive", "value": 1})
-            options += [{"name": "limitfrom", "value": offset}, {"name": "limitnumber", "value": page_size}]
-            page = _as_list(
-                self.client.call(function, {"courseid": int(course_id), "options": options}), function
-            )
+        for page in paginate(fetch, UntilShortPage(page_size)):
             for row in page:
-                if isinstance(row, dict) and _int(row.get("id")) not in seen:
-                    seen.add(_int(row.get("id")))  # a user enrolled mid-paging can shift rows
+                if isinstance(row, dict) and to_int(row.get("id")) not in seen:
+                    seen.add(to_int(row.get("id")))  # a user enrolled mid-paging can shift rows
                     yield enrolled_user_from(int(course_id), row)
-            if len(page) < page_size:
-                return
-            offset += page_size
 
     def enrolled_users_of(
         self,
@@ -372,22 +193,23 @@ class MoodleApi:
     ) -> list[Person]:
         """People by id, idnumber, username or email; carries ``suspended``."""
         wanted = [str(v) for v in values]
-        batches = [wanted[start : start + batch_size] for start in range(0, len(wanted), batch_size)]
         people: list[Person] = []
-        for found in self.client.map(lambda batch: self._users_batch(field, batch), batches):
+        for found in self.client.map(
+            lambda batch: self._users_batch(field, list(batch)), batched(wanted, batch_size)
+        ):
             people.extend(found)
         return people
 
     def _users_batch(self, field: str, batch: list[str]) -> list[Person]:
         function = "core_user_get_users_by_field"
-        data = _as_list(self.client.call(function, {"field": field, "values": batch}), function)
+        data = expect_list(self.client.call(function, {"field": field, "values": batch}), function)
         return [person_from(row) for row in data if isinstance(row, dict)]
 
     # -- completions --------------------------------------------------------------------------
 
     def course_completion(self, course_id: int, user_id: int) -> CourseCompletion:
         function = "core_completion_get_course_completion_status"
-        data = _dict(
+        data = expect_dict(
             self.client.call(function, {"courseid": int(course_id), "userid": int(user_id)}), function
         )
         self._log_warnings(function, data)
@@ -410,7 +232,7 @@ class MoodleApi:
 
     def user_courses(self, user_id: int) -> list[UserCourse]:
         function = "core_enrol_get_users_courses"
-        data = _as_list(self.client.call(function, {"userid": int(user_id)}), function)
+        data = expect_list(self.client.call(function, {"userid": int(user_id)}), function)
         return [user_course_from(int(user_id), row) for row in data if isinstance(row, dict)]
 
     def users_courses(self, user_ids: Iterable[int]) -> Iterator[tuple[int, list[UserCourse]]]:
@@ -420,53 +242,40 @@ class MoodleApi:
 
     def cohorts(self) -> list[Cohort]:
         function = "core_cohort_get_cohorts"
-        data = _as_list(self.client.call(function), function)
-        return [
-            Cohort(
-                id=_int(c.get("id")),
-                idnumber=_str(c.get("idnumber")),
-                name=_str(c.get("name")),
-                visible=_bool(c.get("visible", 1)),
-            )
-            for c in data
-            if isinstance(c, dict)
-        ]
+        data = expect_list(self.client.call(function), function)
+        return [cohort_from(c) for c in data if isinstance(c, dict)]
 
     def cohort_members(self, cohort_ids: Iterable[int]) -> list[CohortMembers]:
         function = "core_cohort_get_cohort_members"
         ids = [int(i) for i in cohort_ids]
         if not ids:
             return []
-        data = _as_list(self.client.call(function, {"cohortids": ids}), function)
-        return [
-            CohortMembers(
-                cohort_id=_int(c.get("cohortid")),
-                user_ids=tuple(sorted(_int(u) for u in _list(c.get("userids")))),
-            )
-            for c in data
-            if isinstance(c, dict)
-        ]
+        data = expect_list(self.client.call(function, {"cohortids": ids}), function)
+        return [cohort_members_from(c) for c in data if isinstance(c, dict)]
 
     # -- report builder -----------------------------------------------------------------------
 
     def reports(self, *, per_page: int = 100) -> list[tuple[int, str]]:
         """(id, name) of the custom reports the token's user can see."""
         function = "core_reportbuilder_list_reports"
-        found: list[tuple[int, str]] = []
-        page = 0
-        while True:
-            data = _dict(self.client.call(function, {"page": page, "perpage": per_page}), function)
-            rows = [r for r in _list(data.get("reports")) if isinstance(r, dict)]
-            found.extend((_int(r.get("id")), _str(r.get("name"))) for r in rows)
-            if len(rows) < per_page:
-                return found
-            page += 1
+
+        def fetch(request: PageRequest) -> tuple[list[dict[str, Any]], PageInfo]:
+            params = {"page": request.number, "perpage": request.size}
+            data = expect_dict(self.client.call(function, params), function)
+            rows = [r for r in as_list(data.get("reports")) if isinstance(r, dict)]
+            return rows, PageInfo(len(rows))
+
+        return [
+            (to_int(r.get("id")), as_str(r.get("name")))
+            for rows in paginate(fetch, UntilShortPage(per_page))
+            for r in rows
+        ]
 
     def report_conditions(self, report_id: int) -> ReportConditions:
         """The report's conditions as its editor shows them (``core_reportbuilder_reports_get``,
-        editmode 1; needs edit rights on the report). See :mod:`connector.moodle.reportconditions`."""
+        editmode 1; needs edit rights on the report). See :mod:`connector.moodle.report.conditions`."""
         function = "core_reportbuilder_reports_get"
-        data = _dict(self.client.call(function, {"reportid": int(report_id), "editmode": 1}), function)
+        data = expect_dict(self.client.call(function, {"reportid": int(report_id), "editmode": 1}), function)
         conditions = report_conditions_from(int(report_id), data)
         if conditions is None:
             raise MoodleProtocolError(
@@ -476,14 +285,7 @@ class MoodleApi:
 
     def report_pages(self, report_id: int, *, per_page: int = 1000) -> Iterator[ReportPage]:
         """Pages of a custom report until all ``totalrowcount`` rows are read."""
-        page, read = 0, 0
-        while True:
-            current = self.report_page(report_id, page, per_page)
-            yield current
-            read += len(current.rows)
-            if not current.rows or read >= current.total_rows:
-                return
-            page += 1
+        return self._report_pages(report_id, UntilTotal(per_page))
 
     def report_pages_concurrently(self, report_id: int, *, per_page: int = 1000) -> Iterator[ReportPage]:
         """Every row of a report, its pages read side by side (in order) up to the worker limit.
@@ -492,41 +294,21 @@ class MoodleApi:
         gets one (never larger than ``per_page``): the server's cost grows with rows, so equal
         pages read in parallel finish soonest. Rows added while reading are read after.
         """
-        probe = self.report_page(report_id, 0, 1)
-        total = probe.total_rows
-        if total == 0:
-            yield probe
-            return
-        workers = self.client.settings.max_concurrency
-        size = max(1, min(per_page, math.ceil(total / workers)))
-        count = math.ceil(total / size)
-        last = probe
-        for last in self.client.map(lambda page: self.report_page(report_id, page, size), range(count)):
-            yield last
-        while last.rows and last.total_rows > count * size:
-            last = self.report_page(report_id, count, size)
-            yield last
-            count += 1
+        paginator = FanOutPages(per_page, self.client.settings.max_concurrency)
+        return self._report_pages(report_id, paginator, concurrent=True)
+
+    def _report_pages(
+        self, report_id: int, paginator: Paginator, *, concurrent: bool = False
+    ) -> Iterator[ReportPage]:
+        def fetch(request: PageRequest) -> tuple[ReportPage, PageInfo]:
+            page = self.report_page(report_id, request.number, request.size)
+            return page, PageInfo(len(page.rows), page.total_rows)
+
+        return paginate(fetch, paginator, fan_out=self.client.map if concurrent else None)
 
     def report_page(self, report_id: int, page: int, per_page: int) -> ReportPage:
-        function = "core_reportbuilder_retrieve_report"
-        data = _dict(
-            self.client.call(function, {"reportid": int(report_id), "page": page, "perpage": per_page}),
-            function,
-        )
-        body = _dict(data.get("data"), function)
-        rows = tuple(
-            tuple(_str(cell) for cell in _list(row.get("columns")))
-            for row in _list(body.get("rows"))
-            if isinstance(row, dict)
-        )
-        return ReportPage(
-            report_id=int(report_id),
-            page=page,
-            headers=tuple(_str(h) for h in _list(body.get("headers"))),
-            rows=rows,
-            total_rows=_int(body.get("totalrowcount")),
-        )
+        params = {"reportid": int(report_id), "page": page, "perpage": per_page}
+        return report_page_from(report_id, page, self.client.call(REPORT_FUNCTION, params), REPORT_FUNCTION)
 
     def report_completions(
         self,
@@ -534,7 +316,7 @@ class MoodleApi:
         *,
         tz: ZoneInfo,
         per_page: int = 1000,
-        columns: ReportColumns = ReportColumns(),
+        columns: ReportColumns = DEFAULT_COLUMNS,
         concurrent: bool = False,
     ) -> Iterator[ReportCompletion]:
         """Report rows as facts: ids from link markup, times parsed in ``tz`` (minute precision).
@@ -545,18 +327,18 @@ class MoodleApi:
         """
         pages = self.report_pages_concurrently if concurrent else self.report_pages
         for page in pages(report_id, per_page=per_page):
-            index = _column_index(page.headers, columns, report_id)
+            index = column_index(page.headers, columns, report_id)
             for row in page.rows:
-                user_id = link_id(_cell(row, index, "user"), "/user/profile.php")
-                username = cell_text(_cell(row, index, "username"))
+                user_id = user_id_of(row, index)
+                username = cell_text(cell(row, index, "username"))
                 if user_id is None and not username:
                     continue  # an enrolment method with nobody in it (the source joins them in)
-                local = _row_time(row, index, report_id)
+                local = row_time(row, index, report_id)
                 yield ReportCompletion(
                     user_id=user_id,
                     username=username,
-                    course_id=link_id(_cell(row, index, "course"), "/course/view.php"),
-                    course_idnumber=cell_text(_cell(row, index, "course_idnumber")),
+                    course_id=course_id_of(row, index),
+                    course_idnumber=cell_text(cell(row, index, "course_idnumber")),
                     completed_at=None if local is None else local_to_epoch(local, tz),
                 )
 
@@ -566,134 +348,31 @@ class MoodleApi:
         *,
         preferred: str | None = None,
         per_page: int = 1000,
-        columns: ReportColumns = ReportColumns(),
+        columns: ReportColumns = DEFAULT_COLUMNS,
         site: SiteInfo | None = None,
     ) -> ZoneInfo:
-        """The IANA zone the report writes its times in (see :mod:`connector.moodle.reporttime`).
+        """The IANA zone the report writes its times in (see :mod:`connector.moodle.report`).
 
         Pass ``site`` when the caller already read the site info, to save the call."""
-        site = site or self.site_info()
-        if site.lang.split("_")[0] != "en":
-            raise MoodleProtocolError(
-                f"report times are written in the token user's language {site.lang!r}; only English can be read",
-                function="core_reportbuilder_retrieve_report",
-                hint=f"set the language of the web-service user {site.username!r} to English in their Moodle profile",
-            )
-        samples = self._completed_report_rows(report_id, per_page=per_page, columns=columns)
-        if not samples:
-            raise MoodleProtocolError(
-                f"report {report_id} has no completed rows with user and course links to calibrate its time zone",
-                function="core_reportbuilder_retrieve_report",
-                hint="calibrate once the report shows at least one completion, or configure the zone explicitly",
-            )
-        preferred = preferred or self._token_user_timezone(site)
-        candidates = zone_order(preferred)
-        checked: set[int] = set()
-        candidates = self._filter_by_exact_time(candidates, samples, 0, checked)
-        for _ in range(_CALIBRATION_MAX_LOOKUPS):
-            index = most_telling_row(candidates, [local for _, _, local in samples])
-            if index is None or index in checked:
-                break
-            candidates = self._filter_by_exact_time(candidates, samples, index, checked)
-        if not candidates:
-            raise MoodleProtocolError(
-                f"no time zone makes report {report_id}'s times agree with the completion status",
-                function="core_reportbuilder_retrieve_report",
-                hint="check that the report's time column is the course completion time",
-            )
-        chosen = choose_zone(candidates, preferred)
-        log.info("report %d: times are in %s (%d zones fit)", report_id, chosen, len(candidates))
-        return ZoneInfo(chosen)
+        return self.calibrate_report(
+            report_id, preferred=preferred, per_page=per_page, columns=columns, site=site
+        ).zone
 
-    def _token_user_timezone(self, site: SiteInfo) -> str | None:
-        """The token user's own zone from their profile, when set (not "99", the server default)."""
-        function = "core_user_get_users_by_field"
-        try:
-            rows = self.client.call(function, {"field": "id", "values": [site.userid]})
-        except MoodleError as error:
-            if isinstance(error, MoodleUnavailable):
-                raise
-            return None  # only a hint: without it the stable order decides
-        zone = (
-            _str(rows[0].get("timezone"))
-            if isinstance(rows, list) and rows and isinstance(rows[0], dict)
-            else ""
+    def calibrate_report(
+        self,
+        report_id: int,
+        *,
+        preferred: str | None = None,
+        per_page: int = 1000,
+        columns: ReportColumns = DEFAULT_COLUMNS,
+        site: SiteInfo | None = None,
+    ) -> Calibration:
+        """The report's zone and the exact times that decided it (the sync remembers both)."""
+        return calibrate(
+            self,
+            report_id,
+            preferred=preferred,
+            per_page=per_page,
+            columns=columns,
+            site=site or self.site_info(),
         )
-        return zone if "/" in zone or zone == "UTC" else None
-
-    def _completed_report_rows(
-        self, report_id: int, *, per_page: int, columns: ReportColumns
-    ) -> list[tuple[int, int, datetime]]:
-        """(course_id, user_id, local time) of completed rows, from the first pages."""
-        samples: list[tuple[int, int, datetime]] = []
-        for page in self.report_pages(report_id, per_page=per_page):
-            index = _column_index(page.headers, columns, report_id)
-            if "user" not in index or "course" not in index:
-                raise MoodleProtocolError(
-                    f"report {report_id}: calibration needs the linked columns {columns.user!r} and {columns.course!r}",
-                    function="core_reportbuilder_retrieve_report",
-                )
-            for row in page.rows:
-                local = _row_time(row, index, report_id)
-                user_id = link_id(_cell(row, index, "user"), "/user/profile.php")
-                course_id = link_id(_cell(row, index, "course"), "/course/view.php")
-                if local is not None and user_id is not None and course_id is not None:
-                    samples.append((course_id, user_id, local))
-            if len(samples) >= _CALIBRATION_SAMPLE_ROWS or (samples and len(samples) >= per_page):
-                break
-        return samples
-
-    def _filter_by_exact_time(
-        self, candidates: list[str], samples: list[tuple[int, int, datetime]], index: int, checked: set[int]
-    ) -> list[str]:
-        """Keep the zones in which the sample's exact completion time reads as its report text."""
-        for position in [index, *range(len(samples))]:
-            if position in checked:
-                continue
-            checked.add(position)
-            course_id, user_id, local = samples[position]
-            try:
-                status = self.course_completion(course_id, user_id)
-            except MoodleError as error:
-                if is_per_enrolment_error(error):
-                    continue
-                raise
-            if status.completed_at is None:
-                continue  # reset since the report was read, or no timed criterion
-            return consistent_zones(candidates, [(local, status.completed_at)])
-        return candidates
-
-
-def _column_index(headers: Sequence[str], columns: ReportColumns, report_id: int) -> dict[str, int]:
-    missing = columns.missing_from(headers)
-    if missing:
-        raise MoodleProtocolError(
-            f"report {report_id} lacks the columns {', '.join(repr(m) for m in missing)}; it has {', '.join(repr(h) for h in headers)}",
-            function="core_reportbuilder_retrieve_report",
-            hint="add to the custom report: 'Full name with link', 'Username', 'Course full name with link', "
-            "'Course ID number' and 'Time completed' (or configure the header names)",
-        )
-    wanted = {
-        "user": columns.user,
-        "username": columns.username,
-        "course": columns.course,
-        "course_idnumber": columns.course_idnumber,
-        "time_completed": columns.time_completed,
-    }
-    return {role: list(headers).index(name) for role, name in wanted.items() if name is not None}
-
-
-def _cell(row: Sequence[str], index: Mapping[str, int], role: str) -> str:
-    position = index.get(role)
-    return row[position] if position is not None and position < len(row) else ""
-
-
-def _row_time(row: Sequence[str], index: Mapping[str, int], report_id: int) -> datetime | None:
-    try:
-        return parse_report_datetime(_cell(row, index, "time_completed"))
-    except ReportTimeError as error:
-        raise MoodleProtocolError(
-            f"report {report_id}: {error}",
-            function="core_reportbuilder_retrieve_report",
-            hint="set the web-service user's language to English so dates are written in English",
-        ) from None

@@ -1,0 +1,202 @@
+"""THE catalogue of the Moodle web-service functions the connector calls.
+
+Everything that names these functions is derived from :data:`CATALOGUE`: the sync's check of the
+token's service, ``connector doctor``'s required and optional lines, the "grant these capabilities"
+hint of a permission error, the completion paths, the emulator contract test and the README's
+setup steps 2 and 3 (``tests/test_function_catalogue.py`` fails when the README drifts).
+
+Capabilities: ``capabilities`` is what the connector's role should hold for the function (the
+capture site's working role); ``breaks_without`` is measured: the leave-one-out table of
+``tests/fixtures/moodle-4.5/README.md`` (each capability of the role removed in turn, the function
+called again). ``webservice/rest:use`` breaks every function and is in :data:`BASE_CAPABILITIES`.
+Leave-one-out cannot see capabilities that stand in for each other, nor data the capture site did
+not have (groups, hidden profile fields, inactive enrolments), so the role keeps more than what
+measurably breaks.
+
+To add a function: add its entry here, implement it in ``connector/emulator/functions.py``, add
+its fixture cases, and run the tests (the README's lists and the contract test follow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Need(Enum):
+    """Why the connector calls a function, which decides whether a sync can run without it."""
+
+    REQUIRED = "required"  # every sync calls it; without it no sync starts
+    PATH = "completion path"  # a cheaper completion path; without it the sync takes another
+    COHORTS = "cohorts"  # only when the mappings place or scope people by cohort
+    DOCTOR = "doctor"  # only `connector doctor`'s checks
+    LIBRARY = "library"  # MoodleApi offers it; no command calls it
+
+
+@dataclass(frozen=True)
+class WebServiceFunction:
+    name: str
+    need: Need
+    used_for: str  # what the connector needs it for, as doctor says it ("... needs it")
+    capabilities: tuple[str, ...]  # what the connector's role should hold for it
+    breaks_without: tuple[str, ...] = ()  # measured on Moodle 4.5 (leave-one-out)
+    path: str | None = None  # the completion path it makes possible (Need.PATH)
+
+
+BASE_CAPABILITIES = ("webservice/rest:use",)
+ROLE_PLACE = "Site administration > Users > Permissions > Define roles"
+SERVICE_PLACE = "Site administration > Server > Web services > External services > (your service) > Functions"
+
+# Completion paths, cheapest first (sync's `auto` tries them in this order).
+COMPLETION_PATHS = ("report", "per_user", "per_course")
+
+_COURSE_VIEW = ("moodle/course:view",)
+_REPORT_CAPABILITIES = ("moodle/reportbuilder:view", "moodle/reportbuilder:editall")
+
+CATALOGUE: tuple[WebServiceFunction, ...] = (
+    WebServiceFunction(
+        "core_webservice_get_site_info",
+        Need.REQUIRED,
+        "every run (release, language, the service's functions)",
+        (),
+    ),
+    WebServiceFunction(
+        "core_course_get_courses",
+        Need.REQUIRED,
+        "every run (resolves the mapped courses)",
+        (*_COURSE_VIEW, "moodle/course:viewhiddencourses"),
+        breaks_without=(*_COURSE_VIEW, "moodle/course:viewhiddencourses"),
+    ),
+    WebServiceFunction(
+        "core_enrol_get_enrolled_users",
+        Need.REQUIRED,
+        "the per_user and per_course paths (who is enrolled) and doctor's probe",
+        (
+            *_COURSE_VIEW,
+            "moodle/course:viewparticipants",
+            "moodle/course:enrolreview",
+            "moodle/course:viewsuspendedusers",
+            "moodle/site:accessallgroups",
+            "moodle/user:viewdetails",
+            "moodle/user:viewhiddendetails",
+            "moodle/course:viewhiddenuserfields",
+            "moodle/site:viewuseridentity",
+            "moodle/site:viewfullnames",
+        ),
+        breaks_without=_COURSE_VIEW,
+    ),
+    WebServiceFunction(
+        "core_user_get_users_by_field",
+        Need.REQUIRED,
+        "every run (profiles, suspended accounts)",
+        ("moodle/user:viewdetails", "moodle/user:viewalldetails", "moodle/site:viewuseridentity"),
+    ),
+    WebServiceFunction(
+        "core_completion_get_course_completion_status",
+        Need.REQUIRED,
+        "the per_course path, the report's time-zone calibration and doctor's probe",
+        (*_COURSE_VIEW, "report/completion:view"),
+        breaks_without=(*_COURSE_VIEW, "report/completion:view"),
+    ),
+    WebServiceFunction(
+        "core_reportbuilder_retrieve_report",
+        Need.PATH,
+        "the report path (the fewest calls)",
+        _REPORT_CAPABILITIES,
+        breaks_without=("moodle/reportbuilder:editall",),  # or the user in the report's audience
+        path="report",
+    ),
+    WebServiceFunction(
+        "core_enrol_get_users_courses",
+        Need.PATH,
+        "the per-user completion path",
+        (*_COURSE_VIEW, "moodle/user:viewdetails", "report/progress:view"),
+        path="per_user",
+    ),
+    WebServiceFunction(
+        "core_cohort_get_cohorts",
+        Need.COHORTS,
+        "placement or scope by cohort",
+        ("moodle/cohort:view",),
+        breaks_without=("moodle/cohort:view",),
+    ),
+    WebServiceFunction(
+        "core_cohort_get_cohort_members",
+        Need.COHORTS,
+        "placement or scope by cohort",
+        ("moodle/cohort:view",),
+        breaks_without=("moodle/cohort:view",),
+    ),
+    WebServiceFunction(
+        "core_reportbuilder_reports_get",
+        Need.DOCTOR,
+        "doctor's check of the report's conditions",
+        _REPORT_CAPABILITIES,
+    ),
+    WebServiceFunction(
+        "core_reportbuilder_list_reports",
+        Need.LIBRARY,
+        "listing the custom reports",
+        ("moodle/reportbuilder:view",),
+    ),
+    WebServiceFunction(
+        "core_course_get_courses_by_field",
+        Need.LIBRARY,
+        "courses by one field",
+        (*_COURSE_VIEW, "moodle/course:viewhiddencourses"),
+    ),
+)
+
+BY_NAME = {function.name: function for function in CATALOGUE}
+
+
+def named(need: Need) -> tuple[str, ...]:
+    """The names of the functions of one need, in catalogue order."""
+    return tuple(f.name for f in CATALOGUE if f.need is need)
+
+
+REQUIRED_FUNCTIONS = named(Need.REQUIRED)
+COHORT_FUNCTIONS = named(Need.COHORTS)
+REPORT_FUNCTION = "core_reportbuilder_retrieve_report"
+PER_USER_FUNCTION = "core_enrol_get_users_courses"
+REPORTS_GET = "core_reportbuilder_reports_get"
+
+
+def optional_functions() -> tuple[WebServiceFunction, ...]:
+    """What a sync can do without, but is cheaper or richer with: doctor lists the absent ones."""
+    return tuple(f for f in CATALOGUE if f.need in (Need.PATH, Need.COHORTS))
+
+
+def setup_functions() -> tuple[str, ...]:
+    """The functions the README's setup step 3 asks for: every one a sync may call."""
+    return tuple(f.name for f in CATALOGUE if f.need in (Need.REQUIRED, Need.PATH, Need.COHORTS))
+
+
+def role_capabilities() -> tuple[str, ...]:
+    """Every capability the connector's role needs (README setup step 2), first seen first."""
+    seen = dict.fromkeys(BASE_CAPABILITIES)
+    for function in CATALOGUE:
+        if function.need is not Need.LIBRARY:
+            seen.update(dict.fromkeys(function.capabilities))
+    return tuple(seen)
+
+
+def capabilities_for(function: str) -> tuple[str, ...]:
+    return BASE_CAPABILITIES + (BY_NAME[function].capabilities if function in BY_NAME else ())
+
+
+def add_to_service_hint(functions: Iterable[str] | None = None) -> str:
+    """THE hint for functions missing from the token's service."""
+    names = list(functions or ())
+    what = ", ".join(names) if names else "them"
+    return f"add {what} to the external service ({SERVICE_PLACE})"
+
+
+def capability_hint(function: str) -> str:
+    """THE hint for a function refused for lack of capabilities."""
+    return (
+        "the token's user lacks capabilities; give it a system role with "
+        + ", ".join(capabilities_for(function))
+        + f" ({ROLE_PLACE})"
+    )
