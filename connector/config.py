@@ -18,7 +18,6 @@ on its working directory.
 
 from __future__ import annotations
 
-import difflib
 import grp
 import logging
 import os
@@ -31,7 +30,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import ConfigError, Problem
+from connector.moodle.functions import COMPLETION_PATHS as MOODLE_COMPLETION_PATHS
 from connector.shares import parse_share
+from connector.suggest import did_you_mean
 from connector.urls import url_secret_problem
 
 log = logging.getLogger("connector.config")
@@ -39,7 +40,7 @@ log = logging.getLogger("connector.config")
 DEFAULT_CONFIG_NAME = "connector.toml"
 SYSTEM_CONFIG = Path("/etc/connector") / DEFAULT_CONFIG_NAME
 CREDENTIAL_NAME = "moodle-token"  # the name given in the systemd unit's LoadCredential=
-COMPLETION_PATHS = ("auto", "report", "per_user", "per_course")
+COMPLETION_PATHS = ("auto", *MOODLE_COMPLETION_PATHS)  # auto: the cheapest the site offers
 
 # section -> key -> expected python type(s)
 _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
@@ -349,10 +350,7 @@ def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
 
 
 def _suggest(word: str, known: Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    return "known: " + ", ".join(sorted(known))
+    return did_you_mean(word, known, "known: " + ", ".join(sorted(known)))
 
 
 def _read_token(path: Path, where: str, problems: list[Problem]) -> str | None:

@@ -11,6 +11,13 @@ from typing import TYPE_CHECKING
 
 from connector.config import Config
 from connector.errors import ConnectorError, ExitStatus, Problem
+from connector.moodle.functions import (
+    REPORT_FUNCTION,
+    REPORTS_GET,
+    REQUIRED_FUNCTIONS,
+    add_to_service_hint,
+    optional_functions,
+)
 
 WIDTH = 100  # output is wrapped here: readable in a terminal and in a cron mail
 MAX_ITEMS = 10  # problems listed under one check; `connector mappings check` lists them all
@@ -18,13 +25,6 @@ MAX_ITEMS = 10  # problems listed under one check; `connector mappings check` li
 if TYPE_CHECKING:
     from connector.moodle.api import MoodleApi
     from connector.moodle.records import SiteInfo
-
-OPTIONAL_FUNCTIONS = {
-    "core_reportbuilder_retrieve_report": "the report path (the fewest calls) needs it",
-    "core_enrol_get_users_courses": "the per-user completion path needs it",
-    "core_cohort_get_cohorts": "placement or scope by cohort needs it",
-    "core_cohort_get_cohort_members": "placement or scope by cohort needs it",
-}
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,6 @@ def _wrap(text: str, first: str, rest: str, width: int) -> list[str]:
 
 def run_checks(config: Config) -> Iterator[Check]:
     from connector.mapping import load_mappings
-    from connector.sync import REQUIRED_FUNCTIONS
 
     yield Check("config", True, config.describe_source())
     try:
@@ -140,12 +139,13 @@ def run_checks(config: Config) -> Iterator[Check]:
                 "required functions",
                 not missing,
                 "all present" if not missing else "missing: " + ", ".join(missing),
-                "add them to the external service: Site administration > Server > Web services > "
-                "External services > (your service) > Functions",
+                add_to_service_hint(missing),
             )
-            for function, why in OPTIONAL_FUNCTIONS.items():
-                if not site.can_call(function):
-                    yield Check(f"optional {function}", True, f"not in the service; {why}")
+            for optional in optional_functions():
+                if not site.can_call(optional.name):
+                    yield Check(
+                        f"optional {optional.name}", True, f"not in the service; {optional.used_for} needs it"
+                    )
             if mappings is not None and not missing:
                 yield _capability_probe(api, mappings)
             if config.report_id is not None:
@@ -156,7 +156,7 @@ def run_checks(config: Config) -> Iterator[Check]:
                         f"the token user's language is '{site.lang}'",
                         "set that user's preferred language to English so report dates can be read",
                     )
-                elif site.can_call("core_reportbuilder_retrieve_report"):
+                elif site.can_call(REPORT_FUNCTION):
                     page = next(iter(api.report_pages(config.report_id, per_page=1)), None)
                     yield Check(
                         "report",
@@ -232,7 +232,6 @@ def _ledger_check(config: Config) -> Check:
     )
 
 
-REPORTS_GET = "core_reportbuilder_reports_get"
 _REPORT_EDITOR = "Site administration > Reports > Report builder > Custom reports"
 
 
@@ -249,8 +248,7 @@ def report_conditions_check(api: MoodleApi, site: SiteInfo, report_id: int) -> C
             False,
             f"cannot tell whether report {report_id} hides suspended and ended "
             f"enrolments: {REPORTS_GET} is not in the web service",
-            f"add {REPORTS_GET} to the external service (Site administration > Server > "
-            "Web services > External services > (your service) > Functions)",
+            add_to_service_hint([REPORTS_GET]),
         )
     try:
         conditions = api.report_conditions(report_id)

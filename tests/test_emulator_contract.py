@@ -18,6 +18,7 @@ import xmltodict
 
 from connector.emulator import Emulator, demo_scenario
 from connector.emulator.functions import FUNCTIONS
+from connector.moodle.functions import CATALOGUE
 from tests.fixture_cases import VERSIONS, Case, load_cases
 
 TOKEN = "contract-full-token"
@@ -206,6 +207,13 @@ def test_the_unsupported_list_is_exactly_what_the_emulator_lacks() -> None:
         c.function for c in CASES if c.function and c.function not in FUNCTIONS and _answered_by_a_function(c)
     }
     assert set(UNSUPPORTED_FUNCTIONS) == lacking
+
+
+def test_every_function_the_connector_calls_is_captured_and_checked_against_the_emulator() -> None:
+    """The catalogue (connector/moodle/functions.py) decides what must be covered here."""
+    calls = {f.name for f in CATALOGUE}
+    assert calls & set(UNSUPPORTED_FUNCTIONS) == set()
+    assert calls - {c.function for c in SUPPORTED if c.version == "4.5"} == set()
 
 
 def test_every_fixture_function_folder_is_covered() -> None:

@@ -341,7 +341,7 @@ def test_renewal_is_picked_up_by_the_nightly_per_user_sync(demo_site: Site) -> N
 
 
 def test_auto_falls_back_to_per_course_when_the_service_lacks_users_courses(demo_site: Site) -> None:
-    from connector.sync import REQUIRED_FUNCTIONS
+    from connector.moodle.functions import REQUIRED_FUNCTIONS
 
     narrow = "narrow" + demo_site.token[6:]
     demo_site.emulator.add_token(narrow, kind="full", functions=REQUIRED_FUNCTIONS)  # type: ignore[attr-defined]

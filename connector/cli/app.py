@@ -29,7 +29,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from connector import __version__
-from connector.config import Config, load_config
+from connector.config import COMPLETION_PATHS, Config, load_config
 from connector.errors import ConnectorError, ExitStatus
 from connector.reports.formats import FORMATS
 
@@ -124,7 +124,7 @@ def format_option(default: str = "table", formats: tuple[str, ...] = FORMATS) ->
     )
 
 
-completion_path_choice = click.Choice(["auto", "report", "per_user", "per_course"])
+completion_path_choice = click.Choice(COMPLETION_PATHS)
 
 
 @click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})

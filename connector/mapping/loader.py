@@ -8,7 +8,6 @@ placement rules). Only when nothing is wrong are the models built. Nothing is ev
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from connector.mapping.models import (
     Target,
     normalise,
 )
+from connector.suggest import did_you_mean
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _ID_HINT = "use lower-case letters, digits, '.', '-' and '_', starting with a letter or digit"
@@ -143,8 +143,7 @@ class _Problems:
     def unknown_keys(self, table: dict[str, Any], known: tuple[str, ...], where: _Where) -> None:
         for key in table:
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+                hint = did_you_mean(key, known, f"known keys: {', '.join(known)}")
                 self.add(where.key(key), "unknown key", hint)
 
 
@@ -648,16 +647,11 @@ def _check_departments(found: list[tuple[Department, _Where]], problems: _Proble
             problems.add(
                 where_of[dept.id].key("parent"),
                 f"unknown department {dept.parent_id!r}",
-                _suggest(dept.parent_id, by_id, "define it or fix the id"),
+                did_you_mean(dept.parent_id, by_id, "define it or fix the id"),
             )
     _report_cycles(by_id, where_of, problems)
     _report_ambiguous_placement(by_id, where_of, problems)
     return by_id
-
-
-def _suggest(name: str, known: Any, fallback: str) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else fallback
 
 
 def _report_cycles(by_id: dict[str, Department], where_of: dict[str, _Where], problems: _Problems) -> None:
@@ -790,7 +784,7 @@ def _course_refs(
         problems.add(
             where,
             f"unknown course {name!r}",
-            _suggest(name, courses, f"define it as [course.{name}] with its idnumber"),
+            did_you_mean(name, courses, f"define it as [course.{name}] with its idnumber"),
         )
     if len(set(names)) != len(names):
         problems.add(where, "names a course twice", "list each course once")
@@ -802,7 +796,9 @@ def _check_known(
 ) -> None:
     for name in names:
         if name not in known:
-            problems.add(where, f"unknown {what} {name!r}", _suggest(name, known, f"define the {what} first"))
+            problems.add(
+                where, f"unknown {what} {name!r}", did_you_mean(name, known, f"define the {what} first")
+            )
 
 
 def _with_courses(requirement: Requirement, refs: tuple[CourseRef, ...]) -> Requirement:

@@ -36,6 +36,7 @@ from connector.moodle.builders import (
 from connector.moodle.client import MoodleClient
 from connector.moodle.coerce import as_list, as_str, expect_dict, expect_list, to_int
 from connector.moodle.errormap import is_per_enrolment_error
+from connector.moodle.functions import REPORT_FUNCTION
 from connector.moodle.pagination import (
     FanOutPages,
     PageInfo,
@@ -75,7 +76,6 @@ __all__ = ["MoodleApi", "ReportColumns"]
 
 log = logging.getLogger("connector.moodle")
 
-REPORT_FUNCTION = "core_reportbuilder_retrieve_report"
 DEFAULT_COLUMNS = ReportColumns()
 
 

@@ -175,15 +175,20 @@ def setup_functions() -> tuple[str, ...]:
 
 def role_capabilities() -> tuple[str, ...]:
     """Every capability the connector's role needs (README setup step 2), first seen first."""
-    seen = dict.fromkeys(BASE_CAPABILITIES)
-    for function in CATALOGUE:
-        if function.need is not Need.LIBRARY:
-            seen.update(dict.fromkeys(function.capabilities))
-    return tuple(seen)
+    used = (f.name for f in CATALOGUE if f.need is not Need.LIBRARY)
+    return tuple(dict.fromkeys(BASE_CAPABILITIES + capabilities_needed(used)))
 
 
 def capabilities_for(function: str) -> tuple[str, ...]:
     return BASE_CAPABILITIES + (BY_NAME[function].capabilities if function in BY_NAME else ())
+
+
+def capabilities_needed(functions: Iterable[str]) -> tuple[str, ...]:
+    """The capabilities ``functions`` need beyond :data:`BASE_CAPABILITIES`, first seen first."""
+    seen: dict[str, None] = {}
+    for name in functions:
+        seen.update(dict.fromkeys(BY_NAME[name].capabilities))
+    return tuple(seen)
 
 
 def add_to_service_hint(functions: Iterable[str] | None = None) -> str:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from connector.errors import MoodleError, MoodleProtocolError, MoodleUnavailable
 from connector.moodle.coerce import as_str
 from connector.moodle.errormap import is_per_enrolment_error
+from connector.moodle.functions import REPORT_FUNCTION
 from connector.moodle.records import ReportCompletion, SiteInfo
 from connector.moodle.report.parsing import ReportColumns, column_index, course_id_of, row_time, user_id_of
 from connector.moodle.report.timezone import (
@@ -42,7 +43,6 @@ log = logging.getLogger("connector.moodle")
 
 SAMPLE_ROWS = 5000
 MAX_LOOKUPS = 6
-REPORT_FUNCTION = "core_reportbuilder_retrieve_report"
 
 
 @dataclass(frozen=True)
