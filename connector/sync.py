@@ -71,28 +71,29 @@ from connector.ledger import Ledger, ledger_error
 from connector.mapping import Mappings, load_mappings
 from connector.moodle.api import MoodleApi
 from connector.moodle.client import MoodleClient
+from connector.moodle.functions import (
+    COHORT_FUNCTIONS,
+    PER_USER_FUNCTION,
+    REPORT_FUNCTION,
+    REQUIRED_FUNCTIONS,
+    add_to_service_hint,
+    capabilities_needed,
+)
 from connector.moodle.records import Completion, Course, Person
+from connector.moodle.report.calibration import ZoneWitness, witnesses_from_text, witnesses_to_text
 from connector.reports.unplaced import unplaced_warning
 
 log = logging.getLogger("connector.sync")
 
 ProgressFn = Callable[[str, int, int | None], None]
 
-REQUIRED_FUNCTIONS = (
-    "core_webservice_get_site_info",
-    "core_course_get_courses",
-    "core_enrol_get_enrolled_users",
-    "core_user_get_users_by_field",
-    "core_completion_get_course_completion_status",
-)
-REPORT_FUNCTION = "core_reportbuilder_retrieve_report"
-PER_USER_FUNCTION = "core_enrol_get_users_courses"
-COHORT_FUNCTIONS = ("core_cohort_get_cohorts", "core_cohort_get_cohort_members")
 # Moodle 4.1 requires PHP's max_input_vars >= 5000; a batch of 4000 values stays well inside it,
 # so a 20,000-person site needs 5 calls instead of 20.
 USERS_BATCH = 4000
 # Calibration needs a few hundred completed rows, not a full page: every report row costs the server.
 CALIBRATION_PER_PAGE = 250
+ZONE_BOOKMARK = "report_timezone"
+WITNESS_BOOKMARK = "report_timezone_witnesses"  # the exact times that decided the zone
 # How long the sync's writes wait for another writer (an `erase`) to finish before failing.
 LEDGER_WAIT_S = 30.0
 KILL_POINTS = ("locked", "stale_runs_failed", "run_started", "fetched", "written", "finished", "committed")
@@ -466,8 +467,7 @@ class _Run:
         if missing:
             raise MoodlePermissionError(
                 "the token's web service lacks " + ", ".join(missing),
-                hint="add these functions to the external service (Site administration > Server > "
-                "Web services > External services > Functions); `connector doctor` lists all",
+                hint=add_to_service_hint(missing) + "; `connector doctor` lists all",
             )
         courses = self.api.courses()
         staged.courses = courses
@@ -571,7 +571,9 @@ class _Run:
         if not all(site.can_call(f) for f in COHORT_FUNCTIONS):
             raise MoodlePermissionError(
                 "the mappings use cohorts but the web service lacks " + " / ".join(COHORT_FUNCTIONS),
-                hint="add them to the external service and grant moodle/cohort:view",
+                hint=add_to_service_hint(COHORT_FUNCTIONS)
+                + " and grant "
+                + ", ".join(capabilities_needed(COHORT_FUNCTIONS)),
             )
         by_id = {c.id: c.idnumber for c in self.api.cohorts() if c.idnumber in wanted}
         members: dict[int, set[str]] = {}
@@ -587,19 +589,39 @@ class _Run:
     ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
         report_id = self.config.report_id
         assert report_id is not None
+        remembered = self.ledger.bookmark(ZONE_BOOKMARK)
+        witnesses = witnesses_from_text(self.ledger.bookmark(WITNESS_BOOKMARK)) if self.full else ()
+        if remembered is None or (self.full and not witnesses):
+            return self._report_rows(report_id, self._calibrate(report_id), mapped)
+        zone = ZoneInfo(remembered)
+        if not self.full:
+            return self._report_rows(report_id, zone, mapped)
+        # A full run reads every row anyway: the rows of the exact times that decided the zone say
+        # whether it still holds, without calibrating again (13.5). If not, calibrate and re-read.
+        witness = ZoneWitness(zone, witnesses)
+        read = self._report_rows(report_id, zone, mapped, witness)
+        if witness.fits:
+            return read
+        log.info("report %d: the remembered zone %s no longer fits; calibrating again", report_id, zone)
+        return self._report_rows(report_id, self._calibrate(report_id), mapped)
+
+    def _calibrate(self, report_id: int) -> ZoneInfo:
+        """Find the report's zone; remember it with the exact times that decided it."""
         preferred = self.config.report_timezone or self.mappings.timezone or self.config.timezone
-        zone_name = None if self.full else self.ledger.bookmark("report_timezone")
-        if zone_name is None:
-            zone_name = str(
-                self.api.calibrate_report_timezone(
-                    report_id,
-                    preferred=preferred,
-                    per_page=min(self.config.report_per_page, CALIBRATION_PER_PAGE),
-                    site=self.site,
-                )
-            )
-            self.staged.bookmarks["report_timezone"] = zone_name
-        zone = ZoneInfo(zone_name)
+        calibration = self.api.calibrate_report(
+            report_id,
+            preferred=preferred,
+            per_page=min(self.config.report_per_page, CALIBRATION_PER_PAGE),
+            site=self.site,
+        )
+        self.staged.bookmarks[ZONE_BOOKMARK] = str(calibration.zone)
+        self.staged.bookmarks[WITNESS_BOOKMARK] = witnesses_to_text(calibration.witnesses)
+        return calibration.zone
+
+    def _report_rows(
+        self, report_id: int, zone: ZoneInfo, mapped: set[int], witness: ZoneWitness | None = None
+    ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
+        """Every row of a mapped course, times read in ``zone``; ``witness`` sees every row."""
         idnumber_to_course: dict[str, int] = {}
         for course in [*self.staged.courses, *self.ledger.courses()]:  # this run's list wins
             if course.idnumber:
@@ -609,9 +631,10 @@ class _Run:
         enrolments: dict[tuple[int, int], int | None] = {}
         completions: list[Completion] = []
         rows = 0
-        for row in self.api.report_completions(
+        rows_read = self.api.report_completions(
             report_id, per_page=self.config.report_per_page, tz=zone, concurrent=True
-        ):
+        )
+        for row in witness.watch(rows_read) if witness is not None else rows_read:
             rows += 1
             if rows % 1000 == 0:
                 self.progress("reading the report", rows, None)
