@@ -139,7 +139,7 @@ def test_every_emulated_fault_is_survived(kind: str) -> None:
 
 def test_report_completions_match_the_exact_completion_times(emulator: Emulator) -> None:
     api = api_for(emulator.url)
-    zone = api.calibrate_report_timezone(1, preferred="Europe/Prague")
+    zone = api.calibrate_report(1, preferred="Europe/Prague").zone
     assert zone == ZoneInfo("Europe/Prague")
     rows = [r for r in api.report_completions(1, tz=zone, per_page=25) if r.completed_at is not None]
     assert rows
@@ -155,11 +155,11 @@ def test_report_completions_match_the_exact_completion_times(emulator: Emulator)
 def test_calibration_finds_a_zone_equivalent_to_the_sites(site_zone: str) -> None:
     with Emulator(demo_scenario(ANCHOR, report_timezone=site_zone), tokens={"tok-1": "full"}) as emu:
         api = api_for(emu.url, token="tok-1")
-        chosen = api.calibrate_report_timezone(1)
+        chosen = api.calibrate_report(1).zone
         truth = ZoneInfo(site_zone)
         rows = list(api.report_completions(1, tz=chosen))
         assert rows == list(api.report_completions(1, tz=truth))
-        assert api.calibrate_report_timezone(1, preferred=site_zone) == truth
+        assert api.calibrate_report(1, preferred=site_zone).zone == truth
         # one lookup, or two when summer and winter must be told apart; never one per row
         assert api.client.calls_by_function()["core_completion_get_course_completion_status"] <= 6
 
@@ -257,21 +257,21 @@ class _CannedClient:
 def test_calibration_refuses_a_non_english_site() -> None:
     api = MoodleApi(_CannedClient("cs", 1748088000))  # type: ignore[arg-type]
     with pytest.raises(MoodleProtocolError) as raised:
-        api.calibrate_report_timezone(1)
+        api.calibrate_report(1).zone
     assert "English" in str(raised.value) and "'ws'" in str(raised.value)
 
 
 def test_calibration_fails_clearly_when_no_zone_fits() -> None:
     api = MoodleApi(_CannedClient("en", 1748088000 + 17 * 60))  # type: ignore[arg-type]  # no zone is 17 min off
     with pytest.raises(MoodleProtocolError) as raised:
-        api.calibrate_report_timezone(1)
+        api.calibrate_report(1).zone
     assert "no time zone" in str(raised.value)
 
 
 def test_calibration_with_one_summer_row_prefers_the_given_zone() -> None:
     api = MoodleApi(_CannedClient("en", 1748088000))  # type: ignore[arg-type]
-    assert api.calibrate_report_timezone(1, preferred="Europe/London") == ZoneInfo("Europe/London")
-    assert api.calibrate_report_timezone(1, preferred="Europe/Prague") != ZoneInfo(
+    assert api.calibrate_report(1, preferred="Europe/London").zone == ZoneInfo("Europe/London")
+    assert api.calibrate_report(1, preferred="Europe/Prague").zone != ZoneInfo(
         "Europe/Prague"
     )  # does not fit
 

@@ -342,22 +342,6 @@ class MoodleApi:
                     completed_at=None if local is None else local_to_epoch(local, tz),
                 )
 
-    def calibrate_report_timezone(
-        self,
-        report_id: int,
-        *,
-        preferred: str | None = None,
-        per_page: int = 1000,
-        columns: ReportColumns = DEFAULT_COLUMNS,
-        site: SiteInfo | None = None,
-    ) -> ZoneInfo:
-        """The IANA zone the report writes its times in (see :mod:`connector.moodle.report`).
-
-        Pass ``site`` when the caller already read the site info, to save the call."""
-        return self.calibrate_report(
-            report_id, preferred=preferred, per_page=per_page, columns=columns, site=site
-        ).zone
-
     def calibrate_report(
         self,
         report_id: int,
@@ -367,7 +351,9 @@ class MoodleApi:
         columns: ReportColumns = DEFAULT_COLUMNS,
         site: SiteInfo | None = None,
     ) -> Calibration:
-        """The report's zone and the exact times that decided it (the sync remembers both)."""
+        """The IANA zone the report writes its times in, and the exact times that decided it (the
+        sync remembers both); see :mod:`connector.moodle.report.calibration`. Pass ``site`` when
+        the caller already read the site info, to save the call."""
         return calibrate(
             self,
             report_id,
