@@ -53,6 +53,15 @@ def test_readme_names_the_functions_only_doctor_uses_with_their_capabilities() -
         assert f"`{function.name}`" in step_5
 
 
+def test_readme_survey_section_names_exactly_the_survey_functions_and_their_capabilities() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The yearly needs survey", 1)[1].split("\n#", 1)[0]
+    survey = [f for f in CATALOGUE if f.need is Need.SURVEY]
+    assert sorted(set(re.findall(r"`(mod_feedback_[a-z_]+)`", section))) == sorted(f.name for f in survey)
+    named = set(CAPABILITY.findall(section))
+    assert {c for f in survey for c in f.capabilities} - named == set()
+
+
 # -- the code follows the catalogue --------------------------------------------------------------
 def test_every_function_the_moodle_package_calls_is_in_the_catalogue_and_no_other() -> None:
     called: set[str] = set()
@@ -61,7 +70,7 @@ def test_every_function_the_moodle_package_calls_is_in_the_catalogue_and_no_othe
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                called.update(re.findall(r"\bcore_[a-z_]+_[a-z_]+\b", node.value))
+                called.update(re.findall(r"\b(?:core|mod)_[a-z]+_[a-z_]+\b", node.value))
     assert called - {f.name for f in CATALOGUE} == set()
     named_here = {f.name for f in CATALOGUE}
     assert named_here == called | {catalogue.REPORTS_GET, catalogue.REPORT_FUNCTION}

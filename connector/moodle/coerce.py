@@ -45,6 +45,11 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def dict_rows(value: Any) -> list[dict[str, Any]]:
+    """The structures of a list (anything else in it, or a non-list, left out)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def expect_dict(value: Any, function: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MoodleProtocolError(

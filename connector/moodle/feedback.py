@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import html
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connector.errors import MoodleNotFound, MoodlePermissionError, MoodleProtocolError, SurveyUnusable
+from connector.errors import MoodleNotFound, MoodlePermissionError, SurveyUnusable
 from connector.moodle.client import MoodleClient
+from connector.moodle.coerce import as_str, dict_rows, expect_dict, to_bool, to_int
+from connector.moodle.functions import Need, capabilities_needed, named
+from connector.moodle.pagination import PageInfo, PageRequest, ThroughLastPage, paginate
 from connector.moodle.records import read_record, whole_number
 
 log = logging.getLogger("connector.moodle")
@@ -40,9 +42,9 @@ GET_ANALYSIS = "mod_feedback_get_analysis"
 GET_NON_RESPONDENTS = "mod_feedback_get_non_respondents"
 GET_ACCESS = "mod_feedback_get_feedback_access_information"
 #: The functions the needs survey reads (doctor: all must be in the token's service).
-SURVEY_FUNCTIONS = (GET_FEEDBACKS, GET_ITEMS, GET_RESPONSES, GET_NON_RESPONDENTS, GET_ACCESS)
+SURVEY_FUNCTIONS = named(Need.SURVEY)
 #: What the token's role needs on top of the connector's usual ones (leave-one-out, 4.5 capture).
-SURVEY_CAPABILITIES = ("moodle/course:view", "mod/feedback:view", "mod/feedback:viewreports")
+SURVEY_CAPABILITIES = capabilities_needed(SURVEY_FUNCTIONS)
 CAPABILITY_HINT = (
     "give the token's user mod/feedback:view and mod/feedback:viewreports (with moodle/course:view) "
     "in its system role (Site administration > Users > Permissions > Define roles); without "
@@ -178,44 +180,18 @@ class SurveyAccess:
 
 
 # --------------------------------------------------------------------------------------------
-# coercion (XML gives text, JSON typed values) and record builders
-
-
-def _int(value: Any) -> int:
-    return 0 if value is None or value == "" else whole_number(value)
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true")
-    return bool(value)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def _rows(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def _structure(value: Any, function: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MoodleProtocolError(
-            f"{function}: expected a structure, got {type(value).__name__}", function=function
-        )
-    return value
+# record builders (coercion: connector.moodle.coerce)
 
 
 @read_record("Feedback")
 def survey_from(data: Mapping[str, Any]) -> Survey:
     return Survey(
-        id=_int(data.get("id")),
-        course_id=_int(data.get("course")),
-        cmid=_int(data.get("coursemodule")),
-        name=_text(data.get("name")),
-        anonymous=_int(data.get("anonymous")) == 1,  # 1 anonymous, 2 user names recorded
-        multiple_submit=_flag(data.get("multiple_submit")),
+        id=to_int(data.get("id")),
+        course_id=to_int(data.get("course")),
+        cmid=to_int(data.get("coursemodule")),
+        name=as_str(data.get("name")),
+        anonymous=to_int(data.get("anonymous")) == 1,  # 1 anonymous, 2 user names recorded
+        multiple_submit=to_bool(data.get("multiple_submit")),
     )
 
 
@@ -231,17 +207,17 @@ def choice_options(presentation: str) -> tuple[tuple[str, ...], bool]:
 
 @read_record("Feedback question")
 def item_from(data: Mapping[str, Any]) -> SurveyItem:
-    kind = _text(data.get("typ"))
+    kind = as_str(data.get("typ"))
     options, multiple = (
-        choice_options(_text(data.get("presentation"))) if kind in _CHOICE_KINDS else ((), False)
+        choice_options(as_str(data.get("presentation"))) if kind in _CHOICE_KINDS else ((), False)
     )
     return SurveyItem(
-        id=_int(data.get("id")),
-        label=_text(data.get("label")),
-        name=_text(data.get("name")),
+        id=to_int(data.get("id")),
+        label=as_str(data.get("label")),
+        name=as_str(data.get("name")),
         kind=kind,
-        position=_int(data.get("position")),
-        required=_flag(data.get("required")),
+        position=to_int(data.get("position")),
+        required=to_bool(data.get("required")),
         options=options,
         multiple=multiple,
     )
@@ -279,15 +255,15 @@ def _answer_from(item: SurveyItem, data: Mapping[str, Any]) -> Answer:
 @read_record("Feedback answer")
 def response_from(data: Mapping[str, Any], items: Mapping[int, SurveyItem]) -> SurveyResponse:
     answers = []
-    for answer in _rows(data.get("responses")):
-        item = items.get(_int(answer.get("id")))
+    for answer in dict_rows(data.get("responses")):
+        item = items.get(to_int(answer.get("id")))
         if item is not None:  # a question added after the items were read: not asked of anyone yet
             answers.append(_answer_from(item, answer))
     return SurveyResponse(
-        attempt_id=_int(data.get("id")),
-        user_id=_int(data.get("userid")),
-        fullname=_text(data.get("fullname")),
-        submitted_at=_int(data.get("timemodified")),
+        attempt_id=to_int(data.get("id")),
+        user_id=to_int(data.get("userid")),
+        fullname=as_str(data.get("fullname")),
+        submitted_at=to_int(data.get("timemodified")),
         answers=tuple(answers),
     )
 
@@ -314,7 +290,7 @@ class FeedbackApi:
             raise MoodlePermissionError(
                 error.message, function=function, errorcode=error.errorcode, hint=CAPABILITY_HINT
             ) from None
-        return _structure(answer, function)
+        return expect_dict(answer, function)
 
     # -- finding the survey -------------------------------------------------------------------
 
@@ -325,17 +301,17 @@ class FeedbackApi:
         if not ids:
             return []
         data = self._call(GET_FEEDBACKS, {"courseids": ids})
-        refused = [w for w in _rows(data.get("warnings")) if _text(w.get("item")) == "course"]
+        refused = [w for w in dict_rows(data.get("warnings")) if as_str(w.get("item")) == "course"]
         if refused:
-            courses = ", ".join(_text(w.get("itemid")) for w in refused)
+            courses = ", ".join(as_str(w.get("itemid")) for w in refused)
             raise MoodlePermissionError(
                 f"{GET_FEEDBACKS}: Moodle gives the token's user no access to course {courses} "
-                f"({_text(refused[0].get('message'))})",
+                f"({as_str(refused[0].get('message'))})",
                 function=GET_FEEDBACKS,
-                errorcode=_text(refused[0].get("warningcode")) or None,
+                errorcode=as_str(refused[0].get("warningcode")) or None,
                 hint="check the course id; " + CAPABILITY_HINT,
             )
-        return [survey_from(f) for f in _rows(data.get("feedbacks"))]
+        return [survey_from(f) for f in dict_rows(data.get("feedbacks"))]
 
     def survey(self, course_id: int, *, cmid: int | None = None, feedback_id: int | None = None) -> Survey:
         """The Feedback of this course with this ``cmid`` (the id in its address) or instance id;
@@ -378,16 +354,18 @@ class FeedbackApi:
 
     def items(self, survey: Survey) -> tuple[SurveyItem, ...]:
         data = self._call(GET_ITEMS, {"feedbackid": survey.id})
-        refused = [w for w in _rows(data.get("warnings")) if _text(w.get("warningcode")) in _CAPABILITY_CODES]
+        refused = [
+            w for w in dict_rows(data.get("warnings")) if as_str(w.get("warningcode")) in _CAPABILITY_CODES
+        ]
         if refused:  # items [] and a warning: the questions are there, the user may not see them
             raise MoodlePermissionError(
                 f'{GET_ITEMS}: Moodle hides the questions of Feedback "{survey.name}" (id {survey.id}) '
-                f"from the token's user ({_text(refused[0].get('warningcode'))})",
+                f"from the token's user ({as_str(refused[0].get('warningcode'))})",
                 function=GET_ITEMS,
-                errorcode=_text(refused[0].get("warningcode")),
+                errorcode=as_str(refused[0].get("warningcode")),
                 hint=CAPABILITY_HINT,
             )
-        return tuple(sorted((item_from(i) for i in _rows(data.get("items"))), key=lambda i: i.position))
+        return tuple(sorted((item_from(i) for i in dict_rows(data.get("items"))), key=lambda i: i.position))
 
     def responses(
         self, survey: Survey, items: Sequence[SurveyItem]
@@ -396,9 +374,9 @@ class FeedbackApi:
         ``perpage`` 0: paging by surname loses and repeats sheets (quirk 12)."""
         refuse_anonymous(survey)
         data = self._call(GET_RESPONSES, {"feedbackid": survey.id, "page": 0, "perpage": 0})
-        named = _rows(data.get("attempts"))
-        total = _int(data.get("totalattempts"))
-        if not named and (_rows(data.get("anonattempts")) or _int(data.get("totalanonattempts"))):
+        named = dict_rows(data.get("attempts"))
+        total = to_int(data.get("totalattempts"))
+        if not named and (dict_rows(data.get("anonattempts")) or to_int(data.get("totalanonattempts"))):
             refuse_anonymous(survey, anonymous=True)
         by_id = {item.id: item for item in items}
         seen: dict[int, SurveyResponse] = {}
@@ -426,21 +404,23 @@ class FeedbackApi:
         """The people who may answer and have not (Moodle refuses this for an anonymous survey).
         ``perpage`` 0 means 20 here, so the pages are walked, de-duplicated by user id."""
         refuse_anonymous(survey)
+
+        def fetch(request: PageRequest) -> tuple[list[dict[str, Any]], PageInfo]:
+            params = {
+                "feedbackid": survey.id,
+                "sort": "lastname",
+                "page": request.number,
+                "perpage": request.size,
+            }
+            data = self._call(GET_NON_RESPONDENTS, params)
+            users = dict_rows(data.get("users"))
+            return users, PageInfo(len(users), to_int(data.get("total")))
+
         found: dict[int, NonRespondent] = {}
-        page, pages = 0, 1
-        while page < pages:
-            data = self._call(
-                GET_NON_RESPONDENTS,
-                {"feedbackid": survey.id, "sort": "lastname", "page": page, "perpage": _NON_RESPONDENTS_PAGE},
-            )
-            users = _rows(data.get("users"))
+        for users in paginate(fetch, ThroughLastPage(_NON_RESPONDENTS_PAGE)):
             for user in users:
-                user_id = _int(user.get("userid"))
-                found.setdefault(user_id, NonRespondent(user_id, _text(user.get("fullname"))))
-            pages = math.ceil(_int(data.get("total")) / _NON_RESPONDENTS_PAGE)
-            if not users:
-                break
-            page += 1
+                user_id = to_int(user.get("userid"))
+                found.setdefault(user_id, NonRespondent(user_id, as_str(user.get("fullname"))))
         return tuple(found.values())
 
     def access(self, survey: Survey | int) -> SurveyAccess:
@@ -449,11 +429,11 @@ class FeedbackApi:
         feedback_id = survey.id if isinstance(survey, Survey) else int(survey)
         data = self._call(GET_ACCESS, {"feedbackid": feedback_id})
         return SurveyAccess(
-            can_view_reports=_flag(data.get("canviewreports")),
-            can_view_analysis=_flag(data.get("canviewanalysis")),
-            anonymous=_flag(data.get("isanonymous")),
-            is_open=_flag(data.get("isopen")),
-            is_empty=_flag(data.get("isempty")),
+            can_view_reports=to_bool(data.get("canviewreports")),
+            can_view_analysis=to_bool(data.get("canviewanalysis")),
+            anonymous=to_bool(data.get("isanonymous")),
+            is_open=to_bool(data.get("isopen")),
+            is_empty=to_bool(data.get("isempty")),
         )
 
 

@@ -31,6 +31,7 @@ class Need(Enum):
     PATH = "completion path"  # a cheaper completion path; without it the sync takes another
     COHORTS = "cohorts"  # only when the mappings place or scope people by cohort
     DOCTOR = "doctor"  # only `connector doctor`'s checks
+    SURVEY = "needs survey"  # reading the yearly needs survey (a Moodle Feedback)
     LIBRARY = "library"  # MoodleApi offers it; no command calls it
 
 
@@ -53,6 +54,9 @@ COMPLETION_PATHS = ("report", "per_user", "per_course")
 
 _COURSE_VIEW = ("moodle/course:view",)
 _REPORT_CAPABILITIES = ("moodle/reportbuilder:view", "moodle/reportbuilder:editall")
+_SURVEY_CAPABILITIES = (*_COURSE_VIEW, "mod/feedback:view", "mod/feedback:viewreports")
+_FEEDBACK_VIEW = ("mod/feedback:view",)
+_FEEDBACK_BOTH = ("mod/feedback:view", "mod/feedback:viewreports")
 
 CATALOGUE: tuple[WebServiceFunction, ...] = (
     WebServiceFunction(
@@ -134,6 +138,23 @@ CATALOGUE: tuple[WebServiceFunction, ...] = (
         "doctor's check of the report's conditions",
         _REPORT_CAPABILITIES,
     ),
+    *(
+        WebServiceFunction(name, Need.SURVEY, f"the needs survey ({what})", _SURVEY_CAPABILITIES, breaks)
+        for name, what, breaks in (
+            ("mod_feedback_get_feedbacks_by_courses", "finding the Feedback", ()),
+            ("mod_feedback_get_items", "its questions", _FEEDBACK_VIEW),
+            ("mod_feedback_get_responses_analysis", "the named answers", _FEEDBACK_BOTH),
+            ("mod_feedback_get_non_respondents", "who has not answered", _FEEDBACK_BOTH),
+            ("mod_feedback_get_feedback_access_information", "what the token may see", _FEEDBACK_VIEW),
+        )
+    ),
+    WebServiceFunction(
+        "mod_feedback_get_analysis",
+        Need.LIBRARY,
+        "a Feedback's answers counted per question",
+        _SURVEY_CAPABILITIES,
+        breaks_without=_FEEDBACK_BOTH,
+    ),
     WebServiceFunction(
         "core_reportbuilder_list_reports",
         Need.LIBRARY,
@@ -174,8 +195,9 @@ def setup_functions() -> tuple[str, ...]:
 
 
 def role_capabilities() -> tuple[str, ...]:
-    """Every capability the connector's role needs (README setup step 2), first seen first."""
-    used = (f.name for f in CATALOGUE if f.need is not Need.LIBRARY)
+    """Every capability the connector's role needs for syncing (README setup step 2; the needs
+    survey's own are in the README's survey section), first seen first."""
+    used = (f.name for f in CATALOGUE if f.need not in (Need.LIBRARY, Need.SURVEY))
     return tuple(dict.fromkeys(BASE_CAPABILITIES + capabilities_needed(used)))
 
 

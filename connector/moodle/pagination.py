@@ -9,6 +9,8 @@ options, ``page``/``perpage``), so one paginator serves offset and page-number A
 * :class:`UntilShortPage`: fixed-size pages until one comes back short (enrolled users, the list
   of reports);
 * :class:`UntilTotal`: fixed-size pages until the server's total is read (report rows);
+* :class:`ThroughLastPage`: fixed-size pages through the last the server's total implies
+  (a Feedback's non-respondents);
 * :class:`FanOutPages`: a one-row probe for the total, then pages sized so every worker reads
   one, side by side, then any rows added meanwhile (report rows, concurrently).
 """
@@ -84,6 +86,24 @@ class UntilTotal(Paginator):
         last = read[-1]
         self._read += last.rows
         if not last.rows or self._read >= (last.total or 0):
+            return []
+        self._number += 1
+        return [PageRequest(self._number, self.size)]
+
+
+class ThroughLastPage(Paginator):
+    """Fixed-size pages through the last one the server's total implies (or an empty one)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._number = 0
+
+    def first(self) -> list[PageRequest]:
+        return [PageRequest(0, self.size)]
+
+    def following(self, read: Sequence[PageInfo]) -> list[PageRequest]:
+        last = read[-1]
+        if not last.rows or (self._number + 1) * self.size >= (last.total or 0):
             return []
         self._number += 1
         return [PageRequest(self._number, self.size)]
