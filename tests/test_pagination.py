@@ -10,6 +10,7 @@ from connector.moodle.pagination import (
     FanOutPages,
     PageInfo,
     PageRequest,
+    ThroughLastPage,
     UntilShortPage,
     UntilTotal,
     batched,
@@ -64,6 +65,23 @@ def test_until_total_stops_when_the_total_is_read() -> None:
     table = Table(20)
     assert rows(paginate(table.fetch, UntilTotal(10))) == list(range(20))
     assert table.asked == [(0, 10), (1, 10)]
+
+
+def test_through_last_page_reads_the_pages_the_total_implies() -> None:
+    table = Table(20)
+    assert rows(paginate(table.fetch, ThroughLastPage(10))) == list(range(20))
+    assert table.asked == [(0, 10), (1, 10)]  # no extra call after an exactly full last page
+
+
+def test_through_last_page_stops_at_an_empty_page() -> None:
+    asked: list[int] = []
+
+    def fetch(request: PageRequest) -> tuple[list[int], PageInfo]:
+        asked.append(request.number)
+        return [], PageInfo(0, 30)  # the total says more than the pages hold
+
+    assert rows(paginate(fetch, ThroughLastPage(10))) == []
+    assert asked == [0]
 
 
 def test_fan_out_probes_then_reads_one_equal_page_per_worker_side_by_side() -> None:
