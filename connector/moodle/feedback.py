@@ -29,7 +29,7 @@ from typing import Any
 from connector.errors import MoodleNotFound, MoodlePermissionError, SurveyUnusable
 from connector.moodle.client import MoodleClient
 from connector.moodle.coerce import as_str, dict_rows, expect_dict, to_bool, to_int
-from connector.moodle.functions import Need, capabilities_needed, named
+from connector.moodle.functions import ROLE_PLACE, Need, capabilities_needed, named
 from connector.moodle.pagination import PageInfo, PageRequest, ThroughLastPage, paginate
 from connector.moodle.records import read_record, whole_number
 
@@ -47,7 +47,7 @@ SURVEY_FUNCTIONS = named(Need.SURVEY)
 SURVEY_CAPABILITIES = capabilities_needed(SURVEY_FUNCTIONS)
 CAPABILITY_HINT = (
     "give the token's user mod/feedback:view and mod/feedback:viewreports (with moodle/course:view) "
-    "in its system role (Site administration > Users > Permissions > Define roles); without "
+    f"in its system role ({ROLE_PLACE}); without "
     "mod/feedback:view Moodle hides the Feedback without saying so"
 )
 ANONYMOUS_HINT = (
