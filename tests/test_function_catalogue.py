@@ -14,7 +14,7 @@ from connector.moodle import functions as catalogue
 from connector.moodle.errormap import error_from_payload
 from connector.moodle.functions import CATALOGUE, Need
 from connector.suggest import did_you_mean
-from tests.conftest import ANCHOR, REPO, Site
+from tests.helpers import ANCHOR, REPO, Site
 
 SETUP_STEP = re.compile(r"^(\d)\. (.*?)(?=^\d\. |\Z)", re.MULTILINE | re.DOTALL)
 CAPABILITY = re.compile(r"`([a-z]+/[a-z]+:[a-z]+)`")

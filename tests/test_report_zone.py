@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from connector.cli import main
-from tests.conftest import ANCHOR, Site
+from tests.helpers import ANCHOR, Site
 
 EXACT_TIME = "core_completion_get_course_completion_status"  # what calibration reads, row by row
 PEOPLE = ("u001", "u002", "u003", "u004", "u005", "u006")
