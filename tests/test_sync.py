@@ -17,6 +17,8 @@ from connector.moodle.records import Course
 from connector.sync import SyncLock, SyncOptions, _choose_mode, _refuse_emptied_ledger, lock_path_for
 from tests.helpers import MAPPINGS
 
+NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+
 
 def test_the_lock_is_exclusive_private_and_released(tmp_path: Path) -> None:
     path = lock_path_for(tmp_path / "ledger.sqlite")
@@ -30,29 +32,21 @@ def test_the_lock_is_exclusive_private_and_released(tmp_path: Path) -> None:
         pass
 
 
-def _ledger_with_full_run(tmp_path: Path, started: datetime) -> Ledger:
-    ledger = Ledger.open(tmp_path / "l.sqlite")
-    run = ledger.start_run("full", date(2026, 6, 1))
-    ledger.finish_run(run, "ok")
-    ledger.db.execute(
-        "UPDATE sync_runs SET started_at = ? WHERE id = ?", [started.isoformat(timespec="seconds"), run]
-    )
-    return ledger
-
-
 def test_first_run_is_full_then_incremental_until_the_reconcile_is_due(tmp_path: Path) -> None:
     config = Config(full_every_days=7)
     with Ledger.open(tmp_path / "new.sqlite") as empty:
-        assert _choose_mode(empty, SyncOptions(), config) == "full"
-    with _ledger_with_full_run(tmp_path, datetime.now(UTC) - timedelta(days=2)) as ledger:
-        assert _choose_mode(ledger, SyncOptions(), config) == "incremental"
-        assert _choose_mode(ledger, SyncOptions(full=True), config) == "full"
-        ledger.db.execute(
-            "UPDATE sync_runs SET started_at = ?",
-            [(datetime.now(UTC) - timedelta(days=8)).isoformat(timespec="seconds")],
+        assert _choose_mode(empty, SyncOptions(), config, NOW) == "full"
+    with Ledger.open(tmp_path / "l.sqlite") as ledger:
+        run = ledger.runs.start("full", date(2026, 6, 1), now=NOW)  # the clock is set, no row rewritten
+        ledger.runs.finish(run, "ok", now=NOW)
+        two_days_later, a_week_later = NOW + timedelta(days=2), NOW + timedelta(days=7)
+        assert _choose_mode(ledger, SyncOptions(), config, two_days_later) == "incremental"
+        assert _choose_mode(ledger, SyncOptions(full=True), config, two_days_later) == "full"
+        assert (
+            _choose_mode(ledger, SyncOptions(), config, a_week_later - timedelta(seconds=1)) == "incremental"
         )
-        assert _choose_mode(ledger, SyncOptions(), config) == "full"
-        assert _choose_mode(ledger, SyncOptions(), Config(full_every_days=0)) == "incremental"
+        assert _choose_mode(ledger, SyncOptions(), config, a_week_later) == "full"
+        assert _choose_mode(ledger, SyncOptions(), Config(full_every_days=0), a_week_later) == "incremental"
 
 
 def test_course_refs_resolve_to_the_first_matching_course() -> None:
