@@ -60,6 +60,8 @@ def test_older_ledger_is_upgraded_in_place_without_loss(tmp_path: Path) -> None:
         assert ledger.db["bookmarks"].exists()
         rows = list(ledger.evidence.by_user())
         assert rows[0][0] == 3 and rows[0][1][0].completion.completed_at == 1748088000
+        indexes = {r[0] for r in ledger.db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"evidence_course", "evidence_user_time", "enrolments_user"} <= indexes  # schema 4
 
 
 def test_newer_ledger_is_refused(tmp_path: Path) -> None:
