@@ -136,7 +136,7 @@ def test_failed_transaction_leaves_previous_state(tmp_path: Path) -> None:
 
 def test_stale_running_runs_are_marked_failed(tmp_path: Path) -> None:
     with Ledger.open(tmp_path / "l.sqlite") as ledger:
-        ledger.runs.start("full", AS_OF, now=NOW)  # the process was killed before finish_run
+        ledger.runs.start("full", AS_OF, now=NOW)  # the process was killed before runs.finish
         assert ledger.runs.fail_stale(now=NOW) == 1
         [run] = ledger.runs.recent()
         assert run["outcome"] == "failed" and "interrupted" in run["error"]
