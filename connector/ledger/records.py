@@ -1,8 +1,13 @@
-"""What the ledger hands out and takes in, as named records instead of positional tuples."""
+"""What the ledger hands out and takes in, as named records instead of positional tuples.
+
+The per-row records are NamedTuples: immutable and named like a frozen dataclass, but built at
+tuple speed (a sync makes one per person x requirement) and bound to SQL parameters as they are.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from connector.moodle.records import Completion
 
@@ -13,16 +18,14 @@ class EvidenceCounts:
     seen: int
 
 
-@dataclass(frozen=True)
-class EvidenceItem:
+class EvidenceItem(NamedTuple):
     """One evidence row: its id in the ledger and the completion it records."""
 
     id: int
     completion: Completion
 
 
-@dataclass(frozen=True)
-class EnrolmentState:
+class EnrolmentState(NamedTuple):
     """An enrolment as the ledger last recorded it (what an incremental sync compares against)."""
 
     lastcourseaccess: int | None
@@ -30,8 +33,7 @@ class EnrolmentState:
     checked_access: int | None  # lastcourseaccess when its completion was last read
 
 
-@dataclass(frozen=True)
-class StatusRow:
+class StatusRow(NamedTuple):
     """One person's status for one requirement, as stored in ``statuses`` (dates as ISO text)."""
 
     user_id: int
@@ -43,16 +45,3 @@ class StatusRow:
     evidence_id: int | None
     completed_on: str | None
     detail: str | None
-
-    def values(self) -> tuple[object, ...]:
-        return (
-            self.user_id,
-            self.requirement_id,
-            self.status,
-            self.valid_until,
-            self.since,
-            self.due,
-            self.evidence_id,
-            self.completed_on,
-            self.detail,
-        )

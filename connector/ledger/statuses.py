@@ -38,7 +38,7 @@ class Statuses:
         for batch in batched(rows, BATCH * 4):
             conn.executemany(
                 "INSERT INTO temp.new_statuses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [r.values() for r in batch],
+                batch,
             )
         changed = conn.execute(
             "INSERT INTO status_history (user_id, requirement_id, from_status, to_status, changed_on,"
