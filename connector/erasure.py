@@ -27,9 +27,7 @@ class Erasure:
     rollups_pending: bool = False  # affected, but the mappings could not be read: the next sync does it
 
 
-def erase(
-    ledger: Ledger, user_id: int, reason: str, mappings: Mappings | None, *, now: datetime
-) -> Erasure:
+def erase(ledger: Ledger, user_id: int, reason: str, mappings: Mappings | None, *, now: datetime) -> Erasure:
     """Erase one person; ``mappings`` None (unreadable) leaves roll-ups to the next sync."""
     ledger.wait_for_writers(ERASE_WAIT_S)
     with ledger.transaction():

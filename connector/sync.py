@@ -145,7 +145,10 @@ class SyncResult:
         """Fallback paths only: completions behind inactive enrolments are invisible to them."""
         if "inactive_enrolments" not in self.counts:
             return ""
-        return f"{self.counts['inactive_enrolments']} inactive enrolments (completions unreadable on this path); "
+        return (
+            f"{self.counts['inactive_enrolments']} inactive enrolments "
+            "(completions unreadable on this path); "
+        )
 
 
 class SyncLock:
@@ -717,7 +720,7 @@ class _Run:
         completions: list[Completion] = []
         checks: list[tuple[int, int, bool | None, int | None]] = []
         results = self.api.course_completions([(c, u) for c, u, _ in pairs])
-        for index, ((course_id, user_id, access), result) in enumerate(zip(pairs, results), 1):
+        for index, ((course_id, user_id, access), result) in enumerate(zip(pairs, results, strict=False), 1):
             if index % 200 == 0 or index == len(pairs):
                 self.progress("reading completions", index, len(pairs))
             if isinstance(result, MoodleError):
