@@ -10,7 +10,7 @@ failing with "database is locked".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from connector.evaluation import rollups_from_statuses
 from connector.ledger import Ledger
@@ -27,19 +27,18 @@ class Erasure:
     rollups_pending: bool = False  # affected, but the mappings could not be read: the next sync does it
 
 
-def erase(ledger: Ledger, user_id: int, reason: str, mappings: Mappings | None) -> Erasure:
+def erase(ledger: Ledger, user_id: int, reason: str, mappings: Mappings | None, *, now: datetime) -> Erasure:
     """Erase one person; ``mappings`` None (unreadable) leaves roll-ups to the next sync."""
-    ledger.db.execute(f"PRAGMA busy_timeout = {int(ERASE_WAIT_S * 1000)}")
+    ledger.wait_for_writers(ERASE_WAIT_S)
     with ledger.transaction():
-        row = ledger.db.execute("SELECT department_id FROM people WHERE user_id = ?", [user_id]).fetchone()
-        department = row[0] if row else None
-        removed = ledger.erase_person(user_id, reason)
+        department = ledger.people.department_of(user_id)
+        removed = ledger.suppressions.erase(user_id, reason, now=now)
         affected: tuple[str, ...] = ()
-        run = ledger.last_run("ok")
+        run = ledger.runs.last("ok")
         if run is not None and department and mappings is None:
             return Erasure(user_id, removed, (), rollups_pending=True)
         if mappings is not None and run is not None and department and mappings.has_department(department):
             affected = (department, *mappings.ancestors(department))
             rows = rollups_from_statuses(ledger, mappings, date.fromisoformat(run["as_of"]))
-            ledger.replace_rollups(run["id"], affected, rows)
+            ledger.rollups.replace(run["id"], affected, rows)
     return Erasure(user_id, removed, affected)

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
-from connector.ledger import Ledger
+from connector.ledger import EvidenceItem, Ledger, StatusRow
 from connector.mapping import CourseRef, Mappings
 from connector.moodle.records import Completion, Course, Subject
-from connector.rules import PersonStatus, RollupBuilder, RuleSet, Status
+from connector.rules import PersonStatus, RollupBuilder, RuleSet, Status, evaluate_sorted
 
 
 def resolve_courses(mappings: Mappings, courses: Iterable[Course]) -> dict[CourseRef, int]:
@@ -33,7 +33,7 @@ def resolve_courses(mappings: Mappings, courses: Iterable[Course]) -> dict[Cours
 def subjects_from_ledger(ledger: Ledger, as_of: date | None = None) -> Iterator[Subject]:
     """People as the rules see them; with ``as_of``, those the ledger first saw later are left out
     (the ledger keeps today's department and active flag, not their past values)."""
-    for row in ledger.people_rows():
+    for row in ledger.people.rows():
         if as_of is not None and row["first_seen_on"] and date.fromisoformat(row["first_seen_on"]) > as_of:
             continue
         start = date.fromisoformat(row["start_date"]) if row["start_date"] else None
@@ -51,24 +51,22 @@ def subjects_from_ledger(ledger: Ledger, as_of: date | None = None) -> Iterator[
 
 def evaluate_ledger(
     ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date
-) -> tuple[Iterator[tuple[Any, ...]], RollupBuilder]:
-    """Stream (status row, ...) for every subject x requirement; the builder fills as it streams."""
+) -> tuple[Iterator[StatusRow], RollupBuilder]:
+    """Stream a status row for every subject x requirement; the builder fills as it streams.
+
+    Goes through ``rules.evaluate_sorted``, the path the property tests drive through ``evaluate``."""
     builder = RollupBuilder(mappings, as_of)
     rules = RuleSet(mappings, course_ids, as_of)
 
-    def rows() -> Iterator[tuple[Any, ...]]:
-        evidence = ledger.evidence_by_user()
-        pending = next(evidence, None)
-        for subject in subjects_from_ledger(ledger, as_of):
-            while pending is not None and pending[0] < subject.user_id:
-                pending = next(evidence, None)
-            items = pending[1] if pending is not None and pending[0] == subject.user_id else []
-            ids = {(c.course_id, c.completed_at): eid for eid, c in items}
-            statuses = rules.evaluate(subject, [c for _, c in items])
-            builder.add(subject, statuses)
+    def rows() -> Iterator[StatusRow]:
+        subjects = subjects_from_ledger(ledger, as_of)
+        for subject, items, statuses in evaluate_sorted(
+            subjects, ledger.evidence.by_user(), _completion, rules, builder
+        ):
+            ids = {(i.completion.course_id, i.completion.completed_at): i.id for i in items}
             for s in statuses:
                 decided = s.decided_by
-                yield (
+                yield StatusRow(
                     subject.user_id,
                     s.requirement_id,
                     str(s.status),
@@ -81,6 +79,10 @@ def evaluate_ledger(
                 )
 
     return rows(), builder
+
+
+def _completion(item: EvidenceItem) -> Completion:
+    return item.completion
 
 
 def rollup_row(r: Any) -> dict[str, Any]:
@@ -110,8 +112,8 @@ def evaluate_into_ledger(
 ) -> dict[str, int]:
     rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
     counter = _Counter(rows)
-    changes = ledger.write_statuses(counter, run_id, as_of)
-    ledger.write_rollups([rollup_row(r) for r in builder.build()], run_id)
+    changes = ledger.statuses.write(counter, run_id, as_of)
+    ledger.rollups.write([rollup_row(r) for r in builder.build()], run_id)
     return {"statuses": counter.count, "status_changes": changes}
 
 
@@ -133,29 +135,20 @@ def _iso(value: date | None) -> str | None:
 def rollups_from_statuses(ledger: Ledger, mappings: Mappings, as_of: date) -> list[dict[str, Any]]:
     """Roll-ups rebuilt from the stored statuses (what the last sync decided), without
     re-evaluating any rule: used when people leave the ledger between syncs (``erase``)."""
-    decided = {
-        eid: Completion(u, c, at, src, prec)
-        for eid, u, c, at, src, prec in ledger.db.execute(
-            "SELECT id, user_id, course_id, completed_at, source, precision_s FROM evidence "
-            "WHERE id IN (SELECT evidence_id FROM statuses)"
-        )
-    }
+    decided = ledger.evidence.deciding()
     by_user: dict[int, list[PersonStatus]] = {}
-    for user_id, req, status, valid_until, since, due, evidence_id, completed_on, detail in ledger.db.execute(
-        "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,"
-        " detail FROM statuses"
-    ):
-        by_user.setdefault(user_id, []).append(
+    for row in ledger.statuses.current():
+        by_user.setdefault(row.user_id, []).append(
             PersonStatus(
-                user_id,
-                req,
-                Status(status),
-                _date(valid_until),
-                _date(since),
-                _date(due),
-                decided.get(evidence_id) if evidence_id else None,
-                _date(completed_on),
-                detail or "",
+                row.user_id,
+                row.requirement_id,
+                Status(row.status),
+                _date(row.valid_until),
+                _date(row.since),
+                _date(row.due),
+                decided.get(row.evidence_id) if row.evidence_id else None,
+                _date(row.completed_on),
+                row.detail or "",
             )
         )
     builder = RollupBuilder(mappings, as_of)

@@ -38,11 +38,6 @@ _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$", re.IGNORECASE)
 _AGE_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
-def now() -> datetime:
-    """The clock `check` measures ages with (one place, so tests can hold it still)."""
-    return datetime.now(UTC)
-
-
 def parse_age(text: str) -> float:
     """ "36h", "90m", "2d", "3600s" or "3600" (seconds) -> seconds; ValueError says what to write."""
     match = _AGE.match(text)
@@ -69,11 +64,17 @@ def unknown(message: str) -> Verdict:
 
 
 def check_ledger(
-    load_config: Callable[[], Config], *, warn_age: str, max_age: str, max_unplaced: str | None
+    load_config: Callable[[], Config],
+    *,
+    warn_age: str,
+    max_age: str,
+    max_unplaced: str | None,
+    now: datetime,
 ) -> Verdict:
     """The verdict on the configured ledger; whatever goes wrong is UNKNOWN, never a traceback.
 
-    ``max_unplaced`` None: the config's ``[sync] max_unplaced``, the share a sync warns about.
+    ``max_unplaced`` None: the config's ``[sync] max_unplaced``, the share a sync warns about;
+    ``now``: the moment ages are measured from (the CLI's clock).
     """
     try:
         limits_ages = parse_age(warn_age), parse_age(max_age)
@@ -81,7 +82,7 @@ def check_ledger(
         config = load_config()
         limits = Thresholds(*limits_ages, config.max_unplaced if share is None else share)
         with Ledger.open_readonly(config.ledger_path) as ledger:
-            return assess(ledger, load_mappings(config.mappings_dir), now(), limits)
+            return assess(ledger, load_mappings(config.mappings_dir), now, limits)
     except ValueError as exc:
         return unknown(f"--max-age, --warn-age or --max-unplaced: {exc}")
     except ConnectorError as exc:
@@ -96,7 +97,7 @@ def assess(ledger: Ledger, mappings: Mappings, at: datetime, limits: Thresholds)
     facts: list[str] = []
     perf: list[str] = []
 
-    last_ok = ledger.last_run("ok")
+    last_ok = ledger.runs.last("ok")
     if last_ok is None:
         states.append(CRITICAL)
         facts.append("no successful sync in the ledger yet")
@@ -131,7 +132,7 @@ def assess(ledger: Ledger, mappings: Mappings, at: datetime, limits: Thresholds)
 
     if last_ok is not None:
         refs = mappings.course_refs()
-        courses = _courses_seen(ledger, last_ok["id"])
+        courses = ledger.courses.seen_since(last_ok["id"])  # every run records the whole list
         missing = [str(ref) for ref in refs if not any(ref.matches(c) for c in courses)]
         if missing:
             states.append(WARNING)
@@ -145,32 +146,9 @@ def assess(ledger: Ledger, mappings: Mappings, at: datetime, limits: Thresholds)
     return Verdict(state, f"CONNECTOR {STATE_NAMES[state]} - {'; '.join(facts)} | {' '.join(perf)}")
 
 
-def _courses_seen(ledger: Ledger, run_id: int) -> list[Any]:
-    """The courses Moodle listed to that run (every run records the whole course list)."""
-    from connector.moodle.records import Course
-
-    return [
-        Course(
-            id=r[0],
-            idnumber=r[1] or "",
-            shortname=r[2] or "",
-            fullname=r[3] or "",
-            visible=bool(r[4]),
-            completion_enabled=bool(r[5]),
-        )
-        for r in ledger.db.execute(
-            "SELECT course_id, idnumber, shortname, fullname, visible, completion_enabled "
-            "FROM courses WHERE last_seen_run >= ?",
-            [run_id],
-        )
-    ]
-
-
 def _last_finished_failed(ledger: Ledger) -> dict[str, Any] | None:
-    row = ledger.db.execute_returning_dicts(
-        "SELECT id, outcome, error FROM sync_runs WHERE outcome != 'running' ORDER BY id DESC LIMIT 1"
-    )
-    return row[0] if row and row[0]["outcome"] == "failed" else None
+    run = ledger.runs.last_finished()
+    return run if run is not None and run["outcome"] == "failed" else None
 
 
 def _when(run: dict[str, Any]) -> datetime:

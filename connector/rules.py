@@ -51,10 +51,11 @@ active people of the subtree holding valid evidence, in scope or not. Targets:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from connector.durations import Duration, shift_months
@@ -459,7 +460,7 @@ class RollupBuilder:
         totals = {d.id: self._new_rows() for d in self.mappings.departments}
         for dept_id, rows in self._rows.items():
             for node in (dept_id, *self.mappings.ancestors(dept_id)):
-                for total, row in zip(totals[node], rows):
+                for total, row in zip(totals[node], rows, strict=False):
                     for i, value in enumerate(row):
                         total[i] += value
         return totals
@@ -524,6 +525,38 @@ class RollupBuilder:
         return TargetResult("share", target.minimum, actual, met, label)
 
 
+E = TypeVar("E")
+
+
+def evaluate_sorted(
+    subjects: Iterable[Subject],
+    evidence_by_user: Iterable[tuple[int, Sequence[E]]],
+    completion_of: Callable[[E], Completion],
+    rules: RuleSet,
+    rollups: RollupBuilder,
+) -> Iterator[tuple[Subject, Sequence[E], list[PersonStatus]]]:
+    """The one evaluation path (a sync, ``status --as-of``, ``evaluate``): a merge-join of subjects
+    and their evidence, both ordered by user id, adding each subject's statuses to ``rollups``.
+
+    Streams: memory holds one person at a time. Evidence of users who are not subjects (erased,
+    never placed) is skipped. ``E`` is whatever carries a completion (the ledger's rows with ids,
+    or plain completions), so a caller gets back the items that decided each status.
+    """
+    groups = iter(evidence_by_user)
+    pending = next(groups, None)
+    previous: int | None = None
+    for subject in subjects:
+        if previous is not None and subject.user_id < previous:
+            raise ValueError("evaluate_sorted needs subjects ordered by user id")
+        previous = subject.user_id
+        while pending is not None and pending[0] < subject.user_id:
+            pending = next(groups, None)
+        items: Sequence[E] = pending[1] if pending is not None and pending[0] == subject.user_id else ()
+        statuses = rules.evaluate(subject, [completion_of(item) for item in items])
+        rollups.add(subject, statuses)
+        yield subject, items, statuses
+
+
 def evaluate(
     subjects: Iterable[Subject],
     evidence: Iterable[Completion],
@@ -531,18 +564,25 @@ def evaluate(
     course_ids: Mapping[CourseRef, int],
     as_of: date,
 ) -> Evaluation:
-    """Every subject x requirement and the department roll-ups, in one call."""
+    """Every subject x requirement and the department roll-ups, in one call (statuses by user id)."""
     by_user: dict[int, list[Completion]] = {}
     for completion in evidence:
         by_user.setdefault(completion.user_id, []).append(completion)
-    rules = RuleSet(mappings, course_ids, as_of)
     rollups = RollupBuilder(mappings, as_of)
     statuses: list[PersonStatus] = []
-    for subject in subjects:
-        person = rules.evaluate(subject, by_user.get(subject.user_id, ()))
-        rollups.add(subject, person)
+    for _, _, person in evaluate_sorted(
+        sorted(subjects, key=lambda s: s.user_id),
+        sorted(by_user.items()),
+        _same,
+        RuleSet(mappings, course_ids, as_of),
+        rollups,
+    ):
         statuses.extend(person)
     return Evaluation(statuses, rollups.build())
+
+
+def _same(completion: Completion) -> Completion:
+    return completion
 
 
 __all__ = [
@@ -556,5 +596,6 @@ __all__ = [
     "TargetResult",
     "evaluate",
     "evaluate_person",
+    "evaluate_sorted",
     "period_bounds",
 ]

@@ -48,7 +48,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -67,7 +67,7 @@ from connector.errors import (
     SyncRefused,
 )
 from connector.evaluation import evaluate_into_ledger, resolve_courses
-from connector.ledger import Ledger, ledger_error
+from connector.ledger import EnrolmentState, Ledger, ledger_error
 from connector.mapping import Mappings, load_mappings
 from connector.moodle.api import MoodleApi
 from connector.moodle.client import MoodleClient
@@ -146,7 +146,10 @@ class SyncResult:
         """Fallback paths only: completions behind inactive enrolments are invisible to them."""
         if "inactive_enrolments" not in self.counts:
             return ""
-        return f"{self.counts['inactive_enrolments']} inactive enrolments (completions unreadable on this path); "
+        return (
+            f"{self.counts['inactive_enrolments']} inactive enrolments "
+            "(completions unreadable on this path); "
+        )
 
 
 class SyncLock:
@@ -189,17 +192,18 @@ def lock_path_for(ledger_path: Path) -> Path:
     return ledger_path.with_name(ledger_path.name + ".lock")
 
 
-def today_in(zone: str) -> date:
-    return datetime.now(ZoneInfo(zone)).date()
-
-
 def run_sync(
-    config: Config, options: SyncOptions = SyncOptions(), *, progress: ProgressFn | None = None
+    config: Config,
+    options: SyncOptions = SyncOptions(),
+    *,
+    now: datetime,
+    progress: ProgressFn | None = None,
 ) -> SyncResult:
-    """Run one sync; raises ConnectorError subclasses (MappingError/ConfigError before any write)."""
+    """Run one sync at the moment ``now`` (UTC, from the CLI's clock); raises ConnectorError
+    subclasses (MappingError/ConfigError before any write)."""
     mappings, settings = _validated_inputs(config)  # bad input stops before anything is touched
     zone = mappings.timezone or config.timezone
-    today = today_in(zone)
+    today = now.astimezone(ZoneInfo(zone)).date()
     as_of = options.as_of or today
     if as_of > today:
         raise ConfigError(
@@ -220,19 +224,19 @@ def run_sync(
             raise ledger_error(exc, config.ledger_path) from None
         with ledger:
             try:
-                ledger.db.execute(f"PRAGMA busy_timeout = {int(LEDGER_WAIT_S * 1000)}")
+                ledger.wait_for_writers(LEDGER_WAIT_S)
                 ledger.require_sound()  # before anything is written: a damaged page reads as numbers
-                stale = ledger.fail_stale_runs()
+                stale = ledger.runs.fail_stale(now=now)
                 _checkpoint("stale_runs_failed")
                 if stale:
                     log.warning("%d earlier run(s) had been interrupted; recorded as failed", stale)
-                mode = _choose_mode(ledger, options, config)
-                run_id = ledger.start_run(mode, as_of)
+                mode = _choose_mode(ledger, options, config, now)
+                run_id = ledger.runs.start(mode, as_of, now=now)
             except (sqlite3.Error, UnicodeDecodeError) as exc:
                 raise ledger_error(exc, config.ledger_path) from None
             _checkpoint("run_started")
             try:
-                return _run(ledger, run_id, mode, as_of, mappings, settings, config, options, progress)
+                return _run(ledger, run_id, mode, as_of, now, mappings, settings, config, options, progress)
             except (sqlite3.Error, UnicodeDecodeError) as exc:
                 raise ledger_error(exc, config.ledger_path) from None
 
@@ -242,6 +246,7 @@ def _run(
     run_id: int,
     mode: str,
     as_of: date,
+    now: datetime,
     mappings: Mappings,
     settings: Any,
     config: Config,
@@ -253,7 +258,9 @@ def _run(
     run: _Run | None = None
     try:
         with MoodleClient(settings) as client:
-            run = _Run(MoodleApi(client), ledger, mappings, config, options, run_id, mode, as_of, progress)
+            run = _Run(
+                MoodleApi(client), ledger, mappings, config, options, run_id, mode, as_of, now, progress
+            )
             run.refuse_dropped_requirements()
             staged = run.fetch()
             calls = client.calls_by_function()
@@ -267,24 +274,25 @@ def _run(
             unplaced = unplaced_warning(ledger, config.max_unplaced)  # reads what was just written
             if unplaced:
                 result.warnings.append(unplaced)
-            ledger.finish_run(
-                run_id, "ok", counts=dict(run.counts, calls=result.calls), completion_path=run.path
+            ledger.runs.finish(
+                run_id, "ok", now=now, counts=dict(run.counts, calls=result.calls), completion_path=run.path
             )
             _checkpoint("finished")
         _checkpoint("committed")
     except BaseException as exc:
-        _record_failure(ledger, run_id, run, exc)
+        _record_failure(ledger, run_id, run, exc, now)
         raise
     log.info(result.summary_line())
     return result
 
 
-def _record_failure(ledger: Ledger, run_id: int, run: _Run | None, exc: BaseException) -> None:
+def _record_failure(ledger: Ledger, run_id: int, run: _Run | None, exc: BaseException, now: datetime) -> None:
     """Mark the run failed if the ledger can still be written; if not, the next run marks it."""
     try:
-        ledger.finish_run(
+        ledger.runs.finish(
             run_id,
             "failed",
+            now=now,
             counts=run.counts if run else None,
             completion_path=run.path if run else None,
             error=_describe(exc),
@@ -325,16 +333,16 @@ def _validated_inputs(config: Config) -> tuple[Mappings, Any]:
     return mappings, settings
 
 
-def _choose_mode(ledger: Ledger, options: SyncOptions, config: Config) -> str:
-    """Full on request, on a new ledger, and when the last full run is older than full_every_days
-    by the wall clock (not by --as-of, which says which day to evaluate, not when we ran)."""
+def _choose_mode(ledger: Ledger, options: SyncOptions, config: Config, now: datetime) -> str:
+    """Full on request, on a new ledger, and when the last full run started full_every_days or
+    more before ``now`` (not --as-of, which says which day to evaluate, not when we ran)."""
     if options.full:
         return "full"
-    last_full = ledger.last_run("ok", mode="full")
+    last_full = ledger.runs.last("ok", mode="full")
     if last_full is None:
         return "full"
     ran = datetime.fromisoformat(last_full["started_at"])
-    if config.full_every_days and (datetime.now(UTC) - ran).days >= config.full_every_days:
+    if config.full_every_days and (now - ran).days >= config.full_every_days:
         return "full"
     return "incremental"
 
@@ -391,6 +399,7 @@ class _Run:
         run_id: int,
         mode: str,
         as_of: date,
+        now: datetime,
         progress: ProgressFn | None,
     ) -> None:
         self.api = api
@@ -402,6 +411,7 @@ class _Run:
         self.mode = mode
         self.full = mode == "full"
         self.as_of = as_of
+        self.now = now
         self.progress = progress or (lambda stage, done, total: None)
         self.path = "unknown"
         self.counts: dict[str, int] = {}
@@ -411,7 +421,7 @@ class _Run:
     # -- guards -----------------------------------------------------------------------------------
     def refuse_dropped_requirements(self) -> None:
         current = {r.id for r in self.mappings.requirements}
-        dropped = {r: n for r, n in self.ledger.requirements_with_statuses().items() if r not in current}
+        dropped = {r: n for r, n in self.ledger.statuses.per_requirement().items() if r not in current}
         if not dropped:
             return
         named = ", ".join(f"{r} ({n} people)" for r, n in sorted(dropped.items()))
@@ -440,9 +450,11 @@ class _Run:
                 "moodle/course:viewhiddencourses; `connector doctor`, `connector courses`); if "
                 "the courses are really gone, run `connector sync --allow-vanished-courses` once",
             )
-        evidence = self.ledger.evidence_per_course()
+        evidence = self.ledger.evidence.per_course()
         gone: dict[int, list[str]] = {}
-        for ref, course_id in resolve_courses(self.mappings, self.ledger.courses(latest_only=True)).items():
+        for ref, course_id in resolve_courses(
+            self.mappings, self.ledger.courses.all(latest_only=True)
+        ).items():
             if course_id not in listed and evidence.get(course_id):
                 gone.setdefault(course_id, []).append(str(ref))
         if gone:
@@ -498,7 +510,7 @@ class _Run:
         people_ids |= set(cohorts)
         # people the ledger still counts as present are asked about too: one Moodle no longer
         # returns was deleted there, and becomes inactive here (their history stays)
-        people_ids |= self.ledger.present_user_ids()
+        people_ids |= self.ledger.people.present_ids()
         self._read_people(people_ids, profiles, cohorts)
         self.counts["enrolments"] = len(enrolments)
         return staged
@@ -507,25 +519,22 @@ class _Run:
     def write(self, staged: _Staged) -> None:
         """Record everything read, inside the caller's transaction; erased people stay out."""
         ledger = self.ledger
-        suppressed = ledger.suppressed_among(staged.user_ids())
+        suppressed = ledger.suppressions.suppressed_among(staged.user_ids())
         if suppressed:
             staged.drop_users(suppressed)
             self.counts["people"] = len(staged.people)
         self.counts["suppressed"] = len(suppressed)
-        ledger.upsert_courses(staged.courses, self.run_id)
+        ledger.courses.upsert(staged.courses, self.run_id)
         for stream, value in staged.bookmarks.items():
-            ledger.set_bookmark(stream, value, self.run_id)
-        ledger.upsert_enrolments(staged.enrolments, self.run_id)
-        ledger.record_checks(staged.checks, self.run_id)
-        evidence = ledger.record_evidence(staged.completions, self.run_id)
-        ledger.upsert_people(staged.people, self.run_id, self.as_of)
-        if staged.deleted:
-            ledger.db.conn.executemany(
-                "UPDATE people SET active = 0, deleted = 1 WHERE user_id = ?", [(u,) for u in staged.deleted]
-            )
+            ledger.bookmarks.set(stream, value, self.run_id)
+        ledger.enrolments.upsert(staged.enrolments, self.run_id)
+        ledger.enrolments.record_checks(staged.checks, self.run_id)
+        evidence = ledger.evidence.record(staged.completions, self.run_id, now=self.now)
+        ledger.people.upsert(staged.people, self.run_id, self.as_of)
+        ledger.people.mark_deleted(staged.deleted)
         if self.full:
-            self.counts["evidence_gone"] = ledger.mark_evidence_gone(staged.tracked, self.run_id)
-            ledger.mark_enrolments_gone(staged.mapped, self.run_id)
+            self.counts["evidence_gone"] = ledger.evidence.mark_gone(staged.tracked, self.run_id)
+            ledger.enrolments.mark_gone(staged.mapped, self.run_id)
         else:
             self.counts["evidence_gone"] = 0
         self.counts.update(evidence_new=evidence.new, evidence_seen=evidence.seen)
@@ -589,8 +598,8 @@ class _Run:
     ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
         report_id = self.config.report_id
         assert report_id is not None
-        remembered = self.ledger.bookmark(ZONE_BOOKMARK)
-        witnesses = witnesses_from_text(self.ledger.bookmark(WITNESS_BOOKMARK)) if self.full else ()
+        remembered = self.ledger.bookmarks.get(ZONE_BOOKMARK)
+        witnesses = witnesses_from_text(self.ledger.bookmarks.get(WITNESS_BOOKMARK)) if self.full else ()
         if remembered is None or (self.full and not witnesses):
             return self._report_rows(report_id, self._calibrate(report_id), mapped)
         zone = ZoneInfo(remembered)
@@ -623,7 +632,7 @@ class _Run:
     ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
         """Every row of a mapped course, times read in ``zone``; ``witness`` sees every row."""
         idnumber_to_course: dict[str, int] = {}
-        for course in [*self.staged.courses, *self.ledger.courses()]:  # this run's list wins
+        for course in [*self.staged.courses, *self.ledger.courses.all()]:  # this run's list wins
             if course.idnumber:
                 idnumber_to_course.setdefault(course.idnumber, course.id)
         people: set[int] = set()
@@ -703,15 +712,15 @@ class _Run:
     def _read_completions(
         self, enrolments: list[tuple[int, int, int | None]], tracked: set[int], profiles: dict[int, Person]
     ) -> list[Completion]:
-        state = self.ledger.enrolment_state()
+        state = self.ledger.enrolments.state()
 
         def needs_check(course_id: int, user_id: int, access: int | None) -> bool:
             if self.full:
                 return True
             known = state.get((course_id, user_id))
-            if known is None or known[2] is None and known[1] is None:
+            if known is None or known.checked_access is None and known.completed is None:
                 return True  # new enrolment, or never read
-            return (access or 0) != (known[2] or 0)  # the person touched the course since
+            return (access or 0) != (known.checked_access or 0)  # the person touched the course since
 
         pairs = [(c, u, a) for c, u, a in enrolments if c in tracked and needs_check(c, u, a)]
         users = sorted({u for _, u, _ in pairs})
@@ -726,15 +735,15 @@ class _Run:
         return self._per_course(pairs)
 
     @staticmethod
-    def _completed_ratio(state: dict[tuple[int, int], tuple[int | None, int | None, int | None]]) -> float:
-        known = [s[1] for s in state.values() if s[1] is not None]
+    def _completed_ratio(state: dict[tuple[int, int], EnrolmentState]) -> float:
+        known = [s.completed for s in state.values() if s.completed is not None]
         return sum(known) / len(known) if known else 0.5
 
     def _per_course(self, pairs: list[tuple[int, int, int | None]]) -> list[Completion]:
         completions: list[Completion] = []
         checks: list[tuple[int, int, bool | None, int | None]] = []
         results = self.api.course_completions([(c, u) for c, u, _ in pairs])
-        for index, ((course_id, user_id, access), result) in enumerate(zip(pairs, results), 1):
+        for index, ((course_id, user_id, access), result) in enumerate(zip(pairs, results, strict=False), 1):
             if index % 200 == 0 or index == len(pairs):
                 self.progress("reading completions", index, len(pairs))
             if isinstance(result, MoodleError):

@@ -180,7 +180,7 @@ def test_wrong_token_fails_with_exit_1_and_is_recorded(demo_site: Site) -> None:
     assert code == 1
     assert "token" in err.lower() and "0123456789abcdef" not in err
     with Ledger.open(demo_site.ledger_path, create=False) as ledger:
-        [run] = ledger.runs()
+        [run] = ledger.runs.recent()
     assert run["outcome"] == "failed" and "MoodleAuthError" in run["error"]
 
 
@@ -256,7 +256,7 @@ def test_killed_sync_leaves_previous_state_and_next_sync_completes(demo_site: Si
     code, _, err = sync(demo_site)
     assert code == 0, err
     with Ledger.open(demo_site.ledger_path, create=False) as ledger:
-        outcomes = [r["outcome"] for r in ledger.runs()]
+        outcomes = [r["outcome"] for r in ledger.runs.recent()]
     assert outcomes[0] == "ok" and "failed" in outcomes  # the killed run is recorded as failed
 
 

@@ -21,7 +21,6 @@ import sqlite_utils
 from click.testing import CliRunner, Result
 
 import connector.config
-from connector import health
 from connector.cli import main
 from connector.config import load_config
 from connector.doctor import Check, format_check
@@ -374,7 +373,7 @@ def test_upgrade_backs_the_old_ledger_up_first_and_names_the_copy(tmp_path: Path
     copy.close()
     assert mode(backups[0]) == 0o600
     with Ledger.open_readonly(ledger) as upgraded:
-        assert upgraded.schema_version == SCHEMA_VERSION and len(upgraded.runs()) == 1
+        assert upgraded.schema_version == SCHEMA_VERSION and len(upgraded.runs.recent()) == 1
 
 
 @pytest.mark.slow
@@ -398,7 +397,7 @@ def test_sync_upgrades_an_old_ledger_and_names_the_backup(demo_site: Site) -> No
 
 AS_OTHER_USER = """
 import os, sys
-import connector.cli, connector.ledger, connector.mapping, connector.health, connector.backup
+import connector.cli, connector.ledger, connector.mapping, connector.health, connector.ledger.backup
 import connector.reports.views, connector.reports.formats, connector.evaluation, connector.rules
 import importlib.metadata  # what the CLI would import lazily after the user changed
 uid, groups = int(sys.argv[1]), [int(g) for g in sys.argv[2].split(",") if g]
@@ -539,24 +538,26 @@ def test_backup_with_a_readers_group_and_of_a_missing_ledger(demo_site: Site, tm
 
 # -- 7. check ---------------------------------------------------------------------------------------
 @pytest.fixture
-def synced(demo_site: Site, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Site, datetime]]:
+def synced(demo_site: Site) -> Iterator[tuple[Site, datetime]]:
     assert at(demo_site, "sync").exit_code == 0
     with Ledger.open_readonly(demo_site.ledger_path) as ledger:
-        finished = datetime.fromisoformat(ledger.last_run("ok")["finished_at"])  # type: ignore[index]
+        finished = datetime.fromisoformat(ledger.runs.last("ok")["finished_at"])  # type: ignore[index]
     yield demo_site, finished
 
 
-def check_at(site: Site, when: datetime, monkeypatch: pytest.MonkeyPatch, *options: str) -> Result:
-    monkeypatch.setattr(health, "now", lambda: when)
-    return at(site, "check", *options)
+def check_at(site: Site, when: datetime, *options: str) -> Result:
+    """`connector check` with the CLI's clock set to ``when`` (no time is faked below it)."""
+    return CliRunner().invoke(
+        main, ["--config", str(site.config_path), "check", *options], obj={"clock": lambda: when}
+    )
 
 
 PERF_TAIL = "unplaced=0.0169;0.05;;0;1 missing_courses=0;0;;0;4"
 
 
-def test_check_ok(synced: tuple[Site, datetime], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_ok(synced: tuple[Site, datetime]) -> None:
     site, finished = synced
-    result = check_at(site, finished + timedelta(hours=5), monkeypatch)
+    result = check_at(site, finished + timedelta(hours=5))
     assert (result.exit_code, result.output) == (
         0,
         (
@@ -568,11 +569,9 @@ def test_check_ok(synced: tuple[Site, datetime], monkeypatch: pytest.MonkeyPatch
     )
 
 
-def test_check_warning_and_critical_by_age(
-    synced: tuple[Site, datetime], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_warning_and_critical_by_age(synced: tuple[Site, datetime]) -> None:
     site, finished = synced
-    result = check_at(site, finished + timedelta(hours=27), monkeypatch)
+    result = check_at(site, finished + timedelta(hours=27))
     assert (result.exit_code, result.output) == (
         1,
         (
@@ -582,9 +581,7 @@ def test_check_warning_and_critical_by_age(
             + "\n"
         ),
     )
-    result = check_at(
-        site, finished + timedelta(hours=40), monkeypatch, "--max-age", "2d", "--warn-age", "90m"
-    )
+    result = check_at(site, finished + timedelta(hours=40), "--max-age", "2d", "--warn-age", "90m")
     assert (result.exit_code, result.output) == (
         1,
         (
@@ -594,7 +591,7 @@ def test_check_warning_and_critical_by_age(
             + "\n"
         ),
     )
-    result = check_at(site, finished + timedelta(days=4), monkeypatch)
+    result = check_at(site, finished + timedelta(days=4))
     assert (result.exit_code, result.output) == (
         2,
         (
@@ -607,7 +604,7 @@ def test_check_warning_and_critical_by_age(
 
 
 def test_check_warns_on_a_failed_run_unplaced_people_and_missing_courses(
-    synced: tuple[Site, datetime], monkeypatch: pytest.MonkeyPatch
+    synced: tuple[Site, datetime],
 ) -> None:
     site, finished = synced
     conn = sqlite3.connect(site.ledger_path, isolation_level=None)
@@ -618,7 +615,7 @@ def test_check_warns_on_a_failed_run_unplaced_people_and_missing_courses(
     )
     conn.execute("UPDATE courses SET last_seen_run = 0 WHERE idnumber = 'ITSEC-CZ'")
     conn.close()
-    result = check_at(site, finished + timedelta(hours=1), monkeypatch, "--max-unplaced", "1 %")
+    result = check_at(site, finished + timedelta(hours=1), "--max-unplaced", "1 %")
     assert (result.exit_code, result.output) == (
         1,
         (
@@ -630,13 +627,11 @@ def test_check_warns_on_a_failed_run_unplaced_people_and_missing_courses(
     )
 
 
-def test_check_warns_at_the_share_the_sync_warns_at(
-    synced: tuple[Site, datetime], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_warns_at_the_share_the_sync_warns_at(synced: tuple[Site, datetime]) -> None:
     site, finished = synced
     with site.config_path.open("a", encoding="utf-8") as config:
         config.write('max_unplaced = "1 %"\n')  # in [sync], the file's last section
-    result = check_at(site, finished + timedelta(minutes=30), monkeypatch)
+    result = check_at(site, finished + timedelta(minutes=30))
     assert (result.exit_code, result.output) == (
         1,
         (

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.durations import Duration
+from connector.evaluation import evaluate_ledger
+from connector.ledger import Ledger
 from connector.mapping import AppliesTo, CourseRef, Department, Exemption, Mappings, Requirement, Target
 from connector.moodle.records import Completion, Subject
-from connector.rules import RANK, PersonStatus, evaluate, evaluate_person
+from connector.rules import (
+    RANK,
+    PersonStatus,
+    RollupBuilder,
+    RuleSet,
+    evaluate,
+    evaluate_person,
+    evaluate_sorted,
+)
 
 A, B, C = CourseRef("idnumber", "A"), CourseRef("idnumber", "B"), CourseRef("idnumber", "C")
 COURSE_IDS = {A: 10, B: 20}
@@ -49,6 +64,7 @@ MAPPINGS = Mappings(
     ),
     timezone="Europe/Prague",
 )
+NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 ZONES = {None: "Europe/Prague", "org.a": "Europe/Prague", "org.b": "Europe/Prague", "nz": "Pacific/Auckland"}
 
 days = st.dates(min_value=date(2019, 6, 1), max_value=date(2027, 12, 31))
@@ -93,7 +109,7 @@ def test_adding_a_completion_never_lowers_a_status(
 ) -> None:
     before = evaluate_person(subject, evidence, MAPPINGS, COURSE_IDS, as_of)
     after = evaluate_person(subject, [*evidence, extra], MAPPINGS, COURSE_IDS, as_of)
-    for old, new in zip(before, after):
+    for old, new in zip(before, after, strict=True):
         if old.status in RANK:
             assert new.status in RANK and RANK[new.status] >= RANK[old.status], (old, new)
         else:
@@ -131,9 +147,7 @@ def test_evaluating_at_d_uses_no_evidence_dated_after_d(
     ]
     as_of = data.draw(st.sampled_from(near) | days)
     up_to_d = [
-        c
-        for c in evidence
-        if datetime.fromtimestamp(c.completed_at, UTC).astimezone(zone).date() <= as_of
+        c for c in evidence if datetime.fromtimestamp(c.completed_at, UTC).astimezone(zone).date() <= as_of
     ]
     with_all = evaluate_person(subject, evidence, MAPPINGS, COURSE_IDS, as_of)
     assert without_detail(with_all) == without_detail(
@@ -169,3 +183,105 @@ def test_statuses_and_rollups_do_not_depend_on_the_order_of_people(
 
     original, shuffled = orders
     assert run(original) == run(shuffled)
+
+
+# -- one evaluation path --------------------------------------------------------------------------
+@st.composite
+def sparse_people(draw: st.DrawFn) -> tuple[list[tuple[Subject, list[Completion]]], list[Completion]]:
+    """People with user ids that leave gaps, and evidence of users who are not among them (erased,
+    never placed): the merge-join must give each subject exactly their own evidence."""
+    ids = sorted(draw(st.sets(st.integers(min_value=1, max_value=60), min_size=1, max_size=8)))
+    people = [
+        (replace(draw(subjects()), user_id=u, username=f"u{u}"), [replace(c, user_id=u) for c in cs])
+        for u, cs in zip(
+            ids,
+            draw(st.lists(st.lists(completions(), max_size=3), min_size=len(ids), max_size=len(ids))),
+            strict=True,
+        )
+    ]
+    strangers = [
+        replace(c, user_id=u)
+        for u, c in draw(
+            st.lists(st.tuples(st.integers(min_value=0, max_value=61), completions()), max_size=5)
+        )
+        if u not in ids
+    ]
+    return people, strangers
+
+
+@settings(max_examples=100, deadline=None)
+@given(sparse_people(), days, st.randoms(use_true_random=False))
+def test_the_merge_join_gives_each_subject_exactly_their_own_evidence(
+    drawn: tuple[list[tuple[Subject, list[Completion]]], list[Completion]], as_of: date, rng: Any
+) -> None:
+    people, strangers = drawn
+    evidence = [c for _, cs in people for c in cs] + strangers
+    rng.shuffle(evidence)
+    shuffled = [s for s, _ in people]
+    rng.shuffle(shuffled)
+    result = evaluate(shuffled, evidence, MAPPINGS, COURSE_IDS, as_of)  # through rules.evaluate_sorted
+    one_by_one = [st_ for s, cs in people for st_ in evaluate_person(s, cs, MAPPINGS, COURSE_IDS, as_of)]
+    assert result.statuses == one_by_one
+
+
+def test_the_merge_join_refuses_subjects_out_of_order() -> None:
+    people = [Subject(2, "u2", None, None), Subject(1, "u1", None, None)]
+    rules, rollups = (
+        RuleSet(MAPPINGS, COURSE_IDS, date(2026, 6, 1)),
+        RollupBuilder(MAPPINGS, date(2026, 6, 1)),
+    )
+    with pytest.raises(ValueError, match="ordered by user id"):
+        list(evaluate_sorted(people, [], lambda c: c, rules, rollups))
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@settings(max_examples=25, deadline=None)
+@given(sparse_people(), days)
+def test_production_evaluation_of_a_ledger_is_the_path_the_properties_hold_for(
+    drawn: tuple[list[tuple[Subject, list[Completion]]], list[Completion]], as_of: date
+) -> None:
+    """The sync's evaluate_ledger over a real ledger file equals rules.evaluate over the same data."""
+    people, strangers = drawn
+    evidence = list(
+        {(c.user_id, c.course_id, c.completed_at // 60): c for _, cs in people for c in cs}.values()
+    )
+    evidence += strangers  # the ledger would hold these for people it no longer has
+    expected = evaluate([s for s, _ in people], evidence, MAPPINGS, COURSE_IDS, as_of)
+    with tempfile.TemporaryDirectory() as tmp, Ledger.open(Path(tmp) / "l.sqlite") as ledger:
+        run = ledger.runs.start("full", as_of, now=NOW)
+        with ledger.transaction():
+            ledger.people.upsert([_person_row(s) for s, _ in people], run, date(2019, 1, 1))
+            ledger.evidence.record(evidence, run, now=NOW)
+        rows, builder = evaluate_ledger(ledger, MAPPINGS, COURSE_IDS, as_of)
+        got = [
+            (r.user_id, r.requirement_id, r.status, r.valid_until, r.since, r.due, r.completed_on, r.detail)
+            for r in rows
+        ]
+    assert got == [
+        (s.user_id, s.requirement_id, str(s.status), _iso(s.valid_until), _iso(s.since), _iso(s.due),
+         _iso(s.completed_on), s.detail)
+        for s in expected.statuses
+    ]  # fmt: skip
+    assert builder.build() == expected.rollups
+
+
+def _person_row(subject: Subject) -> dict[str, Any]:
+    return {
+        "user_id": subject.user_id,
+        "username": subject.username,
+        "idnumber": subject.idnumber,
+        "fullname": subject.username,
+        "institution": None,
+        "department_text": None,
+        "position": subject.position,
+        "cohorts": json.dumps(sorted(subject.cohorts)),
+        "department_id": subject.department_id,
+        "placement_conflicts": None,
+        "start_date": _iso(subject.start_date),
+        "lastaccess": None,
+        "active": int(subject.active),
+        "suspended": 0,
+    }

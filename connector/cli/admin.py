@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from connector.cli.app import config_of, main
+from connector.cli.app import config_of, main, now_of
 from connector.config import Config
 from connector.errors import ConnectorError, ExitStatus, UsageError
 
@@ -37,13 +37,15 @@ def erase(ctx: click.Context, username: str, reason: str, yes: bool) -> None:
         )
     config = config_of(ctx)
     with Ledger.open(config.ledger_path, create=False, group=config.ledger_group) as ledger:
-        found = ledger.person_by_username(username)
+        found = ledger.people.by_username(username)
         if found is None:
             raise ConnectorError(f"no person with username '{username}' in the ledger")
         if not yes and not click.confirm(f"Erase every row about {username} (user id {found['user_id']})?"):
             click.echo("aborted: nothing was erased", err=True)
             sys.exit(int(ExitStatus.FAILED))
-        done = erase_person(ledger, found["user_id"], reason.strip(), _mappings_or_none(config))
+        done = erase_person(
+            ledger, found["user_id"], reason.strip(), _mappings_or_none(config), now=now_of(ctx)
+        )
     user_id = found["user_id"]
     click.echo(f"erased {done.rows_removed} rows about user id {user_id}; recorded in the erasures table")
     if done.rollups_pending:
@@ -82,7 +84,7 @@ def unsuppress(ctx: click.Context, user_id: int) -> None:
     from connector.ledger import Ledger
 
     with Ledger.open(config_of(ctx).ledger_path, create=False) as ledger:
-        if not ledger.unsuppress(user_id):
+        if not ledger.suppressions.lift(user_id):
             raise ConnectorError(
                 f"user id {user_id} is not held back: no erasure of that user id is on record in this ledger"
             )
@@ -124,14 +126,13 @@ def backup(ctx: click.Context, target: Path, force: bool) -> None:
     PRAGMA integrity_check on the copy, and creates it with the ledger's mode (0600, or 0640 for
     [ledger] group). Refuses to overwrite TARGET without --force.
     """
-    from connector.backup import copy_database
     from connector.ledger import Ledger
 
     config = config_of(ctx)
     with Ledger.open_readonly(config.ledger_path, any_schema=True) as ledger:
         if target.exists() and target.resolve() == config.ledger_path.resolve():
             raise ConnectorError(f"{target} is the ledger itself", hint="name another file")
-        result = copy_database(ledger.db.conn, target, group=config.ledger_group, force=force)
+        result = ledger.backup_to(target, group=config.ledger_group, force=force)
     click.echo(
         f"wrote {result.path} ({result.size} bytes, schema version {result.schema_version}, integrity ok)"
     )
@@ -179,7 +180,7 @@ def check(ctx: click.Context, max_age: str, warn_age: str, max_unplaced: str | N
     from connector import health
 
     verdict = health.check_ledger(
-        lambda: config_of(ctx), warn_age=warn_age, max_age=max_age, max_unplaced=max_unplaced
+        lambda: config_of(ctx), warn_age=warn_age, max_age=max_age, max_unplaced=max_unplaced, now=now_of(ctx)
     )
     click.echo(verdict.line)
     sys.exit(verdict.state)

@@ -22,13 +22,14 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
 from connector import __version__
+from connector.clock import utc_now
 from connector.config import COMPLETION_PATHS, Config, load_config
 from connector.errors import ConnectorError, ExitStatus
 from connector.reports.formats import FORMATS
@@ -170,7 +171,19 @@ def main(
     if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
         ctx.call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
-    ctx.obj = {"config_path": config_path, "ledger_path": ledger_path, "mappings_dir": mappings_dir}
+    clock = (ctx.obj or {}).get("clock", utc_now)  # tests pass their own: CliRunner.invoke(obj=...)
+    ctx.obj = {
+        "config_path": config_path,
+        "ledger_path": ledger_path,
+        "mappings_dir": mappings_dir,
+        "clock": clock,
+    }
+
+
+def now_of(ctx: click.Context) -> datetime:
+    """The moment this command runs, from the one clock (connector/clock.py), passed on as ``now=``."""
+    moment: datetime = ctx.find_root().obj["clock"]()
+    return moment
 
 
 def config_of(ctx: click.Context) -> Config:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from connector.cli.app import completion_path_choice, format_option, main
+from connector.cli.app import completion_path_choice, format_option, main, now_of
 from connector.cli.output import Progress, echo_warnings
 from connector.cli.reports import print_status
 from connector.config import Config
@@ -132,7 +132,7 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
                 completion_path=completion_path,
             )
             click.echo(f"Moodle emulator: {emu.url} (demo scenario)", err=True)
-            result = run_sync(config, SyncOptions(), progress=Progress(sys.stderr.isatty()))
+            result = run_sync(config, SyncOptions(), progress=Progress(sys.stderr.isatty()), now=now_of(ctx))
         echo_warnings(result.warnings)
         click.echo(result.summary_line(), err=True)
         with Ledger.open(ledger_path, create=False) as ledger:

@@ -120,7 +120,7 @@ def runs(ctx: click.Context, limit: int, fmt: str) -> None:
     from connector.ledger import Ledger
 
     with Ledger.open_readonly(config_of(ctx).ledger_path) as ledger:
-        rows = ledger.runs(limit)
+        rows = ledger.runs.recent(limit)
     for row in rows:
         row["calls"] = row["counts"].get("calls")
         row["new"] = row["counts"].get("evidence_new")

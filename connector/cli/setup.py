@@ -35,7 +35,7 @@ def courses(ctx: click.Context, fmt: str, offline: bool) -> None:
                     "--offline needs a ledger from an earlier sync",
                     hint="run `connector sync` first or drop --offline",
                 )
-            moodle_courses = ledger.courses()
+            moodle_courses = ledger.courses.all()
         else:
             from connector.moodle.api import MoodleApi
             from connector.moodle.client import MoodleClient

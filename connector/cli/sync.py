@@ -7,7 +7,7 @@ from datetime import date
 
 import click
 
-from connector.cli.app import as_of_option, completion_path_choice, config_of, main
+from connector.cli.app import as_of_option, completion_path_choice, config_of, main, now_of
 from connector.cli.output import Progress, echo_warnings
 
 
@@ -77,6 +77,7 @@ def sync(
                 allow_dropped_requirements=allow_dropped_requirements,
             ),
             progress=progress,
+            now=now_of(ctx),
         )
     finally:
         progress.close()

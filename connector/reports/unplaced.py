@@ -44,11 +44,8 @@ class Spelling:
 
 def unplaced_counts(ledger: Ledger) -> tuple[int, int]:
     """(active people in no department, active people)."""
-    unplaced, active = ledger.db.execute(
-        "SELECT SUM(department_id IS NULL AND placement_conflicts IS NULL), COUNT(*) "
-        "FROM people WHERE active = 1"
-    ).fetchone()
-    return unplaced or 0, active or 0
+    unplaced, _, active = ledger.queries.placement_counts()
+    return unplaced, active
 
 
 def unplaced_warning(ledger: Ledger, max_share: float) -> str | None:
@@ -67,10 +64,7 @@ def unplaced_spellings(ledger: Ledger, mappings: Mappings, mappings_dir: Path) -
     """Every spelling that leaves active people unplaced, most people first, each with its fixes."""
     counts: Counter[tuple[str, str]] = Counter(
         (normalise(institution or ""), normalise(department or ""))
-        for institution, department in ledger.db.execute(
-            "SELECT institution, department_text FROM people WHERE active = 1 "
-            "AND department_id IS NULL AND placement_conflicts IS NULL"
-        )
+        for institution, department in ledger.queries.unplaced_spellings()
     )
     spellings = [Spelling(inst, dept, n) for (inst, dept), n in counts.items()]
     spellings.sort(key=lambda s: (-s.people, s.institution, s.department))

@@ -14,13 +14,13 @@ from typing import Any
 
 from connector.errors import LedgerError, UsageError
 from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row
-from connector.ledger import Ledger
+from connector.ledger import Ledger, StatusRow
 from connector.mapping import Mappings
 from connector.moodle.records import Course
 
 
 def _last_ok_run(ledger: Ledger) -> dict[str, Any]:
-    run = ledger.last_run("ok")
+    run = ledger.runs.last("ok")
     if run is None:
         raise LedgerError(
             "the ledger has no successful sync yet",
@@ -32,10 +32,8 @@ def _last_ok_run(ledger: Ledger) -> dict[str, Any]:
 def _check_as_of(ledger: Ledger, as_of: date) -> None:
     """A day before the first sync would be recomputed from people and evidence read later: refuse it."""
     _last_ok_run(ledger)  # no successful sync at all: say that first
-    first = date.fromisoformat(
-        ledger.db.execute("SELECT MIN(as_of) FROM sync_runs WHERE outcome = 'ok'").fetchone()[0]
-    )
-    if as_of < first:
+    first = ledger.runs.first_ok_as_of()
+    if first is not None and as_of < first:
         raise UsageError(
             f"the ledger knows nothing before its first sync on {first}; --as-of must be on or after that day"
         )
@@ -132,10 +130,10 @@ def status_rows(
     if as_of is None:
         run = _last_ok_run(ledger)
         as_of = date.fromisoformat(run["as_of"])
-        raw = ledger.rollups(run["id"])
+        raw = ledger.rollups.for_run(run["id"])
     else:
         _check_as_of(ledger, as_of)
-        course_ids = resolve_courses(mappings, ledger.courses())
+        course_ids = resolve_courses(mappings, ledger.courses.all())
         rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
         for _ in rows:
             pass
@@ -179,51 +177,42 @@ def status_rows(
 
 def placement_problems(ledger: Ledger) -> dict[str, int]:
     """Active people the mappings could not place: the first thing to fix in a needs analysis."""
-    unplaced, conflicts = ledger.db.execute(
-        "SELECT SUM(department_id IS NULL AND placement_conflicts IS NULL), "
-        "SUM(placement_conflicts IS NOT NULL) FROM people WHERE active = 1"
-    ).fetchone()
-    return {"unplaced": unplaced or 0, "conflicts": conflicts or 0}
+    unplaced, conflicts, _ = ledger.queries.placement_counts()
+    return {"unplaced": unplaced, "conflicts": conflicts}
 
 
 def export_rows(
     ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
 ) -> tuple[date, Iterator[dict[str, Any]]]:
     names = {d.id: d.name for d in mappings.departments}
-    people = {r["user_id"]: r for r in ledger.people_rows()}
-    courses = {c.id: c for c in ledger.courses()}
-    evidence = {
-        row[0]: (row[1], row[2])
-        for row in ledger.db.execute("SELECT id, course_id, completed_at FROM evidence")
-    }
+    people = {r["user_id"]: r for r in ledger.people.rows()}
+    courses = {c.id: c for c in ledger.courses.all()}
+    evidence = ledger.evidence.course_and_time()
     if as_of is None:
         run = _last_ok_run(ledger)
         as_of = date.fromisoformat(run["as_of"])
-        source: Iterator[tuple[Any, ...]] = iter(
-            ledger.db.execute(
-                "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on,"
-                " detail FROM statuses ORDER BY user_id, requirement_id"
-            )
-        )
+        source: Iterator[StatusRow] = ledger.statuses.current()
     else:
         _check_as_of(ledger, as_of)
-        course_ids = resolve_courses(mappings, ledger.courses())
+        course_ids = resolve_courses(mappings, ledger.courses.all())
         source, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
 
     def rows() -> Iterator[dict[str, Any]]:
-        for user_id, requirement_id, status, valid_until, _since, _due, evidence_id, _on, _detail in source:
-            person = people.get(user_id, {})
+        for row in source:
+            person = people.get(row.user_id, {})
             org_id, org_name = organisation(mappings, person.get("department_id"))
-            course_id, completed_at = evidence.get(evidence_id, (None, None)) if evidence_id else (None, None)
+            course_id, completed_at = (
+                evidence.get(row.evidence_id, (None, None)) if row.evidence_id else (None, None)
+            )
             course: Course | None = courses.get(course_id) if course_id else None
             yield {
                 "username": person.get("username"),
                 "idnumber": person.get("idnumber"),
                 "department_id": person.get("department_id"),
                 "department_name": names.get(person.get("department_id") or "", None),
-                "requirement": requirement_id,
-                "status": status,
-                "valid_until": valid_until,
+                "requirement": row.requirement_id,
+                "status": row.status,
+                "valid_until": row.valid_until,
                 "decided_by_course": (course.idnumber or course.shortname) if course else None,
                 "decided_by_completed_at": _utc(completed_at),
                 "organisation": org_id,
@@ -234,7 +223,7 @@ def export_rows(
 
 
 def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, Any]:
-    person = ledger.person_by_username(username)
+    person = ledger.people.by_username(username)
     if person is None:
         raise LedgerError(
             f"no person with username '{username}' in the ledger",
@@ -242,10 +231,10 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
         )
     names = {d.id: d.name for d in mappings.departments}
     titles = {r.id: r.title for r in mappings.requirements}
-    evidence = ledger.evidence_for(person["user_id"])
+    evidence = ledger.evidence.for_user(person["user_id"])
     by_id = {e["id"]: e for e in evidence}
     statuses = []
-    for s in ledger.statuses_for(person["user_id"]):
+    for s in ledger.statuses.for_user(person["user_id"]):
         decided = by_id.get(s["evidence_id"]) if s["evidence_id"] else None
         statuses.append(
             {
@@ -294,7 +283,7 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
                 "run": h["run_id"],
                 "reason": h["reason"],  # why a status ended
             }
-            for h in ledger.history_for(person["user_id"])
+            for h in ledger.statuses.history_for(person["user_id"])
         ],
     }
 
@@ -313,15 +302,7 @@ def courses_view(
     ``moodle_courses`` is what Moodle answers now (or the ledger's copy when offline); enrolled
     and completed counts come from the ledger's last sync.
     """
-    counts: dict[int, tuple[int, int]] = {}
-    if ledger is not None:
-        for course_id, enrolled, completed in ledger.db.execute(
-            "SELECT e.course_id, COUNT(*), "
-            "(SELECT COUNT(DISTINCT v.user_id) FROM evidence v WHERE v.course_id = e.course_id "
-            " AND v.gone_since_run IS NULL) "
-            "FROM enrolments e WHERE e.present = 1 GROUP BY e.course_id"
-        ):
-            counts[course_id] = (enrolled, completed)
+    counts = ledger.queries.course_counts() if ledger is not None else {}
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     used: set[int] = set()

@@ -16,7 +16,7 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -27,6 +27,7 @@ from connector.mapping import load_mappings  # noqa: E402
 from connector.moodle.records import Completion, Course  # noqa: E402
 
 AS_OF = date(2026, 6, 15)
+NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 DEPARTMENTS = 20
 REQUIREMENTS = 10
 
@@ -87,9 +88,9 @@ def main() -> int:
         span = int(time.mktime(AS_OF.timetuple()) - start_epoch)
         t0 = time.perf_counter()
         with Ledger.open(root / "bench.sqlite") as ledger:
-            run = ledger.start_run("full", AS_OF)
+            run = ledger.runs.start("full", AS_OF, now=NOW)
             with ledger.transaction():
-                ledger.upsert_courses(courses, run)
+                ledger.courses.upsert(courses, run)
                 people = (
                     {
                         "user_id": uid,
@@ -109,7 +110,7 @@ def main() -> int:
                     }
                     for uid in range(1, args.people + 1)
                 )
-                people_rows = ledger.upsert_people(people, run, AS_OF)
+                people_rows = ledger.people.upsert(people, run, AS_OF)
                 t_people = time.perf_counter()
                 evidence = (
                     Completion(uid, 100 + r, start_epoch + rng.randrange(span))
@@ -117,11 +118,11 @@ def main() -> int:
                     for r in range(REQUIREMENTS)
                     if rng.random() < 0.45
                 )
-                counts = ledger.record_evidence(evidence, run)
+                counts = ledger.evidence.record(evidence, run, now=NOW)
                 t_evidence = time.perf_counter()
                 result = evaluate_into_ledger(ledger, mappings, course_ids, AS_OF, run)
                 t_eval = time.perf_counter()
-            ledger.finish_run(run, "ok", counts=result)
+            ledger.runs.finish(run, "ok", now=NOW, counts=result)
         t_end = time.perf_counter()
         rows = people_rows + counts.new + result["statuses"] + result["status_changes"]
         figures = {

@@ -144,6 +144,7 @@ class SyncJob:
 
 def run_sync_job(job: SyncJob) -> dict[str, Any]:
     """One connector sync; returns its counts, its wall time and this process's peak RSS."""
+    from connector.clock import utc_now
     from connector.sync import SyncOptions, run_sync
 
     config = Config(
@@ -157,7 +158,7 @@ def run_sync_job(job: SyncJob) -> dict[str, Any]:
         full_every_days=7,
     )
     started = time.perf_counter()
-    result = run_sync(config, SyncOptions(full=job.full, as_of=job.as_of))
+    result = run_sync(config, SyncOptions(full=job.full, as_of=job.as_of), now=utc_now())
     wall = time.perf_counter() - started
     return {
         "wall_s": wall,

@@ -39,7 +39,7 @@ def test_an_erased_person_stays_out_of_later_syncs_until_let_back(demo_site: Sit
         code, _, err = run_cli(demo_site, "person", "u001")
         assert code == 1 and err.splitlines()[0] == "error: no person with username 'u001' in the ledger"
     with Ledger.open(demo_site.ledger_path, create=False) as ledger:
-        assert ledger.runs(1)[0]["counts"]["suppressed"] == 1
+        assert ledger.runs.recent(1)[0]["counts"]["suppressed"] == 1
         text = "\n".join(
             str(row)
             for table in ("suppressions", "erasures")

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 
 from connector.config import load_config
-from connector.ledger import Ledger
+from connector.ledger.runs import Runs
 from connector.sync import KILL_POINTS, SyncOptions, run_sync
 from tests.helpers import ANCHOR, Site
 from tests.reliability.helpers import consistent, runs, snapshot, sync, sync_process
 
 KILLED = -signal.SIGKILL
+NOW = datetime.combine(ANCHOR, dtime(12), UTC)  # the clock run_sync is given when called directly
 
 
 def _clone(site: Site, name: str) -> Site:
@@ -89,15 +90,15 @@ def test_the_run_outcome_commits_with_its_data(demo_site: Site, monkeypatch: pyt
     at = int(datetime.combine(ANCHOR - timedelta(days=1), dtime(10), tzinfo=UTC).timestamp())
     demo_site.emulator.complete(4, 2, at)  # type: ignore[attr-defined]
     before = snapshot(demo_site.ledger_path)
-    real_finish = Ledger.finish_run
+    real_finish = Runs.finish
 
-    def dying_finish(self: Ledger, run_id: int, outcome: str, **kwargs: Any) -> None:
+    def dying_finish(self: Runs, run_id: int, outcome: str, **kwargs: Any) -> None:
         if outcome == "ok":
             raise _Killed()
         real_finish(self, run_id, outcome, **kwargs)
 
-    monkeypatch.setattr(Ledger, "finish_run", dying_finish)
+    monkeypatch.setattr(Runs, "finish", dying_finish)
     with pytest.raises(_Killed):
-        run_sync(load_config(demo_site.config_path), SyncOptions(as_of=ANCHOR))
+        run_sync(load_config(demo_site.config_path), SyncOptions(as_of=ANCHOR), now=NOW)
     consistent(demo_site.ledger_path)
     assert snapshot(demo_site.ledger_path) == before

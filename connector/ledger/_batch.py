@@ -1,0 +1,29 @@
+"""Small helpers the ledger's concerns share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TypeVar
+
+T = TypeVar("T")
+
+BATCH = 5000
+
+
+def batched(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def stamp(now: datetime) -> str:
+    """A moment as the ledger stores it: UTC, ISO 8601 to the second ("2026-06-01T02:00:00+00:00")."""
+    if now.tzinfo is None:
+        raise ValueError("the ledger's clock must be timezone-aware (UTC)")
+    return now.astimezone(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,82 @@
+"""People as the last sync placed them (department, position, cohorts, active/deleted)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from connector.errors import LedgerError
+from connector.ledger._batch import batched
+
+_UPSERT = (
+    "INSERT INTO people (user_id, username, idnumber, fullname, institution, department_text, "
+    "position, cohorts, department_id, placement_conflicts, start_date, lastaccess, active, "
+    "suspended, deleted, first_seen_run, last_seen_run, first_seen_on) "
+    "VALUES (:user_id, :username, :idnumber, :fullname, :institution, :department_text, "
+    ":position, :cohorts, :department_id, :placement_conflicts, :start_date, :lastaccess, "
+    ":active, :suspended, 0, :run_id, :run_id, :seen_on) "
+    "ON CONFLICT(user_id) DO UPDATE SET username = excluded.username, "
+    "idnumber = excluded.idnumber, fullname = excluded.fullname, "
+    "institution = excluded.institution, department_text = excluded.department_text, "
+    "position = excluded.position, cohorts = excluded.cohorts, "
+    "department_id = excluded.department_id, placement_conflicts = excluded.placement_conflicts, "
+    "start_date = COALESCE(excluded.start_date, people.start_date), "
+    "lastaccess = excluded.lastaccess, active = excluded.active, "
+    "suspended = excluded.suspended, deleted = 0, last_seen_run = excluded.last_seen_run"
+)
+
+
+class People:
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self._db = db
+        self._path = path
+
+    def upsert(self, rows: Iterable[dict[str, Any]], run_id: int, seen_on: date) -> int:
+        """rows: dicts with the people columns (user_id, username, ...); returns rows written."""
+        count = 0
+        for batch in batched(rows):
+            for row in batch:
+                row["run_id"] = run_id
+                row["seen_on"] = seen_on.isoformat()
+            self._db.conn.executemany(_UPSERT, batch)
+            count += len(batch)
+        return count
+
+    def mark_deleted(self, user_ids: Iterable[int]) -> None:
+        """Moodle no longer knows them: inactive here, their history kept."""
+        self._db.conn.executemany(
+            "UPDATE people SET active = 0, deleted = 1 WHERE user_id = ?", [(u,) for u in user_ids]
+        )
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """Every person, by user id (the evaluation's stream)."""
+        cursor = self._db.execute("SELECT * FROM people ORDER BY user_id")
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            yield dict(zip(names, row, strict=True))
+
+    def by_username(self, username: str) -> dict[str, Any] | None:
+        """The person with this username; a live account wins over deleted ones that had it."""
+        rows = self._db.execute_returning_dicts(
+            "SELECT * FROM people WHERE username = ? ORDER BY deleted, last_seen_run DESC", [username]
+        )
+        live = [r for r in rows if not r["deleted"]]
+        if len(live) > 1:
+            ids = ", ".join(str(r["user_id"]) for r in live)
+            raise LedgerError(
+                f"several people in the ledger have the username '{username}' (user ids {ids})",
+                hint="the next full sync settles who holds it now",
+            )
+        return rows[0] if rows else None
+
+    def department_of(self, user_id: int) -> str | None:
+        row = self._db.execute("SELECT department_id FROM people WHERE user_id = ?", [user_id]).fetchone()
+        return None if row is None else row[0]
+
+    def present_ids(self) -> set[int]:
+        """People not (yet) known to be deleted in Moodle."""
+        return {r[0] for r in self._db.execute("SELECT user_id FROM people WHERE deleted = 0")}

@@ -1,0 +1,47 @@
+"""What the ledger hands out and takes in, as named records instead of positional tuples.
+
+The per-row records are NamedTuples: immutable and named like a frozen dataclass, but built at
+tuple speed (a sync makes one per person x requirement) and bound to SQL parameters as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from connector.moodle.records import Completion
+
+
+@dataclass(frozen=True)
+class EvidenceCounts:
+    new: int
+    seen: int
+
+
+class EvidenceItem(NamedTuple):
+    """One evidence row: its id in the ledger and the completion it records."""
+
+    id: int
+    completion: Completion
+
+
+class EnrolmentState(NamedTuple):
+    """An enrolment as the ledger last recorded it (what an incremental sync compares against)."""
+
+    lastcourseaccess: int | None
+    completed: int | None  # 1/0 as last read from Moodle; None: never read, or unreadable
+    checked_access: int | None  # lastcourseaccess when its completion was last read
+
+
+class StatusRow(NamedTuple):
+    """One person's status for one requirement, as stored in ``statuses`` (dates as ISO text)."""
+
+    user_id: int
+    requirement_id: str
+    status: str
+    valid_until: str | None
+    since: str | None
+    due: str | None
+    evidence_id: int | None
+    completed_on: str | None
+    detail: str | None

@@ -1,0 +1,119 @@
+"""The ledger's tables, as the DDL each schema version adds (``migrations.py`` applies them in order).
+
+A version's text never changes once released: a ledger written by it must upgrade the same way.
+"""
+
+from __future__ import annotations
+
+V1 = """
+CREATE TABLE sync_runs (
+    id INTEGER PRIMARY KEY,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    outcome TEXT NOT NULL,              -- running | ok | failed
+    mode TEXT NOT NULL,                 -- full | incremental | recompute
+    completion_path TEXT,
+    as_of TEXT,
+    counts TEXT,                        -- JSON
+    error TEXT
+);
+CREATE TABLE courses (
+    course_id INTEGER PRIMARY KEY,
+    idnumber TEXT, shortname TEXT, fullname TEXT,
+    visible INTEGER, completion_enabled INTEGER,
+    first_seen_run INTEGER, last_seen_run INTEGER
+);
+CREATE TABLE people (
+    user_id INTEGER PRIMARY KEY,
+    username TEXT NOT NULL, idnumber TEXT, fullname TEXT,
+    institution TEXT, department_text TEXT, position TEXT,
+    cohorts TEXT,                       -- JSON list of cohort idnumbers
+    department_id TEXT,                 -- NULL: unplaced
+    placement_conflicts TEXT,           -- JSON list when two departments matched
+    start_date TEXT,
+    lastaccess INTEGER,
+    active INTEGER NOT NULL DEFAULT 1,
+    suspended INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    first_seen_run INTEGER, last_seen_run INTEGER, first_seen_on TEXT
+);
+CREATE INDEX people_username ON people(username);
+CREATE TABLE enrolments (
+    course_id INTEGER NOT NULL, user_id INTEGER NOT NULL,
+    lastcourseaccess INTEGER,
+    completed INTEGER,                  -- as last read from Moodle; NULL unknown
+    checked_run INTEGER,                -- last run that read its completion
+    checked_access INTEGER,             -- lastcourseaccess at that read
+    first_seen_run INTEGER, last_seen_run INTEGER,
+    present INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (course_id, user_id)
+);
+CREATE TABLE evidence (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL, course_id INTEGER NOT NULL,
+    completed_at INTEGER NOT NULL,      -- UTC epoch seconds
+    completed_minute INTEGER NOT NULL,  -- identity: the same completion read by two paths
+    source TEXT NOT NULL, precision_s INTEGER NOT NULL,
+    first_seen_run INTEGER NOT NULL, last_seen_run INTEGER NOT NULL,
+    first_seen_at TEXT NOT NULL, last_seen_at TEXT NOT NULL,
+    gone_since_run INTEGER,             -- set when a full sync no longer finds it
+    UNIQUE (user_id, course_id, completed_minute)
+);
+CREATE INDEX evidence_user ON evidence(user_id);
+CREATE TABLE statuses (
+    user_id INTEGER NOT NULL, requirement_id TEXT NOT NULL,
+    status TEXT NOT NULL, valid_until TEXT, since TEXT, due TEXT,
+    evidence_id INTEGER, completed_on TEXT, detail TEXT,
+    as_of TEXT NOT NULL, run_id INTEGER NOT NULL,
+    PRIMARY KEY (user_id, requirement_id)
+);
+CREATE TABLE status_history (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL, requirement_id TEXT NOT NULL,
+    from_status TEXT, to_status TEXT NOT NULL,
+    changed_on TEXT NOT NULL, run_id INTEGER NOT NULL
+);
+CREATE INDEX status_history_user ON status_history(user_id);
+CREATE TABLE rollups (
+    run_id INTEGER NOT NULL, department_id TEXT NOT NULL, requirement_id TEXT NOT NULL,
+    in_scope INTEGER, compliant INTEGER, expiring INTEGER, expired INTEGER,
+    missing INTEGER, grace INTEGER, exempt INTEGER, holders INTEGER,
+    share REAL, targets_met INTEGER, targets TEXT,
+    PRIMARY KEY (run_id, department_id, requirement_id)
+);
+"""
+
+# Per-stream bookmarks (Singer-style) and the audit trail of explicit erasures.
+V2 = """
+CREATE TABLE bookmarks (stream TEXT PRIMARY KEY, value TEXT NOT NULL, run_id INTEGER);
+CREATE TABLE erasures (
+    id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, erased_at TEXT NOT NULL,
+    reason TEXT NOT NULL, rows_removed INTEGER NOT NULL
+);
+"""
+
+# Erasure that sticks: a per-ledger salt and the suppression list of erased people, keyed by an
+# HMAC of the Moodle user id so neither list names anyone; the erasure audit is re-keyed the same
+# way (in migrations.py, which moves the rows). History rows gain the reason a status ended
+# without a successor ("dropped").
+V3 = """
+CREATE TABLE ledger_keys (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE suppressions (subject_key TEXT PRIMARY KEY, since TEXT NOT NULL, erasure_id INTEGER);
+ALTER TABLE status_history ADD COLUMN reason TEXT;
+CREATE TABLE erasures_v3 (
+    id INTEGER PRIMARY KEY, subject_key TEXT NOT NULL, erased_at TEXT NOT NULL,
+    reason TEXT NOT NULL, rows_removed INTEGER NOT NULL
+);
+"""
+V3_SWAP = "DROP TABLE erasures; ALTER TABLE erasures_v3 RENAME TO erasures;"
+
+# Indexes for the paths that read one course or one person: a full sync marks gone evidence per
+# course, `courses` counts completions per course, erasure and `person` find one person's rows.
+# evidence(user_id, completed_at) also serves the evaluation's stream in (user, time) order, so
+# the older evidence(user_id) index it makes redundant goes.
+V4 = """
+CREATE INDEX evidence_course ON evidence(course_id);
+CREATE INDEX evidence_user_time ON evidence(user_id, completed_at);
+DROP INDEX evidence_user;
+CREATE INDEX enrolments_user ON enrolments(user_id);
+"""

@@ -1,0 +1,92 @@
+"""Current statuses (one row per person x requirement) and the history of their changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date
+from typing import Any
+
+import sqlite_utils
+
+from connector.ledger._batch import BATCH, batched
+from connector.ledger.records import StatusRow
+
+_COLUMNS = "user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on, detail"
+
+
+class Statuses:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self._db = db
+
+    def stage(self) -> None:
+        """The temp table ``write`` compares in (public so the query-plan test can explain against it)."""
+        conn = self._db.conn
+        conn.execute("DROP TABLE IF EXISTS temp.new_statuses")
+        conn.execute(
+            "CREATE TEMP TABLE new_statuses (user_id INTEGER, requirement_id TEXT, status TEXT,"
+            " valid_until TEXT, since TEXT, due TEXT, evidence_id INTEGER, completed_on TEXT,"
+            " detail TEXT, PRIMARY KEY (user_id, requirement_id)) WITHOUT ROWID"
+        )
+
+    def write(self, rows: Iterable[StatusRow], run_id: int, as_of: date) -> int:
+        """Replace current statuses; append a history row for every change (a status that ends
+        without a successor gets ``to_status = 'dropped'`` and a reason). Returns changes.
+
+        Staged in a temp table so that comparison happens in SQL, not in Python memory."""
+        conn = self._db.conn
+        self.stage()
+        for batch in batched(rows, BATCH * 4):
+            conn.executemany(
+                "INSERT INTO temp.new_statuses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                batch,
+            )
+        changed = conn.execute(
+            "INSERT INTO status_history (user_id, requirement_id, from_status, to_status, changed_on,"
+            " run_id) "
+            "SELECT n.user_id, n.requirement_id, s.status, n.status, ?, ? FROM temp.new_statuses n "
+            "LEFT JOIN statuses s ON s.user_id = n.user_id AND s.requirement_id = n.requirement_id "
+            "WHERE s.status IS NULL OR s.status != n.status",
+            [as_of.isoformat(), run_id],
+        ).rowcount
+        # statuses that end without a successor get a history row saying why
+        changed += conn.execute(
+            "INSERT INTO status_history (user_id, requirement_id, from_status, to_status, changed_on,"
+            " run_id, reason) SELECT s.user_id, s.requirement_id, s.status, 'dropped', ?, ?, "
+            "CASE WHEN s.requirement_id IN (SELECT requirement_id FROM temp.new_statuses) "
+            "THEN 'person no longer evaluated' ELSE 'requirement removed from the mappings' END "
+            "FROM statuses s WHERE NOT EXISTS (SELECT 1 FROM temp.new_statuses n "
+            "WHERE n.user_id = s.user_id AND n.requirement_id = s.requirement_id)",
+            [as_of.isoformat(), run_id],
+        ).rowcount
+        conn.execute("DELETE FROM statuses")
+        conn.execute(
+            f"INSERT INTO statuses ({_COLUMNS}, as_of, run_id) "
+            f"SELECT {_COLUMNS}, ?, ? FROM temp.new_statuses",
+            [as_of.isoformat(), run_id],
+        )
+        conn.execute("DROP TABLE temp.new_statuses")
+        return changed
+
+    def current(self) -> Iterator[StatusRow]:
+        """Every stored status, by person then requirement."""
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM statuses ORDER BY user_id, requirement_id"):
+            yield StatusRow(*row)
+
+    def for_user(self, user_id: int) -> list[dict[str, Any]]:
+        return self._db.execute_returning_dicts(
+            "SELECT * FROM statuses WHERE user_id = ? ORDER BY requirement_id", [user_id]
+        )
+
+    def history_for(self, user_id: int) -> list[dict[str, Any]]:
+        return self._db.execute_returning_dicts(
+            "SELECT * FROM status_history WHERE user_id = ? ORDER BY id", [user_id]
+        )
+
+    def per_requirement(self) -> dict[str, int]:
+        """requirement id -> how many people hold a current status for it."""
+        return {
+            r: n
+            for r, n in self._db.execute(
+                "SELECT requirement_id, COUNT(*) FROM statuses GROUP BY requirement_id"
+            )
+        }

@@ -1,0 +1,252 @@
+"""Every query of connector/ledger/ over a populated ledger: none reads a whole table of evidence,
+enrolments, people or statuses unless it must by design (listed below with the reason).
+
+The statements are the ones the ledger really runs (SQLite's trace, parameters bound), so a new
+query is checked the moment a concern method runs it; a public method no entry below calls fails
+the test too.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.ledger import Ledger, StatusRow
+from connector.moodle.records import Completion, Course
+
+AS_OF = date(2026, 6, 1)
+NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+PEOPLE, COURSES, REQUIREMENTS = 1500, 6, 3
+WATCHED = ("evidence", "enrolments", "people", "statuses")
+
+# (method, table) -> why that method must read the whole table.
+WHOLE_TABLE_BY_DESIGN = {
+    ("People.rows", "people"): "the evaluation streams every person",
+    ("People.present_ids", "people"): "a sync asks Moodle about everyone not known to be deleted",
+    ("Evidence.by_user", "evidence"): "the evaluation streams all evidence, by person (index order)",
+    ("Evidence.per_course", "evidence"): "the vanished-course guard counts completions of every course",
+    ("Evidence.course_and_time", "evidence"): "an export names the deciding evidence of every status",
+    ("Evidence.deciding", "statuses"): "roll-ups rebuilt after an erasure read every stored status",
+    ("Enrolments.state", "enrolments"): "an incremental sync compares every known enrolment",
+    ("Statuses.write", "statuses"): "a sync replaces every status and compares old with new",
+    ("Statuses.current", "statuses"): "export and erasure read every stored status",
+    ("Statuses.per_requirement", "statuses"): "the dropped-requirement guard counts every status",
+    ("Queries.placement_counts", "people"): "counts over all active people",
+    ("Queries.unplaced_spellings", "people"): "lists every active person in no department",
+    ("Queries.course_counts", "enrolments"): "counts per course over all present enrolments",
+}
+
+
+def populated(path: Path) -> Ledger:
+    """A few thousand rows of every kind, written through the ledger's own API (under a second)."""
+    ledger = Ledger.open(path)
+    run = ledger.runs.start("full", AS_OF, now=NOW)
+    with ledger.transaction():
+        ledger.courses.upsert(
+            [Course(c, f"C{c}", f"c{c}", f"Course {c}", True, True) for c in range(1, 7)], run
+        )
+        ledger.people.upsert(
+            [
+                {
+                    "user_id": u,
+                    "username": f"u{u}",
+                    "idnumber": str(u),
+                    "fullname": f"Person {u}",
+                    "institution": "Town",
+                    "department_text": "Office" if u % 10 else "Nowhere",
+                    "position": None,
+                    "cohorts": "[]",
+                    "department_id": f"d{u % 7}" if u % 10 else None,
+                    "placement_conflicts": None,
+                    "start_date": None,
+                    "lastaccess": None,
+                    "active": 1,
+                    "suspended": 0,
+                }
+                for u in range(1, PEOPLE + 1)
+            ],
+            run,
+            AS_OF,
+        )
+        enrolments = [
+            (c, u, 1000 + u) for u in range(1, PEOPLE + 1) for c in range(1, COURSES + 1) if (u + c) % 2
+        ]
+        ledger.enrolments.upsert(enrolments, run)
+        ledger.enrolments.record_checks([(c, u, True, a) for c, u, a in enrolments], run)
+        ledger.evidence.record(
+            [Completion(u, c, 1_700_000_000 + u * 60 + c) for c, u, _ in enrolments], run, now=NOW
+        )
+        ledger.statuses.write(
+            [
+                StatusRow(u, f"r{r}", "compliant", None, None, None, None, None, "")
+                for u in range(1, PEOPLE + 1)
+                for r in range(REQUIREMENTS)
+            ],
+            run,
+            AS_OF,
+        )
+        ledger.rollups.write([_rollup(f"d{d}", f"r{r}") for d in range(7) for r in range(REQUIREMENTS)], run)
+        ledger.runs.finish(run, "ok", now=NOW)
+    return ledger
+
+
+def _rollup(department: str, requirement: str) -> dict[str, Any]:
+    counts = dict.fromkeys(("in_scope", "compliant", "expiring", "expired", "missing", "grace", "exempt"), 0)
+    return dict(counts, department_id=department, requirement_id=requirement, holders=0, share=None,
+                targets_met=None, targets="[]")  # fmt: skip
+
+
+# One call of every public method of every concern, on the populated ledger.
+CALLS: dict[str, Callable[[Ledger], object]] = {
+    "Runs.start": lambda ld: ld.runs.start("incremental", AS_OF, now=NOW),
+    "Runs.finish": lambda ld: ld.runs.finish(2, "ok", now=NOW, counts={"people": 1}),
+    "Runs.fail_stale": lambda ld: ld.runs.fail_stale(now=NOW),
+    "Runs.recent": lambda ld: ld.runs.recent(5),
+    "Runs.last": lambda ld: (ld.runs.last("ok"), ld.runs.last("ok", mode="full")),
+    "Runs.last_finished": lambda ld: ld.runs.last_finished(),
+    "Runs.first_ok_as_of": lambda ld: ld.runs.first_ok_as_of(),
+    "Bookmarks.get": lambda ld: ld.bookmarks.get("report_timezone"),
+    "Bookmarks.set": lambda ld: ld.bookmarks.set("report_timezone", "Europe/Prague", 2),
+    "Courses.upsert": lambda ld: ld.courses.upsert([Course(7, "C7", "c7", "Course 7", True, True)], 2),
+    "Courses.all": lambda ld: (ld.courses.all(), ld.courses.all(latest_only=True)),
+    "Courses.seen_since": lambda ld: ld.courses.seen_since(1),
+    "Enrolments.state": lambda ld: ld.enrolments.state(),
+    "Enrolments.upsert": lambda ld: ld.enrolments.upsert([(1, 2, 5)], 2),
+    "Enrolments.record_checks": lambda ld: ld.enrolments.record_checks([(1, 2, False, 5)], 2),
+    "Enrolments.mark_gone": lambda ld: ld.enrolments.mark_gone([1, 2], 2),
+    "People.upsert": lambda ld: ld.people.upsert([dict(ld.people.by_username("u5") or {})], 2, AS_OF),
+    "People.mark_deleted": lambda ld: ld.people.mark_deleted([7, 8]),
+    "People.rows": lambda ld: sum(1 for _ in ld.people.rows()),
+    "People.by_username": lambda ld: ld.people.by_username("u42"),
+    "People.department_of": lambda ld: ld.people.department_of(42),
+    "People.present_ids": lambda ld: ld.people.present_ids(),
+    "Evidence.record": lambda ld: ld.evidence.record([Completion(3, 1, 1_800_000_000)], 2, now=NOW),
+    "Evidence.mark_gone": lambda ld: ld.evidence.mark_gone([1, 2], 2),
+    "Evidence.by_user": lambda ld: sum(1 for _ in ld.evidence.by_user()),
+    "Evidence.for_user": lambda ld: ld.evidence.for_user(42),
+    "Evidence.per_course": lambda ld: ld.evidence.per_course(),
+    "Evidence.deciding": lambda ld: ld.evidence.deciding(),
+    "Evidence.course_and_time": lambda ld: ld.evidence.course_and_time(),
+    "Statuses.stage": lambda ld: ld.statuses.stage(),
+    "Statuses.write": lambda ld: ld.statuses.write(
+        [StatusRow(u, "r0", "missing", None, None, None, None, None, "") for u in range(1, 50)], 2, AS_OF
+    ),
+    "Statuses.current": lambda ld: sum(1 for _ in ld.statuses.current()),
+    "Statuses.for_user": lambda ld: ld.statuses.for_user(42),
+    "Statuses.history_for": lambda ld: ld.statuses.history_for(42),
+    "Statuses.per_requirement": lambda ld: ld.statuses.per_requirement(),
+    "Rollups.write": lambda ld: ld.rollups.write([_rollup("d1", "r9")], 2),
+    "Rollups.for_run": lambda ld: ld.rollups.for_run(1),
+    "Rollups.replace": lambda ld: ld.rollups.replace(1, ["d1"], [_rollup("d1", "r0")]),
+    "Suppressions.subject_key": lambda ld: ld.suppressions.subject_key(42),
+    "Suppressions.suppressed_among": lambda ld: ld.suppressions.suppressed_among([41, 42]),
+    "Suppressions.erase": lambda ld: ld.suppressions.erase(42, "test", now=NOW),
+    "Suppressions.lift": lambda ld: ld.suppressions.lift(42),
+    "Queries.placement_counts": lambda ld: ld.queries.placement_counts(),
+    "Queries.unplaced_spellings": lambda ld: ld.queries.unplaced_spellings(),
+    "Queries.course_counts": lambda ld: ld.queries.course_counts(),
+}
+
+OWN_TRANSACTION = ("Runs.start", "Runs.fail_stale", "Suppressions.lift")  # they commit on their own
+_NOT_QUERIES = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA|CREATE|DROP)\b", re.I)
+_LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+_ALIASES = re.compile(r"\b(?:FROM|JOIN)\s+(?:temp\.)?(\w+)(?:\s+(?:AS\s+)?(\w+))?", re.I)
+_KEYWORDS = {"where", "on", "left", "join", "order", "group", "limit", "inner", "as", "set", "values"}
+
+
+def concern_methods(ledger: Ledger) -> set[str]:
+    """Every public method of every concern object a Ledger exposes (its attributes but these)."""
+    concerns = [obj for name, obj in vars(ledger).items() if name not in ("db", "path", "writable")]
+    return {
+        f"{type(obj).__name__}.{name}"
+        for obj in concerns
+        for name, _ in inspect.getmembers(type(obj), inspect.isfunction)
+        if not name.startswith("_")
+    }
+
+
+def traced(ledger: Ledger) -> Iterator[tuple[str, str]]:
+    """(method, statement) for every statement each CALLS entry runs, one per statement shape."""
+    seen: set[tuple[str, str]] = set()
+    for method, call in CALLS.items():
+        statements: list[str] = []
+        ledger.db.conn.set_trace_callback(statements.append)
+        try:
+            if method in OWN_TRANSACTION:
+                call(ledger)
+            else:
+                with ledger.transaction():
+                    call(ledger)
+        finally:
+            ledger.db.conn.set_trace_callback(None)
+        for statement in statements:
+            shape = _LITERALS.sub("?", statement)
+            if not _NOT_QUERIES.match(statement) and (method, shape) not in seen:
+                seen.add((method, shape))
+                yield method, statement
+
+
+def full_scans(ledger: Ledger, statement: str) -> set[str]:
+    """The watched tables this statement's plan reads whole ("SCAN <table or alias>")."""
+    aliases = {
+        (alias or table).lower(): table.lower()
+        for table, alias in _ALIASES.findall(statement)
+        if not alias or alias.lower() not in _KEYWORDS
+    }
+    aliases.update({t: t for t in WATCHED})
+    plan = [row[3] for row in ledger.db.conn.execute("EXPLAIN QUERY PLAN " + statement)]
+    scanned = {m.group(1).lower() for detail in plan if (m := re.match(r"SCAN (\w+)", detail))}
+    return {aliases.get(name, name) for name in scanned} & set(WATCHED)
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], set[str]]:
+    ledger = populated(tmp_path_factory.mktemp("plans") / "ledger.sqlite")
+    with ledger:
+        assert set(CALLS) == concern_methods(ledger)  # a new method gets an entry above
+        statements = list(traced(ledger))
+        ledger.statuses.stage()  # the temp table Statuses.write compares in, for its statements' plans
+        return {(method, sql): full_scans(ledger, sql) for method, sql in statements}
+
+
+def test_no_query_reads_a_whole_watched_table_unless_listed(plans: dict[tuple[str, str], set[str]]) -> None:
+    unexpected = {
+        f"{method}: {table}: {sql[:90]}"
+        for (method, sql), tables in plans.items()
+        for table in tables
+        if (method, table) not in WHOLE_TABLE_BY_DESIGN
+    }
+    assert unexpected == set()
+
+
+def test_every_listed_whole_table_read_still_happens(plans: dict[tuple[str, str], set[str]]) -> None:
+    """A listed reason that no longer applies is removed from the list, not kept as a loophole."""
+    happening = {(method, table) for (method, _), tables in plans.items() for table in tables}
+    assert set(WHOLE_TABLE_BY_DESIGN) - happening == set()
+
+
+BY_ONE_COURSE_OR_PERSON = (
+    "Evidence.mark_gone",
+    "Evidence.for_user",
+    "Suppressions.erase",
+    "Enrolments.mark_gone",
+)
+
+
+def test_the_indexes_serve_the_per_course_and_per_person_paths(
+    plans: dict[tuple[str, str], set[str]],
+) -> None:
+    """Schema 4's indexes: a full sync's per-course marking, `person` and `erase` search, never scan."""
+    scans: dict[str, set[str]] = {method: set() for method in BY_ONE_COURSE_OR_PERSON}
+    ran = set()
+    for (method, _), tables in plans.items():
+        if method in scans:
+            ran.add(method)
+            scans[method] |= tables
+    assert (ran, scans) == (set(BY_ONE_COURSE_OR_PERSON), dict.fromkeys(BY_ONE_COURSE_OR_PERSON, set()))
