@@ -170,7 +170,7 @@ def test_status_csv_first_lines(in_demo: Demo) -> None:
     # The first rows only: a row with a target verdict prints Python's True/False (reported as a bug).
     assert result.stdout.splitlines()[:3] == [
         "department,requirement,in_scope,compliant,expiring,expired,missing,share,targets_met,organisation",
-        "jablonec,ai-ured,21,14,0,0,7,0.6666666666666666,,jablonec",
+        "jablonec,ai-ured,21,14,0,0,7,0.6667,,jablonec",
         "jablonec,digital-advisor,1,1,0,0,0,1.0,,jablonec",
     ]
 
