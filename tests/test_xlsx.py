@@ -137,4 +137,4 @@ def test_excel_cs_export_file_starts_with_a_bom(site: Path) -> None:
 
 def test_excel_cs_keeps_formula_protection_and_quotes_semicolons() -> None:
     text = render_csv([{"a": "=1+1", "b": "Odbor; sekce", "c": 0.25}], ["a", "b", "c"], "excel-cs")
-    assert text == "\ufeffa;b;c\n'=1+1;\"Odbor; sekce\";0,25"
+    assert text == '\ufeffa;b;c\n\'=1+1;"Odbor; sekce";0,25'

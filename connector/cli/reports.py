@@ -1,4 +1,4 @@
-"""Read commands over the ledger's roll-ups and runs: `status`, `export`, `runs`."""
+"""Read commands over the ledger's roll-ups and runs: `status`, `export`, `report`, `runs`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from connector.cli.output import echo_rows, write_private
 from connector.errors import UsageError
 from connector.reports import columns
 from connector.reports.formats import CSV_DIALECTS, render_csv, render_json
+from connector.reports.i18n import LANGUAGES
 
 if TYPE_CHECKING:
     from connector.ledger import Ledger
@@ -150,6 +151,46 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, dialect: str, outpu
     else:
         assert isinstance(content, str)  # xlsx was refused above without -o
         click.echo(content)
+
+
+@main.command()
+@click.option(
+    "--output", "-o", required=True, type=click.Path(path_type=Path), help="The HTML file to write."
+)
+@as_of_option
+@click.option("--department", help="A department id or name; reports it and its subtree.")
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="Language of the report.",
+)
+@click.pass_context
+def report(ctx: click.Context, output: Path, as_of: date | None, department: str | None, lang: str) -> None:
+    """One self-contained HTML report per organisation and department, for reading and printing.
+
+    The numbers are those of `status --format json`; charts are inline SVG, so the file needs no
+    network (an e-mail attachment or a USB stick will do). Prints one department per A4 page.
+    """
+    with open_for_reading(ctx) as (ledger, mappings):
+        write_report(ledger, mappings, output, as_of=as_of, department=department, lang=lang)
+    click.echo(f"wrote the report to {output}", err=True)
+
+
+def write_report(
+    ledger: Ledger,
+    mappings: Mappings,
+    output: Path,
+    *,
+    as_of: date | None = None,
+    department: str | None = None,
+    lang: str = "en",
+) -> None:
+    from connector.reports.html import build_report, render_report
+
+    data = build_report(ledger, mappings, as_of=as_of, department=department)
+    write_private(output, render_report(data, lang=lang))
 
 
 @main.command()

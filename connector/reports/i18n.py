@@ -6,6 +6,8 @@ string already wrapped in ``_()`` (here and in the report template) is translate
 
 from __future__ import annotations
 
+LANGUAGES = ("cs", "sl", "en")  # the readers' languages, for --lang
+
 
 def _(text: str) -> str:
     return text
