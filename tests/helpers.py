@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -57,9 +57,10 @@ class Site:
         return self.config_path
 
 
-def synced_demo_ledger(folder: Path) -> Path:
+def synced_demo_ledger(folder: Path, days: Sequence[date] = (ANCHOR,)) -> Path:
     """One real sync of the demo site (emulator over loopback) as of ANCHOR into folder/demo.sqlite,
-    for read-only tests: statuses and dates do not depend on the day the tests run."""
+    for read-only tests: statuses and dates do not depend on the day the tests run. More ``days``:
+    a sync as of each, in order (a ledger with a history of runs)."""
     from click.testing import CliRunner
 
     from connector.cli import main
@@ -72,10 +73,11 @@ def synced_demo_ledger(folder: Path) -> Path:
             f'[moodle]\nurl = "{emu.url}"\ntoken_file = "token"\nreport_id = 1\n', encoding="utf-8"
         )
         config = ("--config", str(folder / "connector.toml"), "--ledger", str(ledger))
-        result = CliRunner().invoke(
-            main, [*config, "--mappings", str(MAPPINGS), "sync", "--as-of", ANCHOR.isoformat()]
-        )
-    assert result.exit_code == 0, result.stderr
+        for day in days:
+            result = CliRunner().invoke(
+                main, [*config, "--mappings", str(MAPPINGS), "sync", "--as-of", day.isoformat()]
+            )
+            assert result.exit_code == 0, result.stderr
     return ledger
 
 

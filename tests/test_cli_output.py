@@ -200,10 +200,12 @@ def test_an_unknown_department_or_requirement_is_a_usage_error(demo_ledger: Path
 
 def test_export_offers_only_the_formats_it_writes(demo_ledger: Path) -> None:
     code, out, _ = run("export", "--help")
-    assert "  --format [csv|json]  Output format.  [default: csv]" in out.splitlines()
+    assert "  --format [csv|json|xlsx]    Output format.  [default: csv]" in out.splitlines()
     code, _, err = run("--ledger", str(demo_ledger), "--mappings", M, "export", "--format", "table")
     assert code == 2
-    assert err.splitlines()[-1] == "Error: Invalid value for '--format': 'table' is not one of 'csv', 'json'."
+    assert err.splitlines()[-1] == (
+        "Error: Invalid value for '--format': 'table' is not one of 'csv', 'json', 'xlsx'."
+    )
 
 
 # -- e. the demo's hint ----------------------------------------------------------------------------

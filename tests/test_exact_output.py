@@ -167,11 +167,12 @@ def test_status_table(in_demo: Demo) -> None:
 def test_status_csv_first_lines(in_demo: Demo) -> None:
     result = connector(*SITE, "status", "--format", "csv")
     assert result.exit_code == 0 and result.stderr == ""
-    # The first rows only: a row with a target verdict prints Python's True/False (reported as a bug).
-    assert result.stdout.splitlines()[:3] == [
+    # The first rows only: shares rounded to 4 decimals, a target verdict as true/false.
+    assert result.stdout.splitlines()[:4] == [
         "department,requirement,in_scope,compliant,expiring,expired,missing,share,targets_met,organisation",
-        "jablonec,ai-ured,21,14,0,0,7,0.6666666666666666,,jablonec",
+        "jablonec,ai-ured,21,14,0,0,7,0.6667,,jablonec",
         "jablonec,digital-advisor,1,1,0,0,0,1.0,,jablonec",
+        "jablonec,itsec-cz,22,7,2,7,6,0.4091,false,jablonec",
     ]
 
 

@@ -16,7 +16,7 @@ import click
 
 from connector.cli.app import completion_path_choice, format_option, main, now_of
 from connector.cli.output import Progress, echo_warnings
-from connector.cli.reports import print_status
+from connector.cli.reports import print_status, write_report
 from connector.config import Config
 from connector.errors import UsageError
 
@@ -135,8 +135,15 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
             result = run_sync(config, SyncOptions(), progress=Progress(sys.stderr.isatty()), now=now_of(ctx))
         echo_warnings(result.warnings)
         click.echo(result.summary_line(), err=True)
+        report_path = (
+            demo_ledger.resolve().parent
+            if demo_ledger
+            else Path(tempfile.mkdtemp(prefix="connector-demo-report-"))
+        ) / "demo-report.html"
         with Ledger.open(ledger_path, create=False) as ledger:
             print_status(ledger, mappings, fmt)
+            write_report(ledger, mappings, report_path)
+        click.echo(f"HTML report: {report_path} (open it in a browser)", err=True)
         if demo_ledger:
             # Absolute paths: the hint must run as printed from any folder, the demo mappings included.
             explore = (

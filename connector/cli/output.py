@@ -16,12 +16,12 @@ from connector.reports.columns import Columns
 from connector.reports.formats import render_csv, render_json, render_table, terminal_safe
 
 
-def echo_rows(rows: Sequence[dict[str, Any]], fmt: str, columns: Columns) -> None:
+def echo_rows(rows: Sequence[dict[str, Any]], fmt: str, columns: Columns, dialect: str = "plain") -> None:
     """``rows`` as JSON (every key), CSV (``columns.csv``) or a table (``columns.table``)."""
     if fmt == "json":
         click.echo(render_json(rows))
     elif fmt == "csv":
-        click.echo(render_csv(rows, columns.csv))
+        click.echo(render_csv(rows, columns.csv, dialect))
     else:
         click.echo(render_table(rows, columns.table))
 
@@ -55,7 +55,7 @@ class Progress:
             click.echo("\r" + " " * len(self._last) + "\r", nl=False, err=True)
 
 
-def write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str | bytes) -> None:
     """Exports hold personal data: readable by the owner only, like the ledger.
 
     Written to a private (0600) temporary file beside the target, synced, then renamed over it:
@@ -71,8 +71,8 @@ def write_private(path: Path, text: str) -> None:
     try:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
+            with os.fdopen(fd, "wb") as out:
+                out.write(text.encode("utf-8") if isinstance(text, str) else text)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, path)

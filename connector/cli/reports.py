@@ -1,4 +1,4 @@
-"""Read commands over the ledger's roll-ups and runs: `status`, `export`, `runs`."""
+"""Read commands over the ledger's roll-ups and runs: `status`, `export`, `report`, `runs`."""
 
 from __future__ import annotations
 
@@ -13,12 +13,23 @@ import click
 
 from connector.cli.app import as_of_option, config_of, format_option, main
 from connector.cli.output import echo_rows, write_private
+from connector.errors import UsageError
 from connector.reports import columns
-from connector.reports.formats import render_csv, render_json
+from connector.reports.formats import CSV_DIALECTS, render_csv, render_json
+from connector.reports.i18n import LANGUAGES
 
 if TYPE_CHECKING:
     from connector.ledger import Ledger
     from connector.mapping import Mappings
+
+
+dialect_option = click.option(
+    "--dialect",
+    type=click.Choice(CSV_DIALECTS),
+    default="plain",
+    show_default=True,
+    help="CSV flavour: excel-cs is UTF-8 with BOM, ';' and decimal comma, for Czech/Slovenian spreadsheets.",
+)
 
 
 @contextmanager
@@ -42,9 +53,15 @@ def open_for_reading(ctx: click.Context) -> Iterator[tuple[Ledger, Mappings]]:
 @click.option("--requirement", help="A requirement id.")
 @as_of_option
 @format_option()
+@dialect_option
 @click.pass_context
 def status(
-    ctx: click.Context, department: str | None, requirement: str | None, as_of: date | None, fmt: str
+    ctx: click.Context,
+    department: str | None,
+    requirement: str | None,
+    as_of: date | None,
+    fmt: str,
+    dialect: str,
 ) -> None:
     """Per department x requirement: in scope, compliant, expiring, expired, missing, share, targets.
 
@@ -60,15 +77,19 @@ def status(
                 "showing them all; pass an id to see one",
                 err=True,
             )
-        print_status(ledger, mappings, fmt, as_of=as_of, department=department, requirement=requirement)
+        print_status(
+            ledger, mappings, fmt, dialect, as_of=as_of, department=department, requirement=requirement
+        )
 
 
-def print_status(ledger: Ledger, mappings: Mappings, fmt: str, **filters: Any) -> None:
+def print_status(
+    ledger: Ledger, mappings: Mappings, fmt: str, dialect: str = "plain", **filters: Any
+) -> None:
     from connector.reports.views import placement_problems, status_rows, with_tree_names
 
     when, rows = status_rows(ledger, mappings, **filters)
     if fmt != "table":
-        echo_rows(rows, fmt, columns.STATUS)
+        echo_rows(rows, fmt, columns.STATUS, dialect)
         return
     click.echo(f"Compliance as of {when}")
     echo_rows(with_tree_names(rows, mappings), fmt, columns.STATUS)
@@ -93,22 +114,83 @@ def _echo_placement_footer(problems: dict[str, int]) -> None:
 
 @main.command()
 @as_of_option
-@format_option(default="csv", formats=("csv", "json"))
+@format_option(default="csv", formats=("csv", "json", "xlsx"))
+@dialect_option
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
 @click.pass_context
-def export(ctx: click.Context, as_of: date | None, fmt: str, output: Path | None) -> None:
-    """Every person x requirement, for HR and other tools (CSV or JSON)."""
-    from connector.reports.views import export_rows
+def export(ctx: click.Context, as_of: date | None, fmt: str, dialect: str, output: Path | None) -> None:
+    """Every person x requirement, for HR and other tools (CSV, JSON or an Excel workbook).
 
+    xlsx has two sheets: the statuses per person and the department summary, with typed cells.
+    """
+    from connector.reports.views import export_rows, status_rows
+
+    if fmt == "xlsx" and output is None:
+        raise UsageError("--format xlsx needs a file to write to", hint="add -o FILE.xlsx")
     with open_for_reading(ctx) as (ledger, mappings):
         _, rows = export_rows(ledger, mappings, as_of=as_of)
         materialised = list(rows)
-    text = render_json(materialised) if fmt == "json" else render_csv(materialised, columns.EXPORT.csv)
+        summary = status_rows(ledger, mappings, as_of=as_of)[1] if fmt == "xlsx" else []
+    content: str | bytes
+    if fmt == "xlsx":
+        from connector.reports.xlsx import EXPORT_SHEET_COLUMNS, STATUS_SHEET_COLUMNS, Sheet, workbook_bytes
+
+        content = workbook_bytes(
+            [
+                Sheet("statuses", EXPORT_SHEET_COLUMNS, materialised),
+                Sheet("departments", STATUS_SHEET_COLUMNS, summary),
+            ]
+        )
+    elif fmt == "json":
+        content = render_json(materialised)
+    else:
+        content = render_csv(materialised, columns.EXPORT.csv, dialect)
     if output:
-        write_private(output, text + "\n")
+        write_private(output, content if isinstance(content, bytes) else content + "\n")
         click.echo(f"wrote {len(materialised)} rows to {output}", err=True)
     else:
-        click.echo(text)
+        assert isinstance(content, str)  # xlsx was refused above without -o
+        click.echo(content)
+
+
+@main.command()
+@click.option(
+    "--output", "-o", required=True, type=click.Path(path_type=Path), help="The HTML file to write."
+)
+@as_of_option
+@click.option("--department", help="A department id or name; reports it and its subtree.")
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="en",
+    show_default=True,
+    help="Language of the report.",
+)
+@click.pass_context
+def report(ctx: click.Context, output: Path, as_of: date | None, department: str | None, lang: str) -> None:
+    """One self-contained HTML report per organisation and department, for reading and printing.
+
+    The numbers are those of `status --format json`; charts are inline SVG, so the file needs no
+    network (an e-mail attachment or a USB stick will do). Prints one department per A4 page.
+    """
+    with open_for_reading(ctx) as (ledger, mappings):
+        write_report(ledger, mappings, output, as_of=as_of, department=department, lang=lang)
+    click.echo(f"wrote the report to {output}", err=True)
+
+
+def write_report(
+    ledger: Ledger,
+    mappings: Mappings,
+    output: Path,
+    *,
+    as_of: date | None = None,
+    department: str | None = None,
+    lang: str = "en",
+) -> None:
+    from connector.reports.html import build_report, render_report
+
+    data = build_report(ledger, mappings, as_of=as_of, department=department)
+    write_private(output, render_report(data, lang=lang))
 
 
 @main.command()

@@ -13,6 +13,11 @@ must not let them act on their reader:
   leading ``'`` (OWASP's advice against formula injection), so a spreadsheet shows it as text
   (:func:`spreadsheet_safe`). Only text cells: the numbers the connector writes (counts,
   shares) are never negative, and stay numbers.
+
+CSV comes in two dialects (:data:`CSV_DIALECTS`): ``plain`` (comma, dot decimals, ``true``/``false``,
+for scripts) and ``excel-cs`` (UTF-8 with a byte-order mark, ``;``, decimal comma, yes/no words),
+which a Czech or Slovenian spreadsheet opens into the right columns with numbers as numbers.
+Shares are rounded to 4 decimals in both.
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from connector.reports.i18n import _
+
 FORMATS = ("table", "csv", "json")
+CSV_DIALECTS = ("plain", "excel-cs")
+SHARE_DECIMALS = 4
 
 _TERMINAL_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -96,19 +105,34 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     return "\n".join(lines)
 
 
-def render_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+def _csv_cell(value: Any, dialect: str) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        if dialect == "excel-cs":
+            return _("yes") if value else _("no")
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(round(value, SHARE_DECIMALS))
+        return text.replace(".", ",") if dialect == "excel-cs" else text
+    return spreadsheet_safe(value)
+
+
+def render_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], dialect: str = "plain") -> str:
+    """CSV text; ``excel-cs`` starts with a byte-order mark so a spreadsheet reads it as UTF-8."""
+    delimiter = ";" if dialect == "excel-cs" else ","
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    options: dict[str, Any] = {"extrasaction": "ignore", "lineterminator": "\n", "delimiter": delimiter}
+    writer = csv.DictWriter(out, fieldnames=list(columns), **options)
     # csv quotes a field holding the line terminator only; one holding a bare \r must be quoted too,
     # or a spreadsheet breaks the row there
-    quoted = csv.DictWriter(
-        out, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n", quoting=csv.QUOTE_ALL
-    )
+    quoted = csv.DictWriter(out, fieldnames=list(columns), quoting=csv.QUOTE_ALL, **options)
     writer.writeheader()
     for row in rows:
-        cells = {k: "" if row.get(k) is None else spreadsheet_safe(row.get(k)) for k in columns}
+        cells = {k: _csv_cell(row.get(k), dialect) for k in columns}
         (quoted if any(isinstance(v, str) and "\r" in v for v in cells.values()) else writer).writerow(cells)
-    return out.getvalue().rstrip("\n")
+    text = out.getvalue().rstrip("\n")
+    return "\ufeff" + text if dialect == "excel-cs" else text
 
 
 def render_json(rows: Sequence[dict[str, Any]]) -> str:

@@ -1,0 +1,236 @@
+"""The HTML report for heads of department and the council: one self-contained file.
+
+Two steps with one job each: :func:`build_report` gathers a :class:`ReportData` from the same rows
+``status --format json`` prints (:func:`connector.reports.views.status_rows`), so the numbers are
+the same by construction; :func:`render_report` turns it into HTML through a Jinja2 template with
+autoescaping (every name from Moodle or the mappings is text, never markup). The file needs no
+network: styles are inline and the charts are inline SVG, so it works from an e-mail attachment.
+
+Every word a reader sees goes through ``_()`` (the template's gettext): English until the
+translations are installed with :func:`render_report`'s ``gettext`` argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import jinja2
+
+from connector.ledger import Ledger
+from connector.mapping import Mappings
+from connector.reports.i18n import _
+from connector.reports.views import status_rows
+
+TREND_RUNS = 12  # past successful syncs drawn in a sparkline
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedTarget:
+    kind: str  # "share" or "holders"
+    required: float  # a fraction for share, a count for holders
+    actual: float | None
+    met: bool | None  # None: cannot be judged (nobody in scope)
+    period: str | None = None  # "2026-01-01/2027-12-31"
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    as_of: date
+    share: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequirementStatus:
+    requirement: str
+    title: str
+    in_scope: int
+    compliant: int
+    expiring: int
+    expired: int
+    missing: int
+    grace: int
+    exempt: int
+    holders: int
+    share: float | None
+    targets_met: bool | None
+    targets: tuple[JudgedTarget, ...] = ()
+    trend: tuple[TrendPoint, ...] = ()
+
+    @property
+    def counted(self) -> int:
+        """The people the share is taken of: in scope, exempt people left out."""
+        return self.compliant + self.expiring + self.grace + self.expired + self.missing
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentReport:
+    id: str
+    name: str
+    organisation_name: str | None
+    depth: int
+    requirements: tuple[RequirementStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    as_of: date
+    departments: tuple[DepartmentReport, ...]
+    department_filter: str | None = None
+    organisations: tuple[DepartmentReport, ...] = field(default=())  # the top of each tree shown
+
+
+def build_report(
+    ledger: Ledger, mappings: Mappings, *, as_of: date | None = None, department: str | None = None
+) -> ReportData:
+    """The report's data: status_rows (as `status --format json`) plus each row's trend over past runs."""
+    when, rows = status_rows(ledger, mappings, as_of=as_of, department=department)
+    trends = _trends(ledger, when)
+    departments: list[DepartmentReport] = []
+    for row in rows:
+        if not departments or departments[-1].id != row["department"]:
+            departments.append(
+                DepartmentReport(
+                    row["department"], row["department_name"], row["organisation_name"], row["depth"], ()
+                )
+            )
+        key = (row["department"], row["requirement"])
+        status = RequirementStatus(
+            requirement=row["requirement"],
+            title=row["requirement_title"],
+            in_scope=row["in_scope"],
+            compliant=row["compliant"],
+            expiring=row["expiring"],
+            expired=row["expired"],
+            missing=row["missing"],
+            grace=row["grace"],
+            exempt=row["exempt"],
+            holders=row["holders"],
+            share=row["share"],
+            targets_met=row["targets_met"],
+            targets=tuple(JudgedTarget(**t) for t in row["targets"]),
+            trend=_with_current(trends.get(key, []), when, row["share"]),
+        )
+        last = departments[-1]
+        departments[-1] = DepartmentReport(
+            last.id, last.name, last.organisation_name, last.depth, last.requirements + (status,)
+        )
+    top = min((d.depth for d in departments), default=0)
+    return ReportData(
+        as_of=when,
+        departments=tuple(departments),
+        department_filter=department,
+        organisations=tuple(d for d in departments if d.depth == top),
+    )
+
+
+def _trends(ledger: Ledger, until: date) -> dict[tuple[str, str], list[TrendPoint]]:
+    """Share per (department, requirement) in the last successful syncs on or before ``until``."""
+    runs = [r for r in ledger.runs(limit=10 * TREND_RUNS) if r["outcome"] == "ok"]
+    runs = [r for r in runs if date.fromisoformat(r["as_of"]) <= until][:TREND_RUNS]
+    trends: dict[tuple[str, str], list[TrendPoint]] = {}
+    for run in reversed(runs):  # oldest first
+        for r in ledger.rollups(run["id"]):
+            point = TrendPoint(date.fromisoformat(run["as_of"]), r["share"])
+            trends.setdefault((r["department_id"], r["requirement_id"]), []).append(point)
+    return trends
+
+
+def _with_current(points: list[TrendPoint], when: date, share: float | None) -> tuple[TrendPoint, ...]:
+    """The stored runs, the report's own day last (a recomputed --as-of day replaces that day's run)."""
+    earlier = [p for p in points if p.as_of < when]
+    return tuple(earlier[-(TREND_RUNS - 1) :] + [TrendPoint(when, share)])
+
+
+# -- rendering --------------------------------------------------------------------------------------
+def percent(value: float | None, lang: str = "en") -> str:
+    if value is None:
+        return "–"
+    whole = round(value * 100)
+    return f"{whole}%" if lang == "en" else f"{whole}\u00a0%"
+
+
+def long_date(day: date, lang: str = "en") -> str:
+    if lang == "en":
+        return f"{day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
+    return f"{day.day}.\u00a0{day.month}.\u00a0{day.year}"
+
+
+def _period_words(period: str | None, lang: str) -> str:
+    if not period:
+        return ""
+    start, end = (date.fromisoformat(p) for p in period.split("/"))
+    if start.year == end.year:
+        return str(start.year)
+    if start.month == 1 and end.month == 12:
+        return f"{start.year}–{end.year}"
+    return f"{long_date(start, lang)} – {long_date(end, lang)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    key: str
+    count: int
+    x: float  # 0..100, percent of the bar's width
+    width: float
+
+
+SEGMENT_KEYS = ("compliant", "expiring", "grace", "expired", "missing")
+
+
+def bar_segments(status: RequirementStatus) -> list[Segment]:
+    """The stacked bar: valid people first (compliant, expiring), so the target line reads against them."""
+    total = status.counted
+    if not total:
+        return []
+    segments, x = [], 0.0
+    for key in SEGMENT_KEYS:
+        count = getattr(status, key)
+        width = 100.0 * count / total
+        if count:
+            segments.append(Segment(key, count, round(x, 3), round(width, 3)))
+        x += width
+    return segments
+
+
+def sparkline_points(trend: Sequence[TrendPoint], width: float = 120, height: float = 28) -> str:
+    """SVG polyline points for the shares over time (0 % at the bottom, 100 % at the top)."""
+    known = [(i, p.share) for i, p in enumerate(trend) if p.share is not None]
+    if not known:
+        return ""
+    step = width / max(len(trend) - 1, 1)
+    pad = 3.0
+
+    def xy(i: int, share: float) -> str:
+        return f"{round(i * step, 2)},{round(pad + (height - 2 * pad) * (1 - share), 2)}"
+
+    return " ".join(xy(i, s) for i, s in known)
+
+
+def _environment(gettext: Callable[[str], str], lang: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("connector.reports", "templates"),
+        autoescape=True,  # every name is text: <script> in a name shows as <script>
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext, lambda singular, plural, n: gettext(singular if n == 1 else plural), newstyle=True
+    )
+    env.filters["percent"] = lambda value: percent(value, lang)
+    env.filters["long_date"] = lambda day: long_date(day, lang)
+    env.filters["period"] = lambda period: _period_words(period, lang)
+    env.globals.update(bar_segments=bar_segments, sparkline_points=sparkline_points)
+    return env
+
+
+def render_report(data: ReportData, *, lang: str = "en", gettext: Callable[[str], str] = _) -> str:
+    """The report as one HTML document (UTF-8 text)."""
+    template = _environment(gettext, lang).get_template("report.html.j2")
+    context: dict[str, Any] = {"data": data, "lang": lang, "segment_keys": SEGMENT_KEYS}
+    return template.render(context)

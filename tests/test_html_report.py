@@ -1,0 +1,181 @@
+"""The HTML report: its data equals `status --format json`, its words are translatable, its names inert."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from collections.abc import Iterator
+from datetime import date
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connector.cli import main
+from connector.ledger import Ledger
+from connector.mapping import DEMO_MAPPINGS, load_mappings
+from connector.reports.html import (
+    DepartmentReport,
+    JudgedTarget,
+    ReportData,
+    RequirementStatus,
+    TrendPoint,
+    bar_segments,
+    build_report,
+    render_report,
+)
+from tests.helpers import ANCHOR
+from tests.report_helpers import SYNC_DAYS, connector, synced_demo
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with synced_demo(tmp_path_factory.mktemp("html")) as folder:
+        yield folder
+
+
+def _report(site: Path, **filters: object) -> ReportData:
+    with Ledger.open_readonly(site / "demo.sqlite") as ledger:
+        return build_report(ledger, load_mappings(DEMO_MAPPINGS), **filters)  # type: ignore[arg-type]
+
+
+class TextNodes(HTMLParser):
+    """The text a reader sees (outside <style> and <title> of SVG shapes), one string per node."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "style":
+            self._skip += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip and data.strip():
+            self.texts.append(data.strip())
+
+
+def test_the_data_is_status_json_row_for_row(site: Path) -> None:
+    data = _report(site)
+    rows = json.loads(connector(site, "status", "--format", "json").stdout)
+    flat = [(d.id, r) for d in data.departments for r in d.requirements]
+    assert data.as_of == ANCHOR and len(flat) == len(rows) == 41
+    for (department, shown), row in zip(flat, rows, strict=True):
+        assert (department, shown.requirement) == (row["department"], row["requirement"])
+        for key in ("in_scope", "compliant", "expiring", "expired", "missing", "grace", "exempt", "share"):
+            assert getattr(shown, key) == row[key], (department, shown.requirement, key)
+        assert [t.met for t in shown.targets] == [t["met"] for t in row["targets"]]
+    assert [o.id for o in data.organisations] == ["jablonec", "ceska-lipa", "janov", "lucany", "ljubljana"]
+
+
+def test_the_trend_is_the_share_of_each_past_sync(site: Path) -> None:
+    itsec = next(r for r in _report(site).departments[0].requirements if r.requirement == "itsec-cz")
+    assert [p.as_of for p in itsec.trend] == list(SYNC_DAYS)
+    assert itsec.trend[-1].share == itsec.share
+    earlier = _report(site, as_of=SYNC_DAYS[1]).departments[0].requirements[0]
+    assert [p.as_of for p in earlier.trend] == list(SYNC_DAYS[:2])  # nothing after the day asked
+
+
+def test_bars_put_valid_people_first_and_leave_exempt_people_out() -> None:
+    status = RequirementStatus("r", "R", 14, 3, 0, 5, 4, 1, 1, 3, 3 / 13, False)
+    segments = bar_segments(status)
+    assert [(s.key, s.count) for s in segments] == [
+        ("compliant", 3),
+        ("grace", 1),
+        ("expired", 5),
+        ("missing", 4),
+    ]
+    assert segments[-1].x + segments[-1].width == pytest.approx(100)
+
+
+def test_names_render_as_text_never_as_markup() -> None:
+    status = RequirementStatus(HOSTILE, HOSTILE, 1, 1, 0, 0, 0, 0, 0, 1, 1.0, None)
+    department = DepartmentReport(HOSTILE, HOSTILE, HOSTILE, 1, (status,))
+    html = render_report(ReportData(ANCHOR, (department,), HOSTILE, (department,)))
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    parser = TextNodes()
+    parser.feed(html)
+    assert HOSTILE in parser.texts  # shown as the text it is
+
+
+def test_self_contained_with_language_title_and_a_table_per_chart(site: Path) -> None:
+    html = render_report(_report(site), lang="cs")
+    assert '<html lang="cs">' in html
+    assert re.search(r"<title>Training compliance – 15\.\xa06\.\xa02026</title>", html)
+    assert not re.search(r"\b(src|href)=|url\(|@import|<script|<link", html)  # nothing fetched from anywhere
+    assert html.count('<svg class="bar"') == html.count('<table class="numbers">') == 41
+    assert "break-before: page" in html
+
+
+def test_every_word_goes_through_the_translation_hook(site: Path) -> None:
+    """Render with a hook marking each message: all text left unmarked is data (names, ids, numbers)."""
+    data = _report(site)
+    html = render_report(data, lang="cs", gettext=lambda text: f"\u27e6{text}\u27e7")
+    parser = TextNodes()
+    parser.feed(html)
+    names = {d.name for d in data.departments} | {d.organisation_name or "" for d in data.departments}
+    names |= {r.title for d in data.departments for r in d.requirements}
+    names |= {r.requirement for d in data.departments for r in d.requirements}
+    leftovers = []
+    for text in parser.texts:
+        text = re.sub("\u27e6[^\u27e7]*\u27e7", " ", text)
+        for name in sorted(names, key=len, reverse=True):
+            text = text.replace(name, " ")
+        if re.search(r"[^\W\d_]", text):
+            leftovers.append(text)
+    assert leftovers == []
+
+
+def test_targets_in_words(site: Path) -> None:
+    parser = TextNodes()
+    parser.feed(render_report(_report(site, department="jablonec.informatika")))
+    text = " ".join(parser.texts)
+    assert "Target: 1 trained, at least 1 required – ✓ met" in text
+    assert re.search(r"Target: \d+% completed in 2026–2027, 50% required – ✗ not met", text)
+
+
+def test_a_target_without_a_period_and_one_nobody_can_be_judged_on() -> None:
+    targets = (JudgedTarget("share", 0.8, 0.5, False), JudgedTarget("share", 0.5, None, None))
+    status = RequirementStatus(
+        "r", "R", 2, 1, 0, 0, 1, 0, 0, 1, 0.5, False, targets, (TrendPoint(ANCHOR, 0.5),)
+    )
+    parser = TextNodes()
+    parser.feed(render_report(ReportData(ANCHOR, (DepartmentReport("d", "D", None, 0, (status,)),))))
+    text = " ".join(parser.texts)
+    assert "Target: 50% valid, 80% required – ✗ not met" in text
+    assert "Target: – valid, 50% required – cannot be judged" in text
+    assert "Trend: shown after the next sync" in text
+
+
+def test_report_command_writes_a_private_file(site: Path) -> None:
+    target = site / "r.html"
+    result = connector(site, "report", "-o", str(target), "--lang", "sl", "--department", "ljubljana")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"wrote the report to {target}\n")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    html = target.read_text(encoding="utf-8")
+    assert '<html lang="sl">' in html and "Mestna občina Ljubljana" in html and "Jablonec" not in html
+
+
+def test_report_command_refuses_an_unknown_department(site: Path) -> None:
+    result = connector(site, "report", "-o", str(site / "x.html"), "--department", "nowhere")
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.splitlines()[0] == "error: no department 'nowhere' in the mappings"
+    assert not (site / "x.html").exists()
+
+
+def test_demo_ends_by_writing_the_report(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--ledger", str(tmp_path / "demo.sqlite")])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "demo-report.html"
+    assert f"HTML report: {report} (open it in a browser)" in result.stderr.splitlines()
+    assert f"As of {date.today().day} " in report.read_text(encoding="utf-8")
