@@ -129,11 +129,11 @@ def build_report(
 
 def _trends(ledger: Ledger, until: date) -> dict[tuple[str, str], list[TrendPoint]]:
     """Share per (department, requirement) in the last successful syncs on or before ``until``."""
-    runs = [r for r in ledger.runs(limit=10 * TREND_RUNS) if r["outcome"] == "ok"]
+    runs = [r for r in ledger.runs.recent(10 * TREND_RUNS) if r["outcome"] == "ok"]
     runs = [r for r in runs if date.fromisoformat(r["as_of"]) <= until][:TREND_RUNS]
     trends: dict[tuple[str, str], list[TrendPoint]] = {}
     for run in reversed(runs):  # oldest first
-        for r in ledger.rollups(run["id"]):
+        for r in ledger.rollups.for_run(run["id"]):
             point = TrendPoint(date.fromisoformat(run["as_of"]), r["share"])
             trends.setdefault((r["department_id"], r["requirement_id"]), []).append(point)
     return trends
