@@ -786,11 +786,11 @@ class _Run:
         self.progress("reading people", 0, len(ids))
         found: dict[int, Person] = {}
         if ids:
-            for person in self.api.users_by_field("id", ids, batch_size=USERS_BATCH):
-                if not person.deleted:  # a deleted account still answers by id, renamed:
-                    found[person.id] = person  # it is handled below, its last real username kept
+            for answered in self.api.users_by_field("id", ids, batch_size=USERS_BATCH):
+                if not answered.deleted:  # a deleted account still answers by id, renamed:
+                    found[answered.id] = answered  # it is handled below, its last real username kept
         self.progress("reading people", len(ids), len(ids))
-        rows = []
+        rows: list[dict[str, Any]] = []
         unplaced = conflicts = 0
         for user_id in ids:
             person = found.get(user_id)

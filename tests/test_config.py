@@ -109,8 +109,8 @@ def test_require_moodle_says_where_to_configure() -> None:
         ),
         (
             "https://moodle.example.org/webservice/rest/server.php?wstoken=0123456789abcdef0123456789abcdef",
-            "url https://moodle.example.org/webservice/rest/server.php?*** looks like it holds a token; write only "
-            "the site root, e.g. https://moodle.example.org, and put the token in the token file",
+            "url https://moodle.example.org/webservice/rest/server.php?*** looks like it holds a token; "
+            "write only the site root, e.g. https://moodle.example.org, and put the token in the token file",
         ),
     ],
 )
@@ -137,8 +137,8 @@ def test_the_cli_refuses_a_url_with_credentials_with_exit_2(tmp_path: Path) -> N
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "error: 1 problem found:",
-        f"  - {cfg}: moodle.url: url https://***@moodle.example.org carries a user name or password; write the "
-        "site root without them (the connector authenticates with the token file)",
+        f"  - {cfg}: moodle.url: url https://***@moodle.example.org carries a user name or password; "
+        "write the site root without them (the connector authenticates with the token file)",
     ]
 
 

@@ -394,12 +394,14 @@ min = 0
         ('[course.c]\nid = "seven"\n', "course.c.id", "positive whole number"),
         ('[course.c]\nidnumber = "C"\n[course.d]\nidnumber = "C"\n', "course.d", "already mapped"),
         (
-            '[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\nrequire = "both"\n',
+            '[course.c]\nidnumber = "C"\n'
+            '[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\nrequire = "both"\n',
             "requirement[r].require",
             'must be "any" or "all"',
         ),
         (
-            '[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\nwarn_before = "60 days"\n',
+            '[course.c]\nidnumber = "C"\n'
+            '[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\nwarn_before = "60 days"\n',
             "requirement[r].warn_before",
             "needs a validity",
         ),
@@ -423,7 +425,8 @@ min = 0
             "only a share",
         ),
         (
-            '[[department]]\nid = "a"\nname = "A"\ndepartment = "X"\n[[department]]\nid = "b"\nname = "B"\ndepartment = " x "\n',
+            '[[department]]\nid = "a"\nname = "A"\ndepartment = "X"\n'
+            '[[department]]\nid = "b"\nname = "B"\ndepartment = " x "\n',
             "department[b]",
             "also places people in 'a'",
         ),

@@ -115,11 +115,11 @@ class PeopleColumns:
     """Input for building a Scenario: one entry per person, ids first_id, first_id+1, ..."""
 
     first_id: int
-    firstnames: array  # indexes into Scenario.strings
-    lastnames: array
-    institutions: array
-    departments: array
-    positions: array
+    firstnames: array[int]  # indexes into Scenario.strings
+    lastnames: array[int]
+    institutions: array[int]
+    departments: array[int]
+    positions: array[int]
     flags: bytearray
 
 
@@ -181,7 +181,7 @@ class Scenario:
         self.earlier_completions: list[tuple[int, int, int]] = list(earlier_completions)
         # user id -> when Moodle deleted them (their username became "<email>.<that time>")
         self.deleted_at: dict[int, int] = {}
-        self._report_rows: array | None = None
+        self._report_rows: array[int] | None = None
         self._rebuild_indexes()
 
     # ----- people -----------------------------------------------------------------------------
@@ -300,7 +300,7 @@ class Scenario:
     def enrolment_active(self, position: int) -> bool:
         return self.enrol_state[position] == ENROLMENT_ACTIVE
 
-    def report_rows(self) -> array:
+    def report_rows(self) -> array[int]:
         """What the custom report lists, in order: enrolment positions, and ``-course_id`` for
         an enrolment method nobody uses (its row has empty user cells). With the default
         "Enrolment status = Active" condition only active enrolments are listed."""
@@ -368,7 +368,7 @@ class Scenario:
     @property
     def enrolments(self) -> Iterator[Enrolment]:
         with self.lock:
-            rows = list(zip(self.enrol_user, self.enrol_course, self.last_access))
+            rows = list(zip(self.enrol_user, self.enrol_course, self.last_access, strict=True))
         for user_id, course_id, access in rows:
             yield Enrolment(course_id=course_id, user_id=user_id, lastcourseaccess=access)
 
@@ -376,7 +376,11 @@ class Scenario:
     def completions(self) -> Iterator[Completion]:
         """What Moodle shows now: the latest completion of each enrolment."""
         with self.lock:
-            rows = [(u, c, t) for u, c, t in zip(self.enrol_user, self.enrol_course, self.completed_at) if t]
+            rows = [
+                (u, c, t)
+                for u, c, t in zip(self.enrol_user, self.enrol_course, self.completed_at, strict=True)
+                if t
+            ]
         for user_id, course_id, at in rows:
             yield Completion(user_id=user_id, course_id=course_id, completed_at=at)
 

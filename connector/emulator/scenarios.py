@@ -402,7 +402,7 @@ def generated_scenario(
                     at = completion_instant(anchor, days, rng.randint(6 * 3600, 18 * 3600))
                 yield FIRST_PERSON_ID + index, course, at
 
-    for index in range(users):
+    for _ in range(users):
         department = rng.randrange(len(department_ids))
         people.firstnames.append(rng.choice(first_names))
         people.lastnames.append(rng.choice(last_names))

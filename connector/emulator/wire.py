@@ -57,7 +57,8 @@ def decode_form(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
                 node[part] = child
             node = child
         node[path[-1]] = value
-    return _lists_from_numeric_dicts(root)
+    # the top level holds the named parameters: only nested keys may be list indexes
+    return {name: _lists_from_numeric_dicts(value) for name, value in root.items()}
 
 
 def _split_key(key: str) -> list[str]:

@@ -9,9 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from connector.mapping.loader import load
-
-DEMO_MAPPINGS = Path(__file__).resolve().parents[1] / "demo_mappings"
-"""The demo organisations' mapping files, shipped inside the package (commented to teach the format)."""
 from connector.mapping.models import (
     AppliesTo,
     CourseRef,
@@ -25,6 +22,9 @@ from connector.mapping.models import (
     normalise,
     parse_start_date,
 )
+
+DEMO_MAPPINGS = Path(__file__).resolve().parents[1] / "demo_mappings"
+"""The demo organisations' mapping files, shipped inside the package (commented to teach the format)."""
 
 
 def load_mappings(directory: Path | str) -> Mappings:

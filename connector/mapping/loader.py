@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.durations import HINT as DURATION_HINT
@@ -562,8 +563,9 @@ def _target_minimum(kind: str, value: Any, where: _Where, problems: _Problems) -
         problems.add(where, f"must be a whole number of at least 1, not {value!r}", "e.g. min = 1")
         return None
     share: float | None = None
-    if isinstance(value, str) and _PERCENT.match(value):
-        share = float(_PERCENT.match(value).group(1).replace(",", ".")) / 100  # type: ignore[union-attr]
+    percent = _PERCENT.match(value) if isinstance(value, str) else None
+    if percent:
+        share = float(percent.group(1).replace(",", ".")) / 100
     elif isinstance(value, float) and not isinstance(value, bool):
         share = value
     if share is None or not 0 < share <= 1:
@@ -576,7 +578,7 @@ def _target_minimum(kind: str, value: Any, where: _Where, problems: _Problems) -
 
 def _target_period(
     kind: str, raw: dict[str, Any], where: _Where, problems: _Problems
-) -> Duration | None | bool:
+) -> Duration | None | Literal[False]:
     """The share target's calendar period; False marks a problem."""
     if "period" not in raw:
         return None
@@ -612,7 +614,7 @@ def _assemble(entries: _Entries, problems: _Problems) -> Mappings | None:
 
 
 def _read_settings(found: list[tuple[dict[str, Any], _Where]], problems: _Problems) -> dict[str, Any] | None:
-    for table, where in found[1:]:
+    for _, where in found[1:]:
         problems.add(
             where, f"[settings] appears again (first in {found[0][1].file})", "keep one [settings] section"
         )
@@ -708,7 +710,7 @@ def _placement_claims(dept: Department, by_id: dict[str, Department]) -> list[tu
     while node is not None and not institutions:
         institutions = node.institution
         node = by_id.get(node.parent_id) if node.parent_id else None
-    claims = [
+    claims: list[tuple[tuple[str, ...], str]] = [
         (("profile", normalise(i), normalise(d)), f"institution {i!r} + department {d!r}")
         for i in (institutions or ("",))
         for d in dept.department
@@ -744,7 +746,7 @@ def _check_requirements(
     departments: dict[str, Department],
     courses: dict[str, MappedCourse],
     problems: _Problems,
-    invalid_courses: set[str] = frozenset(),
+    invalid_courses: AbstractSet[str] = frozenset(),
 ) -> list[Requirement]:
     seen: dict[str, _Where] = {}
     result: list[Requirement] = []
@@ -775,7 +777,7 @@ def _course_refs(
     courses: dict[str, MappedCourse],
     where: _Where,
     problems: _Problems,
-    invalid: set[str] = frozenset(),
+    invalid: AbstractSet[str] = frozenset(),
 ) -> tuple[CourseRef, ...] | None:
     missing = [n for n in names if n not in courses]
     for name in missing:

@@ -59,7 +59,7 @@ class CourseRef:
     def matches(self, course: Course) -> bool:
         if self.by == "id":
             return str(course.id) == self.value
-        return getattr(course, self.by) == self.value
+        return (course.idnumber if self.by == "idnumber" else course.shortname) == self.value
 
     def __str__(self) -> str:
         return f"{self.by}:{self.value}"

@@ -97,11 +97,11 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
         for key, _ in columns
     ]
     lines = [
-        "  ".join(_pad(h, w, r) for h, w, r in zip(headings, widths, numeric)).rstrip(),
+        "  ".join(_pad(h, w, r) for h, w, r in zip(headings, widths, numeric, strict=True)).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
     for t in texts:
-        lines.append("  ".join(_pad(v, w, r) for v, w, r in zip(t, widths, numeric)).rstrip())
+        lines.append("  ".join(_pad(v, w, r) for v, w, r in zip(t, widths, numeric, strict=True)).rstrip())
     return "\n".join(lines)
 
 

@@ -455,7 +455,8 @@ def print_summary(bench: Bench) -> None:
         over = f"{run['wall_s'] / run['bound_s']:.2f}" if run["bound_s"] else "-"
         over_rows = f"{run['wall_s'] / run['bound_rows_s']:.2f}" if run["bound_rows_s"] else "-"
         print(
-            f"{run['name']:<26} {run['calls']:>7} {run['wall_s']:>8.2f} {speedup:>9} {over:>8} {over_rows:>13}"
+            f"{run['name']:<26} {run['calls']:>7} {run['wall_s']:>8.2f} "
+            f"{speedup:>9} {over:>8} {over_rows:>13}"
         )
     fulls = {r["name"]: r for r in bench.runs}
     fallback_full = min(
