@@ -52,8 +52,6 @@ CORE_EXCEPTIONS = frozenset(
         "invalid_parameter_exception",
     }
 )
-MOODLE_RELEASE = MOODLE_VERSIONS["4.1"].release
-MOODLE_VERSION = MOODLE_VERSIONS["4.1"].version
 SERVICE_FUNCTIONS = (
     "core_webservice_get_site_info",
     "core_course_get_courses",
@@ -451,35 +449,6 @@ def get_categories(call: Call, params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # ----- enrolments --------------------------------------------------------------------------------
-ENROLLED_USER_KEYS = (
-    "id",
-    "username",
-    "firstname",
-    "lastname",
-    "fullname",
-    "email",
-    "address",
-    "phone1",
-    "phone2",
-    "department",
-    "institution",
-    "idnumber",
-    "interests",
-    "firstaccess",
-    "lastaccess",
-    "lastcourseaccess",
-    "description",
-    "descriptionformat",
-    "city",
-    "country",
-    "profileimageurlsmall",
-    "profileimageurl",
-    "customfields",
-    "groups",
-    "roles",
-    "preferences",
-    "enrolledcourses",
-)
 ALWAYS_RETURNED = frozenset({"id", "fullname"})
 
 

@@ -632,18 +632,25 @@ def _read_settings(found: list[tuple[dict[str, Any], _Where]], problems: _Proble
     return values if len(problems.items) == before else None
 
 
+def _repeated_id(kind: str, id: str, where: _Where, seen: dict[str, _Where], problems: _Problems) -> bool:
+    """Whether ``id`` came before (then it is a problem); a first one is remembered in ``seen``."""
+    if id in seen:
+        problems.add(
+            where.key("id"),
+            f"duplicate {kind} id {id!r} (first in {seen[id].file})",
+            f"give every {kind} its own id",
+        )
+        return True
+    seen[id] = where
+    return False
+
+
 def _check_departments(found: list[tuple[Department, _Where]], problems: _Problems) -> dict[str, Department]:
     by_id: dict[str, Department] = {}
     where_of: dict[str, _Where] = {}
     for dept, where in found:
-        if dept.id in by_id:
-            problems.add(
-                where.key("id"),
-                f"duplicate department id {dept.id!r} (first in {where_of[dept.id].file})",
-                "give every department its own id",
-            )
-            continue
-        by_id[dept.id], where_of[dept.id] = dept, where
+        if not _repeated_id("department", dept.id, where, where_of, problems):
+            by_id[dept.id] = dept
     for dept in by_id.values():
         if dept.parent_id is not None and dept.parent_id not in by_id:
             problems.add(
@@ -751,14 +758,8 @@ def _check_requirements(
     seen: dict[str, _Where] = {}
     result: list[Requirement] = []
     for requirement, where, course_names in found:
-        if requirement.id in seen:
-            problems.add(
-                where.key("id"),
-                f"duplicate requirement id {requirement.id!r} (first in {seen[requirement.id].file})",
-                "give every requirement its own id",
-            )
+        if _repeated_id("requirement", requirement.id, where, seen, problems):
             continue
-        seen[requirement.id] = where
         refs = _course_refs(course_names, courses, where.key("courses"), problems, invalid_courses)
         _check_known(
             requirement.applies_to.departments,

@@ -58,7 +58,9 @@ class Paginator(ABC):
         """The next batch, given what the last batch's pages held; empty when done."""
 
 
-class UntilShortPage(Paginator):
+class _OnePageAtATime(Paginator):
+    """Pages of one size numbered from 0, one after the other; subclasses say when to stop."""
+
     def __init__(self, size: int) -> None:
         self.size = size
         self._number = 0
@@ -66,47 +68,39 @@ class UntilShortPage(Paginator):
     def first(self) -> list[PageRequest]:
         return [PageRequest(0, self.size)]
 
-    def following(self, read: Sequence[PageInfo]) -> list[PageRequest]:
-        if read[-1].rows < self.size:
-            return []
+    def _next_page(self) -> list[PageRequest]:
         self._number += 1
         return [PageRequest(self._number, self.size)]
 
 
-class UntilTotal(Paginator):
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._number = 0
-        self._read = 0
+class UntilShortPage(_OnePageAtATime):
+    def following(self, read: Sequence[PageInfo]) -> list[PageRequest]:
+        if read[-1].rows < self.size:
+            return []
+        return self._next_page()
 
-    def first(self) -> list[PageRequest]:
-        return [PageRequest(0, self.size)]
+
+class UntilTotal(_OnePageAtATime):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self._read = 0
 
     def following(self, read: Sequence[PageInfo]) -> list[PageRequest]:
         last = read[-1]
         self._read += last.rows
         if not last.rows or self._read >= (last.total or 0):
             return []
-        self._number += 1
-        return [PageRequest(self._number, self.size)]
+        return self._next_page()
 
 
-class ThroughLastPage(Paginator):
+class ThroughLastPage(_OnePageAtATime):
     """Fixed-size pages through the last one the server's total implies (or an empty one)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._number = 0
-
-    def first(self) -> list[PageRequest]:
-        return [PageRequest(0, self.size)]
 
     def following(self, read: Sequence[PageInfo]) -> list[PageRequest]:
         last = read[-1]
         if not last.rows or (self._number + 1) * self.size >= (last.total or 0):
             return []
-        self._number += 1
-        return [PageRequest(self._number, self.size)]
+        return self._next_page()
 
 
 class FanOutPages(Paginator):
