@@ -139,7 +139,7 @@ class Config:
         return ClientSettings(
             url=url,
             token=token,
-            format=self.format,  # type: ignore[arg-type]
+            format="xml" if self.format == "xml" else "json",  # loading refused any other value
             timeout_s=self.timeout_s,
             max_concurrency=self.concurrency,
             allow_insecure_http=self.allow_insecure_http,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from connector.config import Config
-from connector.errors import ConnectorError, ExitStatus, Problem
+from connector.errors import ConnectorError, ExitStatus, MoodleError, Problem
 from connector.moodle.functions import (
     REPORT_FUNCTION,
     REPORTS_GET,
@@ -23,6 +23,7 @@ WIDTH = 100  # output is wrapped here: readable in a terminal and in a cron mail
 MAX_ITEMS = 10  # problems listed under one check; `connector mappings check` lists them all
 
 if TYPE_CHECKING:
+    from connector.mapping import Mappings
     from connector.moodle.api import MoodleApi
     from connector.moodle.records import SiteInfo
 
@@ -170,18 +171,16 @@ def run_checks(config: Config) -> Iterator[Check]:
         yield Check("moodle", False, exc.message, exc.hint)
 
 
-def _capability_probe(api: object, mappings: object) -> Check:
+def _capability_probe(api: MoodleApi, mappings: Mappings) -> Check:
     """Read one enrolment and its completion: a token lacking capabilities fails here, not at 2 am."""
     from connector.evaluation import resolve_courses
-    from connector.moodle.api import MoodleApi
     from connector.moodle.errormap import is_per_enrolment_error
 
-    assert isinstance(api, MoodleApi)
     try:
         courses = api.courses()
     except ConnectorError as exc:
         return Check("capabilities", False, exc.message, exc.hint)
-    resolved = resolve_courses(mappings, courses)  # type: ignore[arg-type]
+    resolved = resolve_courses(mappings, courses)
     tracked = [c for c in courses if c.id in set(resolved.values()) and c.completion_enabled]
     if not tracked:
         return Check(
@@ -197,7 +196,7 @@ def _capability_probe(api: object, mappings: object) -> Check:
             try:
                 api.course_completion(course.id, first.person.id)
             except ConnectorError as exc:
-                if not is_per_enrolment_error(exc):  # type: ignore[arg-type]
+                if not (isinstance(exc, MoodleError) and is_per_enrolment_error(exc)):
                     raise
     except ConnectorError as exc:
         return Check("capabilities", False, exc.message, exc.hint)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypedDict, Unpack
 
 
 class ExitStatus(IntEnum):
@@ -141,11 +142,21 @@ class MoodleFunctionNotFound(MoodleNotFound):
     """The web-service function itself is unknown to this Moodle (an older release, a plugin missing)."""
 
 
+class _MoodleErrorDetails(TypedDict, total=False):
+    """MoodleError's keyword arguments, for the subclasses that add their own."""
+
+    function: str | None
+    errorcode: str | None
+    hint: str | None
+
+
 class MoodleUnavailable(MoodleError):
     """Transient: connection error, timeout, HTTP 5xx/429, maintenance page, truncated body."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **details: Unpack[_MoodleErrorDetails]
+    ) -> None:
+        super().__init__(message, **details)
         self.retry_after = retry_after
 
 

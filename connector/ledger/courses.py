@@ -13,10 +13,10 @@ from connector.moodle.records import Course
 _COURSE_COLUMNS = "course_id, idnumber, shortname, fullname, visible, completion_enabled"
 
 
-def _course(row: Sequence[object]) -> Course:
+def _course(row: tuple[int, str | None, str | None, str | None, int, int]) -> Course:
     course_id, idnumber, shortname, fullname, visible, completion_enabled = row
     return Course(
-        id=int(course_id),  # type: ignore[call-overload]
+        id=int(course_id),
         idnumber=str(idnumber or ""),
         shortname=str(shortname or ""),
         fullname=str(fullname or ""),

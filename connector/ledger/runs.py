@@ -34,7 +34,9 @@ class Runs:
                 "INSERT INTO sync_runs (started_at, outcome, mode, as_of) VALUES (?, 'running', ?, ?)",
                 [stamp(now), mode, as_of.isoformat()],
             )
-            return int(cursor.lastrowid)  # type: ignore[arg-type]
+            run_id = cursor.lastrowid
+            assert run_id is not None  # an INSERT into a rowid table always sets it
+            return run_id
 
     def finish(
         self,

@@ -22,6 +22,7 @@ from connector.durations import Duration, parse_duration
 from connector.errors import MappingError, Problem
 from connector.mapping.models import (
     AppliesTo,
+    CourseField,
     CourseRef,
     Department,
     Exemption,
@@ -58,7 +59,8 @@ _DEPARTMENT_KEYS = (
     "profile_field",
     "profile_values",
 )
-_COURSE_KEYS = ("idnumber", "shortname", "id", "title")
+_COURSE_FIELDS: tuple[CourseField, ...] = ("idnumber", "shortname", "id")
+_COURSE_KEYS = (*_COURSE_FIELDS, "title")
 _REQUIREMENT_KEYS = (
     "id",
     "title",
@@ -400,7 +402,7 @@ def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> Map
         problems.add(where, "must be a table", f'write [course.{name}] with idnumber = "..."')
         return None
     problems.unknown_keys(raw, _COURSE_KEYS, where)
-    given = [key for key in ("idnumber", "shortname", "id") if key in raw]
+    given = [key for key in _COURSE_FIELDS if key in raw]
     if len(given) != 1:
         problems.add(
             where,
@@ -426,7 +428,7 @@ def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> Map
         problems.add(where.key(by), f"must be non-empty text, not {_type_name(value)}")
         return None
     title = _Reader(raw, where, problems).text("title") or ""
-    return MappedCourse(name, CourseRef(by, str(value).strip()), title)  # type: ignore[arg-type]
+    return MappedCourse(name, CourseRef(by, str(value).strip()), title)
 
 
 def _read_requirement(

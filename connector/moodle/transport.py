@@ -41,12 +41,12 @@ class _DeadlineMixin:
     def getresponse(self) -> Any:
         deadline: float | None = getattr(_call_deadline, "at", None)
         if deadline is None:
-            return super().getresponse()  # type: ignore[misc]
+            return super().getresponse()  # type: ignore[misc]  # urllib3's connection, mixed in below
         timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._cut)
         timer.daemon = True
         timer.start()
         try:
-            return super().getresponse()  # type: ignore[misc]
+            return super().getresponse()  # type: ignore[misc]  # urllib3's connection, mixed in below
         finally:
             timer.cancel()
 
