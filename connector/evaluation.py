@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
 
+from connector.imports import completion_of, course_ids_by_key, merged_evidence
 from connector.ledger import EvidenceItem, Ledger, StatusRow
 from connector.mapping import CourseRef, Mappings
 from connector.moodle.records import Completion, Course, Subject
@@ -61,7 +62,7 @@ def evaluate_ledger(
     def rows() -> Iterator[StatusRow]:
         subjects = subjects_from_ledger(ledger, as_of)
         for subject, items, statuses in evaluate_sorted(
-            subjects, ledger.evidence.by_user(), _completion, rules, builder
+            subjects, evidence_by_user(ledger, mappings, course_ids), _completion, rules, builder
         ):
             ids = {(i.completion.course_id, i.completion.completed_at): i.id for i in items}
             for s in statuses:
@@ -79,6 +80,15 @@ def evaluate_ledger(
                 )
 
     return rows(), builder
+
+
+def evidence_by_user(
+    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int]
+) -> Iterator[tuple[int, list[EvidenceItem]]]:
+    """Moodle's completions and the evidence imported from outside Moodle, by user id."""
+    return merged_evidence(
+        ledger.evidence.by_user(), ledger.imports.rows(), course_ids_by_key(mappings, course_ids)
+    )
 
 
 def _completion(item: EvidenceItem) -> Completion:
@@ -136,6 +146,11 @@ def rollups_from_statuses(ledger: Ledger, mappings: Mappings, as_of: date) -> li
     """Roll-ups rebuilt from the stored statuses (what the last sync decided), without
     re-evaluating any rule: used when people leave the ledger between syncs (``erase``)."""
     decided = ledger.evidence.deciding()
+    keys = course_ids_by_key(mappings, resolve_courses(mappings, ledger.courses.all()))
+    for outside in ledger.imports.rows():
+        imported = completion_of(outside, keys)
+        if imported is not None:
+            decided[-int(outside["id"])] = imported
     by_user: dict[int, list[PersonStatus]] = {}
     for row in ledger.statuses.current():
         by_user.setdefault(row.user_id, []).append(

@@ -238,9 +238,14 @@ class RuleSet:
                 for c in self.compiled
             ]
         zone_name = self.mappings.timezone_of(subject.department_id)
-        latest, counts, future = self._group(subject.user_id, evidence, self._cutoffs[zone_name])
+        latest, counts, future, capped = self._group(subject.user_id, evidence, self._cutoffs[zone_name])
         zone = self._zones[zone_name]
         position = normalise(subject.position) if subject.position else None
+        if capped:
+            return [
+                self._decide(c, subject, position, self._holding_capped(c, latest, capped, future, zone))
+                for c in self.compiled
+            ]
         return [
             self._decide(c, subject, position, self._holding(c, latest, counts, future, zone))
             for c in self.compiled
@@ -249,10 +254,11 @@ class RuleSet:
     @staticmethod
     def _group(
         user_id: int, evidence: Iterable[Completion], cutoff: int
-    ) -> tuple[dict[int, Completion], dict[int, int], dict[int, int]]:
+    ) -> tuple[dict[int, Completion], dict[int, int], dict[int, int], list[Completion]]:
         latest: dict[int, Completion] = {}
         counts: dict[int, int] = {}
         future: dict[int, int] = {}
+        capped: list[Completion] = []  # imported: naming a requirement or with their own expiry
         for completion in evidence:
             if completion.user_id != user_id:
                 continue
@@ -260,11 +266,14 @@ class RuleSet:
             if completion.completed_at >= cutoff:
                 future[course] = future.get(course, 0) + 1
                 continue
+            if completion.requirement_id is not None or completion.expires_on is not None:
+                capped.append(completion)
+                continue
             counts[course] = counts.get(course, 0) + 1
             best = latest.get(course)
             if best is None or _evidence_key(completion) > _evidence_key(best):
                 latest[course] = completion
-        return latest, counts, future
+        return latest, counts, future, capped
 
     def _holding(
         self,
@@ -300,6 +309,59 @@ class RuleSet:
         completed_on = datetime.fromtimestamp(deciding.completed_at, zone).date()
         valid_until = compiled.valid_for.after(completed_on) if compiled.valid_for else None
         return deciding, completed_on, valid_until, detail + note
+
+    def _holding_capped(
+        self,
+        compiled: _Compiled,
+        latest: dict[int, Completion],
+        capped: list[Completion],
+        future: dict[int, int],
+        zone: ZoneInfo,
+    ) -> _Holding:
+        """The holding when imported evidence names the requirement or carries its own expiry.
+
+        Each candidate is valid until ``completed_on + valid_for``, capped by its own expiry; the
+        candidate valid the longest wins (without caps that is the latest, as in ``_holding``).
+        Evidence naming the requirement meets it on its own, even an all-of one."""
+        note = self._future_note(compiled, future) if future else ""
+
+        def judged(c: Completion) -> tuple[Completion, date, date | None]:
+            on = datetime.fromtimestamp(c.completed_at, zone).date()
+            until = compiled.valid_for.after(on) if compiled.valid_for else None
+            if c.expires_on is not None and (until is None or c.expires_on < until):
+                until = c.expires_on
+            return c, on, until
+
+        def longest(
+            items: list[tuple[Completion, date, date | None]],
+        ) -> tuple[Completion, date, date | None]:
+            return max(items, key=lambda i: (i[2] or date.max, _evidence_key(i[0])))
+
+        direct = [judged(c) for c in capped if c.requirement_id == compiled.id]
+        per_course: list[tuple[Completion, date, date | None]] = []
+        missing = 0
+        for course_id in () if compiled.unmeetable else compiled.course_ids:
+            mine = [judged(c) for c in capped if c.requirement_id is None and c.course_id == course_id]
+            if course_id in latest:
+                mine.append(judged(latest[course_id]))
+            if mine:
+                per_course.append(longest(mine))
+            else:
+                missing += 1
+        candidates = list(direct)
+        if compiled.all_of and per_course and not missing:
+            candidates.append(min(per_course, key=lambda i: (i[2] or date.max, _evidence_key(i[0]))))
+        elif not compiled.all_of:
+            candidates.extend(per_course)
+        if not candidates:
+            if compiled.unmeetable:
+                return None, None, None, "a course of this requirement is not in Moodle" + note
+            if compiled.all_of and len(compiled.course_ids) > 1:
+                done = len(compiled.course_ids) - missing
+                return None, None, None, f"{done} of {len(compiled.course_ids)} courses completed" + note
+            return None, None, None, "no completion" + note
+        deciding, completed_on, valid_until = longest(candidates)
+        return deciding, completed_on, valid_until, f"evidence from {deciding.source}" + note
 
     @staticmethod
     def _future_note(compiled: _Compiled, future: dict[int, int]) -> str:

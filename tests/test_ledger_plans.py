@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from connector.ledger import Ledger, StatusRow
+from connector.ledger.imports import ImportedRow, Provenance
 from connector.moodle.records import Completion, Course
 
 AS_OF = date(2026, 6, 1)
@@ -40,6 +41,7 @@ WHOLE_TABLE_BY_DESIGN = {
     ("Queries.placement_counts", "people"): "counts over all active people",
     ("Queries.unplaced_spellings", "people"): "lists every active person in no department",
     ("Queries.course_counts", "enrolments"): "counts per course over all present enrolments",
+    ("Imports.user_ids", "people"): "an import checks every line's person against everyone known",
 }
 
 
@@ -151,9 +153,24 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Queries.placement_counts": lambda ld: ld.queries.placement_counts(),
     "Queries.unplaced_spellings": lambda ld: ld.queries.unplaced_spellings(),
     "Queries.course_counts": lambda ld: ld.queries.course_counts(),
+    "Imports.record": lambda ld: ld.imports.record(
+        Provenance("HR", "a.csv", "ab" * 32, "hana"), [ImportedRow(2, 42, "c1", None, AS_OF, "KÚ")], now=NOW
+    ),
+    "Imports.with_sha256": lambda ld: ld.imports.with_sha256("ab" * 32),
+    "Imports.all": lambda ld: ld.imports.all(),
+    "Imports.rows": lambda ld: ld.imports.rows(),
+    "Imports.for_user": lambda ld: ld.imports.for_user(42),
+    "Imports.user_ids": lambda ld: ld.imports.user_ids(),
+    "Imports.remove": lambda ld: ld.imports.remove(1, "wrong list", "hana", now=NOW),
 }
 
-OWN_TRANSACTION = ("Runs.start", "Runs.fail_stale", "Suppressions.lift")  # they commit on their own
+OWN_TRANSACTION = (
+    "Runs.start",
+    "Runs.fail_stale",
+    "Suppressions.lift",
+    "Imports.record",
+    "Imports.remove",
+)  # they commit on their own
 _NOT_QUERIES = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA|CREATE|DROP)\b", re.I)
 _LITERALS = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
 _ALIASES = re.compile(r"\b(?:FROM|JOIN)\s+(?:temp\.)?(\w+)(?:\s+(?:AS\s+)?(\w+))?", re.I)

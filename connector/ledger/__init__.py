@@ -2,7 +2,8 @@
 
 ``Ledger`` (core.py) opens, closes and runs transactions, and exposes one object per concern:
 ``runs``, ``bookmarks``, ``courses``, ``enrolments``, ``people``, ``evidence``, ``statuses``,
-``rollups``, ``suppressions`` (erasure), and ``queries``, the read side views and reports use.
+``imports`` (evidence from outside Moodle), ``rollups``, ``suppressions`` (erasure), and
+``queries``, the read side views and reports use.
 The tables are in schema.py, their versions in migrations.py, file modes and failures in files.py,
 consistent copies in backup.py.
 """

@@ -44,6 +44,7 @@ from connector.ledger.files import (
     ledger_error,
     readonly_uri,
 )
+from connector.ledger.imports import Imports
 from connector.ledger.migrations import SCHEMA_VERSION
 from connector.ledger.people import People
 from connector.ledger.queries import Queries
@@ -68,6 +69,7 @@ class Ledger:
         self.enrolments = Enrolments(db)
         self.people = People(db, path)
         self.evidence = Evidence(db)
+        self.imports = Imports(db, self.transaction)
         self.statuses = Statuses(db)
         self.rollups = Rollups(db)
         self.suppressions = Suppressions(db, path, self.transaction)

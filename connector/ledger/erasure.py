@@ -18,7 +18,7 @@ from connector.ledger._batch import stamp
 from connector.ledger.migrations import subject_key
 
 # Every table that holds rows about a person, by Moodle user id.
-PERSONAL_TABLES = ("evidence", "statuses", "status_history", "enrolments", "people")
+PERSONAL_TABLES = ("evidence", "imported_evidence", "statuses", "status_history", "enrolments", "people")
 
 
 class Suppressions:

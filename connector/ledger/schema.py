@@ -117,3 +117,29 @@ CREATE INDEX evidence_user_time ON evidence(user_id, completed_at);
 DROP INDEX evidence_user;
 CREATE INDEX enrolments_user ON enrolments(user_id);
 """
+
+# Evidence from outside Moodle (attendance lists, outside certificates): each imported file with
+# its provenance (source, file name, sha256, the OS user who imported it, when), and its rows. A
+# file is removed only by `connector evidence remove`, which deletes its rows and keeps the header
+# with who removed it, when and why: the audit of the removal.
+V5 = """
+CREATE TABLE evidence_imports (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL, file_name TEXT NOT NULL, sha256 TEXT NOT NULL,
+    imported_by TEXT NOT NULL, imported_at TEXT NOT NULL, rows INTEGER NOT NULL,
+    removed_at TEXT, removed_by TEXT, removed_reason TEXT, rows_removed INTEGER
+);
+CREATE INDEX evidence_imports_sha256 ON evidence_imports(sha256);
+CREATE TABLE imported_evidence (
+    id INTEGER PRIMARY KEY,
+    import_id INTEGER NOT NULL REFERENCES evidence_imports(id),
+    line INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    course TEXT,                        -- a course key of the mappings, or NULL
+    requirement_id TEXT,                -- a requirement id, or NULL (exactly one of the two is set)
+    completed_on TEXT NOT NULL,         -- local date
+    provider TEXT NOT NULL,
+    expires_on TEXT                     -- the certificate's own expiry, if any
+);
+CREATE INDEX imported_evidence_user ON imported_evidence(user_id);
+"""

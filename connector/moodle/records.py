@@ -278,7 +278,10 @@ class ReportCompletion:
 class Completion:
     """Evidence: this user completed this course at this instant, as read from ``source``.
 
-    ``source`` is ``"report"`` (minute precision, ``precision_s`` 60) or ``"completion_status"``.
+    ``source`` is ``"report"`` (minute precision, ``precision_s`` 60) or ``"completion_status"``;
+    evidence imported from outside Moodle has ``"import:<provider>"`` (day precision) and may name
+    a requirement instead of a course (``requirement_id``; ``course_id`` is then 0) and carry the
+    certificate's own expiry (``expires_on``, capping the requirement's validity).
     """
 
     user_id: int
@@ -286,6 +289,8 @@ class Completion:
     completed_at: int
     source: str = "completion_status"
     precision_s: int = 1
+    requirement_id: str | None = None
+    expires_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ EXPORT = Columns(
         "decided_by_completed_at",
         "organisation",
         "organisation_name",
+        "decided_by_source",
     ),
 )
 
@@ -140,3 +141,29 @@ COURSES_UNMAPPED = Columns(
         ("completion", "completion"),
     ),
 )
+
+EVIDENCE_IMPORTS = Columns(
+    table=(
+        ("id", "import"),
+        ("imported_on", "imported"),
+        ("imported_by", "by"),
+        ("source", "source"),
+        ("file_name", "file"),
+        ("rows", "rows"),
+        ("state", "state"),
+    ),
+    csv=(
+        "id",
+        "imported_at",
+        "imported_by",
+        "source",
+        "file_name",
+        "sha256",
+        "rows",
+        "rows_held",
+        "removed_at",
+        "removed_by",
+        "removed_reason",
+    ),
+)
+

@@ -187,7 +187,8 @@ def export_rows(
     names = {d.id: d.name for d in mappings.departments}
     people = {r["user_id"]: r for r in ledger.people.rows()}
     courses = {c.id: c for c in ledger.courses.all()}
-    evidence = ledger.evidence.course_and_time()
+    evidence: dict[int, tuple[int | None, int | None]] = dict(ledger.evidence.course_and_time())
+    imported = {-row["id"]: row for row in ledger.imports.rows()}
     if as_of is None:
         run = _last_ok_run(ledger)
         as_of = date.fromisoformat(run["as_of"])
@@ -205,6 +206,7 @@ def export_rows(
                 evidence.get(row.evidence_id, (None, None)) if row.evidence_id else (None, None)
             )
             course: Course | None = courses.get(course_id) if course_id else None
+            outside = imported.get(row.evidence_id) if row.evidence_id and row.evidence_id < 0 else None
             yield {
                 "username": person.get("username"),
                 "idnumber": person.get("idnumber"),
@@ -213,10 +215,19 @@ def export_rows(
                 "requirement": row.requirement_id,
                 "status": row.status,
                 "valid_until": row.valid_until,
-                "decided_by_course": (course.idnumber or course.shortname) if course else None,
-                "decided_by_completed_at": _utc(completed_at),
+                "decided_by_course": (course.idnumber or course.shortname)
+                if course
+                else (outside["course"] or outside["requirement_id"])
+                if outside
+                else None,
+                "decided_by_completed_at": _utc(_noon(outside["completed_on"]))
+                if outside
+                else _utc(completed_at),
                 "organisation": org_id,
                 "organisation_name": org_name,
+                "decided_by_source": f"import:{outside['provider']}"
+                if outside
+                else ("moodle" if row.evidence_id else None),
             }
 
     return as_of, rows()
@@ -232,7 +243,14 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
     names = {d.id: d.name for d in mappings.departments}
     titles = {r.id: r.title for r in mappings.requirements}
     evidence = ledger.evidence.for_user(person["user_id"])
+    imported = ledger.imports.for_user(person["user_id"])
     by_id = {e["id"]: e for e in evidence}
+    for row in imported:  # a status decided by imported evidence names it by minus its row id
+        by_id[-row["id"]] = {
+            "course_idnumber": row["course"] or row["requirement_id"],
+            "course_id": None,
+            "completed_at": _noon(row["completed_on"]),
+        }
     statuses = []
     for s in ledger.statuses.for_user(person["user_id"]):
         decided = by_id.get(s["evidence_id"]) if s["evidence_id"] else None
@@ -273,6 +291,21 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
                 "still_in_moodle": e["gone_since_run"] is None,
             }
             for e in evidence
+        ]
+        + [
+            {
+                "course": row["course"] or f"requirement {row['requirement_id']}",
+                "course_name": None,
+                "completed_at": row["completed_on"],
+                "source": f"import:{row['provider']}",
+                "first_seen": row["imported_at"],
+                "last_seen": row["imported_at"],
+                "still_in_moodle": None,
+                "expires_on": row["expires_on"],
+                "import": row["import_id"],
+                "import_source": row["source"],
+            }
+            for row in imported
         ],
         "history": [
             {
@@ -286,6 +319,11 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
             for h in ledger.statuses.history_for(person["user_id"])
         ],
     }
+
+
+def _noon(day: str) -> int:
+    """The instant imported evidence of that day counts at (see connector/imports.py)."""
+    return int(datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC).timestamp()) + 43200
 
 
 def _utc(epoch: int | None) -> str | None:
