@@ -167,3 +167,53 @@ EVIDENCE_IMPORTS = Columns(
     ),
 )
 
+# `connector due`: the CSV is a mail merge's data source (one row per person x requirement).
+DUE = Columns(
+    table=(
+        ("due_on", "due"),
+        ("fullname", "name"),
+        ("username", "username"),
+        ("department_name", "department"),
+        ("organisation_name", "organisation"),
+        ("requirement", "requirement"),
+        ("status", "status"),
+        ("course", "course to take"),
+    ),
+    csv=(
+        "due_on",
+        "fullname",
+        "username",
+        "idnumber",
+        "email",
+        "department",
+        "department_name",
+        "organisation",
+        "organisation_name",
+        "requirement",
+        "requirement_title",
+        "status",
+        "valid_until",
+        "course",
+        "course_url",
+    ),
+)
+
+# `connector forecast`: the table has one "compliant/expiring/expired" column per quarter (added
+# when it runs); CSV and JSON have one row per department x requirement x quarter.
+FORECAST = Columns(
+    table=(("tree_name", "department"), ("requirement", "requirement")),
+    csv=(
+        "department",
+        "requirement",
+        "quarter",
+        "quarter_end",
+        "in_scope",
+        "compliant",
+        "expiring",
+        "expired",
+        "grace",
+        "exempt",
+        "share",
+        "targets_met",
+    ),
+)
