@@ -63,7 +63,12 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "mappings": {"dir": (str,)},
     "organisation": {"timezone": (str,)},
     "sync": {"full_every_days": (int,), "max_unplaced": (str, int, float), "max_minutes": (int, float)},
+    "privacy": {"personal_fields": (list,)},
 }
+# Personal fields beyond the username the ledger may keep ([privacy] personal_fields); the full
+# name was always kept, the e-mail address only when listed.
+PERSONAL_FIELDS = ("fullname", "email")
+DEFAULT_PERSONAL_FIELDS = ("fullname",)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ class Config:
     max_unplaced: float = 0.05  # a sync warns when a larger share of active people is in no department
     max_response_mb: float = 64
     max_minutes: float | None = None  # a whole sync's deadline; None: none
+    personal_fields: tuple[str, ...] = DEFAULT_PERSONAL_FIELDS  # what the ledger keeps of people
     token_file: Path | None = None  # where the token came from, when from a file
     ledger_group: str | None = None  # readers' group: the ledger becomes 0640 for it, else 0600
     source: Path | None = None
@@ -280,6 +286,20 @@ def load_config(
             problems.append(Problem(str(source), "sync.max_unplaced", str(exc)))
     if "max_minutes" in values.get("sync", {}):
         updates["max_minutes"] = values["sync"]["max_minutes"]
+    if "personal_fields" in values.get("privacy", {}):
+        fields = values["privacy"]["personal_fields"]
+        unknown = [f for f in fields if f not in PERSONAL_FIELDS]
+        for name in unknown:
+            problems.append(
+                Problem(
+                    str(source),
+                    "privacy.personal_fields",
+                    f"unknown field {name!r}",
+                    f"the ledger may keep: {', '.join(PERSONAL_FIELDS)}",
+                )
+            )
+        if not unknown:
+            updates["personal_fields"] = tuple(dict.fromkeys(fields))
 
     token_file = moodle.get("token_file")
     token_file_path = rel(token_file) if token_file else None

@@ -334,7 +334,7 @@ def test_csv_json_and_person_name_the_organisation(demo_ledger: Path) -> None:
     assert out.splitlines()[0] == (
         "username,idnumber,department_id,department_name,requirement,status,"
         "valid_until,decided_by_course,decided_by_completed_at,organisation,"
-        "organisation_name,decided_by_source"
+        "organisation_name,decided_by_source,fullname,email"
     )
     code, out, _ = run("--ledger", str(demo_ledger), "--mappings", M, "person", "u001")
     assert out.splitlines()[1] == (

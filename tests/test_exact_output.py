@@ -302,10 +302,10 @@ def test_export_csv_header_and_first_rows(in_demo: Demo) -> None:
     result = connector(*SITE, "export", "--format", "csv")
     assert result.exit_code == 0 and result.stderr == ""
     assert result.stdout.splitlines()[:4] == [
-        "username,idnumber,department_id,department_name,requirement,status,valid_until,decided_by_course,decided_by_completed_at,organisation,organisation_name",
-        "u001,EMP1001,jablonec.informatika,Odbor informatiky,ai-ured,not_applicable,,AI-URED,2024-07-15T10:00:00Z,jablonec,Magistrát města Jablonec nad Nisou",
-        "u001,EMP1001,jablonec.informatika,Odbor informatiky,digital-advisor,compliant,,DIGSVET,2025-05-11T10:00:00Z,jablonec,Magistrát města Jablonec nad Nisou",
-        "u001,EMP1001,jablonec.informatika,Odbor informatiky,digvar-si,not_applicable,,,,jablonec,Magistrát města Jablonec nad Nisou",
+        "username,idnumber,department_id,department_name,requirement,status,valid_until,decided_by_course,decided_by_completed_at,organisation,organisation_name,decided_by_source,fullname,email",
+        "u001,EMP1001,jablonec.informatika,Odbor informatiky,ai-ured,not_applicable,,AI-URED,2024-07-15T10:00:00Z,jablonec,Magistrát města Jablonec nad Nisou,moodle,Jan Novák,",
+        "u001,EMP1001,jablonec.informatika,Odbor informatiky,digital-advisor,compliant,,DIGSVET,2025-05-11T10:00:00Z,jablonec,Magistrát města Jablonec nad Nisou,moodle,Jan Novák,",
+        "u001,EMP1001,jablonec.informatika,Odbor informatiky,digvar-si,not_applicable,,,,jablonec,Magistrát města Jablonec nad Nisou,,Jan Novák,",
     ]
 
 

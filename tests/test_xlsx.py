@@ -50,6 +50,9 @@ def test_one_sheet_per_view_with_frozen_header_filter_and_widths(workbook: openp
         "decided_by_completed_at",
         "organisation",
         "organisation_name",
+        "decided_by_source",
+        "fullname",
+        "email",
     ]
     names = [c.value for c in statuses["D"][1:] if c.value]
     assert statuses.column_dimensions["D"].width == min(max(len(n) for n in names), 48) + 2

@@ -13,14 +13,14 @@ from connector.errors import LedgerError
 from connector.ledger._batch import batched
 
 _UPSERT = (
-    "INSERT INTO people (user_id, username, idnumber, fullname, institution, department_text, "
+    "INSERT INTO people (user_id, username, idnumber, fullname, email, institution, department_text, "
     "position, cohorts, department_id, placement_conflicts, start_date, lastaccess, active, "
     "suspended, deleted, first_seen_run, last_seen_run, first_seen_on) "
-    "VALUES (:user_id, :username, :idnumber, :fullname, :institution, :department_text, "
+    "VALUES (:user_id, :username, :idnumber, :fullname, :email, :institution, :department_text, "
     ":position, :cohorts, :department_id, :placement_conflicts, :start_date, :lastaccess, "
     ":active, :suspended, 0, :run_id, :run_id, :seen_on) "
     "ON CONFLICT(user_id) DO UPDATE SET username = excluded.username, "
-    "idnumber = excluded.idnumber, fullname = excluded.fullname, "
+    "idnumber = excluded.idnumber, fullname = excluded.fullname, email = excluded.email, "
     "institution = excluded.institution, department_text = excluded.department_text, "
     "position = excluded.position, cohorts = excluded.cohorts, "
     "department_id = excluded.department_id, placement_conflicts = excluded.placement_conflicts, "
@@ -42,6 +42,7 @@ class People:
             for row in batch:
                 row["run_id"] = run_id
                 row["seen_on"] = seen_on.isoformat()
+                row.setdefault("email", None)  # kept only when [privacy] personal_fields allows it
             self._db.conn.executemany(_UPSERT, batch)
             count += len(batch)
         return count

@@ -121,7 +121,8 @@ CREATE INDEX enrolments_user ON enrolments(user_id);
 # Evidence from outside Moodle (attendance lists, outside certificates): each imported file with
 # its provenance (source, file name, sha256, the OS user who imported it, when), and its rows. A
 # file is removed only by `connector evidence remove`, which deletes its rows and keeps the header
-# with who removed it, when and why: the audit of the removal.
+# with who removed it, when and why: the audit of the removal. People gain an e-mail address
+# for the `due` mail merge, stored only when [privacy] personal_fields allows it.
 V5 = """
 CREATE TABLE evidence_imports (
     id INTEGER PRIMARY KEY,
@@ -142,4 +143,5 @@ CREATE TABLE imported_evidence (
     expires_on TEXT                     -- the certificate's own expiry, if any
 );
 CREATE INDEX imported_evidence_user ON imported_evidence(user_id);
+ALTER TABLE people ADD COLUMN email TEXT;   -- kept only when [privacy] personal_fields lists it
 """

@@ -62,6 +62,8 @@ EXPORT = Columns(
         "organisation",
         "organisation_name",
         "decided_by_source",
+        "fullname",
+        "email",
     ),
 )
 

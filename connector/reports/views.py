@@ -228,6 +228,9 @@ def export_rows(
                 "decided_by_source": f"import:{outside['provider']}"
                 if outside
                 else ("moodle" if row.evidence_id else None),
+                # as far as [privacy] personal_fields lets the ledger keep them
+                "fullname": person.get("fullname") or None,
+                "email": person.get("email") or None,
             }
 
     return as_of, rows()
