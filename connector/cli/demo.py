@@ -16,8 +16,10 @@ import click
 
 from connector.cli.app import completion_path_choice, format_option, main, now_of
 from connector.cli.output import Progress, echo_warnings
+from connector.cli.planning import print_due
 from connector.cli.reports import print_status, write_report
 from connector.config import Config
+from connector.durations import Duration
 from connector.errors import UsageError
 
 
@@ -142,6 +144,9 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
         ) / "demo-report.html"
         with Ledger.open(ledger_path, create=False) as ledger:
             print_status(ledger, mappings, fmt)
+            if fmt == "table":  # who must act first: the next 60 days, the ten most urgent
+                click.echo("")
+                print_due(ledger, mappings, result.as_of, Duration(60, "days"), limit=10)
             write_report(ledger, mappings, report_path)
         click.echo(f"HTML report: {report_path} (open it in a browser)", err=True)
         if demo_ledger:

@@ -111,6 +111,20 @@ def due(
     if fmt != "table":
         echo_rows(shown, fmt, columns.DUE, dialect)
         return
+    echo_due_table(rows, shown, when, within)
+
+
+def print_due(ledger: Ledger, mappings: Mappings, when: date, within: Duration, limit: int) -> None:
+    """The due table as `connector due --limit N` prints it (`connector demo` ends with it)."""
+    from connector.due import due_rows
+
+    rows = due_rows(ledger, mappings, when, within)
+    echo_due_table(rows, rows[:limit], when, within)
+
+
+def echo_due_table(
+    rows: list[dict[str, Any]], shown: list[dict[str, Any]], when: date, within: Duration
+) -> None:
     horizon = within.after(when)
     if not rows:
         click.echo(f"nobody is due by {horizon} (within {within} of {when})")
@@ -121,7 +135,7 @@ def due(
         f"Due by {horizon} (within {within} of {when}): {len(rows)} requirement"
         f"{'s' if len(rows) != 1 else ''} of {people} {'person' if people == 1 else 'people'}{more}"
     )
-    echo_rows(shown, fmt, columns.DUE)
+    echo_rows(shown, "table", columns.DUE)
 
 
 def _write(output: Path | None, fmt: str, dialect: str, rows: list[dict[str, Any]]) -> None:
