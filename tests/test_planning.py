@@ -269,3 +269,18 @@ def test_forecast_json_has_one_row_per_quarter(planning_ledger: Path) -> None:
         ("itsec", "2026-Q2", 0, 1, 1),
     ]
     assert data["fails_first"] == []
+
+
+def test_demo_ends_with_the_due_list(tmp_path: Path) -> None:
+    """`connector demo` ends with exactly what `connector due --limit 10` prints for its ledger."""
+    from connector.mapping import DEMO_MAPPINGS
+
+    ledger = tmp_path / "demo.sqlite"
+    base = ["--mappings", str(DEMO_MAPPINGS)]
+    demo = CliRunner().invoke(main, [*base, "demo", "--ledger", str(ledger)])
+    assert demo.exit_code == 0, demo.output
+    as_of = demo.stdout.splitlines()[0].removeprefix("Compliance as of ")
+    due = CliRunner().invoke(main, [*base, "--ledger", str(ledger), "due", "--as-of", as_of, "--limit", "10"])
+    assert due.exit_code == 0, due.output
+    assert due.stdout.startswith("Due by ") and "; the first 10 shown\n" in due.stdout
+    assert demo.stdout.endswith("\n\n" + due.stdout)
