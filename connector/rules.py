@@ -17,6 +17,11 @@ Decisions (each has a table test in tests/test_rules.py):
   course needs a completion; the requirement is valid until the earliest expiry among them and the
   completion that expires first decides. A course ref that did not resolve to a Moodle course
   (missing from ``course_ids``) cannot be met.
+* **Evidence from outside Moodle** (``connector evidence import``) is a completion with the source
+  ``import:<provider>``. Naming a course it counts like a Moodle completion of that course; naming
+  a requirement (``requirement_id``) it meets that requirement on its own, even an all-of one. Its
+  own ``expires_on`` caps ``valid_until``; when such evidence is involved the candidate valid the
+  longest decides (without caps that is the latest, as below).
 * **Validity.** ``valid_until = completed_on + valid_for`` in calendar months (29 February 2024 +
   24 months = 28 February 2026; a missing day is clamped to the month's end). The completion counts
   up to and including ``valid_until``; ``since`` of an expired status is the day after.

@@ -112,7 +112,7 @@ def test_an_imported_attendance_list_makes_a_missing_person_compliant(demo_ledge
     before = export_line(demo_ledger, "u003", "itsec-cz")
     assert (
         before
-        == "u003,EMP1003,jablonec.informatika,Odbor informatiky,itsec-cz,missing,,,,jablonec,Magistrát města Jablonec nad Nisou,"
+        == "u003,EMP1003,jablonec.informatika,Odbor informatiky,itsec-cz,missing,,,,jablonec,Magistrát města Jablonec nad Nisou,,Kateřina Růžička,"
     )
     (demo_ledger / "attendance.csv").write_text(
         "username,course,date,provider\nu003,itsec-cz,2026-05-04,KÚ Libereckého kraje\n", encoding="utf-8"
@@ -133,7 +133,8 @@ def test_an_imported_attendance_list_makes_a_missing_person_compliant(demo_ledge
     )
     assert export_line(demo_ledger, "u003", "itsec-cz") == (
         "u003,EMP1003,jablonec.informatika,Odbor informatiky,itsec-cz,compliant,2028-05-04,itsec-cz,"
-        "2026-05-04T12:00:00Z,jablonec,Magistrát města Jablonec nad Nisou,import:KÚ Libereckého kraje"
+        "2026-05-04T12:00:00Z,jablonec,Magistrát města Jablonec nad Nisou,import:KÚ Libereckého kraje,"
+        "Kateřina Růžička,"
     )
     person = run(demo_ledger, "person", "u003")
     evidence = person.stdout.split("\nEvidence\n")[1].split("\n\nHistory")[0]
@@ -215,3 +216,24 @@ def test_erasing_a_person_erases_their_imported_evidence(demo_ledger: Path) -> N
     assert run(demo_ledger, "erase", "u003", "--reason", "GDPR 1", "--yes").exit_code == 0
     with sqlite3.connect(demo_ledger / "demo.sqlite") as db:
         assert db.execute("SELECT COUNT(*) FROM imported_evidence").fetchone() == (0,)
+
+
+def test_the_readme_competence_check_rule_loads_as_training_and_check(tmp_path: Path) -> None:
+    """The README's Ljubljana digital-security rule is valid mappings and means what it says."""
+    from tests.helpers import REPO
+    from tests.outside_mappings import MAPPINGS
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split('### Competence checks ("preverjanje kompetentnosti")', 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    folder = tmp_path / "mappings"
+    folder.mkdir()
+    for name in ("settings.toml", "departments.toml"):
+        (folder / name).write_text(MAPPINGS[name], encoding="utf-8")
+    (folder / "rule.toml").write_text(block, encoding="utf-8")
+    requirement = load_mappings(folder).requirement("digvar")
+    assert (requirement.require, [str(c) for c in requirement.courses], str(requirement.valid_for)) == (
+        "all",
+        ["idnumber:DIGVAR", "idnumber:DIGVAR-CHECK"],
+        "24 months",
+    )
