@@ -284,3 +284,39 @@ def test_demo_ends_with_the_due_list(tmp_path: Path) -> None:
     assert due.exit_code == 0, due.output
     assert due.stdout.startswith("Due by ") and "; the first 10 shown\n" in due.stdout
     assert demo.stdout.endswith("\n\n" + due.stdout)
+
+
+# (as_of, quarters, the quarter ends): a quarter's last day still belongs to it
+QUARTER_CASES = [
+    (date(2026, 3, 10), 2, [date(2026, 3, 31), date(2026, 6, 30)]),
+    (date(2026, 3, 31), 1, [date(2026, 3, 31)]),
+    (date(2026, 4, 1), 1, [date(2026, 6, 30)]),
+    (date(2026, 11, 26), 3, [date(2026, 12, 31), date(2027, 3, 31), date(2027, 6, 30)]),
+]
+
+
+@pytest.mark.parametrize(("as_of", "quarters", "ends"), QUARTER_CASES)
+def test_quarter_ends(as_of: date, quarters: int, ends: list[date]) -> None:
+    from connector.forecast import quarter_ends
+
+    assert quarter_ends(as_of, quarters) == ends
+
+
+def test_due_as_a_workbook_is_private_with_dates_as_dates(planning_ledger: Path) -> None:
+    import openpyxl
+
+    target = planning_ledger / "due.xlsx"
+    result = run(planning_ledger, "due", "--format", "xlsx", "-o", str(target))
+    assert (result.exit_code, result.stderr) == (0, f"wrote 4 rows to {target}\n")
+    assert target.stat().st_mode & 0o777 == 0o600
+    sheet = openpyxl.load_workbook(target)["due"]
+    assert [c.value for c in sheet[1]][:3] == ["due_on", "fullname", "username"]
+    assert [c.value for c in sheet[2]][:3] == [datetime(2026, 5, 20), "Ana Novak", "ana"]
+
+
+def test_due_xlsx_needs_a_file(planning_ledger: Path) -> None:
+    result = run(planning_ledger, "due", "--format", "xlsx")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: --format xlsx needs a file to write to\n  hint: add -o FILE.xlsx\n",
+    )
