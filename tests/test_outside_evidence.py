@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -17,7 +18,7 @@ from connector.imports import completion_of, course_ids_by_key
 from connector.mapping import DEMO_MAPPINGS, load_mappings
 from connector.moodle.records import Completion, Course, Subject
 from connector.rules import evaluate
-from tests.helpers import ANCHOR, synced_demo_ledger
+from tests.helpers import ANCHOR, Site, synced_demo_ledger
 from tests.outside_mappings import write_mappings
 
 AS_OF = date(2026, 6, 15)
@@ -237,3 +238,36 @@ def test_the_readme_competence_check_rule_loads_as_training_and_check(tmp_path: 
         ["idnumber:DIGVAR", "idnumber:DIGVAR-CHECK"],
         "24 months",
     )
+
+
+def test_the_next_sync_stores_statuses_decided_by_the_import(demo_site: Site) -> None:
+    base = ["--config", str(demo_site.config_path)]
+    clock = {"clock": lambda: datetime(2026, 6, 16, 8, 0, tzinfo=UTC)}
+
+    def connector(*args: str) -> Result:
+        return CliRunner(env={"LOGNAME": "hana.novak"}).invoke(main, [*base, *args], obj=clock)
+
+    assert connector("sync", "--as-of", ANCHOR.isoformat()).exit_code == 0
+    (demo_site.tmp / "a.csv").write_text(
+        "username,course,date,provider\nu003,itsec-cz,2026-05-04,KÚ\n", encoding="utf-8"
+    )
+    assert connector("evidence", "import", str(demo_site.tmp / "a.csv"), "--source", "HR").exit_code == 0
+    assert connector("sync", "--as-of", ANCHOR.isoformat()).exit_code == 0
+    statuses = json.loads(connector("person", "u003", "--format", "json").stdout)["statuses"]
+    (itsec,) = [s for s in statuses if s["requirement"] == "itsec-cz"]
+    assert (itsec["status"], itsec["valid_until"], itsec["decided_by"], itsec["completed_at"]) == (
+        "compliant",
+        "2028-05-04",
+        "itsec-cz",
+        "2026-05-04T12:00:00Z",
+    )
+    assert connector("evidence", "remove", "--import", "1", "--reason", "wrong list").exit_code == 0
+    exported = [
+        r for r in json.loads(connector("export", "--format", "json").stdout) if r["username"] == "u003"
+    ]
+    (row,) = [r for r in exported if r["requirement"] == "itsec-cz"]
+    # the stored status still says compliant until the next sync; the removed import names no source
+    assert (row["status"], row["decided_by_course"], row["decided_by_source"]) == ("compliant", None, None)
+    assert connector("sync", "--as-of", ANCHOR.isoformat()).exit_code == 0
+    statuses = json.loads(connector("person", "u003", "--format", "json").stdout)["statuses"]
+    assert [s["status"] for s in statuses if s["requirement"] == "itsec-cz"] == ["missing"]

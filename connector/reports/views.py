@@ -227,7 +227,7 @@ def export_rows(
                 "organisation_name": org_name,
                 "decided_by_source": f"import:{outside['provider']}"
                 if outside
-                else ("moodle" if row.evidence_id else None),
+                else ("moodle" if row.evidence_id and row.evidence_id > 0 else None),
                 # as far as [privacy] personal_fields lets the ledger keep them
                 "fullname": person.get("fullname") or None,
                 "email": person.get("email") or None,
