@@ -35,21 +35,6 @@ def _today(ctx: click.Context, mappings: Mappings) -> date:
     return now_of(ctx).astimezone(ZoneInfo(mappings.timezone)).date()
 
 
-def _checked_as_of(ledger: Ledger, as_of: date) -> None:
-    first = ledger.runs.first_ok_as_of()
-    if first is None:
-        from connector.errors import LedgerError
-
-        raise LedgerError(
-            "the ledger has no successful sync yet",
-            hint="run `connector sync` (or `connector demo` to try it out)",
-        )
-    if as_of < first:
-        raise UsageError(
-            f"the ledger knows nothing before its first sync on {first}; --as-of must be on or after that day"
-        )
-
-
 @main.command()
 @click.option(
     "--within",
@@ -85,14 +70,14 @@ def due(
     (or --as-of), imported evidence included.
     """
     from connector.due import due_rows
-    from connector.reports.views import _check_requirement, _department_filter
+    from connector.reports.views import _check_as_of, _check_requirement, _department_filter
 
     if fmt == "xlsx" and output is None:
         raise UsageError("--format xlsx needs a file to write to", hint="add -o FILE.xlsx")
     config = config_of(ctx)
     with open_for_reading(ctx) as (ledger, mappings):
         when = as_of or _today(ctx, mappings)
-        _checked_as_of(ledger, when)
+        _check_as_of(ledger, when)
         departments = _department_filter(mappings, department)
         _check_requirement(mappings, requirement)
         rows = due_rows(
@@ -173,12 +158,12 @@ def forecast(
     Expired counts the missing too. Recomputed from the ledger's evidence (imported included)."""
     from connector.forecast import forecast as compute
     from connector.forecast import quarter_label, wide_rows
-    from connector.reports.views import _department_filter, with_tree_names
+    from connector.reports.views import _check_as_of, _department_filter, with_tree_names
     from connector.shares import format_share
 
     with open_for_reading(ctx) as (ledger, mappings):
         when = as_of or _today(ctx, mappings)
-        _checked_as_of(ledger, when)
+        _check_as_of(ledger, when)
         departments = _department_filter(mappings, department)
         ends, rows, failures = compute(ledger, mappings, when, quarters)
     order = {d.id: i for i, d in enumerate(mappings.departments)}
