@@ -64,6 +64,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "organisation": {"timezone": (str,)},
     "sync": {"full_every_days": (int,), "max_unplaced": (str, int, float), "max_minutes": (int, float)},
     "privacy": {"personal_fields": (list,)},
+    "needs": {"feedback_course": (int,), "feedback_cmid": (int,), "feedback_question": (str,)},
 }
 # Personal fields beyond the username the ledger may keep ([privacy] personal_fields); the full
 # name was always kept, the e-mail address only when listed.
@@ -98,6 +99,10 @@ class Config:
     source: Path | None = None
     source_origin: str = ""  # how ``source`` was found, e.g. "--config" or "the working directory"
     searched: tuple[Path, ...] = ()  # the places looked at when no file was named
+    # the yearly needs survey (a Moodle Feedback activity): course id, view.php?id=<cmid>, question label
+    needs_feedback_course: int = 1
+    needs_feedback_cmid: int | None = None
+    needs_feedback_question: str = "area"
 
     def describe_source(self) -> str:
         """Which config file is in use and why, or that none was found (for `connector doctor`)."""
@@ -300,6 +305,9 @@ def load_config(
             )
         if not unknown:
             updates["personal_fields"] = tuple(dict.fromkeys(fields))
+    for key in ("feedback_course", "feedback_cmid", "feedback_question"):
+        if key in values.get("needs", {}):
+            updates[f"needs_{key}"] = values["needs"][key]
 
     token_file = moodle.get("token_file")
     token_file_path = rel(token_file) if token_file else None

@@ -25,6 +25,7 @@ MAX_ITEMS = 10  # problems listed under one check; `connector mappings check` li
 if TYPE_CHECKING:
     from connector.mapping import Mappings
     from connector.moodle.api import MoodleApi
+    from connector.moodle.client import MoodleClient
     from connector.moodle.records import SiteInfo
 
 
@@ -167,8 +168,37 @@ def run_checks(config: Config) -> Iterator[Check]:
                         f"columns {list(page.headers) if page else []}",
                     )
                     yield report_conditions_check(api, site, config.report_id)
+            if config.needs_feedback_cmid is not None:
+                yield needs_survey_check(client, site, config)
     except ConnectorError as exc:
         yield Check("moodle", False, exc.message, exc.hint)
+
+
+def needs_survey_check(client: MoodleClient, site: SiteInfo, config: Config) -> Check:
+    """The configured needs survey: its functions in the service, both capabilities (the survey is
+    found, its questions shown, the answers reportable), named and holding the configured question."""
+    from connector.moodle.feedback import CAPABILITY_HINT, SURVEY_FUNCTIONS, FeedbackApi
+
+    missing = [f for f in SURVEY_FUNCTIONS if not site.can_call(f)]
+    if missing:
+        return Check("needs survey", False, "missing: " + ", ".join(missing), add_to_service_hint(missing))
+    api = FeedbackApi(client)
+    where = f"course {config.needs_feedback_course}, view.php?id={config.needs_feedback_cmid}"
+    try:
+        survey = api.survey(config.needs_feedback_course, cmid=config.needs_feedback_cmid)
+        access = api.access(survey)
+        if not access.can_view_reports:
+            return Check(
+                "needs survey",
+                False,
+                f'the token\'s user may not read the answers of "{survey.name}" ({where})',
+                CAPABILITY_HINT,
+            )
+        answers = api.answers(survey)
+        answers.item(config.needs_feedback_question)
+    except ConnectorError as exc:
+        return Check("needs survey", False, exc.message, exc.hint)
+    return Check("needs survey", True, f'"{survey.name}" ({where}): {len(answers.responses)} answers')
 
 
 def _capability_probe(api: MoodleApi, mappings: Mappings) -> Check:

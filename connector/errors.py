@@ -189,3 +189,7 @@ class SyncLocked(ConnectorError):
     """Another sync holds this ledger's lock."""
 
     exit_code = ExitStatus.LOCKED
+
+
+class ImportFileError(_ProblemsError):
+    """A file to import (declared needs, ...) has problems, each with its line: nothing was imported."""

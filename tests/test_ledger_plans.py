@@ -19,6 +19,7 @@ import pytest
 
 from connector.ledger import Ledger, StatusRow
 from connector.ledger.imports import ImportedRow, Provenance
+from connector.ledger.needs import AnalysisRow, DeclaredNeed
 from connector.moodle.records import Completion, Course
 
 AS_OF = date(2026, 6, 1)
@@ -127,6 +128,18 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "People.rows": lambda ld: sum(1 for _ in ld.people.rows()),
     "People.by_username": lambda ld: ld.people.by_username("u42"),
     "People.department_of": lambda ld: ld.people.department_of(42),
+    "People.by_idnumber": lambda ld: ld.people.by_idnumber("42"),
+    "Needs.replace_source": lambda ld: ld.needs.replace_source(
+        2027, "csv", [DeclaredNeed(u, 2027, "r0", "area", "csv") for u in range(1, 40)], now=NOW
+    ),
+    "Needs.declared": lambda ld: ld.needs.declared(2027),
+    "Needs.save": lambda ld: ld.needs.save(
+        2027, AS_OF, [AnalysisRow(u, "r0", "d1", "missing") for u in range(9)], now=NOW
+    ),
+    "Needs.get": lambda ld: ld.needs.get(1),
+    "Needs.latest": lambda ld: ld.needs.latest(2027),
+    "Needs.analyses": lambda ld: ld.needs.analyses(),
+    "Needs.rows_of": lambda ld: ld.needs.rows_of(1),
     "People.present_ids": lambda ld: ld.people.present_ids(),
     "Evidence.record": lambda ld: ld.evidence.record([Completion(3, 1, 1_800_000_000)], 2, now=NOW),
     "Evidence.mark_gone": lambda ld: ld.evidence.mark_gone([1, 2], 2),

@@ -6,7 +6,7 @@ also holds the one error path; each other module adds the commands of one concer
 
 from __future__ import annotations
 
-from connector.cli import admin, demo, evidence, people, planning, reports, setup, sync  # noqa: F401  (they register commands)
+from connector.cli import admin, demo, evidence, needs, people, planning, reports, setup, sync  # noqa: F401  (they register commands)
 from connector.cli.app import main
 
 __all__ = ["main"]

@@ -46,6 +46,7 @@ from connector.ledger.files import (
 )
 from connector.ledger.imports import Imports
 from connector.ledger.migrations import SCHEMA_VERSION
+from connector.ledger.needs import Needs
 from connector.ledger.people import People
 from connector.ledger.queries import Queries
 from connector.ledger.rollups import Rollups
@@ -74,6 +75,7 @@ class Ledger:
         self.rollups = Rollups(db)
         self.suppressions = Suppressions(db, path, self.transaction)
         self.queries = Queries(db)
+        self.needs = Needs(db)
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod

@@ -18,7 +18,16 @@ from connector.ledger._batch import stamp
 from connector.ledger.migrations import subject_key
 
 # Every table that holds rows about a person, by Moodle user id.
-PERSONAL_TABLES = ("evidence", "imported_evidence", "statuses", "status_history", "enrolments", "people")
+PERSONAL_TABLES = (
+    "evidence",
+    "imported_evidence",
+    "statuses",
+    "status_history",
+    "enrolments",
+    "people",
+    "declared_needs",
+    "needs_analysis_rows",
+)
 
 
 class Suppressions:

@@ -74,6 +74,13 @@ class People:
             )
         return rows[0] if rows else None
 
+    def by_idnumber(self, idnumber: str) -> dict[str, Any] | None:
+        """The person with this idnumber (HR's employee number); a live account wins."""
+        rows = self._db.execute_returning_dicts(
+            "SELECT * FROM people WHERE idnumber = ? ORDER BY deleted, last_seen_run DESC", [idnumber]
+        )
+        return rows[0] if rows else None
+
     def department_of(self, user_id: int) -> str | None:
         row = self._db.execute("SELECT department_id FROM people WHERE user_id = ?", [user_id]).fetchone()
         return None if row is None else row[0]

@@ -145,3 +145,36 @@ CREATE TABLE imported_evidence (
 CREATE INDEX imported_evidence_user ON imported_evidence(user_id);
 ALTER TABLE people ADD COLUMN email TEXT;   -- kept only when [privacy] personal_fields lists it
 """
+
+# The needs register: needs people declared (a Feedback survey or an imported CSV file, one row
+# per person x year x requirement x source) and the saved yearly needs analyses, kept as versions
+# (a new save of a year never overwrites one: it supersedes it). The analysis' people rows are keyed
+# by Moodle user id so erasure removes them like every other personal row. An imported file may name
+# people by idnumber: indexed.
+V6 = """
+CREATE TABLE declared_needs (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL, year INTEGER NOT NULL, requirement_id TEXT NOT NULL,
+    area TEXT NOT NULL,                 -- as declared (the survey's option, the CSV's area)
+    source TEXT NOT NULL,               -- "feedback cmid 11", "import interviews.csv", ...
+    recorded_at TEXT NOT NULL,
+    UNIQUE (user_id, year, requirement_id, source)
+);
+CREATE INDEX declared_needs_year ON declared_needs(year);
+CREATE INDEX declared_needs_user ON declared_needs(user_id);
+CREATE TABLE needs_analyses (
+    id INTEGER PRIMARY KEY,
+    year INTEGER NOT NULL, version INTEGER NOT NULL,
+    saved_at TEXT NOT NULL,
+    supersedes INTEGER,                 -- the id of the version it replaced as current
+    as_of TEXT NOT NULL,                -- the statuses it was computed from
+    UNIQUE (year, version)
+);
+CREATE TABLE needs_analysis_rows (
+    analysis_id INTEGER NOT NULL, user_id INTEGER NOT NULL, requirement_id TEXT NOT NULL,
+    department_id TEXT, reasons TEXT NOT NULL,  -- "missing", "declared", "expiring, declared", ...
+    PRIMARY KEY (analysis_id, user_id, requirement_id)
+);
+CREATE INDEX needs_analysis_rows_user ON needs_analysis_rows(user_id);
+CREATE INDEX people_idnumber ON people(idnumber);
+"""

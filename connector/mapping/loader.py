@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -72,6 +72,7 @@ _REQUIREMENT_KEYS = (
     "applies_to",
     "exemption",
     "target",
+    "needs_areas",
 )
 _APPLIES_KEYS = ("departments", "positions", "cohorts")
 _EXEMPTION_KEYS = ("username", "idnumber", "reason", "until")
@@ -479,6 +480,7 @@ def _read_requirement(
         applies_to,
         tuple(e for e in exemptions if e is not None),
         tuple(t for t in targets if t is not None),
+        read.texts("needs_areas"),
     )
     return requirement, courses
 
@@ -807,15 +809,4 @@ def _check_known(
 
 
 def _with_courses(requirement: Requirement, refs: tuple[CourseRef, ...]) -> Requirement:
-    return Requirement(
-        requirement.id,
-        requirement.title,
-        refs,
-        requirement.require,
-        requirement.valid_for,
-        requirement.warn_before,
-        requirement.grace,
-        requirement.applies_to,
-        requirement.exemptions,
-        requirement.targets,
-    )
+    return replace(requirement, courses=refs)

@@ -17,7 +17,8 @@ Every ``*.toml`` file of the directory is read and merged (in file-name order). 
     ``valid_for`` (a duration or absent: never expires), ``warn_before``, ``grace``,
     ``[requirement.applies_to]`` (``departments``, ``positions``, ``cohorts``),
     ``[[requirement.exemption]]`` (``username`` or ``idnumber``, ``reason``, ``until``) and
-    ``[[requirement.target]]`` (``kind`` "share" or "holders", ``min``, ``period``, ``judged_at``).
+    ``[[requirement.target]]`` (``kind`` "share" or "holders", ``min``, ``period``, ``judged_at``),
+    ``needs_areas`` (the needs survey's options and CSV area names that declare a need for it).
 
 Placement: the profile fields ``institution`` and ``department`` are compared after Unicode NFC,
 case folding, trimming and collapsing white space. A department with ``department`` spellings
@@ -131,6 +132,8 @@ class Requirement:
     applies_to: AppliesTo = AppliesTo()
     exemptions: tuple[Exemption, ...] = ()
     targets: tuple[Target, ...] = ()
+    # what a declared need is called where people declare it (the survey's options, a CSV's area)
+    needs_areas: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +225,15 @@ class Mappings:
         if department_id is None:
             return self.timezone
         return self._zones.get(department_id, self.timezone)
+
+    def requirements_for_area(self, area: str) -> tuple[Requirement, ...]:
+        """The requirements a declared need names: by requirement id or one of their needs_areas."""
+        wanted = normalise(area)
+        return tuple(
+            r
+            for r in self.requirements
+            if normalise(r.id) == wanted or wanted in {normalise(a) for a in r.needs_areas}
+        )
 
     def requirement(self, id: str) -> Requirement:
         for req in self.requirements:

@@ -219,3 +219,43 @@ FORECAST = Columns(
         "targets_met",
     ),
 )
+
+NEEDS = Columns(
+    table=(
+        ("department_name", "department"),
+        ("requirement", "requirement"),
+        ("needs", "needs"),
+        ("missing", "missing"),
+        ("expired", "expired"),
+        ("expiring", "expiring"),
+        ("grace", "grace"),
+        ("declared", "declared"),
+        ("course", "course to take"),
+        ("who", "who"),
+    ),
+    # one line per person x requirement: who needs what (a mail merge, a training plan)
+    csv=(
+        "year",
+        "department",
+        "department_name",
+        "username",
+        "idnumber",
+        "requirement",
+        "reasons",
+        "course",
+        "organisation",
+    ),
+)
+
+NEEDS_ANALYSES = Columns(
+    table=(
+        ("year", "year"),
+        ("version", "version"),
+        ("saved_at", "saved"),
+        ("as_of", "statuses of"),
+        ("people", "people"),
+        ("needs", "needs"),
+        ("supersedes", "supersedes"),
+    ),
+    csv=("year", "version", "saved_at", "as_of", "people", "needs", "supersedes"),
+)
