@@ -406,3 +406,22 @@ def test_the_year_defaults_to_the_clock(needs_site: NeedsSite) -> None:
     assert date(2026, 1, 1) <= NOW.date()
     code, out, _ = needs_site.run("needs", "--department", "ljubljana.digitalizacija")
     assert (code, out.splitlines()[0]) == (0, "Needs analysis 2026 (statuses of the sync of 2026-06-15)")
+
+
+def test_the_demo_ends_with_this_years_needs_analysis(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["--mappings", str(MAPPINGS), "demo", "--ledger", str(tmp_path / "d.sqlite")]
+    )
+    assert result.exit_code == 0, result.output
+    year = date.today().year
+    out = result.stdout.splitlines()
+    start = out.index(f"Needs analysis {year} (statuses of the sync of {date.today()})")
+    assert out[start + 1].split() == [
+        "department", "requirement", "needs", "missing", "expired", "expiring", "grace", "declared", "course",
+        "to", "take",
+    ]  # fmt: skip
+    assert " people need training: " in out[-1] and out[-1].endswith(" declared)")
+    assert (
+        f"read 'Analiza potreb {year} / Analýza potřeb {year}': 26 answers, 29 declared needs of 22 people "
+        f"for {year}"
+    ) in result.stderr.splitlines()

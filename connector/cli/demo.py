@@ -112,7 +112,9 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
     Starts the emulator's demo scenario (Jablonec nad Nisou, Česká Lípa, two small municipalities,
     Ljubljana) on a free loopback port, syncs into a ledger and shows compliance per department.
     """
+    from connector.cli.needs import print_needs, read_survey
     from connector.emulator import Emulator, demo_scenario
+    from connector.emulator.feedback import NEEDS_FEEDBACK
     from connector.ledger import Ledger
     from connector.mapping import DEMO_MAPPINGS, load_mappings
     from connector.sync import SyncOptions, run_sync
@@ -132,9 +134,12 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
                 timezone=mappings.timezone,
                 report_id=1,
                 completion_path=completion_path,
+                needs_feedback_cmid=NEEDS_FEEDBACK,
             )
             click.echo(f"Moodle emulator: {emu.url} (demo scenario)", err=True)
             result = run_sync(config, SyncOptions(), progress=Progress(sys.stderr.isatty()), now=now_of(ctx))
+            with Ledger.open(ledger_path, create=False) as ledger:  # the demo's needs survey, as a site would
+                survey_line = read_survey(config, ledger, mappings, now_of(ctx).year, now_of(ctx), warn=False)
         echo_warnings(result.warnings)
         click.echo(result.summary_line(), err=True)
         report_path = (
@@ -148,6 +153,10 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
                 click.echo("")
                 print_due(ledger, mappings, result.as_of, Duration(60, "days"), limit=10)
             write_report(ledger, mappings, report_path)
+            if fmt == "table":  # the needs analysis of this year, short: counts without the names
+                click.echo(survey_line, err=True)
+                click.echo()
+                print_needs(ledger, mappings, now_of(ctx).year, fmt, short=True)
         click.echo(f"HTML report: {report_path} (open it in a browser)", err=True)
         if demo_ledger:
             # Absolute paths: the hint must run as printed from any folder, the demo mappings included.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from connector.errors import UsageError
 from connector.reports import columns
 
 if TYPE_CHECKING:
+    from connector.config import Config
     from connector.ledger import Ledger
     from connector.mapping import Mappings
 
@@ -155,10 +157,6 @@ def survey(ctx: click.Context, year: int | None) -> None:
     """Read the needs survey (the Moodle Feedback of [needs] feedback_cmid) into the register.
 
     Reading it again replaces what it said before for the same year."""
-    from connector.moodle.client import MoodleClient
-    from connector.moodle.feedback import FeedbackApi
-    from connector.needs.declared import from_survey
-
     config = config_of(ctx)
     if config.needs_feedback_cmid is None:
         raise UsageError(
@@ -168,24 +166,39 @@ def survey(ctx: click.Context, year: int | None) -> None:
         )
     year = _year_of(ctx, year)
     ledger, mappings = _open_to_write(ctx)
-    with ledger, MoodleClient(config.client_settings()) as client:
+    with ledger:
+        line = read_survey(config, ledger, mappings, year, now_of(ctx))
+    click.echo(line)
+
+
+def read_survey(
+    config: Config, ledger: Ledger, mappings: Mappings, year: int, now: datetime, *, warn: bool = True
+) -> str:
+    """Read the configured needs survey into the register (replacing what it said before for the
+    year); warns about options that name no requirement; returns the line that says what was read."""
+    from connector.moodle.client import MoodleClient
+    from connector.moodle.feedback import FeedbackApi
+    from connector.needs.declared import from_survey
+
+    assert config.needs_feedback_cmid is not None
+    with MoodleClient(config.client_settings()) as client:
         api = FeedbackApi(client)
         found = api.survey(config.needs_feedback_course, cmid=config.needs_feedback_cmid)
         answers = api.answers(found)
-        declared, unmapped = from_survey(answers, config.needs_feedback_question, year, mappings)
-        erased = ledger.suppressions.suppressed_among({n.user_id for n in declared})
-        declared = [n for n in declared if n.user_id not in erased]
-        source = f"feedback cmid {found.cmid}"
-        with ledger.transaction():
-            ledger.needs.replace_source(year, source, declared, now=now_of(ctx))
-    echo_warnings(
-        f"the survey option '{option}' names no requirement "
-        "(add it to a requirement's needs_areas to count it)"
-        for option in unmapped
-    )
+    declared, unmapped = from_survey(answers, config.needs_feedback_question, year, mappings)
+    erased = ledger.suppressions.suppressed_among({n.user_id for n in declared})
+    declared = [n for n in declared if n.user_id not in erased]
+    with ledger.transaction():
+        ledger.needs.replace_source(year, f"feedback cmid {found.cmid}", declared, now=now)
+    if warn:
+        echo_warnings(
+            f"the survey option '{option}' names no requirement "
+            "(add it to a requirement's needs_areas to count it)"
+            for option in unmapped
+        )
     people = len({n.user_id for n in declared})
     count = len({(n.user_id, n.area) for n in declared})
-    click.echo(
+    return (
         f"read '{found.name}': {len(answers.responses)} answers, {count} declared needs of "
         f"{people} people for {year}"
     )
