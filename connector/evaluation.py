@@ -114,7 +114,14 @@ def rollup_row(r: Any) -> dict[str, Any]:
 
 
 def _target_dict(t: Any) -> dict[str, Any]:
-    return {"kind": t.kind, "required": t.required, "actual": t.actual, "met": t.met, "period": t.period}
+    return {
+        "kind": t.kind,
+        "required": t.required,
+        "actual": t.actual,
+        "met": t.met,
+        "period": t.period,
+        "judged": t.judged,
+    }
 
 
 def evaluate_into_ledger(

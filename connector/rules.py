@@ -112,6 +112,7 @@ class TargetResult:
     actual: float | None
     met: bool | None  # None: cannot be decided (nobody in scope)
     period: str | None = None  # "2026-01-01/2027-12-31" for a share target with a period
+    judged: str = ""  # the figure in words: "31 % of 50 %, 2026", "not judged in 2027 (even years only)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,7 @@ class _Compiled:
         "positions",
         "cohorts",
         "exemptions",
+        "appointment_only",
     )
 
     def __init__(
@@ -194,6 +196,7 @@ class _Compiled:
         self.positions = frozenset(normalise(p) for p in scope.positions) or None
         self.cohorts = frozenset(scope.cohorts) or None
         self.exemptions = requirement.exemptions
+        self.appointment_only = not requirement.courses  # only appointed targets: nobody must complete
 
     def applies(self, department_id: str | None, position: str | None, cohorts: frozenset[str]) -> bool:
         if self.departments is not None and department_id not in self.departments:
@@ -381,6 +384,10 @@ class RuleSet:
         as_of = self.as_of
         user_id, req_id = subject.user_id, compiled.id
         decided_by, completed_on, valid_until, detail = holding
+        if compiled.appointment_only:
+            return PersonStatus(
+                user_id, req_id, Status.NOT_APPLICABLE, detail="an appointment: nobody must complete a course"
+            )
         if not compiled.applies(subject.department_id, position, subject.cohorts):
             return PersonStatus(
                 user_id,
@@ -486,10 +493,23 @@ class RollupBuilder:
             tuple(sorted({period_bounds(as_of, t.period)[0] for t in r.targets if t.period is not None}))
             for r in mappings.requirements
         ]
+        # per requirement: one counter slot per appointed target (people in its positions), after
+        # the period slots
+        self._appointed: list[tuple[tuple[int, frozenset[str]], ...]] = [
+            tuple(
+                (7 + len(starts) + k, frozenset(normalise(p) for p in t.positions))
+                for k, t in enumerate(t for t in r.targets if t.kind == "appointed")
+            )
+            for r, starts in zip(mappings.requirements, self._period_starts, strict=True)
+        ]
+        self._with_appointed = [i for i, slots in enumerate(self._appointed) if slots]
         self._rows: dict[str, list[list[int]]] = {}
 
     def _new_rows(self) -> list[list[int]]:
-        return [[0] * (7 + len(starts)) for starts in self._period_starts]
+        return [
+            [0] * (7 + len(starts) + len(appointed))
+            for starts, appointed in zip(self._period_starts, self._appointed, strict=True)
+        ]
 
     def add(self, subject: Subject, statuses: Iterable[PersonStatus]) -> None:
         department = subject.department_id
@@ -498,6 +518,12 @@ class RollupBuilder:
         rows = self._rows.get(department)
         if rows is None:
             rows = self._rows[department] = self._new_rows()
+        if self._with_appointed and subject.position:
+            position = normalise(subject.position)
+            for appointed in self._with_appointed:
+                for counter, positions in self._appointed[appointed]:
+                    if position in positions:
+                        rows[appointed][counter] += 1
         as_of = self.as_of
         for status in statuses:
             index = self._index.get(status.requirement_id)
@@ -547,8 +573,10 @@ class RollupBuilder:
         in_scope = sum(row[_COMPLIANT : _EXEMPT + 1])
         judged = in_scope - row[_EXEMPT]
         share = (row[_COMPLIANT] + row[_EXPIRING]) / judged if judged else None
+        appointed = [t for t in requirement.targets if t.kind == "appointed"]
+        slots = {id(t): slot for t, (slot, _) in zip(appointed, self._appointed[index], strict=True)}
         targets = tuple(
-            self._judge(t, index, row, judged, share)
+            self._judge(t, index, row, judged, share, slots.get(id(t), 0))
             for t in requirement.targets
             if self._judged_here(t, dept_id)
         )
@@ -568,6 +596,11 @@ class RollupBuilder:
         )
 
     def _judged_here(self, target: Target, dept_id: str) -> bool:
+        if target.departments and not any(
+            self.mappings.has_department(d) and dept_id in self.mappings.subtree(d)
+            for d in target.departments
+        ):
+            return False
         if target.judged_at == "leaves":
             return not self.mappings.children(dept_id)
         if target.judged_at == "organisations":
@@ -575,21 +608,50 @@ class RollupBuilder:
         return True
 
     def _judge(
-        self, target: Target, index: int, row: list[int], judged: int, share: float | None
+        self, target: Target, index: int, row: list[int], judged: int, share: float | None, slot: int = 0
     ) -> TargetResult:
+        minimum = target.minimum
+        if target.kind == "appointed":
+            count = row[slot]
+            met: bool | None = count >= minimum
+            words = f"{count} of {minimum:g} appointed"
+            if not met and target.by is not None and self.as_of <= target.by:
+                met, words = None, words + f", due by {target.by.isoformat()}"
+            return TargetResult("appointed", minimum, float(count), met, None, words)
         if target.kind == "holders":
-            holders = row[_HOLDERS]
-            return TargetResult("holders", target.minimum, float(holders), holders >= target.minimum)
+            holders = row[_COMPLIANT] + row[_EXPIRING] if target.among == "in_scope" else row[_HOLDERS]
+            who = "holders in scope" if target.among == "in_scope" else "holders"
+            return TargetResult(
+                "holders",
+                minimum,
+                float(holders),
+                holders >= minimum,
+                None,
+                f"{holders} of {minimum:g} {who}",
+            )
+        year = self.as_of.year
+        if target.years != "all" and (year % 2 == 0) != (target.years == "even"):
+            return TargetResult(
+                "share", minimum, None, None, None, f"not judged in {year} ({target.years} years only)"
+            )
         if target.period is None:
             actual = share
             label = None
+            when = ""
         else:
             start, end = period_bounds(self.as_of, target.period)
             offset = self._period_starts[index].index(start)
             actual = row[7 + offset] / judged if judged else None
             label = f"{start.isoformat()}/{end.isoformat()}"
-        met = None if actual is None else actual >= target.minimum
-        return TargetResult("share", target.minimum, actual, met, label)
+            when = f", {start.year}" if start.year == end.year else f", {start.year}-{end.year}"
+        met = None if actual is None else actual >= minimum
+        figure = "nobody to judge" if actual is None else _percent(actual)
+        return TargetResult("share", minimum, actual, met, label, f"{figure} of {_percent(minimum)}{when}")
+
+
+def _percent(fraction: float) -> str:
+    """31 %: whole percent, with the space Czech and Slovenian write (shown in every language)."""
+    return f"{fraction * 100:.0f} %"
 
 
 E = TypeVar("E")

@@ -215,7 +215,8 @@ def test_status_json_for_one_row(in_demo: Demo) -> None:
         "required": 0.5,
         "actual": 0.09090909090909091,
         "met": false,
-        "period": "2026-01-01/2027-12-31"
+        "period": "2026-01-01/2027-12-31",
+        "judged": "9 % of 50 %, 2026-2027"
       }
     ]
   }

@@ -416,7 +416,7 @@ min = 0
             '[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\n'
             '[[requirement.target]]\nkind = "most"\n',
             "requirement[r].target[#1].kind",
-            'must be "share" or "holders"',
+            'must be "share", "holders" or "appointed"',
         ),
         (
             '[course.c]\nidnumber = "C"\n[[requirement]]\nid = "r"\ntitle = "R"\ncourses = ["c"]\n'

@@ -76,7 +76,7 @@ _REQUIREMENT_KEYS = (
 )
 _APPLIES_KEYS = ("departments", "positions", "cohorts")
 _EXEMPTION_KEYS = ("username", "idnumber", "reason", "until")
-_TARGET_KEYS = ("kind", "min", "period", "judged_at")
+_TARGET_KEYS = ("kind", "min", "period", "judged_at", "years", "among", "positions", "by", "departments")
 
 
 # -- where a value lives: the key path for people, and a best-effort line -------------------------
@@ -442,7 +442,15 @@ def _read_requirement(
     if "courses" not in raw:
         problems.add(where.key("courses"), "missing", 'add courses = ["name of a [course.NAME] entry"]')
     elif not courses and isinstance(raw.get("courses"), list):
-        problems.add(where.key("courses"), "is empty", "name at least one course")
+        listed = raw.get("target")
+        kinds = {t.get("kind") for t in listed if isinstance(t, dict)} if isinstance(listed, list) else set()
+        if kinds != {"appointed"}:  # an appointment-only duty names no course; any other needs one
+            problems.add(
+                where.key("courses"),
+                "is empty",
+                'name at least one course (only a requirement whose targets are all kind = "appointed" '
+                "may have none)",
+            )
     require = raw.get("require", "any")
     if require not in ("any", "all"):
         problems.add(
@@ -538,14 +546,17 @@ def _date(value: Any, where: _Where, problems: _Problems) -> date | None:
 def _read_target(raw: dict[str, Any], where: _Where, problems: _Problems) -> Target | None:
     problems.unknown_keys(raw, _TARGET_KEYS, where)
     kind = raw.get("kind")
-    if kind not in ("share", "holders"):
+    if kind not in ("share", "holders", "appointed"):
         problems.add(
             where.key("kind"),
-            f'must be "share" or "holders", not {kind!r}',
-            '"share": a minimum share of people in scope; "holders": a minimum number of holders',
+            f'must be "share", "holders" or "appointed", not {kind!r}',
+            '"share": a minimum share of people in scope; "holders": a minimum number of holders; '
+            '"appointed": a minimum number of people in the positions listed',
         )
         return None
-    minimum = _target_minimum(kind, raw.get("min"), where.key("min"), problems)
+    minimum = _target_minimum(
+        "holders" if kind == "appointed" else kind, raw.get("min"), where.key("min"), problems
+    )
     period = _target_period(kind, raw, where, problems)
     judged_at = raw.get("judged_at", "all" if kind == "share" else "leaves")
     if judged_at not in ("all", "leaves", "organisations"):
@@ -555,9 +566,42 @@ def _read_target(raw: dict[str, Any], where: _Where, problems: _Problems) -> Tar
             '"leaves": departments without sub-departments; "organisations": top-level ones',
         )
         return None
+    read = _Reader(raw, where, problems)
+    years = raw.get("years", "all")
+    if years not in ("all", "even", "odd") or (years != "all" and kind != "share"):
+        problems.add(
+            where.key("years"),
+            f'must be "all", "even" or "odd" on a share target, not {years!r}',
+            'e.g. period = "1 year" and years = "even": judged every even year',
+        )
+        return None
+    among = raw.get("among", "all")
+    if among not in ("all", "in_scope") or (among != "all" and kind != "holders"):
+        problems.add(
+            where.key("among"),
+            f'must be "all" or "in_scope" on a holders target, not {among!r}',
+            '"in_scope": only holders the requirement applies to count',
+        )
+        return None
+    positions = read.texts("positions")
+    if (kind == "appointed") != bool(positions):
+        problems.add(
+            where.key("positions"),
+            "an appointed target needs positions"
+            if kind == "appointed"
+            else "only an appointed target has positions",
+            'e.g. positions = ["digitalni svetovalec"]',
+        )
+        return None
+    by = _date(raw.get("by"), where.key("by"), problems)
+    if by is not None and kind != "appointed":
+        problems.add(where.key("by"), "only an appointed target has a deadline", "remove by")
+        return None
     if minimum is None or period is False:
         return None
-    return Target(kind, minimum, period or None, judged_at)
+    return Target(
+        kind, minimum, period or None, judged_at, years, among, positions, by, read.texts("departments")
+    )
 
 
 def _target_minimum(kind: str, value: Any, where: _Where, problems: _Problems) -> float | None:
@@ -772,6 +816,11 @@ def _check_requirements(
             "department",
             problems,
         )
+        for index, target in enumerate(requirement.targets):
+            _check_known(
+                target.departments, departments, where.item("target", index, None).key("departments"),
+                "department", problems,
+            )  # fmt: skip
         if refs is not None:
             result.append(_with_courses(requirement, refs))
     return result

@@ -45,7 +45,8 @@ from connector.durations import Duration
 from connector.moodle.records import Course, Person
 
 CourseField = Literal["idnumber", "shortname", "id"]
-TargetKind = Literal["share", "holders"]
+TargetKind = Literal["share", "holders", "appointed"]
+TargetYears = Literal["all", "even", "odd"]
 JudgedAt = Literal["all", "leaves", "organisations"]
 
 
@@ -112,12 +113,18 @@ class Exemption:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A department-level target; ``minimum`` is a fraction for "share", a count for "holders"."""
+    """A department-level target; ``minimum`` is a fraction for "share", a count for "holders" and
+    "appointed" (people whose position matches ``positions``, whatever they completed)."""
 
     kind: TargetKind
     minimum: float
     period: Duration | None = None  # share only: calendar blocks (see rules.period_bounds)
     judged_at: JudgedAt = "all"
+    years: TargetYears = "all"  # share: judged only in even (or odd) years; the others "not judged"
+    among: Literal["all", "in_scope"] = "all"  # holders: count only people the requirement applies to
+    positions: tuple[str, ...] = ()  # appointed: the positions that count
+    by: date | None = None  # appointed: a shortfall is a failure only after this day
+    departments: tuple[str, ...] = ()  # judged only in these subtrees (empty: where it applies)
 
 
 @dataclass(frozen=True, slots=True)

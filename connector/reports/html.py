@@ -35,6 +35,7 @@ class JudgedTarget:
     actual: float | None
     met: bool | None  # None: cannot be judged (nobody in scope)
     period: str | None = None  # "2026-01-01/2027-12-31"
+    judged: str = ""  # the figure in words, as the status table shows it
 
 
 @dataclass(frozen=True, slots=True)
