@@ -111,49 +111,49 @@ sync #1 ok (full, report path, as of 2026-06-15): 60 people (1 unplaced), 100 en
 # -- status --------------------------------------------------------------------------------------
 STATUS_TABLE = """\
 Compliance as of 2026-06-15
-department                          requirement      in scope  compliant  expiring  expired  missing  grace  exempt  share  targets met
-----------------------------------  ---------------  --------  ---------  --------  -------  -------  -----  ------  -----  -----------
+department                          requirement      in scope  compliant  expiring  expired  missing  grace  exempt  share  targets met  targets
+----------------------------------  ---------------  --------  ---------  --------  -------  -------  -----  ------  -----  -----------  -----------------------
 Magistrát města Jablonec nad Nisou  ai-ured                21         14         0        0        7      0       0    67%
 Magistrát města Jablonec nad Nisou  digital-advisor         1          1         0        0        0      0       0   100%
-Magistrát města Jablonec nad Nisou  itsec-cz               22          7         2        7        6      0       0    41%           no
+Magistrát města Jablonec nad Nisou  itsec-cz               22          7         2        7        6      0       0    41%           no  9 % of 50 %, 2026-2027
   Odbor informatiky                 ai-ured                10          8         0        0        2      0       0    80%
-  Odbor informatiky                 digital-advisor         1          1         0        0        0      0       0   100%          yes
-  Odbor informatiky                 itsec-cz               11          5         1        2        3      0       0    55%           no
+  Odbor informatiky                 digital-advisor         1          1         0        0        0      0       0   100%          yes  1 of 1 holders
+  Odbor informatiky                 itsec-cz               11          5         1        2        3      0       0    55%           no  9 % of 50 %, 2026-2027
   Odbor financí                     ai-ured                 8          4         0        0        4      0       0    50%
-  Odbor financí                     digital-advisor         0          0         0        0        0      0       0                  no
-  Odbor financí                     itsec-cz                8          1         1        4        2      0       0    25%           no
+  Odbor financí                     digital-advisor         0          0         0        0        0      0       0                  no  0 of 1 holders
+  Odbor financí                     itsec-cz                8          1         1        4        2      0       0    25%           no  0 % of 50 %, 2026-2027
   Odbor sociálních věcí             ai-ured                 3          2         0        0        1      0       0    67%
-  Odbor sociálních věcí             digital-advisor         0          0         0        0        0      0       0                  no
-  Odbor sociálních věcí             itsec-cz                3          1         0        1        1      0       0    33%           no
+  Odbor sociálních věcí             digital-advisor         0          0         0        0        0      0       0                  no  0 of 1 holders
+  Odbor sociálních věcí             itsec-cz                3          1         0        1        1      0       0    33%           no  33 % of 50 %, 2026-2027
 Městský úřad Česká Lípa             ai-ured                13         10         0        0        3      0       0    77%
 Městský úřad Česká Lípa             digital-advisor         1          1         0        0        0      0       0   100%
-Městský úřad Česká Lípa             itsec-cz               14          3         0        5        4      1       1    23%           no
+Městský úřad Česká Lípa             itsec-cz               14          3         0        5        4      1       1    23%           no  8 % of 50 %, 2026-2027
   Odbor dopravy                     ai-ured                 6          5         0        0        1      0       0    83%
-  Odbor dopravy                     digital-advisor         0          0         0        0        0      0       0                  no
-  Odbor dopravy                     itsec-cz                6          1         0        3        1      1       0    17%           no
+  Odbor dopravy                     digital-advisor         0          0         0        0        0      0       0                  no  0 of 1 holders
+  Odbor dopravy                     itsec-cz                6          1         0        3        1      1       0    17%           no  0 % of 50 %, 2026-2027
   Odbor informatiky                 ai-ured                 7          5         0        0        2      0       0    71%
-  Odbor informatiky                 digital-advisor         1          1         0        0        0      0       0   100%          yes
-  Odbor informatiky                 itsec-cz                8          2         0        2        3      0       1    29%           no
+  Odbor informatiky                 digital-advisor         1          1         0        0        0      0       0   100%          yes  1 of 1 holders
+  Odbor informatiky                 itsec-cz                8          2         0        2        3      0       1    29%           no  14 % of 50 %, 2026-2027
 Obec Janov nad Nisou                ai-ured                 2          2         0        0        0      0       0   100%
 Obec Janov nad Nisou                digital-advisor         0          0         0        0        0      0       0
-Obec Janov nad Nisou                itsec-cz                2          0         0        0        0      2       0     0%           no
+Obec Janov nad Nisou                itsec-cz                2          0         0        0        0      2       0     0%           no  0 % of 50 %, 2026-2027
   Vedení obce                       ai-ured                 2          2         0        0        0      0       0   100%
-  Vedení obce                       digital-advisor         0          0         0        0        0      0       0                  no
-  Vedení obce                       itsec-cz                2          0         0        0        0      2       0     0%           no
+  Vedení obce                       digital-advisor         0          0         0        0        0      0       0                  no  0 of 1 holders
+  Vedení obce                       itsec-cz                2          0         0        0        0      2       0     0%           no  0 % of 50 %, 2026-2027
 Obec Lučany nad Nisou               ai-ured                 1          1         0        0        0      0       0   100%
 Obec Lučany nad Nisou               digital-advisor         0          0         0        0        0      0       0
-Obec Lučany nad Nisou               itsec-cz                1          0         0        0        1      0       0     0%           no
+Obec Lučany nad Nisou               itsec-cz                1          0         0        0        1      0       0     0%           no  0 % of 50 %, 2026-2027
   Vedení obce                       ai-ured                 1          1         0        0        0      0       0   100%
-  Vedení obce                       digital-advisor         0          0         0        0        0      0       0                  no
-  Vedení obce                       itsec-cz                1          0         0        0        1      0       0     0%           no
+  Vedení obce                       digital-advisor         0          0         0        0        0      0       0                  no  0 of 1 holders
+  Vedení obce                       itsec-cz                1          0         0        0        1      0       0     0%           no  0 % of 50 %, 2026-2027
 Mestna občina Ljubljana             digital-advisor         2          2         0        0        0      0       0   100%
-Mestna občina Ljubljana             digvar-si              19         11         0        7        1      0       0    58%           no
-  Oddelek za finance                digital-advisor         0          0         0        0        0      0       0                  no
-  Oddelek za finance                digvar-si               5          2         0        3        0      0       0    40%           no
-  Oddelek za kulturo                digital-advisor         0          0         0        0        0      0       0                  no
-  Oddelek za kulturo                digvar-si               8          4         0        4        0      0       0    50%           no
-  Služba za digitalizacijo          digital-advisor         2          2         0        0        0      0       0   100%          yes
-  Služba za digitalizacijo          digvar-si               6          5         0        0        1      0       0    83%           no
+Mestna občina Ljubljana             digvar-si              19         11         0        7        1      0       0    58%           no  5 % of 50 %, 2026-2027
+  Oddelek za finance                digital-advisor         0          0         0        0        0      0       0                  no  0 of 1 holders
+  Oddelek za finance                digvar-si               5          2         0        3        0      0       0    40%           no  0 % of 50 %, 2026-2027
+  Oddelek za kulturo                digital-advisor         0          0         0        0        0      0       0                  no  0 of 1 holders
+  Oddelek za kulturo                digvar-si               8          4         0        4        0      0       0    50%           no  0 % of 50 %, 2026-2027
+  Služba za digitalizacijo          digital-advisor         2          2         0        0        0      0       0   100%          yes  2 of 1 holders
+  Služba za digitalizacijo          digvar-si               6          5         0        0        1      0       0    83%           no  17 % of 50 %, 2026-2027
 
 1 active person matches no department and counts in none of the rows above: `connector unplaced` lists their spellings and the alias lines that place them
 """

@@ -92,6 +92,8 @@ def print_status(
         echo_rows(rows, fmt, columns.STATUS, dialect)
         return
     click.echo(f"Compliance as of {when}")
+    for row in rows:  # "9 % of 50 %, 2026-2027"; a ledger synced before the words existed has none
+        row["targets_judged"] = "; ".join(t["judged"] for t in row["targets"] if t.get("judged"))
     echo_rows(with_tree_names(rows, mappings), fmt, columns.STATUS)
     _echo_placement_footer(placement_problems(ledger))
 

@@ -33,6 +33,7 @@ STATUS = Columns(
         ("exempt", "exempt"),
         ("share", "share"),
         ("targets_met", "targets met"),
+        ("targets_judged", "targets"),  # each target's figure in words, next to its goal
     ),
     csv=(
         "department",
