@@ -56,7 +56,7 @@ def evaluate_ledger(
     """Stream a status row for every subject x requirement; the builder fills as it streams.
 
     Goes through ``rules.evaluate_sorted``, the path the property tests drive through ``evaluate``."""
-    builder = RollupBuilder(mappings, as_of)
+    builder = rollup_builder(ledger, mappings, course_ids, as_of)
     rules = RuleSet(mappings, course_ids, as_of)
 
     def rows() -> Iterator[StatusRow]:
@@ -89,6 +89,24 @@ def evidence_by_user(
     return merged_evidence(
         ledger.evidence.by_user(), ledger.imports.rows(), course_ids_by_key(mappings, course_ids)
     )
+
+
+def rollup_builder(
+    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date
+) -> RollupBuilder:
+    """The roll-up builder with what targets written "of needs" or "counts enrolled" need: the latest
+    saved needs analysis of as_of's year, the enrolments' first and last sync days. Read only when a
+    target asks for them."""
+    targets = [t for r in mappings.requirements for t in r.targets]
+    needs: dict[str, frozenset[int]] = {}
+    if any(t.of == "needs" for t in targets):
+        saved = ledger.needs.latest(as_of.year)
+        grouped: dict[str, set[int]] = {}
+        for row in ledger.needs.rows_of(saved["id"]) if saved else []:
+            grouped.setdefault(row.requirement_id, set()).add(row.user_id)
+        needs = {r: frozenset(u) for r, u in grouped.items()}
+    enrolled = ledger.enrolments.spans() if any(t.counts == "enrolled" for t in targets) else None
+    return RollupBuilder(mappings, as_of, course_ids=course_ids, needs=needs, enrolled=enrolled)
 
 
 def _completion(item: EvidenceItem) -> Completion:
@@ -173,7 +191,7 @@ def rollups_from_statuses(ledger: Ledger, mappings: Mappings, as_of: date) -> li
                 row.detail or "",
             )
         )
-    builder = RollupBuilder(mappings, as_of)
+    builder = rollup_builder(ledger, mappings, resolve_courses(mappings, ledger.courses.all()), as_of)
     for subject in subjects_from_ledger(ledger, as_of):
         builder.add(subject, by_user.get(subject.user_id, []))
     return [rollup_row(r) for r in builder.build()]

@@ -60,7 +60,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from connector.durations import Duration, shift_months
@@ -484,9 +484,22 @@ class RollupBuilder:
     """Counts statuses per (department, requirement) as subjects stream by; ``build`` aggregates the
     tree. Memory is one small row per placed department and requirement, whatever the headcount."""
 
-    def __init__(self, mappings: Mappings, as_of: date) -> None:
+    def __init__(
+        self,
+        mappings: Mappings,
+        as_of: date,
+        *,
+        course_ids: Mapping[CourseRef, int] | None = None,
+        needs: Mapping[str, frozenset[int]] | None = None,
+        enrolled: Mapping[int, Sequence[tuple[int, date, date | None]]] | None = None,
+    ) -> None:
+        """``needs``: requirement id -> the user ids the year's saved needs analysis lists (share
+        targets ``of = "needs"``); ``enrolled``: user id -> (course id, from, until or None) of their
+        enrolments, and ``course_ids`` to resolve the requirements' courses (``counts = "enrolled"``)."""
         self.mappings = mappings
         self.as_of = as_of
+        self._needs = needs or {}
+        self._enrolled = enrolled or {}
         self._index = {r.id: i for i, r in enumerate(mappings.requirements)}
         # per requirement: the start dates of its share targets' periods (one counter slot each)
         self._period_starts: list[tuple[date, ...]] = [
@@ -503,12 +516,34 @@ class RollupBuilder:
             for r, starts in zip(mappings.requirements, self._period_starts, strict=True)
         ]
         self._with_appointed = [i for i, slots in enumerate(self._appointed) if slots]
+        # per requirement: the share targets written "of needs" or "counts enrolled", each with two
+        # slots (counted, base) after the appointed ones, its period and the requirement's course ids
+        resolved = course_ids or {}
+        self._custom: list[tuple[_Custom, ...]] = []
+        for requirement, starts, appointed in zip(
+            mappings.requirements, self._period_starts, self._appointed, strict=True
+        ):
+            first = 7 + len(starts) + len(appointed)
+            special = [
+                t
+                for t in requirement.targets
+                if t.kind == "share" and (t.of, t.counts) != ("in_scope", "completed")
+            ]
+            courses = frozenset(resolved[ref] for ref in requirement.courses if ref in resolved)
+            self._custom.append(
+                tuple(
+                    _Custom(t, first + 2 * k, *_bounds(as_of, t.period), courses)
+                    for k, t in enumerate(special)
+                )
+            )
         self._rows: dict[str, list[list[int]]] = {}
 
     def _new_rows(self) -> list[list[int]]:
         return [
-            [0] * (7 + len(starts) + len(appointed))
-            for starts, appointed in zip(self._period_starts, self._appointed, strict=True)
+            [0] * (7 + len(starts) + len(appointed) + 2 * len(custom))
+            for starts, appointed, custom in zip(
+                self._period_starts, self._appointed, self._custom, strict=True
+            )
         ]
 
     def add(self, subject: Subject, statuses: Iterable[PersonStatus]) -> None:
@@ -533,12 +568,45 @@ class RollupBuilder:
             slot = _SLOT.get(status.status)
             if slot is not None:
                 row[slot] += 1
+            if self._custom[index]:
+                self._count_custom(row, self._custom[index], subject.user_id, status, slot)
             if status.holds_at(as_of):
                 row[_HOLDERS] += 1
                 if slot in (_COMPLIANT, _EXPIRING) and status.completed_on is not None:
                     for offset, start in enumerate(self._period_starts[index]):
                         if status.completed_on >= start:
                             row[7 + offset] += 1
+
+    def _count_custom(
+        self,
+        row: list[int],
+        custom: tuple[_Custom, ...],
+        user_id: int,
+        status: PersonStatus,
+        slot: int | None,
+    ) -> None:
+        for target in custom:
+            if target.target.of == "needs":
+                in_base = user_id in self._needs.get(status.requirement_id, frozenset())
+            else:
+                in_base = slot is not None and slot != _EXEMPT
+            if not in_base:
+                continue
+            row[target.slot + 1] += 1
+            completed = (
+                status.holds_at(self.as_of)
+                and status.completed_on is not None
+                and target.start <= status.completed_on <= self.as_of
+            )
+            if completed or (target.target.counts == "enrolled" and self._enrolled_in(user_id, target)):
+                row[target.slot] += 1
+
+    def _enrolled_in(self, user_id: int, target: _Custom) -> bool:
+        """A place given: an enrolment in one of the courses that overlaps the period up to as_of."""
+        return any(
+            course in target.courses and start <= self.as_of and (until is None or until >= target.start)
+            for course, start, until in self._enrolled.get(user_id, ())
+        )
 
     def build(self) -> list[DepartmentRollup]:
         totals = self._subtree_totals()
@@ -575,6 +643,7 @@ class RollupBuilder:
         share = (row[_COMPLIANT] + row[_EXPIRING]) / judged if judged else None
         appointed = [t for t in requirement.targets if t.kind == "appointed"]
         slots = {id(t): slot for t, (slot, _) in zip(appointed, self._appointed[index], strict=True)}
+        slots.update({id(c.target): c.slot for c in self._custom[index]})
         targets = tuple(
             self._judge(t, index, row, judged, share, slots.get(id(t), 0))
             for t in requirement.targets
@@ -634,6 +703,19 @@ class RollupBuilder:
             return TargetResult(
                 "share", minimum, None, None, None, f"not judged in {year} ({target.years} years only)"
             )
+        if (target.of, target.counts) != ("in_scope", "completed"):
+            counted, base = row[slot], row[slot + 1]
+            start, end = _bounds(self.as_of, target.period)
+            label = f"{start.isoformat()}/{end.isoformat()}" if target.period else None
+            when = "" if target.period is None else _years(start, end)
+            actual = counted / base if base else None
+            met = None if actual is None else actual >= minimum
+            figure = "nobody to judge" if actual is None else _percent(actual)
+            whom = f", of {base} who need it" if target.of == "needs" else ""
+            given = " given a place" if target.counts == "enrolled" else ""
+            return TargetResult(
+                "share", minimum, actual, met, label, f"{figure}{given} of {_percent(minimum)}{when}{whom}"
+            )
         if target.period is None:
             actual = share
             label = None
@@ -643,10 +725,28 @@ class RollupBuilder:
             offset = self._period_starts[index].index(start)
             actual = row[7 + offset] / judged if judged else None
             label = f"{start.isoformat()}/{end.isoformat()}"
-            when = f", {start.year}" if start.year == end.year else f", {start.year}-{end.year}"
+            when = _years(start, end)
         met = None if actual is None else actual >= minimum
         figure = "nobody to judge" if actual is None else _percent(actual)
         return TargetResult("share", minimum, actual, met, label, f"{figure} of {_percent(minimum)}{when}")
+
+
+class _Custom(NamedTuple):
+    """A share target over the needs base or counting places given: where its counters sit."""
+
+    target: Target
+    slot: int  # counted; slot + 1: the base
+    start: date
+    end: date
+    courses: frozenset[int]
+
+
+def _bounds(as_of: date, period: Duration | None) -> tuple[date, date]:
+    return period_bounds(as_of, period) if period is not None else (date.min, as_of)
+
+
+def _years(start: date, end: date) -> str:
+    return f", {start.year}" if start.year == end.year else f", {start.year}-{end.year}"
 
 
 def _percent(fraction: float) -> str:

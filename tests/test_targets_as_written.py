@@ -16,7 +16,7 @@ from connector.errors import MappingError
 from connector.mapping import load_mappings
 from connector.mapping.models import AppliesTo, CourseRef, Department, Mappings, Requirement, Target
 from connector.moodle.records import Completion, Subject
-from connector.rules import Status, TargetResult, evaluate
+from connector.rules import RollupBuilder, RuleSet, Status, TargetResult, evaluate
 
 REF = CourseRef("idnumber", "C")
 COURSE_IDS = {REF: 10}
@@ -177,3 +177,69 @@ def test_only_an_appointment_only_requirement_may_name_no_course(tmp_path: Path)
     with pytest.raises(MappingError) as raised:
         load_mappings(tmp_path)
     assert [p.message for p in raised.value.problems] == ["is empty"]
+
+
+def judged_with(
+    target: Target,
+    done: dict[int, date],
+    needs: frozenset[int] = frozenset(),
+    enrolled: dict[int, list[tuple[int, date, date | None]]] | None = None,
+    as_of: date = date(2026, 9, 1),
+) -> TargetResult:
+    """Four referents u1..u4 in department "a"; one requirement on course 10."""
+    mappings = Mappings(DEPARTMENTS, (Requirement("r", "R", (REF,), targets=(target,)),))
+    rules = RuleSet(mappings, COURSE_IDS, as_of)
+    builder = RollupBuilder(mappings, as_of, course_ids=COURSE_IDS, needs={"r": needs}, enrolled=enrolled)
+    for person in staff(4):
+        evidence = (
+            [Completion(person.user_id, 10, on(done[person.user_id]))] if person.user_id in done else []
+        )
+        builder.add(person, rules.evaluate(person, evidence))
+    (result,) = next(r.targets for r in builder.build() if r.department_id == "a")
+    return result
+
+
+OF_NEEDS = Target("share", 0.5, parse_duration("1 year"), years="even", of="needs")
+PLACES = Target("share", 0.5, parse_duration("1 year"), years="even", counts="enrolled")
+PLACES_OF_NEEDS = Target("share", 0.5, parse_duration("1 year"), years="even", of="needs", counts="enrolled")
+ENROLLED = {
+    2: [(10, date(2026, 2, 1), None)],  # enrolled in 2026 and still there
+    3: [(10, date(2025, 3, 1), date(2025, 12, 1))],  # a place in 2025 only
+    4: [(99, date(2026, 2, 1), None)],  # another course
+}
+
+
+@pytest.mark.parametrize(
+    ("target", "needs", "expected"),
+    [
+        # u1 and u2 need it; u1 completed in 2026: 1 / 2
+        (OF_NEEDS, frozenset({1, 2}), (0.5, True, "50 % of 50 %, 2026, of 2 who need it")),
+        # nobody needs it: nothing to judge
+        (OF_NEEDS, frozenset(), (None, None, "nobody to judge of 50 %, 2026, of 0 who need it")),
+        # everyone in scope; a place in 2026: u1 (completed in 2026) and u2 (enrolled): 2 / 4
+        (PLACES, frozenset(), (0.5, True, "50 % given a place of 50 %, 2026")),
+        # those who need it (u2, u4): u2 has a place, u4 only in another course: 1 / 2
+        (
+            PLACES_OF_NEEDS,
+            frozenset({2, 4}),
+            (0.5, True, "50 % given a place of 50 %, 2026, of 2 who need it"),
+        ),
+        # (u3, u4): u3's place and completion were in 2025, u4's place in another course: 0 / 2
+        (
+            PLACES_OF_NEEDS,
+            frozenset({3, 4}),
+            (0.0, False, "0 % given a place of 50 %, 2026, of 2 who need it"),
+        ),
+    ],
+)
+def test_the_ljubljana_rule_of_those_who_need_it_a_place_every_even_year(
+    target: Target, needs: frozenset[int], expected: tuple[object, ...]
+) -> None:
+    done = {1: date(2026, 3, 1), 3: date(2025, 5, 1)}
+    result = judged_with(target, done, needs, ENROLLED)
+    assert (result.actual, result.met, result.judged) == expected
+
+
+def test_the_ljubljana_rule_is_not_judged_in_an_odd_year() -> None:
+    result = judged_with(PLACES_OF_NEEDS, {}, frozenset({2}), ENROLLED, as_of=date(2027, 3, 1))
+    assert (result.actual, result.met, result.judged) == (None, None, "not judged in 2027 (even years only)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import date
 
 import sqlite_utils
 
@@ -105,6 +106,20 @@ class Enrolments:
                 "WHERE course_id = ? AND user_id = ?",
                 [(None if done is None else int(done), run_id, access, c, u) for c, u, done, access in batch],
             )
+
+    def spans(self) -> dict[int, list[tuple[int, date, date | None]]]:
+        """user id -> (course id, the sync day it was first seen, the last sync day it was seen, or
+        None while it is still there): when a place in a course was given, as far as the ledger saw."""
+        spans: dict[int, list[tuple[int, date, date | None]]] = {}
+        for user_id, course_id, first, last, present in self._db.execute(
+            "SELECT e.user_id, e.course_id, f.as_of, l.as_of, e.present FROM enrolments e"
+            " JOIN sync_runs f ON f.id = e.first_seen_run JOIN sync_runs l ON l.id = e.last_seen_run"
+        ):
+            if first is None:
+                continue
+            until = None if present or last is None else date.fromisoformat(last)
+            spans.setdefault(int(user_id), []).append((int(course_id), date.fromisoformat(first), until))
+        return spans
 
     def mark_gone(self, course_ids: Sequence[int], run_id: int) -> int:
         """After a full read of these courses: enrolments it did not see are no longer present."""

@@ -76,7 +76,19 @@ _REQUIREMENT_KEYS = (
 )
 _APPLIES_KEYS = ("departments", "positions", "cohorts")
 _EXEMPTION_KEYS = ("username", "idnumber", "reason", "until")
-_TARGET_KEYS = ("kind", "min", "period", "judged_at", "years", "among", "positions", "by", "departments")
+_TARGET_KEYS = (
+    "kind",
+    "min",
+    "period",
+    "judged_at",
+    "years",
+    "among",
+    "positions",
+    "by",
+    "departments",
+    "of",
+    "counts",
+)
 
 
 # -- where a value lives: the key path for people, and a best-effort line -------------------------
@@ -583,6 +595,21 @@ def _read_target(raw: dict[str, Any], where: _Where, problems: _Problems) -> Tar
             '"in_scope": only holders the requirement applies to count',
         )
         return None
+    of, counts = raw.get("of", "in_scope"), raw.get("counts", "completed")
+    if of not in ("in_scope", "needs") or (of != "in_scope" and kind != "share"):
+        problems.add(
+            where.key("of"),
+            f'must be "in_scope" or "needs" on a share target, not {of!r}',
+            '"needs": the people the year\'s saved needs analysis lists for this requirement',
+        )
+        return None
+    if counts not in ("completed", "enrolled") or (counts != "completed" and kind != "share"):
+        problems.add(
+            where.key("counts"),
+            f'must be "completed" or "enrolled" on a share target, not {counts!r}',
+            '"enrolled": a place given (an enrolment in one of its courses during the period) counts',
+        )
+        return None
     positions = read.texts("positions")
     if (kind == "appointed") != bool(positions):
         problems.add(
@@ -600,7 +627,17 @@ def _read_target(raw: dict[str, Any], where: _Where, problems: _Problems) -> Tar
     if minimum is None or period is False:
         return None
     return Target(
-        kind, minimum, period or None, judged_at, years, among, positions, by, read.texts("departments")
+        kind,
+        minimum,
+        period or None,
+        judged_at,
+        years,
+        among,
+        positions,
+        by,
+        read.texts("departments"),
+        of,
+        counts,
     )
 
 

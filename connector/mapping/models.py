@@ -125,6 +125,8 @@ class Target:
     positions: tuple[str, ...] = ()  # appointed: the positions that count
     by: date | None = None  # appointed: a shortfall is a failure only after this day
     departments: tuple[str, ...] = ()  # judged only in these subtrees (empty: where it applies)
+    of: Literal["in_scope", "needs"] = "in_scope"  # share: over whom (needs: the year's saved analysis)
+    counts: Literal["completed", "enrolled"] = "completed"  # share: a completion, or a place given
 
 
 @dataclass(frozen=True, slots=True)
