@@ -710,12 +710,14 @@ class RollupBuilder:
             when = "" if target.period is None else _years(start, end)
             actual = counted / base if base else None
             met = None if actual is None else actual >= minimum
-            figure = "nobody to judge" if actual is None else _percent(actual)
-            whom = f", of {base} who need it" if target.of == "needs" else ""
-            given = " given a place" if target.counts == "enrolled" else ""
-            return TargetResult(
-                "share", minimum, actual, met, label, f"{figure}{given} of {_percent(minimum)}{when}{whom}"
-            )
+            how = [f"of {base} who need it"] if target.of == "needs" else []
+            how += ["a place given"] if target.counts == "enrolled" else []
+            if actual is None:
+                nobody = "nobody needs it" if target.of == "needs" else "nobody in scope"
+                words = f"not judged{when}: {nobody}"
+            else:
+                words = f"{_percent(actual)} of {_percent(minimum)}{when} ({', '.join(how)})"
+            return TargetResult("share", minimum, actual, met, label, words)
         if target.period is None:
             actual = share
             label = None
@@ -727,8 +729,12 @@ class RollupBuilder:
             label = f"{start.isoformat()}/{end.isoformat()}"
             when = _years(start, end)
         met = None if actual is None else actual >= minimum
-        figure = "nobody to judge" if actual is None else _percent(actual)
-        return TargetResult("share", minimum, actual, met, label, f"{figure} of {_percent(minimum)}{when}")
+        words = (
+            f"not judged{when}: nobody in scope"
+            if actual is None
+            else f"{_percent(actual)} of {_percent(minimum)}{when}"
+        )
+        return TargetResult("share", minimum, actual, met, label, words)
 
 
 class _Custom(NamedTuple):

@@ -192,7 +192,7 @@ def test_an_unknown_department_or_requirement_is_a_usage_error(demo_ledger: Path
     assert code == 2
     assert err.splitlines() == [
         "error: no requirement 'fire' in the mappings",
-        "  hint: known: itsec-cz, digvar-si, digital-advisor, ai-ured",
+        "  hint: known: itsec-cz, digvar-si, advisor-appointed-si, digital-advisor, ai-ured",
     ]
     code, _, err = run("--ledger", str(demo_ledger), "--mappings", M, "status", "--department", "nope")
     assert code == 2 and err.splitlines()[0] == "error: no department 'nope' in the mappings"
@@ -277,13 +277,13 @@ def test_an_ambiguous_department_name_shows_each_with_its_organisation(demo_ledg
         "Odbor informatiky (Magistrát města Jablonec nad Nisou)  ai-ured                10          8  "
         "       0        0        2      0       0    80%",
         "Odbor informatiky (Magistrát města Jablonec nad Nisou)  digital-advisor         1          1  "
-        "       0        0        0      0       0   100%          yes  1 of 1 holders",
+        "       0        0        0      0       0   100%          yes  1 of 1 holders in scope",
         "Odbor informatiky (Magistrát města Jablonec nad Nisou)  itsec-cz               11          5  "
         "       1        2        3      0       0    55%           no  9 % of 50 %, 2026-2027",
         "Odbor informatiky (Městský úřad Česká Lípa)             ai-ured                 7          5  "
         "       0        0        2      0       0    71%",
         "Odbor informatiky (Městský úřad Česká Lípa)             digital-advisor         1          1  "
-        "       0        0        0      0       0   100%          yes  1 of 1 holders",
+        "       0        0        0      0       0   100%          yes  1 of 1 holders in scope",
         "Odbor informatiky (Městský úřad Česká Lípa)             itsec-cz                8          2  "
         "       0        2        3      0       1    29%           no  14 % of 50 %, 2026-2027",
     ]

@@ -68,7 +68,7 @@ def test_the_data_is_status_json_row_for_row(site: Path) -> None:
     data = _report(site)
     rows = json.loads(connector(site, "status", "--format", "json").stdout)
     flat = [(d.id, r) for d in data.departments for r in d.requirements]
-    assert data.as_of == ANCHOR and len(flat) == len(rows) == 41
+    assert data.as_of == ANCHOR and len(flat) == len(rows) == 45
     for (department, shown), row in zip(flat, rows, strict=True):
         assert (department, shown.requirement) == (row["department"], row["requirement"])
         for key in ("in_scope", "compliant", "expiring", "expired", "missing", "grace", "exempt", "share"):
@@ -113,7 +113,7 @@ def test_self_contained_with_language_title_and_a_table_per_chart(site: Path) ->
     assert '<html lang="cs">' in html
     assert re.search(r"<title>Training compliance – 15\.\xa06\.\xa02026</title>", html)
     assert not re.search(r"\b(src|href)=|url\(|@import|<script|<link", html)  # nothing fetched from anywhere
-    assert html.count('<svg class="bar"') == html.count('<table class="numbers">') == 41
+    assert html.count('<svg class="bar"') == html.count('<table class="numbers">') == 45
     assert "break-before: page" in html
 
 

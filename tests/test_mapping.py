@@ -66,7 +66,13 @@ def shipped() -> Mappings:
 def test_shipped_mappings_load(shipped: Mappings) -> None:
     assert shipped.timezone == "Europe/Prague"
     assert shipped.position_field == "position"
-    assert {r.id for r in shipped.requirements} == {"itsec-cz", "digvar-si", "digital-advisor", "ai-ured"}
+    assert {r.id for r in shipped.requirements} == {
+        "itsec-cz",
+        "digvar-si",
+        "advisor-appointed-si",
+        "digital-advisor",
+        "ai-ured",
+    }
     assert shipped.course_refs() == {
         CourseRef("idnumber", v) for v in ("ITSEC-CZ", "DIGVAR-SI", "DIGSVET", "AI-URED")
     }

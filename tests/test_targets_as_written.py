@@ -68,7 +68,7 @@ def test_a_share_every_even_year(as_of: date, done: dict[int, date], expected: t
 
 def test_a_share_with_nobody_to_judge_cannot_be_decided() -> None:
     (result,) = judged(EVERY_EVEN_YEAR, [], {}, date(2026, 9, 1))
-    assert (result.actual, result.met, result.judged) == (None, None, "nobody to judge of 50 %, 2026")
+    assert (result.actual, result.met, result.judged) == (None, None, "not judged, 2026: nobody in scope")
 
 
 ADVISOR = Target("appointed", 1, positions=("digitalni svetovalec",), by=date(2026, 12, 31))
@@ -213,22 +213,22 @@ ENROLLED = {
     ("target", "needs", "expected"),
     [
         # u1 and u2 need it; u1 completed in 2026: 1 / 2
-        (OF_NEEDS, frozenset({1, 2}), (0.5, True, "50 % of 50 %, 2026, of 2 who need it")),
+        (OF_NEEDS, frozenset({1, 2}), (0.5, True, "50 % of 50 %, 2026 (of 2 who need it)")),
         # nobody needs it: nothing to judge
-        (OF_NEEDS, frozenset(), (None, None, "nobody to judge of 50 %, 2026, of 0 who need it")),
+        (OF_NEEDS, frozenset(), (None, None, "not judged, 2026: nobody needs it")),
         # everyone in scope; a place in 2026: u1 (completed in 2026) and u2 (enrolled): 2 / 4
-        (PLACES, frozenset(), (0.5, True, "50 % given a place of 50 %, 2026")),
+        (PLACES, frozenset(), (0.5, True, "50 % of 50 %, 2026 (a place given)")),
         # those who need it (u2, u4): u2 has a place, u4 only in another course: 1 / 2
         (
             PLACES_OF_NEEDS,
             frozenset({2, 4}),
-            (0.5, True, "50 % given a place of 50 %, 2026, of 2 who need it"),
+            (0.5, True, "50 % of 50 %, 2026 (of 2 who need it, a place given)"),
         ),
         # (u3, u4): u3's place and completion were in 2025, u4's place in another course: 0 / 2
         (
             PLACES_OF_NEEDS,
             frozenset({3, 4}),
-            (0.0, False, "0 % given a place of 50 %, 2026, of 2 who need it"),
+            (0.0, False, "0 % of 50 %, 2026 (of 2 who need it, a place given)"),
         ),
     ],
 )
@@ -243,3 +243,31 @@ def test_the_ljubljana_rule_of_those_who_need_it_a_place_every_even_year(
 def test_the_ljubljana_rule_is_not_judged_in_an_odd_year() -> None:
     result = judged_with(PLACES_OF_NEEDS, {}, frozenset({2}), ENROLLED, as_of=date(2027, 3, 1))
     assert (result.actual, result.met, result.judged) == (None, None, "not judged in 2027 (even years only)")
+
+
+def test_the_shipped_mappings_write_the_ljubljana_rules_as_quoted() -> None:
+    from connector.mapping import DEMO_MAPPINGS
+
+    shipped = load_mappings(DEMO_MAPPINGS)
+    (share,) = shipped.requirement("digvar-si").targets
+    assert (share.minimum, share.of, share.counts, share.period, share.years) == (
+        0.5, "needs", "enrolled", parse_duration("1 year"), "even",
+    )  # fmt: skip
+    appointed = shipped.requirement("advisor-appointed-si")
+    assert appointed.courses == () and appointed.applies_to.departments == ("ljubljana",)
+    assert appointed.targets == (
+        Target(
+            "appointed", 1, judged_at="leaves", positions=("digitalni svetovalec",), by=date(2026, 12, 31)
+        ),
+    )
+    assert shipped.requirement("digvar-si").valid_for == parse_duration("24 months")  # "vsaj vsaki dve leti"
+    text = (DEMO_MAPPINGS / "requirements.toml").read_text(encoding="utf-8")
+    for quoted in (
+        "je na vsakem oddelku ali v službi imenovan vsaj 1",
+        "ki potrebujejo izobraževanje, se ima možnost udeležiti izobraževanja",
+        "Vsako leto se pripravi/posodobi analiza potreb",
+        "preverjanje kompetentnosti zaposlenih, vsaj",
+        "AI jako pomocník úředníka",
+        "IT bezpečnost pro koncové uživatele",
+    ):
+        assert quoted in text

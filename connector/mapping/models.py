@@ -236,12 +236,13 @@ class Mappings:
         return self._zones.get(department_id, self.timezone)
 
     def requirements_for_area(self, area: str) -> tuple[Requirement, ...]:
-        """The requirements a declared need names: by requirement id or one of their needs_areas."""
+        """The requirements a declared need names: by requirement id or one of their needs_areas
+        (training needs: an appointment-only requirement, without courses, is never one)."""
         wanted = normalise(area)
         return tuple(
             r
             for r in self.requirements
-            if normalise(r.id) == wanted or wanted in {normalise(a) for a in r.needs_areas}
+            if r.courses and (normalise(r.id) == wanted or wanted in {normalise(a) for a in r.needs_areas})
         )
 
     def requirement(self, id: str) -> Requirement:

@@ -107,7 +107,7 @@ def _line(
     if not area:
         problems.append(Problem(name, "area", "is empty", line=line))
     elif not requirements:
-        known = sorted({a for r in mappings.requirements for a in (r.id, *r.needs_areas)})
+        known = sorted({a for r in mappings.requirements if r.courses for a in (r.id, *r.needs_areas)})
         problems.append(
             Problem(name, "area", f"'{area}' names no requirement", f"use one of: {', '.join(known)}", line)
         )

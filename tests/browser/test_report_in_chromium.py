@@ -129,7 +129,7 @@ def test_chromium_shows_the_numbers_of_status_json(site: Path, tmp_path: Path) -
         }
         for row in json.loads(status.stdout)
     }
-    assert len(expected) == 41  # every department x requirement of the demo
+    assert len(expected) == 45  # every department x requirement of the demo
     assert {k: {key: v.strip() for key, v in card.items()} for k, card in reader.cards.items()} == expected
     assert reader.html_lang == "en" and reader.scripts == 0
     assert console_errors(shown.stderr) == []
