@@ -149,14 +149,14 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
         ) / "demo-report.html"
         with Ledger.open(ledger_path, create=False) as ledger:
             print_status(ledger, mappings, fmt)
-            if fmt == "table":  # who must act first: the next 60 days, the ten most urgent
-                click.echo("")
-                print_due(ledger, mappings, result.as_of, Duration(60, "days"), limit=10)
-            write_report(ledger, mappings, report_path)
             if fmt == "table":  # the needs analysis of this year, short: counts without the names
                 click.echo(survey_line, err=True)
                 click.echo()
                 print_needs(ledger, mappings, now_of(ctx).year, fmt, short=True)
+            if fmt == "table":  # who must act first: the next 60 days, the ten most urgent
+                click.echo("")
+                print_due(ledger, mappings, result.as_of, Duration(60, "days"), limit=10)
+            write_report(ledger, mappings, report_path)
         click.echo(f"HTML report: {report_path} (open it in a browser)", err=True)
         if demo_ledger:
             # Absolute paths: the hint must run as printed from any folder, the demo mappings included.
