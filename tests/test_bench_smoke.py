@@ -8,18 +8,7 @@ from pathlib import Path
 import pytest
 
 from connector.emulator import generated_scenario
-from tests.benchmarks.bench_sync import ANCHOR, Bench, figures, run_bench
-
-RUN_NAMES = {
-    "naive",
-    "full_report",
-    "full_per_user",
-    "full_per_course",
-    "nightly_nochange",
-    "nightly_1pct",
-    "nightly_nochange_fallback",
-    "nightly_1pct_fallback",
-}
+from tests.benchmarks.bench_sync import ANCHOR, RUN_NAMES, Bench, figures, main, run_bench, runs_needed
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +23,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Bench:
         report_row_ms=0,
         enrolled_row_ms=0,
         root=tmp_path_factory.mktemp("bench"),
-        naive=True,
+        runs=RUN_NAMES,
         isolate=True,
         scenario=scenario,
     )
@@ -46,7 +35,7 @@ def runs(bench: Bench) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_every_run_is_present_and_correct(bench: Bench) -> None:
-    assert set(runs(bench)) == RUN_NAMES
+    assert set(runs(bench)) == set(RUN_NAMES)
     assert bench.failures == []
     for run in bench.runs:
         assert run["calls"] > 0
@@ -107,11 +96,11 @@ def test_a_mismatch_fails_the_benchmark(tmp_path: Path, monkeypatch: pytest.Monk
         report_row_ms=0,
         enrolled_row_ms=0,
         root=tmp_path,
-        naive=False,
+        runs=("full_report",),
         isolate=False,
         scenario=tiny,
-        paths=("report",),
     )
+    assert [r["name"] for r in result.runs] == ["full_report"]
     assert any("full_report" in f and "missing [(1, 2, 3)]" in f for f in result.failures)
 
 
@@ -119,7 +108,7 @@ def test_a_mismatch_fails_the_benchmark(tmp_path: Path, monkeypatch: pytest.Monk
 def test_the_json_figures_carry_what_the_issue_names(bench: Bench) -> None:
     data = json.loads(json.dumps(figures(bench, "tiny")))
     assert (data["scenario"], data["latency_ms"], data["workers"]) == ("tiny", 0, 3)
-    assert {r["name"] for r in data["runs"]} == RUN_NAMES
+    assert {r["name"] for r in data["runs"]} == set(RUN_NAMES)
     for run in data["runs"]:
         assert {
             "name",
@@ -127,9 +116,46 @@ def test_the_json_figures_carry_what_the_issue_names(bench: Bench) -> None:
             "calls_by_function",
             "wall_s",
             "bound_s",
+            "bound_rows_s",
+            "ratio",
             "peak_rss_mb",
+            "client_cpu_s",
             "ledger_rows_per_s",
         } <= set(run)
+        assert run["client_cpu_s"] > 0
+    for run in data["runs"][1:]:  # the syncs: their ledger and its write-ahead log
+        assert run["ledger_mb"] > 0
+        assert run["wal_peak_mb"] >= 0 and run["written_mb"] > 0
+
+
+@pytest.mark.slow
+def test_the_naive_scripts_bound_counts_one_worker(bench: Bench) -> None:
+    naive, full = runs(bench)["naive"], runs(bench)["full_per_course"]
+    assert naive["bound_s"] == naive["calls"] * bench.latency_ms / 1000  # 0 here: no latency
+    bench_with_latency = Bench(bench.scenario, bench.emulator, "", bench.root, 4, 25.0, 0.5, 0.9)
+    assert bench_with_latency.rows_bound(100, {"counts": {}}, 1) == 2.5
+    assert bench_with_latency.rows_bound(100, {"counts": {}}, 4) == 0.625
+    assert full["bound_s"] == 0
+
+
+def test_a_run_brings_the_runs_its_ledger_starts_from() -> None:
+    assert runs_needed(["nightly_1pct"]) == {"full_report", "nightly_nochange", "nightly_1pct"}
+    assert runs_needed(["nightly_1pct_fallback", "full_per_course"]) == {
+        "full_per_course",
+        "nightly_nochange_fallback",
+        "nightly_1pct_fallback",
+    }
+    assert runs_needed(["nightly_nochange_fallback"]) == {"full_per_user", "nightly_nochange_fallback"}
+    assert runs_needed(["naive"]) == {"naive"}
+
+
+def test_an_unknown_run_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--runs", "full_report,nightly_sometimes"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "bench_sync.py: error: unknown run nightly_sometimes; choose from " + ", ".join(RUN_NAMES)
+    )
 
 
 # -- the fast paths the benchmark measures read exactly what the plain ones read ------------------

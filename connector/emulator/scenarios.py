@@ -433,12 +433,13 @@ NAMED_SIZES: dict[str, dict[str, Any]] = {
     "small": {"users": 500, "courses": 10, "enrolments_per_user": 4.0},
     "medium": {"users": 2_000, "courses": 20, "enrolments_per_user": 4.0},
     "large": {"users": 20_000, "courses": 40, "enrolments_per_user": 4.0},
+    "xl": {"users": 100_000, "courses": 40, "enrolments_per_user": 4.0},  # a national deployment
 }
 SCENARIO_NAMES = ("demo", *NAMED_SIZES)
 
 
 def scenario_by_name(name: str, anchor: date, **params: Any) -> Scenario:
-    """For the CLI: "demo", "small", "medium" or "large"; params override the generator's."""
+    """For the CLI: "demo", "small", "medium", "large" or "xl"; params override the generator's."""
     if name == "demo":
         return demo_scenario(anchor, **params)
     if name not in NAMED_SIZES:

@@ -1,21 +1,25 @@
 """Sync against the emulator: the naive peer, every completion path, and the nightly runs.
 
-    python tests/benchmarks/bench_sync.py --scenario small|medium|large [--latency-ms 25]
-        [--workers 4] [--report-row-ms 0.5] [--enrolled-row-ms 0.9] [--json FILE]
+    python tests/benchmarks/bench_sync.py --scenario small|medium|large|xl [--runs NAME,...]
+        [--latency-ms 25] [--workers 4] [--report-row-ms 0.5] [--enrolled-row-ms 0.9] [--json FILE]
 
 The emulator (in this process) serves the seeded scenario on 127.0.0.1 with a fixed pool of
 server workers. Each measured run happens in a fresh ``spawn`` child process, so its peak RSS is
-its own. Runs, in order:
+its own (and its client CPU time, and the largest its ledger's write-ahead log grew). Runs, in
+order (``--runs`` picks some; a run also brings the runs whose ledger it starts from):
 
 * ``naive``: what a typical script does: ``core_enrol_get_enrolled_users`` per course, then one
   ``core_completion_get_course_completion_status`` per enrolment, sequentially, plain requests
-  (small and medium only: on large it would take hours);
+  (by default on small and medium only: on large it would take hours);
 * ``full_report`` / ``full_per_user`` / ``full_per_course``: a first full sync into a fresh ledger
   with that completion path forced (the report path only when the scenario has a report);
 * ``nightly_nochange`` / ``nightly_1pct``: incremental syncs on the report path after
   ``full_report``, with nothing changed and after 1 % of people newly completed a course;
 * ``nightly_nochange_fallback`` / ``nightly_1pct_fallback``: the same on a site without the
   report (``completion_path = "auto"``, no report id), after ``full_per_user``.
+
+``xl`` (100,000 people, 400,000 enrolments) runs the report path's three by default: a fallback
+full sync there is hundreds of thousands of calls.
 
 Calls are counted by the emulator (what the server saw, retries included).
 
@@ -25,12 +29,14 @@ The bounds. A call holds a server worker for ``latency`` plus a per-row cost: re
 a flat per-call latency alone would make huge pages look free. So two bounds are printed:
 
 * ``bound_s = calls x latency / workers``: the issue's bound, the least time the server's
-  workers need for the calls alone;
+  workers need for the calls alone (the naive script makes one call at a time: its bound uses one
+  worker);
 * ``bound_rows_s = (calls x latency + report rows x report-row-ms + enrolled rows x
   enrolled-row-ms) / workers``: the least time the server needs for everything it was charged.
 
 No client can beat ``bound_rows_s`` while respecting the worker limit, so ``wall / bound_rows_s``
-is the honest efficiency; on call-dominated paths both bounds are nearly equal.
+is the honest efficiency (``ratio`` in ``--json``); on call-dominated paths both bounds are
+nearly equal.
 
 Correctness is checked in the benchmark: after each full sync the ledger's evidence must be
 exactly the scenario's completions (user, course, minute) for mapped courses, and every nightly
@@ -50,8 +56,9 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -67,6 +74,24 @@ from connector.emulator import Emulator, Scenario, scenario_by_name  # noqa: E40
 ANCHOR = date(2026, 6, 15)
 REQUIREMENTS = 10
 NAIVE_SCENARIOS = ("small", "medium")
+RUN_NAMES = (
+    "naive",
+    "full_report",
+    "full_per_user",
+    "full_per_course",
+    "nightly_nochange",
+    "nightly_nochange_fallback",
+    "nightly_1pct",
+    "nightly_1pct_fallback",
+)
+# the run whose ledger a run starts from (the fallback nights: full_per_user, or full_per_course)
+STARTS_FROM = {
+    "nightly_nochange": "full_report",
+    "nightly_1pct": "nightly_nochange",
+    "nightly_nochange_fallback": "full_per_user",
+    "nightly_1pct_fallback": "nightly_nochange_fallback",
+}
+REPORT_RUNS = ("full_report", "nightly_nochange", "nightly_1pct")
 ENROLLED_PAGE = 1000
 COMPLETION_STATUS = "core_completion_get_course_completion_status"
 ENROLLED_USERS = "core_enrol_get_enrolled_users"
@@ -157,17 +182,64 @@ def run_sync_job(job: SyncJob) -> dict[str, Any]:
         completion_path=job.completion_path,
         full_every_days=7,
     )
-    started = time.perf_counter()
-    result = run_sync(config, SyncOptions(full=job.full, as_of=job.as_of), now=utc_now())
-    wall = time.perf_counter() - started
+    written = _own_written_bytes()
+    with WalWatch(Path(job.ledger + "-wal")) as wal:
+        cpu = time.process_time()
+        started = time.perf_counter()
+        result = run_sync(config, SyncOptions(full=job.full, as_of=job.as_of), now=utc_now())
+        wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu
     return {
         "wall_s": wall,
+        "client_cpu_s": cpu,
         "counts": result.counts,
         "mode": result.mode,
         "path": result.completion_path,
         "client_calls": result.calls,
         "peak_rss_mb": _own_peak_rss_mb(),
+        "wal_peak_mb": wal.peak / 2**20,
+        "written_mb": (_own_written_bytes() - written) / 2**20,
+        "ledger_mb": Path(job.ledger).stat().st_size / 2**20,
     }
+
+
+class WalWatch:
+    """The largest size a ledger's ``-wal`` file reaches while it runs (sampled every 20 ms; the
+    ledger folds the log back and removes it when it closes, so the end shows nothing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                self.peak = max(self.peak, self.path.stat().st_size)
+            except FileNotFoundError:
+                pass
+            if self._stop.wait(0.02):
+                return
+
+    def __enter__(self) -> WalWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _own_written_bytes() -> int:
+    """Bytes this process passed to write() (Linux ``/proc/self/io``), 0 where unknown."""
+    try:
+        for line in Path("/proc/self/io").read_text().splitlines():
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def run_naive_job(url: str, token: str, course_ids: Sequence[int]) -> dict[str, Any]:
@@ -176,6 +248,7 @@ def run_naive_job(url: str, token: str, course_ids: Sequence[int]) -> dict[str, 
 
     endpoint = url + "/webservice/rest/server.php"
     started = time.perf_counter()
+    cpu = time.process_time()
     completions = listed = 0
     with requests.Session() as session:
 
@@ -207,6 +280,7 @@ def run_naive_job(url: str, token: str, course_ids: Sequence[int]) -> dict[str, 
                 offset += ENROLLED_PAGE
     return {
         "wall_s": time.perf_counter() - started,
+        "client_cpu_s": time.process_time() - cpu,
         "counts": {"completed": completions, "enrolments_listed": listed},
         "peak_rss_mb": _own_peak_rss_mb(),
     }
@@ -243,7 +317,11 @@ class Bench:
     def mappings_dir(self) -> Path:
         return self.root / "mappings"
 
-    def measure(self, name: str, fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    def measure(
+        self, name: str, fn: Callable[..., dict[str, Any]], *args: Any, workers: int | None = None
+    ) -> dict[str, Any]:
+        """One run in its own process; ``workers``: how many calls it can have at once."""
+        workers = workers or self.workers
         self.emulator.reset_counts()
         outcome = in_child(fn, *args, isolate=self.isolate)
         calls_by_function = dict(sorted(self.emulator.call_counts().items()))
@@ -253,20 +331,25 @@ class Bench:
             "calls": calls,
             "calls_by_function": calls_by_function,
             "wall_s": round(outcome["wall_s"], 3),
-            "bound_s": round(calls * self.latency_ms / 1000 / self.workers, 3),
+            "bound_s": round(calls * self.latency_ms / 1000 / workers, 3),
             "peak_rss_mb": round(outcome["peak_rss_mb"], 1),
+            "client_cpu_s": round(outcome["client_cpu_s"], 2),
+            "ledger_mb": round(outcome.get("ledger_mb", 0.0), 1),
+            "wal_peak_mb": round(outcome.get("wal_peak_mb", 0.0), 1),
+            "written_mb": round(outcome.get("written_mb", 0.0), 1),
             "ledger_rows_per_s": round(ledger_rows(outcome.get("counts", {})) / max(outcome["wall_s"], 1e-9)),
             "per_call_ms": round(outcome["wall_s"] * 1000 / max(calls, 1), 2),
             "mode": outcome.get("mode"),
             "path": outcome.get("path"),
             "counts": outcome.get("counts", {}),
         }
-        run["bound_rows_s"] = round(self.rows_bound(calls, outcome), 3)
+        run["bound_rows_s"] = round(self.rows_bound(calls, outcome, workers), 3)
+        run["ratio"] = round(run["wall_s"] / run["bound_rows_s"], 2) if run["bound_rows_s"] else None
         self.runs.append(run)
         print(format_run(run), flush=True)
         return run
 
-    def rows_bound(self, calls: int, outcome: dict[str, Any]) -> float:
+    def rows_bound(self, calls: int, outcome: dict[str, Any], workers: int) -> float:
         """Server time charged, spread over the workers; rows as the run reports reading them
         (the report's calibration sample is left out, so this bound errs on the strict side)."""
         counts = outcome.get("counts", {})
@@ -280,7 +363,7 @@ class Bench:
             + counts.get("report_rows", 0) * self.report_row_ms
             + enrolled * self.enrolled_row_ms
         )
-        return charged / 1000 / self.workers
+        return charged / 1000 / workers
 
     def sync_job(self, ledger: Path, path: str, *, full: bool, as_of: date, report: bool = True) -> SyncJob:
         report_id = self.scenario.report.id if report and self.scenario.report else None
@@ -341,7 +424,12 @@ class Bench:
 
     def naive(self) -> None:
         self.measure(
-            "naive", run_naive_job, self.emulator.url, self.token, sorted(mapped_course_ids(self.scenario))
+            "naive",
+            run_naive_job,
+            self.emulator.url,
+            self.token,
+            sorted(mapped_course_ids(self.scenario)),
+            workers=1,  # one call at a time
         )
 
     def fail(self, name: str, message: str) -> None:
@@ -374,6 +462,27 @@ def new_completions(scenario: Scenario, share: float, at: int, seed: int) -> lis
     return result
 
 
+def default_runs(scenario_name: str) -> tuple[str, ...]:
+    if scenario_name == "xl":
+        return REPORT_RUNS
+    return tuple(r for r in RUN_NAMES if r != "naive" or scenario_name in NAIVE_SCENARIOS)
+
+
+def runs_needed(wanted: Collection[str]) -> set[str]:
+    """The runs asked for and the runs whose ledgers they start from."""
+    unknown = sorted(set(wanted) - set(RUN_NAMES))
+    if unknown:
+        raise ValueError(f"unknown run {', '.join(unknown)}; choose from {', '.join(RUN_NAMES)}")
+    needed = set(wanted)
+    for name in wanted:
+        while name in STARTS_FROM:
+            name = STARTS_FROM[name]
+            if name == "full_per_user" and "full_per_course" in needed:
+                break  # the fallback nights start from either fallback full sync
+            needed.add(name)
+    return needed
+
+
 def run_bench(
     scenario_name: str,
     *,
@@ -382,12 +491,14 @@ def run_bench(
     report_row_ms: float,
     enrolled_row_ms: float,
     root: Path,
-    naive: bool | None = None,
+    runs: Collection[str] | None = None,
     isolate: bool = True,
     scenario: Scenario | None = None,
-    paths: Sequence[str] = ("report", "per_user", "per_course"),
 ) -> Bench:
-    """Every run of the benchmark; returns the Bench with its runs and any correctness failures."""
+    """The chosen runs (default: ``default_runs``) and those they start from; returns the Bench
+    with its runs and any correctness failures."""
+    chosen = runs_needed(default_runs(scenario_name) if runs is None else runs)
+    paths = [p for p in ("report", "per_user", "per_course") if f"full_{p}" in chosen]
     scenario = scenario or scenario_by_name(scenario_name, ANCHOR)
     token = secrets.token_hex(16)
     with Emulator(
@@ -402,7 +513,7 @@ def run_bench(
             scenario, emulator, token, root, workers, latency_ms, report_row_ms, enrolled_row_ms, isolate
         )
         write_mappings(bench.mappings_dir, scenario)
-        if naive if naive is not None else scenario_name in NAIVE_SCENARIOS:
+        if "naive" in chosen:
             bench.naive()
         ledgers = {path: bench.full_sync(f"full_{path}", path) for path in paths}
         report_ledger, fallback_ledger = (
@@ -410,11 +521,11 @@ def run_bench(
             ledgers.get("per_user") or ledgers.get("per_course"),
         )
         nights: dict[str, Path] = {}
-        if report_ledger:
+        if report_ledger and "nightly_nochange" in chosen:
             nights["report"] = bench.nightly(
                 "nightly_nochange", report_ledger, 1, report=True, must_hold=set()
             )
-        if fallback_ledger:
+        if fallback_ledger and "nightly_nochange_fallback" in chosen:
             nights["fallback"] = bench.nightly(
                 "nightly_nochange_fallback", fallback_ledger, 1, report=False, must_hold=set()
             )
@@ -426,9 +537,9 @@ def run_bench(
         for user_id, course_id, at in changes:
             emulator.complete(user_id, course_id, at)
         fresh = {(u, c, at // 60) for u, c, at in changes}
-        if "report" in nights:
+        if "report" in nights and "nightly_1pct" in chosen:
             bench.nightly("nightly_1pct", nights["report"], 2, report=True, must_hold=fresh)
-        if "fallback" in nights:
+        if "fallback" in nights and "nightly_1pct_fallback" in chosen:
             bench.nightly("nightly_1pct_fallback", nights["fallback"], 2, report=False, must_hold=fresh)
     return bench
 
@@ -442,7 +553,9 @@ def format_run(run: dict[str, Any]) -> str:
         f"{run['name']:<26} calls {run['calls']:>6}  wall {run['wall_s']:>8.2f} s  "
         f"{run['per_call_ms']:>7.2f} ms/call  bound {run['bound_s']:>7.2f} s  "
         f"bound+rows {run['bound_rows_s']:>7.2f} s  rss {run['peak_rss_mb']:>6.1f} MB  "
-        f"ledger {run['ledger_rows_per_s']:>7} rows/s\n{'':<26} [{by_function}]"
+        f"ledger {run['ledger_rows_per_s']:>7} rows/s\n{'':<26} cpu {run['client_cpu_s']:.2f} s  "
+        f"ledger file {run['ledger_mb']:.1f} MB  wal peak {run['wal_peak_mb']:.1f} MB  "
+        f"written {run['written_mb']:.1f} MB\n{'':<26} [{by_function}]"
     )
 
 
@@ -480,14 +593,23 @@ def figures(bench: Bench, scenario_name: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=("small", "medium", "large"), default="small")
+    parser = argparse.ArgumentParser(prog="bench_sync.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=("small", "medium", "large", "xl"), default="small")
+    parser.add_argument(
+        "--runs",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help=f"comma-separated, from {', '.join(RUN_NAMES)} (default: the scenario's usual set)",
+    )
     parser.add_argument("--latency-ms", type=float, default=25.0)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--report-row-ms", type=float, default=0.5)
     parser.add_argument("--enrolled-row-ms", type=float, default=0.9)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
+    try:
+        runs_needed(args.runs or ())
+    except ValueError as exc:
+        parser.error(str(exc))
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         bench = run_bench(
             args.scenario,
@@ -496,6 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report_row_ms=args.report_row_ms,
             enrolled_row_ms=args.enrolled_row_ms,
             root=Path(tmp),
+            runs=args.runs,
         )
     print_summary(bench)
     if args.json:
