@@ -149,7 +149,7 @@ def evaluate_into_ledger(
     counter = _Counter(rows)
     changes = ledger.statuses.write(counter, run_id, as_of)
     ledger.rollups.write([rollup_row(r) for r in builder.build()], run_id)
-    return {"statuses": counter.count, "status_changes": changes}
+    return {"statuses": counter.count, "status_changes": changes, "statuses_written": ledger.statuses.written}
 
 
 class _Counter:

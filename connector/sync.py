@@ -279,6 +279,7 @@ def _run(
             )
             _checkpoint("finished")
         _checkpoint("committed")
+        ledger.checkpoint()
     except BaseException as exc:
         _record_failure(ledger, run_id, run, exc, now)
         raise

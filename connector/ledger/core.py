@@ -55,6 +55,9 @@ from connector.ledger.statuses import Statuses
 
 log = logging.getLogger("connector.ledger")
 
+# What a checkpoint leaves of the write-ahead log on disk (SQLite truncates it to this size).
+WAL_KEEP_BYTES = 4 * 2**20
+
 
 class Ledger:
     """One open ledger file. Use ``Ledger.open(path)``; close it or use it as a context manager."""
@@ -104,6 +107,7 @@ class Ledger:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_KEEP_BYTES}")
             conn.execute("PRAGMA foreign_keys=ON")
             db = sqlite_utils.Database(conn)
             ledger = cls(db, path)
@@ -221,6 +225,14 @@ class Ledger:
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log back into the file and truncate it, after a run committed:
+        the log does not stay as large as the run's transaction until the next writer closes."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:  # a reader in another process holds it back: the next run does it
+            log.debug("checkpoint deferred: %s", exc)
 
     def quick_check(self) -> list[str]:
         """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else what it found (a few lines)."""

@@ -12,11 +12,13 @@ from connector.ledger._batch import BATCH, batched
 from connector.ledger.records import StatusRow
 
 _COLUMNS = "user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on, detail"
+_VALUES = _COLUMNS.split(", ")[2:]  # what a status says, beside its key
 
 
 class Statuses:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self._db = db
+        self.written = 0  # rows the last ``write`` inserted or replaced
 
     def stage(self) -> None:
         """The temp table ``write`` compares in (public so the query-plan test can explain against it)."""
@@ -29,7 +31,7 @@ class Statuses:
         )
 
     def write(self, rows: Iterable[StatusRow], run_id: int, as_of: date) -> int:
-        """Replace current statuses; append a history row for every change (a status that ends
+        """Make the current statuses ``rows``; append a history row for every change (a status that ends
         without a successor gets ``to_status = 'dropped'`` and a reason). Returns changes.
 
         Staged in a temp table so that comparison happens in SQL, not in Python memory."""
@@ -58,12 +60,21 @@ class Statuses:
             "WHERE n.user_id = s.user_id AND n.requirement_id = s.requirement_id)",
             [as_of.isoformat(), run_id],
         ).rowcount
-        conn.execute("DELETE FROM statuses")
+        # Only rows that differ are written: a nightly where nothing changed rewrites nothing, so
+        # the write-ahead log (and the disk) sees the changes, not a million unchanged rows.
+        # A row's as_of and run_id therefore say which run last decided it.
         conn.execute(
-            f"INSERT INTO statuses ({_COLUMNS}, as_of, run_id) "
-            f"SELECT {_COLUMNS}, ?, ? FROM temp.new_statuses",
-            [as_of.isoformat(), run_id],
+            "DELETE FROM statuses WHERE NOT EXISTS (SELECT 1 FROM temp.new_statuses n "
+            "WHERE n.user_id = statuses.user_id AND n.requirement_id = statuses.requirement_id)"
         )
+        differs = " OR ".join(f"s.{c} IS NOT n.{c}" for c in _VALUES)
+        self.written = conn.execute(
+            f"INSERT OR REPLACE INTO statuses ({_COLUMNS}, as_of, run_id) "
+            f"SELECT {', '.join('n.' + c for c in _COLUMNS.split(', '))}, ?, ? FROM temp.new_statuses n "
+            "LEFT JOIN statuses s ON s.user_id = n.user_id AND s.requirement_id = n.requirement_id "
+            f"WHERE s.user_id IS NULL OR {differs}",
+            [as_of.isoformat(), run_id],
+        ).rowcount
         conn.execute("DROP TABLE temp.new_statuses")
         return changed
 

@@ -1,0 +1,160 @@
+"""A sync writes only the statuses that changed, and what it leaves is what a full rewrite leaves.
+
+Seeded random sequences of runs (new completions, people moving, leaving, coming back, the date
+moving forward and sometimes back) over a real ledger file: after every run the stored statuses
+equal a full re-evaluation, the history holds exactly the changes, and only changed rows were
+written (the rest keep the run that decided them).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connector.cli import main
+from connector.evaluation import evaluate_into_ledger, evaluate_ledger
+from connector.ledger import Ledger
+from connector.moodle.records import Completion
+from tests.helpers import ANCHOR, Site
+from tests.test_rules_properties import COURSE_IDS, MAPPINGS
+
+NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
+DEPARTMENTS = (None, "org", "org.a", "org.b", "nz")
+Key = tuple[int, str]
+Values = tuple[object, ...]
+
+
+def person(user_id: int, rng: random.Random) -> dict[str, object]:
+    start = date(2024, 1, 1) + timedelta(days=rng.randrange(1200)) if rng.random() < 0.5 else None
+    return {
+        "user_id": user_id,
+        "username": f"u{user_id}",
+        "idnumber": str(user_id),
+        "fullname": f"Person {user_id}",
+        "institution": None,
+        "department_text": None,
+        "position": rng.choice((None, "úředník", "starosta")),
+        "cohorts": "[]",
+        "department_id": rng.choice(DEPARTMENTS),
+        "placement_conflicts": None,
+        "start_date": start.isoformat() if start else None,
+        "lastaccess": None,
+        "active": int(rng.random() < 0.9),
+        "suspended": 0,
+    }
+
+
+def completion(user_id: int, rng: random.Random, around: date) -> Completion:
+    day = around - timedelta(days=rng.randrange(-30, 900))  # some dated after as_of
+    at = int(datetime(day.year, day.month, day.day, rng.randrange(24), tzinfo=UTC).timestamp())
+    return Completion(user_id, rng.choice((10, 20)), at)
+
+
+def stored(ledger: Ledger) -> dict[Key, tuple[Values, int]]:
+    """(user, requirement) -> (what the status says, the run that wrote the row)."""
+    rows = ledger.db.execute(
+        "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on, "
+        "detail, run_id FROM statuses"
+    )
+    return {(r[0], r[1]): (tuple(r[2:9]), r[9]) for r in rows}
+
+
+def reevaluated(ledger: Ledger, as_of: date) -> dict[Key, Values]:
+    rows, _ = evaluate_ledger(ledger, MAPPINGS, COURSE_IDS, as_of)
+    return {(r.user_id, r.requirement_id): tuple(r[2:]) for r in rows}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_writing_only_changes_leaves_what_a_full_rewrite_leaves(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    as_of = date(2025, 1, 1)
+    people = {u: person(u, rng) for u in range(1, 41)}
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        for step in range(8):
+            run = ledger.runs.start("incremental", as_of, now=NOW)
+            with ledger.transaction():
+                for user_id in rng.sample(sorted(people), 8):  # moved, left or came back
+                    people[user_id] = person(user_id, rng)
+                ledger.people.upsert(list(people.values()), run, as_of)
+                if step and rng.random() < 0.4:  # someone erased: their statuses end
+                    gone = rng.choice(sorted(people))
+                    del people[gone]
+                    ledger.db.execute("DELETE FROM people WHERE user_id = ?", [gone])
+                new = [completion(rng.choice(sorted(people)), rng, as_of) for _ in range(rng.randrange(12))]
+                ledger.evidence.record(new, run, now=NOW)
+                before = stored(ledger)
+                history_before = ledger.db.execute("SELECT COUNT(*) FROM status_history").fetchone()[0]
+                counts = evaluate_into_ledger(ledger, MAPPINGS, COURSE_IDS, as_of, run)
+            expected = reevaluated(ledger, as_of)
+            after = stored(ledger)
+            assert {k: v for k, (v, _) in after.items()} == expected
+            differ = {k for k, v in expected.items() if k not in before or before[k][0] != v}
+            assert counts["statuses_written"] == len(differ)
+            assert {k for k, (_, r) in after.items() if r == run} == differ  # the rest not rewritten
+            changes = {k for k, v in expected.items() if k not in before or before[k][0][0] != v[0]}
+            dropped = set(before) - set(expected)
+            added = ledger.db.execute("SELECT COUNT(*) FROM status_history").fetchone()[0] - history_before
+            assert counts["status_changes"] == added == len(changes) + len(dropped)
+            as_of += timedelta(days=rng.choice((0, 1, 30, 200, -45)))  # sometimes --as-of an earlier day
+
+
+def test_a_second_evaluation_with_nothing_changed_writes_nothing(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            ledger.people.upsert([person(u, rng) for u in range(1, 201)], run, ANCHOR)
+            ledger.evidence.record(
+                [completion(rng.randrange(1, 201), rng, ANCHOR) for _ in range(300)], run, now=NOW
+            )
+            first = evaluate_into_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR, run)
+        again = ledger.runs.start("incremental", ANCHOR, now=NOW)
+        with ledger.transaction():
+            writes = ledger.db.conn.total_changes
+            second = evaluate_into_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR, again)
+            writes = ledger.db.conn.total_changes - writes
+            rollups = len(ledger.rollups.for_run(again))
+    assert first["statuses_written"] == first["statuses"] == 200 * len(MAPPINGS.requirements)
+    assert (second["statuses"], second["statuses_written"], second["status_changes"]) == (1000, 0, 0)
+    # the staging rows (a temp table, outside the ledger's log) and this run's roll-ups; no status
+    assert writes == second["statuses"] + rollups
+
+
+@pytest.mark.slow
+def test_a_nightly_sync_with_nothing_changed_writes_no_status_and_leaves_a_small_log(demo_site: Site) -> None:
+    runner = CliRunner()
+    args = ["--config", str(demo_site.config_path), "sync", "--as-of", ANCHOR.isoformat()]
+    for _ in range(2):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+    with sqlite3.connect(demo_site.ledger_path) as conn:
+        first, second = [json.loads(c) for (c,) in conn.execute("SELECT counts FROM sync_runs ORDER BY id")]
+        runs_in_statuses = {r for (r,) in conn.execute("SELECT DISTINCT run_id FROM statuses")}
+    assert first["statuses_written"] == first["statuses"] > 0
+    assert (second["statuses_written"], second["status_changes"]) == (0, 0)
+    assert second["statuses"] == first["statuses"]
+    assert runs_in_statuses == {1}
+    wal = demo_site.ledger_path.with_name(demo_site.ledger_path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_a_ledger_keeps_its_write_ahead_log_small_after_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with Ledger.open(path) as ledger:
+        limit = ledger.db.execute("PRAGMA journal_size_limit").fetchone()[0]
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            ledger.evidence.record(
+                [Completion(u, 10, 1_700_000_000 + u * 60) for u in range(20_000)], run, now=NOW
+            )
+        wal = path.with_name(path.name + "-wal")
+        assert wal.stat().st_size > 1_000_000  # the transaction went through the log
+        ledger.checkpoint()
+        assert wal.stat().st_size == 0
+    assert limit == 4 * 2**20
