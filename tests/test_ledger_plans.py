@@ -39,6 +39,7 @@ WHOLE_TABLE_BY_DESIGN = {
     ("Enrolments.spans", "enrolments"): 'a target that counts "enrolled" reads when every place was given',
     ("Statuses.write", "statuses"): "a sync replaces every status and compares old with new",
     ("Statuses.current", "statuses"): "export and erasure read every stored status",
+    ("Statuses.current_for_export", "statuses"): "an export streams every stored status",
     ("Statuses.per_requirement", "statuses"): "the dropped-requirement guard counts every status",
     ("Queries.placement_counts", "people"): "counts over all active people",
     ("Queries.unplaced_spellings", "people"): "lists every active person in no department",
@@ -155,6 +156,7 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
         [StatusRow(u, "r0", "missing", None, None, None, None, None, "") for u in range(1, 50)], 2, AS_OF
     ),
     "Statuses.current": lambda ld: sum(1 for _ in ld.statuses.current()),
+    "Statuses.current_for_export": lambda ld: sum(1 for _ in ld.statuses.current_for_export()),
     "Statuses.for_user": lambda ld: ld.statuses.for_user(42),
     "Statuses.history_for": lambda ld: ld.statuses.history_for(42),
     "Statuses.per_requirement": lambda ld: ld.statuses.per_requirement(),

@@ -45,3 +45,24 @@ class StatusRow(NamedTuple):
     evidence_id: int | None
     completed_on: str | None
     detail: str | None
+
+
+class ExportRow(NamedTuple):
+    """A stored status with what an export names beside it (its person, the deciding evidence)."""
+
+    user_id: int
+    requirement_id: str
+    status: str
+    valid_until: str | None
+    evidence_id: int | None  # > 0: Moodle's evidence; < 0: an imported row (its id negated)
+    username: str | None
+    idnumber: str | None
+    department_id: str | None
+    fullname: str | None
+    email: str | None
+    course: str | None  # the deciding Moodle course's idnumber, else its short name
+    completed_at: int | None
+    imported_course: str | None  # the deciding imported row's course key ...
+    imported_requirement: str | None  # ... or requirement id
+    imported_on: str | None  # its local date
+    provider: str | None

@@ -9,7 +9,7 @@ from typing import Any
 import sqlite_utils
 
 from connector.ledger._batch import BATCH, batched
-from connector.ledger.records import StatusRow
+from connector.ledger.records import ExportRow, StatusRow
 
 _COLUMNS = "user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on, detail"
 _VALUES = _COLUMNS.split(", ")[2:]  # what a status says, beside its key
@@ -82,6 +82,23 @@ class Statuses:
         """Every stored status, by person then requirement."""
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM statuses ORDER BY user_id, requirement_id"):
             yield StatusRow(*row)
+
+    def current_for_export(self) -> Iterator[ExportRow]:
+        """Every stored status with its person and deciding course, by person then requirement:
+        one join streamed row by row, so an export's memory stays flat whatever the headcount."""
+        cursor = self._db.execute(
+            "SELECT s.user_id, s.requirement_id, s.status, s.valid_until, s.evidence_id, p.username, "
+            "p.idnumber, p.department_id, p.fullname, p.email, "
+            "CASE WHEN c.course_id IS NOT NULL THEN COALESCE(NULLIF(c.idnumber, ''), c.shortname) END, "
+            "e.completed_at, i.course, i.requirement_id, i.completed_on, i.provider "
+            "FROM statuses s LEFT JOIN people p ON p.user_id = s.user_id "
+            "LEFT JOIN evidence e ON e.id = s.evidence_id "
+            "LEFT JOIN courses c ON c.course_id = e.course_id "
+            "LEFT JOIN imported_evidence i ON s.evidence_id < 0 AND i.id = -s.evidence_id "
+            "ORDER BY s.user_id, s.requirement_id"
+        )
+        for row in cursor:
+            yield ExportRow(*row)
 
     def for_user(self, user_id: int) -> list[dict[str, Any]]:
         return self._db.execute_returning_dicts(

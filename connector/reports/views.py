@@ -14,7 +14,7 @@ from typing import Any
 
 from connector.errors import LedgerError, UsageError
 from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row
-from connector.ledger import Ledger, StatusRow
+from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.moodle.records import Course
 
@@ -185,18 +185,16 @@ def export_rows(
     ledger: Ledger, mappings: Mappings, *, as_of: date | None = None
 ) -> tuple[date, Iterator[dict[str, Any]]]:
     names = {d.id: d.name for d in mappings.departments}
+    if as_of is None:
+        run = _last_ok_run(ledger)
+        return date.fromisoformat(run["as_of"]), _stored_export_rows(ledger, mappings, names)
+    _check_as_of(ledger, as_of)
     people = {r["user_id"]: r for r in ledger.people.rows()}
     courses = {c.id: c for c in ledger.courses.all()}
     evidence: dict[int, tuple[int | None, int | None]] = dict(ledger.evidence.course_and_time())
     imported = {-row["id"]: row for row in ledger.imports.rows()}
-    if as_of is None:
-        run = _last_ok_run(ledger)
-        as_of = date.fromisoformat(run["as_of"])
-        source: Iterator[StatusRow] = ledger.statuses.current()
-    else:
-        _check_as_of(ledger, as_of)
-        course_ids = resolve_courses(mappings, ledger.courses.all())
-        source, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
+    course_ids = resolve_courses(mappings, ledger.courses.all())
+    source, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
 
     def rows() -> Iterator[dict[str, Any]]:
         for row in source:
@@ -327,6 +325,36 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
 def _noon(day: str) -> int:
     """The instant imported evidence of that day counts at (see connector/imports.py)."""
     return int(datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=UTC).timestamp()) + 43200
+
+
+def _stored_export_rows(
+    ledger: Ledger, mappings: Mappings, names: dict[str, str]
+) -> Iterator[dict[str, Any]]:
+    """The last sync's statuses as export rows, streamed from one join (flat memory)."""
+    for row in ledger.statuses.current_for_export():
+        org_id, org_name = organisation(mappings, row.department_id)
+        yield {
+            "username": row.username,
+            "idnumber": row.idnumber,
+            "department_id": row.department_id,
+            "department_name": names.get(row.department_id or "", None),
+            "requirement": row.requirement_id,
+            "status": row.status,
+            "valid_until": row.valid_until,
+            "decided_by_course": row.course
+            if row.course is not None or row.imported_on is None
+            else (row.imported_course or row.imported_requirement),
+            "decided_by_completed_at": _utc(_noon(row.imported_on))
+            if row.imported_on is not None
+            else _utc(row.completed_at),
+            "organisation": org_id,
+            "organisation_name": org_name,
+            "decided_by_source": f"import:{row.provider}"
+            if row.imported_on is not None
+            else ("moodle" if row.evidence_id and row.evidence_id > 0 else None),
+            "fullname": row.fullname or None,
+            "email": row.email or None,
+        }
 
 
 def _utc(epoch: int | None) -> str | None:
