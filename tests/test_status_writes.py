@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -178,3 +179,20 @@ def test_the_streamed_export_names_what_a_recomputed_export_names(tmp_path: Path
     assert day == ANCHOR and len(streamed) > 100
     assert {r["decided_by_course"] for r in streamed} > {None}
     assert any(r["decided_by_completed_at"] for r in streamed)
+
+
+def test_csv_lines_hand_out_each_row_before_reading_the_next() -> None:
+    from connector.reports.formats import csv_lines, render_csv
+
+    read: list[int] = []
+
+    def rows() -> Iterator[dict[str, object]]:
+        for n in range(3):
+            read.append(n)
+            yield {"a": n, "b": "x\ry" if n == 2 else None}
+
+    lines = csv_lines(rows(), ["a", "b"], "excel-cs")
+    assert (next(lines), read) == ("\ufeffa;b\n", [])
+    assert (next(lines), read) == ("0;\n", [0])
+    assert list(lines) == ["1;\n", '"2";"x\ry"\n']
+    assert render_csv(list(rows()), ["a", "b"], "excel-cs") == '\ufeffa;b\n0;\n1;\n"2";"x\ry"'

@@ -55,7 +55,7 @@ class Progress:
             click.echo("\r" + " " * len(self._last) + "\r", nl=False, err=True)
 
 
-def write_private(path: Path, text: str | bytes) -> None:
+def write_private(path: Path, text: str | bytes | Iterable[str]) -> None:
     """Exports hold personal data: readable by the owner only, like the ledger.
 
     Written to a private (0600) temporary file beside the target, synced, then renamed over it:
@@ -72,7 +72,11 @@ def write_private(path: Path, text: str | bytes) -> None:
         fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(text.encode("utf-8") if isinstance(text, str) else text)
+                if isinstance(text, str | bytes):
+                    out.write(text.encode("utf-8") if isinstance(text, str) else text)
+                else:  # streamed in pieces (a large export)
+                    for piece in text:
+                        out.write(piece.encode("utf-8"))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, path)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -15,7 +15,7 @@ from connector.cli.app import as_of_option, config_of, format_option, main
 from connector.cli.output import echo_rows, write_private
 from connector.errors import UsageError
 from connector.reports import columns
-from connector.reports.formats import CSV_DIALECTS, render_csv, render_json
+from connector.reports.formats import CSV_DIALECTS, csv_lines, render_csv, render_json
 from connector.reports.i18n import LANGUAGES
 
 if TYPE_CHECKING:
@@ -131,6 +131,9 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, dialect: str, outpu
         raise UsageError("--format xlsx needs a file to write to", hint="add -o FILE.xlsx")
     with open_for_reading(ctx) as (ledger, mappings):
         _, rows = export_rows(ledger, mappings, as_of=as_of)
+        if fmt == "csv":  # streamed from the ledger onto the file: flat memory at any headcount
+            _stream_csv(rows, dialect, output)
+            return
         materialised = list(rows)
         summary = status_rows(ledger, mappings, as_of=as_of)[1] if fmt == "xlsx" else []
     content: str | bytes
@@ -153,6 +156,24 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, dialect: str, outpu
     else:
         assert isinstance(content, str)  # xlsx was refused above without -o
         click.echo(content)
+
+
+def _stream_csv(rows: Iterable[dict[str, Any]], dialect: str, output: Path | None) -> None:
+    written = 0
+
+    def counted() -> Iterator[dict[str, Any]]:
+        nonlocal written
+        for row in rows:
+            written += 1
+            yield row
+
+    lines = csv_lines(counted(), columns.EXPORT.csv, dialect)
+    if output:
+        write_private(output, lines)
+        click.echo(f"wrote {written} rows to {output}", err=True)
+    else:
+        for line in lines:
+            click.echo(line, nl=False)
 
 
 @main.command()

@@ -27,7 +27,7 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from connector.reports.i18n import _
@@ -120,6 +120,14 @@ def _csv_cell(value: Any, dialect: str) -> Any:
 
 def render_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], dialect: str = "plain") -> str:
     """CSV text; ``excel-cs`` starts with a byte-order mark so a spreadsheet reads it as UTF-8."""
+    return "".join(csv_lines(rows, columns, dialect)).rstrip("\n")
+
+
+def csv_lines(
+    rows: Iterable[dict[str, Any]], columns: Sequence[str], dialect: str = "plain"
+) -> Iterator[str]:
+    """``render_csv`` a row at a time, each piece ending in a newline: an export of a million rows
+    goes onto its file without being held in memory."""
     delimiter = ";" if dialect == "excel-cs" else ","
     out = io.StringIO()
     options: dict[str, Any] = {"extrasaction": "ignore", "lineterminator": "\n", "delimiter": delimiter}
@@ -128,11 +136,13 @@ def render_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], dialect: 
     # or a spreadsheet breaks the row there
     quoted = csv.DictWriter(out, fieldnames=list(columns), quoting=csv.QUOTE_ALL, **options)
     writer.writeheader()
+    yield ("\ufeff" if dialect == "excel-cs" else "") + out.getvalue()
     for row in rows:
+        out.seek(0)
+        out.truncate()
         cells = {k: _csv_cell(row.get(k), dialect) for k in columns}
         (quoted if any(isinstance(v, str) and "\r" in v for v in cells.values()) else writer).writerow(cells)
-    text = out.getvalue().rstrip("\n")
-    return "\ufeff" + text if dialect == "excel-cs" else text
+        yield out.getvalue()
 
 
 def render_json(rows: Sequence[dict[str, Any]]) -> str:

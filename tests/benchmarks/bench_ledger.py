@@ -1,10 +1,12 @@
 """Rules + ledger end to end: N people x 10 requirements into a real SQLite ledger.
 
-    python tests/benchmarks/bench_ledger.py [--people 100000] [--json FILE]
+    python tests/benchmarks/bench_ledger.py [--people 100000] [--json FILE] [--keep DIR]
 
 Writes people and their evidence, evaluates every person x requirement with the rules engine,
 writes statuses (with history) and department roll-ups, all in one transaction, as a sync does.
-Prints wall time per phase, rows per second and the peak RSS of this process.
+Prints wall time per phase, rows per second and the peak RSS of this process. ``--keep DIR``
+leaves the ledger (``DIR/bench.sqlite``) and its mappings (``DIR/bench.toml``) there, to measure
+the read commands on it (``connector --ledger DIR/bench.sqlite --mappings DIR export``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import json
 import random
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -66,6 +69,7 @@ def main() -> int:
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--keep", type=Path, help="leave the ledger and its mappings in this directory")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,6 +142,10 @@ def main() -> int:
             "rows_per_s": round(rows / (t_end - t0)),
             "peak_rss_mb": round(rss_mb(), 1),
         }
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for name in ("bench.sqlite", "bench.toml"):
+                shutil.copy2(root / name, args.keep / name)
     for key, value in figures.items():
         print(f"{key:>32}: {value}")
     if args.json:
