@@ -196,3 +196,25 @@ def test_csv_lines_hand_out_each_row_before_reading_the_next() -> None:
     assert (next(lines), read) == ("0;\n", [0])
     assert list(lines) == ["1;\n", '"2";"x\ry"\n']
     assert render_csv(list(rows()), ["a", "b"], "excel-cs") == '\ufeffa;b\n0;\n1;\n"2";"x\ry"'
+
+
+def test_a_checkpoint_does_not_wait_for_a_reader(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with Ledger.open(path) as ledger:
+        ledger.wait_for_writers(30)
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            ledger.evidence.record(
+                [Completion(u, 10, 1_700_000_000 + u * 60) for u in range(5_000)], run, now=NOW
+            )
+        reader = sqlite3.connect(path)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT COUNT(*) FROM evidence").fetchone()  # holds a snapshot
+            ledger.checkpoint()  # returns: the reader keeps its snapshot, the log waits for later
+            assert ledger.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
+            assert path.with_name(path.name + "-wal").stat().st_size > 0
+        finally:
+            reader.close()
+        ledger.checkpoint()
+        assert path.with_name(path.name + "-wal").stat().st_size == 0

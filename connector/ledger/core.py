@@ -229,10 +229,16 @@ class Ledger:
     def checkpoint(self) -> None:
         """Fold the write-ahead log back into the file and truncate it, after a run committed:
         the log does not stay as large as the run's transaction until the next writer closes."""
+        conn = self.db.conn
+        waits = conn.execute("PRAGMA busy_timeout").fetchone()[0]
         try:
-            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:  # a reader in another process holds it back: the next run does it
+            # never wait for a reader (an export of a million rows): the next writer folds it back
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
             log.debug("checkpoint deferred: %s", exc)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(waits)}")
 
     def quick_check(self) -> list[str]:
         """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else what it found (a few lines)."""
