@@ -218,3 +218,25 @@ def test_a_checkpoint_does_not_wait_for_a_reader(tmp_path: Path) -> None:
             reader.close()
         ledger.checkpoint()
         assert path.with_name(path.name + "-wal").stat().st_size == 0
+
+
+@pytest.mark.slow
+def test_the_streamed_export_names_imported_evidence_as_the_recomputed_one(demo_site: Site) -> None:
+    runner = CliRunner()
+
+    def connector(*args: str) -> str:
+        result = runner.invoke(main, ["--config", str(demo_site.config_path), *args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    connector("sync", "--as-of", ANCHOR.isoformat())
+    (demo_site.tmp / "a.csv").write_text(
+        "username,course,date,provider\nu003,itsec-cz,2026-05-04,KÚ\n", encoding="utf-8"
+    )
+    connector("evidence", "import", str(demo_site.tmp / "a.csv"), "--source", "HR")
+    connector("sync", "--as-of", ANCHOR.isoformat())
+    streamed = json.loads(connector("export", "--format", "json"))
+    recomputed = json.loads(connector("export", "--format", "json", "--as-of", ANCHOR.isoformat()))
+    order = lambda r: (r["username"], r["requirement"])  # noqa: E731
+    assert streamed == sorted(recomputed, key=order)
+    assert {r["decided_by_source"] for r in streamed} == {None, "moodle", "import:KÚ"}
