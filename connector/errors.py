@@ -56,7 +56,9 @@ class ConnectorError(Exception):
 
     def __str__(self) -> str:
         if self.hint:
-            return f"{self.message}\n  hint: {self.hint}"
+            from connector.i18n import _
+
+            return self.message + "\n" + _("  hint: {hint}").format(hint=self.hint)
         return self.message
 
 

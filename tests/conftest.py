@@ -76,6 +76,18 @@ def _no_machine_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _english_unless_asked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests read English unless they pass --lang or set a locale: the machine's locale must not decide."""
+    from connector import i18n
+
+    for name in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    yield
+    i18n.set_language("en")
+
+
 @pytest.fixture
 def http_server() -> Iterator[Callable[..., str]]:
     """Start a loopback HTTP(S) server for a handler class: ``url = http_server(Handler, tls=None)``.

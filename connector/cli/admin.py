@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from connector.cli.app import config_of, main, now_of
+from connector.cli.translated import TranslatedCommand
 from connector.config import Config
 from connector.errors import ConnectorError, ExitStatus, UsageError
 
@@ -138,7 +139,7 @@ def backup(ctx: click.Context, target: Path, force: bool) -> None:
     )
 
 
-class _PluginCommand(click.Command):
+class _PluginCommand(TranslatedCommand):
     """A usage mistake in a monitoring check is UNKNOWN (exit 3), not click's exit 2 (CRITICAL)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:

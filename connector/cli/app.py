@@ -28,10 +28,12 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from connector import __version__
+from connector import __version__, i18n
+from connector.cli import translated
 from connector.clock import utc_now
 from connector.config import COMPLETION_PATHS, Config, load_config
 from connector.errors import ConnectorError, ExitStatus
+from connector.i18n import _
 from connector.reports.formats import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -51,29 +53,34 @@ def _fail(message: str, status: ExitStatus) -> NoReturn:
     sys.exit(int(status))
 
 
-class ConnectorGroup(click.Group):
+class ConnectorGroup(translated.TranslatedGroup):
     """The root group: the single place where an error becomes a message and an exit status.
 
     Click's own usage errors (exit 2) and explicit exits pass through untouched; everything else
     is one line (plus the error's hint), never a traceback.
     """
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:  # the locale's language until --lang (eager) or the mappings say otherwise
+            i18n.start(None)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ConnectorError as exc:
-            _fail(f"error: {exc}", exc.exit_code)
+            _fail(_("error: {message}").format(message=exc), exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted", ExitStatus.INTERRUPTED)
+            _fail(_("interrupted"), ExitStatus.INTERRUPTED)
         except Terminated:
-            _fail("interrupted (SIGTERM)", ExitStatus.TERMINATED)
+            _fail(_("interrupted (SIGTERM)"), ExitStatus.TERMINATED)
         except click.Abort:  # "n" or end of input at a confirmation prompt
-            _fail("aborted", ExitStatus.FAILED)
+            _fail(_("aborted"), ExitStatus.FAILED)
         except sqlite3.Error as exc:  # the ledger failed under a command: damaged, locked, read-only
             from connector.ledger import ledger_error
 
             error = ledger_error(exc, None)
-            _fail(f"error: {error}", error.exit_code)
+            _fail(_("error: {message}").format(message=error), error.exit_code)
         except BrokenPipeError:  # the reader went away (`connector status | head`): stop quietly
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(int(ExitStatus.FAILED))
@@ -82,8 +89,9 @@ class ConnectorGroup(click.Group):
         except Exception as exc:  # a bug: say so plainly, keep the traceback in the debug log
             log.debug("unexpected error", exc_info=True)
             _fail(
-                f"internal error: {type(exc).__name__}: {exc} "
-                "(run with --log-level debug for details and report it)",
+                _(
+                    "internal error: {kind}: {error} (run with --log-level debug for details and report it)"
+                ).format(kind=type(exc).__name__, error=exc),
                 ExitStatus.FAILED,
             )
 
@@ -102,7 +110,9 @@ def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None)
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"'{value}' is not a date; use YYYY-MM-DD, e.g. 2026-06-01") from None
+        raise click.BadParameter(
+            _("'{value}' is not a date; use YYYY-MM-DD, e.g. 2026-06-01").format(value=value)
+        ) from None
 
 
 as_of_option = click.option(
@@ -130,6 +140,15 @@ completion_path_choice = click.Choice(COMPLETION_PATHS)
 
 @click.group(cls=ConnectorGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="connector")
+@click.option(
+    "--lang",
+    type=click.Choice(i18n.LANGUAGES),
+    is_eager=True,  # before --help, so the help is in this language
+    expose_value=False,
+    callback=lambda _ctx, _param, value: i18n.set_language(value, explicit=True) if value else None,
+    help="Language of everything the connector says: cs, sl or en "
+    "(default: [settings] language in the mappings, else the locale, else English).",
+)
 @click.option(
     "--config",
     "config_path",

@@ -1,0 +1,125 @@
+"""The language a person reads: gettext catalogs (Czech, Slovenian; English is the source) and Babel.
+
+``_("expired")`` translates into the active language, ``ngettext`` picks a plural form (Czech and
+Slovenian have three and four). Text built at import time (click help, column headings, status
+words) is marked with ``N_()``, which only marks it for extraction, and is translated where it is
+shown, so a ``--lang`` given later still applies: that is this module's "lazy string".
+
+The language comes from ``--lang``, else ``[settings] language`` in the mappings, else the locale
+(``LC_ALL``, ``LC_MESSAGES``, ``LANG``, in POSIX order), else English. Catalogs live in
+connector/locale/<lang>/LC_MESSAGES/connector.po with the compiled .mo beside them (CONTRIBUTING.md
+says how to extract and compile).
+"""
+
+from __future__ import annotations
+
+import gettext
+import os
+from collections.abc import Mapping
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+from babel.dates import format_date as _babel_date
+from babel.numbers import format_decimal as _babel_decimal
+from babel.numbers import format_percent as _babel_percent
+
+LANGUAGES = ("en", "cs", "sl")
+DOMAIN = "connector"
+LOCALE_DIR = Path(__file__).parent / "locale"
+
+# dates as officials write them: 26. 11. 2026 (cs, sl), 26 Nov 2026 (en)
+_DATE_PATTERNS = {"cs": "d. M. y", "sl": "d. M. y", "en": "d MMM y"}
+_SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})  # Babel's no-break spaces, for terminals
+
+
+class _Active:
+    language = "en"
+    explicit = False  # --lang was given: the mappings' language does not override it
+
+
+def N_(message: str) -> str:
+    """Marks ``message`` for extraction without translating it (it is translated where shown)."""
+    return message
+
+
+@cache
+def translations(language: str) -> gettext.NullTranslations:
+    if language == "en":
+        return gettext.NullTranslations()
+    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[language], fallback=True)
+
+
+def _(message: str) -> str:
+    return translations(_Active.language).gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return translations(_Active.language).ngettext(singular, plural, n)
+
+
+def language() -> str:
+    return _Active.language
+
+
+def supported(value: str | None) -> str | None:
+    """``cs``, ``cs_CZ.UTF-8``, ``sl-SI`` -> the language we have, or None."""
+    if not value:
+        return None
+    code = value.split(".")[0].split("@")[0].replace("-", "_").split("_")[0].lower()
+    return code if code in LANGUAGES else None
+
+
+def from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """The language of the locale: the first of LC_ALL, LC_MESSAGES, LANG that is set decides."""
+    env = os.environ if environ is None else environ
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if env.get(name):
+            return supported(env[name])
+    return None
+
+
+def set_language(code: str, *, explicit: bool = False) -> None:
+    _Active.language = code if code in LANGUAGES else "en"
+    _Active.explicit = explicit
+
+
+def start(cli_language: str | None, environ: Mapping[str, str] | None = None) -> None:
+    """At the start of a command: --lang if given, else the locale, else English."""
+    if cli_language:
+        set_language(cli_language, explicit=True)
+    else:
+        set_language(from_environment(environ) or "en")
+
+
+def adopt_mappings_language(setting: str | None) -> None:
+    """``[settings] language`` applies unless --lang chose one."""
+    if setting and not _Active.explicit:
+        set_language(setting)
+
+
+def format_day(day: date | str | None) -> str:
+    """A date as the reader writes it; ISO text is accepted (the ledger stores dates so)."""
+    if day is None or day == "":
+        return ""
+    if isinstance(day, str):
+        try:
+            when = date.fromisoformat(day[:10])
+        except ValueError:
+            return day
+    else:
+        when = day
+    lang = _Active.language
+    return _babel_date(when, _DATE_PATTERNS[lang], locale=lang).translate(_SPACES)
+
+
+def format_percent(share: float, decimals: int = 0) -> str:
+    """0.4167 -> "42 %" in Czech and Slovenian, "42%" in English; decimals=1 -> "41,7 %"."""
+    pattern = "#,##0%" if decimals == 0 else "#,##0." + "0" * decimals + "%"
+    if _Active.language != "en":
+        pattern = pattern.replace("%", "\u00a0%")
+    return _babel_percent(share, pattern, locale=_Active.language).translate(_SPACES)
+
+
+def format_number(value: float) -> str:
+    return _babel_decimal(value, locale=_Active.language).translate(_SPACES)
