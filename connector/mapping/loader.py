@@ -45,7 +45,8 @@ _LONGEST_HINT = "at most 100 years (1200 months, 5218 weeks, 36525 days)"
 _MAX_SQLITE_INT = 2**63 - 1  # the ledger stores course ids as SQLite integers
 
 _TOP_KEYS = ("settings", "department", "course", "requirement")
-_SETTINGS_KEYS = ("timezone", "position_field", "start_date_field")
+_SETTINGS_KEYS = ("timezone", "position_field", "start_date_field", "language")
+_LANGUAGES = ("cs", "sl", "en")
 _DEPARTMENT_KEYS = (
     "id",
     "name",
@@ -64,6 +65,9 @@ _COURSE_KEYS = (*_COURSE_FIELDS, "title")
 _REQUIREMENT_KEYS = (
     "id",
     "title",
+    "title_cs",
+    "title_sl",
+    "title_en",
     "courses",
     "require",
     "valid_for",
@@ -449,7 +453,8 @@ def _read_requirement(
 ) -> tuple[Requirement, tuple[str, ...]] | None:
     problems.unknown_keys(raw, _REQUIREMENT_KEYS, where)
     read = _Reader(raw, where, problems)
-    req_id, title = read.identifier("id"), read.text("title", required=True)
+    req_id = read.identifier("id")
+    title, titles = _read_titles(raw, where, problems)
     courses = read.texts("courses")
     if "courses" not in raw:
         problems.add(where.key("courses"), "missing", 'add courses = ["name of a [course.NAME] entry"]')
@@ -501,6 +506,7 @@ def _read_requirement(
         tuple(e for e in exemptions if e is not None),
         tuple(t for t in targets if t is not None),
         read.texts("needs_areas"),
+        titles,
     )
     return requirement, courses
 
@@ -684,6 +690,34 @@ def _target_period(
 
 
 # -- the merged whole -----------------------------------------------------------------------------
+def _read_titles(
+    raw: dict[str, Any], where: _Where, problems: _Problems
+) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """``title = "..."`` (any language), ``title_cs = "..."``, or ``[requirement.title]`` with
+    ``cs``, ``sl``, ``en``: the default title and the titles per language."""
+    value = raw.get("title")
+    titles: dict[str, str] = {}
+    if isinstance(value, dict):
+        for lang, text in value.items():
+            if lang not in _LANGUAGES:
+                problems.add(where.key(f"title.{lang}"), "is not a language", "use cs, sl or en")
+            elif not isinstance(text, str) or not text.strip():
+                problems.add(where.key(f"title.{lang}"), f"must be non-empty text, not {_type_name(text)}")
+            else:
+                titles[lang] = text.strip()
+        title = titles.get("en") or next(iter(titles.values()), None)
+    else:
+        title = _Reader(raw, where, problems).text("title")
+    read = _Reader(raw, where, problems)
+    for lang in _LANGUAGES:
+        text = read.text(f"title_{lang}")
+        if text:
+            titles[lang] = text
+    if title is None and not titles and "title" not in raw:
+        problems.add(where.key("title"), "missing", 'add title = "..."')
+    return title or next(iter(titles.values()), None), tuple(sorted(titles.items()))
+
+
 def _assemble(entries: _Entries, problems: _Problems) -> Mappings | None:
     settings = _read_settings(entries.settings, problems)
     departments = _check_departments(entries.departments, problems)
@@ -713,7 +747,10 @@ def _read_settings(found: list[tuple[dict[str, Any], _Where]], problems: _Proble
         "timezone": read.zone("timezone") or "UTC",
         "position_field": read.text("position_field") or "position",
         "start_date_field": read.text("start_date_field"),
+        "language": read.text("language"),
     }
+    if values["language"] is not None and values["language"] not in _LANGUAGES:
+        problems.add(where.key("language"), f"{values['language']!r} is not a language", "use cs, sl or en")
     return values if len(problems.items) == before else None
 
 

@@ -143,6 +143,11 @@ class Requirement:
     targets: tuple[Target, ...] = ()
     # what a declared need is called where people declare it (the survey's options, a CSV's area)
     needs_areas: tuple[str, ...] = ()
+    titles: tuple[tuple[str, str], ...] = ()  # (language, title): title_cs, title_sl, [requirement.title]
+
+    def title_in(self, language: str) -> str:
+        """The title in this language when the mappings give one, else ``title``."""
+        return dict(self.titles).get(language) or self.title
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +169,7 @@ class Mappings:
     timezone: str = "UTC"
     position_field: str = "position"
     start_date_field: str | None = None
+    language: str | None = None  # [settings] language: cs, sl or en (--lang overrides it)
     _by_id: dict[str, Department] = field(init=False, repr=False, compare=False)
     _ancestors: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _children: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
