@@ -67,6 +67,7 @@ from connector.errors import (
     SyncRefused,
 )
 from connector.evaluation import evaluate_into_ledger, resolve_courses
+from connector.i18n import _
 from connector.ledger import EnrolmentState, Ledger, ledger_error
 from connector.mapping import Mappings, load_mappings
 from connector.moodle.api import MoodleApi
@@ -134,21 +135,33 @@ class SyncResult:
 
     def summary_line(self) -> str:
         c = self.counts
-        return (
-            f"sync #{self.run_id} ok ({self.mode}, {self.completion_path} path, as of {self.as_of}): "
-            f"{c.get('people', 0)} people ({c.get('unplaced', 0)} unplaced), "
-            f"{c.get('enrolments', 0)} enrolments, {c.get('evidence_new', 0)} new completions, "
-            f"{c.get('evidence_gone', 0)} no longer in Moodle, {c.get('status_changes', 0)} status changes; "
-            f"{self._inactive_part()}{self.calls} Moodle calls in {self.duration_s:.1f} s"
+        # counts after a label (not "60 people"): no plural forms to get wrong in Czech and Slovenian
+        return _(
+            "sync #{run} ok ({mode}, {path} path, as of {date}): {people} people ({unplaced} unplaced), "
+            "{enrolments} enrolments, {new} new completions, {gone} no longer in Moodle, "
+            "{changes} status changes; {inactive}{calls} Moodle calls in {seconds} s"
+        ).format(
+            run=self.run_id,
+            mode=self.mode,
+            path=self.completion_path,
+            date=self.as_of,
+            people=c.get("people", 0),
+            unplaced=c.get("unplaced", 0),
+            enrolments=c.get("enrolments", 0),
+            new=c.get("evidence_new", 0),
+            gone=c.get("evidence_gone", 0),
+            changes=c.get("status_changes", 0),
+            inactive=self._inactive_part(),
+            calls=self.calls,
+            seconds=f"{self.duration_s:.1f}",
         )
 
     def _inactive_part(self) -> str:
         """Fallback paths only: completions behind inactive enrolments are invisible to them."""
         if "inactive_enrolments" not in self.counts:
             return ""
-        return (
-            f"{self.counts['inactive_enrolments']} inactive enrolments "
-            "(completions unreadable on this path); "
+        return _("{n} inactive enrolments (completions unreadable on this path); ").format(
+            n=self.counts["inactive_enrolments"]
         )
 
 

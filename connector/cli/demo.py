@@ -21,6 +21,7 @@ from connector.cli.reports import print_status, write_report
 from connector.config import Config
 from connector.durations import Duration
 from connector.errors import UsageError
+from connector.i18n import _
 
 
 @main.command()
@@ -136,7 +137,7 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
                 completion_path=completion_path,
                 needs_feedback_cmid=NEEDS_FEEDBACK,
             )
-            click.echo(f"Moodle emulator: {emu.url} (demo scenario)", err=True)
+            click.echo(_("Moodle emulator: {url} (demo scenario)").format(url=emu.url), err=True)
             result = run_sync(config, SyncOptions(), progress=Progress(sys.stderr.isatty()), now=now_of(ctx))
             with Ledger.open(ledger_path, create=False) as ledger:  # the demo's needs survey, as a site would
                 survey_line = read_survey(config, ledger, mappings, now_of(ctx).year, now_of(ctx), warn=False)
@@ -165,13 +166,16 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
                 f"--mappings {shlex.quote(str(Path(mappings_dir).resolve()))}"
             )
             click.echo(
-                f"ledger kept at {demo_ledger.resolve()}; try: {explore} person u001 "
-                "(or status, export, runs, unplaced)",
+                _(
+                    "ledger kept at {path}; try: {command} person u001 (or status, export, runs, unplaced)"
+                ).format(path=demo_ledger.resolve(), command=explore),
                 err=True,
             )
         else:
             click.echo(
-                "the ledger was temporary; keep one to explore: connector demo --ledger demo.sqlite "
-                "(it then prints the commands to explore it)",
+                _(
+                    "the ledger was temporary; keep one to explore: connector demo --ledger demo.sqlite "
+                    "(it then prints the commands to explore it)"
+                ),
                 err=True,
             )

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from connector.errors import ConnectorError, UsageError
+from connector.i18n import _
 from connector.reports.columns import Columns
 from connector.reports.formats import render_csv, render_json, render_table, terminal_safe
 
@@ -28,7 +29,7 @@ def echo_rows(rows: Sequence[dict[str, Any]], fmt: str, columns: Columns, dialec
 
 def echo_warnings(warnings: Iterable[str]) -> None:
     for warning in warnings:  # they quote names from Moodle
-        click.echo(terminal_safe(f"warning: {warning}"), err=True)
+        click.echo(terminal_safe(_("warning: {message}").format(message=warning)), err=True)
 
 
 class Progress:

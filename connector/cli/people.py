@@ -9,8 +9,10 @@ import click
 
 from connector.cli.app import config_of, format_option, main
 from connector.cli.reports import open_for_reading
+from connector.i18n import _, format_day, language
 from connector.reports import columns
 from connector.reports.formats import render_csv, render_json, render_table, terminal_safe
+from connector.reports.words import status_word
 
 
 @main.command()
@@ -29,22 +31,44 @@ def person(ctx: click.Context, username: str, fmt: str) -> None:
     if fmt == "csv":
         click.echo(render_csv(view["statuses"], columns.PERSON_STATUSES.csv))
         return
-    state = "active" if view["active"] else ("deleted" if view["deleted"] else "suspended")
+    state = _("active") if view["active"] else (_("deleted") if view["deleted"] else _("suspended"))
     click.echo(
         terminal_safe(
-            f"{view['fullname']} ({view['username']}, {view['idnumber'] or 'no idnumber'}), {state}"
+            f"{view['fullname']} ({view['username']}, {view['idnumber'] or _('no idnumber')}), {state}"
         )
     )
-    where = view["department_name"] or "unplaced"
+    where = view["department_name"] or _("unplaced")
     if view["organisation"] and view["organisation"] != view["department_id"]:
         where += f" ({view['organisation_name']})"
-    click.echo(terminal_safe(f"department: {where}; position: {view['position'] or '-'}"))
-    click.echo("\nRequirements")
-    click.echo(render_table(view["statuses"], columns.PERSON_STATUSES.table))
-    click.echo("\nEvidence")
+    click.echo(
+        terminal_safe(
+            _("department: {department}; position: {position}").format(
+                department=where, position=view["position"] or "-"
+            )
+        )
+    )
+    titles = {r.id: r.title_in(language()) for r in mappings.requirements}
+    statuses = [
+        dict(
+            s,
+            title=titles.get(s["requirement"], s["title"]),
+            status=status_word(s["status"]),
+            valid_until=format_day(s["valid_until"]),
+            since=format_day(s["since"]),
+            due=format_day(s["due"]),
+        )
+        for s in view["statuses"]
+    ]
+    history = [
+        dict(h, on=format_day(h["on"]), **{"from": status_word(h["from"]), "to": status_word(h["to"])})
+        for h in view["history"]
+    ]
+    click.echo("\n" + _("Requirements"))
+    click.echo(render_table(statuses, columns.PERSON_STATUSES.table))
+    click.echo("\n" + _("Evidence"))
     click.echo(render_table(view["evidence"], columns.PERSON_EVIDENCE.table))
-    click.echo("\nHistory")
-    click.echo(render_table(view["history"], columns.PERSON_HISTORY.table))
+    click.echo("\n" + _("History"))
+    click.echo(render_table(history, columns.PERSON_HISTORY.table))
 
 
 @main.command()

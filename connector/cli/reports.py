@@ -14,6 +14,7 @@ import click
 from connector.cli.app import as_of_option, config_of, format_option, main
 from connector.cli.output import echo_rows, write_private
 from connector.errors import UsageError
+from connector.i18n import _, adopt_mappings_language, format_day, language, ngettext
 from connector.reports import columns
 from connector.reports.formats import CSV_DIALECTS, csv_lines, render_csv, render_json
 from connector.reports.i18n import LANGUAGES
@@ -43,7 +44,9 @@ def open_for_reading(ctx: click.Context) -> Iterator[tuple[Ledger, Mappings]]:
         ledger = Ledger.open_readonly(config.ledger_path)  # no ledger: say that first
         with ledger:
             ledger.require_sound()  # a damaged page would otherwise be shown as numbers
-            yield ledger, load_mappings(config.mappings_dir)
+            mappings = load_mappings(config.mappings_dir)
+            adopt_mappings_language(mappings.language)
+            yield ledger, mappings
     except (sqlite3.Error, UnicodeDecodeError) as exc:
         raise ledger_error(exc, config.ledger_path) from None
 
@@ -73,8 +76,10 @@ def status(
         named = departments_named(mappings, department) if department else []
         if len(named) > 1:  # two towns' "Odbor informatiky": show both, each with its organisation
             click.echo(
-                f"note: {len(named)} departments are named '{department}' ({', '.join(named)}); "
-                "showing them all; pass an id to see one",
+                _(
+                    "note: {count} departments are named '{name}' ({ids}); showing them all; "
+                    "pass an id to see one"
+                ).format(count=len(named), name=department, ids=", ".join(named)),
                 err=True,
             )
         print_status(
@@ -91,27 +96,37 @@ def print_status(
     if fmt != "table":
         echo_rows(rows, fmt, columns.STATUS, dialect)
         return
-    click.echo(f"Compliance as of {when}")
+    click.echo(_("Compliance as of {date}").format(date=format_day(when)))
     for row in rows:  # "9 % of 50 %, 2026-2027"; a ledger synced before the words existed has none
         row["targets_judged"] = "; ".join(t["judged"] for t in row["targets"] if t.get("judged"))
-    echo_rows(with_tree_names(rows, mappings), fmt, columns.STATUS)
+    titles = {r.id: r.title_in(language()) for r in mappings.requirements}
+    shown = [dict(row, title=titles.get(row["requirement"], "")) for row in with_tree_names(rows, mappings)]
+    echo_rows(shown, fmt, columns.STATUS)
     _echo_placement_footer(placement_problems(ledger))
 
 
 def _echo_placement_footer(problems: dict[str, int]) -> None:
     if problems["unplaced"]:
         n = problems["unplaced"]
-        who = "active person matches" if n == 1 else "active people match"
-        count = "counts" if n == 1 else "count"
         click.echo(
-            f"\n{n} {who} no department and {count} in none "
-            "of the rows above: `connector unplaced` lists their spellings and the alias "
-            "lines that place them"
+            "\n"
+            + ngettext(
+                "{n} active person matches no department and counts in none of the rows above: "
+                "`connector unplaced` lists their spellings and the alias lines that place them",
+                "{n} active people match no department and count in none of the rows above: "
+                "`connector unplaced` lists their spellings and the alias lines that place them",
+                n,
+            ).format(n=n)
         )
     if problems["conflicts"]:
         n = problems["conflicts"]
-        who = "active person matches" if n == 1 else "active people match"
-        click.echo(f"{n} {who} departments on different branches; `connector sync` names them")
+        click.echo(
+            ngettext(
+                "{n} active person matches departments on different branches; `connector sync` names them",
+                "{n} active people match departments on different branches; `connector sync` names them",
+                n,
+            ).format(n=n)
+        )
 
 
 @main.command()
@@ -152,7 +167,12 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, dialect: str, outpu
         content = render_csv(materialised, columns.EXPORT.csv, dialect)
     if output:
         write_private(output, content if isinstance(content, bytes) else content + "\n")
-        click.echo(f"wrote {len(materialised)} rows to {output}", err=True)
+        click.echo(
+            ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", len(materialised)).format(
+                n=len(materialised), path=output
+            ),
+            err=True,
+        )
     else:
         assert isinstance(content, str)  # xlsx was refused above without -o
         click.echo(content)

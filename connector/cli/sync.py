@@ -28,7 +28,7 @@ from connector.cli.output import Progress, echo_warnings
 @click.option(
     "--allow-mass-deletion",
     is_flag=True,
-    help="Accept that more than 5 % of the known people vanished from Moodle (normally "
+    help="Accept that more than 5 percent of the known people vanished from Moodle (normally "
     "a sign the token's user lost a capability, so the run stops instead).",
 )
 @click.option(

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-Column = tuple[str, str]  # (row key, heading shown in a table)
+from connector.i18n import N_
+
+Column = tuple[str, str]  # (row key, heading shown in a table: English, translated when shown)
 
 
 @dataclass(frozen=True)
@@ -22,18 +24,19 @@ class Columns:
 
 STATUS = Columns(
     table=(
-        ("tree_name", "department"),
-        ("requirement", "requirement"),
-        ("in_scope", "in scope"),
-        ("compliant", "compliant"),
-        ("expiring", "expiring"),
-        ("expired", "expired"),
-        ("missing", "missing"),
-        ("grace", "grace"),
-        ("exempt", "exempt"),
-        ("share", "share"),
-        ("targets_met", "targets met"),
-        ("targets_judged", "targets"),  # each target's figure in words, next to its goal
+        ("tree_name", N_("department")),
+        ("requirement", N_("requirement")),
+        ("title", N_("title")),
+        ("in_scope", N_("in scope")),
+        ("compliant", N_("compliant")),
+        ("expiring", N_("expiring")),
+        ("expired", N_("expired")),
+        ("missing", N_("missing")),
+        ("grace", N_("grace")),
+        ("exempt", N_("exempt")),
+        ("share", N_("share")),
+        ("targets_met", N_("targets met")),
+        ("targets_judged", N_("targets")),  # each target's figure in words, next to its goal
     ),
     csv=(
         "department",
@@ -70,78 +73,79 @@ EXPORT = Columns(
 
 RUNS = Columns(
     table=(
-        ("id", "run"),
-        ("started_at", "started"),
-        ("outcome", "outcome"),
-        ("mode", "mode"),
-        ("completion_path", "path"),
-        ("calls", "calls"),
-        ("new", "new completions"),
-        ("error", "error"),
+        ("id", N_("run")),
+        ("started_at", N_("started")),
+        ("outcome", N_("outcome")),
+        ("mode", N_("mode")),
+        ("completion_path", N_("path")),
+        ("calls", N_("calls")),
+        ("new", N_("new completions")),
+        ("error", N_("error")),
     ),
     csv=("id", "started_at", "finished_at", "outcome", "mode", "completion_path", "as_of", "error"),
 )
 
 PERSON_STATUSES = Columns(
     table=(
-        ("requirement", "requirement"),
-        ("status", "status"),
-        ("valid_until", "valid until"),
-        ("since", "since"),
-        ("due", "due"),
-        ("decided_by", "decided by"),
-        ("detail", "detail"),
+        ("requirement", N_("requirement")),
+        ("title", N_("title")),
+        ("status", N_("status")),
+        ("valid_until", N_("valid until")),
+        ("since", N_("since")),
+        ("due", N_("due")),
+        ("decided_by", N_("decided by")),
+        ("detail", N_("detail")),
     ),
     csv=("requirement", "status", "valid_until", "since", "due", "decided_by", "completed_at", "detail"),
 )
 
 PERSON_EVIDENCE = Columns(
     table=(
-        ("course", "course"),
-        ("completed_at", "completed"),
-        ("source", "source"),
-        ("first_seen", "first seen"),
-        ("still_in_moodle", "in Moodle"),
+        ("course", N_("course")),
+        ("completed_at", N_("completed")),
+        ("source", N_("source")),
+        ("first_seen", N_("first seen")),
+        ("still_in_moodle", N_("in Moodle")),
     ),
 )
 
 PERSON_HISTORY = Columns(
-    table=(("on", "date"), ("requirement", "requirement"), ("from", "from"), ("to", "to")),
+    table=(("on", N_("date")), ("requirement", N_("requirement")), ("from", N_("from")), ("to", N_("to"))),
 )
 
 UNPLACED = Columns(
     table=(
-        ("people", "people"),
-        ("institution", "institution"),
-        ("department", "department"),
-        ("closest", "closest department"),
-        ("where", "edit"),
-        ("line", "line to put there"),
+        ("people", N_("people")),
+        ("institution", N_("institution")),
+        ("department", N_("department")),
+        ("closest", N_("closest department")),
+        ("where", N_("edit")),
+        ("line", N_("line to put there")),
     ),
     csv=("people", "institution", "department", "closest", "file", "entry", "line", "note"),
 )
 
 COURSES_MAPPED = Columns(
     table=(
-        ("requirement", "requirement"),
-        ("id", "id"),
-        ("idnumber", "idnumber"),
-        ("name", "name"),
-        ("visible", "visible"),
-        ("completion", "completion"),
-        ("enrolled", "enrolled"),
-        ("completed", "completed"),
+        ("requirement", N_("requirement")),
+        ("id", N_("id")),
+        ("idnumber", N_("idnumber")),
+        ("name", N_("name")),
+        ("visible", N_("visible")),
+        ("completion", N_("completion")),
+        ("enrolled", N_("enrolled")),
+        ("completed", N_("completed")),
     ),
     csv=("requirement", "ref", "id", "idnumber", "name", "visible", "completion", "enrolled", "completed"),
 )
 
 COURSES_UNMAPPED = Columns(
     table=(
-        ("id", "id"),
-        ("idnumber", "idnumber"),
-        ("name", "name"),
-        ("visible", "visible"),
-        ("completion", "completion"),
+        ("id", N_("id")),
+        ("idnumber", N_("idnumber")),
+        ("name", N_("name")),
+        ("visible", N_("visible")),
+        ("completion", N_("completion")),
     ),
 )
 

@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from connector.reports.i18n import _
+from connector.i18n import _, format_percent
 
 FORMATS = ("table", "csv", "json")
 CSV_DIALECTS = ("plain", "excel-cs")
@@ -75,21 +75,22 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if isinstance(value, float):
-        return f"{value:.0%}" if 0 <= value <= 1 else f"{value:g}"
+        return format_percent(value) if 0 <= value <= 1 else f"{value:g}"
     return str(value)
 
 
 def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """columns: (key, heading) pairs. Numbers are right-aligned, shares shown as percentages."""
+    """columns: (key, heading) pairs; headings are translated here (columns.py marks them).
+    Numbers are right-aligned, shares shown as percentages in the reader's language."""
     if not rows:
-        return "(nothing to show)"
+        return _("(nothing to show)")
     texts = [
         [terminal_safe(unicodedata.normalize("NFC", _text(row.get(key)))) for key, _ in columns]
         for row in rows
     ]
-    headings = [terminal_safe(heading) for _, heading in columns]
+    headings = [terminal_safe(_(heading)) for _key, heading in columns]
     widths = [max([cell_width(h)] + [cell_width(t[i]) for t in texts]) for i, h in enumerate(headings)]
     numeric = [
         all(isinstance(row.get(key), (int, float)) or row.get(key) is None for row in rows)

@@ -14,6 +14,7 @@ from typing import Any
 
 from connector.errors import LedgerError, UsageError
 from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row
+from connector.i18n import _
 from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.moodle.records import Course
@@ -23,8 +24,8 @@ def _last_ok_run(ledger: Ledger) -> dict[str, Any]:
     run = ledger.runs.last("ok")
     if run is None:
         raise LedgerError(
-            "the ledger has no successful sync yet",
-            hint="run `connector sync` (or `connector demo` to try it out)",
+            _("the ledger has no successful sync yet"),
+            hint=_("run `connector sync` (or `connector demo` to try it out)"),
         )
     return run
 
@@ -35,7 +36,10 @@ def _check_as_of(ledger: Ledger, as_of: date) -> None:
     first = ledger.runs.first_ok_as_of()
     if first is not None and as_of < first:
         raise UsageError(
-            f"the ledger knows nothing before its first sync on {first}; --as-of must be on or after that day"
+            _(
+                "the ledger knows nothing before its first sync on {date}; "
+                "--as-of must be on or after that day"
+            ).format(date=first)
         )
 
 
@@ -86,7 +90,10 @@ def _department_filter(mappings: Mappings, department: str | None) -> set[str] |
     roots = departments_named(mappings, department)
     if not roots:
         known = ", ".join(d.id for d in mappings.departments[:12])
-        raise UsageError(f"no department '{department}' in the mappings", hint=f"known ids: {known}, ...")
+        raise UsageError(
+            _("no department '{department}' in the mappings").format(department=department),
+            hint=_("known ids: {ids}, ...").format(ids=known),
+        )
     children: dict[str | None, list[str]] = {}
     for d in mappings.departments:
         children.setdefault(d.parent_id, []).append(d.id)
@@ -114,7 +121,10 @@ def _depths(mappings: Mappings) -> dict[str, int]:
 def _check_requirement(mappings: Mappings, requirement: str | None) -> None:
     if requirement and requirement not in {r.id for r in mappings.requirements}:
         known = ", ".join(r.id for r in mappings.requirements)
-        raise UsageError(f"no requirement '{requirement}' in the mappings", hint=f"known: {known}")
+        raise UsageError(
+            _("no requirement '{requirement}' in the mappings").format(requirement=requirement),
+            hint=_("known: {ids}").format(ids=known),
+        )
 
 
 def status_rows(
@@ -238,8 +248,8 @@ def person_view(ledger: Ledger, mappings: Mappings, username: str) -> dict[str, 
     person = ledger.people.by_username(username)
     if person is None:
         raise LedgerError(
-            f"no person with username '{username}' in the ledger",
-            hint="usernames are Moodle's login names, e.g. u001; run a sync first",
+            _("no person with username '{username}' in the ledger").format(username=username),
+            hint=_("usernames are Moodle's login names, e.g. u001; run a sync first"),
         )
     names = {d.id: d.name for d in mappings.departments}
     titles = {r.id: r.title for r in mappings.requirements}
