@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypedDict, Unpack
 
+from connector.i18n import _
+
 
 class ExitStatus(IntEnum):
     """The connector's exit codes (README "Exit codes"; cron jobs and systemd rely on them).
@@ -56,8 +58,6 @@ class ConnectorError(Exception):
 
     def __str__(self) -> str:
         if self.hint:
-            from connector.i18n import _
-
             return self.message + "\n" + _("  hint: {hint}").format(hint=self.hint)
         return self.message
 
