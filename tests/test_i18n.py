@@ -1,0 +1,257 @@
+"""Three languages: every message has a Czech and a Slovenian translation, the compiled catalogs are
+those of the .po files, the language is chosen as README says, and what a person reads in Czech or
+Slovenian is pinned whole (status, an error line, --help)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from click.testing import CliRunner, Result
+
+from connector import i18n
+from connector.babel_extract import extract
+from connector.cli import main
+from connector.mapping import load_mappings
+from tests.helpers import MAPPINGS, REPO, synced_demo_ledger
+
+PACKAGE = REPO / "connector"
+
+
+def _code_messages() -> dict[str, str]:
+    """msgid -> where, as `pybabel extract -F babel.cfg` finds them (same extractor, same keywords)."""
+    found: dict[str, str] = {}
+    method_map = [("**.py", "connector.babel_extract:extract")]
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+        str(PACKAGE), method_map, {"**.py": {}}, keywords=_keywords()
+    ):
+        msgid = message[0] if isinstance(message, tuple) else message
+        found.setdefault(msgid, f"{filename}:{lineno}")
+    return found
+
+
+def _keywords() -> dict[str, object]:
+    from babel.messages.extract import DEFAULT_KEYWORDS
+
+    return dict(DEFAULT_KEYWORDS)
+
+
+def test_babel_cfg_names_this_extractor() -> None:
+    text = (REPO / "babel.cfg").read_text(encoding="utf-8")
+    assert "connector = connector.babel_extract:extract" in text
+    assert extract.__module__ == "connector.babel_extract"
+
+
+@pytest.mark.parametrize("language", ["cs", "sl"])
+def test_every_message_in_the_code_is_translated(language: str) -> None:
+    """Fails listing each msgid the code uses that the .po lacks, leaves empty or marks fuzzy."""
+    po = PACKAGE / "locale" / language / "LC_MESSAGES" / "connector.po"
+    catalog = read_po(po.open("rb"), locale=language)
+    done = {
+        (m.id[0] if isinstance(m.id, tuple) else m.id)
+        for m in catalog
+        if m.id and "fuzzy" not in m.flags and (all(m.string) if isinstance(m.string, tuple) else m.string)
+    }
+    missing = sorted(f"{where}: {msgid!r}" for msgid, where in _code_messages().items() if msgid not in done)
+    assert not missing, f"untranslated in {language} (see CONTRIBUTING.md, Translations):\n" + "\n".join(
+        missing
+    )
+
+
+def test_the_extraction_finds_gettext_calls_command_help_and_option_help() -> None:
+    messages = _code_messages()
+    assert "Compliance as of {date}" in messages  # _()
+    assert "expiring" in messages  # N_() in the status words
+    assert "Recent sync runs with their outcome, counts and errors." in messages  # a command docstring
+    assert "How many recent runs to show." in messages  # help="..."
+
+
+@pytest.mark.parametrize("language", ["cs", "sl"])
+def test_compiled_catalog_is_the_po_file(language: str) -> None:
+    """The .mo shipped in the package says what the .po says (run pybabel compile after editing)."""
+    folder = PACKAGE / "locale" / language / "LC_MESSAGES"
+    po = read_po((folder / "connector.po").open("rb"), locale=language)
+    mo = read_mo(io.BytesIO((folder / "connector.mo").read_bytes()))
+    strings = {_key(m.id): _key(m.string) for m in po if m.id and "fuzzy" not in m.flags}
+    compiled = {_key(m.id): _key(m.string) for m in mo if m.id}
+    assert compiled == strings
+
+
+def _key(text: object) -> object:
+    return tuple(text) if isinstance(text, (list, tuple)) else text
+
+
+# -- choosing the language -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"LANG": "cs_CZ.UTF-8"}, "cs"),
+        ({"LANG": "sl_SI.UTF-8"}, "sl"),
+        ({"LANG": "cs_CZ.UTF-8", "LC_MESSAGES": "sl_SI.UTF-8"}, "sl"),
+        ({"LANG": "cs_CZ.UTF-8", "LC_MESSAGES": "sl_SI", "LC_ALL": "en_GB.UTF-8"}, "en"),
+        ({"LANG": "de_DE.UTF-8"}, None),
+        ({"LANG": "C.UTF-8"}, None),
+        ({}, None),
+    ],
+)
+def test_language_of_the_locale(environ: dict[str, str], expected: str | None) -> None:
+    assert i18n.from_environment(environ) == expected
+
+
+def test_dates_and_shares_are_written_as_each_language_writes_them() -> None:
+    written = {}
+    for language in ("cs", "sl", "en"):
+        i18n.set_language(language)
+        written[language] = (
+            i18n.format_day(date(2026, 11, 26)),
+            i18n.format_day("2027-03-01"),
+            i18n.format_percent(0.4167, decimals=1),
+            i18n.format_percent(0.4167),
+        )
+    assert written == {
+        "cs": ("26. 11. 2026", "1. 3. 2027", "41,7 %", "42 %"),
+        "sl": ("26. 11. 2026", "1. 3. 2027", "41,7 %", "42 %"),
+        "en": ("26 Nov 2026", "1 Mar 2027", "41.7%", "42%"),
+    }
+
+
+# -- what a person reads ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synced_demo_ledger(tmp_path_factory.mktemp("i18n"))
+
+
+def run(ledger: Path, *args: str, mappings: Path = MAPPINGS, env: dict[str, str] | None = None) -> Result:
+    runner = CliRunner(env={"LANG": "C.UTF-8", **(env or {})})
+    return runner.invoke(
+        main, ["--ledger", str(ledger), "--mappings", str(mappings), *args], prog_name="connector"
+    )
+
+
+SL_STATUS = """\
+Stanje na dan 15. 6. 2026
+oddelek             zahteva          naziv                                     zavezani  veljavno  kmalu poteče  poteklo  manjka  uvajalno obdobje  izjema  delež  cilji doseženi
+------------------  ---------------  ----------------------------------------  --------  --------  ------------  -------  ------  ----------------  ------  -----  --------------
+Oddelek za kulturo  digital-advisor  Digitální poradce / digitalni svetovalec         0         0             0        0       0                 0       0                     ne
+Oddelek za kulturo  digvar-si        Digitalna varnost (vsaki 2 leti)                 8         4             0        4       0                 0       0   50 %              ne
+
+1 aktivna oseba ne spada v noben oddelek in ni šteta v nobeni vrstici zgoraj: `connector unplaced` izpiše zapise in vrstice vzdevkov, ki osebe razvrstijo
+"""
+
+CS_STATUS = """\
+Stav plnění k 15. 6. 2026
+útvar          požadavek        název                                     povinní  platné  brzy vyprší  propadlé  chybí  zkušební doba  výjimka  podíl  cíle splněny
+-------------  ---------------  ----------------------------------------  -------  ------  -----------  --------  -----  -------------  -------  -----  ------------
+Odbor financí  ai-ured          AI v práci úředníka                             8       4            0         0      4              0        0   50 %
+Odbor financí  digital-advisor  Digitální poradce / digitalni svetovalec        0       0            0         0      0              0        0                   ne
+Odbor financí  itsec-cz         Digitální bezpečnost (každé 2 roky)             8       1            1         4      2              0        0   25 %            ne
+
+1 aktivní osoba nepatří do žádného útvaru a nezapočítává se do žádného řádku výše: `connector unplaced` vypíše zápisy a řádky aliasů, které osoby zařadí
+"""
+
+
+def test_status_in_slovenian(ledger: Path) -> None:
+    result = run(ledger, "--lang", "sl", "status", "--department", "ljubljana.kultura")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, SL_STATUS, "")
+
+
+def test_status_in_czech(ledger: Path) -> None:
+    result = run(ledger, "--lang", "cs", "status", "--department", "jablonec.financi")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, CS_STATUS, "")
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "cs",
+            "chyba: požadavek „nope“ v mapování není\n"
+            "  rada: známé: itsec-cz, digvar-si, digital-advisor, ai-ured\n",
+        ),
+        (
+            "sl",
+            "napaka: zahteve »nope« v preslikavah ni\n  namig: znane: itsec-cz, digvar-si, digital-advisor, ai-ured\n",
+        ),
+        (
+            "en",
+            "error: no requirement 'nope' in the mappings\n  hint: known: itsec-cz, digvar-si, digital-advisor, ai-ured\n",
+        ),
+    ],
+)
+def test_an_error_line_in_each_language(ledger: Path, language: str, expected: str) -> None:
+    result = run(ledger, "--lang", language, "status", "--requirement", "nope")
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected)
+
+
+def test_the_locale_chooses_the_language_and_lang_overrides_it(ledger: Path) -> None:
+    from_locale = run(ledger, "status", "--requirement", "nope", env={"LANG": "sl_SI.UTF-8"})
+    overridden = run(ledger, "--lang", "en", "status", "--requirement", "nope", env={"LANG": "sl_SI.UTF-8"})
+    assert from_locale.stderr.splitlines()[0] == "napaka: zahteve »nope« v preslikavah ni"
+    assert overridden.stderr.splitlines()[0] == "error: no requirement 'nope' in the mappings"
+
+
+def test_the_mappings_language_applies_unless_lang_is_given(ledger: Path, tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, mappings)
+    settings = mappings / "settings.toml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("[settings]\n", '[settings]\nlanguage = "cs"\n'),
+        encoding="utf-8",
+    )
+    assert load_mappings(mappings).language == "cs"
+    by_mappings = run(
+        ledger, "status", "--department", "jablonec.financi", mappings=mappings, env={"LANG": "sl_SI"}
+    )
+    by_option = run(ledger, "--lang", "sl", "status", "--department", "ljubljana.kultura", mappings=mappings)
+    assert (by_mappings.stdout, by_option.stdout) == (CS_STATUS, SL_STATUS)
+
+
+def test_a_language_the_mappings_cannot_name_is_a_mapping_problem(tmp_path: Path) -> None:
+    mappings = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, mappings)
+    settings = mappings / "settings.toml"
+    settings.write_text(
+        settings.read_text(encoding="utf-8").replace("[settings]\n", '[settings]\nlanguage = "de"\n'),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["mappings", "check", "--mappings", str(mappings)])
+    assert result.exit_code == 2
+    assert "settings.language: 'de' is not a language (use cs, sl or en)" in result.output
+
+
+STATUS_HELP_SL = """\
+Uporaba: connector status [OPTIONS]
+
+  Po oddelkih in zahtevah: zavezani, veljavno, kmalu poteče, poteklo, manjka,
+  delež, cilji.
+
+  Brez --as-of prikaže zadnjo uspešno sinhronizacijo; z njim stanje preračuna iz
+  dokazil.
+
+Možnosti:
+  --department TEXT          Oznaka ali ime oddelka; prikaže oddelek z vsemi
+                             podrejenimi.
+  --requirement TEXT         Oznaka zahteve.
+  --as-of DATE               Preračunaj iz dokazil na dan (LLLL-MM-DD).
+  --format [table|csv|json]  Oblika izpisa.  [privzeto: table]
+  -h, --help                 Prikaži to pomoč in končaj.
+"""
+
+
+def test_help_in_slovenian() -> None:
+    result = CliRunner(env={"LANG": "C.UTF-8"}).invoke(
+        main, ["--lang", "sl", "status", "--help"], prog_name="connector"
+    )
+    assert (result.exit_code, result.stdout) == (0, STATUS_HELP_SL)
+
+
+def test_help_follows_the_locale() -> None:
+    result = CliRunner(env={"LANG": "cs_CZ.UTF-8"}).invoke(main, ["--help"], prog_name="connector")
+    assert result.stdout.startswith("Použití: connector [OPTIONS] COMMAND [ARGS]...\n\n  Konektor plnění")
+    assert "\nPříkazy:\n" in result.stdout
