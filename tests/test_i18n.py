@@ -255,3 +255,62 @@ def test_help_follows_the_locale() -> None:
     result = CliRunner(env={"LANG": "cs_CZ.UTF-8"}).invoke(main, ["--help"], prog_name="connector")
     assert result.stdout.startswith("Použití: connector [OPTIONS] COMMAND [ARGS]...\n\n  Konektor plnění")
     assert "\nPříkazy:\n" in result.stdout
+
+
+def test_every_detail_the_rules_wrote_reads_in_czech_and_slovenian(ledger: Path) -> None:
+    """The ledger keeps details in English; `person` shows each part translated (a changed wording in
+    rules.py would otherwise leave English on a Czech screen)."""
+    import sqlite3
+
+    from connector.reports.words import _detail_part
+
+    with sqlite3.connect(ledger) as db:
+        details = {row[0] for row in db.execute("SELECT DISTINCT detail FROM statuses") if row[0]}
+    parts = {part for detail in details for part in detail.split("; ")}
+    assert len(parts) >= 4  # the demo has several kinds
+    for language in ("cs", "sl"):
+        i18n.set_language(language)
+        assert sorted(p for p in parts if _detail_part(p) == p) == [], language
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "newcomer since 5 Jan 2026; latest of 3 completions; 1 completion dated after as_of ignored"),
+        (
+            "cs",
+            "nově nastoupivší od 5. 1. 2026; poslední z absolvování: 3; nezapočteno 1 absolvování s datem po rozhodném dni",
+        ),
+        (
+            "sl",
+            "novozaposlen od 5. 1. 2026; zadnji od zaključkov: 3; prezrt 1 zaključek z datumom po presečnem dnevu",
+        ),
+    ],
+)
+def test_a_status_detail_in_each_language(language: str, expected: str) -> None:
+    from connector.reports.words import detail_words
+
+    i18n.set_language(language)
+    detail = "newcomer since 2026-01-05; latest of 3 completions; 1 completion dated after as_of ignored"
+    assert detail_words(detail) == expected
+
+
+def test_person_in_czech(ledger: Path) -> None:
+    result = run(ledger, "--lang", "cs", "person", "u001")
+    lines = result.stdout.splitlines()
+    assert (result.exit_code, lines[:2]) == (
+        0,
+        [
+            "Jan Novák (u001, EMP1001), aktivní",
+            "útvar: Odbor informatiky (Magistrát města Jablonec nad Nisou); pracovní pozice: digitální poradce",
+        ],
+    )
+    assert lines[3:10] == [
+        "Požadavky",
+        "požadavek        název                                     stav       platí do      od  termín  rozhodl doklad  podrobnosti",
+        "---------------  ----------------------------------------  ---------  ------------  --  ------  --------------  ----------------------------------------------------",
+        "ai-ured          AI v práci úředníka                       netýká se                            AI-URED         mimo okruh povinných (applies_to); jedno absolvování",
+        "digital-advisor  Digitální poradce / digitalni svetovalec  platné                               DIGSVET         jedno absolvování",
+        "digvar-si        Digitalna varnost (vsaki 2 leti)          netýká se                                            mimo okruh povinných (applies_to); žádné absolvování",
+        "itsec-cz         Digitální bezpečnost (každé 2 roky)       platné     17. 12. 2027              ITSEC-CZ        jedno absolvování",
+    ]

@@ -12,7 +12,7 @@ from connector.cli.reports import open_for_reading
 from connector.i18n import _, format_day, language
 from connector.reports import columns
 from connector.reports.formats import render_csv, render_json, render_table, terminal_safe
-from connector.reports.words import status_word
+from connector.reports.words import detail_words, status_word
 
 
 @main.command()
@@ -56,6 +56,7 @@ def person(ctx: click.Context, username: str, fmt: str) -> None:
             valid_until=format_day(s["valid_until"]),
             since=format_day(s["since"]),
             due=format_day(s["due"]),
+            detail=detail_words(s["detail"]),
         )
         for s in view["statuses"]
     ]

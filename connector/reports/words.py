@@ -6,7 +6,9 @@ The ledger, CSV and JSON keep the English keys (``expired``); tables and reports
 
 from __future__ import annotations
 
-from connector.i18n import N_, _
+import re
+
+from connector.i18n import N_, _, format_day, ngettext
 
 STATUS_WORDS = {
     "compliant": N_("compliant"),
@@ -24,3 +26,56 @@ def status_word(status: str | None) -> str:
     if not status:
         return ""
     return _(STATUS_WORDS.get(status, status))
+
+
+# The ledger keeps a status's detail in English (it is evidence, written at sync time); people read
+# it translated part by part. A part no pattern knows (an exemption's reason) is shown as it is.
+_IGNORED = ""  # a plural: see _ignored
+
+
+def _ignored(n: int) -> str:
+    return ngettext(
+        "{n} completion dated after as_of ignored", "{n} completions dated after as_of ignored", n
+    )
+
+
+_DETAIL_PARTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), message)
+    for pattern, message in (
+        (r"^one completion$", N_("one completion")),
+        (r"^no completion$", N_("no completion")),
+        (r"^latest of (?P<n>\d+) completions$", N_("latest of {n} completions")),
+        (r"^all (?P<n>\d+) courses completed$", N_("all {n} courses completed")),
+        (r"^the first to expire decides$", N_("the first to expire decides")),
+        (r"^(?P<have>\d+) of (?P<n>\d+) courses completed$", N_("{have} of {n} courses completed")),
+        (
+            r"^a course of this requirement is not in Moodle$",
+            N_("a course of this requirement is not in Moodle"),
+        ),
+        (r"^outside the requirement's applies_to$", N_("outside the requirement's applies_to")),
+        (r"^inactive in Moodle \(suspended or deleted\)$", N_("inactive in Moodle (suspended or deleted)")),
+        (r"^newcomer since (?P<date>\d{4}-\d{2}-\d{2})$", N_("newcomer since {date}")),
+        (r"^(?P<n>\d+) completions? dated after as_of ignored$", _IGNORED),
+        (r"^exempt until (?P<date>\d{4}-\d{2}-\d{2}): (?P<reason>.*)$", N_("exempt until {date}: {reason}")),
+        (r"^exempt: (?P<reason>.*)$", N_("exempt: {reason}")),
+    )
+)
+
+
+def detail_words(detail: str | None) -> str:
+    """A status's detail ("outside the requirement's applies_to; one completion") in the reader's language."""
+    if not detail:
+        return ""
+    return "; ".join(_detail_part(part) for part in detail.split("; "))
+
+
+def _detail_part(part: str) -> str:
+    for pattern, message in _DETAIL_PARTS:
+        match = pattern.match(part)
+        if match:
+            values = match.groupdict()
+            if "date" in values:
+                values["date"] = format_day(values["date"])
+            text = _ignored(int(values["n"])) if message is _IGNORED else _(message)
+            return text.format(**values)
+    return part
