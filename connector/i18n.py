@@ -98,8 +98,9 @@ def adopt_mappings_language(setting: str | None) -> None:
         set_language(setting)
 
 
-def format_day(day: date | str | None) -> str:
-    """A date as the reader writes it; ISO text is accepted (the ledger stores dates so)."""
+def format_day(day: date | str | None, *, nbsp: bool = False) -> str:
+    """A date as the reader writes it; ISO text is accepted (the ledger stores dates so).
+    ``nbsp`` keeps no-break spaces (HTML: "26. 11. 2026" never breaks across lines)."""
     if day is None or day == "":
         return ""
     if isinstance(day, str):
@@ -110,15 +111,17 @@ def format_day(day: date | str | None) -> str:
     else:
         when = day
     lang = _Active.language
-    return _babel_date(when, _DATE_PATTERNS[lang], locale=lang).translate(_SPACES)
+    text = _babel_date(when, _DATE_PATTERNS[lang], locale=lang)
+    return text.replace(" ", "\u00a0") if nbsp else text.translate(_SPACES)
 
 
-def format_percent(share: float, decimals: int = 0) -> str:
+def format_percent(share: float, decimals: int = 0, *, nbsp: bool = False) -> str:
     """0.4167 -> "42 %" in Czech and Slovenian, "42%" in English; decimals=1 -> "41,7 %"."""
     pattern = "#,##0%" if decimals == 0 else "#,##0." + "0" * decimals + "%"
     if _Active.language != "en":
         pattern = pattern.replace("%", "\u00a0%")
-    return _babel_percent(share, pattern, locale=_Active.language).translate(_SPACES)
+    text = _babel_percent(share, pattern, locale=_Active.language)
+    return text if nbsp else text.translate(_SPACES)
 
 
 def format_number(value: float) -> str:

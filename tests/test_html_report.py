@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from connector import i18n
 from connector.cli import main
 from connector.ledger import Ledger
 from connector.mapping import DEMO_MAPPINGS, load_mappings
@@ -109,9 +110,10 @@ def test_names_render_as_text_never_as_markup() -> None:
 
 
 def test_self_contained_with_language_title_and_a_table_per_chart(site: Path) -> None:
-    html = render_report(_report(site), lang="cs")
+    i18n.set_language("cs")
+    html = render_report(_report(site))
     assert '<html lang="cs">' in html
-    assert re.search(r"<title>Training compliance – 15\.\xa06\.\xa02026</title>", html)
+    assert re.search(r"<title>Plnění povinných školení – 15\.\xa06\.\xa02026</title>", html)
     assert not re.search(r"\b(src|href)=|url\(|@import|<script|<link", html)  # nothing fetched from anywhere
     assert html.count('<svg class="bar"') == html.count('<table class="numbers">') == 45
     assert "break-before: page" in html
@@ -120,7 +122,8 @@ def test_self_contained_with_language_title_and_a_table_per_chart(site: Path) ->
 def test_every_word_goes_through_the_translation_hook(site: Path) -> None:
     """Render with a hook marking each message: all text left unmarked is data (names, ids, numbers)."""
     data = _report(site)
-    html = render_report(data, lang="cs", gettext=lambda text: f"\u27e6{text}\u27e7")
+    i18n.set_language("cs")
+    html = render_report(data, gettext=lambda text: f"\u27e6{text}\u27e7")
     parser = TextNodes()
     parser.feed(html)
     names = {d.name for d in data.departments} | {d.organisation_name or "" for d in data.departments}
@@ -160,7 +163,7 @@ def test_a_target_without_a_period_and_one_nobody_can_be_judged_on() -> None:
 def test_report_command_writes_a_private_file(site: Path) -> None:
     target = site / "r.html"
     result = connector(site, "report", "-o", str(target), "--lang", "sl", "--department", "ljubljana")
-    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"wrote the report to {target}\n")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"poročilo zapisano v {target}\n")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     html = target.read_text(encoding="utf-8")
     assert '<html lang="sl">' in html and "Mestna občina Ljubljana" in html and "Jablonec" not in html

@@ -27,9 +27,13 @@ PACKAGE = REPO / "connector"
 def _code_messages() -> dict[str, str]:
     """msgid -> where, as `pybabel extract -F babel.cfg` finds them (same extractor, same keywords)."""
     found: dict[str, str] = {}
-    method_map = [("**.py", "connector.babel_extract:extract")]
+    method_map = [
+        ("**.py", "connector.babel_extract:extract"),
+        ("**/templates/**.j2", "jinja2.ext:babel_extract"),
+    ]
+    template_options = {"trim_blocks": "true", "lstrip_blocks": "true", "silent": "false"}
     for filename, lineno, message, _comments, _context in extract_from_dir(
-        str(PACKAGE), method_map, {"**.py": {}}, keywords=_keywords()
+        str(PACKAGE), method_map, {"**.py": {}, "**/templates/**.j2": template_options}, keywords=_keywords()
     ):
         msgid = message[0] if isinstance(message, tuple) else message
         found.setdefault(msgid, f"{filename}:{lineno}")
@@ -45,6 +49,7 @@ def _keywords() -> dict[str, object]:
 def test_babel_cfg_names_this_extractor() -> None:
     text = (REPO / "babel.cfg").read_text(encoding="utf-8")
     assert "connector = connector.babel_extract:extract" in text
+    assert "jinja2 = jinja2.ext:babel_extract" in text and "[jinja2: **/templates/**.j2]" in text
     assert extract.__module__ == "connector.babel_extract"
 
 
@@ -70,6 +75,7 @@ def test_the_extraction_finds_gettext_calls_command_help_and_option_help() -> No
     assert "expiring" in messages  # N_() in the status words
     assert "Recent sync runs with their outcome, counts and errors." in messages  # a command docstring
     assert "How many recent runs to show." in messages  # help="..."
+    assert "Summary per organisation" in messages  # the report's template
 
 
 @pytest.mark.parametrize("language", ["cs", "sl"])

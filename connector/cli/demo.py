@@ -158,7 +158,7 @@ def demo(ctx: click.Context, demo_ledger: Path | None, completion_path: str, fmt
                 click.echo("")
                 print_due(ledger, mappings, result.as_of, Duration(60, "days"), limit=10)
             write_report(ledger, mappings, report_path)
-        click.echo(f"HTML report: {report_path} (open it in a browser)", err=True)
+        click.echo(_("HTML report: {path} (open it in a browser)").format(path=report_path), err=True)
         if demo_ledger:
             # Absolute paths: the hint must run as printed from any folder, the demo mappings included.
             explore = (

@@ -14,10 +14,9 @@ import click
 from connector.cli.app import as_of_option, config_of, format_option, main
 from connector.cli.output import echo_rows, write_private
 from connector.errors import UsageError
-from connector.i18n import _, adopt_mappings_language, format_day, language, ngettext
+from connector.i18n import LANGUAGES, _, adopt_mappings_language, format_day, language, ngettext, set_language
 from connector.reports import columns
 from connector.reports.formats import CSV_DIALECTS, csv_lines, render_csv, render_json
-from connector.reports.i18n import LANGUAGES
 
 if TYPE_CHECKING:
     from connector.ledger import Ledger
@@ -205,20 +204,22 @@ def _stream_csv(rows: Iterable[dict[str, Any]], dialect: str, output: Path | Non
 @click.option(
     "--lang",
     type=click.Choice(LANGUAGES),
-    default="en",
-    show_default=True,
-    help="Language of the report.",
+    help="Language of the report (default: the connector's, see the global --lang).",
 )
 @click.pass_context
-def report(ctx: click.Context, output: Path, as_of: date | None, department: str | None, lang: str) -> None:
+def report(
+    ctx: click.Context, output: Path, as_of: date | None, department: str | None, lang: str | None
+) -> None:
     """One self-contained HTML report per organisation and department, for reading and printing.
 
     The numbers are those of `status --format json`; charts are inline SVG, so the file needs no
     network (an e-mail attachment or a USB stick will do). Prints one department per A4 page.
     """
+    if lang:
+        set_language(lang, explicit=True)
     with open_for_reading(ctx) as (ledger, mappings):
-        write_report(ledger, mappings, output, as_of=as_of, department=department, lang=lang)
-    click.echo(f"wrote the report to {output}", err=True)
+        write_report(ledger, mappings, output, as_of=as_of, department=department)
+    click.echo(_("wrote the report to {path}").format(path=output), err=True)
 
 
 def write_report(
@@ -228,12 +229,11 @@ def write_report(
     *,
     as_of: date | None = None,
     department: str | None = None,
-    lang: str = "en",
 ) -> None:
     from connector.reports.html import build_report, render_report
 
     data = build_report(ledger, mappings, as_of=as_of, department=department)
-    write_private(output, render_report(data, lang=lang))
+    write_private(output, render_report(data))
 
 
 @main.command()

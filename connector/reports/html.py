@@ -6,8 +6,8 @@ the same by construction; :func:`render_report` turns it into HTML through a Jin
 autoescaping (every name from Moodle or the mappings is text, never markup). The file needs no
 network: styles are inline and the charts are inline SVG, so it works from an e-mail attachment.
 
-Every word a reader sees goes through ``_()`` (the template's gettext): English until the
-translations are installed with :func:`render_report`'s ``gettext`` argument.
+Every word a reader sees goes through ``_()`` (the template's gettext), backed by the catalogs of
+:mod:`connector.i18n` in the active language; dates and shares are written the reader's way.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from typing import Any
 
 import jinja2
 
+from connector.i18n import _, format_day, format_percent, language, ngettext
 from connector.ledger import Ledger
 from connector.mapping import Mappings
-from connector.reports.i18n import _
 from connector.reports.views import status_rows
 
 TREND_RUNS = 12  # past successful syncs drawn in a sparkline
-_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +89,7 @@ def build_report(
     """The report's data: status_rows (as `status --format json`) plus each row's trend over past runs."""
     when, rows = status_rows(ledger, mappings, as_of=as_of, department=department)
     trends = _trends(ledger, when)
+    titles = {r.id: r.title_in(language()) for r in mappings.requirements}
     departments: list[DepartmentReport] = []
     for row in rows:
         if not departments or departments[-1].id != row["department"]:
@@ -101,7 +101,7 @@ def build_report(
         key = (row["department"], row["requirement"])
         status = RequirementStatus(
             requirement=row["requirement"],
-            title=row["requirement_title"],
+            title=titles.get(row["requirement"], row["requirement_title"]),
             in_scope=row["in_scope"],
             compliant=row["compliant"],
             expiring=row["expiring"],
@@ -147,20 +147,19 @@ def _with_current(points: list[TrendPoint], when: date, share: float | None) -> 
 
 
 # -- rendering --------------------------------------------------------------------------------------
-def percent(value: float | None, lang: str = "en") -> str:
+def percent(value: float | None) -> str:
+    """A share in the active language, kept on one line: "42 %" (cs, sl), "42%" (en)."""
     if value is None:
         return "–"
-    whole = round(value * 100)
-    return f"{whole}%" if lang == "en" else f"{whole}\u00a0%"
+    return format_percent(value, nbsp=True)
 
 
-def long_date(day: date, lang: str = "en") -> str:
-    if lang == "en":
-        return f"{day.day} {_MONTHS_EN[day.month - 1]} {day.year}"
-    return f"{day.day}.\u00a0{day.month}.\u00a0{day.year}"
+def long_date(day: date) -> str:
+    """26. 11. 2026 (cs, sl), 26 Nov 2026 (en), kept on one line."""
+    return format_day(day, nbsp=True)
 
 
-def _period_words(period: str | None, lang: str) -> str:
+def _period_words(period: str | None) -> str:
     if not period:
         return ""
     start, end = (date.fromisoformat(p) for p in period.split("/"))
@@ -168,7 +167,7 @@ def _period_words(period: str | None, lang: str) -> str:
         return str(start.year)
     if start.month == 1 and end.month == 12:
         return f"{start.year}–{end.year}"
-    return f"{long_date(start, lang)} – {long_date(end, lang)}"
+    return f"{long_date(start)} – {long_date(end)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +210,7 @@ def sparkline_points(trend: Sequence[TrendPoint], width: float = 120, height: fl
     return " ".join(xy(i, s) for i, s in known)
 
 
-def _environment(gettext: Callable[[str], str], lang: str) -> jinja2.Environment:
+def _environment(gettext: Callable[[str], str]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("connector.reports", "templates"),
         autoescape=True,  # every name is text: <script> in a name shows as <script>
@@ -220,18 +219,16 @@ def _environment(gettext: Callable[[str], str], lang: str) -> jinja2.Environment
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext, lambda singular, plural, n: gettext(singular if n == 1 else plural), newstyle=True
-    )
-    env.filters["percent"] = lambda value: percent(value, lang)
-    env.filters["long_date"] = lambda day: long_date(day, lang)
-    env.filters["period"] = lambda period: _period_words(period, lang)
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["percent"] = percent
+    env.filters["long_date"] = long_date
+    env.filters["period"] = _period_words
     env.globals.update(bar_segments=bar_segments, sparkline_points=sparkline_points)
     return env
 
 
-def render_report(data: ReportData, *, lang: str = "en", gettext: Callable[[str], str] = _) -> str:
-    """The report as one HTML document (UTF-8 text)."""
-    template = _environment(gettext, lang).get_template("report.html.j2")
-    context: dict[str, Any] = {"data": data, "lang": lang, "segment_keys": SEGMENT_KEYS}
+def render_report(data: ReportData, *, gettext: Callable[[str], str] = _) -> str:
+    """The report as one HTML document (UTF-8 text), in the active language (connector.i18n)."""
+    template = _environment(gettext).get_template("report.html.j2")
+    context: dict[str, Any] = {"data": data, "lang": language(), "segment_keys": SEGMENT_KEYS}
     return template.render(context)
