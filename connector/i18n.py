@@ -100,7 +100,7 @@ def adopt_mappings_language(setting: str | None) -> None:
 
 def format_day(day: date | str | None, *, nbsp: bool = False) -> str:
     """A date as the reader writes it; ISO text is accepted (the ledger stores dates so).
-    ``nbsp`` keeps no-break spaces (HTML: "26. 11. 2026" never breaks across lines)."""
+    ``nbsp``: no-break spaces in Czech and Slovenian (HTML: "26. 11. 2026" never breaks across lines)."""
     if day is None or day == "":
         return ""
     if isinstance(day, str):
@@ -112,7 +112,7 @@ def format_day(day: date | str | None, *, nbsp: bool = False) -> str:
         when = day
     lang = _Active.language
     text = _babel_date(when, _DATE_PATTERNS[lang], locale=lang)
-    return text.replace(" ", "\u00a0") if nbsp else text.translate(_SPACES)
+    return text.replace(" ", "\u00a0") if nbsp and lang != "en" else text.translate(_SPACES)
 
 
 def format_percent(share: float, decimals: int = 0, *, nbsp: bool = False) -> str:

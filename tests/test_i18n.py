@@ -5,6 +5,7 @@ Slovenian is pinned whole (status, an error line, --help)."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -241,12 +242,15 @@ Uporaba: connector status [OPTIONS]
   dokazil.
 
 Možnosti:
-  --department TEXT          Oznaka ali ime oddelka; prikaže oddelek z vsemi
-                             podrejenimi.
-  --requirement TEXT         Oznaka zahteve.
-  --as-of DATE               Preračunaj iz dokazil na dan (LLLL-MM-DD).
-  --format [table|csv|json]  Oblika izpisa.  [privzeto: table]
-  -h, --help                 Prikaži to pomoč in končaj.
+  --department TEXT           Oznaka ali ime oddelka; prikaže oddelek z vsemi
+                              podrejenimi.
+  --requirement TEXT          Oznaka zahteve.
+  --as-of DATE                Preračunaj iz dokazil na dan (LLLL-MM-DD).
+  --format [table|csv|json]   Oblika izpisa.  [privzeto: table]
+  --dialect [plain|excel-cs]  Različica CSV: excel-cs je UTF-8 z BOM, podpičjem
+                              in decimalno vejico za češke in slovenske
+                              preglednice.  [privzeto: plain]
+  -h, --help                  Prikaži to pomoč in končaj.
 """
 
 
@@ -320,3 +324,53 @@ def test_person_in_czech(ledger: Path) -> None:
         "digvar-si        Digitalna varnost (vsaki 2 leti)          netýká se                                            mimo okruh povinných (applies_to); žádné absolvování",
         "itsec-cz         Digitální bezpečnost (každé 2 roky)       platné     17. 12. 2027              ITSEC-CZ        jedno absolvování",
     ]
+
+
+# -- the HTML report -------------------------------------------------------------------------------
+@pytest.mark.parametrize("language", ["cs", "sl"])
+def test_the_report_leaves_no_english_word_on_screen(ledger: Path, tmp_path: Path, language: str) -> None:
+    """`connector --lang cs report`: every word of the page is a translation or data (names, titles,
+    ids); no word of an English message is left (words a language shares with English, such as
+    "Legenda", are not English words here)."""
+    from html.parser import HTMLParser
+
+    target = tmp_path / "r.html"
+    result = run(ledger, "--lang", language, "report", "-o", str(target))
+    assert result.exit_code == 0, result.stderr
+
+    class Text(HTMLParser):
+        words: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.words += re.findall(r"[^\W\d_]+", data)
+
+    page = Text()
+    page.feed(re.sub(r"<style>.*?</style>", "", target.read_text(encoding="utf-8"), flags=re.S))
+    mappings = load_mappings(MAPPINGS)
+    data_words = {
+        word
+        for text in [d.name for d in mappings.departments]
+        + [r.title_in(language) for r in mappings.requirements]
+        + [r.id for r in mappings.requirements]
+        for word in re.findall(r"[^\W\d_]+", text)
+    }
+    catalog = read_po(
+        (PACKAGE / "locale" / language / "LC_MESSAGES" / "connector.po").open("rb"), locale=language
+    )
+    translated = {w.casefold() for m in catalog if m.id for w in re.findall(r"[^\W\d_]+", str(m.string))}
+    english = {
+        w.casefold()
+        for m in catalog
+        if m.id and isinstance(m.id, str)
+        for w in re.findall(r"[^\W\d_]+", re.sub(r"%\(\w+\)s|\{\w+\}", "", m.id))
+    }
+    left = sorted({w for w in page.words if w not in data_words and w.casefold() in english - translated})
+    assert left == []
+    assert f'<html lang="{language}">' in target.read_text(encoding="utf-8")
+
+
+def test_report_command_line_in_czech(ledger: Path, tmp_path: Path) -> None:
+    target = tmp_path / "r.html"
+    result = run(ledger, "--lang", "cs", "report", "-o", str(target))
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"zpráva zapsána do {target}\n")
+    assert "<h1>Plnění povinných školení</h1>" in target.read_text(encoding="utf-8")
