@@ -374,3 +374,51 @@ def test_report_command_line_in_czech(ledger: Path, tmp_path: Path) -> None:
     result = run(ledger, "--lang", "cs", "report", "-o", str(target))
     assert (result.exit_code, result.stdout, result.stderr) == (0, "", f"zpráva zapsána do {target}\n")
     assert "<h1>Plnění povinných školení</h1>" in target.read_text(encoding="utf-8")
+
+
+# -- spreadsheets for people -----------------------------------------------------------------------
+def test_an_xlsx_export_in_slovenian_has_slovenian_sheets_headings_and_status_words(
+    ledger: Path, tmp_path: Path
+) -> None:
+    import openpyxl
+
+    target = tmp_path / "e.xlsx"
+    result = run(ledger, "--lang", "sl", "export", "--format", "xlsx", "-o", str(target))
+    assert result.exit_code == 0, result.stderr
+    book = openpyxl.load_workbook(target)
+    assert book.sheetnames == ["stanja", "oddelki"]
+    header = [c.value for c in book["stanja"][1]]
+    assert header == [
+        "uporabniško ime",
+        "idnumber",
+        "oznaka oddelka",
+        "oddelek",
+        "zahteva",
+        "stanje",
+        "velja do",
+        "odločil tečaj",
+        "zaključeno (UTC)",
+        "oznaka organizacije",
+        "organizacija",
+    ]
+    words = {row[5] for row in book["stanja"].iter_rows(min_row=2, values_only=True)}
+    assert (
+        words
+        == {"veljavno", "kmalu poteče", "poteklo", "manjka", "uvajalno obdobje", "izjema", "ne velja"} & words
+    )
+    assert "ne velja" in words and "poteklo" in words
+
+
+def test_excel_cs_csv_in_czech_has_czech_headings_and_words_while_plain_csv_keeps_keys(ledger: Path) -> None:
+    args = ("status", "--format", "csv", "--department", "jablonec.informatika")
+    people = run(ledger, "--lang", "cs", *args, "--dialect", "excel-cs")
+    scripts = run(ledger, "--lang", "cs", *args)
+    assert people.stdout.splitlines() == [
+        "\ufeffidentifikátor útvaru;požadavek;povinní;platné;brzy vyprší;propadlé;chybí;podíl;cíle splněny;identifikátor organizace",
+        "jablonec.informatika;ai-ured;10;8;0;0;2;0,8;;jablonec",
+        "jablonec.informatika;digital-advisor;1;1;0;0;0;1,0;ano;jablonec",
+        "jablonec.informatika;itsec-cz;11;5;1;2;3;0,5455;ne;jablonec",
+    ]
+    assert scripts.stdout.splitlines()[0] == (
+        "department,requirement,in_scope,compliant,expiring,expired,missing,share,targets_met,organisation"
+    )

@@ -31,28 +31,28 @@ def workbook(site: Path) -> openpyxl.Workbook:
 
 
 def test_one_sheet_per_view_with_frozen_header_filter_and_widths(workbook: openpyxl.Workbook) -> None:
-    assert workbook.sheetnames == ["statuses", "departments"]
+    assert workbook.sheetnames == ["statuses", "departments"]  # in the reader's language (English here)
     for sheet in workbook.worksheets:
         assert sheet.freeze_panes == "A2"
         assert sheet.auto_filter.ref == f"A1:{sheet.cell(1, sheet.max_column).column_letter}{sheet.max_row}"
         assert all(cell.font.bold for cell in sheet[1])
         assert sheet.column_dimensions["A"].width > 8
     statuses = workbook["statuses"]
-    assert [c.value for c in statuses[1]] == [
+    assert [c.value for c in statuses[1]] == [  # headings for people; CSV and JSON keep the keys
         "username",
         "idnumber",
-        "department_id",
-        "department_name",
+        "department id",
+        "department",
         "requirement",
         "status",
-        "valid_until",
-        "decided_by_course",
-        "decided_by_completed_at",
+        "valid until",
+        "decided by course",
+        "completed (UTC)",
+        "organisation id",
         "organisation",
-        "organisation_name",
-        "decided_by_source",
-        "fullname",
-        "email",
+        "evidence source",
+        "name",
+        "e-mail",
     ]
     names = [c.value for c in statuses["D"][1:] if c.value]
     assert statuses.column_dimensions["D"].width == min(max(len(n) for n in names), 48) + 2
@@ -69,12 +69,12 @@ def test_dates_are_dates_and_shares_percentages(site: Path, workbook: openpyxl.W
     departments = workbook["departments"]
     header = [c.value for c in departments[1]]
     first = {h: c for h, c in zip(header, departments[2], strict=True)}
-    assert (first["department"].value, first["requirement"].value) == ("jablonec", "ai-ured")
-    assert first["in_scope"].value == 21 and first["in_scope"].data_type == "n"
+    assert (first["department id"].value, first["requirement"].value) == ("jablonec", "ai-ured")
+    assert first["in scope"].value == 21 and first["in scope"].data_type == "n"
     assert first["share"].value == pytest.approx(14 / 21) and first["share"].number_format == "0.0%"
     itsec = {h: c for h, c in zip(header, departments[4], strict=True)}
-    assert itsec["requirement"].value == "itsec-cz" and itsec["targets_met"].value is False
-    assert itsec["targets_met"].data_type == "b"
+    assert itsec["requirement"].value == "itsec-cz" and itsec["targets met"].value is False
+    assert itsec["targets met"].data_type == "b"
 
 
 def test_the_workbook_is_private(site: Path, workbook: openpyxl.Workbook) -> None:
@@ -122,7 +122,7 @@ def test_excel_cs_status_has_bom_semicolons_decimal_commas_and_words(site: Path)
     )
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
-        "\ufeffdepartment;requirement;in_scope;compliant;expiring;expired;missing;share;targets_met;organisation",
+        "\ufeffdepartment id;requirement;in scope;compliant;expiring;expired;missing;share;targets met;organisation id",
         "jablonec.informatika;ai-ured;10;8;0;0;2;0,8;;jablonec",
         "jablonec.informatika;digital-advisor;1;1;0;0;0;1,0;yes;jablonec",
         "jablonec.informatika;itsec-cz;11;5;1;2;3;0,5455;no;jablonec",
@@ -134,7 +134,7 @@ def test_excel_cs_export_file_starts_with_a_bom(site: Path) -> None:
     result = connector(site, "export", "--dialect", "excel-cs", "-o", str(target))
     assert result.exit_code == 0
     raw = target.read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbfusername;idnumber;department_id;")
+    assert raw.startswith(b"\xef\xbb\xbfusername;idnumber;department id;")
     assert ";Odbor financí;itsec-cz;".encode() in raw
 
 

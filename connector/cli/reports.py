@@ -142,9 +142,9 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, dialect: str, outpu
     from connector.reports.views import export_rows, status_rows
 
     if fmt == "xlsx" and output is None:
-        raise UsageError("--format xlsx needs a file to write to", hint="add -o FILE.xlsx")
+        raise UsageError(_("--format xlsx needs a file to write to"), hint=_("add -o FILE.xlsx"))
     with open_for_reading(ctx) as (ledger, mappings):
-        _, rows = export_rows(ledger, mappings, as_of=as_of)
+        rows = export_rows(ledger, mappings, as_of=as_of)[1]
         if fmt == "csv":  # streamed from the ledger onto the file: flat memory at any headcount
             _stream_csv(rows, dialect, output)
             return
@@ -156,8 +156,8 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, dialect: str, outpu
 
         content = workbook_bytes(
             [
-                Sheet("statuses", EXPORT_SHEET_COLUMNS, materialised),
-                Sheet("departments", STATUS_SHEET_COLUMNS, summary),
+                Sheet(_("statuses"), EXPORT_SHEET_COLUMNS, materialised),
+                Sheet(_("departments"), STATUS_SHEET_COLUMNS, summary),
             ]
         )
     elif fmt == "json":

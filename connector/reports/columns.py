@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connector.i18n import N_
+from connector.i18n import N_, _
 
 Column = tuple[str, str]  # (row key, heading shown in a table: English, translated when shown)
 
@@ -264,3 +264,43 @@ NEEDS_ANALYSES = Columns(
     ),
     csv=("year", "version", "saved_at", "as_of", "people", "needs", "supersedes"),
 )
+# What a person reads above a CSV key in a spreadsheet meant for people (xlsx, `--dialect excel-cs`):
+# the key stays the header of plain CSV and the key of JSON (scripts read them), this is translated.
+SPREADSHEET_HEADINGS: dict[str, str] = {
+    "username": N_("username"),
+    "idnumber": N_("idnumber"),
+    "department": N_("department id"),
+    "department_id": N_("department id"),
+    "department_name": N_("department"),
+    "organisation": N_("organisation id"),
+    "organisation_name": N_("organisation"),
+    "requirement": N_("requirement"),
+    "requirement_title": N_("title"),
+    "status": N_("status"),
+    "valid_until": N_("valid until"),
+    "decided_by_course": N_("decided by course"),
+    "decided_by_completed_at": N_("completed (UTC)"),
+    "in_scope": N_("in scope"),
+    "compliant": N_("compliant"),
+    "expiring": N_("expiring"),
+    "expired": N_("expired"),
+    "missing": N_("missing"),
+    "grace": N_("grace"),
+    "exempt": N_("exempt"),
+    "holders": N_("holders"),
+    "share": N_("share"),
+    "targets_met": N_("targets met"),
+    "decided_by_source": N_("evidence source"),
+    "fullname": N_("name"),
+    "email": N_("e-mail"),
+    "due_on": N_("due"),
+    "course": N_("course to take"),
+    "course_url": N_("course link"),
+    "quarter": N_("quarter"),
+    "quarter_end": N_("quarter end"),
+}
+
+
+def spreadsheet_heading(key: str) -> str:
+    """The heading of ``key`` in the reader's language; a key without one is shown as it is."""
+    return _(SPREADSHEET_HEADINGS[key]) if key in SPREADSHEET_HEADINGS else key

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from connector.i18n import _, format_percent
+from connector.reports.columns import spreadsheet_heading
+from connector.reports.words import status_word
 
 FORMATS = ("table", "csv", "json")
 CSV_DIALECTS = ("plain", "excel-cs")
@@ -106,9 +108,11 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     return "\n".join(lines)
 
 
-def _csv_cell(value: Any, dialect: str) -> Any:
+def _csv_cell(value: Any, dialect: str, key: str = "") -> Any:
     if value is None:
         return ""
+    if key == "status" and dialect == "excel-cs":
+        return status_word(value)
     if isinstance(value, bool):
         if dialect == "excel-cs":
             return _("yes") if value else _("no")
@@ -136,12 +140,15 @@ def csv_lines(
     # csv quotes a field holding the line terminator only; one holding a bare \r must be quoted too,
     # or a spreadsheet breaks the row there
     quoted = csv.DictWriter(out, fieldnames=list(columns), quoting=csv.QUOTE_ALL, **options)
-    writer.writeheader()
+    if dialect == "excel-cs":  # for people: headings in their language (plain CSV keeps the keys)
+        writer.writerow({k: spreadsheet_heading(k) for k in columns})
+    else:
+        writer.writeheader()
     yield ("\ufeff" if dialect == "excel-cs" else "") + out.getvalue()
     for row in rows:
         out.seek(0)
         out.truncate()
-        cells = {k: _csv_cell(row.get(k), dialect) for k in columns}
+        cells = {k: _csv_cell(row.get(k), dialect, k) for k in columns}
         (quoted if any(isinstance(v, str) and "\r" in v for v in cells.values()) else writer).writerow(cells)
         yield out.getvalue()
 

@@ -20,9 +20,11 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from connector.reports import columns
+from connector.reports.columns import spreadsheet_heading
 from connector.reports.formats import spreadsheet_safe, terminal_safe
+from connector.reports.words import status_word
 
-Kind = Literal["text", "int", "percent", "date", "datetime", "bool"]
+Kind = Literal["text", "int", "percent", "date", "datetime", "bool", "status"]
 NUMBER_FORMATS: dict[str, str] = {"percent": "0.0%", "date": "yyyy-mm-dd", "datetime": "yyyy-mm-dd hh:mm"}
 MAX_WIDTH = 48  # characters; longer names wrap in the cell's own view rather than widen the sheet
 
@@ -58,7 +60,11 @@ STATUS_SHEET_COLUMNS = (
     Column("organisation"),
     Column("organisation_name"),
 )
-_EXPORT_KINDS: dict[str, Kind] = {"valid_until": "date", "decided_by_completed_at": "datetime"}
+_EXPORT_KINDS: dict[str, Kind] = {
+    "valid_until": "date",
+    "decided_by_completed_at": "datetime",
+    "status": "status",
+}
 EXPORT_SHEET_COLUMNS = tuple(Column(key, _EXPORT_KINDS.get(key, "text")) for key in columns.EXPORT.csv)
 
 
@@ -72,6 +78,8 @@ def _typed(value: Any, kind: Kind) -> Any:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
     if kind in ("int", "percent", "bool"):
         return value
+    if kind == "status":  # the status word in the reader's language (the key stays in CSV and JSON)
+        value = status_word(value)
     text = ILLEGAL_CHARACTERS_RE.sub(lambda m: terminal_safe(m.group()), str(value))
     return spreadsheet_safe(text)
 
@@ -92,8 +100,9 @@ def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
     book.remove(book.active)
     for spec in sheets:
         sheet = book.create_sheet(spec.title[:31])
-        widths = [len(c.key) for c in spec.columns]
-        sheet.append([c.key for c in spec.columns])
+        headings = [spreadsheet_heading(c.key) for c in spec.columns]
+        widths = [len(h) for h in headings]
+        sheet.append(headings)
         for cell in sheet[1]:
             cell.font = Font(bold=True)
         for row in spec.rows:
@@ -101,7 +110,7 @@ def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
             sheet.append(values)
             for i, (value, column) in enumerate(zip(values, spec.columns, strict=True)):
                 cell = sheet.cell(row=sheet.max_row, column=i + 1)
-                if column.kind == "text" and value is not None:
+                if column.kind in ("text", "status") and value is not None:
                     cell.data_type = "s"  # never a formula, whatever the text starts with
                 elif column.kind in NUMBER_FORMATS:
                     cell.number_format = NUMBER_FORMATS[column.kind]
