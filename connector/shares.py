@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from connector.i18n import language
+
 _PERCENT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%\s*$")
 
 
@@ -24,8 +26,10 @@ def parse_share(value: str | int | float) -> float:
 
 
 def format_share(share: float) -> str:
-    """42 / 42 -> "100 %", 1 / 300 -> "0.3 %": whole percents, one decimal below 10 %."""
+    """42 / 42 -> "100 %", 1 / 300 -> "0.3 %" ("0,3 %" in Czech and Slovenian): whole percents,
+    one decimal below 10 %."""
     percent = round(share * 100, 1)
     if percent >= 10 or percent == round(percent):
         return f"{percent:.0f} %"
-    return f"{percent:.1f} %"
+    text = f"{percent:.1f} %"
+    return text if language() == "en" else text.replace(".", ",")

@@ -13,6 +13,7 @@ from connector.cli.app import config_of, main, now_of
 from connector.cli.translated import TranslatedCommand
 from connector.config import Config
 from connector.errors import ConnectorError, ExitStatus, UsageError
+from connector.i18n import _
 
 if TYPE_CHECKING:
     from connector.mapping import Mappings
@@ -32,32 +33,45 @@ def erase(ctx: click.Context, username: str, reason: str, yes: bool) -> None:
 
     if not reason.strip():
         raise UsageError(
-            "--reason is empty: say why this person's data is erased",
-            hint='e.g. --reason "GDPR request 2026-17"; it is kept in the erasures table '
-            "as the record of why the data went",
+            _("--reason is empty: say why this person's data is erased"),
+            hint=_(
+                'e.g. --reason "GDPR request 2026-17"; it is kept in the erasures table '
+                "as the record of why the data went"
+            ),
         )
     config = config_of(ctx)
     with Ledger.open(config.ledger_path, create=False, group=config.ledger_group) as ledger:
         found = ledger.people.by_username(username)
         if found is None:
-            raise ConnectorError(f"no person with username '{username}' in the ledger")
-        if not yes and not click.confirm(f"Erase every row about {username} (user id {found['user_id']})?"):
-            click.echo("aborted: nothing was erased", err=True)
+            raise ConnectorError(
+                _("no person with username '{username}' in the ledger").format(username=username)
+            )
+        question = _("Erase every row about {username} (user id {user_id})?")
+        if not yes and not click.confirm(question.format(username=username, user_id=found["user_id"])):
+            click.echo(_("aborted: nothing was erased"), err=True)
             sys.exit(int(ExitStatus.FAILED))
         done = erase_person(
             ledger, found["user_id"], reason.strip(), _mappings_or_none(config), now=now_of(ctx)
         )
     user_id = found["user_id"]
-    click.echo(f"erased {done.rows_removed} rows about user id {user_id}; recorded in the erasures table")
-    if done.rollups_pending:
-        rollups = "roll-ups change at the next sync (the mappings cannot be read now)"
-    elif done.rollups_departments:
-        rollups = "roll-ups recomputed for " + ", ".join(done.rollups_departments)
-    else:
-        rollups = "no roll-up changed"
     click.echo(
-        f"later syncs leave user id {user_id} out (`connector unsuppress --user-id {user_id}` "
-        f"lets them back); {rollups}"
+        _("erased {n} rows about user id {user_id}; recorded in the erasures table").format(
+            n=done.rows_removed, user_id=user_id
+        )
+    )
+    if done.rollups_pending:
+        rollups = _("roll-ups change at the next sync (the mappings cannot be read now)")
+    elif done.rollups_departments:
+        rollups = _("roll-ups recomputed for {departments}").format(
+            departments=", ".join(done.rollups_departments)
+        )
+    else:
+        rollups = _("no roll-up changed")
+    click.echo(
+        _(
+            "later syncs leave user id {user_id} out (`connector unsuppress --user-id {user_id}` "
+            "lets them back); {rollups}"
+        ).format(user_id=user_id, rollups=rollups)
     )
 
 
@@ -87,9 +101,16 @@ def unsuppress(ctx: click.Context, user_id: int) -> None:
     with Ledger.open(config_of(ctx).ledger_path, create=False) as ledger:
         if not ledger.suppressions.lift(user_id):
             raise ConnectorError(
-                f"user id {user_id} is not held back: no erasure of that user id is on record in this ledger"
+                _(
+                    "user id {user_id} is not held back: "
+                    "no erasure of that user id is on record in this ledger"
+                ).format(user_id=user_id)
             )
-    click.echo(f"user id {user_id} may be synced again; the next sync reads them from Moodle as a new person")
+    click.echo(
+        _(
+            "user id {user_id} may be synced again; the next sync reads them from Moodle as a new person"
+        ).format(user_id=user_id)
+    )
 
 
 # -- emulator / demo --------------------------------------------------------------------------------
@@ -112,7 +133,9 @@ def upgrade(ctx: click.Context) -> None:
     click.echo(
         done[0]
         if done
-        else f"the ledger {config.ledger_path} already has schema version {version}; nothing to upgrade"
+        else _("the ledger {path} already has schema version {version}; nothing to upgrade").format(
+            path=config.ledger_path, version=version
+        )
     )
 
 
@@ -132,10 +155,14 @@ def backup(ctx: click.Context, target: Path, force: bool) -> None:
     config = config_of(ctx)
     with Ledger.open_readonly(config.ledger_path, any_schema=True) as ledger:
         if target.exists() and target.resolve() == config.ledger_path.resolve():
-            raise ConnectorError(f"{target} is the ledger itself", hint="name another file")
+            raise ConnectorError(
+                _("{path} is the ledger itself").format(path=target), hint=_("name another file")
+            )
         result = ledger.backup_to(target, group=config.ledger_group, force=force)
     click.echo(
-        f"wrote {result.path} ({result.size} bytes, schema version {result.schema_version}, integrity ok)"
+        _("wrote {path} ({size} bytes, schema version {version}, integrity ok)").format(
+            path=result.path, size=result.size, version=result.schema_version
+        )
     )
 
 

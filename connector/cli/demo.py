@@ -63,10 +63,16 @@ def emulator(
         emu.start()
     except OSError as exc:
         raise _port_error(port, exc) from None
-    click.echo(f"Moodle emulator ({scenario}) serving {emu.url}/webservice/rest/server.php")
     click.echo(
-        f"try: curl -s {emu.url}/webservice/rest/server.php -d wstoken=<the --token value> "
-        "-d wsfunction=core_webservice_get_site_info -d moodlewsrestformat=json"
+        _("Moodle emulator ({scenario}) serving {url}").format(
+            scenario=scenario, url=f"{emu.url}/webservice/rest/server.php"
+        )
+    )
+    click.echo(
+        _("try: {command}").format(
+            command=f"curl -s {emu.url}/webservice/rest/server.php -d wstoken=<the --token value> "
+            "-d wsfunction=core_webservice_get_site_info -d moodlewsrestformat=json"
+        )
     )
     sys.stdout.flush()
     try:
@@ -78,11 +84,12 @@ def emulator(
 
 
 def _port_error(port: int, exc: OSError) -> UsageError:
-    reason = {errno.EADDRINUSE: "is in use", errno.EACCES: "needs privileges this user lacks"}.get(
-        exc.errno or 0, f"cannot be opened ({exc.strerror})"
+    reason = {errno.EADDRINUSE: _("is in use"), errno.EACCES: _("needs privileges this user lacks")}.get(
+        exc.errno or 0, _("cannot be opened ({reason})").format(reason=exc.strerror)
     )
     return UsageError(
-        f"port {port} on 127.0.0.1 {reason}", hint="pass --port 0 for any free port, or another port"
+        _("port {port} on 127.0.0.1 {reason}").format(port=port, reason=reason),
+        hint=_("pass --port 0 for any free port, or another port"),
     )
 
 

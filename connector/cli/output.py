@@ -65,8 +65,8 @@ def write_private(path: Path, text: str | bytes | Iterable[str]) -> None:
     """
     if path.is_symlink():
         raise UsageError(
-            f"refusing to write {path}: it is a symbolic link",
-            hint="an export holds personal data; give the path of a real file",
+            _("refusing to write {path}: it is a symbolic link").format(path=path),
+            hint=_("an export holds personal data; give the path of a real file"),
         )
     directory = path.parent
     try:
@@ -93,5 +93,6 @@ def write_private(path: Path, text: str | bytes | Iterable[str]) -> None:
                 os.close(folder)
     except OSError as exc:
         raise ConnectorError(
-            f"cannot write {path}: {exc.strerror}", hint="check that the directory exists and is writable"
+            _("cannot write {path}: {reason}").format(path=path, reason=exc.strerror),
+            hint=_("check that the directory exists and is writable"),
         ) from None

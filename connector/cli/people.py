@@ -9,7 +9,7 @@ import click
 
 from connector.cli.app import config_of, format_option, main
 from connector.cli.reports import open_for_reading
-from connector.i18n import _, format_day, language
+from connector.i18n import _, format_day, language, ngettext
 from connector.reports import columns
 from connector.reports.formats import render_csv, render_json, render_table, terminal_safe
 from connector.reports.words import detail_words, status_word
@@ -99,17 +99,23 @@ def unplaced(ctx: click.Context, fmt: str) -> None:
         click.echo(render_csv(flat, columns.UNPLACED.csv))
         return
     if not spellings:
-        click.echo(f"every one of the {active} active people is in a department")
+        click.echo(_("every one of the {n} active people is in a department").format(n=active))
         return
     click.echo(
-        f"{count} of {active} active people ({format_share(count / active)}) are in no department, "
-        f"under {len(spellings)} spelling{'s' if len(spellings) != 1 else ''} (as of the last sync):\n"
+        ngettext(
+            "{count} of {active} active people ({share}) are in no department, "
+            "under {n} spelling (as of the last sync):",
+            "{count} of {active} active people ({share}) are in no department, "
+            "under {n} spellings (as of the last sync):",
+            len(spellings),
+        ).format(count=count, active=active, share=format_share(count / active), n=len(spellings))
+        + "\n"
     )
     table = [
         {  # a spelling that needs two lines shows its counts on the first only
             "people": row["people"] if row["first"] else None,
-            "institution": (row["institution"] or "(empty)") if row["first"] else "",
-            "department": (row["department"] or "(empty)") if row["first"] else "",
+            "institution": (row["institution"] or _("(empty)")) if row["first"] else "",
+            "department": (row["department"] or _("(empty)")) if row["first"] else "",
             "closest": (row["closest"] or "-") if row["first"] else "",
             "where": f'{Path(row["file"]).name}, id = "{row["entry"]}"' if row["file"] else "",
             "line": row["line"] or f"({row['note']})",
@@ -118,7 +124,10 @@ def unplaced(ctx: click.Context, fmt: str) -> None:
     ]
     click.echo(render_table(table, columns.UNPLACED.table))
     click.echo(
-        f"\nEach line goes in the [[department]] entry with that id in {config.mappings_dir}, "
-        "replacing its line of the same key; then `connector mappings check` and the next sync "
-        "places these people."
+        "\n"
+        + _(
+            "Each line goes in the [[department]] entry with that id in {directory}, "
+            "replacing its line of the same key; then `connector mappings check` and the next sync "
+            "places these people."
+        ).format(directory=config.mappings_dir)
     )

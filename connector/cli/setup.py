@@ -11,6 +11,7 @@ import click
 
 from connector.cli.app import config_of, format_option, main
 from connector.errors import ConnectorError
+from connector.i18n import _
 from connector.reports import columns
 from connector.reports.formats import render_csv, render_table, terminal_safe
 
@@ -32,8 +33,8 @@ def courses(ctx: click.Context, fmt: str, offline: bool) -> None:
         if offline:
             if ledger is None:
                 raise ConnectorError(
-                    "--offline needs a ledger from an earlier sync",
-                    hint="run `connector sync` first or drop --offline",
+                    _("--offline needs a ledger from an earlier sync"),
+                    hint=_("run `connector sync` first or drop --offline"),
                 )
             moodle_courses = ledger.courses.all()
         else:
@@ -57,11 +58,11 @@ def courses(ctx: click.Context, fmt: str, offline: bool) -> None:
         click.echo(render_csv(rows, columns.COURSES_MAPPED.csv))
         return
     click.echo(render_table(rows, columns.COURSES_MAPPED.table))
-    click.echo("\nProblems" if problems else "\nNo mapping problems.")
+    click.echo("\n" + (_("Problems") if problems else _("No mapping problems.")))
     for problem in problems:
         click.echo(terminal_safe(f"  - {problem}"))  # problems quote Moodle's course names
     if unmapped:
-        click.echo("\nMoodle courses mapped to no requirement")
+        click.echo("\n" + _("Moodle courses mapped to no requirement"))
         click.echo(render_table(unmapped, columns.COURSES_UNMAPPED.table))
 
 
@@ -88,8 +89,14 @@ def mappings_check(ctx: click.Context, mappings_dir: Path | None) -> None:
         directory = config_of(root).mappings_dir
     loaded = load_mappings(Path(directory))
     click.echo(
-        f"{directory}: ok: {len(loaded.departments)} departments, "
-        f"{len(loaded.requirements)} requirements, {len(loaded.course_refs())} courses"
+        _(
+            "{directory}: ok: {departments} departments, {requirements} requirements, {courses} courses"
+        ).format(
+            directory=directory,
+            departments=len(loaded.departments),
+            requirements=len(loaded.requirements),
+            courses=len(loaded.course_refs()),
+        )
     )
 
 

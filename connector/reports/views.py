@@ -390,8 +390,10 @@ def courses_view(
             match = next((c for c in moodle_courses if ref.matches(c)), None)
             if match is None:
                 problems.append(
-                    f"{requirement.id}: course {ref} does not exist in Moodle "
-                    "(check the idnumber/shortname in mappings/, or create the course)"
+                    _(
+                        "{requirement}: course {course} does not exist in Moodle "
+                        "(check the idnumber/shortname in mappings/, or create the course)"
+                    ).format(requirement=requirement.id, course=ref)
                 )
                 rows.append(
                     {
@@ -410,13 +412,16 @@ def courses_view(
             used.add(match.id)
             if not match.completion_enabled:
                 problems.append(
-                    f"{requirement.id}: course {match.id} '{match.fullname}' has completion "
-                    "tracking off: nobody can complete it (Course settings > Completion tracking)"
+                    _(
+                        "{requirement}: course {id} '{name}' has completion tracking off: nobody can "
+                        "complete it (Course settings > Completion tracking)"
+                    ).format(requirement=requirement.id, id=match.id, name=match.fullname)
                 )
             if not match.visible:
                 problems.append(
-                    f"{requirement.id}: course {match.id} '{match.fullname}' is hidden from "
-                    "students: they cannot take it"
+                    _(
+                        "{requirement}: course {id} '{name}' is hidden from students: they cannot take it"
+                    ).format(requirement=requirement.id, id=match.id, name=match.fullname)
                 )
             enrolled, completed = counts.get(match.id, (None, None))
             rows.append(
