@@ -30,6 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import ConfigError, Problem
+from connector.i18n import _
 from connector.moodle.functions import COMPLETION_PATHS as MOODLE_COMPLETION_PATHS
 from connector.shares import parse_share
 from connector.suggest import did_you_mean
@@ -120,8 +121,8 @@ class Config:
                 Problem(
                     where,
                     "moodle.url",
-                    "no Moodle URL configured",
-                    "set [moodle] url in connector.toml or the MOODLE_URL environment variable",
+                    _("no Moodle URL configured"),
+                    _("set [moodle] url in connector.toml or the MOODLE_URL environment variable"),
                 )
             )
         if not self.token:
@@ -129,9 +130,11 @@ class Config:
                 Problem(
                     where,
                     "moodle.token_file",
-                    "no web-service token configured",
-                    "put the token in a file readable only by the connector's user and set "
-                    "[moodle] token_file or MOODLE_TOKEN_FILE (or MOODLE_TOKEN)",
+                    _("no web-service token configured"),
+                    _(
+                        "put the token in a file readable only by the connector's user and set "
+                        "[moodle] token_file or MOODLE_TOKEN_FILE (or MOODLE_TOKEN)"
+                    ),
                 )
             )
         if problems:
@@ -190,7 +193,12 @@ def find_config(
         given = given.expanduser()
         if not _exists(given):
             raise ConfigError(
-                Problem(str(given), "", "config file not found", f"check the path given to {origin}")
+                Problem(
+                    str(given),
+                    "",
+                    _("config file not found"),
+                    _("check the path given to {origin}").format(origin=origin),
+                )
             )
         return given, origin, (given,)
     here = cwd / DEFAULT_CONFIG_NAME if cwd is not None else Path(DEFAULT_CONFIG_NAME)
@@ -224,9 +232,11 @@ def _exists(path: Path) -> bool:
             Problem(
                 str(path),
                 "",
-                "this user may not read it (permission denied)",
-                "it holds no secret (the token has its own file): make it and its "
-                "directory readable for this user's group, or pass --config",
+                _("this user may not read it (permission denied)"),
+                _(
+                    "it holds no secret (the token has its own file): make it and its "
+                    "directory readable for this user's group, or pass --config"
+                ),
             )
         ) from None
     return True
@@ -340,37 +350,55 @@ def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        problems.append(Problem(str(path), "", f"not valid TOML: {exc}", "fix the syntax at that line"))
+        problems.append(
+            Problem(
+                str(path), "", _("not valid TOML: {exc}").format(exc=exc), _("fix the syntax at that line")
+            )
+        )
         return {}
     except RecursionError:  # tomllib recurses once per nested array or inline table
         problems.append(
             Problem(
-                str(path), "", "values are nested too deeply to read", "look for a long run of '[' or '{'"
+                str(path),
+                "",
+                _("values are nested too deeply to read"),
+                _("look for a long run of '[' or '{'"),
             )
         )
         return {}
     except OSError as exc:
-        problems.append(Problem(str(path), "", f"cannot read: {exc.strerror}"))
+        problems.append(Problem(str(path), "", _("cannot read: {strerror}").format(strerror=exc.strerror)))
         return {}
     clean: dict[str, Any] = {}
     for section, body in data.items():
         if section not in _SCHEMA:
-            problems.append(Problem(str(path), section, "unknown section", _suggest(section, _SCHEMA)))
+            problems.append(Problem(str(path), section, _("unknown section"), _suggest(section, _SCHEMA)))
             continue
         if not isinstance(body, dict):
-            problems.append(Problem(str(path), section, "must be a table", f"write it as [{section}]"))
+            problems.append(
+                Problem(
+                    str(path),
+                    section,
+                    _("must be a table"),
+                    _("write it as [{section}]").format(section=section),
+                )
+            )
             continue
         for key, value in body.items():
             expected = _SCHEMA[section].get(key)
             clean.setdefault(section, {})
             if expected is None:
                 problems.append(
-                    Problem(str(path), f"{section}.{key}", "unknown key", _suggest(key, _SCHEMA[section]))
+                    Problem(str(path), f"{section}.{key}", _("unknown key"), _suggest(key, _SCHEMA[section]))
                 )
             elif not isinstance(value, expected) or (isinstance(value, bool) and bool not in expected):
                 names = " or ".join(t.__name__ for t in expected)
                 problems.append(
-                    Problem(str(path), f"{section}.{key}", f"must be {names}, not {type(value).__name__}")
+                    Problem(
+                        str(path),
+                        f"{section}.{key}",
+                        _("must be {names}, not {name}").format(names=names, name=type(value).__name__),
+                    )
                 )
             else:
                 clean[section][key] = value
@@ -389,13 +417,15 @@ def _read_token(path: Path, where: str, problems: list[Problem]) -> str | None:
             Problem(
                 where,
                 "moodle.token_file",
-                f"cannot read the token file {path}: {exc.strerror}",
-                "create it with the token from Moodle, mode 0600",
+                _("cannot read the token file {path}: {strerror}").format(path=path, strerror=exc.strerror),
+                _("create it with the token from Moodle, mode 0600"),
             )
         )
         return None
     if not token:
-        problems.append(Problem(where, "moodle.token_file", f"the token file {path} is empty"))
+        problems.append(
+            Problem(where, "moodle.token_file", _("the token file {path} is empty").format(path=path))
+        )
         return None
     return token
 
@@ -418,20 +448,29 @@ def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
                 Problem(
                     where,
                     "ledger.group",
-                    f"there is no group '{config.ledger_group}' on this machine",
-                    "create it (groupadd) or fix the name",
+                    _("there is no group '{ledger_group}' on this machine").format(
+                        ledger_group=config.ledger_group
+                    ),
+                    _("create it (groupadd) or fix the name"),
                 )
             )
     if config.format not in ("json", "xml"):
         problems.append(
-            Problem(where, "moodle.format", f"'{config.format}' is not a format", "use 'json' or 'xml'")
+            Problem(
+                where,
+                "moodle.format",
+                _("'{value_format}' is not a format").format(value_format=config.format),
+                _("use 'json' or 'xml'"),
+            )
         )
     if config.completion_path not in COMPLETION_PATHS:
         problems.append(
             Problem(
                 where,
                 "moodle.completion_path",
-                f"'{config.completion_path}' is not a completion path",
+                _("'{completion_path}' is not a completion path").format(
+                    completion_path=config.completion_path
+                ),
                 "use one of " + ", ".join(COMPLETION_PATHS),
             )
         )
@@ -440,38 +479,41 @@ def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
             Problem(
                 where,
                 "moodle.concurrency",
-                "must be between 1 and 64",
-                "match it to the Moodle server's PHP workers; 4 is a safe start",
+                _("must be between 1 and 64"),
+                _("match it to the Moodle server's PHP workers; 4 is a safe start"),
             )
         )
     if config.page_size < 1 or config.report_per_page < 1:
-        problems.append(Problem(where, "moodle.page_size", "page sizes must be positive"))
+        problems.append(Problem(where, "moodle.page_size", _("page sizes must be positive")))
     if config.timeout_s <= 0:
-        problems.append(Problem(where, "moodle.timeout_s", "must be positive"))
+        problems.append(Problem(where, "moodle.timeout_s", _("must be positive")))
     if config.ca_bundle and not Path(config.ca_bundle).is_file():
         problems.append(
             Problem(
                 where,
                 "moodle.ca_bundle",
-                f"no CA certificate file at {config.ca_bundle}",
-                "give the path of the PEM file holding the site's CA certificate",
+                _("no CA certificate file at {ca_bundle}").format(ca_bundle=config.ca_bundle),
+                _("give the path of the PEM file holding the site's CA certificate"),
             )
         )
     if config.full_every_days < 0:
-        problems.append(Problem(where, "sync.full_every_days", "must be 0 (never) or more"))
+        problems.append(Problem(where, "sync.full_every_days", _("must be 0 (never) or more")))
     if not config.max_response_mb > 0:
         problems.append(
             Problem(
                 where,
                 "moodle.max_response_mb",
-                "must be positive",
-                "64 holds a report page of about 100,000 rows",
+                _("must be positive"),
+                _("64 holds a report page of about 100,000 rows"),
             )
         )
     if config.max_minutes is not None and not config.max_minutes > 0:
         problems.append(
             Problem(
-                where, "sync.max_minutes", "must be positive", "leave it out for no limit on a run's duration"
+                where,
+                "sync.max_minutes",
+                _("must be positive"),
+                _("leave it out for no limit on a run's duration"),
             )
         )
     for key, zone in (
@@ -487,8 +529,8 @@ def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
                 Problem(
                     where,
                     key,
-                    f"unknown time zone '{zone}'",
-                    "use an IANA name such as Europe/Prague or Europe/Ljubljana",
+                    _("unknown time zone '{zone}'").format(zone=zone),
+                    _("use an IANA name such as Europe/Prague or Europe/Ljubljana"),
                 )
             )
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from connector.i18n import N_, _
+
 Unit = Literal["days", "weeks", "months", "years"]
 
 _UNIT_SPELLINGS: dict[str, Unit] = {
@@ -31,7 +33,7 @@ _UNIT_SPELLINGS: dict[str, Unit] = {
     "y": "years",
 }
 _DURATION = re.compile(r"^\s*(\d+)\s*([A-Za-z]+)\s*$")
-HINT = 'write a whole number and a unit, e.g. "24 months", "2 years", "90 days" or "6 weeks"'
+HINT = N_('write a whole number and a unit, e.g. "24 months", "2 years", "90 days" or "6 weeks"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +77,11 @@ def parse_duration(text: str) -> Duration:
     """Parse "24 months" and friends; raises ValueError with a message a person can act on."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a duration")
+        raise ValueError(_("{text!r} is not a duration").format(text=text))
     amount, unit_text = int(match.group(1)), match.group(2).lower()
     unit = _UNIT_SPELLINGS.get(unit_text)
     if unit is None:
-        raise ValueError(f"unknown unit {match.group(2)!r} in {text!r}")
+        raise ValueError(_("unknown unit {group!r} in {text!r}").format(group=match.group(2), text=text))
     if amount <= 0:
-        raise ValueError(f"{text!r} must be longer than zero")
+        raise ValueError(_("{text!r} must be longer than zero").format(text=text))
     return Duration(amount, unit)

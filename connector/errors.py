@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TypedDict, Unpack
 
-from connector.i18n import _
+from connector.i18n import _, ngettext
 
 
 class ExitStatus(IntEnum):
@@ -93,7 +93,7 @@ class _ProblemsError(ConnectorError):
             problems = [problems]
         self.problems = list(problems)
         count = len(self.problems)
-        heading = f"{count} problem{'s' if count != 1 else ''} found"
+        heading = ngettext("{n} problem found", "{n} problems found", count).format(n=count)
         super().__init__(heading + ":\n" + "\n".join(f"  - {p}" for p in self.problems), hint=hint)
 
 

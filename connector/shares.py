@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from connector.i18n import language
+from connector.i18n import _, language
 
 _PERCENT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%\s*$")
 
@@ -12,16 +12,16 @@ _PERCENT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%\s*$")
 def parse_share(value: str | int | float) -> float:
     """The share as a fraction between 0 and 1; ValueError says how to write it."""
     if isinstance(value, bool):
-        raise ValueError('must be a share such as "5 %"')
+        raise ValueError(_('must be a share such as "5 %"'))
     if isinstance(value, (int, float)):
         share = float(value)
     else:
         match = _PERCENT.match(value)
         if not match:
-            raise ValueError(f'{value!r} is not a share; write it like "5 %"')
+            raise ValueError(_('{value!r} is not a share; write it like "5 %"').format(value=value))
         share = float(match.group(1).replace(",", ".")) / 100
     if not 0 <= share <= 1:
-        raise ValueError(f'{value!r} is not between 0 and 100 %; write it like "5 %"')
+        raise ValueError(_('{value!r} is not between 0 and 100 %; write it like "5 %"').format(value=value))
     return share
 
 

@@ -178,16 +178,18 @@ class SyncLock:
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
         except OSError as exc:
             raise LedgerError(
-                f"cannot create the sync lock {self.path}: {exc.strerror}",
-                hint="the connector's user must be able to write the ledger's directory",
+                _("cannot create the sync lock {path}: {strerror}").format(
+                    path=self.path, strerror=exc.strerror
+                ),
+                hint=_("the connector's user must be able to write the ledger's directory"),
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             raise SyncLocked(
-                f"another sync is running on this ledger (lock {self.path})",
-                hint="wait for it to finish; cron can simply retry later",
+                _("another sync is running on this ledger (lock {path})").format(path=self.path),
+                hint=_("wait for it to finish; cron can simply retry later"),
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
@@ -223,9 +225,11 @@ def run_sync(
             Problem(
                 "--as-of",
                 "",
-                f"{as_of} is in the future",
-                "a sync records what Moodle says today; to look ahead use "
-                "`connector status --as-of` (it recomputes without writing)",
+                _("{as_of} is in the future").format(as_of=as_of),
+                _(
+                    "a sync records what Moodle says today; to look ahead use `connector "
+                    "status --as-of` (it recomputes without writing)"
+                ),
             )
         )
     with SyncLock(lock_path_for(config.ledger_path)):
@@ -321,9 +325,11 @@ def _refuse_emptied_ledger(path: Path) -> None:
     wal = path.with_name(path.name + "-wal")
     if path.exists() and path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0):
         raise LedgerError(
-            f"the ledger {path} is an empty file (0 bytes)",
-            hint="restore the last backup of the ledger; on a new installation delete "
-            "the empty file and run the sync again",
+            _("the ledger {path} is an empty file (0 bytes)").format(path=path),
+            hint=_(
+                "restore the last backup of the ledger; on a new installation delete the "
+                "empty file and run the sync again"
+            ),
         )
 
 
@@ -441,13 +447,20 @@ class _Run:
         named = ", ".join(f"{r} ({n} people)" for r, n in sorted(dropped.items()))
         if not self.options.allow_dropped_requirements:
             raise SyncRefused(
-                f"requirements that hold statuses are no longer in the mappings: {named}; "
-                "nothing was written",
-                hint="if they were removed on purpose, run `connector sync --allow-dropped-requirements` "
-                "once (their statuses end, each with a history row); otherwise restore the mapping "
-                "files and run `connector mappings check`",
+                _(
+                    "requirements that hold statuses are no longer in the mappings: {named}; "
+                    "nothing was written"
+                ).format(named=named),
+                hint=_(
+                    "if they were removed on purpose, run `connector sync "
+                    "--allow-dropped-requirements` once (their statuses end, each with a "
+                    "history row); otherwise restore the mapping files and run `connector "
+                    "mappings check`"
+                ),
             )
-        self.warnings.append(f"requirements removed from the mappings, their statuses end: {named}")
+        self.warnings.append(
+            _("requirements removed from the mappings, their statuses end: {named}").format(named=named)
+        )
 
     def _refuse_vanished_courses(self, courses: list[Course]) -> None:
         """A mapped course that holds completions and is no longer listed (deleted, hidden from the
@@ -458,11 +471,16 @@ class _Run:
         refs = self.mappings.course_refs()
         if refs and not self.course_ids:
             raise SyncRefused(
-                f"Moodle lists none of the {len(refs)} mapped courses (it listed {len(courses)} "
-                "courses); nothing was written",
-                hint="check the token's user can see the courses (moodle/course:view, "
-                "moodle/course:viewhiddencourses; `connector doctor`, `connector courses`); if "
-                "the courses are really gone, run `connector sync --allow-vanished-courses` once",
+                _(
+                    "Moodle lists none of the {n} mapped courses (it listed {n2} courses); "
+                    "nothing was written"
+                ).format(n=len(refs), n2=len(courses)),
+                hint=_(
+                    "check the token's user can see the courses (moodle/course:view, "
+                    "moodle/course:viewhiddencourses; `connector doctor`, `connector "
+                    "courses`); if the courses are really gone, run `connector sync "
+                    "--allow-vanished-courses` once"
+                ),
             )
         evidence = self.ledger.evidence.per_course()
         gone: dict[int, list[str]] = {}
@@ -477,11 +495,15 @@ class _Run:
                 for cid, refs_ in sorted(gone.items())
             )
             raise SyncRefused(
-                f"mapped courses with completions on record are no longer listed by Moodle: {named}; "
-                "nothing was written",
-                hint="check the course still exists and the token's user can see it "
-                "(moodle/course:viewhiddencourses; `connector courses`); if it was deleted on "
-                "purpose, run `connector sync --allow-vanished-courses` once",
+                _(
+                    "mapped courses with completions on record are no longer listed by Moodle: "
+                    "{named}; nothing was written"
+                ).format(named=named),
+                hint=_(
+                    "check the course still exists and the token's user can see it "
+                    "(moodle/course:viewhiddencourses; `connector courses`); if it was "
+                    "deleted on purpose, run `connector sync --allow-vanished-courses` once"
+                ),
             )
 
     # -- reading ----------------------------------------------------------------------------------
@@ -503,7 +525,9 @@ class _Run:
         mapped = staged.mapped = sorted(set(self.course_ids.values()))
         tracked = staged.tracked = [cid for cid in mapped if by_id[cid].completion_enabled]
         for ref in sorted(self.mappings.course_refs() - set(self.course_ids), key=str):
-            self.warnings.append(f"mapped course {ref.by}={ref.value} does not exist in Moodle")
+            self.warnings.append(
+                _("mapped course {by}={value} does not exist in Moodle").format(by=ref.by, value=ref.value)
+            )
         self.counts["courses_mapped"] = len(mapped)
 
         cohorts = self._cohorts(site)
@@ -564,24 +588,29 @@ class _Run:
         if wanted == "report":
             if not report_ok:
                 raise MoodlePermissionError(
-                    "the report path needs [moodle] report_id and core_reportbuilder_retrieve_report "
-                    "in the web service",
+                    _(
+                        "the report path needs [moodle] report_id and "
+                        "core_reportbuilder_retrieve_report in the web service"
+                    ),
                     function=REPORT_FUNCTION,
-                    hint="set report_id to the custom report's id, or use completion_path = 'auto'",
+                    hint=_("set report_id to the custom report's id, or use completion_path = 'auto'"),
                 )
             return "report"
         if wanted == "auto" and report_ok:
             if site.lang != "en":
                 self.warnings.append(
-                    f"report path skipped: the web-service user's language is '{site.lang}', its dates "
-                    "cannot be read reliably; set that user's language to English to use it"
+                    _(
+                        "report path skipped: the web-service user's language is '{lang}', its "
+                        "dates cannot be read reliably; set that user's language to English to "
+                        "use it"
+                    ).format(lang=site.lang)
                 )
             else:
                 return "report"
         if wanted in ("per_user", "per_course"):
             if wanted == "per_user" and not site.can_call(PER_USER_FUNCTION):
                 raise MoodlePermissionError(
-                    "the per_user path needs core_enrol_get_users_courses", function=PER_USER_FUNCTION
+                    _("the per_user path needs core_enrol_get_users_courses"), function=PER_USER_FUNCTION
                 )
             return wanted
         return "auto-fallback"  # decided once enrolments are known
@@ -716,10 +745,12 @@ class _Run:
         self.counts["inactive_enrolments"] = len(inactive)
         if inactive:
             self.warnings.append(
-                f"{len(inactive)} enrolments in mapped courses are suspended or have ended in Moodle; "
-                "the completions behind them cannot be read on the per_user/per_course paths, only "
-                "through the report path with the report's 'Enrolment status' condition removed "
-                "(README: Setting up the Moodle side, step 5)"
+                _(
+                    "{n} enrolments in mapped courses are suspended or have ended in Moodle; "
+                    "the completions behind them cannot be read on the per_user/per_course "
+                    "paths, only through the report path with the report's 'Enrolment status' "
+                    "condition removed (README: Setting up the Moodle side, step 5)"
+                ).format(n=len(inactive))
             )
         return inactive
 
@@ -845,12 +876,16 @@ class _Run:
         deleted = [u for u in ids if u not in found]
         if len(deleted) > max(3, len(ids) // 20) and not self.options.allow_mass_deletion:
             raise MoodleProtocolError(
-                f"Moodle no longer returns {len(deleted)} of the {len(ids)} people asked about; "
-                "recording them all as deleted could be wrong (a token user who lost "
-                "moodle/user:viewdetails sees fewer people), so nothing was written",
+                _(
+                    "Moodle no longer returns {n} of the {n2} people asked about; recording "
+                    "them all as deleted could be wrong (a token user who lost "
+                    "moodle/user:viewdetails sees fewer people), so nothing was written"
+                ).format(n=len(deleted), n2=len(ids)),
                 function="core_user_get_users_by_field",
-                hint="check the token user's capabilities (`connector doctor`); if Moodle really "
-                "deleted them, run `connector sync --allow-mass-deletion` once",
+                hint=_(
+                    "check the token user's capabilities (`connector doctor`); if Moodle "
+                    "really deleted them, run `connector sync --allow-mass-deletion` once"
+                ),
             )
         self.staged.deleted = deleted
         self.counts.update(

@@ -173,7 +173,7 @@ class _PluginCommand(TranslatedCommand):
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as exc:
-            click.echo(f"CONNECTOR UNKNOWN - {exc.format_message()}")
+            click.echo(f"CONNECTOR UNKNOWN - {exc.format_message()}")  # monitoring output stays English
             ctx.exit(3)
 
 

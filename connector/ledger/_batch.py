@@ -6,6 +6,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from connector.i18n import _
+
 T = TypeVar("T")
 
 BATCH = 5000
@@ -25,5 +27,5 @@ def batched(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
 def stamp(now: datetime) -> str:
     """A moment as the ledger stores it: UTC, ISO 8601 to the second ("2026-06-01T02:00:00+00:00")."""
     if now.tzinfo is None:
-        raise ValueError("the ledger's clock must be timezone-aware (UTC)")
+        raise ValueError(_("the ledger's clock must be timezone-aware (UTC)"))
     return now.astimezone(UTC).isoformat(timespec="seconds")

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connector.errors import LedgerError
+from connector.i18n import _
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ def group_id(group: str) -> int:
         return grp.getgrnam(group).gr_gid
     except KeyError:
         raise LedgerError(
-            f"there is no group '{group}' on this machine", hint="create it (groupadd) or fix [ledger] group"
+            _("there is no group '{group}' on this machine").format(group=group),
+            hint=_("create it (groupadd) or fix [ledger] group"),
         ) from None
 
 
@@ -61,24 +63,27 @@ def copy_database(
     target = Path(target)
     if target.is_symlink():
         raise LedgerError(
-            f"{target} is a symbolic link; refusing to write through it", hint="name a regular file"
+            _("{target} is a symbolic link; refusing to write through it").format(target=target),
+            hint=_("name a regular file"),
         )
     if target.is_dir():
         raise LedgerError(
-            f"{target} is a directory",
-            hint=f"name the file to create, e.g. {target / 'compliance-backup.sqlite'}",
+            _("{target} is a directory").format(target=target),
+            hint=_("name the file to create, e.g. {value}").format(value=target / "compliance-backup.sqlite"),
         )
     if target.exists() and not force:
         raise LedgerError(
-            f"{target} already exists; nothing was written",
-            hint="choose a new name, or pass --force to replace it",
+            _("{target} already exists; nothing was written").format(target=target),
+            hint=_("choose a new name, or pass --force to replace it"),
         )
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     except OSError as exc:
         raise LedgerError(
-            f"cannot create the backup in {target.parent}: {exc.strerror}",
-            hint="check that the directory exists and is writable",
+            _("cannot create the backup in {parent}: {strerror}").format(
+                parent=target.parent, strerror=exc.strerror
+            ),
+            hint=_("check that the directory exists and is writable"),
         ) from None
     tmp = Path(tmp_name)
     try:
@@ -99,8 +104,10 @@ def _chown_group(fd: int, shown: Path, group: str) -> None:
         os.fchown(fd, -1, group_id(group))
     except PermissionError:
         raise LedgerError(
-            f"cannot give {shown} to group '{group}': this user is not a member",
-            hint=f"add the connector's user to the group (usermod -aG {group} USER)",
+            _("cannot give {shown} to group '{group}': this user is not a member").format(
+                shown=shown, group=group
+            ),
+            hint=_("add the connector's user to the group (usermod -aG {group} USER)").format(group=group),
         ) from None
 
 
@@ -116,12 +123,13 @@ def _copy_and_check(source: sqlite3.Connection, tmp: Path) -> tuple[int, int]:
             copy.close()
     except sqlite3.Error as exc:
         raise LedgerError(
-            f"the backup failed: {exc}", hint="check free disk space; a damaged ledger fails here too"
+            _("the backup failed: {exc}").format(exc=exc),
+            hint=_("check free disk space; a damaged ledger fails here too"),
         ) from None
     if problems != ["ok"]:
         raise LedgerError(
-            f"the copy failed its integrity check ({problems[0]}); nothing was written",
-            hint="the ledger itself may be damaged: keep the last good backup",
+            _("the copy failed its integrity check ({value}); nothing was written").format(value=problems[0]),
+            hint=_("the ledger itself may be damaged: keep the last good backup"),
         )
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
@@ -137,11 +145,13 @@ def _publish(tmp: Path, target: Path, force: bool) -> None:
             tmp.unlink()
     except FileExistsError:
         raise LedgerError(
-            f"{target} already exists; nothing was written",
-            hint="choose a new name, or pass --force to replace it",
+            _("{target} already exists; nothing was written").format(target=target),
+            hint=_("choose a new name, or pass --force to replace it"),
         ) from None
     except OSError as exc:
-        raise LedgerError(f"cannot write {target}: {exc.strerror}") from None
+        raise LedgerError(
+            _("cannot write {target}: {strerror}").format(target=target, strerror=exc.strerror)
+        ) from None
     dir_fd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

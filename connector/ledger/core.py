@@ -32,6 +32,7 @@ from pathlib import Path
 import sqlite_utils
 
 from connector.errors import LedgerError
+from connector.i18n import _
 from connector.ledger import migrations
 from connector.ledger.backup import BackupResult, copy_database, upgrade_backup_path
 from connector.ledger.courses import Courses, Enrolments
@@ -99,8 +100,8 @@ class Ledger:
         if not path.exists():
             if not create:
                 raise LedgerError(
-                    f"no ledger at {path}",
-                    hint="run `connector sync` first, or pass --ledger / set [ledger] path",
+                    _("no ledger at {path}").format(path=path),
+                    hint=_("run `connector sync` first, or pass --ledger / set [ledger] path"),
                 )
             create_private_file(path, group)
         try:
@@ -117,8 +118,8 @@ class Ledger:
             if any(word in str(exc).lower() for word in ("readonly", "locked", "busy", "full")):
                 raise ledger_error(exc, path) from None  # an operational fault, said plainly
             raise LedgerError(
-                f"cannot open the ledger {path}: {exc}",
-                hint="is it a connector ledger? check the path and the file's permissions",
+                _("cannot open the ledger {path}: {exc}").format(path=path, exc=exc),
+                hint=_("is it a connector ledger? check the path and the file's permissions"),
             ) from exc
         return ledger
 
@@ -131,8 +132,8 @@ class Ledger:
         path = Path(path)
         if not path.exists():
             raise LedgerError(
-                f"no ledger at {path}",
-                hint="run `connector sync` first, or pass --ledger / set [ledger] path",
+                _("no ledger at {path}").format(path=path),
+                hint=_("run `connector sync` first, or pass --ledger / set [ledger] path"),
             )
         try:
             conn = sqlite3.connect(
@@ -143,17 +144,22 @@ class Ledger:
             if "unable to open" not in str(exc) and "readonly" not in str(exc):
                 raise ledger_error(exc, path) from None
             raise LedgerError(
-                f"cannot read the ledger {path}: {exc}",
-                hint="readers need read access to the ledger (and its -wal/-shm files); "
-                "`connector upgrade`, run once as the connector's user, resets their modes",
+                _("cannot read the ledger {path}: {exc}").format(path=path, exc=exc),
+                hint=_(
+                    "readers need read access to the ledger (and its -wal/-shm files); "
+                    "`connector upgrade`, run once as the connector's user, resets their modes"
+                ),
             ) from None
         ledger = cls(sqlite_utils.Database(conn), path, writable=False)
         if not any_schema and version != SCHEMA_VERSION:
             ledger.close()
             check_version(path, version)
             raise LedgerError(
-                f"the ledger {path} has schema version {version}, this connector needs {SCHEMA_VERSION}: "
-                "upgrade it with `connector upgrade` (it makes a backup first) or `connector sync`"
+                _(
+                    "the ledger {path} has schema version {version}, this connector needs "
+                    "{schema_version}: upgrade it with `connector upgrade` (it makes a backup "
+                    "first) or `connector sync`"
+                ).format(path=path, version=version, schema_version=SCHEMA_VERSION)
             )
         return ledger
 
@@ -257,8 +263,10 @@ class Ledger:
         if damage:
             more = f" (and {len(damage) - 1} more problems)" if len(damage) > 1 else ""
             raise LedgerError(
-                f"the ledger {self.path} is damaged: {damage[0]}{more}",
-                hint="restore the last backup of the ledger and keep the damaged file for inspection",
+                _("the ledger {path} is damaged: {value}{more}").format(
+                    path=self.path, value=damage[0], more=more
+                ),
+                hint=_("restore the last backup of the ledger and keep the damaged file for inspection"),
             )
 
     def wait_for_writers(self, seconds: float) -> None:

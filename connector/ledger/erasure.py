@@ -14,6 +14,7 @@ from pathlib import Path
 import sqlite_utils
 
 from connector.errors import LedgerError
+from connector.i18n import _
 from connector.ledger._batch import stamp
 from connector.ledger.migrations import subject_key
 
@@ -49,8 +50,10 @@ class Suppressions:
         row = self._db.execute("SELECT value FROM ledger_keys WHERE name = 'subject_salt'").fetchone()
         if row is None:
             raise LedgerError(
-                f"the ledger {self._path} has no subject salt (ledger_keys): it was altered by hand",
-                hint="restore it from a backup",
+                _("the ledger {path} has no subject salt (ledger_keys): it was altered by hand").format(
+                    path=self._path
+                ),
+                hint=_("restore it from a backup"),
             )
         return str(row[0])
 

@@ -9,6 +9,7 @@ import urllib.parse
 from pathlib import Path
 
 from connector.errors import LedgerError
+from connector.i18n import _
 from connector.ledger.backup import group_id
 from connector.ledger.migrations import SCHEMA_VERSION
 
@@ -20,19 +21,21 @@ def readonly_uri(path: Path) -> str:
 def check_version(path: Path, version: int, *, new_ok: bool = False) -> None:
     if version < 0:
         raise LedgerError(
-            f"the ledger {path} is damaged (schema version {version})",
-            hint="restore the last backup of the ledger; keep the damaged file for inspection",
+            _("the ledger {path} is damaged (schema version {version})").format(path=path, version=version),
+            hint=_("restore the last backup of the ledger; keep the damaged file for inspection"),
         )
     if version > SCHEMA_VERSION:
         raise LedgerError(
-            f"the ledger {path} has schema version {version}, newer than this connector "
-            f"knows ({SCHEMA_VERSION})",
-            hint="upgrade the connector",
+            _(
+                "the ledger {path} has schema version {version}, newer than this connector "
+                "knows ({schema_version})"
+            ).format(path=path, version=version, schema_version=SCHEMA_VERSION),
+            hint=_("upgrade the connector"),
         )
     if version == 0 and not new_ok:
         raise LedgerError(
-            f"{path} is not a connector ledger (it has no schema)",
-            hint="check --ledger / [ledger] path; `connector sync` creates a ledger",
+            _("{path} is not a connector ledger (it has no schema)").format(path=path),
+            hint=_("check --ledger / [ledger] path; `connector sync` creates a ledger"),
         )
 
 
@@ -45,8 +48,8 @@ def create_private_file(path: Path, group: str | None = None) -> None:
         return
     except OSError as exc:
         raise LedgerError(
-            f"cannot create the ledger {path}: {exc.strerror}",
-            hint="check that the directory exists and is writable",
+            _("cannot create the ledger {path}: {strerror}").format(path=path, strerror=exc.strerror),
+            hint=_("check that the directory exists and is writable"),
         ) from exc
     os.close(fd)
     enforce_modes(path, group)  # also in case a umask or ACL widened it
@@ -70,13 +73,18 @@ def enforce_modes(path: Path, group: str | None) -> None:
         except PermissionError:
             if gid != -1:
                 raise LedgerError(
-                    f"cannot give {file} to group '{group}' with mode {mode:o}",
-                    hint=f"the connector's user must own it and be a member of '{group}' "
-                    f"(usermod -aG {group} USER; in the systemd unit: SupplementaryGroups={group})",
+                    _("cannot give {file} to group '{group}' with mode {mode:o}").format(
+                        file=file, group=group, mode=mode
+                    ),
+                    hint=_(
+                        "the connector's user must own it and be a member of '{group}' "
+                        "(usermod -aG {group} USER; in the systemd unit: "
+                        "SupplementaryGroups={group})"
+                    ).format(group=group),
                 ) from None
             raise LedgerError(
-                f"cannot set {file} to mode {mode:o}: it holds personal data",
-                hint="run the connector as the user who owns the ledger",
+                _("cannot set {file} to mode {mode:o}: it holds personal data").format(file=file, mode=mode),
+                hint=_("run the connector as the user who owns the ledger"),
             ) from None
 
 
@@ -84,7 +92,7 @@ def ledger_error(exc: sqlite3.Error | UnicodeDecodeError, path: Path | None) -> 
     """An SQLite failure as one line a person can act on (disk full, read-only, locked, damaged).
 
     A UnicodeDecodeError is SQLite handing Python bytes that are not text: a damaged page."""
-    where = f"the ledger {path}" if path else "the ledger"
+    where = _("the ledger {path}").format(path=path) if path else _("the ledger")
     if isinstance(exc, UnicodeDecodeError) or "decode" in str(exc):
         text = "a text value in it is not valid UTF-8"
     else:  # a damaged schema can put raw bytes into SQLite's message: never print them
@@ -92,27 +100,30 @@ def ledger_error(exc: sqlite3.Error | UnicodeDecodeError, path: Path | None) -> 
     lowered = text.lower()
     if "disk is full" in lowered or "disk full" in lowered:
         return LedgerError(
-            f"{where} cannot be written: the disk is full",
-            hint="free space on its filesystem and run again; the previous state is intact",
+            _("{where} cannot be written: the disk is full").format(where=where),
+            hint=_("free space on its filesystem and run again; the previous state is intact"),
         )
     if "readonly" in lowered or "read-only" in lowered:
         return LedgerError(
-            f"{where} is read-only to this user",
-            hint="the connector's user must be able to write the ledger, its -wal and -shm "
-            "files and their directory; check permissions and the mount",
+            _("{where} is read-only to this user").format(where=where),
+            hint=_(
+                "the connector's user must be able to write the ledger, its -wal and -shm "
+                "files and their directory; check permissions and the mount"
+            ),
         )
     if "locked" in lowered or "busy" in lowered:
         return LedgerError(
-            f"{where} is locked by another program",
-            hint="a program holds a write lock on it (an sqlite3 shell, a copy tool?); "
-            "close it and run again",
+            _("{where} is locked by another program").format(where=where),
+            hint=_(
+                "a program holds a write lock on it (an sqlite3 shell, a copy tool?); close it and run again"
+            ),
         )
     if any(word in lowered for word in ("malformed", "not a database", "corrupt", "utf-8")):
         return LedgerError(
-            f"{where} is damaged ({text})",
-            hint="restore the last backup of the ledger; keep the damaged file for inspection",
+            _("{where} is damaged ({text})").format(where=where, text=text),
+            hint=_("restore the last backup of the ledger; keep the damaged file for inspection"),
         )
     return LedgerError(
-        f"{where} cannot be used: {text}",
-        hint="check the file, its permissions and the free space on its filesystem",
+        _("{where} cannot be used: {text}").format(where=where, text=text),
+        hint=_("check the file, its permissions and the free space on its filesystem"),
     )

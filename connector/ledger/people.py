@@ -10,6 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from connector.errors import LedgerError
+from connector.i18n import _
 from connector.ledger._batch import batched
 
 _UPSERT = (
@@ -69,8 +70,10 @@ class People:
         if len(live) > 1:
             ids = ", ".join(str(r["user_id"]) for r in live)
             raise LedgerError(
-                f"several people in the ledger have the username '{username}' (user ids {ids})",
-                hint="the next full sync settles who holds it now",
+                _("several people in the ledger have the username '{username}' (user ids {ids})").format(
+                    username=username, ids=ids
+                ),
+                hint=_("the next full sync settles who holds it now"),
             )
         return rows[0] if rows else None
 

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.errors import MoodleError, MoodleProtocolError, MoodleRequestError
+from connector.i18n import _
 from connector.moodle.builders import (
     cohort_from,
     cohort_members_from,
@@ -93,7 +94,9 @@ class MoodleApi:
         if warnings:
             said = "; ".join(f"{as_str(w.get('warningcode'))}: {as_str(w.get('message'))}" for w in warnings)
             raise MoodleRequestError(
-                f"{function}: Moodle answered with warnings that change the result: {said}",
+                _("{function}: Moodle answered with warnings that change the result: {said}").format(
+                    function=function, said=said
+                ),
                 function=function,
                 errorcode=as_str(warnings[0].get("warningcode")) or None,
             )
@@ -144,7 +147,7 @@ class MoodleApi:
         looks at the enrolment, not at whether the person's account is suspended)."""
         function = "core_enrol_get_enrolled_users"
         if page_size < 1:
-            raise ValueError("page_size must be at least 1")
+            raise ValueError(_("page_size must be at least 1"))
         options: list[dict[str, Any]] = []
         if userfields:
             options.append({"name": "userfields", "value": ",".join(userfields)})
@@ -279,7 +282,10 @@ class MoodleApi:
         conditions = report_conditions_from(int(report_id), data)
         if conditions is None:
             raise MoodleProtocolError(
-                f"{function}: report {report_id} came without its conditions", function=function
+                _("{function}: report {report_id} came without its conditions").format(
+                    function=function, report_id=report_id
+                ),
+                function=function,
             )
         return conditions
 

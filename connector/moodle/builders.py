@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from connector.errors import MoodleProtocolError
+from connector.i18n import _
 from connector.moodle.coerce import (
     as_list,
     as_str,
@@ -129,7 +130,7 @@ def course_completion_from(course_id: int, user_id: int, data: Mapping[str, Any]
     status = data.get("completionstatus")
     if not isinstance(status, dict):
         raise MoodleProtocolError(
-            "core_completion_get_course_completion_status: no completionstatus in the answer",
+            _("core_completion_get_course_completion_status: no completionstatus in the answer"),
             function="core_completion_get_course_completion_status",
         )
     completed = to_bool(status.get("completed"))

@@ -42,6 +42,7 @@ import requests
 import tenacity
 
 from connector.errors import MoodleError, MoodleUnavailable
+from connector.i18n import _
 from connector.moodle.concurrency import ordered_map
 from connector.moodle.decoding import decode
 from connector.moodle.encoding import build_form
@@ -123,10 +124,14 @@ class MoodleClient:
         if left <= 0:
             minutes = (self.settings.run_deadline_s or 0) / 60
             raise MoodleError(
-                f"{function}: the run passed its deadline of {minutes:g} minutes; stopped",
+                _("{function}: the run passed its deadline of {minutes:g} minutes; stopped").format(
+                    function=function, minutes=minutes
+                ),
                 function=function,
-                hint="raise [sync] max_minutes, or find what made Moodle slow "
-                "(`connector runs` shows the calls)",
+                hint=_(
+                    "raise [sync] max_minutes, or find what made Moodle slow (`connector "
+                    "runs` shows the calls)"
+                ),
             )
         return left
 
@@ -145,10 +150,12 @@ class MoodleClient:
             for limit, name in ((budget, "the call's retry budget"), (run_left, "the run's deadline")):
                 if limit is not None and asked > limit:
                     raise MoodleUnavailable(
-                        f"{error.message}; Moodle asked to retry after {asked:g}s, beyond {name} "
-                        f"({max(limit, 0):.0f}s left), so the call was not retried",
+                        _(
+                            "{message}; Moodle asked to retry after {asked:g}s, beyond {name} "
+                            "({max:.0f}s left), so the call was not retried"
+                        ).format(message=error.message, asked=asked, name=name, max=max(limit, 0)),
                         function=error.function,
-                        hint="try again later; the site is overloaded or in maintenance",
+                        hint=_("try again later; the site is overloaded or in maintenance"),
                     ) from None
             wait = max(wait, min(asked, cap))
         if run_left is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from connector.errors import MoodleProtocolError
+from connector.i18n import _
 from connector.moodle.records import whole_number
 
 
@@ -53,7 +54,10 @@ def dict_rows(value: Any) -> list[dict[str, Any]]:
 def expect_dict(value: Any, function: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MoodleProtocolError(
-            f"{function}: expected a structure, got {type(value).__name__}", function=function
+            _("{function}: expected a structure, got {name}").format(
+                function=function, name=type(value).__name__
+            ),
+            function=function,
         )
     return value
 
@@ -63,6 +67,7 @@ def expect_list(value: Any, function: str) -> list[Any]:
         return []
     if not isinstance(value, list):
         raise MoodleProtocolError(
-            f"{function}: expected a list, got {type(value).__name__}", function=function
+            _("{function}: expected a list, got {name}").format(function=function, name=type(value).__name__),
+            function=function,
         )
     return value

@@ -14,6 +14,7 @@ import re
 from typing import Any, Literal
 
 from connector.errors import MoodleProtocolError, MoodleUnavailable
+from connector.i18n import _
 from connector.moodle.transport import Body
 from connector.moodle.xmlformat import XmlFormatError, parse_xml_response
 from connector.urls import redact_url
@@ -29,32 +30,41 @@ def decode(function: str, body: Body, *, fmt: Literal["json", "xml"], shown_url:
     """The decoded value of one answer (an exception payload too: :mod:`errormap` reads it)."""
     if body.status == 429 or body.status >= 500 or body.status == 408:
         raise MoodleUnavailable(
-            f"{function}: HTTP {body.status} from {shown_url}",
+            _("{function}: HTTP {status} from {shown_url}").format(
+                function=function, status=body.status, shown_url=shown_url
+            ),
             function=function,
             retry_after=body.retry_after,
         )
     if body.status != 200:
         raise MoodleProtocolError(
-            f"{function}: HTTP {body.status} from {redact_url(endpoint)}",
+            _("{function}: HTTP {status} from {redact_url}").format(
+                function=function, status=body.status, redact_url=redact_url(endpoint)
+            ),
             function=function,
-            hint="check that url is the Moodle site root and that the REST protocol is enabled "
-            "(Site administration > Server > Web services > Manage protocols)",
+            hint=_(
+                "check that url is the Moodle site root and that the REST protocol is "
+                "enabled (Site administration > Server > Web services > Manage protocols)"
+            ),
         )
     try:
         text = body.content.decode("utf-8")
     except UnicodeDecodeError:
         raise MoodleUnavailable(
-            f"{function}: the answer is not valid UTF-8 (cut off?)", function=function
+            _("{function}: the answer is not valid UTF-8 (cut off?)").format(function=function),
+            function=function,
         ) from None
     if _looks_like_html(text):
         raise MoodleUnavailable(
-            f"{function}: an HTML page came back instead of {fmt.upper()} "
-            "(maintenance mode, a login page or a proxy error)",
+            _(
+                "{function}: an HTML page came back instead of {upper} (maintenance mode, a "
+                "login page or a proxy error)"
+            ).format(function=function, upper=fmt.upper()),
             function=function,
             retry_after=body.retry_after,
         )
     if not text.strip():
-        raise MoodleUnavailable(f"{function}: empty answer", function=function)
+        raise MoodleUnavailable(_("{function}: empty answer").format(function=function), function=function)
     return _parse(function, text, fmt)
 
 
@@ -65,13 +75,15 @@ def _parse(function: str, text: str, fmt: str) -> Any:
             return _mend_surrogates(function, value) if _SURROGATE_ESCAPE.search(text) else value
         except RecursionError:  # json recurses once per nested list or object
             raise MoodleProtocolError(
-                f"{function}: the answer is nested too deeply to read", function=function
+                _("{function}: the answer is nested too deeply to read").format(function=function),
+                function=function,
             ) from None
         except ValueError:
             if fmt == "json" and text.lstrip().startswith("<?xml"):
                 return _parse_xml(function, text)  # e.g. an early error before format was read
             raise MoodleUnavailable(
-                f"{function}: the JSON answer is cut off or malformed", function=function
+                _("{function}: the JSON answer is cut off or malformed").format(function=function),
+                function=function,
             ) from None
     return _parse_xml(function, text)
 
@@ -81,7 +93,10 @@ def _parse_xml(function: str, text: str) -> Any:
         return parse_xml_response(text)
     except XmlFormatError as error:
         raise MoodleUnavailable(
-            f"{function}: the XML answer is cut off or malformed ({error})", function=function
+            _("{function}: the XML answer is cut off or malformed ({error})").format(
+                function=function, error=error
+            ),
+            function=function,
         ) from None
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from connector.i18n import _
+
 
 def encode_params(params: Mapping[str, Any] | None) -> list[tuple[str, str]]:
     """Moodle's nested form encoding: ``options[0][name]``, ``values[0]``, ``context[x]``.
@@ -31,7 +33,9 @@ def _encode_into(pairs: list[tuple[str, str]], name: str, value: Any) -> None:
     elif isinstance(value, (int, float, str)):
         pairs.append((name, str(value)))
     else:
-        raise TypeError(f"cannot encode parameter {name} of type {type(value).__name__}")
+        raise TypeError(
+            _("cannot encode parameter {name} of type {name2}").format(name=name, name2=type(value).__name__)
+        )
 
 
 def build_form(

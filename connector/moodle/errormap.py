@@ -34,6 +34,7 @@ from connector.errors import (
     MoodleRequestError,
     MoodleUnavailable,
 )
+from connector.i18n import _
 from connector.moodle.functions import add_to_service_hint, capability_hint
 from connector.moodle.settings import TOKEN_HINT
 
@@ -84,24 +85,26 @@ def error_from_payload(function: str, payload: Mapping[str, Any]) -> MoodleError
         return MoodleAuthError(said, function=function, errorcode=code, hint=_auth_hint(code))
     if code == "accessexception":
         return MoodlePermissionError(
-            f"{function} is not allowed for this token ({code})",
+            _("{function} is not allowed for this token ({code})").format(function=function, code=code),
             function=function,
             errorcode=code,
             hint=add_to_service_hint([function]),
         )
     if code == "invalidrecord" and "external_functions" in text:
         return MoodleFunctionNotFound(
-            f"{function} is unknown on this Moodle version ({code})",
+            _("{function} is unknown on this Moodle version ({code})").format(function=function, code=code),
             function=function,
             errorcode=code,
-            hint="check the function name and the Moodle release (site info shows it); the connector "
-            "needs Moodle 4.1 or later",
+            hint=_(
+                "check the function name and the Moodle release (site info shows it); the "
+                "connector needs Moodle 4.1 or later"
+            ),
         )
     if code in _CAPABILITY_ERRORCODES:
         return MoodlePermissionError(said, function=function, errorcode=code, hint=capability_hint(function))
     if code in _UNAVAILABLE_ERRORCODES:
         return MoodleUnavailable(
-            said, function=function, errorcode=code, hint="the site is in maintenance mode"
+            said, function=function, errorcode=code, hint=_("the site is in maintenance mode")
         )
     if code in PER_ENROLMENT_ERRORCODES or code == "invalidparameter":
         return MoodleRequestError(said, function=function, errorcode=code)
@@ -112,17 +115,19 @@ def error_from_payload(function: str, payload: Mapping[str, Any]) -> MoodleError
 
 def _auth_hint(code: str) -> str:
     if code == "invalidtimedtoken":
-        return "the token has expired; " + TOKEN_HINT
+        return _("the token has expired; {hint}").format(hint=_(TOKEN_HINT))
     if code == "invalidiptoken":
-        return "the token is restricted to other IP addresses; edit its IP restriction or " + TOKEN_HINT
-    if code == "enablewsdescription":
-        return "enable web services under Site administration > Advanced features"
-    if code.startswith("wsaccessuser") or code in ("usernotconfirmed", "forcepasswordchangenotice"):
-        return (
-            "the token's user account cannot log in (suspended, deleted, unconfirmed or expired); "
-            "fix the account or " + TOKEN_HINT
+        return _("the token is restricted to other IP addresses; edit its IP restriction or {hint}").format(
+            hint=_(TOKEN_HINT)
         )
-    return TOKEN_HINT
+    if code == "enablewsdescription":
+        return _("enable web services under Site administration > Advanced features")
+    if code.startswith("wsaccessuser") or code in ("usernotconfirmed", "forcepasswordchangenotice"):
+        return _(
+            "the token's user account cannot log in (suspended, deleted, unconfirmed or expired); "
+            "fix the account or {hint}"
+        ).format(hint=_(TOKEN_HINT))
+    return _(TOKEN_HINT)
 
 
 def is_per_enrolment_error(error: MoodleError) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.errors import MoodleNotFound, MoodlePermissionError, SurveyUnusable
+from connector.i18n import N_, _
 from connector.moodle.client import MoodleClient
 from connector.moodle.coerce import as_str, dict_rows, expect_dict, to_bool, to_int
 from connector.moodle.functions import ROLE_PLACE, Need, capabilities_needed, named
@@ -45,12 +46,20 @@ GET_ACCESS = "mod_feedback_get_feedback_access_information"
 SURVEY_FUNCTIONS = named(Need.SURVEY)
 #: What the token's role needs on top of the connector's usual ones (leave-one-out, 4.5 capture).
 SURVEY_CAPABILITIES = capabilities_needed(SURVEY_FUNCTIONS)
-CAPABILITY_HINT = (
+_CAPABILITY_TEXT = N_(
     "give the token's user mod/feedback:view and mod/feedback:viewreports (with moodle/course:view) "
-    f"in its system role ({ROLE_PLACE}); without "
+    "in its system role ({role_place}); without "
     "mod/feedback:view Moodle hides the Feedback without saying so"
 )
-ANONYMOUS_HINT = (
+CAPABILITY_HINT = _CAPABILITY_TEXT.format(role_place=ROLE_PLACE)  # English, as README quotes it
+
+
+def capability_hint() -> str:
+    """CAPABILITY_HINT in the reader's language."""
+    return _(_CAPABILITY_TEXT).format(role_place=ROLE_PLACE)
+
+
+ANONYMOUS_HINT = N_(
     "make it non-anonymous for the needs survey: in the Feedback's settings set "
     '"Record user names" to "User\'s name will be logged and shown with answers"'
 )
@@ -150,8 +159,12 @@ class SurveyAnswers:
                 return item
         there = ", ".join(repr(i.label) for i in self.items if i.label) or "none"
         raise SurveyUnusable(
-            f'Feedback "{self.survey.name}" (id {self.survey.id}) has no question labelled {label!r}',
-            hint=f"labels there: {there}; set the question's Label in the Feedback's Edit questions page",
+            _('Feedback "{name}" (id {id}) has no question labelled {label!r}').format(
+                name=self.survey.name, id=self.survey.id, label=label
+            ),
+            hint=_(
+                "labels there: {there}; set the question's Label in the Feedback's Edit questions page"
+            ).format(there=there),
         )
 
     def by_user(self) -> dict[int, SurveyResponse]:
@@ -288,7 +301,7 @@ class FeedbackApi:
             if error.errorcode not in _CAPABILITY_CODES:
                 raise  # e.g. the function is not in the token's service: its own hint says so
             raise MoodlePermissionError(
-                error.message, function=function, errorcode=error.errorcode, hint=CAPABILITY_HINT
+                error.message, function=function, errorcode=error.errorcode, hint=capability_hint()
             ) from None
         return expect_dict(answer, function)
 
@@ -305,11 +318,14 @@ class FeedbackApi:
         if refused:
             courses = ", ".join(as_str(w.get("itemid")) for w in refused)
             raise MoodlePermissionError(
-                f"{GET_FEEDBACKS}: Moodle gives the token's user no access to course {courses} "
-                f"({as_str(refused[0].get('message'))})",
+                _(
+                    "{get_feedbacks}: Moodle gives the token's user no access to course {courses} ({as_str})"
+                ).format(
+                    get_feedbacks=GET_FEEDBACKS, courses=courses, as_str=as_str(refused[0].get("message"))
+                ),
                 function=GET_FEEDBACKS,
                 errorcode=as_str(refused[0].get("warningcode")) or None,
-                hint="check the course id; " + CAPABILITY_HINT,
+                hint=_("check the course id; {hint}").format(hint=capability_hint()),
             )
         return [survey_from(f) for f in dict_rows(data.get("feedbacks"))]
 
@@ -327,9 +343,11 @@ class FeedbackApi:
         listed = "; ".join(f'"{s.name}" (view.php?id={s.cmid})' for s in found)
         if not found:
             raise MoodleNotFound(
-                f"course {course_id} has no Feedback the token's user can see",
+                _("course {course_id} has no Feedback the token's user can see").format(course_id=course_id),
                 function=GET_FEEDBACKS,
-                hint="check the course id (1 is the site's front page); " + CAPABILITY_HINT,
+                hint=_("check the course id (1 is the site's front page); {hint}").format(
+                    hint=capability_hint()
+                ),
             )
         wanted = (
             f"view.php?id={cmid}"
@@ -340,14 +358,16 @@ class FeedbackApi:
         )
         if wanted and not chosen:
             raise MoodleNotFound(
-                f"course {course_id} has no Feedback {wanted}",
+                _("course {course_id} has no Feedback {wanted}").format(course_id=course_id, wanted=wanted),
                 function=GET_FEEDBACKS,
-                hint=f"the Feedbacks there: {listed}",
+                hint=_("the Feedbacks there: {listed}").format(listed=listed),
             )
         raise MoodleNotFound(
-            f"course {course_id} has {len(found)} Feedbacks: say which one",
+            _("course {course_id} has {n} Feedbacks: say which one").format(
+                course_id=course_id, n=len(found)
+            ),
             function=GET_FEEDBACKS,
-            hint=f"give the number after view.php?id= of one of them: {listed}",
+            hint=_("give the number after view.php?id= of one of them: {listed}").format(listed=listed),
         )
 
     # -- reading it ---------------------------------------------------------------------------
@@ -359,11 +379,18 @@ class FeedbackApi:
         ]
         if refused:  # items [] and a warning: the questions are there, the user may not see them
             raise MoodlePermissionError(
-                f'{GET_ITEMS}: Moodle hides the questions of Feedback "{survey.name}" (id {survey.id}) '
-                f"from the token's user ({as_str(refused[0].get('warningcode'))})",
+                _(
+                    '{get_items}: Moodle hides the questions of Feedback "{name}" (id {id}) '
+                    "from the token's user ({as_str})"
+                ).format(
+                    get_items=GET_ITEMS,
+                    name=survey.name,
+                    id=survey.id,
+                    as_str=as_str(refused[0].get("warningcode")),
+                ),
                 function=GET_ITEMS,
                 errorcode=as_str(refused[0].get("warningcode")),
-                hint=CAPABILITY_HINT,
+                hint=capability_hint(),
             )
         return tuple(sorted((item_from(i) for i in dict_rows(data.get("items"))), key=lambda i: i.position))
 
@@ -441,7 +468,8 @@ def refuse_anonymous(survey: Survey, *, anonymous: bool | None = None) -> None:
     """An anonymous survey cannot tell who needs what: say so instead of returning nobody."""
     if survey.anonymous if anonymous is None else anonymous:
         raise SurveyUnusable(
-            f'Feedback "{survey.name}" (view.php?id={survey.cmid}) is anonymous: '
-            "it cannot tell who needs what",
-            hint=ANONYMOUS_HINT,
+            _('Feedback "{name}" (view.php?id={cmid}) is anonymous: it cannot tell who needs what').format(
+                name=survey.name, cmid=survey.cmid
+            ),
+            hint=_(ANONYMOUS_HINT),
         )

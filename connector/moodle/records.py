@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from connector.errors import MoodleProtocolError
+from connector.i18n import _
 
 log = logging.getLogger("connector.moodle")
 
@@ -73,9 +74,12 @@ def read_record(kind: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
             except (ValueError, TypeError, OverflowError) as error:  # UnreadableValue included
                 data = next((a for a in args if isinstance(a, Mapping)), {})
                 raise MoodleProtocolError(
-                    f"Moodle sent a {kind} record (id {_shown(data.get('id'))}) that cannot be read: "
-                    f"{error.message if isinstance(error, UnreadableValue) else error}",
-                    hint="Moodle or a plugin answered outside its own format; check the record in Moodle",
+                    _("Moodle sent a {kind} record (id {shown}) that cannot be read: {value}").format(
+                        kind=kind,
+                        shown=_shown(data.get("id")),
+                        value=error.message if isinstance(error, UnreadableValue) else error,
+                    ),
+                    hint=_("Moodle or a plugin answered outside its own format; check the record in Moodle"),
                 ) from None
 
         return wrapper
@@ -262,7 +266,9 @@ class ReportCompletion:
             value = getattr(self, name)
             if value is not None and not 0 < value <= SQLITE_MAX:
                 raise MoodleProtocolError(
-                    f"a report row of {self.username!r} links to {name} {value}, which cannot be a Moodle id"
+                    _(
+                        "a report row of {username!r} links to {name} {value}, which cannot be a Moodle id"
+                    ).format(username=self.username, name=name, value=value)
                 )
         who = f"user id {self.user_id}" if self.user_id is not None else f"user {self.username!r}"
         if _impossible_time(

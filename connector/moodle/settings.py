@@ -13,11 +13,12 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from connector.errors import ConfigError
+from connector.i18n import N_, _
 from connector.urls import redact_url, url_secret_problem
 
 ENDPOINT_PATH = "/webservice/rest/server.php"
 
-TOKEN_HINT = (
+TOKEN_HINT = N_(  # translated where shown: _(TOKEN_HINT)
     "create a web-service token for the connector's user in Moodle under Site administration > "
     "Server > Web services > Manage tokens, and set it as MOODLE_TOKEN"
 )
@@ -84,7 +85,7 @@ class ClientSettings:
     def _value_problems(self) -> list[str]:
         problems: list[str] = []
         if not self.token or not self.token.strip():
-            problems.append("token is empty (" + TOKEN_HINT + ")")
+            problems.append(_("token is empty ({hint})").format(hint=_(TOKEN_HINT)))
         if self.format not in ("json", "xml"):
             problems.append(f"format must be 'json' or 'xml', not {self.format!r}")
         if self.timeout_s <= 0:

@@ -28,6 +28,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from connector.errors import MoodleError, MoodleProtocolError, MoodleUnavailable
+from connector.i18n import _
 from connector.moodle.settings import ClientSettings
 
 _CHUNK = 64 * 1024
@@ -137,12 +138,17 @@ class Transport:
         # Never put requests' own text into ours: wrapped exceptions carry the prepared request.
         except requests.exceptions.SSLError:
             raise MoodleError(
-                f"{function}: the TLS certificate of {settings.shown_url} could not be verified",
+                _("{function}: the TLS certificate of {shown_url} could not be verified").format(
+                    function=function, shown_url=settings.shown_url
+                ),
                 function=function,
-                hint="install the site's CA certificate and set ca_bundle to its file",
+                hint=_("install the site's CA certificate and set ca_bundle to its file"),
             ) from None
         except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
-            raise MoodleUnavailable(f"{function}: no answer within {timeout:g}s", function=function) from None
+            raise MoodleUnavailable(
+                _("{function}: no answer within {timeout:g}s").format(function=function, timeout=timeout),
+                function=function,
+            ) from None
         except requests.exceptions.ConnectionError as error:
             reason = (
                 "connection dropped or refused"
@@ -158,10 +164,13 @@ class Transport:
             urllib3.exceptions.HTTPError,
             OSError,
         ):
-            raise MoodleUnavailable(f"{function}: the answer was cut off", function=function) from None
+            raise MoodleUnavailable(
+                _("{function}: the answer was cut off").format(function=function), function=function
+            ) from None
         except requests.exceptions.RequestException as error:
             raise MoodleUnavailable(
-                f"{function}: request failed ({type(error).__name__})", function=function
+                _("{function}: request failed ({name})").format(function=function, name=type(error).__name__),
+                function=function,
             ) from None
         return Body(
             status=response.status_code,
@@ -194,10 +203,14 @@ class Transport:
     def _too_large(self, function: str) -> MoodleProtocolError:
         megabytes = self.settings.max_response_bytes / 2**20
         return MoodleProtocolError(
-            f"{function}: the answer is larger than {megabytes:g} MB; refused",
+            _("{function}: the answer is larger than {megabytes:g} MB; refused").format(
+                function=function, megabytes=megabytes
+            ),
             function=function,
-            hint="raise [moodle] max_response_mb, or lower page_size / report_per_page "
-            "so each answer is smaller",
+            hint=_(
+                "raise [moodle] max_response_mb, or lower page_size / report_per_page so "
+                "each answer is smaller"
+            ),
         )
 
 

@@ -21,6 +21,8 @@ from xml.parsers.expat import ExpatError
 
 import xmltodict
 
+from connector.i18n import _
+
 _STRUCTURE_TAGS = ("SINGLE", "MULTIPLE", "VALUE")
 
 
@@ -37,11 +39,13 @@ def parse_xml_response(text: str) -> Any:
             text, strip_whitespace=False, force_list=("KEY", "SINGLE", "VALUE", "MULTIPLE")
         )
     except (ExpatError, ValueError) as error:
-        raise XmlFormatError(f"body is not well-formed XML ({error.__class__.__name__})") from None
+        raise XmlFormatError(
+            _("body is not well-formed XML ({name})").format(name=error.__class__.__name__)
+        ) from None
     if "EXCEPTION" in document:
         return _exception_to_dict(document["EXCEPTION"])
     if "RESPONSE" not in document:
-        raise XmlFormatError(f"unexpected XML root element {next(iter(document), '?')!r}")
+        raise XmlFormatError(_("unexpected XML root element {next!r}").format(next=next(iter(document), "?")))
     return _container_value(document["RESPONSE"])
 
 
@@ -76,7 +80,9 @@ def _container_value(node: Any) -> Any:
         if tag in node:
             children = node[tag]
             if len(children) != 1:
-                raise XmlFormatError(f"expected one {tag} element, found {len(children)}")
+                raise XmlFormatError(
+                    _("expected one {tag} element, found {n}").format(tag=tag, n=len(children))
+                )
             return _element_value(tag, children[0])
     return None
 
@@ -105,7 +111,7 @@ def _single(node: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key in node.get("KEY", []):
         if not isinstance(key, dict) or "@name" not in key:
-            raise XmlFormatError("KEY element without a name attribute")
+            raise XmlFormatError(_("KEY element without a name attribute"))
         result[key["@name"]] = _container_value(key)
     return result
 

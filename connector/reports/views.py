@@ -145,7 +145,7 @@ def status_rows(
         _check_as_of(ledger, as_of)
         course_ids = resolve_courses(mappings, ledger.courses.all())
         rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
-        for _ in rows:
+        for _row in rows:
             pass
         raw = [rollup_row(r) for r in builder.build()]
     names = {d.id: d.name for d in mappings.departments}

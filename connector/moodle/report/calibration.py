@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from connector.errors import MoodleError, MoodleProtocolError, MoodleUnavailable
+from connector.i18n import _
 from connector.moodle.coerce import as_str
 from connector.moodle.errormap import is_per_enrolment_error
 from connector.moodle.functions import REPORT_FUNCTION
@@ -113,31 +114,41 @@ def calibrate(
     """The IANA zone the report writes its times in, and the exact times that decided it."""
     if site.lang.split("_")[0] != "en":
         raise MoodleProtocolError(
-            f"report times are written in the token user's language {site.lang!r}; only English can be read",
+            _(
+                "report times are written in the token user's language {lang!r}; only English can be read"
+            ).format(lang=site.lang),
             function=REPORT_FUNCTION,
-            hint=f"set the language of the web-service user {site.username!r} to English "
-            "in their Moodle profile",
+            hint=_(
+                "set the language of the web-service user {username!r} to English in their Moodle profile"
+            ).format(username=site.username),
         )
     samples = _completed_rows(api, report_id, per_page=per_page, columns=columns)
     if not samples:
         raise MoodleProtocolError(
-            f"report {report_id} has no completed rows with user and course links to calibrate its time zone",
+            _(
+                "report {report_id} has no completed rows with user and course links to "
+                "calibrate its time zone"
+            ).format(report_id=report_id),
             function=REPORT_FUNCTION,
-            hint="calibrate once the report shows at least one completion, or configure the zone explicitly",
+            hint=_(
+                "calibrate once the report shows at least one completion, or configure the zone explicitly"
+            ),
         )
     preferred = preferred or _token_user_timezone(api, site)
     lookups = _ExactTimes(api, samples)
     candidates = lookups.filter(zone_order(preferred), 0)
-    for _ in range(MAX_LOOKUPS):
-        index = most_telling_row(candidates, [local for _, _, local in samples])
+    for _lookup in range(MAX_LOOKUPS):
+        index = most_telling_row(candidates, [local for _zone, _when, local in samples])
         if index is None or index in lookups.checked:
             break
         candidates = lookups.filter(candidates, index)
     if not candidates:
         raise MoodleProtocolError(
-            f"no time zone makes report {report_id}'s times agree with the completion status",
+            _("no time zone makes report {report_id}'s times agree with the completion status").format(
+                report_id=report_id
+            ),
             function=REPORT_FUNCTION,
-            hint="check that the report's time column is the course completion time",
+            hint=_("check that the report's time column is the course completion time"),
         )
     chosen = choose_zone(candidates, preferred)
     log.info("report %d: times are in %s (%d zones fit)", report_id, chosen, len(candidates))
@@ -170,8 +181,9 @@ def _completed_rows(
         index = column_index(page.headers, columns, report_id)
         if "user" not in index or "course" not in index:
             raise MoodleProtocolError(
-                f"report {report_id}: calibration needs the linked columns "
-                f"{columns.user!r} and {columns.course!r}",
+                _("report {report_id}: calibration needs the linked columns {user!r} and {course!r}").format(
+                    report_id=report_id, user=columns.user, course=columns.course
+                ),
                 function=REPORT_FUNCTION,
             )
         for row in page.rows:

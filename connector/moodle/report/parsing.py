@@ -19,6 +19,7 @@ from functools import lru_cache
 from urllib.parse import parse_qs, urlsplit
 
 from connector.errors import MoodleProtocolError
+from connector.i18n import _
 
 _MONTHS = {
     name: number
@@ -139,22 +140,30 @@ def parse_report_datetime(text: str) -> datetime | None:
         return None
     match = _DATETIME.match(text)
     if match is None:
-        raise ReportTimeError(f"time {text!r} is not in Moodle's English date format")
+        raise ReportTimeError(_("time {text!r} is not in Moodle's English date format").format(text=text))
     month = _MONTHS.get(match["month"].lower())
     if month is None:
-        raise ReportTimeError(f"time {text!r}: unknown month name {match['month']!r} (not English?)")
+        raise ReportTimeError(
+            _("time {text!r}: unknown month name {month!r} (not English?)").format(
+                text=text, month=match["month"]
+            )
+        )
     hour = int(match["hour"])
     if match["ampm"]:
         if not 1 <= hour <= 12:
-            raise ReportTimeError(f"time {text!r}: hour {hour} with AM/PM")
+            raise ReportTimeError(_("time {text!r}: hour {hour} with AM/PM").format(text=text, hour=hour))
         hour = hour % 12 + (12 if match["ampm"][0] in "Pp" else 0)
     try:
         moment = datetime(int(match["year"]), month, int(match["day"]), hour, int(match["minute"]))
     except ValueError:
-        raise ReportTimeError(f"time {text!r} is not a real date") from None
+        raise ReportTimeError(_("time {text!r} is not a real date").format(text=text)) from None
     weekday = match["weekday"]
     if weekday and _WEEKDAYS[moment.weekday()] != weekday.lower():
-        raise ReportTimeError(f"time {text!r}: {weekday} does not fall on that date (not English?)")
+        raise ReportTimeError(
+            _("time {text!r}: {weekday} does not fall on that date (not English?)").format(
+                text=text, weekday=weekday
+            )
+        )
     return moment
 
 
@@ -163,11 +172,17 @@ def column_index(headers: Sequence[str], columns: ReportColumns, report_id: int)
     missing = columns.missing_from(headers)
     if missing:
         raise MoodleProtocolError(
-            f"report {report_id} lacks the columns {', '.join(repr(m) for m in missing)}; "
-            f"it has {', '.join(repr(h) for h in headers)}",
+            _("report {report_id} lacks the columns {join}; it has {join2}").format(
+                report_id=report_id,
+                join=", ".join(repr(m) for m in missing),
+                join2=", ".join(repr(h) for h in headers),
+            ),
             function="core_reportbuilder_retrieve_report",
-            hint="add to the custom report: 'Full name with link', 'Username', 'Course full name with link', "
-            "'Course ID number' and 'Time completed' (or configure the header names)",
+            hint=_(
+                "add to the custom report: 'Full name with link', 'Username', 'Course "
+                "full name with link', 'Course ID number' and 'Time completed' (or "
+                "configure the header names)"
+            ),
         )
     wanted = {
         "user": columns.user,
@@ -190,9 +205,9 @@ def row_time(row: Sequence[str], index: Mapping[str, int], report_id: int) -> da
         return parse_report_datetime(cell(row, index, "time_completed"))
     except ReportTimeError as error:
         raise MoodleProtocolError(
-            f"report {report_id}: {error}",
+            _("report {report_id}: {error}").format(report_id=report_id, error=error),
             function="core_reportbuilder_retrieve_report",
-            hint="set the web-service user's language to English so dates are written in English",
+            hint=_("set the web-service user's language to English so dates are written in English"),
         ) from None
 
 

@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
+from connector.i18n import _
+
 
 def local_to_epoch(local: datetime, zone: ZoneInfo) -> int:
     """Epoch seconds of a naive wall-clock time in ``zone`` (the earlier one in a DST fold)."""
@@ -93,7 +95,7 @@ def most_telling_row(candidates: Sequence[str], locals_: Sequence[datetime]) -> 
 def choose_zone(candidates: Sequence[str], preferred: str | None = None) -> str:
     """The preferred zone when it fits, else UTC, else the first candidate in stable order."""
     if not candidates:
-        raise ValueError("no candidate zones")
+        raise ValueError(_("no candidate zones"))
     if preferred and preferred in candidates:
         return preferred
     if "UTC" in candidates:
