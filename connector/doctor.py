@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from connector.config import Config
 from connector.errors import ConnectorError, ExitStatus, MoodleError, Problem
+from connector.i18n import _, ngettext
 from connector.moodle.functions import (
     REPORT_FUNCTION,
     REPORTS_GET,
@@ -47,7 +48,7 @@ def _failed(name: str, exc: ConnectorError, hint: str | None = None) -> Check:
         return Check(
             name,
             False,
-            f"{count} problem{'s' if count != 1 else ''}",
+            ngettext("{n} problem", "{n} problems", count).format(n=count),
             hint or exc.hint,
             problems,
             exc.exit_code,
@@ -62,9 +63,9 @@ def format_check(check: Check, width: int = WIDTH) -> list[str]:
     for problem in check.problems[:MAX_ITEMS]:
         lines += _wrap(problem.what(), " " * 7 + "- ", " " * 9, width)
         if problem.hint:
-            lines += _wrap(problem.hint, " " * 9 + "hint: ", " " * 15, width)
+            lines += _wrap(problem.hint, " " * 9 + _("hint: "), " " * 15, width)
     if len(check.problems) > MAX_ITEMS:
-        lines.append(" " * 7 + f"- and {len(check.problems) - MAX_ITEMS} more")
+        lines.append(" " * 7 + _("- and {n} more").format(n=len(check.problems) - MAX_ITEMS))
     if check.hint and not check.ok:
         lines += _wrap(check.hint, " " * 7 + "-> ", " " * 10, width)
     return lines
@@ -73,8 +74,10 @@ def format_check(check: Check, width: int = WIDTH) -> list[str]:
 def summary(checks: Sequence[Check]) -> str:
     failed = [c.name for c in checks if not c.ok]
     if not failed:
-        return f"all {len(checks)} checks passed"
-    return f"{len(failed)} of {len(checks)} checks failed: {', '.join(failed)}"
+        return _("all {n} checks passed").format(n=len(checks))
+    return _("{failed} of {n} checks failed: {names}").format(
+        failed=len(failed), n=len(checks), names=", ".join(failed)
+    )
 
 
 def exit_code(checks: Sequence[Check]) -> int:
@@ -106,10 +109,16 @@ def _wrap(text: str, first: str, rest: str, width: int) -> list[str]:
 def run_checks(config: Config) -> Iterator[Check]:
     from connector.mapping import load_mappings
 
-    yield Check("config", True, config.describe_source())
+    yield Check(_("config"), True, config.describe_source())
     try:
         mappings = load_mappings(config.mappings_dir)
-        yield Check("mappings", True, f"{config.mappings_dir}: {len(mappings.requirements)} requirements")
+        yield Check(
+            _("mappings"),
+            True,
+            _("{mappings_dir}: {n} requirements").format(
+                mappings_dir=config.mappings_dir, n=len(mappings.requirements)
+            ),
+        )
     except ConnectorError as exc:
         mappings = None
         yield _failed(
@@ -120,7 +129,12 @@ def run_checks(config: Config) -> Iterator[Check]:
     yield _ledger_check(config)
     exposure = config.token_file_exposure()
     if exposure:  # shown only when wrong: a private token file is the normal case
-        yield Check("token file", False, exposure.split(";")[0], f"chmod 600 {config.token_file}")
+        yield Check(
+            _("token file"),
+            False,
+            exposure.split(";")[0],
+            _("chmod 600 {token_file}").format(token_file=config.token_file),
+        )
     try:
         settings = config.client_settings()
     except ConnectorError as exc:
@@ -133,45 +147,60 @@ def run_checks(config: Config) -> Iterator[Check]:
         with MoodleClient(settings) as client:
             api = MoodleApi(client)
             site = api.site_info()
-            yield Check("reachable", True, f"{settings.shown_url} answered")
-            yield Check("moodle release", True, f"{site.release} (version {site.version})")
-            yield Check("token user", True, f"{site.username} (id {site.userid}), language {site.lang}", None)
+            yield Check(_("reachable"), True, _("{shown_url} answered").format(shown_url=settings.shown_url))
+            yield Check(
+                _("moodle release"),
+                True,
+                _("{release} (version {version})").format(release=site.release, version=site.version),
+            )
+            yield Check(
+                _("token user"),
+                True,
+                _("{username} (id {userid}), language {lang}").format(
+                    username=site.username, userid=site.userid, lang=site.lang
+                ),
+                None,
+            )
             missing = [f for f in REQUIRED_FUNCTIONS if not site.can_call(f)]
             yield Check(
-                "required functions",
+                _("required functions"),
                 not missing,
-                "all present" if not missing else "missing: " + ", ".join(missing),
+                _("all present") if not missing else _("missing: {names}").format(names=", ".join(missing)),
                 add_to_service_hint(missing),
             )
             for optional in optional_functions():
                 if not site.can_call(optional.name):
                     yield Check(
-                        f"optional {optional.name}", True, f"not in the service; {optional.used_for} needs it"
+                        _("optional {name}").format(name=optional.name),
+                        True,
+                        _("not in the service; {used_for} needs it").format(used_for=optional.used_for),
                     )
             if mappings is not None and not missing:
                 yield _capability_probe(api, mappings)
             if config.report_id is not None:
                 if site.lang != "en":
                     yield Check(
-                        "report",
+                        _("report"),
                         False,
-                        f"the token user's language is '{site.lang}'",
-                        "set that user's preferred language to English so report dates can be read",
+                        _("the token user's language is '{lang}'").format(lang=site.lang),
+                        _("set that user's preferred language to English so report dates can be read"),
                     )
                 elif site.can_call(REPORT_FUNCTION):
                     page = next(iter(api.report_pages(config.report_id, per_page=1)), None)
                     yield Check(
-                        "report",
+                        _("report"),
                         True,
-                        f"report {config.report_id}: "
-                        f"{page.total_rows if page else 0} rows, "
-                        f"columns {list(page.headers) if page else []}",
+                        _("report {report_id}: {value} rows, columns {value2}").format(
+                            report_id=config.report_id,
+                            value=page.total_rows if page else 0,
+                            value2=list(page.headers) if page else [],
+                        ),
                     )
                     yield report_conditions_check(api, site, config.report_id)
             if config.needs_feedback_cmid is not None:
                 yield needs_survey_check(client, site, config)
     except ConnectorError as exc:
-        yield Check("moodle", False, exc.message, exc.hint)
+        yield Check(_("moodle"), False, exc.message, exc.hint)
 
 
 def needs_survey_check(client: MoodleClient, site: SiteInfo, config: Config) -> Check:
@@ -209,15 +238,15 @@ def _capability_probe(api: MoodleApi, mappings: Mappings) -> Check:
     try:
         courses = api.courses()
     except ConnectorError as exc:
-        return Check("capabilities", False, exc.message, exc.hint)
+        return Check(_("capabilities"), False, exc.message, exc.hint)
     resolved = resolve_courses(mappings, courses)
     tracked = [c for c in courses if c.id in set(resolved.values()) and c.completion_enabled]
     if not tracked:
         return Check(
-            "capabilities",
+            _("capabilities"),
             False,
-            "no mapped course with completion tracking exists in Moodle",
-            "run `connector courses` to see which mapped courses are missing or not tracked",
+            _("no mapped course with completion tracking exists in Moodle"),
+            _("run `connector courses` to see which mapped courses are missing or not tracked"),
         )
     course = tracked[0]
     try:
@@ -229,11 +258,13 @@ def _capability_probe(api: MoodleApi, mappings: Mappings) -> Check:
                 if not (isinstance(exc, MoodleError) and is_per_enrolment_error(exc)):
                     raise
     except ConnectorError as exc:
-        return Check("capabilities", False, exc.message, exc.hint)
+        return Check(_("capabilities"), False, exc.message, exc.hint)
     return Check(
-        "capabilities",
+        _("capabilities"),
         True,
-        f"read enrolments and a completion of course {course.id} ({course.idnumber or course.shortname})",
+        _("read enrolments and a completion of course {id} ({value})").format(
+            id=course.id, value=course.idnumber or course.shortname
+        ),
     )
 
 
@@ -243,21 +274,25 @@ def _ledger_check(config: Config) -> Check:
         parent = path.parent if str(path.parent) else None
         writable = os.access(parent or ".", os.W_OK)
         return Check(
-            "ledger",
+            _("ledger"),
             writable,
-            f"{path} does not exist yet; the first sync creates it (mode 0600)",
-            None if writable else f"make {path.parent} writable for the connector's user",
+            _("{path} does not exist yet; the first sync creates it (mode 0600)").format(path=path),
+            None
+            if writable
+            else _("make {parent} writable for the connector's user").format(parent=path.parent),
         )
     mode = stat.S_IMODE(path.stat().st_mode)
     allowed = 0o640 if config.ledger_group else 0o600  # what every writing open sets
     private = mode & ~allowed == 0
     return Check(
-        "ledger",
+        _("ledger"),
         private,
-        f"{path} (mode {mode:o})",
+        _("{path} (mode {mode:o})").format(path=path, mode=mode),
         None
         if private
-        else f"it holds personal data: chmod {allowed:o} {path} (`connector upgrade` resets it)",
+        else _("it holds personal data: chmod {allowed:o} {path} (`connector upgrade` resets it)").format(
+            allowed=allowed, path=path
+        ),
     )
 
 
@@ -270,13 +305,15 @@ def report_conditions_check(api: MoodleApi, site: SiteInfo, report_id: int) -> C
 
     Read from the report editor's view (core_reportbuilder_reports_get, editmode 1), never from
     retrieve_report's conditiondata, which keeps its old value after the condition is deleted."""
-    name = "report conditions"
+    name = _("report conditions")
     if not site.can_call(REPORTS_GET):
         return Check(
             name,
             False,
-            f"cannot tell whether report {report_id} hides suspended and ended "
-            f"enrolments: {REPORTS_GET} is not in the web service",
+            _(
+                "cannot tell whether report {report_id} hides suspended and ended enrolments: "
+                "{reports_get} is not in the web service"
+            ).format(report_id=report_id, reports_get=REPORTS_GET),
             add_to_service_hint([REPORTS_GET]),
         )
     try:
@@ -285,13 +322,19 @@ def report_conditions_check(api: MoodleApi, site: SiteInfo, report_id: int) -> C
         return Check(
             name,
             False,
-            f"cannot read the conditions of report {report_id}: {exc.message}",
-            "the token's user needs edit rights on the report (moodle/reportbuilder:editall)",
+            _("cannot read the conditions of report {report_id}: {message}").format(
+                report_id=report_id, message=exc.message
+            ),
+            _("the token's user needs edit rights on the report (moodle/reportbuilder:editall)"),
         )
     hides = conditions.hides_inactive_enrolments
     if hides is False:
         return Check(
-            name, True, f"report {report_id} lists inactive enrolments too (no 'Enrolment status' condition)"
+            name,
+            True,
+            _("report {report_id} lists inactive enrolments too (no 'Enrolment status' condition)").format(
+                report_id=report_id
+            ),
         )
     remove = (
         f"in Moodle open {_REPORT_EDITOR}, edit report {report_id}, open the 'Conditions' panel "
@@ -301,7 +344,10 @@ def report_conditions_check(api: MoodleApi, site: SiteInfo, report_id: int) -> C
         return Check(
             name,
             False,
-            f"report {report_id}: the editor's view is contradictory about the 'Enrolment status' condition",
+            _(
+                "report {report_id}: the editor's view is contradictory about the 'Enrolment "
+                "status' condition"
+            ).format(report_id=report_id),
             remove,
         )
     status = conditions.condition("enrolment:status")
@@ -309,7 +355,9 @@ def report_conditions_check(api: MoodleApi, site: SiteInfo, report_id: int) -> C
     return Check(
         name,
         False,
-        f"report {report_id} hides suspended and ended enrolments (condition "
-        f"'Enrolment • Status'{rule}); the completions behind them are missed",
+        _(
+            "report {report_id} hides suspended and ended enrolments (condition 'Enrolment • "
+            "Status'{rule}); the completions behind them are missed"
+        ).format(report_id=report_id, rule=rule),
         remove,
     )

@@ -261,7 +261,7 @@ class Ledger:
         so a damaged page can otherwise be read as wrong numbers without any error."""
         damage = self.quick_check()
         if damage:
-            more = f" (and {len(damage) - 1} more problems)" if len(damage) > 1 else ""
+            more = _(" (and {n} more problems)").format(n=len(damage) - 1) if len(damage) > 1 else ""
             raise LedgerError(
                 _("the ledger {path} is damaged: {value}{more}").format(
                     path=self.path, value=damage[0], more=more

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from connector.i18n import _
 from connector.ledger import Ledger
 from connector.mapping import Department, Mappings, normalise
 from connector.shares import format_share
@@ -44,7 +45,7 @@ class Spelling:
 
 def unplaced_counts(ledger: Ledger) -> tuple[int, int]:
     """(active people in no department, active people)."""
-    unplaced, _, active = ledger.queries.placement_counts()
+    unplaced, _conflicts, active = ledger.queries.placement_counts()
     return unplaced, active
 
 
@@ -53,10 +54,12 @@ def unplaced_warning(ledger: Ledger, max_share: float) -> str | None:
     unplaced, active = unplaced_counts(ledger)
     if not active or unplaced / active <= max_share:
         return None
-    return (
-        f"{unplaced} of {active} active people ({format_share(unplaced / active)}) are in no "
-        f"department (more than [sync] max_unplaced = {format_share(max_share)}); run "
-        "`connector unplaced` for their spellings and the alias lines that place them"
+    return _(
+        "{unplaced} of {active} active people ({share}) are in no department (more than [sync] "
+        "max_unplaced = {limit}); run `connector unplaced` for their spellings and the alias lines "
+        "that place them"
+    ).format(
+        unplaced=unplaced, active=active, share=format_share(unplaced / active), limit=format_share(max_share)
     )
 
 
@@ -140,9 +143,9 @@ def _diagnose(spelling: Spelling, mappings: Mappings, wanted: dict[tuple[str, st
     """The closest department and which of the two spellings it does not know yet."""
     if not spelling.department:
         spelling.note = (
-            "no department in Moodle: fill in the person's department profile field"
+            _("no department in Moodle: fill in the person's department profile field")
             if spelling.institution
-            else "no institution or department in Moodle: fill in the person's profile fields"
+            else _("no institution or department in Moodle: fill in the person's profile fields")
         )
         return
     best: tuple[float, Department, Department | None, bool, bool] | None = None
@@ -158,9 +161,9 @@ def _diagnose(spelling: Spelling, mappings: Mappings, wanted: dict[tuple[str, st
         if best is None or score > best[0]:
             best = (score, dept, declaring, inst_ok, dept_ok)
     if best is None:
-        spelling.note = "no department in the mappings is placed by institution + department"
+        spelling.note = _("no department in the mappings is placed by institution + department")
         return
-    _, dept, declaring, inst_ok, dept_ok = best
+    _score, dept, declaring, inst_ok, dept_ok = best
     spelling.closest = dept.id
     if not dept_ok:
         _want(spelling, wanted, dept.id, "department_aliases", spelling.department)
@@ -168,7 +171,7 @@ def _diagnose(spelling: Spelling, mappings: Mappings, wanted: dict[tuple[str, st
         if spelling.institution:
             _want(spelling, wanted, declaring.id, "institution_aliases", spelling.institution)
         else:
-            spelling.note = "no institution in Moodle: fill in the person's institution profile field"
+            spelling.note = _("no institution in Moodle: fill in the person's institution profile field")
 
 
 def _want(
