@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import ConfigError, Problem
-from connector.i18n import _
+from connector.i18n import N_, _
 from connector.moodle.functions import COMPLETION_PATHS as MOODLE_COMPLETION_PATHS
 from connector.shares import parse_share
 from connector.suggest import did_you_mean
@@ -108,9 +108,11 @@ class Config:
     def describe_source(self) -> str:
         """Which config file is in use and why, or that none was found (for `connector doctor`)."""
         if self.source is not None:
-            return f"{self.source} (from {self.source_origin})"
+            return _("{path} (from {origin})").format(path=self.source, origin=_(self.source_origin))
         places = ", ".join(str(p) for p in self.searched)
-        return f"no config file found (looked for {places}); defaults and environment in use"
+        return _("no config file found (looked for {places}); defaults and environment in use").format(
+            places=places
+        )
 
     def require_moodle(self) -> tuple[str, str]:
         """The Moodle URL and token, or a ConfigError that says where to put them."""
@@ -202,7 +204,7 @@ def find_config(
             )
         return given, origin, (given,)
     here = cwd / DEFAULT_CONFIG_NAME if cwd is not None else Path(DEFAULT_CONFIG_NAME)
-    candidates: list[tuple[Path, str]] = [(here, "the working directory")]
+    candidates: list[tuple[Path, str]] = [(here, N_("the working directory"))]
     xdg = env.get("XDG_CONFIG_HOME")
     if xdg and Path(xdg).is_absolute():  # the XDG spec: a relative value is invalid and ignored
         candidates.append((Path(xdg) / "connector" / DEFAULT_CONFIG_NAME, "XDG_CONFIG_HOME"))
@@ -210,10 +212,10 @@ def find_config(
         candidates.append(
             (
                 Path(env["HOME"]) / ".config" / "connector" / DEFAULT_CONFIG_NAME,
-                "the user's configuration directory",
+                N_("the user's configuration directory"),
             )
         )
-    candidates.append((SYSTEM_CONFIG, "the system configuration"))
+    candidates.append((SYSTEM_CONFIG, N_("the system configuration")))
     searched = tuple(p for p, _ in candidates)
     for candidate, origin in candidates:
         if _exists(candidate):

@@ -122,9 +122,11 @@ def run_checks(config: Config) -> Iterator[Check]:
     except ConnectorError as exc:
         mappings = None
         yield _failed(
-            "mappings",
+            _("mappings"),
             exc,
-            f"run `connector mappings check --mappings {config.mappings_dir}` for every problem",
+            _("run `connector mappings check --mappings {directory}` for every problem").format(
+                directory=config.mappings_dir
+            ),
         )
     yield _ledger_check(config)
     exposure = config.token_file_exposure()
@@ -138,7 +140,7 @@ def run_checks(config: Config) -> Iterator[Check]:
     try:
         settings = config.client_settings()
     except ConnectorError as exc:
-        yield _failed("moodle settings", exc)
+        yield _failed(_("moodle settings"), exc)
         return
     from connector.moodle.api import MoodleApi
     from connector.moodle.client import MoodleClient

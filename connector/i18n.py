@@ -124,5 +124,7 @@ def format_percent(share: float, decimals: int = 0, *, nbsp: bool = False) -> st
     return text if nbsp else text.translate(_SPACES)
 
 
-def format_number(value: float) -> str:
-    return _babel_decimal(value, locale=_Active.language).translate(_SPACES)
+def format_number(value: float, decimals: int | None = None) -> str:
+    """12.3 -> "12,3" in Czech and Slovenian; ``decimals`` fixes the number of decimals."""
+    pattern = None if decimals is None else "0." + "0" * decimals if decimals else "0"
+    return _babel_decimal(value, pattern, locale=_Active.language).translate(_SPACES)

@@ -67,7 +67,7 @@ from connector.errors import (
     SyncRefused,
 )
 from connector.evaluation import evaluate_into_ledger, resolve_courses
-from connector.i18n import _
+from connector.i18n import _, format_day, format_number
 from connector.ledger import EnrolmentState, Ledger, ledger_error
 from connector.mapping import Mappings, load_mappings
 from connector.moodle.api import MoodleApi
@@ -83,6 +83,7 @@ from connector.moodle.functions import (
 from connector.moodle.records import Completion, Course, Person
 from connector.moodle.report.calibration import ZoneWitness, witnesses_from_text, witnesses_to_text
 from connector.reports.unplaced import unplaced_warning
+from connector.reports.words import run_word
 
 log = logging.getLogger("connector.sync")
 
@@ -142,9 +143,9 @@ class SyncResult:
             "{changes} status changes; {inactive}{calls} Moodle calls in {seconds} s"
         ).format(
             run=self.run_id,
-            mode=self.mode,
+            mode=run_word(self.mode),
             path=self.completion_path,
-            date=self.as_of,
+            date=format_day(self.as_of),
             people=c.get("people", 0),
             unplaced=c.get("unplaced", 0),
             enrolments=c.get("enrolments", 0),
@@ -153,7 +154,7 @@ class SyncResult:
             changes=c.get("status_changes", 0),
             inactive=self._inactive_part(),
             calls=self.calls,
-            seconds=f"{self.duration_s:.1f}",
+            seconds=format_number(self.duration_s, decimals=1),
         )
 
     def _inactive_part(self) -> str:

@@ -17,6 +17,7 @@ from connector.errors import UsageError
 from connector.i18n import LANGUAGES, _, adopt_mappings_language, format_day, language, ngettext, set_language
 from connector.reports import columns
 from connector.reports.formats import CSV_DIALECTS, csv_lines, render_csv, render_json
+from connector.reports.words import run_word
 
 if TYPE_CHECKING:
     from connector.ledger import Ledger
@@ -249,4 +250,6 @@ def runs(ctx: click.Context, limit: int, fmt: str) -> None:
     for row in rows:
         row["calls"] = row["counts"].get("calls")
         row["new"] = row["counts"].get("evidence_new")
+    if fmt == "table":  # the words in the reader's language; CSV and JSON keep the ledger's
+        rows = [dict(row, outcome=run_word(row["outcome"]), mode=run_word(row["mode"])) for row in rows]
     echo_rows(rows, fmt, columns.RUNS)

@@ -21,6 +21,22 @@ STATUS_WORDS = {
 }
 
 
+# A run's outcome and mode as the ledger stores them, for the `runs` table and the sync line.
+RUN_WORDS = {
+    "ok": N_("ok"),
+    "failed": N_("failed"),
+    "running": N_("running"),
+    "full": N_("full"),
+    "incremental": N_("incremental"),
+}
+
+
+def run_word(word: str | None) -> str:
+    if not word:
+        return ""
+    return _(RUN_WORDS.get(word, word))
+
+
 def status_word(status: str | None) -> str:
     """``expiring`` -> "brzy vyprší" in Czech; an unknown or empty status is shown as it is."""
     if not status:
