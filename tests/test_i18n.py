@@ -422,3 +422,16 @@ def test_excel_cs_csv_in_czech_has_czech_headings_and_words_while_plain_csv_keep
     assert scripts.stdout.splitlines()[0] == (
         "department,requirement,in_scope,compliant,expiring,expired,missing,share,targets_met,organisation"
     )
+
+
+def test_click_usage_errors_in_czech_and_slovenian() -> None:
+    runner = CliRunner(env={"LANG": "C.UTF-8"})
+    bad_format = runner.invoke(main, ["--lang", "cs", "status", "--format", "xyz"], prog_name="connector")
+    typo = runner.invoke(main, ["--lang", "sl", "statuss"], prog_name="connector")
+    assert (bad_format.exit_code, bad_format.stderr) == (
+        2,
+        "Použití: connector status [OPTIONS]\n"
+        "Nápovědu zobrazí 'connector status --help'.\n\n"
+        "Chyba: Neplatná hodnota pro '--format': 'xyz' není žádná z možností 'table', 'csv', 'json'.\n",
+    )
+    assert typo.stderr.splitlines()[-1] == "Napaka: Ukaz 'statuss' ne obstaja. Ste mislili 'status'?"

@@ -30,5 +30,8 @@ CLICK_WORDS = (
 )
 
 
-def _plural_forms(n: int) -> str:
-    return ngettext("{value!r} is not {choice}.", "{value!r} is not one of {choices}.", n)
+def _plural_forms(n: int) -> tuple[str, str]:
+    return (
+        ngettext("{value!r} is not {choice}.", "{value!r} is not one of {choices}.", n),
+        ngettext("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)", n),
+    )
