@@ -143,21 +143,21 @@ def run(ledger: Path, *args: str, mappings: Path = MAPPINGS, env: dict[str, str]
 
 SL_STATUS = """\
 Stanje na dan 15. 6. 2026
-oddelek             zahteva          naziv                                     zavezani  veljavno  kmalu poteče  poteklo  manjka  uvajalno obdobje  izjema  delež  cilji doseženi
-------------------  ---------------  ----------------------------------------  --------  --------  ------------  -------  ------  ----------------  ------  -----  --------------
-Oddelek za kulturo  digital-advisor  Digitální poradce / digitalni svetovalec         0         0             0        0       0                 0       0                     ne
-Oddelek za kulturo  digvar-si        Digitalna varnost (vsaki 2 leti)                 8         4             0        4       0                 0       0   50 %              ne
+oddelek             zahteva          naziv                             zavezani  veljavno  kmalu poteče  poteklo  manjka  uvajalno obdobje  izjema  delež  cilji doseženi
+------------------  ---------------  --------------------------------  --------  --------  ------------  -------  ------  ----------------  ------  -----  --------------
+Oddelek za kulturo  digital-advisor  Digitalni svetovalec                     0         0             0        0       0                 0       0                     ne
+Oddelek za kulturo  digvar-si        Digitalna varnost (vsaki 2 leti)         8         4             0        4       0                 0       0   50 %              ne
 
 1 aktivna oseba ne spada v noben oddelek in ni šteta v nobeni vrstici zgoraj: `connector unplaced` izpiše zapise in vrstice vzdevkov, ki osebe razvrstijo
 """
 
 CS_STATUS = """\
 Stav plnění k 15. 6. 2026
-útvar          požadavek        název                                     povinní  platné  brzy vyprší  propadlé  chybí  zkušební doba  výjimka  podíl  cíle splněny
--------------  ---------------  ----------------------------------------  -------  ------  -----------  --------  -----  -------------  -------  -----  ------------
-Odbor financí  ai-ured          AI v práci úředníka                             8       4            0         0      4              0        0   50 %
-Odbor financí  digital-advisor  Digitální poradce / digitalni svetovalec        0       0            0         0      0              0        0                   ne
-Odbor financí  itsec-cz         Digitální bezpečnost (každé 2 roky)             8       1            1         4      2              0        0   25 %            ne
+útvar          požadavek        název                                povinní  platné  brzy vyprší  propadlé  chybí  zkušební doba  výjimka  podíl  cíle splněny
+-------------  ---------------  -----------------------------------  -------  ------  -----------  --------  -----  -------------  -------  -----  ------------
+Odbor financí  ai-ured          AI v práci úředníka                        8       4            0         0      4              0        0   50 %
+Odbor financí  digital-advisor  Digitální poradce                          0       0            0         0      0              0        0                   ne
+Odbor financí  itsec-cz         Digitální bezpečnost (každé 2 roky)        8       1            1         4      2              0        0   25 %            ne
 
 1 aktivní osoba nepatří do žádného útvaru a nezapočítává se do žádného řádku výše: `connector unplaced` vypíše zápisy a řádky aliasů, které osoby zařadí
 """
@@ -317,12 +317,12 @@ def test_person_in_czech(ledger: Path) -> None:
     )
     assert lines[3:10] == [
         "Požadavky",
-        "požadavek        název                                     stav       platí do      od  termín  rozhodl doklad  podrobnosti",
-        "---------------  ----------------------------------------  ---------  ------------  --  ------  --------------  ----------------------------------------------------",
-        "ai-ured          AI v práci úředníka                       netýká se                            AI-URED         mimo okruh povinných (applies_to); jedno absolvování",
-        "digital-advisor  Digitální poradce / digitalni svetovalec  platné                               DIGSVET         jedno absolvování",
-        "digvar-si        Digitalna varnost (vsaki 2 leti)          netýká se                                            mimo okruh povinných (applies_to); žádné absolvování",
-        "itsec-cz         Digitální bezpečnost (každé 2 roky)       platné     17. 12. 2027              ITSEC-CZ        jedno absolvování",
+        "požadavek        název                                stav       platí do      od  termín  rozhodl doklad  podrobnosti",
+        "---------------  -----------------------------------  ---------  ------------  --  ------  --------------  ----------------------------------------------------",
+        "ai-ured          AI v práci úředníka                  netýká se                            AI-URED         mimo okruh povinných (applies_to); jedno absolvování",
+        "digital-advisor  Digitální poradce                    platné                               DIGSVET         jedno absolvování",
+        "digvar-si        Digitalna varnost (vsaki 2 leti)     netýká se                                            mimo okruh povinných (applies_to); žádné absolvování",
+        "itsec-cz         Digitální bezpečnost (každé 2 roky)  platné     17. 12. 2027              ITSEC-CZ        jedno absolvování",
     ]
 
 
@@ -435,3 +435,68 @@ def test_click_usage_errors_in_czech_and_slovenian() -> None:
         "Chyba: Neplatná hodnota pro '--format': 'xyz' není žádná z možností 'table', 'csv', 'json'.\n",
     )
     assert typo.stderr.splitlines()[-1] == "Napaka: Ukaz 'statuss' ne obstaja. Ste mislili 'status'?"
+
+
+# -- requirement titles per language ---------------------------------------------------------------
+def _mappings_with(tmp_path: Path, requirement: str) -> Path:
+    folder = tmp_path / "mappings"
+    shutil.copytree(MAPPINGS, folder)
+    (folder / "zz-extra.toml").write_text(requirement, encoding="utf-8")
+    return folder
+
+
+def test_titles_per_language_from_a_table_or_suffixed_keys(tmp_path: Path) -> None:
+    folder = _mappings_with(
+        tmp_path,
+        '[[requirement]]\nid = "gdpr"\ncourses = ["itsec-cz"]\n'
+        '[requirement.title]\ncs = "Ochrana osobních údajů"\nsl = "Varstvo osebnih podatkov"\nen = "Data protection"\n'
+        '\n[[requirement]]\nid = "gdpr-si"\ntitle = "Varstvo podatkov"\ntitle_cs = "Ochrana údajů"\ncourses = ["itsec-cz"]\n',
+    )
+    requirements = {r.id: r for r in load_mappings(folder).requirements}
+    table, suffixed = requirements["gdpr"], requirements["gdpr-si"]
+    assert [table.title_in(lang) for lang in ("cs", "sl", "en")] == [
+        "Ochrana osobních údajů",
+        "Varstvo osebnih podatkov",
+        "Data protection",
+    ]
+    assert table.title == "Data protection"  # `title` keeps working: the English one, else the first
+    assert [suffixed.title_in(lang) for lang in ("cs", "sl", "en")] == [
+        "Ochrana údajů",
+        "Varstvo podatkov",
+        "Varstvo podatkov",
+    ]
+
+
+def test_a_title_in_an_unknown_language_is_a_mapping_problem(tmp_path: Path) -> None:
+    folder = _mappings_with(
+        tmp_path,
+        '[[requirement]]\nid = "gdpr"\ncourses = ["itsec-cz"]\n[requirement.title]\nde = "Datenschutz"\n',
+    )
+    result = CliRunner().invoke(main, ["mappings", "check", "--mappings", str(folder)])
+    assert result.exit_code == 2
+    assert "requirement[gdpr].title.de: is not a language (use cs, sl or en)" in result.output
+
+
+def test_status_shows_the_title_in_the_chosen_language(ledger: Path) -> None:
+    czech = run(
+        ledger,
+        "--lang",
+        "cs",
+        "status",
+        "--department",
+        "jablonec.financi",
+        "--requirement",
+        "digital-advisor",
+    )
+    slovene = run(
+        ledger,
+        "--lang",
+        "sl",
+        "status",
+        "--department",
+        "jablonec.financi",
+        "--requirement",
+        "digital-advisor",
+    )
+    assert czech.stdout.splitlines()[3].split("  ")[2] == "Digitální poradce"
+    assert "Digitalni svetovalec" in slovene.stdout.splitlines()[3]
