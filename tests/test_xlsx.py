@@ -122,7 +122,8 @@ def test_excel_cs_status_has_bom_semicolons_decimal_commas_and_words(site: Path)
     )
     assert result.exit_code == 0
     assert result.stdout.splitlines() == [
-        "\ufeffdepartment id;requirement;in scope;compliant;expiring;expired;missing;share;targets met;organisation id",
+        "\ufeffdepartment id;requirement;in scope;compliant;expiring;expired;missing;share;targets met;"
+        "organisation id",
         "jablonec.informatika;ai-ured;10;8;0;0;2;0,8;;jablonec",
         "jablonec.informatika;digital-advisor;1;1;0;0;0;1,0;yes;jablonec",
         "jablonec.informatika;itsec-cz;11;5;1;2;3;0,5455;no;jablonec",
