@@ -38,6 +38,8 @@ def test_the_wheel_carries_the_demo_mappings_the_licence_and_one_version(wheel: 
     for toml in ("courses", "departments-cz", "departments-si", "requirements", "settings"):
         assert f"connector/demo_mappings/{toml}.toml" in names
     assert "connector/py.typed" in names
+    for language in ("cs", "sl"):  # the compiled catalogs: an installed connector speaks them
+        assert f"connector/locale/{language}/LC_MESSAGES/connector.mo" in names
     assert f"moodle_compliance_connector-{__version__}.dist-info/licenses/LICENSE" in names
     assert wheel.name.startswith(f"moodle_compliance_connector-{__version__}-")
 
