@@ -317,12 +317,12 @@ def test_person_in_czech(ledger: Path) -> None:
     )
     assert lines[3:10] == [
         "Požadavky",
-        "požadavek        název                                stav       platí do      od  termín  rozhodl doklad  podrobnosti",
-        "---------------  -----------------------------------  ---------  ------------  --  ------  --------------  ----------------------------------------------------",
-        "ai-ured          AI v práci úředníka                  netýká se                            AI-URED         mimo okruh povinných (applies_to); jedno absolvování",
-        "digital-advisor  Digitální poradce                    platné                               DIGSVET         jedno absolvování",
-        "digvar-si        Digitalna varnost (vsaki 2 leti)     netýká se                                            mimo okruh povinných (applies_to); žádné absolvování",
-        "itsec-cz         Digitální bezpečnost (každé 2 roky)  platné     17. 12. 2027              ITSEC-CZ        jedno absolvování",
+        "požadavek        název                                stav       platí do      od  termín  rozhodující kurz  podrobnosti",
+        "---------------  -----------------------------------  ---------  ------------  --  ------  ----------------  ----------------------------------------------------",
+        "ai-ured          AI v práci úředníka                  netýká se                            AI-URED           mimo okruh povinných (applies_to); jedno absolvování",
+        "digital-advisor  Digitální poradce                    platné                               DIGSVET           jedno absolvování",
+        "digvar-si        Digitalna varnost (vsaki 2 leti)     netýká se                                              mimo okruh povinných (applies_to); žádné absolvování",
+        "itsec-cz         Digitální bezpečnost (každé 2 roky)  platné     17. 12. 2027              ITSEC-CZ          jedno absolvování",
     ]
 
 
@@ -396,7 +396,7 @@ def test_an_xlsx_export_in_slovenian_has_slovenian_sheets_headings_and_status_wo
         "zahteva",
         "stanje",
         "velja do",
-        "odločil tečaj",
+        "odločilni tečaj",
         "zaključeno (UTC)",
         "oznaka organizacije",
         "organizacija",
