@@ -311,8 +311,8 @@ def load_config(
                 Problem(
                     str(source),
                     "privacy.personal_fields",
-                    f"unknown field {name!r}",
-                    f"the ledger may keep: {', '.join(PERSONAL_FIELDS)}",
+                    _("unknown field {name!r}").format(name=name),
+                    _("the ledger may keep: {join}").format(join=", ".join(PERSONAL_FIELDS)),
                 )
             )
         if not unknown:

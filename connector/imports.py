@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import ConnectorError, ExitStatus
+from connector.i18n import _, ngettext
 from connector.ledger import EvidenceItem
 from connector.ledger.imports import ImportedRow
 from connector.mapping import CourseRef, Mappings
@@ -59,13 +60,14 @@ def parse_import(
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ImportRefused(
-            f"{file_name} is not UTF-8 text (byte {exc.start})",
-            hint="save it from the spreadsheet as 'CSV UTF-8'",
+            _("{file_name} is not UTF-8 text (byte {start})").format(file_name=file_name, start=exc.start),
+            hint=_("save it from the spreadsheet as 'CSV UTF-8'"),
         ) from None
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise ImportRefused(
-            f"{file_name} is empty", hint=f"the first line names the columns: {', '.join(ALL_COLUMNS)}"
+            _("{file_name} is empty").format(file_name=file_name),
+            hint=_("the first line names the columns: {join}").format(join=", ".join(ALL_COLUMNS)),
         )
     delimiter = ";" if lines[0].count(";") > lines[0].count(",") else ","
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
@@ -124,7 +126,7 @@ def parse_import(
     if problems:
         raise _refused(file_name, problems)
     if not rows:
-        raise ImportRefused(f"{file_name} has no rows below its header")
+        raise ImportRefused(_("{file_name} has no rows below its header").format(file_name=file_name))
     return rows
 
 
@@ -140,8 +142,12 @@ def _refused(file_name: str, problems: Sequence[str]) -> ImportRefused:
     count = len(problems)
     listed = "\n".join(f"  {file_name}: {p}" for p in problems)
     return ImportRefused(
-        f"{file_name}: {count} problem{'s' if count != 1 else ''}, nothing was imported:\n{listed}",
-        hint="correct the file and import it again; the whole file is imported or nothing",
+        ngettext(
+            "{file_name}: {count} problem, nothing was imported:\n{listed}",
+            "{file_name}: {count} problems, nothing was imported:\n{listed}",
+            count,
+        ).format(file_name=file_name, count=count, listed=listed),
+        hint=_("correct the file and import it again; the whole file is imported or nothing"),
     )
 
 
@@ -149,7 +155,9 @@ def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ImportRefused(f"cannot read {path}: {exc.strerror}") from None
+        raise ImportRefused(
+            _("cannot read {path}: {strerror}").format(path=path, strerror=exc.strerror)
+        ) from None
 
 
 # -- evaluation ------------------------------------------------------------------------------------

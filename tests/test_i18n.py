@@ -400,6 +400,9 @@ def test_an_xlsx_export_in_slovenian_has_slovenian_sheets_headings_and_status_wo
         "zaključeno (UTC)",
         "oznaka organizacije",
         "organizacija",
+        "vir dokazila",
+        "ime in priimek",
+        "e-pošta",
     ]
     words = {row[5] for row in book["stanja"].iter_rows(min_row=2, values_only=True)}
     assert (

@@ -51,7 +51,7 @@ def test_one_sheet_per_view_with_frozen_header_filter_and_widths(workbook: openp
         "organisation id",
         "organisation",
         "evidence source",
-        "name",
+        "full name",
         "e-mail",
     ]
     names = [c.value for c in statuses["D"][1:] if c.value]

@@ -12,6 +12,7 @@ import click
 from connector.cli.app import config_of, format_option, main, now_of
 from connector.cli.output import echo_rows
 from connector.errors import UsageError
+from connector.i18n import _, ngettext
 from connector.reports import columns
 
 
@@ -44,7 +45,7 @@ def import_(ctx: click.Context, file: Path, source: str, force: bool) -> None:
 
     if not source.strip():
         raise UsageError(
-            "--source is empty: say where the file comes from", hint='e.g. --source "HR, Liberec"'
+            _("--source is empty: say where the file comes from"), hint=_('e.g. --source "HR, Liberec"')
         )
     config = config_of(ctx)
     now = now_of(ctx)
@@ -56,18 +57,25 @@ def import_(ctx: click.Context, file: Path, source: str, force: bool) -> None:
         earlier = ledger.imports.with_sha256(sha256)
         if earlier is not None and not force:
             raise UsageError(
-                f"{file.name} was imported already (import {earlier['id']} on {earlier['imported_at'][:10]}, "
-                "same content): nothing was imported",
-                hint="`connector evidence list` shows it; --force imports it again",
+                _(
+                    "{name} was imported already (import {id} on {value}, same content): nothing was imported"
+                ).format(name=file.name, id=earlier["id"], value=earlier["imported_at"][:10]),
+                hint=_("`connector evidence list` shows it; --force imports it again"),
             )
         rows = parse_import(content, file.name, mappings, ledger.imports.user_ids(), today)
         import_id = ledger.imports.record(
             Provenance(source.strip(), file.name, sha256, os_user()), rows, now=now
         )
     click.echo(
-        f"imported {len(rows)} row{'s' if len(rows) != 1 else ''} from {file.name} as import {import_id} "
-        f"(sha256 {sha256[:12]}); the next sync counts them, "
-        f"`connector status --as-of {today.isoformat()}` shows them now"
+        ngettext(
+            "imported {n} row from {name} as import {import_id} (sha256 {value}); the next "
+            "sync counts them, `connector status --as-of {isoformat}` shows them now",
+            "imported {n} rows from {name} as import {import_id} (sha256 {value}); the next "
+            "sync counts them, `connector status --as-of {isoformat}` shows them now",
+            len(rows),
+        ).format(
+            n=len(rows), name=file.name, import_id=import_id, value=sha256[:12], isoformat=today.isoformat()
+        )
     )
 
 
@@ -88,7 +96,7 @@ def list_(ctx: click.Context, fmt: str) -> None:
         )
         row["imported_on"] = row["imported_at"][:10]
     if fmt == "table" and not rows:
-        click.echo("no evidence has been imported")
+        click.echo(_("no evidence has been imported"))
         return
     echo_rows(rows, fmt, columns.EVIDENCE_IMPORTS)
 
@@ -105,18 +113,23 @@ def remove(ctx: click.Context, import_id: int, reason: str) -> None:
 
     if not reason.strip():
         raise UsageError(
-            "--reason is empty: say why this import is removed",
-            hint='e.g. --reason "wrong session list"; it is kept with the import',
+            _("--reason is empty: say why this import is removed"),
+            hint=_('e.g. --reason "wrong session list"; it is kept with the import'),
         )
     config = config_of(ctx)
     with Ledger.open(config.ledger_path, create=False, group=config.ledger_group) as ledger:
         removed = ledger.imports.remove(import_id, reason.strip(), os_user(), now=now_of(ctx))
     if removed is None:
         raise UsageError(
-            f"no import {import_id} to remove",
-            hint="`connector evidence list` shows the imports and their ids",
+            _("no import {import_id} to remove").format(import_id=import_id),
+            hint=_("`connector evidence list` shows the imports and their ids"),
         )
     click.echo(
-        f"removed {removed} row{'s' if removed != 1 else ''} of import {import_id}; "
-        "the removal is recorded with the import, and the next sync counts without them"
+        ngettext(
+            "removed {removed} row of import {import_id}; the removal is recorded with the "
+            "import, and the next sync counts without them",
+            "removed {removed} rows of import {import_id}; the removal is recorded with the "
+            "import, and the next sync counts without them",
+            removed,
+        ).format(removed=removed, import_id=import_id)
     )

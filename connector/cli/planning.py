@@ -16,8 +16,10 @@ from connector.cli.output import echo_rows, write_private
 from connector.cli.reports import dialect_option, open_for_reading
 from connector.durations import HINT, Duration, parse_duration
 from connector.errors import UsageError
+from connector.i18n import _, format_day, ngettext
 from connector.reports import columns
 from connector.reports.formats import render_csv, render_json
+from connector.reports.words import duration_words, status_word
 
 if TYPE_CHECKING:
     from connector.ledger import Ledger
@@ -73,7 +75,7 @@ def due(
     from connector.reports.views import _check_as_of, _check_requirement, _department_filter
 
     if fmt == "xlsx" and output is None:
-        raise UsageError("--format xlsx needs a file to write to", hint="add -o FILE.xlsx")
+        raise UsageError(_("--format xlsx needs a file to write to"), hint=_("add -o FILE.xlsx"))
     config = config_of(ctx)
     with open_for_reading(ctx) as (ledger, mappings):
         when = as_of or _today(ctx, mappings)
@@ -112,15 +114,26 @@ def echo_due_table(
 ) -> None:
     horizon = within.after(when)
     if not rows:
-        click.echo(f"nobody is due by {horizon} (within {within} of {when})")
+        click.echo(
+            _("nobody is due by {horizon} (within {within} of {when})").format(
+                horizon=format_day(horizon), within=duration_words(within), when=format_day(when)
+            )
+        )
         return
     people = len({r["username"] for r in rows})
-    more = f"; the first {len(shown)} shown" if len(shown) < len(rows) else ""
+    more = _("; the first {n} shown").format(n=len(shown)) if len(shown) < len(rows) else ""
     click.echo(
-        f"Due by {horizon} (within {within} of {when}): {len(rows)} requirement"
-        f"{'s' if len(rows) != 1 else ''} of {people} {'person' if people == 1 else 'people'}{more}"
+        _("Due by {horizon} (within {within} of {when}): {requirements} of {persons}{more}").format(
+            horizon=format_day(horizon),
+            within=duration_words(within),
+            when=format_day(when),
+            requirements=ngettext("{n} requirement", "{n} requirements", len(rows)).format(n=len(rows)),
+            persons=ngettext("{n} person", "{n} people", people).format(n=people),
+            more=more,
+        )
     )
-    echo_rows(shown, "table", columns.DUE)
+    table = [dict(r, status=status_word(r["status"])) for r in shown]
+    echo_rows(table, "table", columns.DUE)
 
 
 def _write(output: Path | None, fmt: str, dialect: str, rows: list[dict[str, Any]]) -> None:
@@ -131,13 +144,18 @@ def _write(output: Path | None, fmt: str, dialect: str, rows: list[dict[str, Any
 
         kinds = {"due_on": "date", "valid_until": "date"}
         sheet_columns = [Column(key, kinds.get(key, "text")) for key in columns.DUE.csv]  # type: ignore[arg-type]
-        content = workbook_bytes([Sheet("due", sheet_columns, rows)])
+        content = workbook_bytes([Sheet(_("due"), sheet_columns, rows)])
     elif fmt == "json":
         content = render_json(rows) + "\n"
     else:
         content = render_csv(rows, columns.DUE.csv, dialect) + "\n"
     write_private(output, content)
-    click.echo(f"wrote {len(rows)} rows to {output}", err=True)
+    click.echo(
+        ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", len(rows)).format(
+            n=len(rows), path=output
+        ),
+        err=True,
+    )
 
 
 @main.command()
@@ -212,22 +230,35 @@ def forecast(
         for row in wide_rows(rows, ends)
     ]
     click.echo(
-        f"Forecast as of {when} if nobody trains: compliant/expiring/expired (missing included) "
-        f"at the end of {labels[0]}" + (f" .. {labels[-1]}" if len(labels) > 1 else "")
+        _(
+            "Forecast as of {date} if nobody trains: compliant/expiring/expired (missing included) "
+            "at the end of {first}"
+        ).format(date=format_day(when), first=labels[0])
+        + (f" .. {labels[-1]}" if len(labels) > 1 else "")
     )
     table = columns.Columns(table=(*columns.FORECAST.table, *((q, q) for q in labels)))
     echo_rows(with_tree_names(wide, mappings), "table", table)
     click.echo("")
     if not failures:
-        click.echo(f"No target met today fails by the end of {labels[-1]}.")
+        click.echo(_("No target met today fails by the end of {value}.").format(value=labels[-1]))
         return
-    click.echo("Targets met today that fail first:")
+    click.echo(_("Targets met today that fail first:"))
     for f in failures:
         today = _target_words(f.target.kind, f.target.required, f.target.actual, format_share)
         then = _actual(f.then.kind, f.then.actual, format_share)
         click.echo(
-            f"  {quarter_label(f.fails_at)} ({f.fails_at}): {names[f.department]} ({f.department}), "
-            f"{f.requirement}: {today} today, {then} then"
+            _(
+                "  {quarter_label} ({fails_at}): {value} ({department}), {requirement}: "
+                "{today} today, {then} then"
+            ).format(
+                quarter_label=quarter_label(f.fails_at),
+                fails_at=f.fails_at,
+                value=names[f.department],
+                department=f.department,
+                requirement=f.requirement,
+                today=today,
+                then=then,
+            )
         )
 
 

@@ -151,13 +151,13 @@ COURSES_UNMAPPED = Columns(
 
 EVIDENCE_IMPORTS = Columns(
     table=(
-        ("id", "import"),
-        ("imported_on", "imported"),
-        ("imported_by", "by"),
-        ("source", "source"),
-        ("file_name", "file"),
-        ("rows", "rows"),
-        ("state", "state"),
+        ("id", N_("import")),
+        ("imported_on", N_("imported")),
+        ("imported_by", N_("by")),
+        ("source", N_("source")),
+        ("file_name", N_("file")),
+        ("rows", N_("rows")),
+        ("state", N_("state")),
     ),
     csv=(
         "id",
@@ -177,14 +177,14 @@ EVIDENCE_IMPORTS = Columns(
 # `connector due`: the CSV is a mail merge's data source (one row per person x requirement).
 DUE = Columns(
     table=(
-        ("due_on", "due"),
-        ("fullname", "name"),
-        ("username", "username"),
-        ("department_name", "department"),
-        ("organisation_name", "organisation"),
-        ("requirement", "requirement"),
-        ("status", "status"),
-        ("course", "course to take"),
+        ("due_on", N_("due")),
+        ("fullname", N_("full name")),
+        ("username", N_("username")),
+        ("department_name", N_("department")),
+        ("organisation_name", N_("organisation")),
+        ("requirement", N_("requirement")),
+        ("status", N_("status")),
+        ("course", N_("course to take")),
     ),
     csv=(
         "due_on",
@@ -208,7 +208,7 @@ DUE = Columns(
 # `connector forecast`: the table has one "compliant/expiring/expired" column per quarter (added
 # when it runs); CSV and JSON have one row per department x requirement x quarter.
 FORECAST = Columns(
-    table=(("tree_name", "department"), ("requirement", "requirement")),
+    table=(("tree_name", N_("department")), ("requirement", N_("requirement"))),
     csv=(
         "department",
         "requirement",
@@ -291,7 +291,7 @@ SPREADSHEET_HEADINGS: dict[str, str] = {
     "share": N_("share"),
     "targets_met": N_("targets met"),
     "decided_by_source": N_("evidence source"),
-    "fullname": N_("name"),
+    "fullname": N_("full name"),
     "email": N_("e-mail"),
     "due_on": N_("due"),
     "course": N_("course to take"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from connector.durations import Duration
 from connector.i18n import N_, _, format_day, ngettext
 
 STATUS_WORDS = {
@@ -35,6 +36,18 @@ def run_word(word: str | None) -> str:
     if not word:
         return ""
     return _(RUN_WORDS.get(word, word))
+
+
+def duration_words(duration: Duration) -> str:
+    """60 days, 3 months, 1 year: a duration as the reader says it."""
+    n = duration.amount
+    forms = {
+        "days": ngettext("{n} day", "{n} days", n),
+        "weeks": ngettext("{n} week", "{n} weeks", n),
+        "months": ngettext("{n} month", "{n} months", n),
+        "years": ngettext("{n} year", "{n} years", n),
+    }
+    return forms[duration.unit].format(n=n)
 
 
 def status_word(status: str | None) -> str:
