@@ -503,3 +503,45 @@ def test_status_shows_the_title_in_the_chosen_language(ledger: Path) -> None:
     )
     assert czech.stdout.splitlines()[3].split("  ")[2] == "Digitální poradce"
     assert "Digitalni svetovalec" in slovene.stdout.splitlines()[3]
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "en",
+            [
+                "31 % of 50 %, 2026",
+                "1 of 1 appointed, due by 2026-12-31",
+                "not judged in 2027 (even years only)",
+            ],
+        ),
+        (
+            "cs",
+            [
+                "31 % z 50 %, 2026",
+                "jmenováno 1 z 1, termín 31. 12. 2026",
+                "v roce 2027 se neposuzuje (jen sudé roky)",
+            ],
+        ),
+        (
+            "sl",
+            [
+                "31 % od 50 %, 2026",
+                "imenovanih 1 od 1, rok 31. 12. 2026",
+                "leta 2027 se ne presoja (samo soda leta)",
+            ],
+        ),
+    ],
+)
+def test_a_target_judged_in_words_reads_in_each_language(language: str, expected: list[str]) -> None:
+    """The rules store a target's figure in English words; readers see it in their language."""
+    from connector.reports.words import target_words
+
+    i18n.set_language(language)
+    stored = [
+        "31 % of 50 %, 2026",
+        "1 of 1 appointed, due by 2026-12-31",
+        "not judged in 2027 (even years only)",
+    ]
+    assert [target_words(words) for words in stored] == expected

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from connector.durations import Duration
-from connector.i18n import N_, _, format_day, ngettext
+from connector.i18n import N_, _, format_day, format_percent, language, ngettext
 
 STATUS_WORDS = {
     "compliant": N_("compliant"),
@@ -108,3 +108,60 @@ def _detail_part(part: str) -> str:
             text = _ignored(int(values["n"])) if message is _IGNORED else _(message)
             return text.format(**values)
     return part
+
+
+# A target's figure in words, as the rules write it in the roll-ups ("31 % of 50 %, 2026-2027",
+# "1 of 1 appointed", "not judged in 2027 (even years only)"): shown translated, stored English.
+_YEARS = r"(?:, (?P<years>\d{4}(?:-\d{4})?))?"
+_TARGET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), message)
+    for pattern, message in (
+        (
+            r"^(?P<n>\d+) of (?P<min>[\d.]+) appointed, due by (?P<date>\d{4}-\d{2}-\d{2})$",
+            N_("{n} of {min} appointed, due by {date}"),
+        ),
+        (r"^(?P<n>\d+) of (?P<min>[\d.]+) appointed$", N_("{n} of {min} appointed")),
+        (r"^(?P<n>\d+) of (?P<min>[\d.]+) holders in scope$", N_("{n} of {min} holders in scope")),
+        (r"^(?P<n>\d+) of (?P<min>[\d.]+) holders$", N_("{n} of {min} holders")),
+        (
+            r"^not judged in (?P<year>\d{4}) \(even years only\)$",
+            N_("not judged in {year} (even years only)"),
+        ),
+        (r"^not judged in (?P<year>\d{4}) \(odd years only\)$", N_("not judged in {year} (odd years only)")),
+        (r"^not judged" + _YEARS + r": nobody needs it$", N_("not judged{years}: nobody needs it")),
+        (r"^not judged" + _YEARS + r": nobody in scope$", N_("not judged{years}: nobody in scope")),
+        (
+            r"^(?P<actual>\d+) % of (?P<goal>\d+) %"
+            + _YEARS
+            + r" \(of (?P<base>\d+) who need it, a place given\)$",
+            N_("{actual} of {goal}{years} (of {base} who need it, a place given)"),
+        ),
+        (
+            r"^(?P<actual>\d+) % of (?P<goal>\d+) %" + _YEARS + r" \(of (?P<base>\d+) who need it\)$",
+            N_("{actual} of {goal}{years} (of {base} who need it)"),
+        ),
+        (
+            r"^(?P<actual>\d+) % of (?P<goal>\d+) %" + _YEARS + r" \(a place given\)$",
+            N_("{actual} of {goal}{years} (a place given)"),
+        ),
+        (r"^(?P<actual>\d+) % of (?P<goal>\d+) %" + _YEARS + r"$", N_("{actual} of {goal}{years}")),
+    )
+)
+
+
+def target_words(words: str | None) -> str:
+    """A target's judged figure ("31 % of 50 %, 2026") in the reader's language; unknown wording as is."""
+    if not words or language() == "en":  # the rules write it in English already
+        return words or ""
+    for pattern, message in _TARGET_PATTERNS:
+        match = pattern.match(words)
+        if match:
+            values = {k: v for k, v in match.groupdict().items() if v is not None}
+            if "date" in values:
+                values["date"] = format_day(values["date"])
+            for key in ("actual", "goal"):  # whole percents
+                if key in values:
+                    values[key] = format_percent(int(values[key]) / 100)
+            values["years"] = f", {values['years']}" if values.get("years") else ""
+            return _(message).format(**values)
+    return words
