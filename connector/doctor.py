@@ -212,7 +212,12 @@ def needs_survey_check(client: MoodleClient, site: SiteInfo, config: Config) -> 
 
     missing = [f for f in SURVEY_FUNCTIONS if not site.can_call(f)]
     if missing:
-        return Check("needs survey", False, "missing: " + ", ".join(missing), add_to_service_hint(missing))
+        return Check(
+            _("needs survey"),
+            False,
+            _("missing: {names}").format(names=", ".join(missing)),
+            add_to_service_hint(missing),
+        )
     api = FeedbackApi(client)
     where = f"course {config.needs_feedback_course}, view.php?id={config.needs_feedback_cmid}"
     try:
@@ -220,16 +225,22 @@ def needs_survey_check(client: MoodleClient, site: SiteInfo, config: Config) -> 
         access = api.access(survey)
         if not access.can_view_reports:
             return Check(
-                "needs survey",
+                _("needs survey"),
                 False,
-                f'the token\'s user may not read the answers of "{survey.name}" ({where})',
+                _('the token\'s user may not read the answers of "{name}" ({where})').format(
+                    name=survey.name, where=where
+                ),
                 CAPABILITY_HINT,
             )
         answers = api.answers(survey)
         answers.item(config.needs_feedback_question)
     except ConnectorError as exc:
-        return Check("needs survey", False, exc.message, exc.hint)
-    return Check("needs survey", True, f'"{survey.name}" ({where}): {len(answers.responses)} answers')
+        return Check(_("needs survey"), False, exc.message, exc.hint)
+    return Check(
+        _("needs survey"),
+        True,
+        _('"{name}" ({where}): {n} answers').format(name=survey.name, where=where, n=len(answers.responses)),
+    )
 
 
 def _capability_probe(api: MoodleApi, mappings: Mappings) -> Check:

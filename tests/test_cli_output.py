@@ -269,23 +269,29 @@ def test_an_ambiguous_department_name_shows_each_with_its_organisation(demo_ledg
         "ceska-lipa.informatika); showing them all; pass an id to see one"
     ]
     assert [line.rstrip() for line in out.splitlines()[:9]] == [
-        "Compliance as of 2026-06-15",
-        "department                                              requirement      in scope  compliant  "
-        "expiring  expired  missing  grace  exempt  share  targets met  targets",
-        "------------------------------------------------------  ---------------  --------  ---------  "
-        "--------  -------  -------  -----  ------  -----  -----------  -----------------------",
-        "Odbor informatiky (Magistrát města Jablonec nad Nisou)  ai-ured                10          8  "
-        "       0        0        2      0       0    80%",
-        "Odbor informatiky (Magistrát města Jablonec nad Nisou)  digital-advisor         1          1  "
-        "       0        0        0      0       0   100%          yes  1 of 1 holders in scope",
-        "Odbor informatiky (Magistrát města Jablonec nad Nisou)  itsec-cz               11          5  "
-        "       1        2        3      0       0    55%           no  9 % of 50 %, 2026-2027",
-        "Odbor informatiky (Městský úřad Česká Lípa)             ai-ured                 7          5  "
-        "       0        0        2      0       0    71%",
-        "Odbor informatiky (Městský úřad Česká Lípa)             digital-advisor         1          1  "
-        "       0        0        0      0       0   100%          yes  1 of 1 holders in scope",
-        "Odbor informatiky (Městský úřad Česká Lípa)             itsec-cz                8          2  "
-        "       0        2        3      0       1    29%           no  14 % of 50 %, 2026-2027",
+        "Compliance as of 15 Jun 2026",
+        "department                                              requirement      title                 "
+        "                    in scope  compliant  expiring  expired  missing  grace  exempt  share  "
+        "targets met  targets",
+        "------------------------------------------------------  ---------------  "
+        "----------------------------------------  --------  ---------  --------  -------  -------  "
+        "-----  ------  -----  -----------  -----------------------",
+        "Odbor informatiky (Magistrát města Jablonec nad Nisou)  ai-ured          AI v práci úředníka   "
+        "                          10          8         0        0        2      0       0    80%",
+        "Odbor informatiky (Magistrát města Jablonec nad Nisou)  digital-advisor  "
+        "Digitální poradce / digitalni svetovalec         1          1         0        0        0      "
+        "0       0   100%          yes  1 of 1 holders in scope",
+        "Odbor informatiky (Magistrát města Jablonec nad Nisou)  itsec-cz         "
+        "Digitální bezpečnost (každé 2 roky)             11          5         1        2        3      "
+        "0       0    55%           no  9 % of 50 %, 2026-2027",
+        "Odbor informatiky (Městský úřad Česká Lípa)             ai-ured          AI v práci úředníka   "
+        "                           7          5         0        0        2      0       0    71%",
+        "Odbor informatiky (Městský úřad Česká Lípa)             digital-advisor  "
+        "Digitální poradce / digitalni svetovalec         1          1         0        0        0      "
+        "0       0   100%          yes  1 of 1 holders in scope",
+        "Odbor informatiky (Městský úřad Česká Lípa)             itsec-cz         "
+        "Digitální bezpečnost (každé 2 roky)              8          2         0        2        3      "
+        "0       1    29%           no  14 % of 50 %, 2026-2027",
     ]
 
 

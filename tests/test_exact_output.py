@@ -102,7 +102,7 @@ def test_sync_summary_line(demo: Demo) -> None:
     assert (demo.sync.exit_code, normalise(demo.sync.stdout), demo.sync.stderr) == (
         0,
         """\
-sync #1 ok (full, report path, as of 2026-06-15): 60 people (1 unplaced), 100 enrolments, 79 new completions, 0 no longer in Moodle, 300 status changes; 11 Moodle calls in N.N s
+sync #1 ok (full, report path, as of 15 Jun 2026): 60 people (1 unplaced), 100 enrolments, 79 new completions, 0 no longer in Moodle, 300 status changes; 11 Moodle calls in N.N s
 """,
         "",
     )
@@ -110,54 +110,54 @@ sync #1 ok (full, report path, as of 2026-06-15): 60 people (1 unplaced), 100 en
 
 # -- status --------------------------------------------------------------------------------------
 STATUS_TABLE = """\
-Compliance as of 2026-06-15
-department                          requirement           in scope  compliant  expiring  expired  missing  grace  exempt  share  targets met  targets
-----------------------------------  --------------------  --------  ---------  --------  -------  -------  -----  ------  -----  -----------  -----------------------------------
-Magistrát města Jablonec nad Nisou  ai-ured                     21         14         0        0        7      0       0    67%
-Magistrát města Jablonec nad Nisou  digital-advisor              1          1         0        0        0      0       0   100%
-Magistrát města Jablonec nad Nisou  itsec-cz                    22          7         2        7        6      0       0    41%           no  9 % of 50 %, 2026-2027
-  Odbor informatiky                 ai-ured                     10          8         0        0        2      0       0    80%
-  Odbor informatiky                 digital-advisor              1          1         0        0        0      0       0   100%          yes  1 of 1 holders in scope
-  Odbor informatiky                 itsec-cz                    11          5         1        2        3      0       0    55%           no  9 % of 50 %, 2026-2027
-  Odbor financí                     ai-ured                      8          4         0        0        4      0       0    50%
-  Odbor financí                     digital-advisor              0          0         0        0        0      0       0                  no  0 of 1 holders in scope
-  Odbor financí                     itsec-cz                     8          1         1        4        2      0       0    25%           no  0 % of 50 %, 2026-2027
-  Odbor sociálních věcí             ai-ured                      3          2         0        0        1      0       0    67%
-  Odbor sociálních věcí             digital-advisor              0          0         0        0        0      0       0                  no  0 of 1 holders in scope
-  Odbor sociálních věcí             itsec-cz                     3          1         0        1        1      0       0    33%           no  33 % of 50 %, 2026-2027
-Městský úřad Česká Lípa             ai-ured                     13         10         0        0        3      0       0    77%
-Městský úřad Česká Lípa             digital-advisor              1          1         0        0        0      0       0   100%
-Městský úřad Česká Lípa             itsec-cz                    14          3         0        5        4      1       1    23%           no  8 % of 50 %, 2026-2027
-  Odbor dopravy                     ai-ured                      6          5         0        0        1      0       0    83%
-  Odbor dopravy                     digital-advisor              0          0         0        0        0      0       0                  no  0 of 1 holders in scope
-  Odbor dopravy                     itsec-cz                     6          1         0        3        1      1       0    17%           no  0 % of 50 %, 2026-2027
-  Odbor informatiky                 ai-ured                      7          5         0        0        2      0       0    71%
-  Odbor informatiky                 digital-advisor              1          1         0        0        0      0       0   100%          yes  1 of 1 holders in scope
-  Odbor informatiky                 itsec-cz                     8          2         0        2        3      0       1    29%           no  14 % of 50 %, 2026-2027
-Obec Janov nad Nisou                ai-ured                      2          2         0        0        0      0       0   100%
-Obec Janov nad Nisou                digital-advisor              0          0         0        0        0      0       0
-Obec Janov nad Nisou                itsec-cz                     2          0         0        0        0      2       0     0%           no  0 % of 50 %, 2026-2027
-  Vedení obce                       ai-ured                      2          2         0        0        0      0       0   100%
-  Vedení obce                       digital-advisor              0          0         0        0        0      0       0                  no  0 of 1 holders in scope
-  Vedení obce                       itsec-cz                     2          0         0        0        0      2       0     0%           no  0 % of 50 %, 2026-2027
-Obec Lučany nad Nisou               ai-ured                      1          1         0        0        0      0       0   100%
-Obec Lučany nad Nisou               digital-advisor              0          0         0        0        0      0       0
-Obec Lučany nad Nisou               itsec-cz                     1          0         0        0        1      0       0     0%           no  0 % of 50 %, 2026-2027
-  Vedení obce                       ai-ured                      1          1         0        0        0      0       0   100%
-  Vedení obce                       digital-advisor              0          0         0        0        0      0       0                  no  0 of 1 holders in scope
-  Vedení obce                       itsec-cz                     1          0         0        0        1      0       0     0%           no  0 % of 50 %, 2026-2027
-Mestna občina Ljubljana             advisor-appointed-si         0          0         0        0        0      0       0
-Mestna občina Ljubljana             digital-advisor              2          2         0        0        0      0       0   100%
-Mestna občina Ljubljana             digvar-si                   19         11         0        7        1      0       0    58%               not judged, 2026: nobody needs it
-  Oddelek za finance                advisor-appointed-si         0          0         0        0        0      0       0                      0 of 1 appointed, due by 2026-12-31
-  Oddelek za finance                digital-advisor              0          0         0        0        0      0       0                  no  0 of 1 holders in scope
-  Oddelek za finance                digvar-si                    5          2         0        3        0      0       0    40%               not judged, 2026: nobody needs it
-  Oddelek za kulturo                advisor-appointed-si         0          0         0        0        0      0       0                      0 of 1 appointed, due by 2026-12-31
-  Oddelek za kulturo                digital-advisor              0          0         0        0        0      0       0                  no  0 of 1 holders in scope
-  Oddelek za kulturo                digvar-si                    8          4         0        4        0      0       0    50%               not judged, 2026: nobody needs it
-  Služba za digitalizacijo          advisor-appointed-si         0          0         0        0        0      0       0                 yes  2 of 1 appointed
-  Služba za digitalizacijo          digital-advisor              2          2         0        0        0      0       0   100%          yes  2 of 1 holders in scope
-  Služba za digitalizacijo          digvar-si                    6          5         0        0        1      0       0    83%               not judged, 2026: nobody needs it
+Compliance as of 15 Jun 2026
+department                          requirement           title                                     in scope  compliant  expiring  expired  missing  grace  exempt  share  targets met  targets
+----------------------------------  --------------------  ----------------------------------------  --------  ---------  --------  -------  -------  -----  ------  -----  -----------  -----------------------------------
+Magistrát města Jablonec nad Nisou  ai-ured               AI v práci úředníka                             21         14         0        0        7      0       0    67%
+Magistrát města Jablonec nad Nisou  digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%
+Magistrát města Jablonec nad Nisou  itsec-cz              Digitální bezpečnost (každé 2 roky)             22          7         2        7        6      0       0    41%           no  9 % of 50 %, 2026-2027
+  Odbor informatiky                 ai-ured               AI v práci úředníka                             10          8         0        0        2      0       0    80%
+  Odbor informatiky                 digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%          yes  1 of 1 holders in scope
+  Odbor informatiky                 itsec-cz              Digitální bezpečnost (každé 2 roky)             11          5         1        2        3      0       0    55%           no  9 % of 50 %, 2026-2027
+  Odbor financí                     ai-ured               AI v práci úředníka                              8          4         0        0        4      0       0    50%
+  Odbor financí                     digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Odbor financí                     itsec-cz              Digitální bezpečnost (každé 2 roky)              8          1         1        4        2      0       0    25%           no  0 % of 50 %, 2026-2027
+  Odbor sociálních věcí             ai-ured               AI v práci úředníka                              3          2         0        0        1      0       0    67%
+  Odbor sociálních věcí             digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Odbor sociálních věcí             itsec-cz              Digitální bezpečnost (každé 2 roky)              3          1         0        1        1      0       0    33%           no  33 % of 50 %, 2026-2027
+Městský úřad Česká Lípa             ai-ured               AI v práci úředníka                             13         10         0        0        3      0       0    77%
+Městský úřad Česká Lípa             digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%
+Městský úřad Česká Lípa             itsec-cz              Digitální bezpečnost (každé 2 roky)             14          3         0        5        4      1       1    23%           no  8 % of 50 %, 2026-2027
+  Odbor dopravy                     ai-ured               AI v práci úředníka                              6          5         0        0        1      0       0    83%
+  Odbor dopravy                     digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Odbor dopravy                     itsec-cz              Digitální bezpečnost (každé 2 roky)              6          1         0        3        1      1       0    17%           no  0 % of 50 %, 2026-2027
+  Odbor informatiky                 ai-ured               AI v práci úředníka                              7          5         0        0        2      0       0    71%
+  Odbor informatiky                 digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%          yes  1 of 1 holders in scope
+  Odbor informatiky                 itsec-cz              Digitální bezpečnost (každé 2 roky)              8          2         0        2        3      0       1    29%           no  14 % of 50 %, 2026-2027
+Obec Janov nad Nisou                ai-ured               AI v práci úředníka                              2          2         0        0        0      0       0   100%
+Obec Janov nad Nisou                digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0
+Obec Janov nad Nisou                itsec-cz              Digitální bezpečnost (každé 2 roky)              2          0         0        0        0      2       0     0%           no  0 % of 50 %, 2026-2027
+  Vedení obce                       ai-ured               AI v práci úředníka                              2          2         0        0        0      0       0   100%
+  Vedení obce                       digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Vedení obce                       itsec-cz              Digitální bezpečnost (každé 2 roky)              2          0         0        0        0      2       0     0%           no  0 % of 50 %, 2026-2027
+Obec Lučany nad Nisou               ai-ured               AI v práci úředníka                              1          1         0        0        0      0       0   100%
+Obec Lučany nad Nisou               digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0
+Obec Lučany nad Nisou               itsec-cz              Digitální bezpečnost (každé 2 roky)              1          0         0        0        1      0       0     0%           no  0 % of 50 %, 2026-2027
+  Vedení obce                       ai-ured               AI v práci úředníka                              1          1         0        0        0      0       0   100%
+  Vedení obce                       digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Vedení obce                       itsec-cz              Digitální bezpečnost (každé 2 roky)              1          0         0        0        1      0       0     0%           no  0 % of 50 %, 2026-2027
+Mestna občina Ljubljana             advisor-appointed-si  Imenovan digitalni svetovalec                    0          0         0        0        0      0       0
+Mestna občina Ljubljana             digital-advisor       Digitální poradce / digitalni svetovalec         2          2         0        0        0      0       0   100%
+Mestna občina Ljubljana             digvar-si             Digitalna varnost (vsaki 2 leti)                19         11         0        7        1      0       0    58%               not judged, 2026: nobody needs it
+  Oddelek za finance                advisor-appointed-si  Imenovan digitalni svetovalec                    0          0         0        0        0      0       0                      0 of 1 appointed, due by 2026-12-31
+  Oddelek za finance                digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Oddelek za finance                digvar-si             Digitalna varnost (vsaki 2 leti)                 5          2         0        3        0      0       0    40%               not judged, 2026: nobody needs it
+  Oddelek za kulturo                advisor-appointed-si  Imenovan digitalni svetovalec                    0          0         0        0        0      0       0                      0 of 1 appointed, due by 2026-12-31
+  Oddelek za kulturo                digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Oddelek za kulturo                digvar-si             Digitalna varnost (vsaki 2 leti)                 8          4         0        4        0      0       0    50%               not judged, 2026: nobody needs it
+  Služba za digitalizacijo          advisor-appointed-si  Imenovan digitalni svetovalec                    0          0         0        0        0      0       0                 yes  2 of 1 appointed
+  Služba za digitalizacijo          digital-advisor       Digitální poradce / digitalni svetovalec         2          2         0        0        0      0       0   100%          yes  2 of 1 holders in scope
+  Služba za digitalizacijo          digvar-si             Digitalna varnost (vsaki 2 leti)                 6          5         0        0        1      0       0    83%               not judged, 2026: nobody needs it
 
 1 active person matches no department and counts in none of the rows above: `connector unplaced` lists their spellings and the alias lines that place them
 """
@@ -240,13 +240,13 @@ Jan Novák (u001, EMP1001), active
 department: Odbor informatiky (Magistrát města Jablonec nad Nisou); position: digitální poradce
 
 Requirements
-requirement           status          valid until  since  due  decided by  detail
---------------------  --------------  -----------  -----  ---  ----------  ----------------------------------------------------
-advisor-appointed-si  not_applicable                                       an appointment: nobody must complete a course
-ai-ured               not_applicable                           AI-URED     outside the requirement's applies_to; one completion
-digital-advisor       compliant                                DIGSVET     one completion
-digvar-si             not_applicable                                       outside the requirement's applies_to; no completion
-itsec-cz              compliant       2027-12-17               ITSEC-CZ    one completion
+requirement           title                                     status          valid until  since  due  decided by  detail
+--------------------  ----------------------------------------  --------------  -----------  -----  ---  ----------  ----------------------------------------------------
+advisor-appointed-si  Imenovan digitalni svetovalec             not applicable                                       an appointment: nobody must complete a course
+ai-ured               AI v práci úředníka                       not applicable                           AI-URED     outside the requirement's applies_to; one completion
+digital-advisor       Digitální poradce / digitalni svetovalec  compliant                                DIGSVET     one completion
+digvar-si             Digitalna varnost (vsaki 2 leti)          not applicable                                       outside the requirement's applies_to; no completion
+itsec-cz              Digitální bezpečnost (každé 2 roky)       compliant       17 Dec 2027              ITSEC-CZ    one completion
 
 Evidence
 course    completed             source  first seen                 in Moodle
@@ -256,13 +256,13 @@ DIGSVET   2025-05-11T10:00:00Z  report  YYYY-MM-DDTHH:MM:SS+00:00        yes
 ITSEC-CZ  2025-12-17T10:00:00Z  report  YYYY-MM-DDTHH:MM:SS+00:00        yes
 
 History
-date        requirement           from  to
-----------  --------------------  ----  --------------
-2026-06-15  advisor-appointed-si        not_applicable
-2026-06-15  ai-ured                     not_applicable
-2026-06-15  digital-advisor             compliant
-2026-06-15  digvar-si                   not_applicable
-2026-06-15  itsec-cz                    compliant
+date         requirement           from  to
+-----------  --------------------  ----  --------------
+15 Jun 2026  advisor-appointed-si        not applicable
+15 Jun 2026  ai-ured                     not applicable
+15 Jun 2026  digital-advisor             compliant
+15 Jun 2026  digvar-si                   not applicable
+15 Jun 2026  itsec-cz                    compliant
 """,
         "",
     )

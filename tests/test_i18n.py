@@ -143,21 +143,22 @@ def run(ledger: Path, *args: str, mappings: Path = MAPPINGS, env: dict[str, str]
 
 SL_STATUS = """\
 Stanje na dan 15. 6. 2026
-oddelek             zahteva          naziv                             zavezani  veljavno  kmalu poteče  poteklo  manjka  uvajalno obdobje  izjema  delež  cilji doseženi
-------------------  ---------------  --------------------------------  --------  --------  ------------  -------  ------  ----------------  ------  -----  --------------
-Oddelek za kulturo  digital-advisor  Digitalni svetovalec                     0         0             0        0       0                 0       0                     ne
-Oddelek za kulturo  digvar-si        Digitalna varnost (vsaki 2 leti)         8         4             0        4       0                 0       0   50 %              ne
+oddelek             zahteva               naziv                             zavezani  veljavno  kmalu poteče  poteklo  manjka  uvajalno obdobje  izjema  delež  cilji doseženi  cilji
+------------------  --------------------  --------------------------------  --------  --------  ------------  -------  ------  ----------------  ------  -----  --------------  --------------------------------------------
+Oddelek za kulturo  advisor-appointed-si  Imenovan digitalni svetovalec            0         0             0        0       0                 0       0                         imenovanih 0 od 1, rok 31. 12. 2026
+Oddelek za kulturo  digital-advisor       Digitalni svetovalec                     0         0             0        0       0                 0       0                     ne  imetniki med zavezanimi: 0 od 1
+Oddelek za kulturo  digvar-si             Digitalna varnost (vsaki 2 leti)         8         4             0        4       0                 0       0   50 %                  ne presoja se, 2026: nihče tega ne potrebuje
 
 1 aktivna oseba ne spada v noben oddelek in ni šteta v nobeni vrstici zgoraj: `connector unplaced` izpiše zapise in vrstice vzdevkov, ki osebe razvrstijo
 """
 
 CS_STATUS = """\
 Stav plnění k 15. 6. 2026
-útvar          požadavek        název                                povinní  platné  brzy vyprší  propadlé  chybí  zkušební doba  výjimka  podíl  cíle splněny
--------------  ---------------  -----------------------------------  -------  ------  -----------  --------  -----  -------------  -------  -----  ------------
+útvar          požadavek        název                                povinní  platné  brzy vyprší  propadlé  chybí  zkušební doba  výjimka  podíl  cíle splněny  cíle
+-------------  ---------------  -----------------------------------  -------  ------  -----------  --------  -----  -------------  -------  -----  ------------  ------------------------------
 Odbor financí  ai-ured          AI v práci úředníka                        8       4            0         0      4              0        0   50 %
-Odbor financí  digital-advisor  Digitální poradce                          0       0            0         0      0              0        0                   ne
-Odbor financí  itsec-cz         Digitální bezpečnost (každé 2 roky)        8       1            1         4      2              0        0   25 %            ne
+Odbor financí  digital-advisor  Digitální poradce                          0       0            0         0      0              0        0                   ne  držitelé mezi povinnými: 0 z 1
+Odbor financí  itsec-cz         Digitální bezpečnost (každé 2 roky)        8       1            1         4      2              0        0   25 %            ne  0 % z 50 %, 2026-2027
 
 1 aktivní osoba nepatří do žádného útvaru a nezapočítává se do žádného řádku výše: `connector unplaced` vypíše zápisy a řádky aliasů, které osoby zařadí
 """
@@ -179,15 +180,15 @@ def test_status_in_czech(ledger: Path) -> None:
         (
             "cs",
             "chyba: požadavek „nope“ v mapování není\n"
-            "  rada: známé: itsec-cz, digvar-si, digital-advisor, ai-ured\n",
+            "  rada: známé: itsec-cz, digvar-si, advisor-appointed-si, digital-advisor, ai-ured\n",
         ),
         (
             "sl",
-            "napaka: zahteve »nope« v preslikavah ni\n  namig: znane: itsec-cz, digvar-si, digital-advisor, ai-ured\n",
+            "napaka: zahteve »nope« v preslikavah ni\n  namig: znane: itsec-cz, digvar-si, advisor-appointed-si, digital-advisor, ai-ured\n",
         ),
         (
             "en",
-            "error: no requirement 'nope' in the mappings\n  hint: known: itsec-cz, digvar-si, digital-advisor, ai-ured\n",
+            "error: no requirement 'nope' in the mappings\n  hint: known: itsec-cz, digvar-si, advisor-appointed-si, digital-advisor, ai-ured\n",
         ),
     ],
 )
@@ -317,12 +318,12 @@ def test_person_in_czech(ledger: Path) -> None:
     )
     assert lines[3:10] == [
         "Požadavky",
-        "požadavek        název                                stav       platí do      od  termín  rozhodující kurz  podrobnosti",
-        "---------------  -----------------------------------  ---------  ------------  --  ------  ----------------  ----------------------------------------------------",
-        "ai-ured          AI v práci úředníka                  netýká se                            AI-URED           mimo okruh povinných (applies_to); jedno absolvování",
-        "digital-advisor  Digitální poradce                    platné                               DIGSVET           jedno absolvování",
-        "digvar-si        Digitalna varnost (vsaki 2 leti)     netýká se                                              mimo okruh povinných (applies_to); žádné absolvování",
-        "itsec-cz         Digitální bezpečnost (každé 2 roky)  platné     17. 12. 2027              ITSEC-CZ          jedno absolvování",
+        "požadavek             název                                stav       platí do      od  termín  rozhodující kurz  podrobnosti",
+        "--------------------  -----------------------------------  ---------  ------------  --  ------  ----------------  ----------------------------------------------------",
+        "advisor-appointed-si  Imenovan digitalni svetovalec        netýká se                                              jmenování: nikdo nemusí absolvovat kurz",
+        "ai-ured               AI v práci úředníka                  netýká se                            AI-URED           mimo okruh povinných (applies_to); jedno absolvování",
+        "digital-advisor       Digitální poradce                    platné                               DIGSVET           jedno absolvování",
+        "digvar-si             Digitalna varnost (vsaki 2 leti)     netýká se                                              mimo okruh povinných (applies_to); žádné absolvování",
     ]
 
 

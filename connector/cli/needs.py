@@ -12,6 +12,7 @@ from connector.cli.app import config_of, format_option, main, now_of
 from connector.cli.output import echo_rows, echo_warnings
 from connector.cli.reports import open_for_reading
 from connector.errors import UsageError
+from connector.i18n import _, ngettext
 from connector.reports import columns
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def needs(
     if ctx.invoked_subcommand is not None:
         return
     if save and list_saved:
-        raise UsageError("--save and --list do not go together", hint="save first, then list")
+        raise UsageError(_("--save and --list do not go together"), hint=_("save first, then list"))
     if list_saved:
         with open_for_reading(ctx) as (ledger, _mappings):
             echo_rows(ledger.needs.analyses(), fmt, columns.NEEDS_ANALYSES)
@@ -53,7 +54,7 @@ def needs(
     wanted = _year_of(ctx, year)
     if save:
         if department:
-            raise UsageError("--save keeps the whole analysis; leave out --department")
+            raise UsageError(_("--save keeps the whole analysis; leave out --department"))
         _save(ctx, wanted)
         return
     with open_for_reading(ctx) as (ledger, mappings):
@@ -78,15 +79,29 @@ def print_needs(
     if fmt == "json":
         echo_rows(groups, fmt, columns.NEEDS)
         return
-    click.echo(f"Needs analysis {year} (statuses of the sync of {as_of})")
+    click.echo(_("Needs analysis {year} (statuses of the sync of {as_of})").format(year=year, as_of=as_of))
     shown = columns.NEEDS if not short else columns.Columns(table=columns.NEEDS.table[:-1])
     echo_rows(groups, fmt, shown)
     total = totals(groups)
     people = len({p["username"] for p in persons})
     click.echo(
-        f"\n{people} {'person needs' if people == 1 else 'people need'} training: {total['needs']} needs "
-        f"({total['missing']} missing, {total['expired']} expired, {total['expiring']} expiring by "
-        f"{year}-12-31, {total['grace']} newcomers, {total['declared']} declared)"
+        "\n"
+        + ngettext(
+            "{people} person needs training: {needs} needs ({missing} missing, {expired} expired, "
+            "{expiring} expiring by {year}-12-31, {grace} newcomers, {declared} declared)",
+            "{people} people need training: {needs} needs ({missing} missing, {expired} expired, "
+            "{expiring} expiring by {year}-12-31, {grace} newcomers, {declared} declared)",
+            people,
+        ).format(
+            people=people,
+            needs=total["needs"],
+            missing=total["missing"],
+            expired=total["expired"],
+            expiring=total["expiring"],
+            year=year,
+            grace=total["grace"],
+            declared=total["declared"],
+        )
     )
 
 
@@ -147,7 +162,11 @@ def import_needs(ctx: click.Context, file: Path, source: str | None) -> None:
         {(n.user_id, n.area, n.year, n.source) for n in found}
     )  # an area may name two requirements
     years = ", ".join(sorted({str(y) for y, _ in keys}))
-    click.echo(f"imported {declared} declared needs of {people} people for {years} from {file}")
+    click.echo(
+        _("imported {declared} declared needs of {people} people for {years} from {file}").format(
+            declared=declared, people=people, years=years, file=file
+        )
+    )
 
 
 @needs.command("survey")
@@ -160,9 +179,11 @@ def survey(ctx: click.Context, year: int | None) -> None:
     config = config_of(ctx)
     if config.needs_feedback_cmid is None:
         raise UsageError(
-            "no needs survey configured",
-            hint="set [needs] feedback_cmid (the number in the Feedback's address, view.php?id=N) and "
-            "feedback_course in connector.toml",
+            _("no needs survey configured"),
+            hint=_(
+                "set [needs] feedback_cmid (the number in the Feedback's address, "
+                "view.php?id=N) and feedback_course in connector.toml"
+            ),
         )
     year = _year_of(ctx, year)
     ledger, mappings = _open_to_write(ctx)

@@ -17,7 +17,7 @@ from connector.errors import UsageError
 from connector.i18n import LANGUAGES, _, adopt_mappings_language, format_day, language, ngettext, set_language
 from connector.reports import columns
 from connector.reports.formats import CSV_DIALECTS, csv_lines, render_csv, render_json
-from connector.reports.words import run_word
+from connector.reports.words import run_word, target_words
 
 if TYPE_CHECKING:
     from connector.ledger import Ledger
@@ -98,7 +98,9 @@ def print_status(
         return
     click.echo(_("Compliance as of {date}").format(date=format_day(when)))
     for row in rows:  # "9 % of 50 %, 2026-2027"; a ledger synced before the words existed has none
-        row["targets_judged"] = "; ".join(t["judged"] for t in row["targets"] if t.get("judged"))
+        row["targets_judged"] = "; ".join(
+            target_words(t["judged"]) for t in row["targets"] if t.get("judged")
+        )
     titles = {r.id: r.title_in(language()) for r in mappings.requirements}
     shown = [dict(row, title=titles.get(row["requirement"], "")) for row in with_tree_names(rows, mappings)]
     echo_rows(shown, fmt, columns.STATUS)

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from connector.durations import HINT as DURATION_HINT
 from connector.durations import Duration, parse_duration
 from connector.errors import MappingError, Problem
+from connector.i18n import N_, _
 from connector.mapping.models import (
     AppliesTo,
     CourseField,
@@ -35,13 +36,13 @@ from connector.mapping.models import (
 from connector.suggest import did_you_mean
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_ID_HINT = "use lower-case letters, digits, '.', '-' and '_', starting with a letter or digit"
+_ID_HINT = N_("use lower-case letters, digits, '.', '-' and '_', starting with a letter or digit")
 _NEVER = {"never", "forever", "none"}
 _PERCENT = re.compile(r"^\s*(\d+(?:[.,]\d+)?)\s*%\s*$")
 _TOML_POSITION = re.compile(r"at line (\d+), column (\d+)")
 # A sync adds durations to dates (Python's end in year 9999); no rule needs more than 100 years.
 _LONGEST = {"days": 36525, "weeks": 5218, "months": 1200, "years": 100}
-_LONGEST_HINT = "at most 100 years (1200 months, 5218 weeks, 36525 days)"
+_LONGEST_HINT = N_("at most 100 years (1200 months, 5218 weeks, 36525 days)")
 _MAX_SQLITE_INT = 2**63 - 1  # the ledger stores course ids as SQLite integers
 
 _TOP_KEYS = ("settings", "department", "course", "requirement")
@@ -163,7 +164,7 @@ class _Problems:
     def unknown_keys(self, table: dict[str, Any], known: tuple[str, ...], where: _Where) -> None:
         for key in table:
             if key not in known:
-                hint = did_you_mean(key, known, f"known keys: {', '.join(known)}")
+                hint = did_you_mean(key, known, _("known keys: {join}").format(join=", ".join(known)))
                 self.add(where.key(key), "unknown key", hint)
 
 
@@ -189,10 +190,13 @@ class _Reader:
         value = self.table.get(key)
         if value is None:
             if required:
-                self.problems.add(self.where.key(key), "missing", f'add {key} = "..."')
+                self.problems.add(self.where.key(key), _("missing"), _('add {key} = "..."').format(key=key))
             return None
         if not isinstance(value, str) or not value.strip():
-            self.problems.add(self.where.key(key), f"must be non-empty text, not {_type_name(value)}")
+            self.problems.add(
+                self.where.key(key),
+                _("must be non-empty text, not {type_name}").format(type_name=_type_name(value)),
+            )
             return None
         return value.strip()
 
@@ -205,7 +209,9 @@ class _Reader:
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
             self.problems.add(
-                self.where.key(key), "must be a list of non-empty texts", f'e.g. {key} = ["first", "second"]'
+                self.where.key(key),
+                _("must be a list of non-empty texts"),
+                _('e.g. {key} = ["first", "second"]').format(key=key),
             )
             return ()
         return tuple(v.strip() for v in value)
@@ -213,7 +219,9 @@ class _Reader:
     def identifier(self, key: str) -> str | None:
         value = self.text(key, required=True)
         if value is not None and not _ID.match(value):
-            self.problems.add(self.where.key(key), f"{value!r} is not a valid id", _ID_HINT)
+            self.problems.add(
+                self.where.key(key), _("{value!r} is not a valid id").format(value=value), _(_ID_HINT)
+            )
             return None
         return value
 
@@ -223,20 +231,26 @@ class _Reader:
             return None
         if not isinstance(value, str):
             self.problems.add(
-                self.where.key(key), f'must be text like "24 months", not {_type_name(value)}', DURATION_HINT
+                self.where.key(key),
+                _('must be text like "24 months", not {type_name}').format(type_name=_type_name(value)),
+                _(DURATION_HINT),
             )
             return None
         try:
             duration = parse_duration(value)
         except ValueError as exc:
-            self.problems.add(self.where.key(key), str(exc), DURATION_HINT)
+            self.problems.add(self.where.key(key), str(exc), _(DURATION_HINT))
             return None
         if duration.amount > _LONGEST[duration.unit]:
             self.problems.add(
                 self.where.key(key),
-                f"{value!r} is too long to compute dates with",
-                f"write {_LONGEST_HINT}"
-                + ("; leave valid_for out for a completion that never expires" if key == "valid_for" else ""),
+                _("{value!r} is too long to compute dates with").format(value=value),
+                _("write {limit}").format(limit=_(_LONGEST_HINT))
+                + (
+                    _("; leave valid_for out for a completion that never expires")
+                    if key == "valid_for"
+                    else ""
+                ),
             )
             return None
         return duration
@@ -246,8 +260,8 @@ class _Reader:
         if value is not None and not _valid_zone(value):
             self.problems.add(
                 self.where.key(key),
-                f"unknown time zone {value!r}",
-                'use an IANA name such as "Europe/Prague" or "Europe/Ljubljana"',
+                _("unknown time zone {value!r}").format(value=value),
+                _('use an IANA name such as "Europe/Prague" or "Europe/Ljubljana"'),
             )
             return None
         return value
@@ -258,7 +272,9 @@ class _Reader:
             return []
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             self.problems.add(
-                self.where.key(key), "must be an array of tables", f"write [[...{key}]] sections"
+                self.where.key(key),
+                _("must be an array of tables"),
+                _("write [[...{key}]] sections").format(key=key),
             )
             return []
         return value
@@ -293,8 +309,10 @@ def load(directory: Path) -> Mappings:
                 str(directory),
                 "",
                 where,
-                "set [mappings] dir in connector.toml, or CONNECTOR_MAPPINGS, "
-                "or run `connector --mappings DIR <command>`",
+                _(
+                    "set [mappings] dir in connector.toml, or CONNECTOR_MAPPINGS, or run "
+                    "`connector --mappings DIR <command>`"
+                ),
             )
         )
     for path in files:
@@ -306,9 +324,11 @@ def load(directory: Path) -> Mappings:
             Problem(
                 str(directory),
                 "",
-                "the directory has no requirement",
-                "add [[requirement]] entries; if requirements.toml was "
-                "truncated, restore it from a backup or version control",
+                _("the directory has no requirement"),
+                _(
+                    "add [[requirement]] entries; if requirements.toml was truncated, restore "
+                    "it from a backup or version control"
+                ),
             )
         )
     if problems.items:
@@ -321,7 +341,9 @@ def _read_file(path: Path, entries: _Entries, problems: _Problems) -> None:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        problems.items.append(Problem(str(path), "", f"cannot be read: {exc}", "save it as UTF-8"))
+        problems.items.append(
+            Problem(str(path), "", _("cannot be read: {exc}").format(exc=exc), _("save it as UTF-8"))
+        )
         return
     try:
         data = tomllib.loads(text)
@@ -329,7 +351,13 @@ def _read_file(path: Path, entries: _Entries, problems: _Problems) -> None:
         position = _TOML_POSITION.search(str(exc))
         line = int(position.group(1)) if position else None
         problems.items.append(
-            Problem(str(path), "", f"TOML syntax error: {exc}", "fix the syntax at the line shown", line)
+            Problem(
+                str(path),
+                "",
+                _("TOML syntax error: {exc}").format(exc=exc),
+                _("fix the syntax at the line shown"),
+                line,
+            )
         )
         return
     except RecursionError:  # tomllib recurses once per nested array or inline table
@@ -337,8 +365,8 @@ def _read_file(path: Path, entries: _Entries, problems: _Problems) -> None:
             Problem(
                 str(path),
                 "",
-                "values are nested too deeply to read",
-                "mappings need a few levels at most; look for a long run of '[' or '{'",
+                _("values are nested too deeply to read"),
+                _("mappings need a few levels at most; look for a long run of '[' or '{'"),
             )
         )
         return
@@ -353,14 +381,14 @@ def _read_sections(data: dict[str, Any], where: _Where, entries: _Entries, probl
         if isinstance(data["settings"], dict):
             entries.settings.append((data["settings"], where.key("settings")))
         else:
-            problems.add(where.key("settings"), "must be a table", "write a [settings] section")
+            problems.add(where.key("settings"), _("must be a table"), _("write a [settings] section"))
     for index, raw in enumerate(top.table_list("department")):
         dept = _read_department(raw, where.item("department", index, _label(raw)), problems)
         if dept is not None:
             entries.departments.append((dept, where.item("department", index, dept.id)))
     courses = data.get("course", {})
     if not isinstance(courses, dict):
-        problems.add(where.key("course"), "must be tables", "write [course.NAME] sections")
+        problems.add(where.key("course"), _("must be tables"), _("write [course.NAME] sections"))
         courses = {}
     for name, raw in courses.items():
         course = _read_course(name, raw, where.key("course").key(name), problems)
@@ -394,8 +422,8 @@ def _read_department(raw: dict[str, Any], where: _Where, problems: _Problems) ->
     if bool(profile_field) != bool(profile_values):
         problems.add(
             where.key("profile_values" if profile_field else "profile_field"),
-            "profile_field and profile_values go together",
-            'e.g. profile_field = "orgunit" and profile_values = ["OI"]',
+            _("profile_field and profile_values go together"),
+            _('e.g. profile_field = "orgunit" and profile_values = ["OI"]'),
         )
     if dept_id is None:  # other problems still leave enough to check parents and duplicates
         return None
@@ -409,14 +437,18 @@ def _spellings(read: _Reader, key: str) -> tuple[str, ...]:
     aliases = read.texts(f"{key}_aliases")
     if aliases and main is None:
         read.problems.add(
-            read.where.key(f"{key}_aliases"), f"aliases without {key}", f'add {key} = "the official spelling"'
+            read.where.key(f"{key}_aliases"),
+            _("aliases without {key}").format(key=key),
+            _('add {key} = "the official spelling"').format(key=key),
         )
     return ((main,) if main else ()) + aliases
 
 
 def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> MappedCourse | None:
     if not isinstance(raw, dict):
-        problems.add(where, "must be a table", f'write [course.{name}] with idnumber = "..."')
+        problems.add(
+            where, _("must be a table"), _('write [course.{name}] with idnumber = "..."').format(name=name)
+        )
         return None
     problems.unknown_keys(raw, _COURSE_KEYS, where)
     given = [key for key in _COURSE_FIELDS if key in raw]
@@ -425,24 +457,31 @@ def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> Map
             where,
             "needs exactly one of idnumber, shortname or id"
             + (f" (found {', '.join(given)})" if given else ""),
-            "idnumber is the most stable way to name a course",
+            _("idnumber is the most stable way to name a course"),
         )
         return None
     by = given[0]
     value = raw[by]
     if by == "id":
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            problems.add(where.key("id"), f"must be a positive whole number, not {_type_name(value)}")
+            problems.add(
+                where.key("id"),
+                _("must be a positive whole number, not {type_name}").format(type_name=_type_name(value)),
+            )
             return None
         if value > _MAX_SQLITE_INT:
             problems.add(
                 where.key("id"),
-                f"{value} is larger than any Moodle course id can be",
-                f"a course id is at most {_MAX_SQLITE_INT}; copy it from the course's URL (id=...)",
+                _("{value} is larger than any Moodle course id can be").format(value=value),
+                _("a course id is at most {max_sqlite_int}; copy it from the course's URL (id=...)").format(
+                    max_sqlite_int=_MAX_SQLITE_INT
+                ),
             )
             return None
     elif not isinstance(value, str) or not value.strip():
-        problems.add(where.key(by), f"must be non-empty text, not {_type_name(value)}")
+        problems.add(
+            where.key(by), _("must be non-empty text, not {type_name}").format(type_name=_type_name(value))
+        )
         return None
     title = _Reader(raw, where, problems).text("title") or ""
     return MappedCourse(name, CourseRef(by, str(value).strip()), title)
@@ -457,31 +496,33 @@ def _read_requirement(
     title, titles = _read_titles(raw, where, problems)
     courses = read.texts("courses")
     if "courses" not in raw:
-        problems.add(where.key("courses"), "missing", 'add courses = ["name of a [course.NAME] entry"]')
+        problems.add(where.key("courses"), _("missing"), _('add courses = ["name of a [course.NAME] entry"]'))
     elif not courses and isinstance(raw.get("courses"), list):
         listed = raw.get("target")
         kinds = {t.get("kind") for t in listed if isinstance(t, dict)} if isinstance(listed, list) else set()
         if kinds != {"appointed"}:  # an appointment-only duty names no course; any other needs one
             problems.add(
                 where.key("courses"),
-                "is empty",
-                'name at least one course (only a requirement whose targets are all kind = "appointed" '
-                "may have none)",
+                _("is empty"),
+                _(
+                    "name at least one course (only a requirement whose targets are all kind = "
+                    '"appointed" may have none)'
+                ),
             )
     require = raw.get("require", "any")
     if require not in ("any", "all"):
         problems.add(
             where.key("require"),
-            f'must be "any" or "all", not {require!r}',
-            '"any": one of the courses is enough; "all": every course is needed',
+            _('must be "any" or "all", not {require!r}').format(require=require),
+            _('"any": one of the courses is enough; "all": every course is needed'),
         )
     valid_for = _validity(read)
     warn_before, grace = read.duration("warn_before"), read.duration("grace")
     if warn_before is not None and valid_for is None and "valid_for" not in raw:
         problems.add(
             where.key("warn_before"),
-            "a warning window needs a validity",
-            'add valid_for = "24 months" or remove warn_before',
+            _("a warning window needs a validity"),
+            _('add valid_for = "24 months" or remove warn_before'),
         )
     applies_to = _read_applies_to(raw.get("applies_to"), where.key("applies_to"), problems)
     exemptions = tuple(
@@ -522,7 +563,7 @@ def _read_applies_to(raw: Any, where: _Where, problems: _Problems) -> AppliesTo:
     if raw is None:
         return AppliesTo()
     if not isinstance(raw, dict):
-        problems.add(where, "must be a table", "write a [requirement.applies_to] section")
+        problems.add(where, _("must be a table"), _("write a [requirement.applies_to] section"))
         return AppliesTo()
     problems.unknown_keys(raw, _APPLIES_KEYS, where)
     read = _Reader(raw, where, problems)
@@ -537,8 +578,8 @@ def _read_exemption(raw: dict[str, Any], where: _Where, problems: _Problems) -> 
     if (username is None) == (idnumber is None) and ("username" in raw) == ("idnumber" in raw):
         problems.add(
             where,
-            "needs exactly one of username or idnumber",
-            'e.g. username = "u036" or idnumber = "EMP1036"',
+            _("needs exactly one of username or idnumber"),
+            _('e.g. username = "u036" or idnumber = "EMP1036"'),
         )
         return None
     until = _date(raw.get("until"), where.key("until"), problems)
@@ -557,7 +598,9 @@ def _date(value: Any, where: _Where, problems: _Problems) -> date | None:
             return date.fromisoformat(value.strip())
         except ValueError:
             pass
-    problems.add(where, f"{value!r} is not a date", "write a TOML date like 2026-06-30")
+    problems.add(
+        where, _("{value!r} is not a date").format(value=value), _("write a TOML date like 2026-06-30")
+    )
     return None
 
 
@@ -567,9 +610,11 @@ def _read_target(raw: dict[str, Any], where: _Where, problems: _Problems) -> Tar
     if kind not in ("share", "holders", "appointed"):
         problems.add(
             where.key("kind"),
-            f'must be "share", "holders" or "appointed", not {kind!r}',
-            '"share": a minimum share of people in scope; "holders": a minimum number of holders; '
-            '"appointed": a minimum number of people in the positions listed',
+            _('must be "share", "holders" or "appointed", not {kind!r}').format(kind=kind),
+            _(
+                '"share": a minimum share of people in scope; "holders": a minimum number of '
+                'holders; "appointed": a minimum number of people in the positions listed'
+            ),
         )
         return None
     minimum = _target_minimum(
@@ -580,8 +625,8 @@ def _read_target(raw: dict[str, Any], where: _Where, problems: _Problems) -> Tar
     if judged_at not in ("all", "leaves", "organisations"):
         problems.add(
             where.key("judged_at"),
-            f'must be "all", "leaves" or "organisations", not {judged_at!r}',
-            '"leaves": departments without sub-departments; "organisations": top-level ones',
+            _('must be "all", "leaves" or "organisations", not {judged_at!r}').format(judged_at=judged_at),
+            _('"leaves": departments without sub-departments; "organisations": top-level ones'),
         )
         return None
     read = _Reader(raw, where, problems)
@@ -589,46 +634,46 @@ def _read_target(raw: dict[str, Any], where: _Where, problems: _Problems) -> Tar
     if years not in ("all", "even", "odd") or (years != "all" and kind != "share"):
         problems.add(
             where.key("years"),
-            f'must be "all", "even" or "odd" on a share target, not {years!r}',
-            'e.g. period = "1 year" and years = "even": judged every even year',
+            _('must be "all", "even" or "odd" on a share target, not {years!r}').format(years=years),
+            _('e.g. period = "1 year" and years = "even": judged every even year'),
         )
         return None
     among = raw.get("among", "all")
     if among not in ("all", "in_scope") or (among != "all" and kind != "holders"):
         problems.add(
             where.key("among"),
-            f'must be "all" or "in_scope" on a holders target, not {among!r}',
-            '"in_scope": only holders the requirement applies to count',
+            _('must be "all" or "in_scope" on a holders target, not {among!r}').format(among=among),
+            _('"in_scope": only holders the requirement applies to count'),
         )
         return None
     of, counts = raw.get("of", "in_scope"), raw.get("counts", "completed")
     if of not in ("in_scope", "needs") or (of != "in_scope" and kind != "share"):
         problems.add(
             where.key("of"),
-            f'must be "in_scope" or "needs" on a share target, not {of!r}',
-            '"needs": the people the year\'s saved needs analysis lists for this requirement',
+            _('must be "in_scope" or "needs" on a share target, not {of!r}').format(of=of),
+            _('"needs": the people the year\'s saved needs analysis lists for this requirement'),
         )
         return None
     if counts not in ("completed", "enrolled") or (counts != "completed" and kind != "share"):
         problems.add(
             where.key("counts"),
-            f'must be "completed" or "enrolled" on a share target, not {counts!r}',
-            '"enrolled": a place given (an enrolment in one of its courses during the period) counts',
+            _('must be "completed" or "enrolled" on a share target, not {counts!r}').format(counts=counts),
+            _('"enrolled": a place given (an enrolment in one of its courses during the period) counts'),
         )
         return None
     positions = read.texts("positions")
     if (kind == "appointed") != bool(positions):
         problems.add(
             where.key("positions"),
-            "an appointed target needs positions"
+            _("an appointed target needs positions")
             if kind == "appointed"
-            else "only an appointed target has positions",
-            'e.g. positions = ["digitalni svetovalec"]',
+            else _("only an appointed target has positions"),
+            _('e.g. positions = ["digitalni svetovalec"]'),
         )
         return None
     by = _date(raw.get("by"), where.key("by"), problems)
     if by is not None and kind != "appointed":
-        problems.add(where.key("by"), "only an appointed target has a deadline", "remove by")
+        problems.add(where.key("by"), _("only an appointed target has a deadline"), _("remove by"))
         return None
     if minimum is None or period is False:
         return None
@@ -651,7 +696,11 @@ def _target_minimum(kind: str, value: Any, where: _Where, problems: _Problems) -
     if kind == "holders":
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return float(value)
-        problems.add(where, f"must be a whole number of at least 1, not {value!r}", "e.g. min = 1")
+        problems.add(
+            where,
+            _("must be a whole number of at least 1, not {value!r}").format(value=value),
+            _("e.g. min = 1"),
+        )
         return None
     share: float | None = None
     percent = _PERCENT.match(value) if isinstance(value, str) else None
@@ -661,7 +710,9 @@ def _target_minimum(kind: str, value: Any, where: _Where, problems: _Problems) -
         share = value
     if share is None or not 0 < share <= 1:
         problems.add(
-            where, f"must be a share between 0 and 100 %, not {value!r}", 'write min = "50 %" or min = 0.5'
+            where,
+            _("must be a share between 0 and 100 %, not {value!r}").format(value=value),
+            _('write min = "50 %" or min = 0.5'),
         )
         return None
     return share
@@ -674,7 +725,7 @@ def _target_period(
     if "period" not in raw:
         return None
     if kind != "share":
-        problems.add(where.key("period"), "only a share target has a period", "remove period")
+        problems.add(where.key("period"), _("only a share target has a period"), _("remove period"))
         return False
     period = _Reader(raw, where, problems).duration("period")
     if period is None:
@@ -683,8 +734,8 @@ def _target_period(
         return period
     problems.add(
         where.key("period"),
-        f"{period} does not divide the calendar evenly",
-        'use "N years" or 1, 2, 3, 4, 6 or 12 months',
+        _("{period} does not divide the calendar evenly").format(period=period),
+        _('use "N years" or 1, 2, 3, 4, 6 or 12 months'),
     )
     return False
 
@@ -700,9 +751,12 @@ def _read_titles(
     if isinstance(value, dict):
         for lang, text in value.items():
             if lang not in _LANGUAGES:
-                problems.add(where.key(f"title.{lang}"), "is not a language", "use cs, sl or en")
+                problems.add(where.key(f"title.{lang}"), _("is not a language"), _("use cs, sl or en"))
             elif not isinstance(text, str) or not text.strip():
-                problems.add(where.key(f"title.{lang}"), f"must be non-empty text, not {_type_name(text)}")
+                problems.add(
+                    where.key(f"title.{lang}"),
+                    _("must be non-empty text, not {type_name}").format(type_name=_type_name(text)),
+                )
             else:
                 titles[lang] = text.strip()
         title = titles.get("en") or next(iter(titles.values()), None)
@@ -714,7 +768,7 @@ def _read_titles(
         if text:
             titles[lang] = text
     if title is None and not titles and "title" not in raw:
-        problems.add(where.key("title"), "missing", 'add title = "..."')
+        problems.add(where.key("title"), _("missing"), _('add title = "..."'))
     return title or next(iter(titles.values()), None), tuple(sorted(titles.items()))
 
 
@@ -733,9 +787,11 @@ def _assemble(entries: _Entries, problems: _Problems) -> Mappings | None:
 
 
 def _read_settings(found: list[tuple[dict[str, Any], _Where]], problems: _Problems) -> dict[str, Any] | None:
-    for _, where in found[1:]:
+    for _table, where in found[1:]:
         problems.add(
-            where, f"[settings] appears again (first in {found[0][1].file})", "keep one [settings] section"
+            where,
+            _("[settings] appears again (first in {file})").format(file=found[0][1].file),
+            _("keep one [settings] section"),
         )
     if not found:
         return {}
@@ -750,7 +806,11 @@ def _read_settings(found: list[tuple[dict[str, Any], _Where]], problems: _Proble
         "language": read.text("language"),
     }
     if values["language"] is not None and values["language"] not in _LANGUAGES:
-        problems.add(where.key("language"), f"{values['language']!r} is not a language", "use cs, sl or en")
+        problems.add(
+            where.key("language"),
+            _("{language!r} is not a language").format(language=values["language"]),
+            _("use cs, sl or en"),
+        )
     return values if len(problems.items) == before else None
 
 
@@ -759,8 +819,8 @@ def _repeated_id(kind: str, id: str, where: _Where, seen: dict[str, _Where], pro
     if id in seen:
         problems.add(
             where.key("id"),
-            f"duplicate {kind} id {id!r} (first in {seen[id].file})",
-            f"give every {kind} its own id",
+            _("duplicate {kind} id {id!r} (first in {file})").format(kind=_(kind), id=id, file=seen[id].file),
+            _("give every {kind} its own id").format(kind=_(kind)),
         )
         return True
     seen[id] = where
@@ -777,8 +837,8 @@ def _check_departments(found: list[tuple[Department, _Where]], problems: _Proble
         if dept.parent_id is not None and dept.parent_id not in by_id:
             problems.add(
                 where_of[dept.id].key("parent"),
-                f"unknown department {dept.parent_id!r}",
-                did_you_mean(dept.parent_id, by_id, "define it or fix the id"),
+                _("unknown department {parent_id!r}").format(parent_id=dept.parent_id),
+                did_you_mean(dept.parent_id, by_id, _("define it or fix the id")),
             )
     _report_cycles(by_id, where_of, problems)
     _report_ambiguous_placement(by_id, where_of, problems)
@@ -800,7 +860,7 @@ def _report_cycles(by_id: dict[str, Department], where_of: dict[str, _Where], pr
         problems.add(
             where_of[node].key("parent"),
             "parents form a cycle: " + " -> ".join(cycle + [node]),
-            "one department of the cycle must be an organisation (no parent) or have another parent",
+            _("one department of the cycle must be an organisation (no parent) or have another parent"),
         )
 
 
@@ -817,8 +877,8 @@ def _report_ambiguous_placement(
             if other != dept.id:
                 problems.add(
                     where_of[dept.id],
-                    f"{label} also places people in {other!r}",
-                    "every spelling, cohort or profile value may place people in one department only",
+                    _("{label} also places people in {other!r}").format(label=label, other=other),
+                    _("every spelling, cohort or profile value may place people in one department only"),
                 )
 
 
@@ -857,13 +917,17 @@ def _check_courses(found: list[tuple[MappedCourse, _Where]], problems: _Problems
     by_ref: dict[CourseRef, str] = {}
     for course, where in found:
         if course.name in by_name:
-            problems.add(where, f"course {course.name!r} is defined again", "keep one [course.NAME] per name")
+            problems.add(
+                where,
+                _("course {name!r} is defined again").format(name=course.name),
+                _("keep one [course.NAME] per name"),
+            )
             continue
         if course.ref in by_ref:
             problems.add(
                 where,
-                f"{course.ref} is already mapped as {by_ref[course.ref]!r}",
-                "name each Moodle course once and use that name in every requirement",
+                _("{ref} is already mapped as {value!r}").format(ref=course.ref, value=by_ref[course.ref]),
+                _("name each Moodle course once and use that name in every requirement"),
             )
             continue
         by_name[course.name], by_ref[course.ref] = course, course.name
@@ -913,11 +977,13 @@ def _course_refs(
             continue  # its own problems are listed where it is defined
         problems.add(
             where,
-            f"unknown course {name!r}",
-            did_you_mean(name, courses, f"define it as [course.{name}] with its idnumber"),
+            _("unknown course {name!r}").format(name=name),
+            did_you_mean(
+                name, courses, _("define it as [course.{name}] with its idnumber").format(name=name)
+            ),
         )
     if len(set(names)) != len(names):
-        problems.add(where, "names a course twice", "list each course once")
+        problems.add(where, _("names a course twice"), _("list each course once"))
     return None if missing else tuple(courses[n].ref for n in names)
 
 
@@ -927,7 +993,9 @@ def _check_known(
     for name in names:
         if name not in known:
             problems.add(
-                where, f"unknown {what} {name!r}", did_you_mean(name, known, f"define the {what} first")
+                where,
+                _("unknown {what} {name!r}").format(what=what, name=name),
+                did_you_mean(name, known, _("define the {what} first").format(what=what)),
             )
 
 

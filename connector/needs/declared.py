@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import ImportFileError, Problem
+from connector.i18n import _
 from connector.ledger.needs import DeclaredNeed
 from connector.mapping import Mappings
 from connector.moodle.feedback import SurveyAnswers
@@ -41,7 +42,7 @@ def read_csv(
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        raise ImportFileError(Problem(name, "", f"cannot read: {reason}")) from None
+        raise ImportFileError(Problem(name, "", _("cannot read: {reason}").format(reason=reason))) from None
     sample = text[:4096]
     dialect: type[csv.Dialect] | csv.Dialect = csv.excel
     if sample.count(";") > sample.count(","):  # Czech and Slovenian spreadsheets save with ';'
@@ -60,10 +61,10 @@ def read_csv(
         needs.extend(found)
     if problems:
         raise ImportFileError(
-            problems, hint="fix these lines and import the file again; nothing was imported"
+            problems, hint=_("fix these lines and import the file again; nothing was imported")
         )
     if not needs:
-        raise ImportFileError(Problem(name, "", "has no lines to import"))
+        raise ImportFileError(Problem(name, "", _("has no lines to import")))
     return needs
 
 
@@ -74,18 +75,26 @@ class _Semicolon(csv.excel):
 def _header_problems(name: str, header: list[str], default_source: str | None) -> list[Problem]:
     problems = []
     if "username" not in header and "idnumber" not in header:
-        problems.append(Problem(name, "", "needs a username or an idnumber column", line=1))
+        problems.append(Problem(name, "", _("needs a username or an idnumber column"), line=1))
     for column in ("area", "year"):
         if column not in header:
-            problems.append(Problem(name, "", f"has no {column} column", line=1))
+            problems.append(Problem(name, "", _("has no {column} column").format(column=column), line=1))
     if "source" not in header and not default_source:
         problems.append(
-            Problem(name, "", "has no source column", 'add one, or pass --source "interviews 2027"', line=1)
+            Problem(
+                name, "", _("has no source column"), _('add one, or pass --source "interviews 2027"'), line=1
+            )
         )
     unknown = [h for h in header if h not in CSV_COLUMNS]
     if unknown:
         problems.append(
-            Problem(name, "", f"unknown column {', '.join(unknown)}", f"columns: {', '.join(CSV_COLUMNS)}", 1)
+            Problem(
+                name,
+                "",
+                _("unknown column {join}").format(join=", ".join(unknown)),
+                _("columns: {join}").format(join=", ".join(CSV_COLUMNS)),
+                1,
+            )
         )
     return problems
 
@@ -105,19 +114,29 @@ def _line(
     area = cells.get("area", "")
     requirements = mappings.requirements_for_area(area) if area else ()
     if not area:
-        problems.append(Problem(name, "area", "is empty", line=line))
+        problems.append(Problem(name, "area", _("is empty"), line=line))
     elif not requirements:
         known = sorted({a for r in mappings.requirements if r.courses for a in (r.id, *r.needs_areas)})
         problems.append(
-            Problem(name, "area", f"'{area}' names no requirement", f"use one of: {', '.join(known)}", line)
+            Problem(
+                name,
+                "area",
+                _("'{area}' names no requirement").format(area=area),
+                _("use one of: {join}").format(join=", ".join(known)),
+                line,
+            )
         )
     year_text = cells.get("year", "")
     year = int(year_text) if year_text.isdigit() and int(year_text) in _YEARS else None
     if year is None:
-        problems.append(Problem(name, "year", f"'{year_text}' is not a year", "e.g. 2027", line))
+        problems.append(
+            Problem(
+                name, "year", _("'{year_text}' is not a year").format(year_text=year_text), "e.g. 2027", line
+            )
+        )
     source = cells.get("source") or default_source or ""
     if not source:
-        problems.append(Problem(name, "source", "is empty", "say where the need was found", line))
+        problems.append(Problem(name, "source", _("is empty"), _("say where the need was found"), line))
     if len(problems) > before or person is None or year is None:
         return []
     return [DeclaredNeed(int(person["user_id"]), year, r.id, area, source) for r in requirements]
@@ -135,16 +154,28 @@ def _person(
     if username:
         person = by_username(username)
         if person is None:
-            problems.append(Problem(name, "username", f"no person '{username}' in the ledger", line=line))
+            problems.append(
+                Problem(
+                    name,
+                    "username",
+                    _("no person '{username}' in the ledger").format(username=username),
+                    line=line,
+                )
+            )
         return person
     if idnumber:
         person = by_idnumber(idnumber)
         if person is None:
             problems.append(
-                Problem(name, "idnumber", f"no person with idnumber '{idnumber}' in the ledger", line=line)
+                Problem(
+                    name,
+                    "idnumber",
+                    _("no person with idnumber '{idnumber}' in the ledger").format(idnumber=idnumber),
+                    line=line,
+                )
             )
         return person
-    problems.append(Problem(name, "", "names nobody (username and idnumber are empty)", line=line))
+    problems.append(Problem(name, "", _("names nobody (username and idnumber are empty)"), line=line))
     return None
 
 

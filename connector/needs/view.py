@@ -6,6 +6,7 @@ from datetime import date
 from typing import Any
 
 from connector.errors import LedgerError
+from connector.i18n import _
 from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.needs.analysis import REASONS, Need, course_to_take, group, needs_of_year
@@ -19,8 +20,8 @@ def current_needs(ledger: Ledger, mappings: Mappings, year: int) -> tuple[date, 
     run = ledger.runs.last("ok")
     if run is None:
         raise LedgerError(
-            "the ledger has no successful sync yet",
-            hint="run `connector sync` (or `connector demo` to try it out)",
+            _("the ledger has no successful sync yet"),
+            hint=_("run `connector sync` (or `connector demo` to try it out)"),
         )
     people = {int(p["user_id"]): p for p in ledger.people.rows()}
     needs = needs_of_year(year, ledger.statuses.current(), ledger.needs.declared(year), people, mappings)

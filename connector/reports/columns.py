@@ -227,16 +227,16 @@ FORECAST = Columns(
 
 NEEDS = Columns(
     table=(
-        ("department_name", "department"),
-        ("requirement", "requirement"),
-        ("needs", "needs"),
-        ("missing", "missing"),
-        ("expired", "expired"),
-        ("expiring", "expiring"),
-        ("grace", "grace"),
-        ("declared", "declared"),
-        ("course", "course to take"),
-        ("who", "who"),
+        ("department_name", N_("department")),
+        ("requirement", N_("requirement")),
+        ("needs", N_("needs")),
+        ("missing", N_("missing")),
+        ("expired", N_("expired")),
+        ("expiring", N_("expiring")),
+        ("grace", N_("grace")),
+        ("declared", N_("declared")),
+        ("course", N_("course to take")),
+        ("who", N_("who")),
     ),
     # one line per person x requirement: who needs what (a mail merge, a training plan)
     csv=(
@@ -254,13 +254,13 @@ NEEDS = Columns(
 
 NEEDS_ANALYSES = Columns(
     table=(
-        ("year", "year"),
-        ("version", "version"),
-        ("saved_at", "saved"),
-        ("as_of", "statuses of"),
-        ("people", "people"),
-        ("needs", "needs"),
-        ("supersedes", "supersedes"),
+        ("year", N_("year")),
+        ("version", N_("version")),
+        ("saved_at", N_("saved")),
+        ("as_of", N_("statuses of")),
+        ("people", N_("people")),
+        ("needs", N_("needs")),
+        ("supersedes", N_("supersedes")),
     ),
     csv=("year", "version", "saved_at", "as_of", "people", "needs", "supersedes"),
 )

@@ -72,6 +72,10 @@ _DETAIL_PARTS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), message)
     for pattern, message in (
         (r"^one completion$", N_("one completion")),
+        (
+            r"^an appointment: nobody must complete a course$",
+            N_("an appointment: nobody must complete a course"),
+        ),
         (r"^no completion$", N_("no completion")),
         (r"^latest of (?P<n>\d+) completions$", N_("latest of {n} completions")),
         (r"^all (?P<n>\d+) courses completed$", N_("all {n} courses completed")),
