@@ -192,7 +192,12 @@ def _stream_csv(rows: Iterable[dict[str, Any]], dialect: str, output: Path | Non
     lines = csv_lines(counted(), columns.EXPORT.csv, dialect)
     if output:
         write_private(output, lines)
-        click.echo(f"wrote {written} rows to {output}", err=True)
+        click.echo(
+            ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", written).format(
+                n=written, path=output
+            ),
+            err=True,
+        )
     else:
         for line in lines:
             click.echo(line, nl=False)
