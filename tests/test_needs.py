@@ -177,7 +177,7 @@ def test_the_needs_table_of_a_department(needs_site: NeedsSite) -> None:
     code, out, _ = needs_site.run("needs", "--year", "2026", "--department", "ljubljana.digitalizacija")
     assert code == 0
     assert out.splitlines() == [
-        "Needs analysis 2026 (statuses of the sync of 2026-06-15)",
+        "Needs analysis 2026 (statuses of the sync of 15 Jun 2026)",
         "department                requirement      needs  missing  expired  expiring  grace  declared"
         "  course to take                                      who",
         "------------------------  ---------------  -----  -------  -------  --------  -----  --------"
@@ -405,7 +405,7 @@ def test_an_anonymous_survey_is_refused_by_doctor(needs_site: NeedsSite, tmp_pat
 def test_the_year_defaults_to_the_clock(needs_site: NeedsSite) -> None:
     assert date(2026, 1, 1) <= NOW.date()
     code, out, _ = needs_site.run("needs", "--department", "ljubljana.digitalizacija")
-    assert (code, out.splitlines()[0]) == (0, "Needs analysis 2026 (statuses of the sync of 2026-06-15)")
+    assert (code, out.splitlines()[0]) == (0, "Needs analysis 2026 (statuses of the sync of 15 Jun 2026)")
 
 
 def test_the_demo_ends_with_this_years_needs_analysis(tmp_path: Path) -> None:
@@ -415,7 +415,7 @@ def test_the_demo_ends_with_this_years_needs_analysis(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     year = date.today().year
     out = result.stdout.splitlines()
-    start = out.index(f"Needs analysis {year} (statuses of the sync of {date.today()})")
+    start = out.index(f"Needs analysis {year} (statuses of the sync of {date.today():%-d %b %Y})")
     assert out[start + 1].split() == [
         "department", "requirement", "needs", "missing", "expired", "expiring", "grace", "declared", "course",
         "to", "take",

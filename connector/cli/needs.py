@@ -12,7 +12,7 @@ from connector.cli.app import config_of, format_option, main, now_of
 from connector.cli.output import echo_rows, echo_warnings
 from connector.cli.reports import open_for_reading
 from connector.errors import UsageError
-from connector.i18n import _, ngettext
+from connector.i18n import _, format_day, ngettext
 from connector.reports import columns
 
 if TYPE_CHECKING:
@@ -79,7 +79,11 @@ def print_needs(
     if fmt == "json":
         echo_rows(groups, fmt, columns.NEEDS)
         return
-    click.echo(_("Needs analysis {year} (statuses of the sync of {as_of})").format(year=year, as_of=as_of))
+    click.echo(
+        _("Needs analysis {year} (statuses of the sync of {as_of})").format(
+            year=year, as_of=format_day(as_of)
+        )
+    )
     shown = columns.NEEDS if not short else columns.Columns(table=columns.NEEDS.table[:-1])
     echo_rows(groups, fmt, shown)
     total = totals(groups)
