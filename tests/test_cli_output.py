@@ -280,7 +280,7 @@ def test_an_ambiguous_department_name_shows_each_with_its_organisation(demo_ledg
         "                          10          8         0        0        2      0       0    80%",
         "Odbor informatiky (Magistrát města Jablonec nad Nisou)  digital-advisor  "
         "Digitální poradce / digitalni svetovalec         1          1         0        0        0      "
-        "0       0   100%          yes  1 of 1 holders in scope",
+        "0       0   100%",
         "Odbor informatiky (Magistrát města Jablonec nad Nisou)  itsec-cz         "
         "Digitální bezpečnost (každé 2 roky)             11          5         1        2        3      "
         "0       0    55%           no  9 % of 50 %, 2026-2027",
@@ -288,7 +288,7 @@ def test_an_ambiguous_department_name_shows_each_with_its_organisation(demo_ledg
         "                           7          5         0        0        2      0       0    71%",
         "Odbor informatiky (Městský úřad Česká Lípa)             digital-advisor  "
         "Digitální poradce / digitalni svetovalec         1          1         0        0        0      "
-        "0       0   100%          yes  1 of 1 holders in scope",
+        "0       0   100%",
         "Odbor informatiky (Městský úřad Česká Lípa)             itsec-cz         "
         "Digitální bezpečnost (každé 2 roky)              8          2         0        2        3      "
         "0       1    29%           no  14 % of 50 %, 2026-2027",

@@ -117,34 +117,34 @@ Magistrát města Jablonec nad Nisou  ai-ured               AI v práci úředn�
 Magistrát města Jablonec nad Nisou  digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%
 Magistrát města Jablonec nad Nisou  itsec-cz              Digitální bezpečnost (každé 2 roky)             22          7         2        7        6      0       0    41%           no  9 % of 50 %, 2026-2027
   Odbor informatiky                 ai-ured               AI v práci úředníka                             10          8         0        0        2      0       0    80%
-  Odbor informatiky                 digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%          yes  1 of 1 holders in scope
+  Odbor informatiky                 digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%
   Odbor informatiky                 itsec-cz              Digitální bezpečnost (každé 2 roky)             11          5         1        2        3      0       0    55%           no  9 % of 50 %, 2026-2027
   Odbor financí                     ai-ured               AI v práci úředníka                              8          4         0        0        4      0       0    50%
-  Odbor financí                     digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Odbor financí                     digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0
   Odbor financí                     itsec-cz              Digitální bezpečnost (každé 2 roky)              8          1         1        4        2      0       0    25%           no  0 % of 50 %, 2026-2027
   Odbor sociálních věcí             ai-ured               AI v práci úředníka                              3          2         0        0        1      0       0    67%
-  Odbor sociálních věcí             digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Odbor sociálních věcí             digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0
   Odbor sociálních věcí             itsec-cz              Digitální bezpečnost (každé 2 roky)              3          1         0        1        1      0       0    33%           no  33 % of 50 %, 2026-2027
 Městský úřad Česká Lípa             ai-ured               AI v práci úředníka                             13         10         0        0        3      0       0    77%
 Městský úřad Česká Lípa             digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%
 Městský úřad Česká Lípa             itsec-cz              Digitální bezpečnost (každé 2 roky)             14          3         0        5        4      1       1    23%           no  8 % of 50 %, 2026-2027
   Odbor dopravy                     ai-ured               AI v práci úředníka                              6          5         0        0        1      0       0    83%
-  Odbor dopravy                     digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Odbor dopravy                     digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0
   Odbor dopravy                     itsec-cz              Digitální bezpečnost (každé 2 roky)              6          1         0        3        1      1       0    17%           no  0 % of 50 %, 2026-2027
   Odbor informatiky                 ai-ured               AI v práci úředníka                              7          5         0        0        2      0       0    71%
-  Odbor informatiky                 digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%          yes  1 of 1 holders in scope
+  Odbor informatiky                 digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%
   Odbor informatiky                 itsec-cz              Digitální bezpečnost (každé 2 roky)              8          2         0        2        3      0       1    29%           no  14 % of 50 %, 2026-2027
 Obec Janov nad Nisou                ai-ured               AI v práci úředníka                              2          2         0        0        0      0       0   100%
 Obec Janov nad Nisou                digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0
 Obec Janov nad Nisou                itsec-cz              Digitální bezpečnost (každé 2 roky)              2          0         0        0        0      2       0     0%           no  0 % of 50 %, 2026-2027
   Vedení obce                       ai-ured               AI v práci úředníka                              2          2         0        0        0      0       0   100%
-  Vedení obce                       digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Vedení obce                       digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0
   Vedení obce                       itsec-cz              Digitální bezpečnost (každé 2 roky)              2          0         0        0        0      2       0     0%           no  0 % of 50 %, 2026-2027
 Obec Lučany nad Nisou               ai-ured               AI v práci úředníka                              1          1         0        0        0      0       0   100%
 Obec Lučany nad Nisou               digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0
 Obec Lučany nad Nisou               itsec-cz              Digitální bezpečnost (každé 2 roky)              1          0         0        0        1      0       0     0%           no  0 % of 50 %, 2026-2027
   Vedení obce                       ai-ured               AI v práci úředníka                              1          1         0        0        0      0       0   100%
-  Vedení obce                       digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
+  Vedení obce                       digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0
   Vedení obce                       itsec-cz              Digitální bezpečnost (každé 2 roky)              1          0         0        0        1      0       0     0%           no  0 % of 50 %, 2026-2027
 Mestna občina Ljubljana             advisor-appointed-si  Imenovan digitalni svetovalec                    0          0         0        0        0      0       0
 Mestna občina Ljubljana             digital-advisor       Digitální poradce / digitalni svetovalec         2          2         0        0        0      0       0   100%

@@ -111,7 +111,7 @@ def test_plain_csv_writes_booleans_as_true_false_and_rounds_shares(site: Path) -
     assert result.stdout.splitlines() == [
         "department,requirement,in_scope,compliant,expiring,expired,missing,share,targets_met,organisation",
         "jablonec.informatika,ai-ured,10,8,0,0,2,0.8,,jablonec",
-        "jablonec.informatika,digital-advisor,1,1,0,0,0,1.0,true,jablonec",
+        "jablonec.informatika,digital-advisor,1,1,0,0,0,1.0,,jablonec",
         "jablonec.informatika,itsec-cz,11,5,1,2,3,0.5455,false,jablonec",
     ]
 
@@ -125,7 +125,7 @@ def test_excel_cs_status_has_bom_semicolons_decimal_commas_and_words(site: Path)
         "\ufeffdepartment id;requirement;in scope;compliant;expiring;expired;missing;share;targets met;"
         "organisation id",
         "jablonec.informatika;ai-ured;10;8;0;0;2;0,8;;jablonec",
-        "jablonec.informatika;digital-advisor;1;1;0;0;0;1,0;yes;jablonec",
+        "jablonec.informatika;digital-advisor;1;1;0;0;0;1,0;;jablonec",
         "jablonec.informatika;itsec-cz;11;5;1;2;3;0,5455;no;jablonec",
     ]
 
