@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sqlite3
 import stat
 from collections.abc import Iterator
 from datetime import date
@@ -23,8 +25,10 @@ from connector.reports.html import (
     ReportData,
     RequirementStatus,
     TrendPoint,
+    _judged_targets,
     bar_segments,
     build_report,
+    long_date,
     render_report,
 )
 from tests.helpers import ANCHOR
@@ -129,6 +133,10 @@ def test_every_word_goes_through_the_translation_hook(site: Path) -> None:
     names = {d.name for d in data.departments} | {d.organisation_name or "" for d in data.departments}
     names |= {r.title for d in data.departments for r in d.requirements}
     names |= {r.requirement for d in data.departments for r in d.requirements}
+    names |= {
+        text for d in data.departments for p in d.due for text in (p.name, p.requirement_title, p.course)
+    }
+    names |= {text for d in data.departments for n in d.needs for text in (n.requirement_title, n.course)}
     leftovers = []
     for text in parser.texts:
         text = re.sub("\u27e6[^\u27e7]*\u27e7", " ", text)
@@ -184,3 +192,141 @@ def test_demo_ends_by_writing_the_report(tmp_path: Path) -> None:
     report = tmp_path / "demo-report.html"
     assert f"HTML report: {report} (open it in a browser)" in result.stderr.splitlines()
     assert f"As of {date.today().day} " in report.read_text(encoding="utf-8")
+
+
+class Tables(HTMLParser):
+    """The cells of every <table> with a given class, row by row, as a reader sees them."""
+
+    def __init__(self, css_class: str) -> None:
+        super().__init__()
+        self.css_class = css_class
+        self.tables: list[list[list[str]]] = []
+        self._inside = False
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table" and dict(attrs).get("class") == self.css_class:
+            self._inside = True
+            self.tables.append([])
+        elif self._inside and tag == "tr":
+            self.tables[-1].append([])
+        elif self._inside and tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._inside = False
+        elif self._cell is not None and tag in ("td", "th"):
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _sections(html: str, css_class: str) -> list[list[list[str]]]:
+    parser = Tables(css_class)
+    parser.feed(html)
+    return [table[1:] for table in parser.tables]  # the heading row left out
+
+
+def test_the_due_table_is_connector_due_for_the_same_ledger_and_day(site: Path) -> None:
+    data = _report(site)
+    html = render_report(data)
+    shown = [row for table in _sections(html, "due-table") for row in table]
+    rows = json.loads(connector(site, "due", "--as-of", ANCHOR.isoformat(), "--format", "json").stdout)
+    order = {d.id: i for i, d in enumerate(data.departments)}
+    rows.sort(key=lambda r: order[r["department"]])  # the report lists them per department, by due date
+    expected = [
+        [
+            long_date(date.fromisoformat(r["due_on"])),
+            r["fullname"] or r["username"],
+            r["requirement_title"],
+            r["status"].replace("grace", "grace period"),
+            r["course"],
+        ]
+        for r in rows
+    ]
+    assert len(shown) == len(rows) == 46
+    assert shown == expected
+    assert "Due by 14 Aug 2026" in html
+
+
+def test_the_due_table_names_people_by_username_when_the_ledger_keeps_no_full_names(
+    site: Path, tmp_path: Path
+) -> None:
+    ledger_path = tmp_path / "demo.sqlite"
+    shutil.copy(site / "demo.sqlite", ledger_path)
+    for name in ("connector.toml", "token"):
+        shutil.copy(site / name, tmp_path / name)
+    with sqlite3.connect(ledger_path) as db:
+        db.execute("UPDATE people SET fullname = NULL")
+    with Ledger.open_readonly(ledger_path) as ledger:
+        data = build_report(ledger, load_mappings(DEMO_MAPPINGS), department="jablonec.informatika")
+    names = [row[1] for table in _sections(render_report(data), "due-table") for row in table]
+    due = ("due", "--as-of", ANCHOR.isoformat(), "--department", "jablonec.informatika", "--format", "json")
+    rows = json.loads(connector(tmp_path, *due).stdout)
+    assert names == [r["username"] for r in rows] and len(names) == 8
+
+
+def test_a_hostile_name_in_the_ledger_renders_as_text_in_the_due_table(site: Path, tmp_path: Path) -> None:
+    ledger_path = tmp_path / "demo.sqlite"
+    shutil.copy(site / "demo.sqlite", ledger_path)
+    with sqlite3.connect(ledger_path) as db:
+        db.execute("UPDATE people SET fullname = ? WHERE fullname = 'Jana Pokorná'", (HOSTILE,))
+    with Ledger.open_readonly(ledger_path) as ledger:
+        data = build_report(ledger, load_mappings(DEMO_MAPPINGS), department="jablonec.informatika")
+    html = render_report(data)
+    assert "<script" not in html
+    assert _sections(html, "due-table")[0][0][1] == HOSTILE
+
+
+def test_the_needs_summary_is_connector_needs_counts(site: Path) -> None:
+    data = _report(site)
+    assert (data.needs_year, data.needs_as_of) == (2026, ANCHOR)
+    html = render_report(data)
+    shown = [row for table in _sections(html, "needs-table") for row in table]
+    rows = json.loads(connector(site, "needs", "--year", "2026", "--format", "json").stdout)
+    order = {d.id: i for i, d in enumerate(data.departments)}
+    rows.sort(key=lambda r: order[r["department"]])
+    keys = ("needs", "missing", "expired", "expiring", "grace", "declared")
+    expected = [[r["requirement_title"], *(str(r[k]) for k in keys), r["course"]] for r in rows]
+    assert len(shown) == len(rows) == 15
+    assert shown == expected
+    assert "Needs analysis 2026" in html
+
+
+def test_an_appointment_in_words(site: Path) -> None:
+    parser = TextNodes()
+    parser.feed(render_report(_report(site, department="ljubljana")))
+    text = " ".join(parser.texts)
+    assert "Target: 0 appointed of 1 required (by 31 Dec 2026) – not yet due" in text
+    assert "Target: 2 appointed of 1 required (by 31 Dec 2026) – ✓ met" in text
+    assert "trained, at least" not in text.split("Imenovan digitalni svetovalec")[1].split("Trend")[0]
+
+
+def test_a_share_target_of_even_years_is_not_judged_in_an_odd_year() -> None:
+    mappings = load_mappings(DEMO_MAPPINGS)
+    even = next(r for r in mappings.requirements if any(t.years == "even" for t in r.targets))
+    target = next(t for t in even.targets if t.years == "even")
+    row = {
+        "kind": "share",
+        "required": target.minimum,
+        "actual": None,
+        "met": None,
+        "period": None,
+        "judged": "",
+    }
+    assert _judged_targets([row], even, date(2027, 3, 1))[0].off_year == "even"
+    assert _judged_targets([row], even, date(2026, 3, 1))[0].off_year is None
+    status = RequirementStatus(
+        "r", "R", 2, 1, 0, 0, 1, 0, 0, 1, 0.5, None, _judged_targets([row], even, date(2027, 3, 1))
+    )
+    parser = TextNodes()
+    parser.feed(
+        render_report(ReportData(date(2027, 3, 1), (DepartmentReport("d", "D", None, 0, (status,)),)))
+    )
+    assert "Target: not judged in 2027 (judged in even years only) – not judged this year" in " ".join(
+        parser.texts
+    )

@@ -353,6 +353,7 @@ def test_the_report_leaves_no_english_word_on_screen(ledger: Path, tmp_path: Pat
         for text in [d.name for d in mappings.departments]
         + [r.title_in(language) for r in mappings.requirements]
         + [r.id for r in mappings.requirements]
+        + [c.title or c.name for c in mappings.courses]  # the course to take, in the due and needs tables
         for word in re.findall(r"[^\W\d_]+", text)
     }
     catalog = read_po(

@@ -13,18 +13,23 @@ Every word a reader sees goes through ``_()`` (the template's gettext), backed b
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 import jinja2
 
+from connector.due import due_rows
+from connector.durations import Duration
+from connector.errors import LedgerError
 from connector.i18n import _, format_day, format_percent, language, ngettext
 from connector.ledger import Ledger
-from connector.mapping import Mappings
+from connector.mapping import Mappings, Requirement
+from connector.needs.view import current_needs, needs_rows
 from connector.reports.views import status_rows
 
 TREND_RUNS = 12  # past successful syncs drawn in a sparkline
+DUE_WITHIN = Duration(60, "days")  # the people due in this window after the report's day
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,8 @@ class JudgedTarget:
     met: bool | None  # None: cannot be judged (nobody in scope)
     period: str | None = None  # "2026-01-01/2027-12-31"
     judged: str = ""  # the figure in words, as the status table shows it
+    by: date | None = None  # appointed: the day a shortfall becomes a failure
+    off_year: str | None = None  # share judged in "even" or "odd" years only, and not this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +74,41 @@ class RequirementStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class DueRow:
+    """One row of `connector due`: a person who must (re)complete a requirement by ``due_on``."""
+
+    due_on: date
+    name: str  # the full name where [privacy] personal_fields lets the ledger keep it, else the username
+    requirement: str
+    requirement_title: str
+    status: str
+    course: str
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsRow:
+    """One department x requirement row of `connector needs`: how many need it, and why."""
+
+    requirement: str
+    requirement_title: str
+    needs: int
+    missing: int
+    expired: int
+    expiring: int
+    grace: int
+    declared: int
+    course: str
+
+
+@dataclass(frozen=True, slots=True)
 class DepartmentReport:
     id: str
     name: str
     organisation_name: str | None
     depth: int
     requirements: tuple[RequirementStatus, ...]
+    due: tuple[DueRow, ...] = ()  # people of this department (not its subtree) due within DUE_WITHIN
+    needs: tuple[NeedsRow, ...] = ()  # this department's rows of the year's needs analysis
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +117,9 @@ class ReportData:
     departments: tuple[DepartmentReport, ...]
     department_filter: str | None = None
     organisations: tuple[DepartmentReport, ...] = field(default=())  # the top of each tree shown
+    due_until: date | None = None  # the last day of the due window
+    needs_year: int | None = None  # None: no needs analysis to show
+    needs_as_of: date | None = None  # the sync whose statuses the needs analysis is taken from
 
 
 def build_report(
@@ -90,6 +129,7 @@ def build_report(
     when, rows = status_rows(ledger, mappings, as_of=as_of, department=department)
     trends = _trends(ledger, when)
     titles = {r.id: r.title_in(language()) for r in mappings.requirements}
+    requirements = {r.id: r for r in mappings.requirements}
     departments: list[DepartmentReport] = []
     for row in rows:
         if not departments or departments[-1].id != row["department"]:
@@ -112,20 +152,92 @@ def build_report(
             holders=row["holders"],
             share=row["share"],
             targets_met=row["targets_met"],
-            targets=tuple(JudgedTarget(**t) for t in row["targets"]),
+            targets=_judged_targets(row["targets"], requirements.get(row["requirement"]), when),
             trend=_with_current(trends.get(key, []), when, row["share"]),
         )
         last = departments[-1]
         departments[-1] = DepartmentReport(
             last.id, last.name, last.organisation_name, last.depth, last.requirements + (status,)
         )
+    shown = {d.id for d in departments}
+    due = _due(ledger, mappings, when, shown, titles)
+    needs_as_of, needs = _needs(ledger, mappings, when.year, department, titles)
+    departments = [replace(d, due=due.get(d.id, ()), needs=needs.get(d.id, ())) for d in departments]
     top = min((d.depth for d in departments), default=0)
     return ReportData(
         as_of=when,
         departments=tuple(departments),
         department_filter=department,
         organisations=tuple(d for d in departments if d.depth == top),
+        due_until=DUE_WITHIN.after(when),
+        needs_year=when.year if needs_as_of else None,
+        needs_as_of=needs_as_of,
     )
+
+
+def _judged_targets(
+    targets: list[dict[str, Any]], requirement: Requirement | None, as_of: date
+) -> tuple[JudgedTarget, ...]:
+    """The row's targets, with what the words need from the mappings: an appointment's deadline, and
+    whether a share target is left unjudged because this is not one of its years."""
+    appointed = [t for t in requirement.targets if t.kind == "appointed"] if requirement else []
+    off = [t for t in requirement.targets if t.kind == "share" and t.years != "all"] if requirement else []
+    out = []
+    for t in targets:
+        extra: dict[str, Any] = {}
+        if t["kind"] == "appointed":
+            same = [a for a in appointed if a.minimum == t["required"]]
+            extra["by"] = same[0].by if same else None
+        elif t["kind"] == "share" and t["actual"] is None and t["met"] is None:
+            for s in off:
+                if s.minimum == t["required"] and (as_of.year % 2 == 0) != (s.years == "even"):
+                    extra["off_year"] = s.years
+        out.append(JudgedTarget(**t, **extra))
+    return tuple(out)
+
+
+def _due(
+    ledger: Ledger, mappings: Mappings, as_of: date, departments: set[str], titles: dict[str, str]
+) -> dict[str, tuple[DueRow, ...]]:
+    """`connector due`'s rows for ``as_of`` and the next DUE_WITHIN, per department."""
+    out: dict[str, list[DueRow]] = {}
+    for r in due_rows(ledger, mappings, as_of, DUE_WITHIN, departments=departments):
+        row = DueRow(
+            due_on=date.fromisoformat(r["due_on"]),
+            name=r["fullname"] or r["username"] or "",
+            requirement=r["requirement"],
+            requirement_title=titles.get(r["requirement"], r["requirement_title"]),
+            status=r["status"],
+            course=r["course"],
+        )
+        out.setdefault(r["department"], []).append(row)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _needs(
+    ledger: Ledger, mappings: Mappings, year: int, department: str | None, titles: dict[str, str]
+) -> tuple[date | None, dict[str, tuple[NeedsRow, ...]]]:
+    """`connector needs --year YEAR`'s rows per department (None and nothing before the first sync)."""
+    try:
+        as_of, found = current_needs(ledger, mappings, year)
+    except LedgerError:
+        return None, {}
+    groups, _persons = needs_rows(ledger, mappings, year, found, as_of, department)
+    out: dict[str, list[NeedsRow]] = {}
+    for g in groups:
+        row = NeedsRow(
+            requirement=g["requirement"],
+            requirement_title=titles.get(g["requirement"], g["requirement_title"]),
+            needs=g["needs"],
+            missing=g["missing"],
+            expired=g["expired"],
+            expiring=g["expiring"],
+            grace=g["grace"],
+            declared=g["declared"],
+            course=g["course"],
+        )
+        out.setdefault(g["department"] or "", []).append(row)
+    return as_of, {k: tuple(v) for k, v in out.items()}
 
 
 def _trends(ledger: Ledger, until: date) -> dict[tuple[str, str], list[TrendPoint]]:
