@@ -116,9 +116,9 @@ class TargetResult:
 
 
 @dataclass(frozen=True, slots=True)
-class DepartmentRollup:
-    department_id: str
-    requirement_id: str
+class StatusCounts:
+    """How many people of a department hold each status for one requirement, and the share valid."""
+
     in_scope: int
     compliant: int
     expiring: int
@@ -128,6 +128,12 @@ class DepartmentRollup:
     exempt: int
     holders: int
     share: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DepartmentRollup(StatusCounts):
+    department_id: str
+    requirement_id: str
     targets: tuple[TargetResult, ...] = ()
 
     @property
@@ -650,18 +656,18 @@ class RollupBuilder:
             if self._judged_here(t, dept_id)
         )
         return DepartmentRollup(
-            dept_id,
-            requirement.id,
-            in_scope,
-            row[_COMPLIANT],
-            row[_EXPIRING],
-            row[_EXPIRED],
-            row[_MISSING],
-            row[_GRACE],
-            row[_EXEMPT],
-            row[_HOLDERS],
-            share,
-            targets,
+            in_scope=in_scope,
+            compliant=row[_COMPLIANT],
+            expiring=row[_EXPIRING],
+            expired=row[_EXPIRED],
+            missing=row[_MISSING],
+            grace=row[_GRACE],
+            exempt=row[_EXEMPT],
+            holders=row[_HOLDERS],
+            share=share,
+            department_id=dept_id,
+            requirement_id=requirement.id,
+            targets=targets,
         )
 
     def _judged_here(self, target: Target, dept_id: str) -> bool:
@@ -822,6 +828,7 @@ def _same(completion: Completion) -> Completion:
 
 __all__ = [
     "DepartmentRollup",
+    "StatusCounts",
     "Evaluation",
     "PersonStatus",
     "RANK",

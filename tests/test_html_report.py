@@ -91,7 +91,7 @@ def test_the_trend_is_the_share_of_each_past_sync(site: Path) -> None:
 
 
 def test_bars_put_valid_people_first_and_leave_exempt_people_out() -> None:
-    status = RequirementStatus("r", "R", 14, 3, 0, 5, 4, 1, 1, 3, 3 / 13, False)
+    status = RequirementStatus(14, 3, 0, 5, 4, 1, 1, 3, 3 / 13, "r", "R", False)
     segments = bar_segments(status)
     assert [(s.key, s.count) for s in segments] == [
         ("compliant", 3),
@@ -103,7 +103,7 @@ def test_bars_put_valid_people_first_and_leave_exempt_people_out() -> None:
 
 
 def test_names_render_as_text_never_as_markup() -> None:
-    status = RequirementStatus(HOSTILE, HOSTILE, 1, 1, 0, 0, 0, 0, 0, 1, 1.0, None)
+    status = RequirementStatus(1, 1, 0, 0, 0, 0, 0, 1, 1.0, HOSTILE, HOSTILE, None)
     department = DepartmentReport(HOSTILE, HOSTILE, HOSTILE, 1, (status,))
     html = render_report(ReportData(ANCHOR, (department,), HOSTILE, (department,)))
     assert "<script" not in html
@@ -160,7 +160,7 @@ def test_targets_in_words(site: Path) -> None:
 def test_a_target_without_a_period_and_one_nobody_can_be_judged_on() -> None:
     targets = (JudgedTarget("share", 0.8, 0.5, False), JudgedTarget("share", 0.5, None, None))
     status = RequirementStatus(
-        "r", "R", 2, 1, 0, 0, 1, 0, 0, 1, 0.5, False, targets, (TrendPoint(ANCHOR, 0.5),)
+        2, 1, 0, 0, 1, 0, 0, 1, 0.5, "r", "R", False, targets, (TrendPoint(ANCHOR, 0.5),)
     )
     parser = TextNodes()
     parser.feed(render_report(ReportData(ANCHOR, (DepartmentReport("d", "D", None, 0, (status,)),))))
@@ -321,7 +321,7 @@ def test_a_share_target_of_even_years_is_not_judged_in_an_odd_year() -> None:
     assert _judged_targets([row], even, date(2027, 3, 1))[0].off_year == "even"
     assert _judged_targets([row], even, date(2026, 3, 1))[0].off_year is None
     status = RequirementStatus(
-        "r", "R", 2, 1, 0, 0, 1, 0, 0, 1, 0.5, None, _judged_targets([row], even, date(2027, 3, 1))
+        2, 1, 0, 0, 1, 0, 0, 1, 0.5, "r", "R", None, _judged_targets([row], even, date(2027, 3, 1))
     )
     parser = TextNodes()
     parser.feed(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from connector.i18n import N_, _
+from connector.reports.words import STATUS_WORDS
 
 Column = tuple[str, str]  # (row key, heading shown in a table: English, translated when shown)
 
@@ -281,12 +282,7 @@ SPREADSHEET_HEADINGS: dict[str, str] = {
     "decided_by_course": N_("decided by course"),
     "decided_by_completed_at": N_("completed (UTC)"),
     "in_scope": N_("in scope"),
-    "compliant": N_("compliant"),
-    "expiring": N_("expiring"),
-    "expired": N_("expired"),
-    "missing": N_("missing"),
-    "grace": N_("grace"),
-    "exempt": N_("exempt"),
+    **{key: STATUS_WORDS[key] for key in ("compliant", "expiring", "expired", "missing", "grace", "exempt")},
     "holders": N_("holders"),
     "share": N_("share"),
     "targets_met": N_("targets met"),

@@ -27,6 +27,7 @@ from connector.ledger import Ledger
 from connector.mapping import Mappings, Requirement
 from connector.needs.view import current_needs, needs_rows
 from connector.reports.views import status_rows
+from connector.rules import StatusCounts
 
 TREND_RUNS = 12  # past successful syncs drawn in a sparkline
 DUE_WITHIN = Duration(60, "days")  # the people due in this window after the report's day
@@ -51,18 +52,9 @@ class TrendPoint:
 
 
 @dataclass(frozen=True, slots=True)
-class RequirementStatus:
+class RequirementStatus(StatusCounts):
     requirement: str
     title: str
-    in_scope: int
-    compliant: int
-    expiring: int
-    expired: int
-    missing: int
-    grace: int
-    exempt: int
-    holders: int
-    share: float | None
     targets_met: bool | None
     targets: tuple[JudgedTarget, ...] = ()
     trend: tuple[TrendPoint, ...] = ()
