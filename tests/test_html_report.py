@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import stat
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
@@ -330,3 +331,16 @@ def test_a_share_target_of_even_years_is_not_judged_in_an_odd_year() -> None:
     assert "Target: not judged in 2027 (judged in even years only) – not judged this year" in " ".join(
         parser.texts
     )
+
+
+def test_an_organisation_points_to_its_departments_instead_of_saying_nobody_is_due(site: Path) -> None:
+    data = _report(site, department="jablonec")
+    organisation, *departments = data.departments
+    assert organisation.has_sub_departments and not organisation.due and not organisation.needs
+    assert not any(d.has_sub_departments for d in departments) and any(d.due for d in departments)
+    html = render_report(replace(data, departments=(organisation,)))
+    parser = TextNodes()
+    parser.feed(html)
+    text = " ".join(parser.texts)
+    assert text.count("Its people are listed under its departments below.") == 2  # due and needs
+    assert "Nobody in this department is due." not in text

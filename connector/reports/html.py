@@ -101,6 +101,7 @@ class DepartmentReport:
     requirements: tuple[RequirementStatus, ...]
     due: tuple[DueRow, ...] = ()  # people of this department (not its subtree) due within DUE_WITHIN
     needs: tuple[NeedsRow, ...] = ()  # this department's rows of the year's needs analysis
+    has_sub_departments: bool = False  # its people's rows stand under its departments below
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,15 @@ def build_report(
     shown = {d.id for d in departments}
     due = _due(ledger, mappings, when, shown, titles)
     needs_as_of, needs = _needs(ledger, mappings, when.year, department, titles)
-    departments = [replace(d, due=due.get(d.id, ()), needs=needs.get(d.id, ())) for d in departments]
+    departments = [
+        replace(
+            d,
+            due=due.get(d.id, ()),
+            needs=needs.get(d.id, ()),
+            has_sub_departments=i + 1 < len(departments) and departments[i + 1].depth > d.depth,
+        )
+        for i, d in enumerate(departments)
+    ]
     top = min((d.depth for d in departments), default=0)
     return ReportData(
         as_of=when,
