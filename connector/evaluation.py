@@ -98,13 +98,13 @@ def rollup_builder(
     saved needs analysis of as_of's year, the enrolments' first and last sync days. Read only when a
     target asks for them."""
     targets = [t for r in mappings.requirements for t in r.targets]
-    needs: dict[str, frozenset[int]] = {}
+    needs: dict[str, frozenset[int]] | None = {}
     if any(t.of == "needs" for t in targets):
         saved = ledger.needs.latest(as_of.year)
         grouped: dict[str, set[int]] = {}
         for row in ledger.needs.rows_of(saved["id"]) if saved else []:
             grouped.setdefault(row.requirement_id, set()).add(row.user_id)
-        needs = {r: frozenset(u) for r, u in grouped.items()}
+        needs = {r: frozenset(u) for r, u in grouped.items()} if saved else None
     enrolled = ledger.enrolments.spans() if any(t.counts == "enrolled" for t in targets) else None
     return RollupBuilder(mappings, as_of, course_ids=course_ids, needs=needs, enrolled=enrolled)
 

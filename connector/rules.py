@@ -500,11 +500,13 @@ class RollupBuilder:
         enrolled: Mapping[int, Sequence[tuple[int, date, date | None]]] | None = None,
     ) -> None:
         """``needs``: requirement id -> the user ids the year's saved needs analysis lists (share
-        targets ``of = "needs"``); ``enrolled``: user id -> (course id, from, until or None) of their
-        enrolments, and ``course_ids`` to resolve the requirements' courses (``counts = "enrolled"``)."""
+        targets ``of = "needs"``; None: no analysis of the year is saved); ``enrolled``: user id ->
+        (course id, from, until or None) of their enrolments, and ``course_ids`` to resolve the
+        requirements' courses (``counts = "enrolled"``)."""
         self.mappings = mappings
         self.as_of = as_of
         self._needs = needs or {}
+        self._needs_saved = needs is not None
         self._enrolled = enrolled or {}
         self._index = {r.id: i for i, r in enumerate(mappings.requirements)}
         # per requirement: the start dates of its share targets' periods (one counter slot each)
@@ -719,7 +721,9 @@ class RollupBuilder:
             how = [f"of {base} who need it"] if target.of == "needs" else []
             how += ["a place given"] if target.counts == "enrolled" else []
             if actual is None:
-                nobody = "nobody needs it" if target.of == "needs" else "nobody in scope"
+                nobody = "nobody in scope"
+                if target.of == "needs":
+                    nobody = "nobody needs it" if self._needs_saved else f"no needs analysis saved for {year}"
                 words = f"not judged{when}: {nobody}"
             else:
                 words = f"{_percent(actual)} of {_percent(minimum)}{when} ({', '.join(how)})"

@@ -112,7 +112,7 @@ sync #1 ok (full, report path, as of 15 Jun 2026): 60 people (1 unplaced), 100 e
 STATUS_TABLE = """\
 Compliance as of 15 Jun 2026
 department                          requirement           title                                     in scope  compliant  expiring  expired  missing  grace  exempt  share  targets met  targets
-----------------------------------  --------------------  ----------------------------------------  --------  ---------  --------  -------  -------  -----  ------  -----  -----------  -----------------------------------
+----------------------------------  --------------------  ----------------------------------------  --------  ---------  --------  -------  -------  -----  ------  -----  -----------  --------------------------------------------------
 Magistrát města Jablonec nad Nisou  ai-ured               AI v práci úředníka                             21         14         0        0        7      0       0    67%
 Magistrát města Jablonec nad Nisou  digital-advisor       Digitální poradce / digitalni svetovalec         1          1         0        0        0      0       0   100%
 Magistrát města Jablonec nad Nisou  itsec-cz              Digitální bezpečnost (každé 2 roky)             22          7         2        7        6      0       0    41%           no  9 % of 50 %, 2026-2027
@@ -148,16 +148,16 @@ Obec Lučany nad Nisou               itsec-cz              Digitální bezpečno
   Vedení obce                       itsec-cz              Digitální bezpečnost (každé 2 roky)              1          0         0        0        1      0       0     0%           no  0 % of 50 %, 2026-2027
 Mestna občina Ljubljana             advisor-appointed-si  Imenovan digitalni svetovalec                    0          0         0        0        0      0       0
 Mestna občina Ljubljana             digital-advisor       Digitální poradce / digitalni svetovalec         2          2         0        0        0      0       0   100%
-Mestna občina Ljubljana             digvar-si             Digitalna varnost (vsaki 2 leti)                19         11         0        7        1      0       0    58%               not judged, 2026: nobody needs it
+Mestna občina Ljubljana             digvar-si             Digitalna varnost (vsaki 2 leti)                19         11         0        7        1      0       0    58%               not judged, 2026: no needs analysis saved for 2026
   Oddelek za finance                advisor-appointed-si  Imenovan digitalni svetovalec                    0          0         0        0        0      0       0                      0 of 1 appointed, due by 2026-12-31
   Oddelek za finance                digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
-  Oddelek za finance                digvar-si             Digitalna varnost (vsaki 2 leti)                 5          2         0        3        0      0       0    40%               not judged, 2026: nobody needs it
+  Oddelek za finance                digvar-si             Digitalna varnost (vsaki 2 leti)                 5          2         0        3        0      0       0    40%               not judged, 2026: no needs analysis saved for 2026
   Oddelek za kulturo                advisor-appointed-si  Imenovan digitalni svetovalec                    0          0         0        0        0      0       0                      0 of 1 appointed, due by 2026-12-31
   Oddelek za kulturo                digital-advisor       Digitální poradce / digitalni svetovalec         0          0         0        0        0      0       0                  no  0 of 1 holders in scope
-  Oddelek za kulturo                digvar-si             Digitalna varnost (vsaki 2 leti)                 8          4         0        4        0      0       0    50%               not judged, 2026: nobody needs it
+  Oddelek za kulturo                digvar-si             Digitalna varnost (vsaki 2 leti)                 8          4         0        4        0      0       0    50%               not judged, 2026: no needs analysis saved for 2026
   Služba za digitalizacijo          advisor-appointed-si  Imenovan digitalni svetovalec                    0          0         0        0        0      0       0                 yes  2 of 1 appointed
   Služba za digitalizacijo          digital-advisor       Digitální poradce / digitalni svetovalec         2          2         0        0        0      0       0   100%          yes  2 of 1 holders in scope
-  Služba za digitalizacijo          digvar-si             Digitalna varnost (vsaki 2 leti)                 6          5         0        0        1      0       0    83%               not judged, 2026: nobody needs it
+  Služba za digitalizacijo          digvar-si             Digitalna varnost (vsaki 2 leti)                 6          5         0        0        1      0       0    83%               not judged, 2026: no needs analysis saved for 2026
 
 1 active person matches no department and counts in none of the rows above: `connector unplaced` lists their spellings and the alias lines that place them
 """

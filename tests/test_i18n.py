@@ -144,10 +144,10 @@ def run(ledger: Path, *args: str, mappings: Path = MAPPINGS, env: dict[str, str]
 SL_STATUS = """\
 Stanje na dan 15. 6. 2026
 oddelek             zahteva               naziv                             zavezani  veljavno  kmalu poteče  poteklo  manjka  uvajalno obdobje  izjema  delež  cilji doseženi  cilji
-------------------  --------------------  --------------------------------  --------  --------  ------------  -------  ------  ----------------  ------  -----  --------------  --------------------------------------------
+------------------  --------------------  --------------------------------  --------  --------  ------------  -------  ------  ----------------  ------  -----  --------------  -------------------------------------------------------------
 Oddelek za kulturo  advisor-appointed-si  Imenovan digitalni svetovalec            0         0             0        0       0                 0       0                         imenovanih 0 od 1, rok 31. 12. 2026
 Oddelek za kulturo  digital-advisor       Digitalni svetovalec                     0         0             0        0       0                 0       0                     ne  imetniki med zavezanimi: 0 od 1
-Oddelek za kulturo  digvar-si             Digitalna varnost (vsaki 2 leti)         8         4             0        4       0                 0       0   50 %                  ne presoja se, 2026: nihče tega ne potrebuje
+Oddelek za kulturo  digvar-si             Digitalna varnost (vsaki 2 leti)         8         4             0        4       0                 0       0   50 %                  ne presoja se, 2026: za leto 2026 ni shranjene analize potreb
 
 1 aktivna oseba ne spada v noben oddelek in ni šteta v nobeni vrstici zgoraj: `connector unplaced` izpiše zapise in vrstice vzdevkov, ki osebe razvrstijo
 """

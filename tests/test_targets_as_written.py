@@ -182,14 +182,20 @@ def test_only_an_appointment_only_requirement_may_name_no_course(tmp_path: Path)
 def judged_with(
     target: Target,
     done: dict[int, date],
-    needs: frozenset[int] = frozenset(),
+    needs: frozenset[int] | None = frozenset(),
     enrolled: dict[int, list[tuple[int, date, date | None]]] | None = None,
     as_of: date = date(2026, 9, 1),
 ) -> TargetResult:
     """Four referents u1..u4 in department "a"; one requirement on course 10."""
     mappings = Mappings(DEPARTMENTS, (Requirement("r", "R", (REF,), targets=(target,)),))
     rules = RuleSet(mappings, COURSE_IDS, as_of)
-    builder = RollupBuilder(mappings, as_of, course_ids=COURSE_IDS, needs={"r": needs}, enrolled=enrolled)
+    builder = RollupBuilder(
+        mappings,
+        as_of,
+        course_ids=COURSE_IDS,
+        needs=None if needs is None else {"r": needs},
+        enrolled=enrolled,
+    )
     for person in staff(4):
         evidence = (
             [Completion(person.user_id, 10, on(done[person.user_id]))] if person.user_id in done else []
@@ -216,6 +222,8 @@ ENROLLED = {
         (OF_NEEDS, frozenset({1, 2}), (0.5, True, "50 % of 50 %, 2026 (of 2 who need it)")),
         # nobody needs it: nothing to judge
         (OF_NEEDS, frozenset(), (None, None, "not judged, 2026: nobody needs it")),
+        # no analysis saved for the year: nothing to judge, and the words say why
+        (OF_NEEDS, None, (None, None, "not judged, 2026: no needs analysis saved for 2026")),
         # everyone in scope; a place in 2026: u1 (completed in 2026) and u2 (enrolled): 2 / 4
         (PLACES, frozenset(), (0.5, True, "50 % of 50 %, 2026 (a place given)")),
         # those who need it (u2, u4): u2 has a place, u4 only in another course: 1 / 2

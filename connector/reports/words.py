@@ -133,6 +133,10 @@ _TARGET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         ),
         (r"^not judged in (?P<year>\d{4}) \(odd years only\)$", N_("not judged in {year} (odd years only)")),
         (r"^not judged" + _YEARS + r": nobody needs it$", N_("not judged{years}: nobody needs it")),
+        (
+            r"^not judged" + _YEARS + r": no needs analysis saved for (?P<year>\d{4})$",
+            N_("not judged{years}: no needs analysis saved for {year}"),
+        ),
         (r"^not judged" + _YEARS + r": nobody in scope$", N_("not judged{years}: nobody in scope")),
         (
             r"^(?P<actual>\d+) % of (?P<goal>\d+) %"
