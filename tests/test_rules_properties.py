@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.durations import Duration
-from connector.evaluation import evaluate_ledger
+from connector.evaluation import evaluate_ledger, rollups_as_of
 from connector.ledger import Ledger
 from connector.mapping import AppliesTo, CourseRef, Department, Exemption, Mappings, Requirement, Target
 from connector.moodle.records import Completion, Subject
@@ -260,12 +260,14 @@ def test_production_evaluation_of_a_ledger_is_the_path_the_properties_hold_for(
             (r.user_id, r.requirement_id, r.status, r.valid_until, r.since, r.due, r.completed_on, r.detail)
             for r in rows
         ]
+        fast = rollups_as_of(ledger, MAPPINGS, COURSE_IDS, as_of).build()  # `status --as-of`'s path
     assert got == [
         (s.user_id, s.requirement_id, str(s.status), _iso(s.valid_until), _iso(s.since), _iso(s.due),
          _iso(s.completed_on), s.detail)
         for s in expected.statuses
     ]  # fmt: skip
     assert builder.build() == expected.rollups
+    assert fast == expected.rollups
 
 
 def _person_row(subject: Subject) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.errors import LedgerError, UsageError
-from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row
+from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row, rollups_as_of
 from connector.i18n import _
 from connector.ledger import Ledger
 from connector.mapping import Mappings
@@ -144,10 +144,7 @@ def status_rows(
     else:
         _check_as_of(ledger, as_of)
         course_ids = resolve_courses(mappings, ledger.courses.all())
-        rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
-        for _row in rows:
-            pass
-        raw = [rollup_row(r) for r in builder.build()]
+        raw = [rollup_row(r) for r in rollups_as_of(ledger, mappings, course_ids, as_of).build()]
     names = {d.id: d.name for d in mappings.departments}
     titles = {r.id: r.title for r in mappings.requirements}
     order = {d.id: i for i, d in enumerate(mappings.departments)}
