@@ -7,7 +7,10 @@ as a module loads it twice). Fixtures stay in tests/conftest.py.
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -108,3 +111,25 @@ def loopback_http(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | N
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def sync_process(site: Site, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The CLI in its own process (to kill it, or to give it another environment)."""
+    full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connector.cli",
+            "--config",
+            str(site.config_path),
+            "sync",
+            "--as-of",
+            ANCHOR.isoformat(),
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
+    )

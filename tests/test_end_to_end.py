@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import stat
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
@@ -19,7 +16,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.ledger import Ledger
-from tests.helpers import ANCHOR, REPO, Site
+from tests.helpers import ANCHOR, Site, sync_process
 
 STATUS_KEYS = {
     "department",
@@ -198,27 +195,6 @@ def test_courses_and_doctor(demo_site: Site) -> None:
     assert "4.1" in out and "wsconnector" in out
 
 
-def _spawn_sync(site: Site, *args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connector.cli",
-            "--config",
-            str(site.config_path),
-            "sync",
-            "--as-of",
-            ANCHOR.isoformat(),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-
-
 def _wait_for_calls(site: Site, at_least: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while site.emulator.total_calls < at_least:  # type: ignore[attr-defined]
@@ -244,7 +220,7 @@ def test_killed_sync_leaves_previous_state_and_next_sync_completes(demo_site: Si
     emu = demo_site.emulator
     emu.set_latency(150)  # type: ignore[attr-defined]
     emu.reset_counts()  # type: ignore[attr-defined]
-    proc = _spawn_sync(demo_site, "--full")
+    proc = sync_process(demo_site, "--full")
     _wait_for_calls(demo_site, 8)  # well into reading completions
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
@@ -266,7 +242,7 @@ def test_second_sync_exits_75_while_the_first_runs(demo_site: Site) -> None:
     emu = demo_site.emulator
     emu.set_latency(40)  # type: ignore[attr-defined]
     emu.reset_counts()  # type: ignore[attr-defined]
-    first = _spawn_sync(demo_site)
+    first = sync_process(demo_site)
     _wait_for_calls(demo_site, 2)
     code, _, err = sync(demo_site)
     assert code == 75, err
@@ -383,7 +359,7 @@ def test_a_run_killed_after_writing_evidence_leaves_every_table_as_it_was(demo_s
     emu.reset_counts()  # type: ignore[attr-defined]
     # people are read after enrolments and completions are recorded: hold the run there
     emu.script_fault(1, "slow", function="core_user_get_users_by_field")  # type: ignore[attr-defined]
-    proc = _spawn_sync(demo_site, "--full")
+    proc = sync_process(demo_site, "--full")
     deadline = time.monotonic() + 60
     while emu.call_counts().get("core_user_get_users_by_field", 0) < 1:  # type: ignore[attr-defined]
         assert time.monotonic() < deadline and proc.poll() is None, "the sync never got to people"

@@ -6,16 +6,13 @@ belong to its last successful run, and the file is sound.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from connector.cli import main
-from tests.helpers import ANCHOR, REPO, Site
+from tests.helpers import ANCHOR, Site
 
 DATA_TABLES = (
     "courses",
@@ -37,28 +34,6 @@ def run_cli(site: Site, *args: str) -> tuple[int, str, str]:
 
 def sync(site: Site, *args: str) -> tuple[int, str, str]:
     return run_cli(site, "sync", "--as-of", ANCHOR.isoformat(), *args)
-
-
-def sync_process(site: Site, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """The CLI in its own process (to kill it, or to give it another environment)."""
-    full_env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connector.cli",
-            "--config",
-            str(site.config_path),
-            "sync",
-            "--as-of",
-            ANCHOR.isoformat(),
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=full_env,
-    )
 
 
 def snapshot(path: Path) -> dict[str, list[tuple[object, ...]]]:

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from connector.ledger import Ledger
-from tests.helpers import Site
-from tests.reliability.helpers import consistent, run_cli, sync, sync_process
+from tests.helpers import Site, sync_process
+from tests.reliability.helpers import consistent, run_cli, sync
 
 U001 = 3  # u001's Moodle user id in the demo: compliant with itsec-cz
 

@@ -14,8 +14,8 @@ import pytest
 from connector.config import load_config
 from connector.ledger.runs import Runs
 from connector.sync import KILL_POINTS, SyncOptions, run_sync
-from tests.helpers import ANCHOR, Site
-from tests.reliability.helpers import consistent, runs, snapshot, sync, sync_process
+from tests.helpers import ANCHOR, Site, sync_process
+from tests.reliability.helpers import consistent, runs, snapshot, sync
 
 KILLED = -signal.SIGKILL
 NOW = datetime.combine(ANCHOR, dtime(12), UTC)  # the clock run_sync is given when called directly
