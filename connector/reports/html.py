@@ -13,7 +13,7 @@ Every word a reader sees goes through ``_()`` (the template's gettext), backed b
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from typing import Any
 
@@ -133,17 +133,9 @@ def build_report(
             )
         key = (row["department"], row["requirement"])
         status = RequirementStatus(
+            **{f.name: row[f.name] for f in fields(StatusCounts)},
             requirement=row["requirement"],
             title=titles.get(row["requirement"], row["requirement_title"]),
-            in_scope=row["in_scope"],
-            compliant=row["compliant"],
-            expiring=row["expiring"],
-            expired=row["expired"],
-            missing=row["missing"],
-            grace=row["grace"],
-            exempt=row["exempt"],
-            holders=row["holders"],
-            share=row["share"],
             targets_met=row["targets_met"],
             targets=_judged_targets(row["targets"], requirements.get(row["requirement"]), when),
             trend=_with_current(trends.get(key, []), when, row["share"]),
