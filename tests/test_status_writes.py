@@ -181,9 +181,11 @@ def test_the_streamed_export_names_what_a_recomputed_export_names(tmp_path: Path
     assert any(r["decided_by_completed_at"] for r in streamed)
 
 
-def test_csv_lines_hand_out_each_row_before_reading_the_next() -> None:
+def test_csv_lines_hold_one_chunk_of_rows_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.reports import formats
     from connector.reports.formats import csv_lines, render_csv
 
+    monkeypatch.setattr(formats, "CSV_CHUNK_ROWS", 2)
     read: list[int] = []
 
     def rows() -> Iterator[dict[str, object]]:
@@ -193,9 +195,41 @@ def test_csv_lines_hand_out_each_row_before_reading_the_next() -> None:
 
     lines = csv_lines(rows(), ["a", "b"], "excel-cs")
     assert (next(lines), read) == ("\ufeffa;b\n", [])
-    assert (next(lines), read) == ("0;\n", [0])
-    assert list(lines) == ["1;\n", '"2";"x\ry"\n']
+    assert (next(lines), read) == ("0;\n1;\n", [0, 1])
+    assert list(lines) == ['"2";"x\ry"\n']
     assert render_csv(list(rows()), ["a", "b"], "excel-cs") == '\ufeffa;b\n0;\n1;\n"2";"x\ry"'
+
+
+def test_plain_csv_rendered_in_bulk_still_defuses_every_formula_and_carriage_return(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bulk path must fall back to the cell rules wherever one matters, at any cell position."""
+    from connector.reports import formats
+    from connector.reports.formats import render_csv
+
+    monkeypatch.setattr(formats, "CSV_CHUNK_ROWS", 3)
+    cells = [
+        "plain",
+        "=1+1",
+        "+1",
+        "-1",
+        "@SUM(A1)",
+        "\tx",
+        "a\rb",
+        "a,=b",
+        "2026-01-05",
+        None,
+        7,
+        True,
+        0.125,
+    ]
+    rows = [{"a": "ok", "b": value} for value in cells] + [{"a": value, "b": "ok"} for value in cells]
+    assert render_csv(rows, ["a", "b"]).split("\n")[1:] == [
+        "ok,plain", "ok,'=1+1", "ok,'+1", "ok,'-1", "ok,'@SUM(A1)", "ok,'\tx", '"ok","a\rb"', 'ok,"a,=b"',
+        "ok,2026-01-05", "ok,", "ok,7", "ok,true", "ok,0.125",
+        "plain,ok", "'=1+1,ok", "'+1,ok", "'-1,ok", "'@SUM(A1),ok", "'\tx,ok", '"a\rb","ok"', '"a,=b",ok',
+        "2026-01-05,ok", ",ok", "7,ok", "true,ok", "0.125,ok",
+    ]  # fmt: skip
 
 
 def test_a_checkpoint_does_not_wait_for_a_reader(tmp_path: Path) -> None:

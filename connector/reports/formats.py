@@ -128,29 +128,83 @@ def render_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], dialect: 
     return "".join(csv_lines(rows, columns, dialect)).rstrip("\n")
 
 
+# Rows rendered at once: a million-row export is written in chunks, never held whole.
+CSV_CHUNK_ROWS = 2000
+# Cells the csv module already writes exactly as `_csv_cell` would (None as empty), as long as no
+# text cell starts like a formula and none holds a bare \r (`_needs_care` looks for those).
+_AS_IS_TYPES = frozenset({str, int, type(None)})
+
+
+def _needs_care(text: str, delimiter: str) -> bool:
+    """Whether rendered CSV may hold a cell starting like a formula, or a bare \r (substring
+    searches: many times faster than a regular expression over a million rows)."""
+    if "\r" in text or text.startswith(_FORMULA_START) or text.startswith('"'):
+        return True
+    return any(
+        before + quote + start in text
+        for start in _FORMULA_START
+        for before in (delimiter, "\n")
+        for quote in ("", '"')
+    )
+
+
 def csv_lines(
     rows: Iterable[dict[str, Any]], columns: Sequence[str], dialect: str = "plain"
 ) -> Iterator[str]:
-    """``render_csv`` a row at a time, each piece ending in a newline: an export of a million rows
-    goes onto its file without being held in memory."""
+    """``render_csv`` a chunk of rows at a time, each piece ending in a newline: an export of a
+    million rows goes onto its file without being held in memory.
+
+    A plain chunk of text and integers is rendered by the csv module in one go; only a chunk in
+    which a cell needs care (a formula start, a bare carriage return, a yes/no, a share, a status
+    word) is rendered again cell by cell by `_csv_cell`, the one set of rules."""
     delimiter = ";" if dialect == "excel-cs" else ","
     out = io.StringIO()
-    options: dict[str, Any] = {"extrasaction": "ignore", "lineterminator": "\n", "delimiter": delimiter}
-    writer = csv.DictWriter(out, fieldnames=list(columns), **options)
+    writer = csv.writer(out, lineterminator="\n", delimiter=delimiter)
+    keys = list(columns)
+    if dialect == "excel-cs":  # for people: headings in their language (plain CSV keeps the keys)
+        writer.writerow([spreadsheet_heading(k) for k in keys])
+    else:
+        writer.writerow(keys)
+    yield ("\ufeff" if dialect == "excel-cs" else "") + _taken(out)
+    chunk: list[tuple[Any, ...]] = []
+    as_is = dialect == "plain"
+    for row in rows:
+        cells = tuple(map(row.get, keys))
+        chunk.append(cells)
+        if as_is and not _AS_IS_TYPES.issuperset(map(type, cells)):
+            as_is = False
+        if len(chunk) == CSV_CHUNK_ROWS:
+            yield _render_chunk(chunk, keys, dialect, as_is, out, delimiter)
+            chunk = []
+            as_is = dialect == "plain"
+    if chunk:
+        yield _render_chunk(chunk, keys, dialect, as_is, out, delimiter)
+
+
+def _render_chunk(
+    chunk: list[tuple[Any, ...]], keys: list[str], dialect: str, as_is: bool, out: io.StringIO, delimiter: str
+) -> str:
+    if as_is:
+        csv.writer(out, lineterminator="\n", delimiter=delimiter).writerows(chunk)
+        text = _taken(out)
+        if not _needs_care(text, delimiter):
+            return text
+    writer = csv.writer(out, lineterminator="\n", delimiter=delimiter)
     # csv quotes a field holding the line terminator only; one holding a bare \r must be quoted too,
     # or a spreadsheet breaks the row there
-    quoted = csv.DictWriter(out, fieldnames=list(columns), quoting=csv.QUOTE_ALL, **options)
-    if dialect == "excel-cs":  # for people: headings in their language (plain CSV keeps the keys)
-        writer.writerow({k: spreadsheet_heading(k) for k in columns})
-    else:
-        writer.writeheader()
-    yield ("\ufeff" if dialect == "excel-cs" else "") + out.getvalue()
-    for row in rows:
-        out.seek(0)
-        out.truncate()
-        cells = {k: _csv_cell(row.get(k), dialect, k) for k in columns}
-        (quoted if any(isinstance(v, str) and "\r" in v for v in cells.values()) else writer).writerow(cells)
-        yield out.getvalue()
+    quoted = csv.writer(out, lineterminator="\n", delimiter=delimiter, quoting=csv.QUOTE_ALL)
+    for cells in chunk:
+        safe = [_csv_cell(value, dialect, key) for key, value in zip(keys, cells, strict=True)]
+        (quoted if any(isinstance(v, str) and "\r" in v for v in safe) else writer).writerow(safe)
+    return _taken(out)
+
+
+def _taken(out: io.StringIO) -> str:
+    """What ``out`` holds, leaving it empty."""
+    text = out.getvalue()
+    out.seek(0)
+    out.truncate()
+    return text
 
 
 def render_json(rows: Sequence[dict[str, Any]]) -> str:

@@ -338,8 +338,11 @@ def _stored_export_rows(
     ledger: Ledger, mappings: Mappings, names: dict[str, str]
 ) -> Iterator[dict[str, Any]]:
     """The last sync's statuses as export rows, streamed from one join (flat memory)."""
+    organisations: dict[str | None, tuple[str | None, str | None]] = {}
     for row in ledger.statuses.current_for_export():
-        org_id, org_name = organisation(mappings, row.department_id)
+        if row.department_id not in organisations:
+            organisations[row.department_id] = organisation(mappings, row.department_id)
+        org_id, org_name = organisations[row.department_id]
         yield {
             "username": row.username,
             "idnumber": row.idnumber,
