@@ -16,9 +16,10 @@ from __future__ import annotations
 import gettext
 import os
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date as _babel_date
 from babel.numbers import format_decimal as _babel_decimal
@@ -35,6 +36,7 @@ _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " "})  # Babel's no-break spac
 
 class _Active:
     language = "en"
+    zone = "UTC"  # instants (a run's start, a completion) are shown in the connector's time zone
     explicit = False  # --lang was given: the mappings' language does not override it
 
 
@@ -113,6 +115,36 @@ def format_day(day: date | str | None, *, nbsp: bool = False) -> str:
     lang = _Active.language
     text = _babel_date(when, _DATE_PATTERNS[lang], locale=lang)
     return text.replace(" ", "\u00a0") if nbsp and lang != "en" else text.translate(_SPACES)
+
+
+def set_zone(name: str | None) -> None:
+    """The time zone instants are shown in (``[organisation] timezone``, or the mappings')."""
+    if name:
+        _Active.zone = name
+
+
+def format_moment(moment: str | int | None) -> str:
+    """An instant (ISO text with its offset, or Unix seconds) as the reader writes a day and a
+    time, in the connector's time zone: 26. 11. 2026 22:24. A bare day is shown as a day; text
+    that is neither is shown as it is."""
+    if moment is None or moment == "":
+        return ""
+    if isinstance(moment, int):
+        when = datetime.fromtimestamp(moment, UTC)
+    else:
+        if len(moment) == 10:
+            return format_day(moment)
+        try:
+            when = datetime.fromisoformat(moment)
+        except ValueError:
+            return moment
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # the ledger writes instants in UTC
+    try:
+        local = when.astimezone(ZoneInfo(_Active.zone))
+    except ZoneInfoNotFoundError:
+        local = when.astimezone(UTC)
+    return f"{format_day(local.date())} {local:%H:%M}"
 
 
 def format_percent(share: float, decimals: int = 0, *, nbsp: bool = False) -> str:

@@ -18,6 +18,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -49,10 +50,15 @@ def normalise(text: str) -> str:
     return DURATION.sub(" in N.N s", WALL_CLOCK.sub("YYYY-MM-DDTHH:MM:SS+00:00", text))
 
 
+# The moment every command here runs (the demo's sync included), so the ledger's timestamps and
+# their shown forms are known: 16:30 UTC, 18:30 in Prague.
+NOW = datetime(ANCHOR.year, ANCHOR.month, ANCHOR.day, 16, 30, tzinfo=UTC)
+
+
 def connector(*args: str) -> Result:
     """The CLI as the installed `connector` script runs it (prog_name shows in click's usage errors)."""
     runner = CliRunner(env=dict.fromkeys(ENVIRONMENT))
-    return runner.invoke(main, list(args), prog_name="connector")
+    return runner.invoke(main, list(args), prog_name="connector", obj={"clock": lambda: NOW})
 
 
 @dataclass(frozen=True)
@@ -249,11 +255,11 @@ digvar-si             Digitalna varnost (vsaki 2 leti)          not applicable  
 itsec-cz              Digitální bezpečnost (každé 2 roky)       compliant       17 Dec 2027              ITSEC-CZ    one completion
 
 Evidence
-course    completed             source  first seen                 in Moodle
---------  --------------------  ------  -------------------------  ---------
-AI-URED   2024-07-15T10:00:00Z  report  YYYY-MM-DDTHH:MM:SS+00:00        yes
-DIGSVET   2025-05-11T10:00:00Z  report  YYYY-MM-DDTHH:MM:SS+00:00        yes
-ITSEC-CZ  2025-12-17T10:00:00Z  report  YYYY-MM-DDTHH:MM:SS+00:00        yes
+course    completed          source  first seen         in Moodle
+--------  -----------------  ------  -----------------  ---------
+AI-URED   15 Jul 2024 12:00  report  15 Jun 2026 18:30        yes
+DIGSVET   11 May 2025 12:00  report  15 Jun 2026 18:30        yes
+ITSEC-CZ  17 Dec 2025 11:00  report  15 Jun 2026 18:30        yes
 
 History
 date         requirement           from  to
@@ -273,9 +279,9 @@ def test_runs_table(in_demo: Demo) -> None:
     assert (result.exit_code, normalise(result.stdout), result.stderr) == (
         0,
         """\
-run  started                    outcome  mode  path    calls  new completions  error
----  -------------------------  -------  ----  ------  -----  ---------------  -----
-  1  YYYY-MM-DDTHH:MM:SS+00:00  ok       full  report     11               79
+run  started            outcome  mode  path    calls  new completions  error
+---  -----------------  -------  ----  ------  -----  ---------------  -----
+  1  15 Jun 2026 18:30  ok       full  report     11               79
 """,
         "",
     )

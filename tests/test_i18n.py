@@ -128,6 +128,38 @@ def test_dates_and_shares_are_written_as_each_language_writes_them() -> None:
     }
 
 
+def test_instants_are_shown_in_the_connectors_time_zone_as_each_language_writes_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(i18n._Active, "zone", "UTC")
+    i18n.set_zone("Europe/Ljubljana")
+    shown = {}
+    for language in ("cs", "sl", "en"):
+        i18n.set_language(language)
+        shown[language] = (
+            i18n.format_moment("2026-11-26T23:30:00+00:00"),  # already the next day in Ljubljana
+            i18n.format_moment("2026-06-15T10:00:00Z"),  # summer time
+            i18n.format_moment(1_780_000_000),
+            i18n.format_moment("2026-05-04"),  # a bare day stays a day
+            i18n.format_moment("not a moment"),
+        )
+    assert shown == {
+        "cs": ("27. 11. 2026 00:30", "15. 6. 2026 12:00", "28. 5. 2026 22:26", "4. 5. 2026", "not a moment"),
+        "sl": ("27. 11. 2026 00:30", "15. 6. 2026 12:00", "28. 5. 2026 22:26", "4. 5. 2026", "not a moment"),
+        "en": ("27 Nov 2026 00:30", "15 Jun 2026 12:00", "28 May 2026 22:26", "4 May 2026", "not a moment"),
+    }
+
+
+def test_tables_show_days_and_instants_for_people_while_csv_keeps_iso(ledger: Path) -> None:
+    czech = run(ledger, "--lang", "cs", "runs")
+    started = czech.stdout.splitlines()[2].split("  ")[2]
+    assert re.fullmatch(r"\d{1,2}\. \d{1,2}\. \d{4} \d{2}:\d{2}", started), czech.stdout
+    plain = run(ledger, "runs", "--format", "csv")
+    assert re.fullmatch(
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+00:00", plain.stdout.splitlines()[1].split(",")[1]
+    )
+
+
 # -- what a person reads ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -245,22 +245,22 @@ def test_saving_again_makes_a_new_version_that_says_what_it_supersedes(
     assert run("needs", "--year", "2027", "--save")[:2] == (
         0,
         f"saved the needs analysis of 2027 as version 1: {people} people, {needs} needs "
-        "(statuses of 2026-06-15)\n",
+        "(statuses of 15 Jun 2026)\n",
     )
     assert run("needs", "--year", "2027", "--save")[:2] == (
         0,
         f"saved the needs analysis of 2027 as version 2: {people} people, {needs} needs "
-        "(statuses of 2026-06-15); "
-        "it supersedes version 1 saved 2026-06-15T03:00:00+00:00, which is kept\n",
+        "(statuses of 15 Jun 2026); "
+        "it supersedes version 1 saved 15 Jun 2026 05:00, which is kept\n",
     )
     code, out, _ = run("needs", "--list")
     assert (code, out.splitlines()) == (
         0,
         [
-            "year  version  saved                      statuses of  people  needs  supersedes",
-            "----  -------  -------------------------  -----------  ------  -----  ----------",
-            "2027        2  2026-06-15T03:00:00+00:00  2026-06-15       54     63           1",
-            "2027        1  2026-06-15T03:00:00+00:00  2026-06-15       54     63",
+            "year  version  saved              statuses of  people  needs  supersedes",
+            "----  -------  -----------------  -----------  ------  -----  ----------",
+            "2027        2  15 Jun 2026 05:00  15 Jun 2026      54     63           1",
+            "2027        1  15 Jun 2026 05:00  15 Jun 2026      54     63",
         ],
     )
 

@@ -141,7 +141,7 @@ def test_an_imported_attendance_list_makes_a_missing_person_compliant(demo_ledge
     evidence = person.stdout.split("\nEvidence\n")[1].split("\n\nHistory")[0]
     assert evidence.splitlines()[2].split("  ")[:3] == [
         "itsec-cz",
-        "2026-05-04",
+        "4 May 2026",
         "import:KÚ Libereckého kraje",
     ]
 
@@ -201,12 +201,17 @@ def test_removal_is_audited_and_takes_the_evidence_away(demo_ledger: Path) -> No
     assert export_line(demo_ledger, "u003", "itsec-cz").split(",")[5] == "missing"
     listed = run(demo_ledger, "evidence", "list")
     assert listed.stdout == (
-        "import  imported    by          source  file   rows  state\n"
-        "------  ----------  ----------  ------  -----  ----  -----------------------------------------------\n"
-        "     1  2026-06-16  hana.novak  HR      a.csv     1  removed 2026-06-16 by hana.novak: wrong session\n"
+        "import  imported     by          source  file   rows  state\n"
+        "------  -----------  ----------  ------  -----  ----  ------------------------------------------------------\n"
+        "     1  16 Jun 2026  hana.novak  HR      a.csv     1  removed 16 Jun 2026 10:00 by hana.novak: wrong session\n"
     )
     again = run(demo_ledger, "evidence", "remove", "--import", "1", "--reason", "twice")
     assert (again.exit_code, again.stderr.splitlines()[0]) == (2, "error: no import 1 to remove")
+    assert json.loads(run(demo_ledger, "evidence", "list", "--format", "json").stdout)[0]["state"] == (
+        "removed 2026-06-16 by hana.novak: wrong session"  # scripts read JSON: English words, ISO day
+    )
+    czech = run(demo_ledger, "--lang", "cs", "evidence", "list").stdout.splitlines()[2]
+    assert czech.endswith("  odstraněno 16. 6. 2026 10:00 (hana.novak): wrong session")
 
 
 def test_erasing_a_person_erases_their_imported_evidence(demo_ledger: Path) -> None:

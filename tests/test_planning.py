@@ -119,12 +119,12 @@ def run(folder: Path, *args: str) -> Result:
 # -- due ------------------------------------------------------------------------------------------
 DUE_TABLE = """\
 Due by 14 Aug 2026 (within 60 days of 15 Jun 2026): 4 requirements of 3 people
-due         full name    username  department          organisation             requirement  status    course to take
-----------  -----------  --------  ------------------  -----------------------  -----------  --------  -----------------------------------------------------------------
-2026-05-20  Ana Novak    ana       Oddelek za finance  Mestna občina Ljubljana  itsec        expired   itsec
-2026-06-15  Bojan Kos    bojan     Oddelek za finance  Mestna občina Ljubljana  digvar       missing   Digitalna varnost + Preverjanje kompetentnosti: digitalna varnost
-2026-06-15  David Zupan  david     Oddelek za kulturo  Mestna občina Ljubljana  digvar       missing   Digitalna varnost + Preverjanje kompetentnosti: digitalna varnost
-2026-08-10  Bojan Kos    bojan     Oddelek za finance  Mestna občina Ljubljana  itsec        expiring  itsec
+due          full name    username  department          organisation             requirement  status    course to take
+-----------  -----------  --------  ------------------  -----------------------  -----------  --------  -----------------------------------------------------------------
+20 May 2026  Ana Novak    ana       Oddelek za finance  Mestna občina Ljubljana  itsec        expired   itsec
+15 Jun 2026  Bojan Kos    bojan     Oddelek za finance  Mestna občina Ljubljana  digvar       missing   Digitalna varnost + Preverjanje kompetentnosti: digitalna varnost
+15 Jun 2026  David Zupan  david     Oddelek za kulturo  Mestna občina Ljubljana  digvar       missing   Digitalna varnost + Preverjanje kompetentnosti: digitalna varnost
+10 Aug 2026  Bojan Kos    bojan     Oddelek za finance  Mestna občina Ljubljana  itsec        expiring  itsec
 """
 
 

@@ -214,4 +214,6 @@ def config_of(ctx: click.Context) -> Config:
         updates["ledger_path"] = obj["ledger_path"]
     if obj["mappings_dir"]:
         updates["mappings_dir"] = obj["mappings_dir"]
-    return replace(config, **updates)
+    config = replace(config, **updates)
+    i18n.set_zone(config.timezone)
+    return config

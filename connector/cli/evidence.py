@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -12,7 +13,7 @@ import click
 from connector.cli.app import config_of, format_option, main, now_of
 from connector.cli.output import echo_rows
 from connector.errors import UsageError
-from connector.i18n import _, ngettext
+from connector.i18n import _, format_moment, ngettext
 from connector.reports import columns
 
 
@@ -79,6 +80,18 @@ def import_(ctx: click.Context, file: Path, source: str, force: bool) -> None:
     )
 
 
+def _state(row: dict[str, Any], *, for_people: bool) -> str:
+    """Counted, or removed when, by whom and why: in the reader's words in a table; JSON keeps
+    the English words and the ISO day scripts already read."""
+    if not row["removed_at"]:
+        return _("counted") if for_people else "counted"
+    if not for_people:
+        return f"removed {row['removed_at'][:10]} by {row['removed_by']}: {row['removed_reason']}"
+    return _("removed {day} by {who}: {why}").format(
+        day=format_moment(row["removed_at"]), who=row["removed_by"], why=row["removed_reason"]
+    )
+
+
 @evidence.command("list")
 @format_option()
 @click.pass_context
@@ -89,11 +102,7 @@ def list_(ctx: click.Context, fmt: str) -> None:
     with Ledger.open_readonly(config_of(ctx).ledger_path) as ledger:
         rows = ledger.imports.all()
     for row in rows:
-        row["state"] = (
-            f"removed {row['removed_at'][:10]} by {row['removed_by']}: {row['removed_reason']}"
-            if row["removed_at"]
-            else "counted"
-        )
+        row["state"] = _state(row, for_people=fmt == "table")
         row["imported_on"] = row["imported_at"][:10]
     if fmt == "table" and not rows:
         click.echo(_("no evidence has been imported"))

@@ -12,7 +12,7 @@ from connector.cli.app import config_of, format_option, main, now_of
 from connector.cli.output import echo_rows, echo_warnings
 from connector.cli.reports import open_for_reading
 from connector.errors import UsageError
-from connector.i18n import _, format_day, ngettext
+from connector.i18n import _, format_day, format_moment, ngettext
 from connector.reports import columns
 
 if TYPE_CHECKING:
@@ -128,12 +128,20 @@ def _save(ctx: click.Context, year: int) -> None:
         previous = ledger.needs.latest(year)
         with ledger.transaction():
             saved = ledger.needs.save(year, as_of, as_rows(found), now=now_of(ctx))
-    line = (
-        f"saved the needs analysis of {year} as version {saved['version']}: {saved['people']} people, "
-        f"{saved['needs']} needs (statuses of {as_of})"
+    line = _(
+        "saved the needs analysis of {year} as version {version}: {people} people, {needs} needs "
+        "(statuses of {day})"
+    ).format(
+        year=year,
+        version=saved["version"],
+        people=saved["people"],
+        needs=saved["needs"],
+        day=format_day(as_of),
     )
     if previous is not None:
-        line += f"; it supersedes version {previous['version']} saved {previous['saved_at']}, which is kept"
+        line += _("; it supersedes version {version} saved {moment}, which is kept").format(
+            version=previous["version"], moment=format_moment(previous["saved_at"])
+        )
     click.echo(line)
 
 

@@ -14,7 +14,16 @@ import click
 from connector.cli.app import as_of_option, config_of, format_option, main
 from connector.cli.output import echo_rows, write_private
 from connector.errors import UsageError
-from connector.i18n import LANGUAGES, _, adopt_mappings_language, format_day, language, ngettext, set_language
+from connector.i18n import (
+    LANGUAGES,
+    _,
+    adopt_mappings_language,
+    format_day,
+    language,
+    ngettext,
+    set_language,
+    set_zone,
+)
 from connector.reports import columns
 from connector.reports.formats import CSV_DIALECTS, csv_lines, render_csv, render_json
 from connector.reports.words import run_word, target_words
@@ -46,6 +55,7 @@ def open_for_reading(ctx: click.Context) -> Iterator[tuple[Ledger, Mappings]]:
             ledger.require_sound()  # a damaged page would otherwise be shown as numbers
             mappings = load_mappings(config.mappings_dir)
             adopt_mappings_language(mappings.language)
+            set_zone(mappings.timezone)
             yield ledger, mappings
     except (sqlite3.Error, UnicodeDecodeError) as exc:
         raise ledger_error(exc, config.ledger_path) from None

@@ -14,6 +14,11 @@ from connector.reports.words import STATUS_WORDS
 
 Column = tuple[str, str]  # (row key, heading shown in a table: English, translated when shown)
 
+# Table cells under these keys are shown as the reader writes a day, or a day and a time (CSV and
+# JSON keep ISO 8601 for scripts).
+DAY_KEYS = frozenset({"valid_until", "since", "due", "due_on", "on", "imported_on", "as_of"})
+MOMENT_KEYS = frozenset({"started_at", "completed_at", "first_seen", "saved_at"})
+
 
 @dataclass(frozen=True)
 class Columns:

@@ -30,8 +30,8 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from connector.i18n import _, format_percent
-from connector.reports.columns import spreadsheet_heading
+from connector.i18n import _, format_day, format_moment, format_percent
+from connector.reports.columns import DAY_KEYS, MOMENT_KEYS, spreadsheet_heading
 from connector.reports.words import status_word
 
 FORMATS = ("table", "csv", "json")
@@ -73,9 +73,13 @@ def _pad(text: str, width: int, right: bool) -> str:
     return gap + text if right else text + gap
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, key: str = "") -> str:
     if value is None:
         return ""
+    if key in DAY_KEYS and isinstance(value, str):
+        return format_day(value)
+    if key in MOMENT_KEYS and isinstance(value, (str, int)):
+        return format_moment(value)
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     if isinstance(value, float):
@@ -89,7 +93,7 @@ def render_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, st
     if not rows:
         return _("(nothing to show)")
     texts = [
-        [terminal_safe(unicodedata.normalize("NFC", _text(row.get(key)))) for key, _ in columns]
+        [terminal_safe(unicodedata.normalize("NFC", _text(row.get(key), key))) for key, _ in columns]
         for row in rows
     ]
     headings = [terminal_safe(_(heading)) for _key, heading in columns]
