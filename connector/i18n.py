@@ -130,7 +130,10 @@ def format_moment(moment: str | int | None) -> str:
     if moment is None or moment == "":
         return ""
     if isinstance(moment, int):
-        when = datetime.fromtimestamp(moment, UTC)
+        try:
+            when = datetime.fromtimestamp(moment, UTC)
+        except (ValueError, OverflowError, OSError):  # no calendar holds it: shown as the number it is
+            return str(moment)
     else:
         if len(moment) == 10:
             return format_day(moment)

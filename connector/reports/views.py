@@ -370,7 +370,10 @@ def _stored_export_rows(
 def _utc(epoch: int | None) -> str | None:
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):  # a ledger from before times were checked at the door
+        return str(epoch)
 
 
 def courses_view(

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -191,6 +192,23 @@ def test_an_impossible_completion_time_is_skipped_with_a_warning(
     assert {s["requirement"]: s["status"] for s in person["statuses"]}["itsec-cz"] == "missing"
     assert {e["course"] for e in person["evidence"]} >= {"AI-URED", "DIGSVET"}  # the rest was read
     assert _cli(demo_site, "person", "u002").exit_code == 0
+
+
+def test_an_impossible_time_already_in_an_older_ledger_is_shown_not_fatal(demo_site: Site) -> None:
+    """Ledgers written before times were checked at the door may hold one; `person` must still work."""
+    assert _sync(demo_site).exit_code == 0
+    with sqlite3.connect(demo_site.ledger_path) as db:
+        db.execute(
+            "UPDATE evidence SET completed_at = ? "
+            "WHERE user_id = (SELECT user_id FROM people WHERE username = 'u001')",
+            [YEAR_10000],
+        )
+    db.close()
+    table = _cli(demo_site, "person", "u001")
+    assert table.exit_code == 0, table.output
+    shown = json.loads(_cli(demo_site, "person", "u001", "--format", "json").output)
+    assert {e["completed_at"] for e in shown["evidence"]} == {str(YEAR_10000)}
+    assert f"  {YEAR_10000}  " in table.output.split("\nEvidence\n")[1]
 
 
 def test_a_lone_surrogate_in_a_name_does_not_fail_the_sync(
