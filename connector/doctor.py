@@ -199,8 +199,8 @@ def run_checks(config: Config) -> Iterator[Check]:
                             value2=list(page.headers) if page else [],
                         ),
                     )
-                    yield report_conditions_check(api, site, config.report_id)
                     yield report_filter_check(client, site, config.report_id)
+                    yield report_conditions_check(api, site, config.report_id)
             if config.needs_feedback_cmid is not None:
                 yield needs_survey_check(client, site, config)
     except ConnectorError as exc:
@@ -390,37 +390,33 @@ def report_filter_check(client: MoodleClient, site: SiteInfo, report_id: int) ->
         "its 'Filters' tab add 'Course completion > Time completed'"
     ).format(place=_REPORT_EDITOR, report_id=report_id)
     missing = [f for f in DELTA_FUNCTIONS if not site.can_call(f)]
+    carried: bool | None = None
+    problem: str | None = None
+    if not site.can_call(REPORTS_GET):
+        problem = _(
+            "cannot tell whether report {report_id} carries the 'Time completed' filter: "
+            "{reports_get} is not in the web service"
+        ).format(report_id=report_id, reports_get=REPORTS_GET)
+    else:
+        try:
+            carried = TIME_COMPLETED in report_filters(client, report_id)
+        except ConnectorError as exc:
+            problem = _("cannot read the filters of report {report_id}: {message}").format(
+                report_id=report_id, message=exc.message
+            )
     if missing:
+        what = add_to_service_hint(missing)
+        if not carried:
+            what += _(", and the report needs its 'Time completed' filter")
         return Check(
             name,
             True,
             _(
                 "nightly runs read every row of report {report_id}: {names} not in the web service; {what}"
-            ).format(
-                report_id=report_id,
-                names=", ".join(missing),
-                what=add_to_service_hint(missing) + _(", and the report needs its 'Time completed' filter"),
-            ),
+            ).format(report_id=report_id, names=", ".join(missing), what=what),
         )
-    if not site.can_call(REPORTS_GET):
-        return Check(
-            name,
-            True,
-            _(
-                "cannot tell whether report {report_id} carries the 'Time completed' filter: "
-                "{reports_get} is not in the web service"
-            ).format(report_id=report_id, reports_get=REPORTS_GET),
-        )
-    try:
-        carried = TIME_COMPLETED in report_filters(client, report_id)
-    except ConnectorError as exc:
-        return Check(
-            name,
-            True,
-            _("cannot read the filters of report {report_id}: {message}").format(
-                report_id=report_id, message=exc.message
-            ),
-        )
+    if problem is not None:
+        return Check(name, True, problem)
     if carried:
         return Check(
             name,

@@ -235,3 +235,49 @@ def test_the_ledger_keeps_what_the_next_night_needs(filtered: Site) -> None:
     finally:
         ledger.close()
     assert latest is not None and int(latest) <= int(FULL_AT.timestamp())
+
+
+# -- doctor ----------------------------------------------------------------------------------------
+def doctor_check(site: Site) -> list[str]:
+    """The lines of doctor's "report delta reads" check."""
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    result = CliRunner().invoke(main, ["--config", str(site.config_path), "doctor"], catch_exceptions=False)
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "report delta reads:" in line)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("["))
+    return lines[start:end]
+
+
+def test_doctor_says_how_to_add_the_filter(demo_site: Site) -> None:
+    assert doctor_check(demo_site) == [
+        "[ok  ] report delta reads: report 1 has no 'Time completed' filter, so nightly runs read every row;",
+        "       to read only recent completions at night, open Site administration > Reports > Report builder",  # noqa: E501
+        "       > Custom reports, edit report 1 and on its 'Filters' tab add 'Course completion > Time",
+        "       completed'",
+    ]
+
+
+def test_doctor_says_the_nights_read_only_recent_completions(demo_site: Site) -> None:
+    emulator_of(demo_site).add_report_time_filter()
+    assert doctor_check(demo_site) == [
+        "[ok  ] report delta reads: report 1 carries the 'Time completed' filter: nightly runs read only the",
+        "       completions since the last run",
+    ]
+
+
+def test_doctor_names_the_functions_the_service_needs(demo_site: Site) -> None:
+    emulator = emulator_of(demo_site)
+    emulator.add_report_time_filter()
+    narrow = "narrow-" + demo_site.token
+    emulator.add_token(narrow, functions=[f for f in emulator_functions() if f != SET])
+    (demo_site.tmp / "token").write_text(narrow + "\n", encoding="utf-8")
+    assert doctor_check(demo_site) == [
+        "[ok  ] report delta reads: nightly runs read every row of report 1: core_reportbuilder_set_filters",
+        "       not in the web service; add core_reportbuilder_set_filters to the external service (Site",
+        "       administration > Server > Web services > External services > (your service) > Functions)",
+    ]
+    emulator.remove_report_time_filter()
+    assert doctor_check(demo_site)[-1] == "       the report needs its 'Time completed' filter"
