@@ -281,3 +281,54 @@ def test_doctor_names_the_functions_the_service_needs(demo_site: Site) -> None:
     ]
     emulator.remove_report_time_filter()
     assert doctor_check(demo_site)[-1] == "       the report needs its 'Time completed' filter"
+
+
+# -- the client's pieces ---------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_the_client_sets_reads_and_resets_the_filter_in_both_formats(demo_site: Site, fmt: str) -> None:
+    from connector.moodle.client import MoodleClient
+    from connector.moodle.report.filters import report_filters, reset_filters, set_time_completed_from
+    from connector.moodle.settings import ClientSettings
+
+    emulator = emulator_of(demo_site)
+    emulator.add_report_time_filter()
+    scenario = emulator.scenario
+    since = int(FULL_AT.timestamp()) - 90 * 86400
+    with MoodleClient(ClientSettings(emulator.url, demo_site.token, format=fmt)) as client:  # type: ignore[arg-type]
+        assert TIME_COMPLETED in report_filters(client, 1)
+        set_time_completed_from(client, 1, since)
+        assert scenario.report_filter_values[scenario.token_user_id] == {
+            f"{TIME_COMPLETED}_operator": 3,
+            f"{TIME_COMPLETED}_from": since,
+            f"{TIME_COMPLETED}_to": 0,
+        }
+        reset_filters(client, 1)
+        assert scenario.report_filter_values == {}
+
+
+def test_the_delta_starts_at_the_earlier_of_the_last_run_and_the_latest_completion() -> None:
+    from connector.moodle.report.filters import ReportDelta
+
+    def delta(latest: str | None) -> ReportDelta:
+        marks = {"report_latest_completion": latest}
+        return ReportDelta(object(), 1, lambda name: True, marks.get)  # type: ignore[arg-type]
+
+    started = "2026-06-16T02:00:00+00:00"
+    start = int(datetime.fromisoformat(started).timestamp())
+    assert delta(None).since_for(started, 24) == start - 86400
+    assert delta(str(start - 3600 + 17)).since_for(started, 1) == start - 7200  # whole minutes
+    assert delta(str(start + 99999)).since_for(started, 24) == start - 86400  # a date in the future
+    assert delta(None).since_for(None, 24) is None
+
+
+def test_a_delta_check_sees_a_row_that_the_filter_should_have_left_out() -> None:
+    from connector.moodle.records import ReportCompletion
+    from connector.moodle.report.filters import DeltaCheck
+
+    def row(at: int | None) -> ReportCompletion:
+        return ReportCompletion(user_id=3, username="u001", course_id=2, course_idnumber="", completed_at=at)
+
+    for rows, effective in (([row(100), row(160)], True), ([row(100), row(None)], False), ([row(99)], False)):
+        check = DeltaCheck(100)
+        assert len(list(check.watch(rows))) == len(rows)
+        assert check.effective is effective
