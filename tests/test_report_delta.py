@@ -332,3 +332,18 @@ def test_a_delta_check_sees_a_row_that_the_filter_should_have_left_out() -> None
         check = DeltaCheck(100)
         assert len(list(check.watch(rows))) == len(rows)
         assert check.effective is effective
+
+
+def test_runs_shows_which_run_read_a_delta(filtered: Site) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from connector.cli import main
+
+    since = sync(filtered, NIGHT_AT).counts["report_delta_since"]
+    result = CliRunner().invoke(main, ["--config", str(filtered.config_path), "runs", "--format", "json"])
+    nightly, full = json.loads(result.stdout)
+    assert nightly["counts"]["report_delta_since"] == since
+    assert nightly["counts"]["report_rows"] < full["counts"]["report_rows"]
+    assert "report_delta_since" not in full["counts"]
