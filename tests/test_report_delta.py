@@ -347,3 +347,21 @@ def test_runs_shows_which_run_read_a_delta(filtered: Site) -> None:
     assert nightly["counts"]["report_delta_since"] == since
     assert nightly["counts"]["report_rows"] < full["counts"]["report_rows"]
     assert "report_delta_since" not in full["counts"]
+
+
+def test_a_delta_read_marks_nothing_gone_the_next_full_run_does(filtered: Site) -> None:
+    emulator = emulator_of(filtered)
+    scenario = emulator.scenario
+    holder = next(
+        scenario.enrol_user[p]
+        for p in range(len(scenario.enrol_user))
+        if scenario.enrol_course[p] == 2 and scenario.completed_at[p]
+    )
+    before = evidence(filtered, holder)
+    emulator.reset_course(2)  # Moodle's course reset: the completions vanish
+    night = sync(filtered, NIGHT_AT)
+    assert night.counts["evidence_gone"] == 0 and "report_delta_since" in night.counts
+    assert evidence(filtered, holder) == before
+    full = sync(filtered, NIGHT_AT + timedelta(days=1), full=True)
+    assert full.counts["evidence_gone"] > 0
+    assert not {c for c, _ in evidence(filtered, holder)} & {2}
