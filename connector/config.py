@@ -54,6 +54,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
         "report_id": (int,),
         "report_per_page": (int,),
         "report_timezone": (str,),
+        "report_lookback_hours": (int, float),
         "completion_path": (str,),
         "allow_insecure_http": (bool,),
         "ca_bundle": (str,),
@@ -87,6 +88,11 @@ class Config:
     report_id: int | None = None
     report_per_page: int = 5000
     report_timezone: str | None = None
+    # A nightly delta read starts this long before the last good run: Moodle's completion task
+    # writes the time the criteria were met, which is earlier than the run of cron that made
+    # the completion visible (a stalled cron, hours late); a day covers that, and a full read
+    # every full_every_days catches anything older.
+    report_lookback_hours: float = 24
     completion_path: str = "auto"
     allow_insecure_http: bool = False
     ca_bundle: str | None = None
@@ -277,6 +283,7 @@ def load_config(
         ("report_id", "report_id"),
         ("report_per_page", "report_per_page"),
         ("report_timezone", "report_timezone"),
+        ("report_lookback_hours", "report_lookback_hours"),
         ("completion_path", "completion_path"),
         ("allow_insecure_http", "allow_insecure_http"),
         ("page_size", "page_size"),
@@ -496,6 +503,15 @@ def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
                 "moodle.ca_bundle",
                 _("no CA certificate file at {ca_bundle}").format(ca_bundle=config.ca_bundle),
                 _("give the path of the PEM file holding the site's CA certificate"),
+            )
+        )
+    if not 1 <= config.report_lookback_hours <= 24 * 30:
+        problems.append(
+            Problem(
+                where,
+                "moodle.report_lookback_hours",
+                _("must be between 1 and 720 (hours)"),
+                _("24 covers a completion task that ran late; the full read catches anything older"),
             )
         )
     if config.full_every_days < 0:

@@ -13,6 +13,7 @@ from connector.config import Config
 from connector.errors import ConnectorError, ExitStatus, MoodleError, Problem
 from connector.i18n import _, ngettext
 from connector.moodle.functions import (
+    DELTA_FUNCTIONS,
     REPORT_FUNCTION,
     REPORTS_GET,
     REQUIRED_FUNCTIONS,
@@ -198,6 +199,7 @@ def run_checks(config: Config) -> Iterator[Check]:
                             value2=list(page.headers) if page else [],
                         ),
                     )
+                    yield report_filter_check(client, site, config.report_id)
                     yield report_conditions_check(api, site, config.report_id)
             if config.needs_feedback_cmid is not None:
                 yield needs_survey_check(client, site, config)
@@ -373,4 +375,61 @@ def report_conditions_check(api: MoodleApi, site: SiteInfo, report_id: int) -> C
             "Status'{rule}); the completions behind them are missed"
         ).format(report_id=report_id, rule=rule),
         remove,
+    )
+
+
+def report_filter_check(client: MoodleClient, site: SiteInfo, report_id: int) -> Check:
+    """Can nightly runs read only recent completions? Both filter functions in the service and
+    the report's "Time completed" filter (seen in the filters form its viewers get). Never a
+    failure: without them a nightly run reads every row, correct and only slower."""
+    from connector.moodle.report.filters import TIME_COMPLETED, report_filters
+
+    name = _("report delta reads")
+    add_filter = _(
+        "to read only recent completions at night, open {place}, edit report {report_id} and on "
+        "its 'Filters' tab add 'Course completion > Time completed'"
+    ).format(place=_REPORT_EDITOR, report_id=report_id)
+    missing = [f for f in DELTA_FUNCTIONS if not site.can_call(f)]
+    carried: bool | None = None
+    problem: str | None = None
+    if not site.can_call(REPORTS_GET):
+        problem = _(
+            "cannot tell whether report {report_id} carries the 'Time completed' filter: "
+            "{reports_get} is not in the web service"
+        ).format(report_id=report_id, reports_get=REPORTS_GET)
+    else:
+        try:
+            carried = TIME_COMPLETED in report_filters(client, report_id)
+        except ConnectorError as exc:
+            problem = _("cannot read the filters of report {report_id}: {message}").format(
+                report_id=report_id, message=exc.message
+            )
+    if missing:
+        what = add_to_service_hint(missing)
+        if not carried:
+            what += _(", and the report needs its 'Time completed' filter")
+        return Check(
+            name,
+            True,
+            _(
+                "nightly runs read every row of report {report_id}: {names} not in the web service; {what}"
+            ).format(report_id=report_id, names=", ".join(missing), what=what),
+        )
+    if problem is not None:
+        return Check(name, True, problem)
+    if carried:
+        return Check(
+            name,
+            True,
+            _(
+                "report {report_id} carries the 'Time completed' filter: nightly runs read only "
+                "the completions since the last run"
+            ).format(report_id=report_id),
+        )
+    return Check(
+        name,
+        True,
+        _("report {report_id} has no 'Time completed' filter, so nightly runs read every row; {what}").format(
+            report_id=report_id, what=add_filter
+        ),
     )

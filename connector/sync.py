@@ -82,6 +82,7 @@ from connector.moodle.functions import (
 )
 from connector.moodle.records import Completion, Course, Person
 from connector.moodle.report.calibration import ZoneWitness, witnesses_from_text, witnesses_to_text
+from connector.moodle.report.filters import DeltaCheck, ReportDelta
 from connector.reports.unplaced import unplaced_warning
 from connector.reports.words import run_word
 
@@ -642,8 +643,27 @@ class _Run:
     ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
         report_id = self.config.report_id
         assert report_id is not None
+        delta = ReportDelta(self.api.client, report_id, self.site.can_call, self.ledger.bookmarks.get)
+        read = self._read_report_rows(report_id, mapped, delta)
+        self.staged.bookmarks.update(delta.bookmarks(read[2]))
+        return read
+
+    def _read_report_rows(
+        self, report_id: int, mapped: set[int], delta: ReportDelta
+    ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
         remembered = self.ledger.bookmarks.get(ZONE_BOOKMARK)
         witnesses = witnesses_from_text(self.ledger.bookmarks.get(WITNESS_BOOKMARK)) if self.full else ()
+        if not self.full and remembered is not None:  # only what completed since the last run
+            last = self.ledger.runs.last("ok")
+            since = delta.since_for(last["started_at"] if last else None, self.config.report_lookback_hours)
+            read = delta.read(
+                since, lambda seen: self._report_rows(report_id, ZoneInfo(remembered), mapped, seen)
+            )
+            if read is not None:
+                if delta.since is not None:
+                    self.counts["report_delta_since"] = delta.since
+                return read
+        delta.before_whole_read(probe=self.full)
         if remembered is None or (self.full and not witnesses):
             return self._report_rows(report_id, self._calibrate(report_id), mapped)
         zone = ZoneInfo(remembered)
@@ -672,7 +692,11 @@ class _Run:
         return calibration.zone
 
     def _report_rows(
-        self, report_id: int, zone: ZoneInfo, mapped: set[int], witness: ZoneWitness | None = None
+        self,
+        report_id: int,
+        zone: ZoneInfo,
+        mapped: set[int],
+        witness: ZoneWitness | DeltaCheck | None = None,
     ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
         """Every row of a mapped course, times read in ``zone``; ``witness`` sees every row."""
         idnumber_to_course: dict[str, int] = {}

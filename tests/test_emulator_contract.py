@@ -210,10 +210,13 @@ def test_the_unsupported_list_is_exactly_what_the_emulator_lacks() -> None:
 
 
 def test_every_function_the_connector_calls_is_captured_and_checked_against_the_emulator() -> None:
-    """The catalogue (connector/moodle/functions.py) decides what must be covered here."""
+    """The catalogue (connector/moodle/functions.py) decides what must be covered here. The report
+    filter functions have no capture yet: their answers read in Moodle's source are checked by
+    tests/test_source_contract.py (tests/fixtures/moodle-4.5-source/README.md)."""
     calls = {f.name for f in CATALOGUE}
     assert calls & set(UNSUPPORTED_FUNCTIONS) == set()
-    assert calls - {c.function for c in SUPPORTED if c.version == "4.5"} == set()
+    from_source = {c.function for c in load_cases(("4.5-source",))}
+    assert calls - {c.function for c in SUPPORTED if c.version == "4.5"} - from_source == set()
 
 
 def test_every_fixture_function_folder_is_covered() -> None:

@@ -135,7 +135,11 @@ def test_doctor_lists_missing_required_and_absent_optional_functions(demo_site: 
         "[ok  ] optional core_cohort_get_cohorts: not in the service; placement or scope by cohort needs it",
         "[ok  ] optional core_cohort_get_cohort_members: not in the service; placement or scope by cohort",
         "       needs it",
-        "1 of 11 checks failed: required functions",
+        "[ok  ] optional core_reportbuilder_set_filters: not in the service; nightly delta reads of the",
+        "       report needs it",
+        "[ok  ] optional core_reportbuilder_filters_reset: not in the service; nightly delta reads of the",
+        "       report needs it",
+        "1 of 13 checks failed: required functions",
     ]
 
 

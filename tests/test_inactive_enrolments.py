@@ -111,7 +111,7 @@ def test_doctor_says_exactly_what_to_remove_from_a_report_that_hides_inactive_en
         "       -> in Moodle open Site administration > Reports > Report builder > Custom reports, edit",
         "          report 1, open the 'Conditions' panel and delete the condition 'Enrolment • Status' (trash",
         "          icon); then run `connector sync --full`",
-        "1 of 10 checks failed: report conditions",
+        "1 of 11 checks failed: report conditions",
     ]
 
 
@@ -130,5 +130,5 @@ def test_doctor_asks_for_reports_get_when_the_service_lacks_it(demo_site: Site) 
         "       core_reportbuilder_reports_get is not in the web service",
         "       -> add core_reportbuilder_reports_get to the external service (Site administration > Server >",
         "          Web services > External services > (your service) > Functions)",
-        "1 of 10 checks failed: report conditions",
+        "1 of 11 checks failed: report conditions",
     ]

@@ -9,6 +9,7 @@ namespaces its exception classes; the behaviour is the same.
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,7 +18,7 @@ from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
 from connector.emulator.feedback import FEEDBACK_FUNCTIONS, FEEDBACK_SERVICE_FUNCTIONS
-from connector.emulator.scenario import CourseDef, PersonView, Scenario
+from connector.emulator.scenario import TIME_COMPLETED, CourseDef, PersonView, Scenario
 from connector.emulator.wire import (
     Param,
     WsException,
@@ -69,6 +70,8 @@ SERVICE_FUNCTIONS = (
     "core_reportbuilder_list_reports",
     "core_reportbuilder_retrieve_report",
     "core_reportbuilder_reports_get",
+    "core_reportbuilder_set_filters",
+    "core_reportbuilder_filters_reset",
     "core_course_update_courses",
     "core_message_send_instant_messages",
     "core_course_get_enrolled_users_by_cmid",
@@ -1002,7 +1005,7 @@ def _report(call: Call, report_id: int, access: str) -> None:
 
 def retrieve_report(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     _report(call, params["reportid"], "view")
-    listed = call.scenario.report_rows()
+    listed = call.scenario.report_rows_for(_caller_id(call))  # the caller's filter values apply
     total = len(listed)
     perpage = params["perpage"] if params["perpage"] > 0 else max(1, total)  # 0: every row (quirk 7)
     start = min(params["page"] * perpage, total)
@@ -1015,6 +1018,29 @@ def retrieve_report(call: Call, params: dict[str, Any]) -> dict[str, Any]:
         "data": {"headers": list(REPORT_HEADERS), "rows": rows, "totalrowcount": total},
         "warnings": [],
     }
+
+
+def set_filters(call: Call, params: dict[str, Any]) -> bool:
+    """``core_reportbuilder_set_filters``: the values (a JSON string) become the calling user's
+    filter preference of the report; Moodle json_decodes them and casts to an array, so text that
+    is no JSON object stores no values (and still answers true)."""
+    _report(call, params["reportid"], "view")
+    try:
+        values = json.loads(params["values"])
+    except ValueError:
+        values = None
+    call.scenario.report_filter_values[_caller_id(call)] = values if isinstance(values, dict) else {}
+    return True
+
+
+def filters_reset(call: Call, params: dict[str, Any]) -> bool:
+    """``core_reportbuilder_filters_reset``: the calling user's filter values removed (Moodle
+    checks only that the report exists and its context, not the right to view it)."""
+    report = call.scenario.report
+    if report is None or params["reportid"] != report.id:
+        raise missing_record("reportbuilder_report")
+    call.scenario.report_filter_values.pop(_caller_id(call), None)
+    return True
 
 
 # The report editor's condition list ("Add condition"): entity -> (identifier, name). The real
@@ -1141,7 +1167,7 @@ def _editor_parts(call: Call) -> dict[str, Any]:
                     "movetitle": f"Move filter '{name}'",
                     "entityname": entity,
                 }
-                for i, (_, entity, name) in enumerate(DEFAULT_CONDITIONS)
+                for i, (_, entity, name) in enumerate(report_filters(call))
             ],
             "helpicon": HELP_ICON,
         },
@@ -1171,6 +1197,65 @@ def _editor_parts(call: Call) -> dict[str, Any]:
     }
 
 
+def report_filters(call: Call) -> tuple[tuple[str, str, str], ...]:
+    report = call.scenario.report
+    assert report is not None
+    return report.filters
+
+
+def _filter_controls(identifier: str) -> str:
+    """A filter's controls as the viewer's form names them (a date filter: operator, value, unit,
+    from and to; a yes/no filter: its operator)."""
+    field = identifier.replace(":", "")
+    select = f'<select class="custom-select" name="{identifier}_operator" id="id_{field}_operator">\n'
+    if identifier != TIME_COMPLETED:
+        options = ("Is any value", "Yes", "No")
+        return (
+            select
+            + "".join(f'<option value="{i}">{t}</option>\n' for i, t in enumerate(options))
+            + "</select>\n"
+        )
+    operators = ("Is any value", "Is not empty", "Is empty", "Range", "Last", "Current")
+    controls = select + "".join(f'<option value="{i}">{t}</option>\n' for i, t in enumerate(operators))
+    controls += "</select>\n"
+    controls += f'<input type="text" name="{identifier}_value" id="id_{field}_value" value="1" size="3">\n'
+    controls += f'<select class="custom-select" name="{identifier}_unit" id="id_{field}_unit"></select>\n'
+    for end in ("from", "to"):
+        for part in ("day", "month", "year"):
+            controls += f'<select name="{identifier}_{end}[{part}]" id="id_{field}_{end}_{part}"></select>\n'
+        controls += f'<input type="checkbox" name="{identifier}_{end}[enabled]" value="1">\n'
+    return controls
+
+
+def _filters_form(call: Call) -> str:
+    """The report page's filters form (reports_get, editmode 0): one block per filter the report
+    carries, its controls named ``<filter>_<field>`` as in the 4.5 capture (quirks 18-19)."""
+    report = call.scenario.report
+    assert report is not None
+    blocks = "".join(
+        f'<div class="filter pb-3 mb-3" data-filter-for="{escape(name)}">\n'
+        f'<div class="filter-name text-truncate">{escape(name)}</div>\n{_filter_controls(identifier)}</div>'
+        for identifier, _, name in report.filters
+    )
+    return (
+        f'\n<form autocomplete="off" action="{call.site_url}/webservice/rest/server.php" method="post" '
+        'accept-charset="utf-8" class="mform full-width-labels">\n'
+        f'<div style="display: none;"><input name="reportid" type="hidden" value="{report.id}" />\n'
+        '<input name="parameters" type="hidden" value="[]" />\n</div>\n'
+        f"{blocks}\n</form>\n"
+    )
+
+
+def _filters_applied(call: Call) -> int:
+    """How many of the report's filters the caller's values set away from "Is any value"."""
+    values = call.scenario.report_filter_values.get(_caller_id(call), {})
+    return sum(
+        1
+        for identifier, _, _ in report_filters(call)
+        if str(values.get(f"{identifier}_operator", 0)) not in ("", "0")
+    )
+
+
 def reports_get(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     """``core_reportbuilder_reports_get``: the report as its page shows it; with editmode 1 the
     editor's panels, among them the conditions (the reliable way to see them, quirk 19)."""
@@ -1183,9 +1268,9 @@ def reports_get(call: Call, params: dict[str, Any]) -> dict[str, Any]:
     answer: dict[str, Any] = {
         **details,
         "table": '<div class="table-dynamic position-relative" data-region="core_table/dynamic"></div>',
-        "filtersapplied": 0,
+        "filtersapplied": 0 if editmode else _filters_applied(call),
         "filterspresent": not editmode,
-        "filtersform": "" if editmode else '\n<form class="mform"></form>\n',
+        "filtersform": "" if editmode else _filters_form(call),
         "attributes": [],
         "classes": "",
         "editmode": bool(editmode),
@@ -1288,6 +1373,14 @@ FUNCTIONS: dict[str, tuple[dict[str, Param], Handler]] = {
             "pagesize": Param("int", required=False, default=0),
         },
         reports_get,
+    ),
+    "core_reportbuilder_set_filters": (
+        {"reportid": INT, "parameters": Param("raw", required=False, default=""), "values": Param("raw")},
+        set_filters,
+    ),
+    "core_reportbuilder_filters_reset": (
+        {"reportid": INT, "parameters": Param("raw", required=False, default="")},
+        filters_reset,
     ),
 }
 FUNCTIONS.update(FEEDBACK_FUNCTIONS)

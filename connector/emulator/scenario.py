@@ -20,7 +20,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from connector.moodle.records import Completion, Course, Enrolment, Person
 
@@ -34,6 +34,9 @@ ENROLMENT_ACTIVE = 0
 ENROLMENT_SUSPENDED = 1
 ENROLMENT_ENDED = 2
 FOUR_YEARS_DAYS = 4 * 365
+TIME_COMPLETED = "completion:timecompleted"
+# core_reportbuilder\local\filters\date operators the emulator applies
+DATE_ANY, DATE_NOT_EMPTY, DATE_EMPTY, DATE_RANGE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,17 @@ class ReportDef:
     name: str
     timecreated: int
     enrolment_status_condition: bool = True
+    # the "Course completion > Time completed" filter on the report's Filters tab (a viewer, or
+    # the web service through core_reportbuilder_set_filters, may then narrow the rows by it)
+    time_completed_filter: bool = False
+
+    @property
+    def filters(self) -> tuple[tuple[str, str, str], ...]:
+        """(identifier, entity, name) of the filters a viewer can set, in the editor's order."""
+        chosen = [("user:suspended", "User", "Suspended"), ("user:confirmed", "User", "Confirmed")]
+        if self.time_completed_filter:
+            chosen.append((TIME_COMPLETED, "Course completion", "Time completed"))
+        return tuple(chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +196,10 @@ class Scenario:
         # user id -> when Moodle deleted them (their username became "<email>.<that time>")
         self.deleted_at: dict[int, int] = {}
         self._report_rows: array[int] | None = None
+        # (operator, from, to) -> the report's rows the "Time completed" filter keeps
+        self._filtered_rows: dict[tuple[int, int, int], array[int]] = {}
+        # user id -> the report filter values that user set (Moodle keeps them as a preference)
+        self.report_filter_values: dict[int, dict[str, Any]] = {}
         self._rebuild_indexes()
 
     # ----- people -----------------------------------------------------------------------------
@@ -262,7 +280,7 @@ class Scenario:
     # ----- enrolments -------------------------------------------------------------------------
     def _rebuild_indexes(self) -> None:
         """Per-user offsets into the (user, course) storage and a (course, user) permutation."""
-        self._report_rows = None
+        self._forget_report_rows()
         count = self.person_count
         first = self._people.first_id
         offsets = array("l", bytes(array("l").itemsize * (count + 1)))
@@ -399,6 +417,7 @@ class Scenario:
         with self.lock:
             for position in self.course_positions(course_id):
                 self.completed_at[position] = 0
+            self._filtered_rows = {}
 
     def complete(self, user_id: int, course_id: int, at: int, *, by_teacher: bool = False) -> None:
         """A new completion; enrols the person first when they were not enrolled.
@@ -417,6 +436,7 @@ class Scenario:
             if previous:
                 self.earlier_completions.append((user_id, course_id, previous))
             self.completed_at[position] = at
+            self._filtered_rows = {}
             if not by_teacher:
                 self.last_access[position] = max(self.last_access[position], at)
 
@@ -453,7 +473,7 @@ class Scenario:
             if position is None:
                 raise KeyError(f"user {user_id} is not enrolled in course {course_id}")
             self.enrol_state[position] = state
-            self._report_rows = None
+            self._forget_report_rows()
 
     def set_report_condition(self, present: bool) -> None:
         """The admin deletes (the README's advice) or adds back the report's "Enrolment status
@@ -462,7 +482,44 @@ class Scenario:
             if self.report is None:
                 raise KeyError("the scenario has no report")
             self.report = replace(self.report, enrolment_status_condition=present)
-            self._report_rows = None
+            self._forget_report_rows()
+
+    def set_report_time_filter(self, present: bool) -> None:
+        """The admin adds (or deletes) the report's "Time completed" filter."""
+        with self.lock:
+            if self.report is None:
+                raise KeyError("the scenario has no report")
+            self.report = replace(self.report, time_completed_filter=present)
+
+    def _forget_report_rows(self) -> None:
+        self._report_rows = None
+        self._filtered_rows = {}
+
+    def report_rows_for(self, user_id: int) -> array[int]:
+        """The report's rows as ``user_id`` reads them: narrowed by the filter values that user
+        set, for the filters the report carries (values of any other filter are ignored)."""
+        with self.lock:
+            rows = self.report_rows()
+            values = self.report_filter_values.get(user_id)
+            if not values or self.report is None or not self.report.time_completed_filter:
+                return rows
+            operator = _int_value(values.get(f"{TIME_COMPLETED}_operator"))
+            since = _int_value(values.get(f"{TIME_COMPLETED}_from"))
+            until = _int_value(values.get(f"{TIME_COMPLETED}_to"))
+            if operator == DATE_RANGE and since <= 0 and until <= 0:
+                return rows  # a range with neither end filters nothing
+            if operator not in (DATE_NOT_EMPTY, DATE_EMPTY, DATE_RANGE):
+                return rows  # "any value", or a relative period the emulator does not model
+            key = (operator, since, until)
+            kept = self._filtered_rows.get(key)
+            if kept is None:
+                kept = self._filtered_rows[key] = array(
+                    "l", (r for r in rows if _keeps(operator, since, until, self._completion_of(r)))
+                )
+            return kept
+
+    def _completion_of(self, row: int) -> int:
+        return 0 if row < 0 else self.completed_at[row]
 
     def delete_user(self, user_id: int, at: int | None = None) -> None:
         """Moodle's user deletion: enrolments go, the account is renamed (lookups by id still
@@ -514,6 +571,23 @@ class Scenario:
         self.enrol_state.insert(position, ENROLMENT_ACTIVE)
         self._rebuild_indexes()
         return position
+
+
+def _int_value(value: Any) -> int:
+    """PHP's (int) of a filter value: numbers and numeric strings, anything else 0."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _keeps(operator: int, since: int, until: int, at: int) -> bool:
+    if operator == DATE_NOT_EMPTY:
+        return at != 0
+    if operator == DATE_EMPTY:
+        return at == 0
+    # not completed is NULL in course_completions: no comparison keeps it
+    return at != 0 and (since <= 0 or at >= since) and (until <= 0 or at < until)
 
 
 def completion_instant(anchor: date, days_before: int, seconds_of_day: int = 10 * 3600) -> int:

@@ -345,6 +345,7 @@ def generated_scenario(
     seed: int,
     anchor: date,
     with_report: bool = True,
+    report_time_filter: bool = True,
     departments: int = 20,
     report_timezone: str = "Europe/Prague",
 ) -> Scenario:
@@ -421,7 +422,13 @@ def generated_scenario(
         cohorts=[CohortDef(k + 1, name, f"COH-{k + 1:04d}", name) for k, name in enumerate(institutions)],
         accounts=_accounts(FIRST_PERSON_ID + users),
         enrolment_triples=triples(),
-        report=ReportDef(1, "Compliance completions", created + 3600) if with_report else None,
+        # the report as the README's setup makes it, "Time completed" filter included (nightly
+        # delta reads); report_time_filter=False is a report without it
+        report=ReportDef(
+            1, "Compliance completions", created + 3600, time_completed_filter=report_time_filter
+        )
+        if with_report
+        else None,
         report_timezone=report_timezone,
         site_name="Generated Moodle",
         token_user_id=FIRST_PERSON_ID + users,

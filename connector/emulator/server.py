@@ -265,6 +265,13 @@ class Emulator:
     def add_report_condition(self) -> None:
         self.scenario.set_report_condition(True)
 
+    def add_report_time_filter(self) -> None:
+        """The admin adds "Course completion > Time completed" on the report's Filters tab."""
+        self.scenario.set_report_time_filter(True)
+
+    def remove_report_time_filter(self) -> None:
+        self.scenario.set_report_time_filter(False)
+
     def delete_course(self, course_id: int) -> None:
         self.scenario.delete_course(course_id)
 

@@ -30,6 +30,7 @@ class Need(Enum):
     REQUIRED = "required"  # every sync calls it; without it no sync starts
     PATH = "completion path"  # a cheaper completion path; without it the sync takes another
     COHORTS = "cohorts"  # only when the mappings place or scope people by cohort
+    DELTA = "delta reads"  # nightly runs read only recent report rows; without it they read all
     DOCTOR = "doctor"  # only `connector doctor`'s checks
     SURVEY = "needs survey"  # reading the yearly needs survey (a Moodle Feedback)
     LIBRARY = "library"  # MoodleApi offers it; no command calls it
@@ -132,10 +133,25 @@ CATALOGUE: tuple[WebServiceFunction, ...] = (
         ("moodle/cohort:view",),
         breaks_without=("moodle/cohort:view",),
     ),
+    # Read in Moodle's source, not captured (tests/fixtures/moodle-4.5-source/README.md): set
+    # needs the report to be viewable by the token's user; reset only its context.
+    WebServiceFunction(
+        "core_reportbuilder_set_filters",
+        Need.DELTA,
+        "nightly delta reads of the report",
+        _REPORT_CAPABILITIES,
+    ),
+    WebServiceFunction(
+        "core_reportbuilder_filters_reset",
+        Need.DELTA,
+        "nightly delta reads of the report",
+        _REPORT_CAPABILITIES,
+    ),
     WebServiceFunction(
         "core_reportbuilder_reports_get",
         Need.DOCTOR,
-        "doctor's check of the report's conditions",
+        "doctor's check of the report's conditions and filters; the sync's check of the "
+        "'Time completed' filter",
         _REPORT_CAPABILITIES,
     ),
     *(
@@ -182,16 +198,18 @@ COHORT_FUNCTIONS = named(Need.COHORTS)
 REPORT_FUNCTION = "core_reportbuilder_retrieve_report"
 PER_USER_FUNCTION = "core_enrol_get_users_courses"
 REPORTS_GET = "core_reportbuilder_reports_get"
+DELTA_FUNCTIONS = named(Need.DELTA)
 
 
 def optional_functions() -> tuple[WebServiceFunction, ...]:
     """What a sync can do without, but is cheaper or richer with: doctor lists the absent ones."""
-    return tuple(f for f in CATALOGUE if f.need in (Need.PATH, Need.COHORTS))
+    return tuple(f for f in CATALOGUE if f.need in (Need.PATH, Need.DELTA, Need.COHORTS))
 
 
 def setup_functions() -> tuple[str, ...]:
     """The functions the README's setup step 3 asks for: every one a sync may call."""
-    return tuple(f.name for f in CATALOGUE if f.need in (Need.REQUIRED, Need.PATH, Need.COHORTS))
+    wanted = (Need.REQUIRED, Need.PATH, Need.DELTA, Need.COHORTS)
+    return tuple(f.name for f in CATALOGUE if f.need in wanted)
 
 
 def role_capabilities() -> tuple[str, ...]:
