@@ -108,7 +108,7 @@ def test_sync_summary_line(demo: Demo) -> None:
     assert (demo.sync.exit_code, normalise(demo.sync.stdout), demo.sync.stderr) == (
         0,
         """\
-sync #1 ok (full, report path, as of 15 Jun 2026): 60 people (1 unplaced), 100 enrolments, 79 new completions, 0 no longer in Moodle, 300 status changes; 13 Moodle calls in N.N s
+sync #1 ok (full, report path, as of 15 Jun 2026): 60 people (1 unplaced), 100 enrolments, 79 new completions, 0 no longer in Moodle, 300 status changes; 9 Moodle calls in N.N s
 """,
         "",
     )
@@ -281,7 +281,7 @@ def test_runs_table(in_demo: Demo) -> None:
         """\
 run  started            outcome  mode  path    calls  new completions  error
 ---  -----------------  -------  ----  ------  -----  ---------------  -----
-  1  15 Jun 2026 18:30  ok       full  report     13               79
+  1  15 Jun 2026 18:30  ok       full  report      9               79
 """,
         "",
     )

@@ -86,7 +86,7 @@ def test_through_last_page_stops_at_an_empty_page() -> None:
 
 def test_fan_out_probes_then_reads_one_equal_page_per_worker_side_by_side() -> None:
     table, batches = Table(10), list[int]()
-    pages = paginate(table.fetch, FanOutPages(1000, workers=4), fan_out=fan_out_recorder(batches))
+    pages = paginate(table.fetch, FanOutPages(1000, workers=4, probe=1), fan_out=fan_out_recorder(batches))
     assert rows(pages) == list(range(10))  # the probe's row is not yielded twice
     assert table.asked == [(0, 1), (0, 3), (1, 3), (2, 3), (3, 3)]
     assert batches == [4]
@@ -94,23 +94,40 @@ def test_fan_out_probes_then_reads_one_equal_page_per_worker_side_by_side() -> N
 
 def test_fan_out_never_asks_for_pages_larger_than_the_page_size() -> None:
     table = Table(10)
-    assert rows(paginate(table.fetch, FanOutPages(2, workers=2), fan_out=fan_out_recorder([]))) == list(
-        range(10)
-    )
+    assert rows(
+        paginate(table.fetch, FanOutPages(2, workers=2, probe=1), fan_out=fan_out_recorder([]))
+    ) == list(range(10))
     assert table.asked[1:] == [(n, 2) for n in range(5)]
 
 
 def test_fan_out_reads_rows_added_while_reading_after_the_planned_pages() -> None:
     table = Table(8, grow_after=3, grow_by=5)  # five rows appear while the planned pages are read
-    assert rows(paginate(table.fetch, FanOutPages(1000, workers=4), fan_out=fan_out_recorder([]))) == list(
-        range(13)
-    )
+    assert rows(
+        paginate(table.fetch, FanOutPages(1000, workers=4, probe=1), fan_out=fan_out_recorder([]))
+    ) == list(range(13))
     assert table.asked == [(0, 1), (0, 2), (1, 2), (2, 2), (3, 2), (4, 2), (5, 2), (6, 2)]
+
+
+def test_fan_out_of_a_small_report_is_the_probe_alone() -> None:
+    """A nightly's delta of a few dozen rows: one call, not a probe and a page per worker."""
+    table, batches = Table(40), list[int]()
+    assert rows(
+        paginate(table.fetch, FanOutPages(5000, workers=4), fan_out=fan_out_recorder(batches))
+    ) == list(range(40))
+    assert (table.asked, batches) == ([(0, 250)], [])
+
+
+def test_fan_out_pages_are_never_thinner_than_the_probe() -> None:
+    table = Table(600)
+    assert rows(paginate(table.fetch, FanOutPages(5000, workers=4), fan_out=fan_out_recorder([]))) == list(
+        range(600)
+    )
+    assert table.asked == [(0, 250), (0, 250), (1, 250), (2, 250)]  # not four pages of 150
 
 
 def test_fan_out_of_an_empty_report_yields_the_probe_alone() -> None:
     table = Table(0)
-    assert list(paginate(table.fetch, FanOutPages(1000, workers=4))) == [[]]
+    assert list(paginate(table.fetch, FanOutPages(1000, workers=4, probe=1))) == [[]]
     assert table.asked == [(0, 1)]
 
 

@@ -296,9 +296,10 @@ class MoodleApi:
     def report_pages_concurrently(self, report_id: int, *, per_page: int = 1000) -> Iterator[ReportPage]:
         """Every row of a report, its pages read side by side (in order) up to the worker limit.
 
-        A one-row probe gives ``totalrowcount``; the pages are then sized so that every worker
-        gets one (never larger than ``per_page``): the server's cost grows with rows, so equal
-        pages read in parallel finish soonest. Rows added while reading are read after.
+        A first read of ``PROBE_ROWS`` rows gives ``totalrowcount`` (and is the whole answer when
+        it holds every row, as a nightly's delta does); the pages are then sized so that every
+        worker gets one (never larger than ``per_page``): the server's cost grows with rows, so
+        equal pages read in parallel finish soonest. Rows added while reading are read after.
         """
         paginator = FanOutPages(per_page, self.client.settings.max_concurrency)
         return self._report_pages(report_id, paginator, concurrent=True)
