@@ -16,9 +16,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
+from connector.emulator.server import LoopbackServer
 from connector.mapping import DEMO_MAPPINGS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,8 +99,7 @@ def loopback_http(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | N
     With ``tls`` (a server-side context) it speaks HTTPS. Stopped and closed on exit. The
     ``http_server`` fixture (tests/conftest.py) is this, scoped to one test.
     """
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
+    server = LoopbackServer(("127.0.0.1", 0), handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -447,3 +447,30 @@ def test_connector_emulator_answers_as_moodle_45_when_asked() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("error", "level"),
+    [(ConnectionResetError("reset by peer"), logging.DEBUG), (ValueError("bug"), logging.ERROR)],
+)
+def test_a_failed_request_is_logged_not_printed_over_a_commands_stderr(
+    error: Exception, level: int, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client gone mid-answer is routine; a server bug is an error. Neither writes to stderr."""
+    import urllib.error
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler
+
+    from tests.helpers import loopback_http
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            raise error
+
+    caplog.set_level(logging.DEBUG, logger="connector.emulator")
+    with loopback_http(Failing) as url:
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.RemoteDisconnected)):
+            urllib.request.urlopen(url, timeout=5)
+    assert capfd.readouterr().err == ""
+    [record] = [r for r in caplog.records if r.name == "connector.emulator"]
+    assert record.levelno == level and (record.exc_info is not None) == (level == logging.ERROR)
