@@ -12,13 +12,16 @@
 from __future__ import annotations
 
 import random
+import shutil
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector.cli import main
 from connector.durations import Duration
 from connector.evaluation import evaluate_into_ledger, evaluate_ledger, rollups_as_of
 from connector.ledger import Ledger
@@ -27,6 +30,8 @@ from connector.ledger.needs import AnalysisRow
 from connector.mapping import Requirement, Target
 from connector.moodle.records import Completion, Subject
 from connector.rules import DepartmentRollup, RuleSet, evaluate_person
+from tests.helpers import ANCHOR, synced_demo_ledger
+from tests.helpers import MAPPINGS as DEMO_MAPPINGS
 from tests.test_rules_properties import COURSE_IDS, MAPPINGS, A, completions, days, instants, subjects
 from tests.test_status_writes import completion, person
 
@@ -175,3 +180,38 @@ def test_incremental_evaluation_equals_full_evaluation_after_random_changes_and_
                     assert reused == _full_rollups(incremental, day), (seed, step, day)
                 as_of += timedelta(days=seeds.choice((0, 1, 30, 200, -45, 400)))
             assert min(reevaluated[1:]) < len(people_a)  # it did work incrementally
+
+
+def test_status_as_of_prints_the_same_bytes_whether_it_reuses_stored_statuses_or_not(tmp_path: Path) -> None:
+    """The demo site synced twice (the CLI, the emulator over loopback); `status --as-of` on days
+    either side of the syncs, through a read-only ledger, against the same ledger without the stored
+    statuses' fingerprint (so nothing may be reused: today's full path)."""
+    (tmp_path / "reusing").mkdir()
+    (tmp_path / "full").mkdir()
+    reusing = synced_demo_ledger(tmp_path / "reusing", (ANCHOR - timedelta(days=120), ANCHOR))
+    full = tmp_path / "full" / "demo.sqlite"
+    shutil.copy2(reusing, full)
+    with Ledger.open(full) as ledger, ledger.transaction():
+        ledger.db.execute("DELETE FROM evaluation_state")
+    for offset in (-400, -100, -60, 0, 1, 60, 365):
+        day = (ANCHOR + timedelta(days=offset)).isoformat()
+        outputs = []
+        for path in (reusing, full):
+            for fmt in ("json", "table"):
+                result = CliRunner().invoke(
+                    main,
+                    [
+                        "--ledger",
+                        str(path),
+                        "--mappings",
+                        str(DEMO_MAPPINGS),
+                        "status",
+                        "--as-of",
+                        day,
+                        "--format",
+                        fmt,
+                    ],
+                )
+                outputs.append((result.exit_code, result.stdout, result.stderr))
+        assert outputs[:2] == outputs[2:], day
+        assert outputs[0][0] == (2 if offset < -120 else 0)
