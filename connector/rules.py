@@ -237,6 +237,7 @@ class RuleSet:
         self.mappings = mappings
         self.as_of = as_of
         self.compiled = tuple(_Compiled(r, mappings, course_ids) for r in mappings.requirements)
+        self._compiled_by_id = {c.id: c for c in self.compiled}
         zones = {mappings.timezone} | {mappings.timezone_of(d.id) for d in mappings.departments}
         self._zones = {name: ZoneInfo(name) for name in zones}
         next_day = datetime.combine(as_of + timedelta(days=1), time())
@@ -297,9 +298,8 @@ class RuleSet:
             last = _day_before(datetime.fromtimestamp(ignored, zone).date())
         as_of = self.as_of
         edges: list[date] = []  # each the first day of a new decision
-        by_id = {c.id: c for c in self.compiled}
         for status in statuses:
-            compiled = by_id[status.requirement_id]
+            compiled = self._compiled_by_id[status.requirement_id]
             if status.decided_by is not None and status.valid_until is not None:
                 edges.append(_day_after(status.valid_until))
                 if compiled.warn is not None:
