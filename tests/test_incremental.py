@@ -11,12 +11,16 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -215,3 +219,44 @@ def test_status_as_of_prints_the_same_bytes_whether_it_reuses_stored_statuses_or
                 outputs.append((result.exit_code, result.stdout, result.stderr))
         assert outputs[:2] == outputs[2:], day
         assert outputs[0][0] == (2 if offset < -120 else 0)
+
+
+def test_changed_mappings_or_a_full_run_evaluate_everyone_again(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            ledger.people.upsert([person(u, rng) for u in range(1, 31)], run, ANCHOR)
+            evaluated = [evaluate_into_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR, run)["people_evaluated"]]
+            evaluated.append(
+                evaluate_into_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR, run)["people_evaluated"]
+            )
+            evaluated.append(evaluate_into_ledger(ledger, RICH, COURSE_IDS, ANCHOR, run)["people_evaluated"])
+            evaluated.append(evaluate_into_ledger(ledger, RICH, COURSE_IDS, ANCHOR, run)["people_evaluated"])
+            moved = {**COURSE_IDS, A: 11}  # a course reference resolves to another Moodle course
+            evaluated.append(evaluate_into_ledger(ledger, RICH, moved, ANCHOR, run)["people_evaluated"])
+            evaluated.append(
+                evaluate_into_ledger(ledger, RICH, moved, ANCHOR, run, full=True)["people_evaluated"]
+            )
+    assert evaluated == [30, 0, 30, 0, 30, 30]
+
+
+@pytest.mark.slow
+def test_the_fingerprint_is_the_same_in_every_process() -> None:
+    """Else every sync would evaluate everyone (str hashes differ between processes)."""
+    code = (
+        "from connector.mapping import load_mappings, DEMO_MAPPINGS; "
+        "from connector.evaluation import evaluation_fingerprint as f; "
+        "m = load_mappings(DEMO_MAPPINGS); print(f(m, {r: 1 for r in m.course_refs()}))"
+    )
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(prints) == 1 and len(prints.pop().strip()) == 64
