@@ -7,7 +7,7 @@ writes statuses (with history) and department roll-ups, all in one transaction, 
 Then, side by side with today's full path (everyone evaluated again; a rolled-back twin of each
 step on the same ledger): the nightly's evaluation tail when nothing changed and when 1 % of the
 people have a new completion (incremental: only who changed, roll-ups counted in SQL), and
-`status --as-of` 60 days after and 60 days before the evaluated day (stored statuses reused).
+`status --as-of` 60 days after, 60 days before and 1 day after the evaluated day (stored statuses reused).
 Prints wall time per phase, rows per second and the peak RSS of this process. ``--keep DIR``
 leaves the ledger (``DIR/bench.sqlite``) and its mappings (``DIR/bench.toml``) there, to measure
 the read commands on it (``connector --ledger DIR/bench.sqlite --mappings DIR export``).
@@ -130,7 +130,7 @@ def side_by_side(
         figures["nightly_1pct_changed_incremental_s"] = _timed(ledger, with_changes(False), keep=True)
         ledger.runs.finish(run, "ok", now=NOW)
         ledger.checkpoint()
-        for label, delta in (("after", 60), ("before", -60)):
+        for label, delta in (("60d_after", 60), ("60d_before", -60), ("1d_after", 1)):
             day = AS_OF + timedelta(days=delta)
 
             def as_of(day: date = day, forget_first: bool = False) -> None:
@@ -138,11 +138,11 @@ def side_by_side(
                     forget()()
                 rollups_as_of(ledger, mappings, course_ids, day).build()
 
-            figures[f"status_as_of_60d_{label}_full_s"] = _timed(
+            figures[f"status_as_of_{label}_full_s"] = _timed(
                 ledger, partial(as_of, forget_first=True), keep=False
             )
-            figures[f"status_as_of_60d_{label}_incremental_s"] = _timed(ledger, as_of, keep=False)
-            figures[f"status_as_of_60d_{label}_people_reevaluated"] = ledger.evaluated.select(day)
+            figures[f"status_as_of_{label}_incremental_s"] = _timed(ledger, as_of, keep=False)
+            figures[f"status_as_of_{label}_people_reevaluated"] = ledger.evaluated.select(day)
     wal = Path(str(path) + "-wal")
     figures["wal_mb_after_runs"] = round(wal.stat().st_size / 2**20, 1) if wal.exists() else 0.0
     return figures
