@@ -197,10 +197,13 @@ CREATE TABLE evaluated_people (
 CREATE INDEX evaluated_people_from ON evaluated_people(stable_from);
 CREATE INDEX evaluated_people_until ON evaluated_people(stable_until);
 CREATE TABLE evaluation_dirty (user_id INTEGER PRIMARY KEY);
--- (triggers say NOT EXISTS, not OR IGNORE: the statement that fires them decides their conflict policy)
+-- (triggers say NOT EXISTS, not OR IGNORE: the statement that fires them decides their conflict policy;
+-- before the first evaluation (no state) the next one evaluates everyone: the bulk inserts of a
+-- first sync need not mark anyone)
 CREATE TABLE evaluation_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
-CREATE TRIGGER people_evaluation_insert AFTER INSERT ON people BEGIN
+CREATE TRIGGER people_evaluation_insert AFTER INSERT ON people
+WHEN EXISTS (SELECT 1 FROM evaluation_state) BEGIN
     INSERT INTO evaluation_dirty (user_id) SELECT new.user_id
         WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = new.user_id);
 END;
@@ -224,7 +227,8 @@ CREATE TRIGGER people_evaluation_delete AFTER DELETE ON people BEGIN
     INSERT INTO evaluation_dirty (user_id)
         SELECT old.user_id WHERE EXISTS (SELECT 1 FROM statuses WHERE user_id = old.user_id);
 END;
-CREATE TRIGGER evidence_evaluation_insert AFTER INSERT ON evidence BEGIN
+CREATE TRIGGER evidence_evaluation_insert AFTER INSERT ON evidence
+WHEN EXISTS (SELECT 1 FROM evaluation_state) BEGIN
     INSERT INTO evaluation_dirty (user_id) SELECT new.user_id
         WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = new.user_id);
 END;
