@@ -299,16 +299,20 @@ class RuleSet:
         as_of = self.as_of
         edges: list[date] = []  # each the first day of a new decision
         for status in statuses:
+            if status.status is Status.NOT_APPLICABLE:  # out of scope whatever the day
+                continue
             compiled = self._compiled_by_id[status.requirement_id]
+            for exemption in compiled.exemptions:
+                if exemption.until is not None:
+                    edges.append(_day_after(exemption.until))
+            if status.status is Status.EXEMPT:  # nothing else turns while the exemption lasts
+                continue
             if status.decided_by is not None and status.valid_until is not None:
                 edges.append(_day_after(status.valid_until))
                 if compiled.warn is not None:
                     edges.append(compiled.warn.before(status.valid_until))
             if compiled.grace is not None and subject.start_date is not None:
                 edges.append(compiled.grace.after(subject.start_date))
-            for exemption in compiled.exemptions:
-                if exemption.until is not None:
-                    edges.append(_day_after(exemption.until))
         for edge in edges:
             if edge <= as_of:
                 first = max(first, edge)
