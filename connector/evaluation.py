@@ -7,16 +7,20 @@ memory stays flat whatever the headcount.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
+from connector import __version__
 from connector.imports import completion_of, course_ids_by_key, merged_evidence
 from connector.ledger import EvidenceItem, Ledger, StatusRow
 from connector.mapping import CourseRef, Mappings
 from connector.moodle.records import Completion, Course, Subject
-from connector.rules import PersonStatus, RollupBuilder, RuleSet, Status, evaluate_sorted
+from connector.rules import RULES_VERSION, PersonStatus, RollupBuilder, RuleSet, Status, evaluate_sorted
+
+_DAY = timedelta(days=1)
 
 
 def resolve_courses(mappings: Mappings, courses: Iterable[Course]) -> dict[CourseRef, int]:
@@ -35,19 +39,79 @@ def subjects_from_ledger(ledger: Ledger, as_of: date | None = None) -> Iterator[
     """People as the rules see them; with ``as_of``, those the ledger first saw later are left out
     (the ledger keeps today's department and active flag, not their past values)."""
     for row in ledger.people.rows():
-        if as_of is not None and row["first_seen_on"] and date.fromisoformat(row["first_seen_on"]) > as_of:
-            continue
-        start = date.fromisoformat(row["start_date"]) if row["start_date"] else None
-        yield Subject(
-            user_id=row["user_id"],
-            username=row["username"],
-            department_id=row["department_id"],
-            position=row["position"],
-            cohorts=frozenset(json.loads(row["cohorts"] or "[]")),
-            active=bool(row["active"]),
-            start_date=start,
-            idnumber=row["idnumber"] or "",
-        )
+        if as_of is None or not _first_seen_after(row, as_of):
+            yield _subject(row)
+
+
+def _subject(row: dict[str, Any]) -> Subject:
+    start = date.fromisoformat(row["start_date"]) if row["start_date"] else None
+    return Subject(
+        user_id=row["user_id"],
+        username=row["username"],
+        department_id=row["department_id"],
+        position=row["position"],
+        cohorts=frozenset(json.loads(row["cohorts"] or "[]")),
+        active=bool(row["active"]),
+        start_date=start,
+        idnumber=row["idnumber"] or "",
+    )
+
+
+def _first_seen_after(row: dict[str, Any], as_of: date) -> bool:
+    return bool(row["first_seen_on"]) and date.fromisoformat(row["first_seen_on"]) > as_of
+
+
+def evaluation_fingerprint(mappings: Mappings, course_ids: dict[CourseRef, int]) -> str:
+    """What stored statuses were computed with: the mappings, the courses their references resolve
+    to, the rules' version. Stored statuses with another fingerprint are never reused."""
+    resolved = sorted((repr(ref), course) for ref, course in course_ids.items())
+    text = repr((RULES_VERSION, __version__, mappings, resolved))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _status_rows(
+    mappings: Mappings,
+    course_ids: dict[CourseRef, int],
+    as_of: date,
+    people: Iterable[dict[str, Any]],
+    evidence: Iterable[tuple[int, list[EvidenceItem]]],
+    builder: RollupBuilder,
+    days: _Days | None = None,
+) -> Iterator[StatusRow]:
+    """The status rows of ``people`` (ordered by user id) at ``as_of`` through
+    ``rules.evaluate_sorted``; ``days`` collects the days each person's statuses stay the same."""
+    rules = RuleSet(mappings, course_ids, as_of)
+    first_seen: list[date] = [date.min]  # of the subject being evaluated
+
+    def subjects() -> Iterator[Subject]:
+        for row in people:
+            if _first_seen_after(row, as_of):  # not a subject before the ledger saw them
+                if days is not None:
+                    days.add(row["user_id"], date.min, date.fromisoformat(row["first_seen_on"]) - _DAY)
+                continue
+            first_seen[0] = date.fromisoformat(row["first_seen_on"]) if row["first_seen_on"] else date.min
+            yield _subject(row)
+
+    for subject, items, statuses in evaluate_sorted(subjects(), evidence, _completion, rules, builder):
+        if days is not None:
+            first, last = rules.stable_days(subject, [i.completion for i in items], statuses)
+            days.add(subject.user_id, max(first, first_seen[0]), last)
+        ids = {(i.completion.course_id, i.completion.completed_at): i.id for i in items}
+        counted_in = subject.department_id if subject.active else None
+        for s in statuses:
+            decided = s.decided_by
+            yield StatusRow(
+                subject.user_id,
+                s.requirement_id,
+                str(s.status),
+                _iso(s.valid_until),
+                _iso(s.since),
+                _iso(s.due),
+                ids.get((decided.course_id, decided.completed_at)) if decided else None,
+                _iso(s.completed_on),
+                s.detail,
+                counted_in,
+            )
 
 
 def evaluate_ledger(
@@ -57,49 +121,82 @@ def evaluate_ledger(
 
     Goes through ``rules.evaluate_sorted``, the path the property tests drive through ``evaluate``."""
     builder = rollup_builder(ledger, mappings, course_ids, as_of)
-    rules = RuleSet(mappings, course_ids, as_of)
-
-    def rows() -> Iterator[StatusRow]:
-        subjects = subjects_from_ledger(ledger, as_of)
-        for subject, items, statuses in evaluate_sorted(
-            subjects, evidence_by_user(ledger, mappings, course_ids), _completion, rules, builder
-        ):
-            ids = {(i.completion.course_id, i.completion.completed_at): i.id for i in items}
-            for s in statuses:
-                decided = s.decided_by
-                yield StatusRow(
-                    subject.user_id,
-                    s.requirement_id,
-                    str(s.status),
-                    _iso(s.valid_until),
-                    _iso(s.since),
-                    _iso(s.due),
-                    ids.get((decided.course_id, decided.completed_at)) if decided else None,
-                    _iso(s.completed_on),
-                    s.detail,
-                )
-
-    return rows(), builder
+    rows = _status_rows(
+        mappings,
+        course_ids,
+        as_of,
+        ledger.people.rows(),
+        evidence_by_user(ledger, mappings, course_ids),
+        builder,
+    )
+    return rows, builder
 
 
 def rollups_as_of(
     ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date
 ) -> RollupBuilder:
-    """The roll-ups of ``as_of`` only (``status --as-of``): the same evaluation as
-    ``evaluate_ledger`` without building a status row per person x requirement, which the
-    roll-up never reads (at 100,000 people that is a million rows and most of the time)."""
+    """The roll-ups of ``as_of`` only (``status --as-of``), without a status row per person x
+    requirement. The stored statuses of everyone whose evidence and profile did not change since
+    and whose statuses hold on ``as_of`` are counted as stored (in SQL); only the others are
+    evaluated again. Stored statuses computed with other mappings or rules: everyone is."""
     builder = rollup_builder(ledger, mappings, course_ids, as_of)
-    rules = RuleSet(mappings, course_ids, as_of)
-    evaluated = evaluate_sorted(
-        subjects_from_ledger(ledger, as_of),
-        evidence_by_user(ledger, mappings, course_ids),
+    reuse = ledger.evaluated.fingerprint() == evaluation_fingerprint(mappings, course_ids)
+    if reuse:
+        ledger.evaluated.select(as_of)
+        people: Iterable[dict[str, Any]] = ledger.evaluated.people_rows()
+        evidence = _reevaluated_evidence(ledger, mappings, course_ids)
+    else:
+        people, evidence = ledger.people.rows(), evidence_by_user(ledger, mappings, course_ids)
+    for _ in evaluate_sorted(
+        (_subject(row) for row in people if not _first_seen_after(row, as_of)),
+        evidence,
         _completion,
-        rules,
+        RuleSet(mappings, course_ids, as_of),
         builder,
-    )
-    for _ in evaluated:
+    ):
         pass
+    if reuse:
+        count_stored(ledger, builder, as_of, without_reevaluated=True)
     return builder
+
+
+def count_stored(ledger: Ledger, builder: RollupBuilder, as_of: date, *, without_reevaluated: bool) -> None:
+    """Add the stored statuses to ``builder`` by SQL counts (GROUP BY department x requirement x
+    status over one index); ``without_reevaluated``: but those of the people in the ledger's
+    re-evaluation set, which the caller adds as evaluated. Targets that need to know who counts
+    (needs, places given) read their requirements' rows one by one."""
+    starts = builder.period_starts
+    for department, requirement, status, count, holders, *since in ledger.rollups.status_counts(
+        as_of, starts
+    ):
+        builder.add_counts(department, requirement, status, count, holders, since)
+    if without_reevaluated:
+        for department, requirement, status, count, holders, *since in ledger.rollups.status_counts(
+            as_of, starts, of_reevaluated=True
+        ):
+            builder.add_counts(department, requirement, status, count, holders, since, sign=-1)
+    if builder.counts_positions:
+        for department, position, people in ledger.rollups.positions(
+            as_of, without_reevaluated=without_reevaluated
+        ):
+            builder.add_positions(department, position, people)
+    if builder.needs_people:
+        for user_id, department, requirement, status, holds, completed_on in ledger.rollups.counted_statuses(
+            as_of, builder.needs_people, without_reevaluated=without_reevaluated
+        ):
+            builder.add_person_status(
+                user_id, department, requirement, status, bool(holds), _date(completed_on)
+            )
+
+
+def _reevaluated_evidence(
+    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int]
+) -> Iterator[tuple[int, list[EvidenceItem]]]:
+    return merged_evidence(
+        ledger.evaluated.evidence_by_user(),
+        ledger.evaluated.imported_rows(),
+        course_ids_by_key(mappings, course_ids),
+    )
 
 
 def evidence_by_user(
@@ -163,13 +260,81 @@ def _target_dict(t: Any) -> dict[str, Any]:
 
 
 def evaluate_into_ledger(
-    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date, run_id: int
+    ledger: Ledger,
+    mappings: Mappings,
+    course_ids: dict[CourseRef, int],
+    as_of: date,
+    run_id: int,
+    *,
+    full: bool = False,
 ) -> dict[str, int]:
-    rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
-    counter = _Counter(rows)
-    changes = ledger.statuses.write(counter, run_id, as_of)
+    """Evaluate into the stored statuses and write the run's roll-ups.
+
+    Incremental unless ``full`` or the stored statuses were computed with other mappings, courses
+    or rules: only the people whose evidence or profile changed, or whose statuses do not hold on
+    ``as_of``, are evaluated again; the roll-ups are then counted from the stored statuses in SQL.
+    Either way the stored statuses and roll-ups are what a full evaluation gives."""
+    fingerprint = evaluation_fingerprint(mappings, course_ids)
+    incremental = not full and ledger.evaluated.fingerprint() == fingerprint
+    days = _Days(ledger)
+    if incremental:
+        evaluated = ledger.evaluated.select(as_of)
+        builder = RollupBuilder(mappings, as_of)  # unused: the roll-ups come from the stored statuses
+        source = _status_rows(
+            mappings,
+            course_ids,
+            as_of,
+            ledger.evaluated.people_rows(),
+            _reevaluated_evidence(ledger, mappings, course_ids),
+            builder,
+            days,
+        )
+    else:
+        builder = rollup_builder(ledger, mappings, course_ids, as_of)
+        source = _status_rows(
+            mappings,
+            course_ids,
+            as_of,
+            ledger.people.rows(),
+            evidence_by_user(ledger, mappings, course_ids),
+            builder,
+            days,
+        )
+    counter = _Counter(source)
+    changes = ledger.statuses.write(counter, run_id, as_of, only_reevaluated=incremental)
+    days.flush()
+    ledger.evaluated.finish(fingerprint)
+    if incremental:
+        builder = rollup_builder(ledger, mappings, course_ids, as_of)
+        count_stored(ledger, builder, as_of, without_reevaluated=False)
+    else:
+        evaluated = days.people
     ledger.rollups.write([rollup_row(r) for r in builder.build()], run_id)
-    return {"statuses": counter.count, "status_changes": changes, "statuses_written": ledger.statuses.written}
+    return {
+        "statuses": ledger.statuses.count() if incremental else counter.count,
+        "status_changes": changes,
+        "statuses_written": ledger.statuses.written,
+        "people_evaluated": evaluated,
+    }
+
+
+class _Days:
+    """The days each evaluated person's statuses hold, written to the ledger in batches."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._pending: list[tuple[int, str, str]] = []
+        self.people = 0
+
+    def add(self, user_id: int, first: date, last: date) -> None:
+        self._pending.append((user_id, first.isoformat(), last.isoformat()))
+        self.people += 1
+        if len(self._pending) >= 5000:
+            self.flush()
+
+    def flush(self) -> None:
+        self._ledger.evaluated.record(self._pending)
+        self._pending = []
 
 
 class _Counter:

@@ -67,6 +67,9 @@ from connector.durations import Duration, shift_months
 from connector.mapping.models import CourseRef, Exemption, Mappings, Requirement, Target, normalise
 from connector.moodle.records import Completion, Subject
 
+# Raise when a decision of the rules changes: statuses stored by other rules are then never reused.
+RULES_VERSION = 1
+
 
 class Status(StrEnum):
     COMPLIANT = "compliant"
@@ -234,6 +237,7 @@ class RuleSet:
         self.mappings = mappings
         self.as_of = as_of
         self.compiled = tuple(_Compiled(r, mappings, course_ids) for r in mappings.requirements)
+        self._compiled_by_id = {c.id: c for c in self.compiled}
         zones = {mappings.timezone} | {mappings.timezone_of(d.id) for d in mappings.departments}
         self._zones = {name: ZoneInfo(name) for name in zones}
         next_day = datetime.combine(as_of + timedelta(days=1), time())
@@ -264,6 +268,57 @@ class RuleSet:
             self._decide(c, subject, position, self._holding(c, latest, counts, future, zone))
             for c in self.compiled
         ]
+
+    def stable_days(
+        self, subject: Subject, evidence: Iterable[Completion], statuses: Sequence[PersonStatus]
+    ) -> tuple[date, date]:
+        """The days (first, last, inclusive) on which ``evaluate`` would give ``statuses`` again
+        from the same subject and evidence: bounded by the local dates of the evidence next to
+        ``as_of`` (a completion counts from its date on) and by every date a decision turns on (valid
+        until, the start of the warning, the end of grace, the end of an exemption)."""
+        first, last = date.min, date.max
+        if not subject.active:
+            return first, last
+        zone_name = self.mappings.timezone_of(subject.department_id)
+        cutoff = self._cutoffs[zone_name]
+        counted: int | None = None  # the latest instant that counts at as_of
+        ignored: int | None = None  # the earliest one that does not yet
+        for completion in evidence:
+            if completion.user_id != subject.user_id:
+                continue
+            at = completion.completed_at
+            if at >= cutoff:
+                ignored = at if ignored is None or at < ignored else ignored
+            elif counted is None or at > counted:
+                counted = at
+        zone = self._zones[zone_name]
+        if counted is not None:
+            first = datetime.fromtimestamp(counted, zone).date()
+        if ignored is not None:
+            last = _day_before(datetime.fromtimestamp(ignored, zone).date())
+        as_of = self.as_of
+        edges: list[date] = []  # each the first day of a new decision
+        for status in statuses:
+            if status.status is Status.NOT_APPLICABLE:  # out of scope whatever the day
+                continue
+            compiled = self._compiled_by_id[status.requirement_id]
+            for exemption in compiled.exemptions:
+                if exemption.until is not None:
+                    edges.append(_day_after(exemption.until))
+            if status.status is Status.EXEMPT:  # nothing else turns while the exemption lasts
+                continue
+            if status.decided_by is not None and status.valid_until is not None:
+                edges.append(_day_after(status.valid_until))
+                if compiled.warn is not None:
+                    edges.append(compiled.warn.before(status.valid_until))
+            if compiled.grace is not None and subject.start_date is not None:
+                edges.append(compiled.grace.after(subject.start_date))
+        for edge in edges:
+            if edge <= as_of:
+                first = max(first, edge)
+            else:
+                last = min(last, _day_before(edge))
+        return first, last
 
     @staticmethod
     def _group(
@@ -460,6 +515,14 @@ class RuleSet:
         return PersonStatus(user_id, req_id, Status.MISSING, detail=detail)
 
 
+def _day_after(day: date) -> date:
+    return day if day == date.max else day + timedelta(days=1)
+
+
+def _day_before(day: date) -> date:
+    return day if day == date.min else day - timedelta(days=1)
+
+
 def evaluate_person(
     subject: Subject,
     evidence: Sequence[Completion],
@@ -558,15 +621,9 @@ class RollupBuilder:
         department = subject.department_id
         if department is None or not subject.active or not self.mappings.has_department(department):
             return
-        rows = self._rows.get(department)
-        if rows is None:
-            rows = self._rows[department] = self._new_rows()
+        rows = self._rows_of(department)
         if self._with_appointed and subject.position:
-            position = normalise(subject.position)
-            for appointed in self._with_appointed:
-                for counter, positions in self._appointed[appointed]:
-                    if position in positions:
-                        rows[appointed][counter] += 1
+            self._count_position(rows, subject.position, 1)
         as_of = self.as_of
         for status in statuses:
             index = self._index.get(status.requirement_id)
@@ -576,38 +633,121 @@ class RollupBuilder:
             slot = _SLOT.get(status.status)
             if slot is not None:
                 row[slot] += 1
+            holds = status.holds_at(as_of)
             if self._custom[index]:
-                self._count_custom(row, self._custom[index], subject.user_id, status, slot)
-            if status.holds_at(as_of):
+                self._count_custom(
+                    row, self._custom[index], subject.user_id, index, holds, status.completed_on, slot, 1
+                )
+            if holds:
                 row[_HOLDERS] += 1
                 if slot in (_COMPLIANT, _EXPIRING) and status.completed_on is not None:
                     for offset, start in enumerate(self._period_starts[index]):
                         if status.completed_on >= start:
                             row[7 + offset] += 1
 
+    # -- counts made elsewhere (SQL over the stored statuses) ------------------------------------
+    @property
+    def period_starts(self) -> tuple[date, ...]:
+        """Every period start a share target counts from at ``as_of`` (``add_counts`` wants them)."""
+        return tuple(sorted({start for starts in self._period_starts for start in starts}))
+
+    @property
+    def counts_positions(self) -> bool:
+        """Whether an appointed target counts people by position (``add_positions``)."""
+        return bool(self._with_appointed)
+
+    @property
+    def needs_people(self) -> frozenset[str]:
+        """The requirements whose targets need to know who counts (``add_person_status``)."""
+        return frozenset(
+            r.id for r, custom in zip(self.mappings.requirements, self._custom, strict=True) if custom
+        )
+
+    def add_positions(self, department_id: str, position: str | None, people: int, sign: int = 1) -> None:
+        """``people`` active subjects of a department holding ``position`` (as ``add`` counts them)."""
+        if position and self._with_appointed and self.mappings.has_department(department_id):
+            self._count_position(self._rows_of(department_id), position, sign * people)
+
+    def add_counts(
+        self,
+        department_id: str,
+        requirement_id: str,
+        status: str,
+        count: int,
+        holders: int,
+        held_since: Sequence[int],
+        sign: int = 1,
+    ) -> None:
+        """``count`` statuses ``status`` of a department and requirement, ``holders`` of them valid at
+        ``as_of`` and ``held_since[i]`` of those decided on or after ``period_starts[i]``: what ``add``
+        counts of them, but for the targets of ``needs_people``."""
+        index = self._index.get(requirement_id)
+        if index is None or not self.mappings.has_department(department_id):
+            return
+        row = self._rows_of(department_id)[index]
+        slot = _SLOT.get(Status(status))
+        if slot is not None:
+            row[slot] += sign * count
+        row[_HOLDERS] += sign * holders
+        if slot in (_COMPLIANT, _EXPIRING):
+            since = dict(zip(self.period_starts, held_since, strict=True))
+            for offset, start in enumerate(self._period_starts[index]):
+                row[7 + offset] += sign * since[start]
+
+    def add_person_status(
+        self,
+        user_id: int,
+        department_id: str,
+        requirement_id: str,
+        status: str,
+        holds: bool,
+        completed_on: date | None,
+        sign: int = 1,
+    ) -> None:
+        """One stored status for the targets of ``needs_people`` (counted by ``add_counts`` otherwise)."""
+        index = self._index.get(requirement_id)
+        if index is None or not self._custom[index] or not self.mappings.has_department(department_id):
+            return
+        row = self._rows_of(department_id)[index]
+        slot = _SLOT.get(Status(status))
+        self._count_custom(row, self._custom[index], user_id, index, holds, completed_on, slot, sign)
+
+    def _rows_of(self, department: str) -> list[list[int]]:
+        rows = self._rows.get(department)
+        if rows is None:
+            rows = self._rows[department] = self._new_rows()
+        return rows
+
+    def _count_position(self, rows: list[list[int]], position: str, people: int) -> None:
+        normalised = normalise(position)
+        for appointed in self._with_appointed:
+            for counter, positions in self._appointed[appointed]:
+                if normalised in positions:
+                    rows[appointed][counter] += people
+
     def _count_custom(
         self,
         row: list[int],
         custom: tuple[_Custom, ...],
         user_id: int,
-        status: PersonStatus,
+        index: int,
+        holds: bool,
+        completed_on: date | None,
         slot: int | None,
+        sign: int,
     ) -> None:
+        requirement_id = self.mappings.requirements[index].id
         for target in custom:
             if target.target.of == "needs":
-                in_base = user_id in self._needs.get(status.requirement_id, frozenset())
+                in_base = user_id in self._needs.get(requirement_id, frozenset())
             else:
                 in_base = slot is not None and slot != _EXEMPT
             if not in_base:
                 continue
-            row[target.slot + 1] += 1
-            completed = (
-                status.holds_at(self.as_of)
-                and status.completed_on is not None
-                and target.start <= status.completed_on <= self.as_of
-            )
+            row[target.slot + 1] += sign
+            completed = holds and completed_on is not None and target.start <= completed_on <= self.as_of
             if completed or (target.target.counts == "enrolled" and self._enrolled_in(user_id, target)):
-                row[target.slot] += 1
+                row[target.slot] += sign
 
     def _enrolled_in(self, user_id: int, target: _Custom) -> bool:
         """A place given: an enrolment in one of the courses that overlaps the period up to as_of."""
@@ -836,6 +976,7 @@ __all__ = [
     "Evaluation",
     "PersonStatus",
     "RANK",
+    "RULES_VERSION",
     "RollupBuilder",
     "RuleSet",
     "Status",

@@ -579,8 +579,10 @@ class _Run:
             self.counts["evidence_gone"] = 0
         self.counts.update(evidence_new=evidence.new, evidence_seen=evidence.seen)
         self.progress("evaluating", 0, None)
-        self.counts.update(
-            evaluate_into_ledger(ledger, self.mappings, self.course_ids, self.as_of, self.run_id)
+        self.counts.update(  # a full run evaluates everyone again; otherwise only who changed
+            evaluate_into_ledger(
+                ledger, self.mappings, self.course_ids, self.as_of, self.run_id, full=self.full
+            )
         )
 
     # -- choosing ---------------------------------------------------------------------------------

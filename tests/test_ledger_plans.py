@@ -41,6 +41,8 @@ WHOLE_TABLE_BY_DESIGN = {
     ("Statuses.current", "statuses"): "export and erasure read every stored status",
     ("Statuses.current_for_export", "statuses"): "an export streams every stored status",
     ("Statuses.per_requirement", "statuses"): "the dropped-requirement guard counts every status",
+    ("Statuses.count", "statuses"): "a run reports how many statuses the ledger holds",
+    ("Rollups.positions", "people"): "appointed targets count the active people per department and position",
     ("Queries.placement_counts", "people"): "counts over all active people",
     ("Queries.unplaced_spellings", "people"): "lists every active person in no department",
     ("Queries.course_counts", "enrolments"): "counts per course over all present enrolments",
@@ -152,9 +154,19 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Evidence.deciding": lambda ld: ld.evidence.deciding(),
     "Evidence.course_and_time": lambda ld: ld.evidence.course_and_time(),
     "Statuses.stage": lambda ld: ld.statuses.stage(),
-    "Statuses.write": lambda ld: ld.statuses.write(
-        [StatusRow(u, "r0", "missing", None, None, None, None, None, "") for u in range(1, 50)], 2, AS_OF
+    "Statuses.write": lambda ld: (
+        ld.statuses.write(
+            [StatusRow(u, "r0", "missing", None, None, None, None, None, "") for u in range(1, 50)], 2, AS_OF
+        ),
+        ld.evaluated.select(AS_OF),
+        ld.statuses.write(
+            [StatusRow(u, "r0", "missing", None, None, None, None, None, "", "d1") for u in range(1, 9)],
+            2,
+            AS_OF,
+            only_reevaluated=True,
+        ),
     ),
+    "Statuses.count": lambda ld: ld.statuses.count(),
     "Statuses.current": lambda ld: sum(1 for _ in ld.statuses.current()),
     "Statuses.current_for_export": lambda ld: sum(1 for _ in ld.statuses.current_for_export()),
     "Statuses.for_user": lambda ld: ld.statuses.for_user(42),
@@ -163,6 +175,33 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Rollups.write": lambda ld: ld.rollups.write([_rollup("d1", "r9")], 2),
     "Rollups.for_run": lambda ld: ld.rollups.for_run(1),
     "Rollups.replace": lambda ld: ld.rollups.replace(1, ["d1"], [_rollup("d1", "r0")]),
+    "Rollups.status_counts": lambda ld: (
+        ld.evaluated.select(AS_OF),
+        ld.rollups.status_counts(AS_OF, [date(2026, 1, 1), date(2025, 1, 1)]),
+        ld.rollups.status_counts(AS_OF, [date(2026, 1, 1)], of_reevaluated=True),
+    ),
+    "Rollups.positions": lambda ld: (
+        ld.evaluated.select(AS_OF),
+        ld.rollups.positions(AS_OF),
+        ld.rollups.positions(AS_OF, without_reevaluated=True),
+    ),
+    "Rollups.counted_statuses": lambda ld: (
+        ld.evaluated.select(AS_OF),
+        list(ld.rollups.counted_statuses(AS_OF, ["r0", "r1"])),
+        list(ld.rollups.counted_statuses(AS_OF, ["r0"], without_reevaluated=True)),
+    ),
+    "Evaluated.fingerprint": lambda ld: ld.evaluated.fingerprint(),
+    "Evaluated.select": lambda ld: ld.evaluated.select(AS_OF),
+    "Evaluated.people_rows": lambda ld: (ld.evaluated.select(AS_OF), list(ld.evaluated.people_rows())),
+    "Evaluated.evidence_by_user": lambda ld: (
+        ld.evaluated.select(AS_OF),
+        list(ld.evaluated.evidence_by_user()),
+    ),
+    "Evaluated.imported_rows": lambda ld: (ld.evaluated.select(AS_OF), ld.evaluated.imported_rows()),
+    "Evaluated.record": lambda ld: ld.evaluated.record(
+        [(5, "2026-01-01", "2026-12-31"), (6, "0001-01-01", "9999-12-31")]
+    ),
+    "Evaluated.finish": lambda ld: ld.evaluated.finish("0" * 64),
     "Suppressions.subject_key": lambda ld: ld.suppressions.subject_key(42),
     "Suppressions.suppressed_among": lambda ld: ld.suppressions.suppressed_among([41, 42]),
     "Suppressions.erase": lambda ld: ld.suppressions.erase(42, "test", now=NOW),

@@ -61,9 +61,9 @@ def stored(ledger: Ledger) -> dict[Key, tuple[Values, int]]:
     """(user, requirement) -> (what the status says, the run that wrote the row)."""
     rows = ledger.db.execute(
         "SELECT user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on, "
-        "detail, run_id FROM statuses"
+        "detail, department_id, run_id FROM statuses"
     )
-    return {(r[0], r[1]): (tuple(r[2:9]), r[9]) for r in rows}
+    return {(r[0], r[1]): (tuple(r[2:10]), r[10]) for r in rows}
 
 
 def reevaluated(ledger: Ledger, as_of: date) -> dict[Key, Values]:
@@ -123,8 +123,9 @@ def test_a_second_evaluation_with_nothing_changed_writes_nothing(tmp_path: Path)
             rollups = len(ledger.rollups.for_run(again))
     assert first["statuses_written"] == first["statuses"] == 200 * len(MAPPINGS.requirements)
     assert (second["statuses"], second["statuses_written"], second["status_changes"]) == (1000, 0, 0)
-    # the staging rows (a temp table, outside the ledger's log) and this run's roll-ups; no status
-    assert writes == second["statuses"] + rollups
+    # nobody changed and no status turns: nobody is evaluated again, only this run's roll-ups written
+    assert (first["people_evaluated"], second["people_evaluated"]) == (200, 0)
+    assert writes == rollups
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ from connector.ledger import migrations
 from connector.ledger.backup import BackupResult, copy_database, upgrade_backup_path
 from connector.ledger.courses import Courses, Enrolments
 from connector.ledger.erasure import Suppressions
+from connector.ledger.evaluated import Evaluated
 from connector.ledger.evidence import Evidence
 from connector.ledger.files import (
     check_version,
@@ -77,6 +78,7 @@ class Ledger:
         self.imports = Imports(db, self.transaction)
         self.statuses = Statuses(db)
         self.rollups = Rollups(db)
+        self.evaluated = Evaluated(db)
         self.suppressions = Suppressions(db, path, self.transaction)
         self.queries = Queries(db)
         self.needs = Needs(db)

@@ -45,6 +45,7 @@ class StatusRow(NamedTuple):
     evidence_id: int | None
     completed_on: str | None
     detail: str | None
+    department_id: str | None = None  # the roll-up it counts in (None: unplaced or inactive)
 
 
 class ExportRow(NamedTuple):

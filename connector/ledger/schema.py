@@ -178,3 +178,86 @@ CREATE TABLE needs_analysis_rows (
 CREATE INDEX needs_analysis_rows_user ON needs_analysis_rows(user_id);
 CREATE INDEX people_idnumber ON people(idnumber);
 """
+
+# Incremental evaluation. A status row names the department it counts in (NULL: in no roll-up,
+# the person being unplaced or inactive), so roll-ups are one GROUP BY over one covering index.
+# Per person, the days over which their stored statuses stay what the rules would say
+# (evaluated_people: stable_from..stable_until, ISO dates, both inclusive); the people whose
+# evidence or profile changed since (evaluation_dirty), marked by triggers so that every writer
+# (a sync, `evidence import`, `erase`) marks without knowing; and what the stored statuses were
+# computed with (evaluation_state: the fingerprint of mappings, courses and rules).
+V7 = """
+ALTER TABLE statuses ADD COLUMN department_id TEXT;
+CREATE INDEX statuses_rollup
+    ON statuses(department_id, requirement_id, status, evidence_id, valid_until, completed_on, user_id);
+CREATE TABLE evaluated_people (
+    user_id INTEGER PRIMARY KEY,
+    stable_from TEXT NOT NULL, stable_until TEXT NOT NULL
+);
+CREATE INDEX evaluated_people_from ON evaluated_people(stable_from);
+CREATE INDEX evaluated_people_until ON evaluated_people(stable_until);
+CREATE TABLE evaluation_dirty (user_id INTEGER PRIMARY KEY);
+-- (triggers say NOT EXISTS, not OR IGNORE: the statement that fires them decides their conflict policy;
+-- before the first evaluation (no state) the next one evaluates everyone: the bulk inserts of a
+-- first sync need not mark anyone)
+CREATE TABLE evaluation_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TRIGGER people_evaluation_insert AFTER INSERT ON people
+WHEN EXISTS (SELECT 1 FROM evaluation_state) BEGIN
+    INSERT INTO evaluation_dirty (user_id) SELECT new.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = new.user_id);
+END;
+CREATE TRIGGER people_evaluation_update AFTER UPDATE ON people
+WHEN old.user_id IS NOT new.user_id OR old.username IS NOT new.username
+    OR old.idnumber IS NOT new.idnumber OR old.department_id IS NOT new.department_id
+    OR old.position IS NOT new.position OR old.cohorts IS NOT new.cohorts
+    OR old.active IS NOT new.active OR old.start_date IS NOT new.start_date
+    OR old.first_seen_on IS NOT new.first_seen_on
+BEGIN
+    INSERT INTO evaluation_dirty (user_id) SELECT old.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = old.user_id);
+    INSERT INTO evaluation_dirty (user_id) SELECT new.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = new.user_id);
+END;
+-- erase removes the statuses before the person: nothing is left behind that names them; a person
+-- removed any other way keeps a mark until the next evaluation drops their statuses
+CREATE TRIGGER people_evaluation_delete AFTER DELETE ON people BEGIN
+    DELETE FROM evaluated_people WHERE user_id = old.user_id;
+    DELETE FROM evaluation_dirty WHERE user_id = old.user_id;
+    INSERT INTO evaluation_dirty (user_id)
+        SELECT old.user_id WHERE EXISTS (SELECT 1 FROM statuses WHERE user_id = old.user_id);
+END;
+CREATE TRIGGER evidence_evaluation_insert AFTER INSERT ON evidence
+WHEN EXISTS (SELECT 1 FROM evaluation_state) BEGIN
+    INSERT INTO evaluation_dirty (user_id) SELECT new.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = new.user_id);
+END;
+CREATE TRIGGER evidence_evaluation_update AFTER UPDATE ON evidence
+WHEN old.user_id IS NOT new.user_id OR old.course_id IS NOT new.course_id
+    OR old.completed_at IS NOT new.completed_at OR old.source IS NOT new.source
+    OR old.precision_s IS NOT new.precision_s
+BEGIN
+    INSERT INTO evaluation_dirty (user_id) SELECT old.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = old.user_id);
+    INSERT INTO evaluation_dirty (user_id) SELECT new.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = new.user_id);
+END;
+CREATE TRIGGER evidence_evaluation_delete AFTER DELETE ON evidence BEGIN
+    INSERT INTO evaluation_dirty (user_id) SELECT old.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = old.user_id);
+END;
+CREATE TRIGGER imported_evaluation_insert AFTER INSERT ON imported_evidence BEGIN
+    INSERT INTO evaluation_dirty (user_id) SELECT new.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = new.user_id);
+END;
+CREATE TRIGGER imported_evaluation_update AFTER UPDATE ON imported_evidence BEGIN
+    INSERT INTO evaluation_dirty (user_id) SELECT old.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = old.user_id);
+    INSERT INTO evaluation_dirty (user_id) SELECT new.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = new.user_id);
+END;
+CREATE TRIGGER imported_evaluation_delete AFTER DELETE ON imported_evidence BEGIN
+    INSERT INTO evaluation_dirty (user_id) SELECT old.user_id
+        WHERE NOT EXISTS (SELECT 1 FROM evaluation_dirty WHERE user_id = old.user_id);
+END;
+"""

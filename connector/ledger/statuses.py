@@ -12,7 +12,10 @@ from connector.ledger._batch import BATCH, batched
 from connector.ledger.records import ExportRow, StatusRow
 
 _COLUMNS = "user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on, detail"
-_VALUES = _COLUMNS.split(", ")[2:]  # what a status says, beside its key
+_WRITTEN = _COLUMNS + ", department_id"
+_VALUES = _WRITTEN.split(", ")[2:]  # what a status says, beside its key
+# a partial write (``only_reevaluated``) touches the people of this set only (Evaluated.select)
+_AMONG = "user_id IN (SELECT user_id FROM temp.reevaluate)"
 
 
 class Statuses:
@@ -27,19 +30,23 @@ class Statuses:
         conn.execute(
             "CREATE TEMP TABLE new_statuses (user_id INTEGER, requirement_id TEXT, status TEXT,"
             " valid_until TEXT, since TEXT, due TEXT, evidence_id INTEGER, completed_on TEXT,"
-            " detail TEXT, PRIMARY KEY (user_id, requirement_id)) WITHOUT ROWID"
+            " detail TEXT, department_id TEXT, PRIMARY KEY (user_id, requirement_id)) WITHOUT ROWID"
         )
 
-    def write(self, rows: Iterable[StatusRow], run_id: int, as_of: date) -> int:
+    def write(
+        self, rows: Iterable[StatusRow], run_id: int, as_of: date, *, only_reevaluated: bool = False
+    ) -> int:
         """Make the current statuses ``rows``; append a history row for every change (a status that ends
         without a successor gets ``to_status = 'dropped'`` and a reason). Returns changes.
 
+        ``only_reevaluated``: ``rows`` are the statuses of the people in ``temp.reevaluate`` only
+        (an incremental evaluation); everyone else's stored statuses stay as they are.
         Staged in a temp table so that comparison happens in SQL, not in Python memory."""
         conn = self._db.conn
         self.stage()
         for batch in batched(rows, BATCH * 4):
             conn.executemany(
-                "INSERT INTO temp.new_statuses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO temp.new_statuses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch,
             )
         changed = conn.execute(
@@ -50,14 +57,20 @@ class Statuses:
             "WHERE s.status IS NULL OR s.status != n.status",
             [as_of.isoformat(), run_id],
         ).rowcount
-        # statuses that end without a successor get a history row saying why
+        # statuses that end without a successor get a history row saying why (an incremental run
+        # follows mappings that did not change: its requirements are all still there)
+        reason = (
+            "'person no longer evaluated'"
+            if only_reevaluated
+            else "CASE WHEN s.requirement_id IN (SELECT requirement_id FROM temp.new_statuses) "
+            "THEN 'person no longer evaluated' ELSE 'requirement removed from the mappings' END"
+        )
+        among = f" AND s.{_AMONG}" if only_reevaluated else ""
         changed += conn.execute(
             "INSERT INTO status_history (user_id, requirement_id, from_status, to_status, changed_on,"
-            " run_id, reason) SELECT s.user_id, s.requirement_id, s.status, 'dropped', ?, ?, "
-            "CASE WHEN s.requirement_id IN (SELECT requirement_id FROM temp.new_statuses) "
-            "THEN 'person no longer evaluated' ELSE 'requirement removed from the mappings' END "
+            f" run_id, reason) SELECT s.user_id, s.requirement_id, s.status, 'dropped', ?, ?, {reason} "
             "FROM statuses s WHERE NOT EXISTS (SELECT 1 FROM temp.new_statuses n "
-            "WHERE n.user_id = s.user_id AND n.requirement_id = s.requirement_id)",
+            f"WHERE n.user_id = s.user_id AND n.requirement_id = s.requirement_id){among}",
             [as_of.isoformat(), run_id],
         ).rowcount
         # Only rows that differ are written: a nightly where nothing changed rewrites nothing, so
@@ -66,11 +79,12 @@ class Statuses:
         conn.execute(
             "DELETE FROM statuses WHERE NOT EXISTS (SELECT 1 FROM temp.new_statuses n "
             "WHERE n.user_id = statuses.user_id AND n.requirement_id = statuses.requirement_id)"
+            + (f" AND statuses.{_AMONG}" if only_reevaluated else "")
         )
         differs = " OR ".join(f"s.{c} IS NOT n.{c}" for c in _VALUES)
         self.written = conn.execute(
-            f"INSERT OR REPLACE INTO statuses ({_COLUMNS}, as_of, run_id) "
-            f"SELECT {', '.join('n.' + c for c in _COLUMNS.split(', '))}, ?, ? FROM temp.new_statuses n "
+            f"INSERT OR REPLACE INTO statuses ({_WRITTEN}, as_of, run_id) "
+            f"SELECT {', '.join('n.' + c for c in _WRITTEN.split(', '))}, ?, ? FROM temp.new_statuses n "
             "LEFT JOIN statuses s ON s.user_id = n.user_id AND s.requirement_id = n.requirement_id "
             f"WHERE s.user_id IS NULL OR {differs}",
             [as_of.isoformat(), run_id],
@@ -109,6 +123,10 @@ class Statuses:
         return self._db.execute_returning_dicts(
             "SELECT * FROM status_history WHERE user_id = ? ORDER BY id", [user_id]
         )
+
+    def count(self) -> int:
+        """How many statuses are stored."""
+        return int(self._db.execute("SELECT COUNT(*) FROM statuses").fetchone()[0])
 
     def per_requirement(self) -> dict[str, int]:
         """requirement id -> how many people hold a current status for it."""

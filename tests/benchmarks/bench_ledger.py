@@ -4,6 +4,10 @@
 
 Writes people and their evidence, evaluates every person x requirement with the rules engine,
 writes statuses (with history) and department roll-ups, all in one transaction, as a sync does.
+Then, side by side with today's full path (everyone evaluated again; a rolled-back twin of each
+step on the same ledger): the nightly's evaluation tail when nothing changed and when 1 % of the
+people have a new completion (incremental: only who changed, roll-ups counted in SQL), and
+`status --as-of` 60 days after, 60 days before and 1 day after the evaluated day (stored statuses reused).
 Prints wall time per phase, rows per second and the peak RSS of this process. ``--keep DIR``
 leaves the ledger (``DIR/bench.sqlite``) and its mappings (``DIR/bench.toml``) there, to measure
 the read commands on it (``connector --ledger DIR/bench.sqlite --mappings DIR export``).
@@ -19,17 +23,21 @@ import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from connector.evaluation import evaluate_into_ledger, resolve_courses  # noqa: E402
+from connector.evaluation import evaluate_into_ledger, resolve_courses, rollups_as_of  # noqa: E402
 from connector.ledger import Ledger  # noqa: E402
 from connector.mapping import load_mappings  # noqa: E402
 from connector.moodle.records import Completion, Course  # noqa: E402
 
 AS_OF = date(2026, 6, 15)
+FIRST_SEEN = date(2025, 1, 1)  # the people's first sync: `status --as-of` 60 days back still sees them
 NOW = datetime(2026, 6, 1, 2, 0, tzinfo=UTC)
 DEPARTMENTS = 20
 REQUIREMENTS = 10
@@ -62,6 +70,82 @@ def write_mappings(directory: Path) -> None:
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Undo(Exception):
+    """Raised to roll a timed step back, so that its twin runs on the same ledger."""
+
+
+def _timed(ledger: Ledger, step: Callable[[], object], *, keep: bool) -> float:
+    started = time.perf_counter()
+    try:
+        with ledger.transaction():
+            step()
+            if not keep:
+                raise _Undo
+    except _Undo:
+        pass
+    return round(time.perf_counter() - started, 2)
+
+
+def side_by_side(
+    path: Path, mappings: Any, course_ids: Any, people: int, rng: random.Random
+) -> dict[str, float | int]:
+    """The incremental paths and today's full ones on the same ledger states (the full twin of each
+    step rolled back)."""
+    figures: dict[str, float | int] = {}
+    with Ledger.open(path) as ledger:
+
+        def nightly(full: bool) -> Callable[[], object]:
+            def step() -> object:
+                run = ledger.runs.last("ok")
+                assert run is not None
+                return evaluate_into_ledger(ledger, mappings, course_ids, AS_OF, run["id"], full=full)
+
+            return step
+
+        def forget() -> Callable[[], object]:  # no stored statuses may be reused: today's path
+            return lambda: ledger.db.execute("DELETE FROM evaluation_state")
+
+        figures["nightly_no_change_full_s"] = _timed(ledger, nightly(True), keep=False)
+        figures["nightly_no_change_incremental_s"] = _timed(ledger, nightly(False), keep=True)
+        ledger.checkpoint()
+        run = ledger.runs.start("incremental", AS_OF, now=NOW)
+        changed = sorted(rng.sample(range(1, people + 1), max(1, people // 100)))
+        late = int(time.mktime(AS_OF.timetuple())) - 86_400
+
+        def new_completions() -> None:
+            ledger.evidence.record(
+                (Completion(u, 100 + u % REQUIREMENTS, late) for u in changed), run, now=NOW
+            )
+
+        def with_changes(full: bool) -> Callable[[], object]:
+            def step() -> object:
+                new_completions()
+                return nightly(full)()
+
+            return step
+
+        figures["nightly_1pct_changed_full_s"] = _timed(ledger, with_changes(True), keep=False)
+        figures["nightly_1pct_changed_incremental_s"] = _timed(ledger, with_changes(False), keep=True)
+        ledger.runs.finish(run, "ok", now=NOW)
+        ledger.checkpoint()
+        for label, delta in (("60d_after", 60), ("60d_before", -60), ("1d_after", 1)):
+            day = AS_OF + timedelta(days=delta)
+
+            def as_of(day: date = day, forget_first: bool = False) -> None:
+                if forget_first:
+                    forget()()
+                rollups_as_of(ledger, mappings, course_ids, day).build()
+
+            figures[f"status_as_of_{label}_full_s"] = _timed(
+                ledger, partial(as_of, forget_first=True), keep=False
+            )
+            figures[f"status_as_of_{label}_incremental_s"] = _timed(ledger, as_of, keep=False)
+            figures[f"status_as_of_{label}_people_reevaluated"] = ledger.evaluated.select(day)
+    wal = Path(str(path) + "-wal")
+    figures["wal_mb_after_runs"] = round(wal.stat().st_size / 2**20, 1) if wal.exists() else 0.0
+    return figures
 
 
 def main() -> int:
@@ -114,7 +198,7 @@ def main() -> int:
                     }
                     for uid in range(1, args.people + 1)
                 )
-                people_rows = ledger.people.upsert(people, run, AS_OF)
+                people_rows = ledger.people.upsert(people, run, FIRST_SEEN)
                 t_people = time.perf_counter()
                 evidence = (
                     Completion(uid, 100 + r, start_epoch + rng.randrange(span))
@@ -128,6 +212,7 @@ def main() -> int:
                 t_eval = time.perf_counter()
             ledger.runs.finish(run, "ok", now=NOW, counts=result)
         t_end = time.perf_counter()
+        tails = side_by_side(root / "bench.sqlite", mappings, course_ids, args.people, rng)
         rows = people_rows + counts.new + result["statuses"] + result["status_changes"]
         figures = {
             "people": args.people,
@@ -141,6 +226,7 @@ def main() -> int:
             "total_s": round(t_end - t0, 2),
             "rows_per_s": round(rows / (t_end - t0)),
             "peak_rss_mb": round(rss_mb(), 1),
+            **tails,
         }
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
