@@ -538,14 +538,14 @@ class _Run:
         # the cohorts' members, are known now: asked while Moodle's other answers are in flight.
         people = self._people = _PeopleReader(self, cohorts)
         try:
-            people.want(sorted(set(cohorts) | self.ledger.people.present_ids()))
+            people.want(sorted(set(cohorts) | self.ledger.people.present_ids()), now=True)
             if self.path == "report":
                 self._read_report(set(mapped))
                 stage.check_every_enrolment()
             else:
                 profiles, enrolments = self._read_enrolments(mapped)
                 people.profiles = profiles
-                people.want(sorted(profiles))
+                people.want(sorted(profiles), now=True)  # asked while the completions are read
                 stage.add_enrolments(enrolments)
                 inactive = self._inactive_enrolments(mapped, enrolments)
                 readable = [e for e in enrolments if (e[0], e[1]) not in inactive]
@@ -947,7 +947,8 @@ class _PeopleReader:
         )
         run.counts.update(unplaced=0, placement_conflicts=0, suspended=0)
 
-    def want(self, user_ids: Iterable[int]) -> None:
+    def want(self, user_ids: Iterable[int], *, now: bool = False) -> None:
+        """Ask about these people (those not asked yet): in full batches, or at once with ``now``."""
         asked = self.asked
         for user_id in user_ids:
             if user_id not in asked:
@@ -956,6 +957,9 @@ class _PeopleReader:
         while len(self._pending) >= USERS_BATCH:
             self._submit(self._pending[:USERS_BATCH])
             del self._pending[:USERS_BATCH]
+        if now and self._pending:
+            self._submit(self._pending)
+            self._pending = []
         self._take(wait=False)
 
     def finish(self) -> None:
