@@ -97,6 +97,8 @@ ProgressFn = Callable[[str, int, int | None], None]
 USERS_BATCH = 4000
 # Report rows staged per executemany: a page's worth, so nothing grows with the site.
 STAGE_BATCH = 5000
+# People batches asked and not yet staged: enough to keep one in flight while one is placed.
+PEOPLE_AHEAD = 2
 # Calibration needs a few hundred completed rows, not a full page: every report row costs the server.
 CALIBRATION_PER_PAGE = 250
 ZONE_BOOKMARK = "report_timezone"
@@ -931,8 +933,9 @@ class _Run:
 class _PeopleReader:
     """People asked about by id in ``USERS_BATCH`` batches as soon as their ids are known (before
     the report is read: the ledger's people and cohort members; then as report rows name them),
-    their answers placed and staged as they come back. The client's limit on calls in flight
-    holds across these and the report's pages."""
+    their answers placed and staged as they come back. At most ``PEOPLE_AHEAD`` batches are asked
+    and not yet staged, so memory stays flat however many people there are; the client's limit on
+    calls in flight holds across these and the report's pages."""
 
     def __init__(self, run: _Run, cohorts: dict[int, frozenset[str]]) -> None:
         self.run = run
@@ -941,10 +944,9 @@ class _PeopleReader:
         self.asked: set[int] = set()
         self.deleted = 0
         self._pending: list[int] = []
+        self._batches: deque[list[int]] = deque()
         self._futures: deque[Future[tuple[list[int], list[Person]]]] = deque()
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, run.config.concurrency), thread_name_prefix="people"
-        )
+        self._pool = ThreadPoolExecutor(max_workers=PEOPLE_AHEAD, thread_name_prefix="people")
         run.counts.update(unplaced=0, placement_conflicts=0, suspended=0)
 
     def want(self, user_ids: Iterable[int], *, now: bool = False) -> None:
@@ -955,16 +957,16 @@ class _PeopleReader:
                 asked.add(user_id)
                 self._pending.append(user_id)
         while len(self._pending) >= USERS_BATCH:
-            self._submit(self._pending[:USERS_BATCH])
+            self._batches.append(self._pending[:USERS_BATCH])
             del self._pending[:USERS_BATCH]
         if now and self._pending:
-            self._submit(self._pending)
+            self._batches.append(self._pending)
             self._pending = []
         self._take(wait=False)
 
     def finish(self) -> None:
         if self._pending:
-            self._submit(self._pending)
+            self._batches.append(self._pending)
             self._pending = []
         self.run.progress("reading people", 0, len(self.asked))
         self._take(wait=True)
@@ -976,21 +978,26 @@ class _PeopleReader:
             future.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _submit(self, batch: list[int]) -> None:
+    def _pump(self) -> None:
         api = self.run.api
 
         def ask(ids: list[int]) -> tuple[list[int], list[Person]]:
             return ids, api.users_batch("id", ids)
 
-        self._futures.append(self._pool.submit(ask, list(batch)))
+        while self._batches and len(self._futures) < PEOPLE_AHEAD:
+            self._futures.append(self._pool.submit(ask, self._batches.popleft()))
 
     def _take(self, *, wait: bool) -> None:
-        """Stage the answers that are in (all of them with ``wait``), in the order asked."""
+        """Stage the answers that are in (every one still to come with ``wait``), in the order
+        asked, asking the next batches as room frees."""
         futures = self._futures
+        self._pump()
         while futures and (wait or futures[0].done()):
             ids, answered = futures.popleft().result()
+            self._pump()
             found = {p.id: p for p in answered if not p.deleted}  # a deleted account still
             # answers by id, renamed: it counts as deleted here, its last real username kept
+            del answered
             rows = [
                 self.run.person_row(found[u], self.cohorts.get(u, frozenset()), self.profiles.get(u))
                 for u in ids
