@@ -576,9 +576,9 @@ class _Run:
         ledger.courses.upsert(staged.courses, self.run_id)
         for stream, value in staged.bookmarks.items():
             ledger.bookmarks.set(stream, value, self.run_id)
-        stage.apply_enrolments(self.run_id)
-        evidence = stage.apply_evidence(self.run_id, now=self.now)
-        stage.apply_people(self.run_id, self.as_of)
+        stage.apply_enrolments(self.run_id, full=self.full)
+        evidence = stage.apply_evidence(self.run_id, now=self.now, full=self.full)
+        stage.apply_people(self.run_id, self.as_of, full=self.full)
         if self.full:
             self.counts["evidence_gone"] = ledger.evidence.mark_gone(staged.tracked, self.run_id)
             ledger.enrolments.mark_gone(staged.mapped, self.run_id)

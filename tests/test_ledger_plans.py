@@ -235,9 +235,9 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Staging.people_count": lambda ld: ld.staging.people_count(),
     "Staging.latest_completion": lambda ld: ld.staging.latest_completion(),
     "Staging.enrolment_count": lambda ld: ld.staging.enrolment_count(),
-    "Staging.apply_enrolments": lambda ld: ld.staging.apply_enrolments(2),
-    "Staging.apply_evidence": lambda ld: ld.staging.apply_evidence(2, now=NOW),
-    "Staging.apply_people": lambda ld: ld.staging.apply_people(2, AS_OF),
+    "Staging.apply_enrolments": lambda ld: ld.staging.apply_enrolments(2, full=False),
+    "Staging.apply_evidence": lambda ld: ld.staging.apply_evidence(2, now=NOW, full=True),
+    "Staging.apply_people": lambda ld: ld.staging.apply_people(2, AS_OF, full=False),
     "Staging.drop_users": lambda ld: ld.staging.drop_users([4]),
     "Staging.clear_report": lambda ld: ld.staging.clear_report(),
 }

@@ -57,6 +57,10 @@ _CREATE = (
     f"CREATE TEMP TABLE stage_people ({', '.join(PEOPLE_COLUMNS)}, PRIMARY KEY (user_id)) WITHOUT ROWID",
     "CREATE TEMP TABLE stage_deleted (user_id INTEGER PRIMARY KEY)",
 )
+_PEOPLE_CHANGED = " OR ".join(
+    [f"people.{c} IS NOT excluded.{c}" for c in PEOPLE_COLUMNS if c not in ("user_id", "start_date")]
+    + ["people.start_date IS NOT COALESCE(excluded.start_date, people.start_date)"]
+)
 _PEOPLE_UPDATE = ", ".join(
     f"{c} = excluded.{c}" for c in PEOPLE_COLUMNS if c not in ("user_id", "start_date")
 )
@@ -153,17 +157,19 @@ class Staging:
         return int(self._db.execute("SELECT COUNT(*) FROM stage_enrolments").fetchone()[0])
 
     # -- moving into the ledger (inside the run's transaction) ------------------------------------
-    def apply_enrolments(self, run_id: int) -> None:
-        """Staged enrolments upserted as seen by this run; their completion checks recorded, a row
-        rewritten only when what the check found differs (a no-change night writes none)."""
+    def apply_enrolments(self, run_id: int, *, full: bool) -> None:
+        """Staged enrolments upserted; their completion checks recorded. A full run marks every
+        one seen (what it did not see is gone); an incremental one rewrites only rows whose values
+        changed, so a night that finds nothing new writes none."""
         conn = self._db.conn
         conn.execute(
             "INSERT INTO enrolments (course_id, user_id, lastcourseaccess, first_seen_run, "
-            "last_seen_run, present) SELECT course_id, user_id, lastcourseaccess, ?, ?, 1 "
+            "last_seen_run, present) SELECT course_id, user_id, lastcourseaccess, ?1, ?1, 1 "
             "FROM stage_enrolments WHERE true ON CONFLICT(course_id, user_id) DO UPDATE SET "
             "lastcourseaccess = excluded.lastcourseaccess, last_seen_run = excluded.last_seen_run, "
-            "present = 1",
-            [run_id, run_id],
+            "present = 1 WHERE ?2 OR enrolments.present = 0 "
+            "OR enrolments.lastcourseaccess IS NOT excluded.lastcourseaccess",
+            [run_id, full],
         )
         conn.execute(
             "UPDATE enrolments SET completed = s.completed, checked_run = ?, checked_access = s.access "
@@ -174,8 +180,9 @@ class Staging:
             [run_id],
         )
 
-    def apply_evidence(self, run_id: int, *, now: datetime) -> EvidenceCounts:
-        """Staged completions appended (new) or refreshed (seen again); as ``evidence.record``."""
+    def apply_evidence(self, run_id: int, *, now: datetime, full: bool) -> EvidenceCounts:
+        """Staged completions appended (new) or refreshed (seen again) as ``evidence.record`` does;
+        an incremental run refreshes only evidence that comes back or gains precision."""
         seen_at = stamp(now)
         before = int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM evidence").fetchone()[0])
         seen = int(self._db.execute("SELECT COUNT(*) FROM stage_completions").fetchone()[0])
@@ -191,23 +198,26 @@ class Staging:
             "  THEN excluded.completed_at ELSE evidence.completed_at END, "
             "source = CASE WHEN excluded.precision_s < evidence.precision_s "
             "  THEN excluded.source ELSE evidence.source END, "
-            "precision_s = MIN(excluded.precision_s, evidence.precision_s)",
-            [run_id, seen_at],
+            "precision_s = MIN(excluded.precision_s, evidence.precision_s) "
+            "WHERE ?3 OR evidence.gone_since_run IS NOT NULL OR excluded.precision_s < evidence.precision_s",
+            [run_id, seen_at, full],
         )
         new = int(self._db.execute("SELECT COUNT(*) FROM evidence WHERE id > ?", [before]).fetchone()[0])
         return EvidenceCounts(new=new, seen=seen - new)
 
-    def apply_people(self, run_id: int, seen_on: date) -> None:
-        """Staged people upserted; people Moodle no longer knows marked deleted (history kept)."""
+    def apply_people(self, run_id: int, seen_on: date, *, full: bool) -> None:
+        """Staged people upserted (an incremental run rewrites only people whose row changed);
+        people Moodle no longer knows marked deleted (history kept)."""
         columns = ", ".join(PEOPLE_COLUMNS)
         self._db.conn.execute(
             f"INSERT INTO people ({columns}, deleted, first_seen_run, last_seen_run, first_seen_on) "
             f"SELECT {columns}, 0, ?1, ?1, ?2 FROM stage_people WHERE true "
             f"ON CONFLICT(user_id) DO UPDATE SET {_PEOPLE_UPDATE}, "
             "start_date = COALESCE(excluded.start_date, people.start_date), deleted = 0, "
-            "last_seen_run = excluded.last_seen_run",
-            [run_id, seen_on.isoformat()],
+            f"last_seen_run = excluded.last_seen_run WHERE ?3 OR people.deleted = 1 OR {_PEOPLE_CHANGED}",
+            [run_id, seen_on.isoformat(), full],
         )
         self._db.conn.execute(
-            "UPDATE people SET active = 0, deleted = 1 WHERE user_id IN (SELECT user_id FROM stage_deleted)"
+            "UPDATE people SET active = 0, deleted = 1 WHERE user_id IN (SELECT user_id FROM stage_deleted) "
+            "AND NOT (active = 0 AND deleted = 1)"
         )
