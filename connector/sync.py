@@ -1,10 +1,12 @@
 """One sync run: check inputs -> lock -> check the ledger -> read Moodle -> guards -> write -> commit.
 
-Moodle is read first, into memory, with no write transaction open (``erase`` and other writers
-are not blocked while Moodle is slow); then everything is written in ONE short transaction that
-also records the run's outcome, so a run lands whole (data and "ok" together) or not at all. The
-run's row is started in its own small transaction first, so a failed run is recorded with its
-reason and a killed one is found and marked failed by the next run.
+Moodle is read first with no write transaction open (``erase`` and other writers are not blocked
+while Moodle is slow): what arrives goes batch by batch into the ledger's staging area
+(``ledger.staging``: TEMP tables of this connection, so memory stays flat at any size); then it is
+moved into the ledger in ONE short transaction that also records the run's outcome, so a run
+lands whole (data and "ok" together) or not at all. The run's row is started in its own small
+transaction first, so a failed run is recorded with its reason and a killed one is found and
+marked failed by the next run.
 
 Guards stop a run whose answer would probably be wrong before it writes anything (exit 1, the run
 recorded as failed, the hint names the flag that confirms it): many people vanishing, a mapped
