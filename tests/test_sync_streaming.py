@@ -7,11 +7,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connector.config import load_config
+from connector.ledger import Ledger
 from connector.moodle.api import MoodleApi
 from connector.sync import SyncOptions, run_sync
 from tests.helpers import ANCHOR, Site
@@ -122,3 +124,13 @@ def test_a_night_that_finds_nothing_new_rewrites_no_enrolment_evidence_or_person
         assert {r for (r,) in conn.execute("SELECT DISTINCT last_seen_run FROM enrolments")} == {
             weekly.run_id
         }
+
+
+def test_staging_spills_to_a_file_even_where_temp_tables_would_stay_in_memory(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        ledger.db.conn.execute("PRAGMA temp_store = MEMORY")
+        ledger.staging.begin()
+        assert ledger.db.conn.execute("PRAGMA temp_store").fetchone()[0] == 1  # FILE
+        ledger.staging.add_enrolments([(1, 2, None)])
+        assert ledger.staging.enrolment_count() == 1
+        ledger.staging.end()

@@ -13,6 +13,7 @@ every change.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 
@@ -66,6 +67,13 @@ _PEOPLE_UPDATE = ", ".join(
 )
 
 
+def _temp_in_memory(conn: sqlite3.Connection) -> bool:
+    """Whether this connection keeps TEMP tables in memory: set so, or built so by default."""
+    setting = int(conn.execute("PRAGMA temp_store").fetchone()[0])
+    built = {str(row[0]) for row in conn.execute("PRAGMA compile_options")}
+    return setting == 2 or (setting == 0 and "TEMP_STORE=2" in built)
+
+
 class Staging:
     """``ledger.staging``: ``begin`` before reading, ``add_*`` as things arrive, ``apply`` inside
     the run's transaction, ``end`` always (``begin`` also clears what a failed run left)."""
@@ -75,8 +83,8 @@ class Staging:
 
     def begin(self) -> None:
         conn = self._db.conn
-        if conn.execute("PRAGMA temp_store").fetchone()[0] == 2:  # memory: RSS would grow with the site
-            conn.execute("PRAGMA temp_store = FILE")
+        if _temp_in_memory(conn):  # RSS would grow with the site
+            conn.execute("PRAGMA temp_store = FILE")  # (drops TEMP tables: none exist yet)
         self.end()
         for statement in _CREATE:  # one by one: executescript would commit an open transaction
             conn.execute(statement)
