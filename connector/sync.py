@@ -1,10 +1,12 @@
 """One sync run: check inputs -> lock -> check the ledger -> read Moodle -> guards -> write -> commit.
 
-Moodle is read first, into memory, with no write transaction open (``erase`` and other writers
-are not blocked while Moodle is slow); then everything is written in ONE short transaction that
-also records the run's outcome, so a run lands whole (data and "ok" together) or not at all. The
-run's row is started in its own small transaction first, so a failed run is recorded with its
-reason and a killed one is found and marked failed by the next run.
+Moodle is read first with no write transaction open (``erase`` and other writers are not blocked
+while Moodle is slow): what arrives goes batch by batch into the ledger's staging area
+(``ledger.staging``: TEMP tables of this connection, so memory stays flat at any size); then it is
+moved into the ledger in ONE short transaction that also records the run's outcome, so a run
+lands whole (data and "ok" together) or not at all. The run's row is started in its own small
+transaction first, so a failed run is recorded with its reason and a killed one is found and
+marked failed by the next run.
 
 Guards stop a run whose answer would probably be wrong before it writes anything (exit 1, the run
 recorded as failed, the hint names the flag that confirms it): many people vanishing, a mapped
@@ -46,7 +48,9 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -93,6 +97,10 @@ ProgressFn = Callable[[str, int, int | None], None]
 # Moodle 4.1 requires PHP's max_input_vars >= 5000; a batch of 4000 values stays well inside it,
 # so a 20,000-person site needs 5 calls instead of 20.
 USERS_BATCH = 4000
+# Report rows staged per executemany: a page's worth, so nothing grows with the site.
+STAGE_BATCH = 5000
+# People batches asked and not yet staged: enough to keep one in flight while one is placed.
+PEOPLE_AHEAD = 2
 # Calibration needs a few hundred completed rows, not a full page: every report row costs the server.
 CALIBRATION_PER_PAGE = 250
 ZONE_BOOKMARK = "report_timezone"
@@ -276,6 +284,7 @@ def _run(
     started = time.monotonic()
     run: _Run | None = None
     try:
+        ledger.staging.begin()
         with MoodleClient(settings) as client:
             run = _Run(
                 MoodleApi(client), ledger, mappings, config, options, run_id, mode, as_of, now, progress
@@ -302,6 +311,8 @@ def _run(
     except BaseException as exc:
         _record_failure(ledger, run_id, run, exc, now)
         raise
+    finally:
+        _end_staging(ledger)
     log.info(result.summary_line())
     return result
 
@@ -319,6 +330,13 @@ def _record_failure(ledger: Ledger, run_id: int, run: _Run | None, exc: BaseExce
         )
     except sqlite3.Error as second:
         log.warning("the failed run #%d could not be recorded (%s); the next sync records it", run_id, second)
+
+
+def _end_staging(ledger: Ledger) -> None:
+    try:
+        ledger.staging.end()
+    except sqlite3.Error as exc:  # the connection closing drops the TEMP tables anyway
+        log.debug("staging not cleared: %s", exc)
 
 
 def _refuse_emptied_ledger(path: Path) -> None:
@@ -379,32 +397,14 @@ def _describe(exc: BaseException) -> str:
 
 @dataclass
 class _Staged:
-    """What one run read from Moodle, held in memory until the one write transaction."""
+    """What one run keeps in memory until the write transaction: the small things. Enrolments,
+    completion checks, completions and people go into the ledger's staging area as they arrive
+    (``ledger.staging``), so a run's memory does not grow with the site."""
 
     courses: list[Course] = field(default_factory=list)
-    enrolments: list[tuple[int, int, int | None]] = field(default_factory=list)
-    checks: list[tuple[int, int, bool | None, int | None]] = field(default_factory=list)
-    completions: list[Completion] = field(default_factory=list)
-    people: list[dict[str, Any]] = field(default_factory=list)
-    deleted: list[int] = field(default_factory=list)
     bookmarks: dict[str, str] = field(default_factory=dict)
     tracked: list[int] = field(default_factory=list)
     mapped: list[int] = field(default_factory=list)
-
-    def user_ids(self) -> set[int]:
-        return (
-            {u for _, u, _ in self.enrolments}
-            | {c.user_id for c in self.completions}
-            | {p["user_id"] for p in self.people}
-            | set(self.deleted)
-        )
-
-    def drop_users(self, user_ids: set[int]) -> None:
-        self.enrolments = [e for e in self.enrolments if e[1] not in user_ids]
-        self.checks = [c for c in self.checks if c[1] not in user_ids]
-        self.completions = [c for c in self.completions if c.user_id not in user_ids]
-        self.people = [p for p in self.people if p["user_id"] not in user_ids]
-        self.deleted = [u for u in self.deleted if u not in user_ids]
 
 
 class _Run:
@@ -439,6 +439,8 @@ class _Run:
         self.counts: dict[str, int] = {}
         self.warnings: list[str] = []
         self.staged = _Staged()
+        self._conflicts: list[tuple[int, str]] = []  # (user id, warning): warned in id order
+        self._people: _PeopleReader
 
     # -- guards -----------------------------------------------------------------------------------
     def refuse_dropped_requirements(self) -> None:
@@ -534,44 +536,51 @@ class _Run:
 
         cohorts = self._cohorts(site)
         self.path = self._choose_path(site)
-        if self.path == "report":
-            people_ids, enrolments, completions = self._read_report(set(mapped))
-            staged.enrolments = enrolments
-            staged.checks = [(c, u, None, a) for c, u, a in enrolments]
-            staged.completions = completions
-            profiles: dict[int, Person] = {}
-        else:
-            profiles, enrolments = self._read_enrolments(mapped)
-            people_ids = set(profiles)
-            staged.enrolments = enrolments
-            inactive = self._inactive_enrolments(mapped, enrolments)
-            readable = [e for e in enrolments if (e[0], e[1]) not in inactive]
-            staged.completions = self._read_completions(readable, set(tracked), profiles)
-        people_ids |= set(cohorts)
+        stage = self.ledger.staging
         # people the ledger still counts as present are asked about too: one Moodle no longer
-        # returns was deleted there, and becomes inactive here (their history stays)
-        people_ids |= self.ledger.people.present_ids()
-        self._read_people(people_ids, profiles, cohorts)
-        self.counts["enrolments"] = len(enrolments)
+        # returns was deleted there, and becomes inactive here (their history stays). They, and
+        # the cohorts' members, are known now: asked while Moodle's other answers are in flight.
+        people = self._people = _PeopleReader(self, cohorts)
+        try:
+            people.want(sorted(set(cohorts) | self.ledger.people.present_ids()), now=True)
+            if self.path == "report":
+                self._read_report(set(mapped))
+                stage.check_every_enrolment()
+            else:
+                profiles, enrolments = self._read_enrolments(mapped)
+                people.profiles = profiles
+                people.want(sorted(profiles), now=True)  # asked while the completions are read
+                stage.add_enrolments(enrolments)
+                inactive = self._inactive_enrolments(mapped, enrolments)
+                readable = [e for e in enrolments if (e[0], e[1]) not in inactive]
+                del enrolments
+                completions = self._read_completions(readable, set(tracked), profiles)
+                stage.add_completions(
+                    (c.user_id, c.course_id, c.completed_at, c.source, c.precision_s) for c in completions
+                )
+            people.finish()
+        finally:
+            people.close()
+        self.counts["enrolments"] = stage.enrolment_count()
         return staged
 
     # -- writing ----------------------------------------------------------------------------------
     def write(self, staged: _Staged) -> None:
-        """Record everything read, inside the caller's transaction; erased people stay out."""
+        """Move everything staged into the ledger, inside the caller's transaction; erased people
+        stay out."""
         ledger = self.ledger
-        suppressed = ledger.suppressions.suppressed_among(staged.user_ids())
+        stage = ledger.staging
+        suppressed = ledger.suppressions.suppressed_among(stage.user_ids())
         if suppressed:
-            staged.drop_users(suppressed)
-            self.counts["people"] = len(staged.people)
+            stage.drop_users(suppressed)
+            self.counts["people"] = stage.people_count()
         self.counts["suppressed"] = len(suppressed)
         ledger.courses.upsert(staged.courses, self.run_id)
         for stream, value in staged.bookmarks.items():
             ledger.bookmarks.set(stream, value, self.run_id)
-        ledger.enrolments.upsert(staged.enrolments, self.run_id)
-        ledger.enrolments.record_checks(staged.checks, self.run_id)
-        evidence = ledger.evidence.record(staged.completions, self.run_id, now=self.now)
-        ledger.people.upsert(staged.people, self.run_id, self.as_of)
-        ledger.people.mark_deleted(staged.deleted)
+        stage.apply_enrolments(self.run_id, full=self.full)
+        evidence = stage.apply_evidence(self.run_id, now=self.now, full=self.full)
+        stage.apply_people(self.run_id, self.as_of, full=self.full)
         if self.full:
             self.counts["evidence_gone"] = ledger.evidence.mark_gone(staged.tracked, self.run_id)
             ledger.enrolments.mark_gone(staged.mapped, self.run_id)
@@ -640,19 +649,17 @@ class _Run:
         return {u: frozenset(s) for u, s in members.items()}
 
     # -- report path ------------------------------------------------------------------------------
-    def _read_report(
-        self, mapped: set[int]
-    ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
+    def _read_report(self, mapped: set[int]) -> None:
         report_id = self.config.report_id
         assert report_id is not None
         delta = ReportDelta(self.api.client, report_id, self.site.can_call, self.ledger.bookmarks.get)
-        read = self._read_report_rows(report_id, mapped, delta)
-        self.staged.bookmarks.update(delta.bookmarks(read[2]))
-        return read
+        self._read_report_rows(report_id, mapped, delta)
+        latest = self.ledger.staging.latest_completion()  # it stands for every completion read
+        self.staged.bookmarks.update(
+            delta.bookmarks([] if latest is None else [Completion(0, 0, latest, "report", 60)])
+        )
 
-    def _read_report_rows(
-        self, report_id: int, mapped: set[int], delta: ReportDelta
-    ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
+    def _read_report_rows(self, report_id: int, mapped: set[int], delta: ReportDelta) -> int:
         remembered = self.ledger.bookmarks.get(ZONE_BOOKMARK)
         witnesses = witnesses_from_text(self.ledger.bookmarks.get(WITNESS_BOOKMARK)) if self.full else ()
         if not self.full and remembered is not None:  # only what completed since the last run
@@ -678,6 +685,7 @@ class _Run:
         if witness.fits:
             return read
         log.info("report %d: the remembered zone %s no longer fits; calibrating again", report_id, zone)
+        self.ledger.staging.clear_report()  # what was staged was read in the wrong zone
         return self._report_rows(report_id, self._calibrate(report_id), mapped)
 
     def _calibrate(self, report_id: int) -> ZoneInfo:
@@ -699,45 +707,56 @@ class _Run:
         zone: ZoneInfo,
         mapped: set[int],
         witness: ZoneWitness | DeltaCheck | None = None,
-    ) -> tuple[set[int], list[tuple[int, int, int | None]], list[Completion]]:
-        """Every row of a mapped course, times read in ``zone``; ``witness`` sees every row."""
+    ) -> int:
+        """Every row of a mapped course, times read in ``zone``, staged a batch at a time (people
+        asked about as they appear); ``witness`` sees every row. Returns the rows read."""
         idnumber_to_course: dict[str, int] = {}
         for course in [*self.staged.courses, *self.ledger.courses.all()]:  # this run's list wins
             if course.idnumber:
                 idnumber_to_course.setdefault(course.idnumber, course.id)
-        people: set[int] = set()
+        stage = self.ledger.staging
+        people = self._people
         unknown_usernames: dict[str, list[tuple[int, int | None]]] = {}
-        enrolments: dict[tuple[int, int], int | None] = {}
-        completions: list[Completion] = []
+        enrolments: list[tuple[int, int, None]] = []
+        completions: list[tuple[int, int, int, str, int]] = []
+        new_people: list[int] = []
         rows = 0
         rows_read = self.api.report_completions(
             report_id, per_page=self.config.report_per_page, tz=zone, concurrent=True
         )
         for row in witness.watch(rows_read) if witness is not None else rows_read:
             rows += 1
-            if rows % 1000 == 0:
-                self.progress("reading the report", rows, None)
             course_id = row.course_id or idnumber_to_course.get(row.course_idnumber)
             if course_id not in mapped:
                 continue
-            if row.user_id is None:
+            user_id = row.user_id
+            if user_id is None:
                 unknown_usernames.setdefault(row.username, []).append((course_id, row.completed_at))
                 continue
-            people.add(row.user_id)
-            enrolments[(course_id, row.user_id)] = None
+            new_people.append(user_id)
+            enrolments.append((course_id, user_id, None))
             if row.completed_at is not None:
-                completions.append(Completion(row.user_id, course_id, row.completed_at, "report", 60))
+                completions.append((user_id, course_id, row.completed_at, "report", 60))
+            if len(enrolments) >= STAGE_BATCH:
+                self.progress("reading the report", rows, None)
+                stage.add_enrolments(enrolments)
+                stage.add_completions(completions)
+                people.want(new_people)
+                enrolments, completions, new_people = [], [], []
+        stage.add_enrolments(enrolments)
+        stage.add_completions(completions)
+        people.want(new_people)
         if unknown_usernames:  # a report without the user link column: resolve usernames once
             for person in self.api.users_by_field(
                 "username", sorted(unknown_usernames), batch_size=USERS_BATCH
             ):
                 for course_id, at in unknown_usernames[person.username]:
-                    people.add(person.id)
-                    enrolments[(course_id, person.id)] = None
+                    stage.add_enrolments([(course_id, person.id, None)])
                     if at is not None:
-                        completions.append(Completion(person.id, course_id, at, "report", 60))
+                        stage.add_completions([(person.id, course_id, at, "report", 60)])
+                people.want([person.id])
         self.counts["report_rows"] = rows
-        return people, [(c, u, a) for (c, u), a in enrolments.items()], completions
+        return rows
 
     # -- fallback paths ---------------------------------------------------------------------------
     def _read_enrolments(
@@ -824,7 +843,7 @@ class _Run:
             checks.append((course_id, user_id, result.completed, access))
             if result.completed and result.completed_at is not None:
                 completions.append(Completion(user_id, course_id, result.completed_at))
-        self.staged.checks.extend(checks)
+        self.ledger.staging.add_checks(checks)
         return completions
 
     def _per_user(self, pairs: list[tuple[int, int, int | None]], users: list[int]) -> list[Completion]:
@@ -847,81 +866,63 @@ class _Run:
                 else:
                     checks.append((course.course_id, user_id, course.completed, access))
         to_read.extend((c, u, a) for (c, u), a in wanted.items())
-        self.staged.checks.extend(checks)
+        self.ledger.staging.add_checks(checks)
         return self._per_course(to_read)
 
     # -- people -----------------------------------------------------------------------------------
-    def _read_people(
-        self, user_ids: set[int], profiles: dict[int, Person], cohorts: dict[int, frozenset[str]]
-    ) -> None:
-        ids = sorted(user_ids)
-        self.progress("reading people", 0, len(ids))
-        found: dict[int, Person] = {}
-        if ids:
-            for answered in self.api.users_by_field("id", ids, batch_size=USERS_BATCH):
-                if not answered.deleted:  # a deleted account still answers by id, renamed:
-                    found[answered.id] = answered  # it is handled below, its last real username kept
-        self.progress("reading people", len(ids), len(ids))
-        rows: list[dict[str, Any]] = []
-        unplaced = conflicts = 0
-        for user_id in ids:
-            person = found.get(user_id)
-            if person is None:
-                continue  # deleted in Moodle: handled below, history kept
-            user_cohorts = cohorts.get(user_id, frozenset())
-            placement = self.mappings.place(person, user_cohorts)
-            if placement.department_id is None:
-                unplaced += 1
-            if placement.conflicts:
-                conflicts += 1
-                self.warnings.append(
-                    f"user id {user_id} matches several departments: " + ", ".join(placement.conflicts)
+    def person_row(
+        self, person: Person, cohorts: frozenset[str], profile: Person | None
+    ) -> tuple[object, ...]:
+        """The people row (``PEOPLE_COLUMNS`` order) of one person as Moodle answered."""
+        placement = self.mappings.place(person, cohorts)
+        if placement.department_id is None:
+            self.counts["unplaced"] += 1
+        if placement.conflicts:
+            self.counts["placement_conflicts"] += 1
+            self._conflicts.append(
+                (
+                    person.id,
+                    f"user id {person.id} matches several departments: " + ", ".join(placement.conflicts),
                 )
-            start = self.mappings.start_date_of(person) or self._first_login(person)
-            rows.append(
-                {
-                    "user_id": user_id,
-                    "username": person.username,
-                    "idnumber": person.idnumber,
-                    "fullname": person.fullname if "fullname" in self.config.personal_fields else "",
-                    "email": person.email if "email" in self.config.personal_fields else None,
-                    "institution": person.institution,
-                    "department_text": person.department,
-                    "position": self.mappings.position_of(person),
-                    "cohorts": json.dumps(sorted(user_cohorts)),
-                    "department_id": placement.department_id,
-                    "placement_conflicts": json.dumps(list(placement.conflicts))
-                    if placement.conflicts
-                    else None,
-                    "start_date": start.isoformat() if start else None,
-                    "lastaccess": (profiles.get(user_id) or person).lastaccess,
-                    "active": 0 if person.suspended else 1,
-                    "suspended": int(bool(person.suspended)),
-                }
             )
-        self.staged.people = rows
-        deleted = [u for u in ids if u not in found]
-        if len(deleted) > max(3, len(ids) // 20) and not self.options.allow_mass_deletion:
+        start = self.mappings.start_date_of(person) or self._first_login(person)
+        self.counts["suspended"] += int(bool(person.suspended))
+        fields = self.config.personal_fields
+        return (
+            person.id,
+            person.username,
+            person.idnumber,
+            person.fullname if "fullname" in fields else "",
+            person.email if "email" in fields else None,
+            person.institution,
+            person.department,
+            self.mappings.position_of(person),
+            json.dumps(sorted(cohorts)),
+            placement.department_id,
+            json.dumps(list(placement.conflicts)) if placement.conflicts else None,
+            start.isoformat() if start else None,
+            (profile or person).lastaccess,
+            0 if person.suspended else 1,
+            int(bool(person.suspended)),
+        )
+
+    def people_read(self, asked: int, deleted: int) -> None:
+        """After every person was asked about: the mass-deletion guard, then the counts."""
+        if deleted > max(3, asked // 20) and not self.options.allow_mass_deletion:
             raise MoodleProtocolError(
                 _(
                     "Moodle no longer returns {n} of the {n2} people asked about; recording "
                     "them all as deleted could be wrong (a token user who lost "
                     "moodle/user:viewdetails sees fewer people), so nothing was written"
-                ).format(n=len(deleted), n2=len(ids)),
+                ).format(n=deleted, n2=asked),
                 function="core_user_get_users_by_field",
                 hint=_(
                     "check the token user's capabilities (`connector doctor`); if Moodle "
                     "really deleted them, run `connector sync --allow-mass-deletion` once"
                 ),
             )
-        self.staged.deleted = deleted
-        self.counts.update(
-            people=len(rows),
-            unplaced=unplaced,
-            placement_conflicts=conflicts,
-            deleted=len(deleted),
-            suspended=sum(r["suspended"] for r in rows),
-        )
+        self.warnings.extend(text for _, text in sorted(self._conflicts))
+        self.counts.update(people=self.ledger.staging.people_count(), deleted=deleted)
 
     def _first_login(self, person: Person) -> date | None:
         """Without a start-date profile field, a person's first Moodle login stands for their start."""
@@ -929,3 +930,83 @@ class _Run:
             return None
         zone = ZoneInfo(self.mappings.timezone or self.config.timezone)
         return datetime.fromtimestamp(person.firstaccess, zone).date()
+
+
+class _PeopleReader:
+    """People asked about by id in ``USERS_BATCH`` batches as soon as their ids are known (before
+    the report is read: the ledger's people and cohort members; then as report rows name them),
+    their answers placed and staged as they come back. At most ``PEOPLE_AHEAD`` batches are asked
+    and not yet staged, so memory stays flat however many people there are; the client's limit on
+    calls in flight holds across these and the report's pages."""
+
+    def __init__(self, run: _Run, cohorts: dict[int, frozenset[str]]) -> None:
+        self.run = run
+        self.cohorts = cohorts
+        self.profiles: dict[int, Person] = {}
+        self.asked: set[int] = set()
+        self.deleted = 0
+        self._pending: list[int] = []
+        self._batches: deque[list[int]] = deque()
+        self._futures: deque[Future[tuple[list[int], list[Person]]]] = deque()
+        self._pool = ThreadPoolExecutor(max_workers=PEOPLE_AHEAD, thread_name_prefix="people")
+        run.counts.update(unplaced=0, placement_conflicts=0, suspended=0)
+
+    def want(self, user_ids: Iterable[int], *, now: bool = False) -> None:
+        """Ask about these people (those not asked yet): in full batches, or at once with ``now``."""
+        asked = self.asked
+        for user_id in user_ids:
+            if user_id not in asked:
+                asked.add(user_id)
+                self._pending.append(user_id)
+        while len(self._pending) >= USERS_BATCH:
+            self._batches.append(self._pending[:USERS_BATCH])
+            del self._pending[:USERS_BATCH]
+        if now and self._pending:
+            self._batches.append(self._pending)
+            self._pending = []
+        self._take(wait=False)
+
+    def finish(self) -> None:
+        if self._pending:
+            self._batches.append(self._pending)
+            self._pending = []
+        self.run.progress("reading people", 0, len(self.asked))
+        self._take(wait=True)
+        self.run.progress("reading people", len(self.asked), len(self.asked))
+        self.run.people_read(len(self.asked), self.deleted)
+
+    def close(self) -> None:
+        for future in self._futures:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pump(self) -> None:
+        api = self.run.api
+
+        def ask(ids: list[int]) -> tuple[list[int], list[Person]]:
+            return ids, api.users_batch("id", ids)
+
+        while self._batches and len(self._futures) < PEOPLE_AHEAD:
+            self._futures.append(self._pool.submit(ask, self._batches.popleft()))
+
+    def _take(self, *, wait: bool) -> None:
+        """Stage the answers that are in (every one still to come with ``wait``), in the order
+        asked, asking the next batches as room frees."""
+        futures = self._futures
+        self._pump()
+        while futures and (wait or futures[0].done()):
+            ids, answered = futures.popleft().result()
+            self._pump()
+            found = {p.id: p for p in answered if not p.deleted}  # a deleted account still
+            # answers by id, renamed: it counts as deleted here, its last real username kept
+            del answered
+            rows = [
+                self.run.person_row(found[u], self.cohorts.get(u, frozenset()), self.profiles.get(u))
+                for u in ids
+                if u in found
+            ]
+            self.run.ledger.staging.add_people(rows)
+            gone = [u for u in ids if u not in found]
+            if gone:
+                self.deleted += len(gone)
+                self.run.ledger.staging.add_deleted(gone)

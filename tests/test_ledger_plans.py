@@ -218,6 +218,28 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Imports.for_user": lambda ld: ld.imports.for_user(42),
     "Imports.user_ids": lambda ld: ld.imports.user_ids(),
     "Imports.remove": lambda ld: ld.imports.remove(1, "wrong list", "hana", now=NOW),
+    "Staging.end": lambda ld: ld.staging.end(),
+    "Staging.begin": lambda ld: ld.staging.begin(),
+    "Staging.add_enrolments": lambda ld: ld.staging.add_enrolments([(1, u, 5) for u in range(1, 99)]),
+    "Staging.add_checks": lambda ld: ld.staging.add_checks([(1, 3, True, 5)]),
+    "Staging.check_every_enrolment": lambda ld: ld.staging.check_every_enrolment(),
+    "Staging.add_completions": lambda ld: ld.staging.add_completions([(3, 1, 1_800_000_000, "report", 60)]),
+    "Staging.add_people": lambda ld: ld.staging.add_people(
+        [
+            (u, f"u{u}", "", "", None, "Town", "Office", None, "[]", "d1", None, None, None, 1, 0)
+            for u in (3, 4)
+        ]
+    ),
+    "Staging.add_deleted": lambda ld: ld.staging.add_deleted([7]),
+    "Staging.user_ids": lambda ld: sum(1 for _ in ld.staging.user_ids()),
+    "Staging.people_count": lambda ld: ld.staging.people_count(),
+    "Staging.latest_completion": lambda ld: ld.staging.latest_completion(),
+    "Staging.enrolment_count": lambda ld: ld.staging.enrolment_count(),
+    "Staging.apply_enrolments": lambda ld: ld.staging.apply_enrolments(2, full=False),
+    "Staging.apply_evidence": lambda ld: ld.staging.apply_evidence(2, now=NOW, full=True),
+    "Staging.apply_people": lambda ld: ld.staging.apply_people(2, AS_OF, full=False),
+    "Staging.drop_users": lambda ld: ld.staging.drop_users([4]),
+    "Staging.clear_report": lambda ld: ld.staging.clear_report(),
 }
 
 OWN_TRANSACTION = (
@@ -285,6 +307,7 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], set
         assert set(CALLS) == concern_methods(ledger)  # a new method gets an entry above
         statements = list(traced(ledger))
         ledger.statuses.stage()  # the temp table Statuses.write compares in, for its statements' plans
+        ledger.staging.begin()  # the TEMP tables a sync stages in, for their statements' plans
         return {(method, sql): full_scans(ledger, sql) for method, sql in statements}
 
 

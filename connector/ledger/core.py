@@ -53,6 +53,7 @@ from connector.ledger.people import People
 from connector.ledger.queries import Queries
 from connector.ledger.rollups import Rollups
 from connector.ledger.runs import Bookmarks, Runs
+from connector.ledger.staging import Staging
 from connector.ledger.statuses import Statuses
 
 log = logging.getLogger("connector.ledger")
@@ -82,6 +83,7 @@ class Ledger:
         self.suppressions = Suppressions(db, path, self.transaction)
         self.queries = Queries(db)
         self.needs = Needs(db)
+        self.staging = Staging(db)
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod

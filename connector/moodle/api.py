@@ -64,12 +64,10 @@ from connector.moodle.report.calibration import Calibration, calibrate
 from connector.moodle.report.conditions import ReportConditions, report_conditions_from
 from connector.moodle.report.parsing import (
     ReportColumns,
-    cell,
     cell_text,
     column_index,
-    course_id_of,
+    link_id,
     row_time,
-    user_id_of,
 )
 from connector.moodle.report.timezone import local_to_epoch
 
@@ -198,14 +196,18 @@ class MoodleApi:
         wanted = [str(v) for v in values]
         people: list[Person] = []
         for found in self.client.map(
-            lambda batch: self._users_batch(field, list(batch)), batched(wanted, batch_size)
+            lambda batch: self.users_batch(field, list(batch)), batched(wanted, batch_size)
         ):
             people.extend(found)
         return people
 
-    def _users_batch(self, field: str, batch: list[str]) -> list[Person]:
+    def users_batch(self, field: str, batch: Sequence[str | int]) -> list[Person]:
+        """One ``core_user_get_users_by_field`` call (the caller keeps the batch within
+        ``max_input_vars``)."""
         function = "core_user_get_users_by_field"
-        data = expect_list(self.client.call(function, {"field": field, "values": batch}), function)
+        data = expect_list(
+            self.client.call(function, {"field": field, "values": [str(v) for v in batch]}), function
+        )
         return [person_from(row) for row in data if isinstance(row, dict)]
 
     # -- completions --------------------------------------------------------------------------
@@ -335,17 +337,25 @@ class MoodleApi:
         pages = self.report_pages_concurrently if concurrent else self.report_pages
         for page in pages(report_id, per_page=per_page):
             index = column_index(page.headers, columns, report_id)
+            # positions looked up once a page, not per cell: hundreds of thousands of rows
+            at_user, at_username, at_course, at_idnumber, at_time = (
+                index.get(role, -1)
+                for role in ("user", "username", "course", "course_idnumber", "time_completed")
+            )
             for row in page.rows:
-                user_id = user_id_of(row, index)
-                username = cell_text(cell(row, index, "username"))
+                width = len(row)
+                user_cell = row[at_user] if 0 <= at_user < width else ""
+                user_id = link_id(user_cell, "/user/profile.php") if user_cell else None
+                username = cell_text(row[at_username]) if 0 <= at_username < width else ""
                 if user_id is None and not username:
                     continue  # an enrolment method with nobody in it (the source joins them in)
-                local = row_time(row, index, report_id)
+                local = row_time(row, index, report_id) if 0 <= at_time < width and row[at_time] else None
+                course_cell = row[at_course] if 0 <= at_course < width else ""
                 yield ReportCompletion(
                     user_id=user_id,
                     username=username,
-                    course_id=course_id_of(row, index),
-                    course_idnumber=cell_text(cell(row, index, "course_idnumber")),
+                    course_id=link_id(course_cell, "/course/view.php") if course_cell else None,
+                    course_idnumber=cell_text(row[at_idnumber]) if 0 <= at_idnumber < width else "",
                     completed_at=None if local is None else local_to_epoch(local, tz),
                 )
 

@@ -270,11 +270,14 @@ class ReportCompletion:
                         "a report row of {username!r} links to {name} {value}, which cannot be a Moodle id"
                     ).format(username=self.username, name=name, value=value)
                 )
+        at = self.completed_at
+        if at is None or at == 0 or plausible_time(at):  # the usual row: no text built for it
+            return
         who = f"user id {self.user_id}" if self.user_id is not None else f"user {self.username!r}"
         if _impossible_time(
             f"report completion of {who} in course {self.course_id or self.course_idnumber!r}",
             "time completed",
-            self.completed_at,
+            at,
             "this completion is skipped",
         ):
             object.__setattr__(self, "completed_at", None)

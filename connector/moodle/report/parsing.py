@@ -87,15 +87,18 @@ def cell_text(cell: str | None) -> str:
     """The visible text of a formatted cell: markup stripped, entities unescaped."""
     if not cell:
         return ""
+    if "<" not in cell and "&" not in cell:  # most cells (usernames, idnumbers): nothing to undo
+        return cell.strip()
     return html.unescape(_TAG.sub("", cell)).strip()
 
 
+@lru_cache(maxsize=4096)
 def link_id(cell: str | None, path: str) -> int | None:
     """The ``id`` query value of the first link in ``cell`` whose path ends with ``path``.
 
     A link as Moodle writes it (``https://site/user/profile.php?id=3``) is read by one precompiled
     pattern; anything else (entities, ``id`` not first, odd forms) by the general reading, so the
-    answer is the same either way."""
+    answer is the same either way. Remembered: a course's link cell repeats on every row of it."""
     if not cell:
         return None
     plain = _plain_link(path)
@@ -135,6 +138,8 @@ def _general_link_id(raw: str, path: str) -> int | None:
 
 def parse_report_datetime(text: str) -> datetime | None:
     """A naive local datetime (minute precision) from Moodle's English date text; None if empty."""
+    if not text:  # not completed: most rows of a report
+        return None
     text = cell_text(text)
     if not text or text == "-":
         return None
