@@ -897,7 +897,7 @@ class _Run:
             person.institution,
             person.department,
             self.mappings.position_of(person),
-            json.dumps(sorted(cohorts)),
+            json.dumps(sorted(cohorts)) if cohorts else "[]",
             placement.department_id,
             json.dumps(list(placement.conflicts)) if placement.conflicts else None,
             start.isoformat() if start else None,

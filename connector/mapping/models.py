@@ -38,6 +38,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -156,6 +157,7 @@ class Placement:
     conflicts: tuple[str, ...] = ()  # every department matched on different branches
 
 
+@lru_cache(maxsize=65536)  # a site's people share a few hundred department and institution spellings
 def normalise(text: str) -> str:
     """The form profile values are compared in: NFC, case-folded, trimmed, inner spaces collapsed."""
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
@@ -177,6 +179,8 @@ class Mappings:
     _by_profile: dict[tuple[str, str], tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _by_cohort: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _by_field: dict[tuple[str, str], tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _field_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _placements: dict[object, Placement] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_id = {d.id: d for d in self.departments}
@@ -202,6 +206,9 @@ class Mappings:
                 for v in d.profile_values
             ),
         )
+        names = frozenset(d.profile_field for d in self.departments if d.profile_field)
+        object.__setattr__(self, "_field_names", names)
+        object.__setattr__(self, "_placements", {})
 
     def _zone_for(
         self, dept_id: str, by_id: dict[str, Department], ancestors: dict[str, tuple[str, ...]]
@@ -270,7 +277,22 @@ class Mappings:
 
     # -- people -----------------------------------------------------------------------------------
     def place(self, person: Person, cohorts: frozenset[str] = frozenset()) -> Placement:
-        """Which department a person belongs to (see the module docstring for the rules)."""
+        """Which department a person belongs to (see the module docstring for the rules).
+
+        People share a few hundred spellings of institution and department: the answer for one
+        spelling (with the same cohorts and placing fields) is worked out once."""
+        key = (person.institution, person.department, cohorts, self._placing_fields(person))
+        placed = self._placements.get(key)
+        if placed is None:
+            placed = self._placements[key] = self._place(person, cohorts)
+        return placed
+
+    def _placing_fields(self, person: Person) -> tuple[tuple[str, str], ...]:
+        if not self._field_names:
+            return ()
+        return tuple((n, v) for n, v in person.custom_fields if n in self._field_names)
+
+    def _place(self, person: Person, cohorts: frozenset[str]) -> Placement:
         matched: set[str] = set()
         department = normalise(person.department)
         if department:
@@ -284,6 +306,8 @@ class Mappings:
         return self._decide(matched)
 
     def _decide(self, matched: set[str]) -> Placement:
+        if len(matched) == 1:  # most people: one department matched, nothing to weigh
+            return Placement(next(iter(matched)))
         implied = {a for d in matched for a in self._ancestors[d]}
         deepest = sorted(matched - implied)
         if len(deepest) == 1:
