@@ -31,6 +31,7 @@ WATCHED = ("evidence", "enrolments", "people", "statuses")
 WHOLE_TABLE_BY_DESIGN = {
     ("People.rows", "people"): "the evaluation streams every person",
     ("People.present_ids", "people"): "a sync asks Moodle about everyone not known to be deleted",
+    ("People.cohorts_of_present", "people"): "a delta night compares every known cohort membership",
     ("Evidence.by_user", "evidence"): "the evaluation streams all evidence, by person (index order)",
     ("Evidence.per_course", "evidence"): "the vanished-course guard counts completions of every course",
     ("Evidence.course_and_time", "evidence"): "an export names the deciding evidence of every status",
@@ -146,6 +147,7 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Needs.analyses": lambda ld: ld.needs.analyses(),
     "Needs.rows_of": lambda ld: ld.needs.rows_of(1),
     "People.present_ids": lambda ld: ld.people.present_ids(),
+    "People.cohorts_of_present": lambda ld: ld.people.cohorts_of_present(),
     "Evidence.record": lambda ld: ld.evidence.record([Completion(3, 1, 1_800_000_000)], 2, now=NOW),
     "Evidence.mark_gone": lambda ld: ld.evidence.mark_gone([1, 2], 2),
     "Evidence.by_user": lambda ld: sum(1 for _ in ld.evidence.by_user()),

@@ -175,6 +175,7 @@ def test_set_filters_failing_falls_back_to_a_whole_read(
         result = sync(filtered, NIGHT_AT)
     assert result.counts["report_rows"] > 50 and "report_delta_since" not in result.counts
     assert (course, at - at % 60) in evidence(filtered, user)
+    assert result.counts["people"] >= 60  # no delta after all: everyone's profile was read
     assert emulator.call_counts()[RESET] == 2  # after the failed set, and before the whole read
     assert "setting its 'Time completed' filter failed" in caplog.text
 
@@ -365,3 +366,75 @@ def test_a_delta_read_marks_nothing_gone_the_next_full_run_does(filtered: Site) 
     full = sync(filtered, NIGHT_AT + timedelta(days=1), full=True)
     assert full.counts["evidence_gone"] > 0
     assert not {c for c, _ in evidence(filtered, holder)} & {2}
+
+
+def _quiet_person(site: Site) -> int:
+    """An active person with no completion in the last month before the full run (no delta row
+    names them)."""
+    ledger = Ledger.open_readonly(site.ledger_path)
+    try:
+        recent = int((FULL_AT - timedelta(days=30)).timestamp())
+        for person in ledger.people.rows():
+            rows = ledger.evidence.for_user(person["user_id"])
+            if person["active"] and all(row["completed_at"] < recent for row in rows):
+                return int(person["user_id"])
+    finally:
+        ledger.close()
+    raise AssertionError("the demo has no quiet person")
+
+
+def _active(site: Site, user_id: int) -> bool:
+    ledger = Ledger.open_readonly(site.ledger_path)
+    try:
+        return next(bool(p["active"]) for p in ledger.people.rows() if p["user_id"] == user_id)
+    finally:
+        ledger.close()
+
+
+def test_a_delta_night_reads_only_the_profiles_its_rows_name_and_a_full_run_reads_everyone(
+    filtered: Site,
+) -> None:
+    emulator = emulator_of(filtered)
+    quiet = _quiet_person(filtered)
+    emulator.suspend(quiet)  # left the office; nothing else about them changed
+
+    night = sync(filtered, NIGHT_AT)
+    assert night.counts["people"] < 10  # the people its few rows name, not the site's 60
+    assert emulator.call_counts().get("core_user_get_users_by_field", 0) <= 1
+    assert _active(filtered, quiet)  # seen at the next full run, not tonight
+
+    sync(filtered, NIGHT_AT + timedelta(days=1), full=True)
+    assert not _active(filtered, quiet)
+
+
+def test_profiles_every_run_reads_everyone_on_a_delta_night(filtered: Site) -> None:
+    emulator = emulator_of(filtered)
+    quiet = _quiet_person(filtered)
+    emulator.suspend(quiet)
+    filtered.config_path.write_text(
+        filtered.config_path.read_text(encoding="utf-8") + "profiles_every_run = true\n",  # [sync] is last
+        encoding="utf-8",
+    )
+    night = sync(filtered, NIGHT_AT)
+    assert "report_delta_since" in night.counts and night.counts["people"] >= 60
+    assert not _active(filtered, quiet)
+
+
+def test_profiles_every_run_must_be_true_or_false(filtered: Site) -> None:
+    filtered.config_path.write_text(
+        filtered.config_path.read_text(encoding="utf-8") + 'profiles_every_run = "yes"\n',  # [sync] is last
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(filtered.config_path)
+    assert "sync.profiles_every_run" in str(raised.value)
+
+
+def test_a_delta_night_asks_about_the_people_whose_cohorts_changed() -> None:
+    from connector.sync import cohort_changes
+
+    now = {1: frozenset({"A"}), 2: frozenset({"A", "B"}), 3: frozenset({"B"}), 5: frozenset({"A"})}
+    recorded = {1: frozenset({"A"}), 2: frozenset({"A"}), 4: frozenset({"B"})}
+    present = {1, 2, 4, 5}
+    # 2 joined B, 3 is new, 4 left every cohort, 5 is known but had none recorded; 1 is unchanged
+    assert cohort_changes(now, recorded, present) == {2, 3, 4, 5}

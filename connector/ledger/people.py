@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from datetime import date
 from pathlib import Path
@@ -87,6 +88,16 @@ class People:
     def department_of(self, user_id: int) -> str | None:
         row = self._db.execute("SELECT department_id FROM people WHERE user_id = ?", [user_id]).fetchone()
         return None if row is None else row[0]
+
+    def cohorts_of_present(self) -> dict[int, frozenset[str]]:
+        """The cohorts the last read of each present person recorded (placement and scope read them)."""
+        return {
+            int(user_id): frozenset(json.loads(cohorts or "[]"))
+            for user_id, cohorts in self._db.execute(
+                "SELECT user_id, cohorts FROM people "
+                "WHERE deleted = 0 AND cohorts IS NOT NULL AND cohorts != '[]'"
+            )
+        }
 
     def present_ids(self) -> set[int]:
         """People not (yet) known to be deleted in Moodle."""

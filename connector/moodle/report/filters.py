@@ -139,6 +139,12 @@ class ReportDelta:
         self.latest = int(latest) if latest and latest.isdigit() else None
         self.since: int | None = None  # set when a delta read took effect
 
+    @property
+    def expected(self) -> bool:
+        """Whether a delta read is to be expected: both functions offered and an earlier run
+        found the filter on the report (it may still fall back to a whole read)."""
+        return self.available and self.known == PRESENT
+
     def since_for(self, last_run_started: str | None, lookback_hours: float) -> int | None:
         """Where a delta read starts: the last good run's start, or the latest completion the
         report showed if that is earlier (Moodle's clock, not ours, wrote the times), minus the
