@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_sync.py --scenario small|medium|large|xl [--runs NAME,...]
         [--latency-ms 25] [--workers 4] [--report-row-ms 0.5] [--enrolled-row-ms 0.9] [--json FILE]
+        [--no-report-filter] [--keep DIR]
 
 The emulator (in this process) serves the seeded scenario on 127.0.0.1 with a fixed pool of
 server workers. Each measured run happens in a fresh ``spawn`` child process, so its peak RSS is
@@ -605,20 +606,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report-row-ms", type=float, default=0.5)
     parser.add_argument("--enrolled-row-ms", type=float, default=0.9)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--no-report-filter",
+        action="store_true",
+        help="the report without its 'Time completed' filter: nightly runs read the whole report",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="leave the runs' ledgers and mappings in this directory (to time read commands)",
+    )
     args = parser.parse_args(argv)
     try:
         runs_needed(args.runs or ())
     except ValueError as exc:
         parser.error(str(exc))
+    scenario = (
+        scenario_by_name(args.scenario, ANCHOR, report_time_filter=False) if args.no_report_filter else None
+    )
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        root = Path(tmp)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            root = args.keep
         bench = run_bench(
             args.scenario,
             latency_ms=args.latency_ms,
             workers=args.workers,
             report_row_ms=args.report_row_ms,
             enrolled_row_ms=args.enrolled_row_ms,
-            root=Path(tmp),
+            root=root,
             runs=args.runs,
+            scenario=scenario,
         )
     print_summary(bench)
     if args.json:
