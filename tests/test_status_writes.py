@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.evaluation import evaluate_into_ledger, evaluate_ledger
-from connector.ledger import Ledger
+from connector.ledger import Ledger, StatusRow
 from connector.moodle.records import Completion
 from tests.helpers import ANCHOR, Site
 from tests.test_rules_properties import COURSE_IDS, MAPPINGS
@@ -126,6 +126,73 @@ def test_a_second_evaluation_with_nothing_changed_writes_nothing(tmp_path: Path)
     # nobody changed and no status turns: nobody is evaluated again, only this run's roll-ups written
     assert (first["people_evaluated"], second["people_evaluated"]) == (200, 0)
     assert writes == rollups
+
+
+def _first_evaluation(
+    path: Path, sentinel: bool
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """A first evaluation of 60 people; ``sentinel``: with one stored status beforehand (of a
+    person not in the ledger), so that the write stages and compares instead of filling an empty
+    table. Returns (statuses, history in id order) of the evaluated people."""
+    rng = random.Random(11)
+    with Ledger.open(path) as ledger:
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            if sentinel:
+                ledger.db.execute(
+                    "INSERT INTO statuses (user_id, requirement_id, status, as_of, run_id) "
+                    "VALUES (9999, 'gone', 'missing', '2020-01-01', ?)",
+                    [run],
+                )
+            ledger.people.upsert([person(u, rng) for u in range(1, 61)], run, ANCHOR)
+            ledger.evidence.record(
+                [completion(rng.randrange(1, 61), rng, ANCHOR) for _ in range(150)], run, now=NOW
+            )
+            evaluate_into_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR, run)
+        statuses = ledger.db.execute(
+            "SELECT * FROM statuses WHERE user_id < 9999 ORDER BY user_id, requirement_id"
+        ).fetchall()
+        history = ledger.db.execute(
+            "SELECT user_id, requirement_id, from_status, to_status, changed_on, run_id, reason "
+            "FROM status_history WHERE user_id < 9999 ORDER BY id"
+        ).fetchall()
+    return statuses, history
+
+
+def test_a_first_evaluation_into_an_empty_ledger_writes_what_the_compared_write_does(tmp_path: Path) -> None:
+    """The first sync's write (straight into the empty table, indexes rebuilt after) leaves the same
+    statuses, the same history in the same order and the same indexes as the staged comparison."""
+    first = _first_evaluation(tmp_path / "empty.sqlite", sentinel=False)
+    compared = _first_evaluation(tmp_path / "staged.sqlite", sentinel=True)
+    assert first == compared
+    assert len(first[0]) == len(first[1]) == 60 * len(MAPPINGS.requirements)
+    schema = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'statuses' ORDER BY name"
+    with sqlite3.connect(tmp_path / "empty.sqlite") as a, sqlite3.connect(tmp_path / "staged.sqlite") as b:
+        assert a.execute(schema).fetchall() == b.execute(schema).fetchall()
+        assert ("index", "statuses_rollup") in [(t, n) for t, n, _ in a.execute(schema)]
+
+
+def test_a_failed_first_evaluation_leaves_the_indexes_of_statuses_in_place(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    schema = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'statuses' ORDER BY name"
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        before = ledger.db.execute(schema).fetchall()
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+
+        def failing() -> Iterator[StatusRow]:
+            yield from reevaluated_rows(ledger)
+            raise RuntimeError("interrupted")
+
+        with pytest.raises(RuntimeError), ledger.transaction():
+            ledger.people.upsert([person(u, rng) for u in range(1, 21)], run, ANCHOR)
+            ledger.statuses.write(failing(), run, ANCHOR)
+        assert ledger.db.execute(schema).fetchall() == before
+        assert ledger.statuses.count() == 0
+
+
+def reevaluated_rows(ledger: Ledger) -> Iterator[StatusRow]:
+    rows, _ = evaluate_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR)
+    return rows
 
 
 @pytest.mark.slow

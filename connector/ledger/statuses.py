@@ -43,6 +43,8 @@ class Statuses:
         (an incremental evaluation); everyone else's stored statuses stay as they are.
         Staged in a temp table so that comparison happens in SQL, not in Python memory."""
         conn = self._db.conn
+        if not only_reevaluated and conn.execute("SELECT 1 FROM statuses LIMIT 1").fetchone() is None:
+            return self._first(rows, run_id, as_of)
         self.stage()
         for batch in batched(rows, BATCH * 4):
             conn.executemany(
@@ -91,6 +93,42 @@ class Statuses:
         ).rowcount
         conn.execute("DROP TABLE temp.new_statuses")
         return changed
+
+    def _first(self, rows: Iterable[StatusRow], run_id: int, as_of: date) -> int:
+        """``write`` into an empty table (a first sync): every status is new, so the rows go
+        straight into ``statuses`` (no staging and comparing: one pass over them instead of three)
+        and their history is copied from there in SQL."""
+        conn = self._db.conn
+        day = as_of.isoformat()
+        # as_of and run_id are the same on every row: literals (a date and an int), not parameters
+        marks = ", ".join("?" * 10)
+        insert = f"INSERT INTO statuses ({_WRITTEN}, as_of, run_id) VALUES ({marks}, '{day}', {int(run_id)})"
+        # An index built once over a million sorted rows costs a fraction of keeping it up to date
+        # row by row: the secondary indexes go while the table fills and come back as they were
+        # (DDL is transactional: a failed run leaves them in place).
+        indexes = [
+            (name, sql)
+            for name, sql in conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'statuses'"
+                " AND sql IS NOT NULL"
+            )
+        ]
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        self.written = 0
+        for batch in batched(rows, BATCH * 4):
+            conn.executemany(insert, batch)
+            self.written += len(batch)
+        for _, sql in indexes:
+            conn.execute(sql)
+        return int(
+            conn.execute(
+                "INSERT INTO status_history (user_id, requirement_id, from_status, to_status, changed_on,"
+                " run_id) SELECT user_id, requirement_id, NULL, status, ?, ? FROM statuses "
+                "ORDER BY user_id, requirement_id",
+                [day, run_id],
+            ).rowcount
+        )
 
     def current(self) -> Iterator[StatusRow]:
         """Every stored status, by person then requirement."""
