@@ -8,6 +8,7 @@ written (the rest keep the run that decided them).
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import sqlite3
@@ -188,6 +189,23 @@ def test_a_failed_first_evaluation_leaves_the_indexes_of_statuses_in_place(tmp_p
             ledger.statuses.write(failing(), run, ANCHOR)
         assert ledger.db.execute(schema).fetchall() == before
         assert ledger.statuses.count() == 0
+
+
+def test_a_first_evaluation_whose_rows_already_read_keeps_the_indexes_up_to_date(tmp_path: Path) -> None:
+    """While a statement of the connection is still reading, SQLite refuses to drop an index: the
+    first write then fills the table with its indexes in place instead of failing."""
+    rng = random.Random(5)
+    schema = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'statuses' ORDER BY name"
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        before = ledger.db.execute(schema).fetchall()
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            ledger.people.upsert([person(u, rng) for u in range(1, 21)], run, ANCHOR)
+            rows = reevaluated_rows(ledger)
+            first = next(rows)  # the people's cursor is open from here on
+            ledger.statuses.write(itertools.chain([first], rows), run, ANCHOR)
+        assert ledger.db.execute(schema).fetchall() == before
+        assert ledger.statuses.count() == 20 * len(MAPPINGS.requirements)
 
 
 def reevaluated_rows(ledger: Ledger) -> Iterator[StatusRow]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import date
 from typing import Any
@@ -113,13 +114,18 @@ class Statuses:
                 " AND sql IS NOT NULL"
             )
         ]
-        for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{name}"')
+        dropped: list[str] = []
+        for name, sql in indexes:
+            try:
+                conn.execute(f'DROP INDEX "{name}"')
+            except sqlite3.OperationalError:  # a statement of this connection still reads: keep them
+                break
+            dropped.append(sql)
         self.written = 0
         for batch in batched(rows, BATCH * 4):
             conn.executemany(insert, batch)
             self.written += len(batch)
-        for _, sql in indexes:
+        for sql in dropped:
             conn.execute(sql)
         return int(
             conn.execute(
