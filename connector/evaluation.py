@@ -127,11 +127,11 @@ def _status_rows(
                     user_id,
                     s.requirement_id,
                     str(s.status),
-                    text(until) if until else None,
-                    text(since) if since else None,
-                    text(due) if due else None,
+                    (iso.get(until) or text(until)) if until else None,
+                    (iso.get(since) or text(since)) if since else None,
+                    (iso.get(due) or text(due)) if due else None,
                     ids.get(id(decided)) if decided else None,
-                    text(on) if on else None,
+                    (iso.get(on) or text(on)) if on else None,
                     s.detail,
                     counted_in,
                 ),
@@ -339,8 +339,7 @@ def evaluate_into_ledger(
             builder,
             days,
         )
-    counter = _Counter(source)
-    changes = ledger.statuses.write(counter, run_id, as_of, only_reevaluated=incremental)
+    changes = ledger.statuses.write(source, run_id, as_of, only_reevaluated=incremental)
     days.flush()
     ledger.evaluated.finish(fingerprint)
     if incremental:
@@ -350,7 +349,7 @@ def evaluate_into_ledger(
         evaluated = days.people
     ledger.rollups.write([rollup_row(r) for r in builder.build()], run_id)
     return {
-        "statuses": ledger.statuses.count() if incremental else counter.count,
+        "statuses": ledger.statuses.count() if incremental else ledger.statuses.received,
         "status_changes": changes,
         "statuses_written": ledger.statuses.written,
         "people_evaluated": evaluated,
@@ -374,17 +373,6 @@ class _Days:
     def flush(self) -> None:
         self._ledger.evaluated.record(self._pending)
         self._pending = []
-
-
-class _Counter:
-    def __init__(self, items: Iterable[Any]) -> None:
-        self._items = items
-        self.count = 0
-
-    def __iter__(self) -> Iterator[Any]:
-        for item in self._items:
-            self.count += 1
-            yield item
 
 
 def rollups_from_statuses(ledger: Ledger, mappings: Mappings, as_of: date) -> list[dict[str, Any]]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import date
+from itertools import islice
 from typing import Any
 
 import sqlite_utils
 
-from connector.ledger._batch import BATCH, batched
+from connector.ledger._batch import BATCH
 from connector.ledger.records import ExportRow, StatusRow
 
 _COLUMNS = "user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on, detail"
@@ -23,6 +24,7 @@ class Statuses:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self._db = db
         self.written = 0  # rows the last ``write`` inserted or replaced
+        self.received = 0  # rows the last ``write`` was given
 
     def stage(self) -> None:
         """The temp table ``write`` compares in (public so the query-plan test can explain against it)."""
@@ -44,10 +46,11 @@ class Statuses:
         (an incremental evaluation); everyone else's stored statuses stay as they are.
         Staged in a temp table so that comparison happens in SQL, not in Python memory."""
         conn = self._db.conn
+        self.received = 0
         if not only_reevaluated and conn.execute("SELECT 1 FROM statuses LIMIT 1").fetchone() is None:
             return self._first(rows, run_id, as_of)
         self.stage()
-        for batch in batched(rows, BATCH * 4):
+        for batch in self._batches(rows):
             conn.executemany(
                 "INSERT INTO temp.new_statuses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 batch,
@@ -121,10 +124,9 @@ class Statuses:
             except sqlite3.OperationalError:  # a statement of this connection still reads: keep them
                 break
             dropped.append(sql)
-        self.written = 0
-        for batch in batched(rows, BATCH * 4):
+        for batch in self._batches(rows):
             conn.executemany(insert, batch)
-            self.written += len(batch)
+        self.written = self.received
         for sql in dropped:
             conn.execute(sql)
         return int(
@@ -135,6 +137,14 @@ class Statuses:
                 [day, run_id],
             ).rowcount
         )
+
+    def _batches(self, rows: Iterable[StatusRow]) -> Iterator[list[StatusRow]]:
+        """``rows`` in lists of BATCH * 4 (taken by ``islice``: a million rows pass through here),
+        counted in ``received``."""
+        source = iter(rows)
+        while batch := list(islice(source, BATCH * 4)):
+            self.received += len(batch)
+            yield batch
 
     def current(self) -> Iterator[StatusRow]:
         """Every stored status, by person then requirement."""
