@@ -208,6 +208,30 @@ def test_a_first_evaluation_whose_rows_already_read_keeps_the_indexes_up_to_date
         assert ledger.statuses.count() == 20 * len(MAPPINGS.requirements)
 
 
+def test_a_status_names_the_imported_row_that_decided_it_among_two_of_the_same_day(tmp_path: Path) -> None:
+    """Two imported rows meeting a requirement on the same day: the one the rules chose (the
+    provider named last wins a tie) is the one the stored status names, not whichever came last."""
+    from connector.ledger.imports import ImportedRow, Provenance
+
+    rng = random.Random(1)
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            ledger.people.upsert([dict(person(1, rng), active=1, department_id="org")], run, ANCHOR)
+        day = ANCHOR - timedelta(days=30)
+        rows = [
+            ImportedRow(2, 1, None, "forever", day, "Zeta"),
+            ImportedRow(3, 1, None, "forever", day, "Alpha"),
+        ]
+        ledger.imports.record(Provenance("HR", "list.csv", "0" * 64, "hana"), rows, now=NOW)
+        ids = {r["provider"]: r["id"] for r in ledger.imports.rows()}
+        with ledger.transaction():
+            evaluate_into_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR, run)
+        status = {r["requirement_id"]: r for r in ledger.statuses.for_user(1)}["forever"]
+    assert status["detail"] == "evidence from import:Zeta"
+    assert status["evidence_id"] == -ids["Zeta"]
+
+
 def reevaluated_rows(ledger: Ledger) -> Iterator[StatusRow]:
     rows, _ = evaluate_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR)
     return rows
