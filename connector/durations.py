@@ -12,6 +12,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from connector.i18n import N_, _
@@ -64,6 +65,7 @@ class Duration:
         return shift_months(end, -months)
 
 
+@lru_cache(maxsize=1 << 16)  # an evaluation shifts the same few thousand days over and over
 def shift_months(day: date, months: int) -> date:
     """``day`` moved by ``months`` calendar months; a missing day becomes the month's last day."""
     index = day.year * 12 + (day.month - 1) + months

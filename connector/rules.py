@@ -81,6 +81,8 @@ class Status(StrEnum):
     NOT_APPLICABLE = "not_applicable"
 
 
+_NOT_APPLICABLE, _EXEMPT_STATUS = Status.NOT_APPLICABLE, Status.EXEMPT  # the hot loops compare these
+
 # How good a status is for a person in scope; exempt and not_applicable do not depend on evidence.
 RANK: Mapping[Status, int] = {
     Status.MISSING: 0,
@@ -106,6 +108,58 @@ class PersonStatus:
     def holds_at(self, as_of: date) -> bool:
         """Whether the deciding evidence is valid at ``as_of`` (whatever the status says)."""
         return self.decided_by is not None and (self.valid_until is None or self.valid_until >= as_of)
+
+
+def _maker() -> Callable[
+    [int, str, Status, date | None, date | None, date | None, Completion | None, date | None, str],
+    PersonStatus,
+]:
+    """``PersonStatus(...)`` with every field given, at about half the cost: a frozen dataclass's
+    ``__init__`` goes through ``object.__setattr__`` field by field, and a full evaluation makes
+    a million of them. Sets the same slots, so the result is equal in every way."""
+    new = object.__new__
+    a, b, c, d, e, f, g, h, i = (
+        getattr(PersonStatus, name).__set__
+        for name in (
+            "user_id",
+            "requirement_id",
+            "status",
+            "valid_until",
+            "since",
+            "due",
+            "decided_by",
+            "completed_on",
+            "detail",
+        )
+    )
+
+    def made(
+        user_id: int,
+        requirement_id: str,
+        status: Status,
+        valid_until: date | None,
+        since: date | None,
+        due: date | None,
+        decided_by: Completion | None,
+        completed_on: date | None,
+        detail: str,
+    ) -> PersonStatus:
+        status_ = new(PersonStatus)
+        a(status_, user_id)
+        b(status_, requirement_id)
+        c(status_, status)
+        d(status_, valid_until)
+        e(status_, since)
+        f(status_, due)
+        g(status_, decided_by)
+        h(status_, completed_on)
+        i(status_, detail)
+        return status_
+
+    return made
+
+
+_made = _maker()
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,15 +313,15 @@ class RuleSet:
         latest, counts, future, capped = self._group(subject.user_id, evidence, self._cutoffs[zone_name])
         zone = self._zones[zone_name]
         position = normalise(subject.position) if subject.position else None
+        decide = self._decide
         if capped:
+            capped_holding = self._holding_capped
             return [
-                self._decide(c, subject, position, self._holding_capped(c, latest, capped, future, zone))
+                decide(c, subject, position, capped_holding(c, latest, capped, future, zone))
                 for c in self.compiled
             ]
-        return [
-            self._decide(c, subject, position, self._holding(c, latest, counts, future, zone))
-            for c in self.compiled
-        ]
+        holding = self._holding
+        return [decide(c, subject, position, holding(c, latest, counts, future, zone)) for c in self.compiled]
 
     def stable_days(
         self, subject: Subject, evidence: Iterable[Completion], statuses: Sequence[PersonStatus]
@@ -283,8 +337,9 @@ class RuleSet:
         cutoff = self._cutoffs[zone_name]
         counted: int | None = None  # the latest instant that counts at as_of
         ignored: int | None = None  # the earliest one that does not yet
+        user_id = subject.user_id
         for completion in evidence:
-            if completion.user_id != subject.user_id:
+            if completion.user_id != user_id:
                 continue
             at = completion.completed_at
             if at >= cutoff:
@@ -298,26 +353,30 @@ class RuleSet:
             last = _day_before(datetime.fromtimestamp(ignored, zone).date())
         as_of = self.as_of
         edges: list[date] = []  # each the first day of a new decision
+        compiled_by_id, start = self._compiled_by_id, subject.start_date
         for status in statuses:
-            if status.status is Status.NOT_APPLICABLE:  # out of scope whatever the day
+            kind = status.status
+            if kind is _NOT_APPLICABLE:  # out of scope whatever the day
                 continue
-            compiled = self._compiled_by_id[status.requirement_id]
+            compiled = compiled_by_id[status.requirement_id]
             for exemption in compiled.exemptions:
                 if exemption.until is not None:
                     edges.append(_day_after(exemption.until))
-            if status.status is Status.EXEMPT:  # nothing else turns while the exemption lasts
+            if kind is _EXEMPT_STATUS:  # nothing else turns while the exemption lasts
                 continue
-            if status.decided_by is not None and status.valid_until is not None:
-                edges.append(_day_after(status.valid_until))
+            until = status.valid_until
+            if until is not None and status.decided_by is not None:
+                edges.append(_day_after(until))
                 if compiled.warn is not None:
-                    edges.append(compiled.warn.before(status.valid_until))
-            if compiled.grace is not None and subject.start_date is not None:
-                edges.append(compiled.grace.after(subject.start_date))
+                    edges.append(compiled.warn.before(until))
+            if compiled.grace is not None and start is not None:
+                edges.append(compiled.grace.after(start))
         for edge in edges:
             if edge <= as_of:
-                first = max(first, edge)
-            else:
-                last = min(last, _day_before(edge))
+                if edge > first:
+                    first = edge
+            elif edge <= last:  # the day before the edge is the last one
+                last = _day_before(edge)
         return first, last
 
     @staticmethod
@@ -446,11 +505,19 @@ class RuleSet:
         user_id, req_id = subject.user_id, compiled.id
         decided_by, completed_on, valid_until, detail = holding
         if compiled.appointment_only:
-            return PersonStatus(
-                user_id, req_id, Status.NOT_APPLICABLE, detail="an appointment: nobody must complete a course"
+            return _made(
+                user_id,
+                req_id,
+                Status.NOT_APPLICABLE,
+                None,
+                None,
+                None,
+                None,
+                None,
+                "an appointment: nobody must complete a course",
             )
         if not compiled.applies(subject.department_id, position, subject.cohorts):
-            return PersonStatus(
+            return _made(
                 user_id,
                 req_id,
                 Status.NOT_APPLICABLE,
@@ -464,7 +531,7 @@ class RuleSet:
         exemption = compiled.exemption_for(subject, as_of) if compiled.exemptions else None
         if exemption is not None:
             until = f" until {exemption.until.isoformat()}" if exemption.until else ""
-            return PersonStatus(
+            return _made(
                 user_id,
                 req_id,
                 Status.EXEMPT,
@@ -483,13 +550,11 @@ class RuleSet:
                 and as_of >= compiled.warn.before(valid_until)
             ):
                 status = Status.EXPIRING
-            return PersonStatus(
-                user_id, req_id, status, valid_until, None, None, decided_by, completed_on, detail
-            )
+            return _made(user_id, req_id, status, valid_until, None, None, decided_by, completed_on, detail)
         if compiled.grace is not None and subject.start_date is not None:
             due = compiled.grace.after(subject.start_date)
             if due > as_of:
-                return PersonStatus(
+                return _made(
                     user_id,
                     req_id,
                     Status.GRACE,
@@ -501,7 +566,7 @@ class RuleSet:
                     f"newcomer since {subject.start_date.isoformat()}; " + detail,
                 )
         if decided_by is not None and valid_until is not None:
-            return PersonStatus(
+            return _made(
                 user_id,
                 req_id,
                 Status.EXPIRED,
@@ -512,7 +577,7 @@ class RuleSet:
                 completed_on,
                 detail,
             )
-        return PersonStatus(user_id, req_id, Status.MISSING, detail=detail)
+        return _made(user_id, req_id, Status.MISSING, None, None, None, None, None, detail)
 
 
 def _day_after(day: date) -> date:
@@ -625,24 +690,25 @@ class RollupBuilder:
         if self._with_appointed and subject.position:
             self._count_position(rows, subject.position, 1)
         as_of = self.as_of
+        indexes, customs, starts = self._index, self._custom, self._period_starts
         for status in statuses:
-            index = self._index.get(status.requirement_id)
+            index = indexes.get(status.requirement_id)
             if index is None:
                 continue
             row = rows[index]
             slot = _SLOT.get(status.status)
             if slot is not None:
                 row[slot] += 1
-            holds = status.holds_at(as_of)
-            if self._custom[index]:
-                self._count_custom(
-                    row, self._custom[index], subject.user_id, index, holds, status.completed_on, slot, 1
-                )
+            until, completed_on = status.valid_until, status.completed_on
+            holds = status.decided_by is not None and (until is None or until >= as_of)  # holds_at
+            custom = customs[index]
+            if custom:
+                self._count_custom(row, custom, subject.user_id, index, holds, completed_on, slot, 1)
             if holds:
                 row[_HOLDERS] += 1
-                if slot in (_COMPLIANT, _EXPIRING) and status.completed_on is not None:
-                    for offset, start in enumerate(self._period_starts[index]):
-                        if status.completed_on >= start:
+                if completed_on is not None and (slot == _COMPLIANT or slot == _EXPIRING):
+                    for offset, start in enumerate(starts[index]):
+                        if completed_on >= start:
                             row[7 + offset] += 1
 
     # -- counts made elsewhere (SQL over the stored statuses) ------------------------------------

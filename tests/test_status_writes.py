@@ -8,6 +8,7 @@ written (the rest keep the run that decided them).
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import sqlite3
@@ -20,7 +21,7 @@ from click.testing import CliRunner
 
 from connector.cli import main
 from connector.evaluation import evaluate_into_ledger, evaluate_ledger
-from connector.ledger import Ledger
+from connector.ledger import Ledger, StatusRow
 from connector.moodle.records import Completion
 from tests.helpers import ANCHOR, Site
 from tests.test_rules_properties import COURSE_IDS, MAPPINGS
@@ -126,6 +127,114 @@ def test_a_second_evaluation_with_nothing_changed_writes_nothing(tmp_path: Path)
     # nobody changed and no status turns: nobody is evaluated again, only this run's roll-ups written
     assert (first["people_evaluated"], second["people_evaluated"]) == (200, 0)
     assert writes == rollups
+
+
+def _first_evaluation(
+    path: Path, sentinel: bool
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """A first evaluation of 60 people; ``sentinel``: with one stored status beforehand (of a
+    person not in the ledger), so that the write stages and compares instead of filling an empty
+    table. Returns (statuses, history in id order) of the evaluated people."""
+    rng = random.Random(11)
+    with Ledger.open(path) as ledger:
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            if sentinel:
+                ledger.db.execute(
+                    "INSERT INTO statuses (user_id, requirement_id, status, as_of, run_id) "
+                    "VALUES (9999, 'gone', 'missing', '2020-01-01', ?)",
+                    [run],
+                )
+            ledger.people.upsert([person(u, rng) for u in range(1, 61)], run, ANCHOR)
+            ledger.evidence.record(
+                [completion(rng.randrange(1, 61), rng, ANCHOR) for _ in range(150)], run, now=NOW
+            )
+            evaluate_into_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR, run)
+        statuses = ledger.db.execute(
+            "SELECT * FROM statuses WHERE user_id < 9999 ORDER BY user_id, requirement_id"
+        ).fetchall()
+        history = ledger.db.execute(
+            "SELECT user_id, requirement_id, from_status, to_status, changed_on, run_id, reason "
+            "FROM status_history WHERE user_id < 9999 ORDER BY id"
+        ).fetchall()
+    return statuses, history
+
+
+def test_a_first_evaluation_into_an_empty_ledger_writes_what_the_compared_write_does(tmp_path: Path) -> None:
+    """The first sync's write (straight into the empty table, indexes rebuilt after) leaves the same
+    statuses, the same history in the same order and the same indexes as the staged comparison."""
+    first = _first_evaluation(tmp_path / "empty.sqlite", sentinel=False)
+    compared = _first_evaluation(tmp_path / "staged.sqlite", sentinel=True)
+    assert first == compared
+    assert len(first[0]) == len(first[1]) == 60 * len(MAPPINGS.requirements)
+    schema = "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'statuses' ORDER BY name"
+    with sqlite3.connect(tmp_path / "empty.sqlite") as a, sqlite3.connect(tmp_path / "staged.sqlite") as b:
+        assert a.execute(schema).fetchall() == b.execute(schema).fetchall()
+        assert ("index", "statuses_rollup") in [(t, n) for t, n, _ in a.execute(schema)]
+
+
+def test_a_failed_first_evaluation_leaves_the_indexes_of_statuses_in_place(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    schema = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'statuses' ORDER BY name"
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        before = ledger.db.execute(schema).fetchall()
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+
+        def failing() -> Iterator[StatusRow]:
+            yield from reevaluated_rows(ledger)
+            raise RuntimeError("interrupted")
+
+        with pytest.raises(RuntimeError), ledger.transaction():
+            ledger.people.upsert([person(u, rng) for u in range(1, 21)], run, ANCHOR)
+            ledger.statuses.write(failing(), run, ANCHOR)
+        assert ledger.db.execute(schema).fetchall() == before
+        assert ledger.statuses.count() == 0
+
+
+def test_a_first_evaluation_whose_rows_already_read_keeps_the_indexes_up_to_date(tmp_path: Path) -> None:
+    """While a statement of the connection is still reading, SQLite refuses to drop an index: the
+    first write then fills the table with its indexes in place instead of failing."""
+    rng = random.Random(5)
+    schema = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'statuses' ORDER BY name"
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        before = ledger.db.execute(schema).fetchall()
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            ledger.people.upsert([person(u, rng) for u in range(1, 21)], run, ANCHOR)
+            rows = reevaluated_rows(ledger)
+            first = next(rows)  # the people's cursor is open from here on
+            ledger.statuses.write(itertools.chain([first], rows), run, ANCHOR)
+        assert ledger.db.execute(schema).fetchall() == before
+        assert ledger.statuses.count() == 20 * len(MAPPINGS.requirements)
+
+
+def test_a_status_names_the_imported_row_that_decided_it_among_two_of_the_same_day(tmp_path: Path) -> None:
+    """Two imported rows meeting a requirement on the same day: the one the rules chose (the
+    provider named last wins a tie) is the one the stored status names, not whichever came last."""
+    from connector.ledger.imports import ImportedRow, Provenance
+
+    rng = random.Random(1)
+    with Ledger.open(tmp_path / "ledger.sqlite") as ledger:
+        run = ledger.runs.start("full", ANCHOR, now=NOW)
+        with ledger.transaction():
+            ledger.people.upsert([dict(person(1, rng), active=1, department_id="org")], run, ANCHOR)
+        day = ANCHOR - timedelta(days=30)
+        rows = [
+            ImportedRow(2, 1, None, "forever", day, "Zeta"),
+            ImportedRow(3, 1, None, "forever", day, "Alpha"),
+        ]
+        ledger.imports.record(Provenance("HR", "list.csv", "0" * 64, "hana"), rows, now=NOW)
+        ids = {r["provider"]: r["id"] for r in ledger.imports.rows()}
+        with ledger.transaction():
+            evaluate_into_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR, run)
+        status = {r["requirement_id"]: r for r in ledger.statuses.for_user(1)}["forever"]
+    assert status["detail"] == "evidence from import:Zeta"
+    assert status["evidence_id"] == -ids["Zeta"]
+
+
+def reevaluated_rows(ledger: Ledger) -> Iterator[StatusRow]:
+    rows, _ = evaluate_ledger(ledger, MAPPINGS, COURSE_IDS, ANCHOR)
+    return rows
 
 
 @pytest.mark.slow

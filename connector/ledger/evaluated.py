@@ -15,8 +15,8 @@ from typing import Any
 import sqlite_utils
 
 from connector.ledger._batch import BATCH, batched
+from connector.ledger.evidence import items_by_user
 from connector.ledger.records import EvidenceItem
-from connector.moodle.records import Completion
 
 _FINGERPRINT = "fingerprint"
 
@@ -62,21 +62,13 @@ class Evaluated:
     def evidence_by_user(self) -> Iterator[tuple[int, list[EvidenceItem]]]:
         """(user_id, items) of the people of ``temp.reevaluate``, by user id, each user's by time
         (``Evidence.by_user``'s shape)."""
-        cursor = self._db.execute(
-            "SELECT e.id, e.user_id, e.course_id, e.completed_at, e.source, e.precision_s "
-            "FROM temp.reevaluate r JOIN evidence e ON e.user_id = r.user_id "
-            "ORDER BY r.user_id, e.completed_at"
+        yield from items_by_user(
+            self._db.execute(
+                "SELECT e.id, e.user_id, e.course_id, e.completed_at, e.source, e.precision_s "
+                "FROM temp.reevaluate r JOIN evidence e ON e.user_id = r.user_id "
+                "ORDER BY r.user_id, e.completed_at"
+            )
         )
-        current: int | None = None
-        bucket: list[EvidenceItem] = []
-        for eid, user_id, course_id, at, source, precision in cursor:
-            if user_id != current:
-                if current is not None:
-                    yield current, bucket
-                current, bucket = user_id, []
-            bucket.append(EvidenceItem(eid, Completion(user_id, course_id, at, source, precision)))
-        if current is not None:
-            yield current, bucket
 
     def imported_rows(self) -> list[dict[str, Any]]:
         """The imported evidence of the people of ``temp.reevaluate`` (``Imports.rows``' shape)."""

@@ -76,19 +76,9 @@ class Evidence:
 
     def by_user(self) -> Iterator[tuple[int, list[EvidenceItem]]]:
         """(user_id, items) for every user with evidence, by user id, each user's by time."""
-        cursor = self._db.execute(
-            f"SELECT {_COMPLETION_COLUMNS} FROM evidence ORDER BY user_id, completed_at"
+        yield from items_by_user(
+            self._db.execute(f"SELECT {_COMPLETION_COLUMNS} FROM evidence ORDER BY user_id, completed_at")
         )
-        current: int | None = None
-        bucket: list[EvidenceItem] = []
-        for eid, user_id, course_id, at, source, precision in cursor:
-            if user_id != current:
-                if current is not None:
-                    yield current, bucket
-                current, bucket = user_id, []
-            bucket.append(EvidenceItem(eid, Completion(user_id, course_id, at, source, precision)))
-        if current is not None:
-            yield current, bucket
 
     def for_user(self, user_id: int) -> list[dict[str, Any]]:
         """One person's evidence with its course's idnumber and name, oldest first."""
@@ -119,3 +109,19 @@ class Evidence:
         return {
             r[0]: (r[1], r[2]) for r in self._db.execute("SELECT id, course_id, completed_at FROM evidence")
         }
+
+
+def items_by_user(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[EvidenceItem]]]:
+    """(user_id, items) from rows of ``id, user_id, course_id, completed_at, source, precision_s``
+    ordered by user id: the evaluation's evidence stream (the whole table on a full evaluation)."""
+    item = tuple.__new__
+    current: int | None = None
+    bucket: list[EvidenceItem] = []
+    for eid, user_id, course_id, at, source, precision in rows:
+        if user_id != current:
+            if current is not None:
+                yield current, bucket
+            current, bucket = user_id, []
+        bucket.append(item(EvidenceItem, (eid, Completion(user_id, course_id, at, source, precision))))
+    if current is not None:
+        yield current, bucket
