@@ -154,9 +154,14 @@ class _Dates:
 
 
 def evaluate_ledger(
-    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date
+    ledger: Ledger,
+    mappings: Mappings,
+    course_ids: dict[CourseRef, int],
+    as_of: date,
+    days: _Days | None = None,
 ) -> tuple[Iterator[StatusRow], RollupBuilder]:
-    """Stream a status row for every subject x requirement; the builder fills as it streams.
+    """Stream a status row for every subject x requirement; the builder fills as it streams
+    (``days``: each person's stable days are recorded as they are evaluated).
 
     Goes through ``rules.evaluate_sorted``, the path the property tests drive through ``evaluate``."""
     builder = rollup_builder(ledger, mappings, course_ids, as_of)
@@ -167,6 +172,7 @@ def evaluate_ledger(
         ledger.people.rows(),
         evidence_by_user(ledger, mappings, course_ids),
         builder,
+        days,
     )
     return rows, builder
 
@@ -329,16 +335,7 @@ def evaluate_into_ledger(
             days,
         )
     else:
-        builder = rollup_builder(ledger, mappings, course_ids, as_of)
-        source = _status_rows(
-            mappings,
-            course_ids,
-            as_of,
-            ledger.people.rows(),
-            evidence_by_user(ledger, mappings, course_ids),
-            builder,
-            days,
-        )
+        source, builder = evaluate_ledger(ledger, mappings, course_ids, as_of, days)
     changes = ledger.statuses.write(source, run_id, as_of, only_reevaluated=incremental)
     days.flush()
     ledger.evaluated.finish(fingerprint)
