@@ -20,10 +20,13 @@ What is fetched, and how cheaply:
 
 * People and enrolments: ``core_enrol_get_enrolled_users`` for every mapped course (paged), or the
   report-builder report's rows, plus cohort members the mappings name; then
-  ``core_user_get_users_by_field`` in large batches for the authoritative profile (``suspended``).
+  ``core_user_get_users_by_field`` in large batches for the authoritative profile (``suspended``):
+  everyone the ledger knows on full runs, only the people a delta read names on delta nights
+  (``[sync] profiles_every_run`` reads everyone every night).
 * Completions, by the cheapest path the site allows (``auto``):
-  - ``report``: one custom report lists every enrolment with its completion time; a few calls
-    read everything, so every run re-reads it whole (no heuristic, nothing to miss);
+  - ``report``: one custom report lists every enrolment with its completion time; a full run
+    reads it whole, a nightly only the rows completed since the last run minus a look-back
+    (``moodle/report/filters.py``; a whole read whenever that cannot be trusted);
   - ``per_user``: ``core_enrol_get_users_courses`` per person, then the completion status only
     for courses it flags completed;
   - ``per_course``: the completion status per enrolment.
