@@ -76,6 +76,7 @@ from connector.errors import (
 from connector.evaluation import evaluate_into_ledger, resolve_courses
 from connector.i18n import _, format_day, format_number
 from connector.ledger import EnrolmentState, Ledger, ledger_error
+from connector.ledger.runs import FULL_RUN_WANTED
 from connector.mapping import Mappings, load_mappings
 from connector.moodle.api import MoodleApi
 from connector.moodle.client import MoodleClient
@@ -377,9 +378,10 @@ def _validated_inputs(config: Config) -> tuple[Mappings, Any]:
 
 
 def _choose_mode(ledger: Ledger, options: SyncOptions, config: Config, now: datetime) -> str:
-    """Full on request, on a new ledger, and when the last full run started full_every_days or
-    more before ``now`` (not --as-of, which says which day to evaluate, not when we ran)."""
-    if options.full:
+    """Full on request, on a new ledger, after `unsuppress` (a person let back is read whole),
+    and when the last full run started full_every_days or more before ``now`` (not --as-of,
+    which says which day to evaluate, not when we ran)."""
+    if options.full or ledger.bookmarks.get(FULL_RUN_WANTED) is not None:  # after `unsuppress`
         return "full"
     last_full = ledger.runs.last("ok", mode="full")
     if last_full is None:
@@ -435,6 +437,7 @@ class _Run:
         self.run_id = run_id
         self.mode = mode
         self.full = mode == "full"
+        self.full_wanted = ledger.bookmarks.get(FULL_RUN_WANTED)  # cleared by this run if full
         self.as_of = as_of
         self.now = now
         self.progress = progress or (lambda stage, done, total: None)
@@ -611,6 +614,8 @@ class _Run:
         evidence = stage.apply_evidence(self.run_id, now=self.now, full=self.full)
         stage.apply_people(self.run_id, self.as_of, full=self.full)
         if self.full:
+            if self.full_wanted is not None:
+                ledger.bookmarks.clear(FULL_RUN_WANTED, self.full_wanted)
             self.counts["evidence_gone"] = ledger.evidence.mark_gone(staged.tracked, self.run_id)
             ledger.enrolments.mark_gone(staged.mapped, self.run_id)
         else:

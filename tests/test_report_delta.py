@@ -438,3 +438,27 @@ def test_a_delta_night_asks_about_the_people_whose_cohorts_changed() -> None:
     present = {1, 2, 4, 5}
     # 2 joined B, 3 is new, 4 left every cohort, 5 is known but had none recorded; 1 is unchanged
     assert cohort_changes(now, recorded, present) == {2, 3, 4, 5}
+
+
+def test_a_person_let_back_after_an_erasure_is_read_whole_by_the_next_sync(filtered: Site) -> None:
+    """README: `unsuppress` lets someone back and "the next sync reads them as new". A delta night
+    would read only their recent completions (none), so the next sync is a full one."""
+    emulator = emulator_of(filtered)
+    quiet = _quiet_person(filtered)
+    before = evidence(filtered, quiet)
+    assert before  # their completions are older than the delta's window
+    now = NIGHT_AT - timedelta(hours=6)
+    ledger = Ledger.open(filtered.ledger_path)
+    try:
+        ledger.suppressions.erase(quiet, "test", now=now)
+        assert ledger.suppressions.lift(quiet)
+    finally:
+        ledger.close()
+
+    night = sync(filtered, NIGHT_AT)
+    assert night.mode == "full"
+    assert evidence(filtered, quiet) == before
+    assert _active(filtered, quiet)
+    assert emulator.scenario.report_filter_values == {}
+    # once read whole, the nights are delta nights again
+    assert sync(filtered, NIGHT_AT + timedelta(days=1)).mode == "incremental"
