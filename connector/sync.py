@@ -73,7 +73,7 @@ from connector.errors import (
     SyncLocked,
     SyncRefused,
 )
-from connector.evaluation import evaluate_into_ledger, resolve_courses
+from connector.evaluation import evaluate_into_ledger, evaluation_fingerprint, resolve_courses
 from connector.i18n import _, format_day, format_number
 from connector.ledger import EnrolmentState, Ledger, ledger_error
 from connector.ledger.runs import FULL_RUN_WANTED
@@ -588,13 +588,23 @@ class _Run:
         come, the people they name); if its read turns out a whole one (no delta), everyone is
         asked after it. On delta nights everyone's department, suspension and deletion are read
         again at the next full run (25 calls per 100,000 people saved every night)."""
-        if self.full or self.config.profiles_every_run or not self._delta_expected():
+        if (
+            self.full
+            or self.config.profiles_every_run
+            or not self._delta_expected()
+            or self._mappings_changed()  # everyone placed again by the new mappings
+        ):
             return set(cohorts) | self.ledger.people.present_ids()
         if not self.mappings.cohort_idnumbers():
             return set()
         return cohort_changes(
             cohorts, self.ledger.people.cohorts_of_present(), self.ledger.people.present_ids()
         )
+
+    def _mappings_changed(self) -> bool:
+        """Whether the mappings (or the courses they name, or the rules) differ from those of the
+        stored statuses: placement, position and start date are the mappings' reading of a profile."""
+        return self.ledger.evaluated.fingerprint() != evaluation_fingerprint(self.mappings, self.course_ids)
 
     # -- writing ----------------------------------------------------------------------------------
     def write(self, staged: _Staged) -> None:

@@ -5,6 +5,7 @@ after every delta read and before every whole one."""
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from connector.errors import ConfigError
 from connector.ledger import Ledger
 from connector.moodle.report.filters import TIME_COMPLETED
 from connector.sync import SyncOptions, SyncResult, run_sync
-from tests.helpers import Site
+from tests.helpers import MAPPINGS, Site
 
 FULL_AT = datetime(2026, 6, 15, 2, 0, tzinfo=UTC)  # the full run
 NIGHT_AT = FULL_AT + timedelta(days=1)  # the nightly run after it
@@ -462,3 +463,39 @@ def test_a_person_let_back_after_an_erasure_is_read_whole_by_the_next_sync(filte
     assert emulator.scenario.report_filter_values == {}
     # once read whole, the nights are delta nights again
     assert sync(filtered, NIGHT_AT + timedelta(days=1)).mode == "incremental"
+
+
+def _departments(site: Site) -> dict[int, str | None]:
+    ledger = Ledger.open_readonly(site.ledger_path)
+    try:
+        return {int(p["user_id"]): p["department_id"] for p in ledger.people.rows()}
+    finally:
+        ledger.close()
+
+
+def test_a_delta_night_after_the_mappings_changed_places_everyone_by_the_new_mappings(
+    filtered: Site,
+) -> None:
+    """Placement is the mappings' reading of a profile: new mappings place everyone again on the
+    next night, not only the few people its rows name."""
+    mappings = filtered.tmp / "mappings"
+    shutil.copytree(MAPPINGS, mappings)
+    text = filtered.config_path.read_text(encoding="utf-8")
+    filtered.config_path.write_text(text.replace(str(MAPPINGS), str(mappings)), encoding="utf-8")
+    before = _departments(filtered)
+    moved = {u for u, d in before.items() if d == "jablonec.informatika"}
+    assert moved
+    cz = mappings / "departments-cz.toml"
+    spelled = 'department = "Odbor informatiky"\ndepartment_aliases = ["OI", "Informatika"]'
+    assert spelled in cz.read_text(encoding="utf-8")
+    cz.write_text(
+        cz.read_text(encoding="utf-8").replace(spelled, 'department = "Odbor IT"'), encoding="utf-8"
+    )
+
+    night = sync(filtered, NIGHT_AT)
+    assert "report_delta_since" in night.counts
+    after = _departments(filtered)
+    assert {after[u] for u in moved} == {None}  # nobody is spelled "Odbor IT": unplaced now
+    assert {u: d for u, d in after.items() if u not in moved} == {
+        u: d for u, d in before.items() if u not in moved
+    }
