@@ -109,6 +109,7 @@ PEOPLE_AHEAD = 2
 CALIBRATION_PER_PAGE = 250
 ZONE_BOOKMARK = "report_timezone"
 WITNESS_BOOKMARK = "report_timezone_witnesses"  # the exact times that decided the zone
+PERSONAL_FIELDS_BOOKMARK = "personal_fields"  # [privacy] personal_fields the ledger was last written with
 # How long the sync's writes wait for another writer (an `erase`) to finish before failing.
 LEDGER_WAIT_S = 30.0
 KILL_POINTS = ("locked", "stale_runs_failed", "run_started", "fetched", "written", "finished", "committed")
@@ -593,6 +594,7 @@ class _Run:
             or self.config.profiles_every_run
             or not self._delta_expected()
             or self._mappings_changed()  # everyone placed again by the new mappings
+            or self.ledger.bookmarks.get(PERSONAL_FIELDS_BOOKMARK) != self._personal_fields()
         ):
             return set(cohorts) | self.ledger.people.present_ids()
         if not self.mappings.cohort_idnumbers():
@@ -605,6 +607,11 @@ class _Run:
         """Whether the mappings (or the courses they name, or the rules) differ from those of the
         stored statuses: placement, position and start date are the mappings' reading of a profile."""
         return self.ledger.evaluated.fingerprint() != evaluation_fingerprint(self.mappings, self.course_ids)
+
+    def _personal_fields(self) -> str:
+        """``[privacy] personal_fields`` as remembered: a field left out is emptied for everyone
+        at the next sync, so a night after they changed asks about everyone."""
+        return json.dumps(sorted(self.config.personal_fields))
 
     # -- writing ----------------------------------------------------------------------------------
     def write(self, staged: _Staged) -> None:
@@ -620,6 +627,9 @@ class _Run:
         ledger.courses.upsert(staged.courses, self.run_id)
         for stream, value in staged.bookmarks.items():
             ledger.bookmarks.set(stream, value, self.run_id)
+        fields = self._personal_fields()
+        if ledger.bookmarks.get(PERSONAL_FIELDS_BOOKMARK) != fields:  # this run asked everyone
+            ledger.bookmarks.set(PERSONAL_FIELDS_BOOKMARK, fields, self.run_id)
         stage.apply_enrolments(self.run_id, full=self.full)
         evidence = stage.apply_evidence(self.run_id, now=self.now, full=self.full)
         stage.apply_people(self.run_id, self.as_of, full=self.full)

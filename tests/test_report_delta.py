@@ -499,3 +499,29 @@ def test_a_delta_night_after_the_mappings_changed_places_everyone_by_the_new_map
     assert {u: d for u, d in after.items() if u not in moved} == {
         u: d for u, d in before.items() if u not in moved
     }
+
+
+def _personal(site: Site) -> set[tuple[str | None, str | None]]:
+    ledger = Ledger.open_readonly(site.ledger_path)
+    try:
+        return {(p["fullname"], p["email"]) for p in ledger.people.rows()}
+    finally:
+        ledger.close()
+
+
+def test_a_personal_field_left_out_is_emptied_by_the_next_delta_night(filtered: Site) -> None:
+    """README: "A field left out is emptied in the ledger at the next sync" (a delta night
+    otherwise rewrites only the few people its rows name)."""
+    config = filtered.config_path
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + '[privacy]\npersonal_fields = ["fullname", "email"]\n', encoding="utf-8")
+    sync(filtered, NIGHT_AT, full=True)
+    assert sum(1 for _, email in _personal(filtered) if email) > 20
+    config.write_text(text + '[privacy]\npersonal_fields = ["fullname"]\n', encoding="utf-8")
+
+    night = sync(filtered, NIGHT_AT + timedelta(days=1))
+    assert night.mode == "incremental" and "report_delta_since" in night.counts
+    assert {email for _, email in _personal(filtered)} == {None}
+    assert all(name for name, _ in _personal(filtered))
+    # read everyone once: the night after is a small one again
+    assert sync(filtered, NIGHT_AT + timedelta(days=2)).counts["people"] < 10
