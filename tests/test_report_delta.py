@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from connector.cli import main
 from connector.config import load_config
 from connector.emulator import Emulator
 from connector.emulator.wire import WsException
@@ -448,13 +450,17 @@ def test_a_person_let_back_after_an_erasure_is_read_whole_by_the_next_sync(filte
     quiet = _quiet_person(filtered)
     before = evidence(filtered, quiet)
     assert before  # their completions are older than the delta's window
-    now = NIGHT_AT - timedelta(hours=6)
-    ledger = Ledger.open(filtered.ledger_path)
+    ledger = Ledger.open_readonly(filtered.ledger_path)
     try:
-        ledger.suppressions.erase(quiet, "test", now=now)
-        assert ledger.suppressions.lift(quiet)
+        username = next(p["username"] for p in ledger.people.rows() if p["user_id"] == quiet)
     finally:
         ledger.close()
+    config = ("--config", str(filtered.config_path))
+    erased = CliRunner().invoke(main, [*config, "erase", username, "--reason", "by mistake", "--yes"])
+    assert erased.exit_code == 0, erased.output
+    assert not evidence(filtered, quiet)
+    back = CliRunner().invoke(main, [*config, "unsuppress", "--user-id", str(quiet)])
+    assert back.exit_code == 0, back.output
 
     night = sync(filtered, NIGHT_AT)
     assert night.mode == "full"
