@@ -22,7 +22,8 @@ What is fetched, and how cheaply:
   report-builder report's rows, plus cohort members the mappings name; then
   ``core_user_get_users_by_field`` in large batches for the authoritative profile (``suspended``):
   everyone the ledger knows on full runs, only the people a delta read names on delta nights
-  (``[sync] profiles_every_run`` reads everyone every night).
+  (``[sync] profiles_every_run`` reads everyone every night; so does a night after the mappings
+  or ``[privacy] personal_fields`` changed; after ``unsuppress`` the next run is a full one).
 * Completions, by the cheapest path the site allows (``auto``):
   - ``report``: one custom report lists every enrolment with its completion time; a full run
     reads it whole, a nightly only the rows completed since the last run minus a look-back
