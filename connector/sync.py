@@ -22,7 +22,8 @@ What is fetched, and how cheaply:
   report-builder report's rows, plus cohort members the mappings name; then
   ``core_user_get_users_by_field`` in large batches for the authoritative profile (``suspended``):
   everyone the ledger knows on full runs, only the people a delta read names on delta nights
-  (``[sync] profiles_every_run`` reads everyone every night).
+  (``[sync] profiles_every_run`` reads everyone every night; so does a night after the mappings
+  or ``[privacy] personal_fields`` changed; after ``unsuppress`` the next run is a full one).
 * Completions, by the cheapest path the site allows (``auto``):
   - ``report``: one custom report lists every enrolment with its completion time; a full run
     reads it whole, a nightly only the rows completed since the last run minus a look-back
@@ -73,9 +74,10 @@ from connector.errors import (
     SyncLocked,
     SyncRefused,
 )
-from connector.evaluation import evaluate_into_ledger, resolve_courses
+from connector.evaluation import evaluate_into_ledger, evaluation_fingerprint, resolve_courses
 from connector.i18n import _, format_day, format_number
 from connector.ledger import EnrolmentState, Ledger, ledger_error
+from connector.ledger.runs import FULL_RUN_WANTED
 from connector.mapping import Mappings, load_mappings
 from connector.moodle.api import MoodleApi
 from connector.moodle.client import MoodleClient
@@ -108,6 +110,7 @@ PEOPLE_AHEAD = 2
 CALIBRATION_PER_PAGE = 250
 ZONE_BOOKMARK = "report_timezone"
 WITNESS_BOOKMARK = "report_timezone_witnesses"  # the exact times that decided the zone
+PERSONAL_FIELDS_BOOKMARK = "personal_fields"  # [privacy] personal_fields the ledger was last written with
 # How long the sync's writes wait for another writer (an `erase`) to finish before failing.
 LEDGER_WAIT_S = 30.0
 KILL_POINTS = ("locked", "stale_runs_failed", "run_started", "fetched", "written", "finished", "committed")
@@ -377,9 +380,10 @@ def _validated_inputs(config: Config) -> tuple[Mappings, Any]:
 
 
 def _choose_mode(ledger: Ledger, options: SyncOptions, config: Config, now: datetime) -> str:
-    """Full on request, on a new ledger, and when the last full run started full_every_days or
-    more before ``now`` (not --as-of, which says which day to evaluate, not when we ran)."""
-    if options.full:
+    """Full on request, on a new ledger, after `unsuppress` (a person let back is read whole),
+    and when the last full run started full_every_days or more before ``now`` (not --as-of,
+    which says which day to evaluate, not when we ran)."""
+    if options.full or ledger.bookmarks.get(FULL_RUN_WANTED) is not None:  # after `unsuppress`
         return "full"
     last_full = ledger.runs.last("ok", mode="full")
     if last_full is None:
@@ -435,6 +439,7 @@ class _Run:
         self.run_id = run_id
         self.mode = mode
         self.full = mode == "full"
+        self.full_wanted = ledger.bookmarks.get(FULL_RUN_WANTED)  # cleared by this run if full
         self.as_of = as_of
         self.now = now
         self.progress = progress or (lambda stage, done, total: None)
@@ -585,13 +590,29 @@ class _Run:
         come, the people they name); if its read turns out a whole one (no delta), everyone is
         asked after it. On delta nights everyone's department, suspension and deletion are read
         again at the next full run (25 calls per 100,000 people saved every night)."""
-        if self.full or self.config.profiles_every_run or not self._delta_expected():
+        if (
+            self.full
+            or self.config.profiles_every_run
+            or not self._delta_expected()
+            or self._mappings_changed()  # everyone placed again by the new mappings
+            or self.ledger.bookmarks.get(PERSONAL_FIELDS_BOOKMARK) != self._personal_fields()
+        ):
             return set(cohorts) | self.ledger.people.present_ids()
         if not self.mappings.cohort_idnumbers():
             return set()
         return cohort_changes(
             cohorts, self.ledger.people.cohorts_of_present(), self.ledger.people.present_ids()
         )
+
+    def _mappings_changed(self) -> bool:
+        """Whether the mappings (or the courses they name, or the rules) differ from those of the
+        stored statuses: placement, position and start date are the mappings' reading of a profile."""
+        return self.ledger.evaluated.fingerprint() != evaluation_fingerprint(self.mappings, self.course_ids)
+
+    def _personal_fields(self) -> str:
+        """``[privacy] personal_fields`` as remembered: a field left out is emptied for everyone
+        at the next sync, so a night after they changed asks about everyone."""
+        return json.dumps(sorted(self.config.personal_fields))
 
     # -- writing ----------------------------------------------------------------------------------
     def write(self, staged: _Staged) -> None:
@@ -607,10 +628,15 @@ class _Run:
         ledger.courses.upsert(staged.courses, self.run_id)
         for stream, value in staged.bookmarks.items():
             ledger.bookmarks.set(stream, value, self.run_id)
+        fields = self._personal_fields()
+        if ledger.bookmarks.get(PERSONAL_FIELDS_BOOKMARK) != fields:  # this run asked everyone
+            ledger.bookmarks.set(PERSONAL_FIELDS_BOOKMARK, fields, self.run_id)
         stage.apply_enrolments(self.run_id, full=self.full)
         evidence = stage.apply_evidence(self.run_id, now=self.now, full=self.full)
         stage.apply_people(self.run_id, self.as_of, full=self.full)
         if self.full:
+            if self.full_wanted is not None:
+                ledger.bookmarks.clear(FULL_RUN_WANTED, self.full_wanted)
             self.counts["evidence_gone"] = ledger.evidence.mark_gone(staged.tracked, self.run_id)
             ledger.enrolments.mark_gone(staged.mapped, self.run_id)
         else:

@@ -121,6 +121,7 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Runs.first_ok_as_of": lambda ld: ld.runs.first_ok_as_of(),
     "Bookmarks.get": lambda ld: ld.bookmarks.get("report_timezone"),
     "Bookmarks.set": lambda ld: ld.bookmarks.set("report_timezone", "Europe/Prague", 2),
+    "Bookmarks.clear": lambda ld: ld.bookmarks.clear("full_run_wanted", "0f"),
     "Courses.upsert": lambda ld: ld.courses.upsert([Course(7, "C7", "c7", "Course 7", True, True)], 2),
     "Courses.all": lambda ld: (ld.courses.all(), ld.courses.all(latest_only=True)),
     "Courses.seen_since": lambda ld: ld.courses.seen_since(1),

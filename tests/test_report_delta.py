@@ -5,11 +5,14 @@ after every delta read and before every whole one."""
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from connector.cli import main
 from connector.config import load_config
 from connector.emulator import Emulator
 from connector.emulator.wire import WsException
@@ -17,7 +20,7 @@ from connector.errors import ConfigError
 from connector.ledger import Ledger
 from connector.moodle.report.filters import TIME_COMPLETED
 from connector.sync import SyncOptions, SyncResult, run_sync
-from tests.helpers import Site
+from tests.helpers import MAPPINGS, Site
 
 FULL_AT = datetime(2026, 6, 15, 2, 0, tzinfo=UTC)  # the full run
 NIGHT_AT = FULL_AT + timedelta(days=1)  # the nightly run after it
@@ -438,3 +441,93 @@ def test_a_delta_night_asks_about_the_people_whose_cohorts_changed() -> None:
     present = {1, 2, 4, 5}
     # 2 joined B, 3 is new, 4 left every cohort, 5 is known but had none recorded; 1 is unchanged
     assert cohort_changes(now, recorded, present) == {2, 3, 4, 5}
+
+
+def test_a_person_let_back_after_an_erasure_is_read_whole_by_the_next_sync(filtered: Site) -> None:
+    """README: `unsuppress` lets someone back and "the next sync reads them as new". A delta night
+    would read only their recent completions (none), so the next sync is a full one."""
+    emulator = emulator_of(filtered)
+    quiet = _quiet_person(filtered)
+    before = evidence(filtered, quiet)
+    assert before  # their completions are older than the delta's window
+    ledger = Ledger.open_readonly(filtered.ledger_path)
+    try:
+        username = next(p["username"] for p in ledger.people.rows() if p["user_id"] == quiet)
+    finally:
+        ledger.close()
+    config = ("--config", str(filtered.config_path))
+    erased = CliRunner().invoke(main, [*config, "erase", username, "--reason", "by mistake", "--yes"])
+    assert erased.exit_code == 0, erased.output
+    assert not evidence(filtered, quiet)
+    back = CliRunner().invoke(main, [*config, "unsuppress", "--user-id", str(quiet)])
+    assert back.exit_code == 0, back.output
+
+    night = sync(filtered, NIGHT_AT)
+    assert night.mode == "full"
+    assert evidence(filtered, quiet) == before
+    assert _active(filtered, quiet)
+    assert emulator.scenario.report_filter_values == {}
+    # once read whole, the nights are delta nights again
+    assert sync(filtered, NIGHT_AT + timedelta(days=1)).mode == "incremental"
+
+
+def _departments(site: Site) -> dict[int, str | None]:
+    ledger = Ledger.open_readonly(site.ledger_path)
+    try:
+        return {int(p["user_id"]): p["department_id"] for p in ledger.people.rows()}
+    finally:
+        ledger.close()
+
+
+def test_a_delta_night_after_the_mappings_changed_places_everyone_by_the_new_mappings(
+    filtered: Site,
+) -> None:
+    """Placement is the mappings' reading of a profile: new mappings place everyone again on the
+    next night, not only the few people its rows name."""
+    mappings = filtered.tmp / "mappings"
+    shutil.copytree(MAPPINGS, mappings)
+    text = filtered.config_path.read_text(encoding="utf-8")
+    filtered.config_path.write_text(text.replace(str(MAPPINGS), str(mappings)), encoding="utf-8")
+    before = _departments(filtered)
+    moved = {u for u, d in before.items() if d == "jablonec.informatika"}
+    assert moved
+    cz = mappings / "departments-cz.toml"
+    spelled = 'department = "Odbor informatiky"\ndepartment_aliases = ["OI", "Informatika"]'
+    assert spelled in cz.read_text(encoding="utf-8")
+    cz.write_text(
+        cz.read_text(encoding="utf-8").replace(spelled, 'department = "Odbor IT"'), encoding="utf-8"
+    )
+
+    night = sync(filtered, NIGHT_AT)
+    assert "report_delta_since" in night.counts
+    after = _departments(filtered)
+    assert {after[u] for u in moved} == {None}  # nobody is spelled "Odbor IT": unplaced now
+    assert {u: d for u, d in after.items() if u not in moved} == {
+        u: d for u, d in before.items() if u not in moved
+    }
+
+
+def _personal(site: Site) -> set[tuple[str | None, str | None]]:
+    ledger = Ledger.open_readonly(site.ledger_path)
+    try:
+        return {(p["fullname"], p["email"]) for p in ledger.people.rows()}
+    finally:
+        ledger.close()
+
+
+def test_a_personal_field_left_out_is_emptied_by_the_next_delta_night(filtered: Site) -> None:
+    """README: "A field left out is emptied in the ledger at the next sync" (a delta night
+    otherwise rewrites only the few people its rows name)."""
+    config = filtered.config_path
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + '[privacy]\npersonal_fields = ["fullname", "email"]\n', encoding="utf-8")
+    sync(filtered, NIGHT_AT, full=True)
+    assert sum(1 for _, email in _personal(filtered) if email) > 20
+    config.write_text(text + '[privacy]\npersonal_fields = ["fullname"]\n', encoding="utf-8")
+
+    night = sync(filtered, NIGHT_AT + timedelta(days=1))
+    assert night.mode == "incremental" and "report_delta_since" in night.counts
+    assert {email for _, email in _personal(filtered)} == {None}
+    assert all(name for name, _ in _personal(filtered))
+    # read everyone once: the night after is a small one again
+    assert sync(filtered, NIGHT_AT + timedelta(days=2)).counts["people"] < 10

@@ -6,6 +6,7 @@ Erased people go on a suppression list keyed by an HMAC of their Moodle user id
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -17,6 +18,7 @@ from connector.errors import LedgerError
 from connector.i18n import _
 from connector.ledger._batch import stamp
 from connector.ledger.migrations import subject_key
+from connector.ledger.runs import FULL_RUN_WANTED
 
 # Every table that holds rows about a person, by Moodle user id.
 PERSONAL_TABLES = (
@@ -91,4 +93,11 @@ class Suppressions:
         """Let an erased person back into later syncs; False when they were not held back."""
         with self._transaction():
             key = self.subject_key(user_id)
-            return self._db.execute("DELETE FROM suppressions WHERE subject_key = ?", [key]).rowcount > 0
+            lifted = self._db.execute("DELETE FROM suppressions WHERE subject_key = ?", [key]).rowcount > 0
+            if lifted:  # a fresh value each time: a full run clears only the one it saw
+                self._db.execute(
+                    "INSERT INTO bookmarks (stream, value) VALUES (?, ?) "
+                    "ON CONFLICT(stream) DO UPDATE SET value = excluded.value, run_id = NULL",
+                    [FULL_RUN_WANTED, secrets.token_hex(8)],
+                )
+            return lifted

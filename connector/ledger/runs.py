@@ -105,6 +105,11 @@ class Runs:
         return date.fromisoformat(value) if value else None
 
 
+# set by `unsuppress`: a delta night would not read the person let back (their completions are
+# older than its window, their profile is not asked), so the next sync reads everything
+FULL_RUN_WANTED = "full_run_wanted"
+
+
 class Bookmarks:
     """Per-stream values a run leaves for the next (Singer-style), e.g. the report's time zone."""
 
@@ -121,3 +126,7 @@ class Bookmarks:
             "ON CONFLICT(stream) DO UPDATE SET value = excluded.value, run_id = excluded.run_id",
             [stream, value, run_id],
         )
+
+    def clear(self, stream: str, value: str) -> None:
+        """Forget ``stream`` if it still holds ``value`` (one set since it was read stays)."""
+        self._db.execute("DELETE FROM bookmarks WHERE stream = ? AND value = ?", [stream, value])
