@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -59,6 +59,18 @@ class Site:
         ]
         self.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return self.config_path
+
+
+def demo_today() -> date:
+    """The day `connector demo` syncs as of: today in the demo mappings' time zone, else the
+    configuration's default (near midnight UTC, Prague is already a day ahead)."""
+    from zoneinfo import ZoneInfo
+
+    from connector.config import Config
+    from connector.mapping import load_mappings
+
+    zone = load_mappings(DEMO_MAPPINGS).timezone or Config().timezone
+    return datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
 
 
 def synced_demo_ledger(folder: Path, days: Sequence[date] = (ANCHOR,)) -> Path:

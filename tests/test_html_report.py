@@ -32,7 +32,7 @@ from connector.reports.html import (
     long_date,
     render_report,
 )
-from tests.helpers import ANCHOR
+from tests.helpers import ANCHOR, demo_today
 from tests.report_helpers import SYNC_DAYS, connector, synced_demo
 
 HOSTILE = "<script>alert(1)</script>"
@@ -192,7 +192,7 @@ def test_demo_ends_by_writing_the_report(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = tmp_path / "demo-report.html"
     assert f"HTML report: {report} (open it in a browser)" in result.stderr.splitlines()
-    assert f"As of {date.today().day} " in report.read_text(encoding="utf-8")
+    assert f"As of {demo_today().day} " in report.read_text(encoding="utf-8")
 
 
 class Tables(HTMLParser):

@@ -23,7 +23,7 @@ from connector.ledger.needs import DeclaredNeed
 from connector.ledger.records import StatusRow
 from connector.mapping.models import AppliesTo, CourseRef, Department, Mappings, Requirement
 from connector.needs.analysis import Need, gap_reason, needs_of_year
-from tests.helpers import ANCHOR, MAPPINGS
+from tests.helpers import ANCHOR, MAPPINGS, demo_today
 
 NOW = datetime(2026, 6, 15, 3, 0, tzinfo=UTC)
 
@@ -413,9 +413,10 @@ def test_the_demo_ends_with_this_years_needs_analysis(tmp_path: Path) -> None:
         main, ["--mappings", str(MAPPINGS), "demo", "--ledger", str(tmp_path / "d.sqlite")]
     )
     assert result.exit_code == 0, result.output
-    year = date.today().year
+    today = demo_today()
+    year = today.year
     out = result.stdout.splitlines()
-    start = out.index(f"Needs analysis {year} (statuses of the sync of {date.today():%-d %b %Y})")
+    start = out.index(f"Needs analysis {year} (statuses of the sync of {today:%-d %b %Y})")
     assert out[start + 1].split() == [
         "department", "requirement", "needs", "missing", "expired", "expiring", "grace", "declared", "course",
         "to", "take",

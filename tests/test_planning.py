@@ -17,6 +17,7 @@ from connector.cli import main
 from connector.ledger import Ledger
 from connector.ledger.imports import ImportedRow, Provenance
 from connector.moodle.records import Completion, Course
+from tests.helpers import demo_today
 from tests.outside_mappings import write_mappings
 
 FIRST_SYNC = date(2026, 3, 10)
@@ -279,7 +280,7 @@ def test_demo_ends_with_the_due_list(tmp_path: Path) -> None:
     base = ["--mappings", str(DEMO_MAPPINGS)]
     demo = CliRunner().invoke(main, [*base, "demo", "--ledger", str(ledger)])
     assert demo.exit_code == 0, demo.output
-    as_of = date.today().isoformat()  # the demo's day (its first line writes it as "26 Nov 2026")
+    as_of = demo_today().isoformat()  # the demo's day (its first line writes it as "26 Nov 2026")
     due = CliRunner().invoke(main, [*base, "--ledger", str(ledger), "due", "--as-of", as_of, "--limit", "10"])
     assert due.exit_code == 0, due.output
     assert due.stdout.startswith("Due by ") and "; the first 10 shown\n" in due.stdout
