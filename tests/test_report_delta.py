@@ -16,7 +16,7 @@ from connector.cli import main
 from connector.config import load_config
 from connector.emulator import Emulator
 from connector.emulator.wire import WsException
-from connector.errors import ConfigError
+from connector.errors import ConfigError, SyncRefused
 from connector.ledger import Ledger
 from connector.moodle.report.filters import TIME_COMPLETED
 from connector.sync import SyncOptions, SyncResult, run_sync
@@ -531,3 +531,32 @@ def test_a_personal_field_left_out_is_emptied_by_the_next_delta_night(filtered: 
     assert all(name for name, _ in _personal(filtered))
     # read everyone once: the night after is a small one again
     assert sync(filtered, NIGHT_AT + timedelta(days=2)).counts["people"] < 10
+
+
+def test_a_full_run_refuses_a_report_still_filtered_when_the_service_cannot_reset_it(
+    filtered: Site,
+) -> None:
+    emulator = emulator_of(filtered)
+    sync(filtered, NIGHT_AT)
+    # a delta read killed before its reset left the filter set, and the service then lost the reset
+    emulator.scenario.report_filter_values[emulator.scenario.token_user_id] = {
+        f"{TIME_COMPLETED}_operator": 3,
+        f"{TIME_COMPLETED}_from": int(NIGHT_AT.timestamp()),
+    }
+    narrow = "narrow-" + filtered.token
+    emulator.add_token(narrow, functions=[f for f in emulator_functions() if f != RESET])
+    (filtered.tmp / "token").write_text(narrow + "\n", encoding="utf-8")
+    before = {u: evidence(filtered, u) for u in range(3, 13)}
+
+    with pytest.raises(SyncRefused) as refused:
+        sync(filtered, NIGHT_AT + timedelta(days=1), full=True)
+    assert refused.value.message == (
+        "report 1 still has filter values set for the token's user and the service lacks "
+        "core_reportbuilder_filters_reset: a whole read would miss rows; nothing was written"
+    )
+    assert RETRIEVE not in emulator.call_counts()  # refused before reading a row
+    assert {u: evidence(filtered, u) for u in range(3, 13)} == before
+
+    emulator.scenario.report_filter_values.clear()  # reset in Moodle by hand
+    result = sync(filtered, NIGHT_AT + timedelta(days=1), full=True)
+    assert result.counts["report_rows"] > 50 and result.counts["evidence_gone"] == 0

@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from connector.errors import MoodleError, MoodleProtocolError
+from connector.errors import MoodleError, MoodleProtocolError, SyncRefused
+from connector.i18n import _
 from connector.moodle.coerce import to_bool
 from connector.moodle.records import Completion, ReportCompletion
 
@@ -76,12 +77,22 @@ def filters_in_form(form: str) -> frozenset[str]:
 def report_filters(client: Caller, report_id: int) -> frozenset[str]:
     """The filters report ``report_id`` carries (``core_reportbuilder_reports_get``, editmode 0:
     what the report's page shows its viewers; needs only view rights)."""
+    form = _report_view(client, report_id).get("filtersform")
+    return filters_in_form(form if isinstance(form, str) else "")
+
+
+def filters_applied(client: Caller, report_id: int) -> int:
+    """How many of the report's filters hold values for the calling user (``filtersapplied``)."""
+    applied = _report_view(client, report_id).get("filtersapplied")
+    return applied if isinstance(applied, int) and not isinstance(applied, bool) else 0
+
+
+def _report_view(client: Caller, report_id: int) -> dict[str, Any]:
     function = REPORTS_GET
     data = client.call(function, {"reportid": int(report_id), "editmode": 0})
     if not isinstance(data, dict):
         raise MoodleProtocolError(f"{function}: expected an object", function=function)
-    form = data.get("filtersform")
-    return filters_in_form(form if isinstance(form, str) else "")
+    return data
 
 
 class DeltaCheck:
@@ -220,6 +231,18 @@ class ReportDelta:
             self.probe()
         if self.can_reset:
             reset_filters(self.client, self.report_id)
+        elif self.can_probe and filters_applied(self.client, self.report_id):
+            # a delta read killed before its reset, and the service has since lost the reset
+            raise SyncRefused(
+                _(
+                    "report {report} still has filter values set for the token's user and the "
+                    "service lacks {function}: a whole read would miss rows; nothing was written"
+                ).format(report=self.report_id, function=RESET_FILTERS),
+                hint=_(
+                    "add {function} to the web service (or reset the report's filters in Moodle "
+                    "as that user), then run the sync again"
+                ).format(function=RESET_FILTERS),
+            )
 
     def _reset_quietly(self) -> None:
         try:
