@@ -14,10 +14,12 @@ from connector.moodle.records import Completion
 
 # A completion read by the report (minute precision) and by a status call (second precision) is
 # the same evidence: identity is (user, course, minute); the more precise time wins.
-_RECORD = (
+# Shared by ``record`` and the staging area's move (``Staging.apply_evidence``).
+EVIDENCE_INSERT = (
     "INSERT INTO evidence (user_id, course_id, completed_at, completed_minute, source, precision_s,"
     " first_seen_run, last_seen_run, first_seen_at, last_seen_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+)
+ON_SAME_EVIDENCE = (
     "ON CONFLICT(user_id, course_id, completed_minute) DO UPDATE SET "
     "last_seen_run = excluded.last_seen_run, last_seen_at = excluded.last_seen_at, "
     "gone_since_run = NULL, "
@@ -25,8 +27,9 @@ _RECORD = (
     "  THEN excluded.completed_at ELSE evidence.completed_at END, "
     "source = CASE WHEN excluded.precision_s < evidence.precision_s "
     "  THEN excluded.source ELSE evidence.source END, "
-    "precision_s = MIN(excluded.precision_s, evidence.precision_s)"
+    "precision_s = MIN(excluded.precision_s, evidence.precision_s) "
 )
+_RECORD = EVIDENCE_INSERT + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) " + ON_SAME_EVIDENCE
 _COMPLETION_COLUMNS = "id, user_id, course_id, completed_at, source, precision_s"
 
 

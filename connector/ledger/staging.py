@@ -20,6 +20,7 @@ from datetime import date, datetime
 import sqlite_utils
 
 from connector.ledger._batch import batched, stamp
+from connector.ledger.evidence import EVIDENCE_INSERT, ON_SAME_EVIDENCE
 from connector.ledger.records import EvidenceCounts
 
 # The people columns a sync writes, in the order ``add_people`` takes them.
@@ -195,19 +196,12 @@ class Staging:
         before = int(self._db.execute("SELECT COALESCE(MAX(id), 0) FROM evidence").fetchone()[0])
         seen = int(self._db.execute("SELECT COUNT(*) FROM stage_completions").fetchone()[0])
         self._db.conn.execute(
-            "INSERT INTO evidence (user_id, course_id, completed_at, completed_minute, source, "
-            "precision_s, first_seen_run, last_seen_run, first_seen_at, last_seen_at) "
-            "SELECT user_id, course_id, completed_at, completed_at / 60, source, precision_s, "
+            EVIDENCE_INSERT
+            + "SELECT user_id, course_id, completed_at, completed_at / 60, source, precision_s, "
             "?1, ?1, ?2, ?2 FROM stage_completions WHERE true ORDER BY rowid "
-            "ON CONFLICT(user_id, course_id, completed_minute) DO UPDATE SET "
-            "last_seen_run = excluded.last_seen_run, last_seen_at = excluded.last_seen_at, "
-            "gone_since_run = NULL, "
-            "completed_at = CASE WHEN excluded.precision_s < evidence.precision_s "
-            "  THEN excluded.completed_at ELSE evidence.completed_at END, "
-            "source = CASE WHEN excluded.precision_s < evidence.precision_s "
-            "  THEN excluded.source ELSE evidence.source END, "
-            "precision_s = MIN(excluded.precision_s, evidence.precision_s) "
-            "WHERE ?3 OR evidence.gone_since_run IS NOT NULL OR excluded.precision_s < evidence.precision_s",
+            + ON_SAME_EVIDENCE
+            + "WHERE ?3 OR evidence.gone_since_run IS NOT NULL "
+            "OR excluded.precision_s < evidence.precision_s",
             [run_id, seen_at, full],
         )
         new = int(self._db.execute("SELECT COUNT(*) FROM evidence WHERE id > ?", [before]).fetchone()[0])
