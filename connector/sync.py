@@ -555,7 +555,7 @@ class _Run:
                 self._read_report(set(mapped))
                 stage.check_every_enrolment()
                 if "report_delta_since" not in self.counts:  # no delta after all: ask about everyone
-                    people.want(sorted(set(cohorts) | self.ledger.people.present_ids()), now=True)
+                    people.want(sorted(self._everyone(cohorts)), now=True)
             else:
                 profiles, enrolments = self._read_enrolments(mapped)
                 people.profiles = profiles
@@ -597,12 +597,16 @@ class _Run:
             or self._mappings_changed()  # everyone placed again by the new mappings
             or self.ledger.bookmarks.get(PERSONAL_FIELDS_BOOKMARK) != self._personal_fields()
         ):
-            return set(cohorts) | self.ledger.people.present_ids()
+            return self._everyone(cohorts)
         if not self.mappings.cohort_idnumbers():
             return set()
         return cohort_changes(
             cohorts, self.ledger.people.cohorts_of_present(), self.ledger.people.present_ids()
         )
+
+    def _everyone(self, cohorts: dict[int, frozenset[str]]) -> set[int]:
+        """Every cohort member and everyone the ledger counts as present."""
+        return set(cohorts) | self.ledger.people.present_ids()
 
     def _mappings_changed(self) -> bool:
         """Whether the mappings (or the courses they name, or the rules) differ from those of the
