@@ -144,6 +144,8 @@ class SyncResult:
     calls_by_function: dict[str, int]
     duration_s: float
     warnings: list[str] = field(default_factory=list)
+    # seconds spent reading Moodle, moving what was read into the ledger, evaluating, committing
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def calls(self) -> int:
@@ -298,12 +300,21 @@ def _run(
             run.refuse_dropped_requirements()
             staged = run.fetch()
             calls = client.calls_by_function()
+        run.phases["read"] = time.monotonic() - started
         _checkpoint("fetched")
         with ledger.transaction():
             run.write(staged)
             _checkpoint("written")
             result = SyncResult(
-                run_id, mode, run.path, as_of, run.counts, calls, time.monotonic() - started, run.warnings
+                run_id,
+                mode,
+                run.path,
+                as_of,
+                run.counts,
+                calls,
+                time.monotonic() - started,
+                run.warnings,
+                run.phases,
             )
             unplaced = unplaced_warning(ledger, config.max_unplaced)  # reads what was just written
             if unplaced:
@@ -314,12 +325,15 @@ def _run(
             _checkpoint("finished")
         _checkpoint("committed")
         ledger.checkpoint()
+        result.duration_s = time.monotonic() - started
+        run.phases["commit"] = result.duration_s - sum(run.phases.values())
     except BaseException as exc:
         _record_failure(ledger, run_id, run, exc, now)
         raise
     finally:
         _end_staging(ledger)
     log.info(result.summary_line())
+    log.info("sync #%d took %s", run_id, ", ".join(f"{k} {v:.1f} s" for k, v in result.phases.items()))
     return result
 
 
@@ -446,6 +460,7 @@ class _Run:
         self.path = "unknown"
         self.counts: dict[str, int] = {}
         self.warnings: list[str] = []
+        self.phases: dict[str, float] = {}
         self.staged = _Staged()
         self._conflicts: list[tuple[int, str]] = []  # (user id, warning): warned in id order
         self._people: _PeopleReader
@@ -622,6 +637,7 @@ class _Run:
     def write(self, staged: _Staged) -> None:
         """Move everything staged into the ledger, inside the caller's transaction; erased people
         stay out."""
+        moving = time.monotonic()
         ledger = self.ledger
         stage = ledger.staging
         suppressed = ledger.suppressions.suppressed_among(stage.user_ids())
@@ -647,11 +663,14 @@ class _Run:
             self.counts["evidence_gone"] = 0
         self.counts.update(evidence_new=evidence.new, evidence_seen=evidence.seen)
         self.progress("evaluating", 0, None)
+        evaluating = time.monotonic()
+        self.phases["move"] = evaluating - moving
         self.counts.update(  # a full run evaluates everyone again; otherwise only who changed
             evaluate_into_ledger(
                 ledger, self.mappings, self.course_ids, self.as_of, self.run_id, full=self.full
             )
         )
+        self.phases["evaluate"] = time.monotonic() - evaluating
 
     # -- choosing ---------------------------------------------------------------------------------
     def _choose_path(self, site: Any) -> str:

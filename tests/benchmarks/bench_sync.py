@@ -197,6 +197,7 @@ def run_sync_job(job: SyncJob) -> dict[str, Any]:
         "mode": result.mode,
         "path": result.completion_path,
         "client_calls": result.calls,
+        "phases": result.phases,
         "peak_rss_mb": _own_peak_rss_mb(),
         "wal_peak_mb": wal.peak / 2**20,
         "written_mb": (_own_written_bytes() - written) / 2**20,
@@ -343,6 +344,7 @@ class Bench:
             "mode": outcome.get("mode"),
             "path": outcome.get("path"),
             "counts": outcome.get("counts", {}),
+            "phases_s": {k: round(v, 2) for k, v in outcome.get("phases", {}).items()},
         }
         run["bound_rows_s"] = round(self.rows_bound(calls, outcome, workers), 3)
         run["ratio"] = round(run["wall_s"] / run["bound_rows_s"], 2) if run["bound_rows_s"] else None
@@ -556,8 +558,14 @@ def format_run(run: dict[str, Any]) -> str:
         f"bound+rows {run['bound_rows_s']:>7.2f} s  rss {run['peak_rss_mb']:>6.1f} MB  "
         f"ledger {run['ledger_rows_per_s']:>7} rows/s\n{'':<26} cpu {run['client_cpu_s']:.2f} s  "
         f"ledger file {run['ledger_mb']:.1f} MB  wal peak {run['wal_peak_mb']:.1f} MB  "
-        f"written {run['written_mb']:.1f} MB\n{'':<26} [{by_function}]"
+        f"written {run['written_mb']:.1f} MB{_phases(run)}\n{'':<26} [{by_function}]"
     )
+
+
+def _phases(run: dict[str, Any]) -> str:
+    """Where a sync's wall time went: reading Moodle, moving into the ledger, evaluating, committing."""
+    phases = run.get("phases_s") or {}
+    return ("  (" + ", ".join(f"{k} {v:.1f} s" for k, v in phases.items()) + ")") if phases else ""
 
 
 def print_summary(bench: Bench) -> None:
