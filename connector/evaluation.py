@@ -16,6 +16,7 @@ from typing import Any
 from connector import __version__
 from connector.imports import completion_of, course_ids_by_key, merged_evidence
 from connector.ledger import EvidenceItem, Ledger, StatusRow
+from connector.ledger.rollups import Rollups
 from connector.mapping import CourseRef, Mappings
 from connector.moodle.records import Completion, Course, Subject
 from connector.rules import RULES_VERSION, PersonStatus, RollupBuilder, RuleSet, Status, evaluate_sorted
@@ -250,6 +251,16 @@ def evidence_by_user(
     """Moodle's completions and the evidence imported from outside Moodle, by user id."""
     return merged_evidence(
         ledger.evidence.by_user(), ledger.imports.rows(), course_ids_by_key(mappings, course_ids)
+    )
+
+
+def rollup_tables(mappings: Mappings, *, recomputed: bool) -> frozenset[str]:
+    """The ledger tables one day's roll-ups are read from (stored, or ``recomputed`` for a day)."""
+    targets = [t for r in mappings.requirements for t in r.targets]
+    return Rollups.tables_read(
+        recomputed=recomputed,
+        needs=any(t.of == "needs" for t in targets),
+        enrolled=any(t.counts == "enrolled" for t in targets),
     )
 
 

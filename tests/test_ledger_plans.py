@@ -177,6 +177,7 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Statuses.per_requirement": lambda ld: ld.statuses.per_requirement(),
     "Rollups.write": lambda ld: ld.rollups.write([_rollup("d1", "r9")], 2),
     "Rollups.for_run": lambda ld: ld.rollups.for_run(1),
+    "Rollups.tables_read": lambda ld: ld.rollups.tables_read(recomputed=True),  # names, no query
     "Rollups.replace": lambda ld: ld.rollups.replace(1, ["d1"], [_rollup("d1", "r0")]),
     "Rollups.status_counts": lambda ld: (
         ld.evaluated.select(AS_OF),
@@ -260,7 +261,11 @@ _KEYWORDS = {"where", "on", "left", "join", "order", "group", "limit", "inner", 
 
 def concern_methods(ledger: Ledger) -> set[str]:
     """Every public method of every concern object a Ledger exposes (its attributes but these)."""
-    concerns = [obj for name, obj in vars(ledger).items() if name not in ("db", "path", "writable")]
+    concerns = [
+        obj
+        for name, obj in vars(ledger).items()
+        if name not in ("db", "path", "writable") and not name.startswith("_")
+    ]
     return {
         f"{type(obj).__name__}.{name}"
         for obj in concerns

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -43,8 +43,16 @@ dialect_option = click.option(
 
 
 @contextmanager
-def open_for_reading(ctx: click.Context) -> Iterator[tuple[Ledger, Mappings]]:
-    """The ledger read-only, checked sound, with the mappings; ledger faults as LedgerError."""
+def open_for_reading(
+    ctx: click.Context, *, checking: Collection[str] | None = None
+) -> Iterator[tuple[Ledger, Mappings]]:
+    """The ledger read-only, checked sound, with the mappings; ledger faults as LedgerError.
+
+    ``checking``: the tables the command reads are checked beside it (it may add more with
+    ``ledger.check_in_background``), and the command must call ``ledger.require_sound()`` before
+    it shows anything: a damaged page would otherwise be shown as numbers. A command that fails
+    meanwhile is told the file is damaged when it is: that explains any failure better than its
+    symptom. Without ``checking`` the whole file is checked first."""
     from connector.ledger import Ledger, ledger_error
     from connector.mapping import load_mappings
 
@@ -52,11 +60,19 @@ def open_for_reading(ctx: click.Context) -> Iterator[tuple[Ledger, Mappings]]:
     try:
         ledger = Ledger.open_readonly(config.ledger_path)  # no ledger: say that first
         with ledger:
-            ledger.require_sound()  # a damaged page would otherwise be shown as numbers
-            mappings = load_mappings(config.mappings_dir)
-            adopt_mappings_language(mappings.language)
-            set_zone(mappings.timezone)
-            yield ledger, mappings
+            if checking is None:
+                ledger.require_sound()
+            else:
+                ledger.check_in_background(checking)
+            try:
+                mappings = load_mappings(config.mappings_dir)
+                adopt_mappings_language(mappings.language)
+                set_zone(mappings.timezone)
+                yield ledger, mappings
+            except Exception:
+                ledger.require_sound()
+                raise
+            ledger.require_sound()
     except (sqlite3.Error, UnicodeDecodeError) as exc:
         raise ledger_error(exc, config.ledger_path) from None
 
@@ -80,9 +96,14 @@ def status(
 
     Without --as-of it shows the last successful sync; with it, recomputes from the evidence.
     """
-    from connector.reports.views import departments_named
+    from connector.ledger.rollups import Rollups
 
-    with open_for_reading(ctx) as (ledger, mappings):
+    recomputed = as_of is not None
+    with open_for_reading(ctx, checking=Rollups.tables_read(recomputed=recomputed)) as (ledger, mappings):
+        from connector.evaluation import rollup_tables  # imported while the check runs
+        from connector.reports.views import departments_named
+
+        ledger.check_in_background(rollup_tables(mappings, recomputed=recomputed))
         named = departments_named(mappings, department) if department else []
         if len(named) > 1:  # two towns' "Odbor informatiky": show both, each with its organisation
             click.echo(
@@ -103,6 +124,7 @@ def print_status(
     from connector.reports.views import placement_problems, status_rows, with_tree_names
 
     when, rows = status_rows(ledger, mappings, **filters)
+    ledger.require_sound()
     if fmt != "table":
         echo_rows(rows, fmt, columns.STATUS, dialect)
         return

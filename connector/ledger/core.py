@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,6 +53,7 @@ from connector.ledger.people import People
 from connector.ledger.queries import Queries
 from connector.ledger.rollups import Rollups
 from connector.ledger.runs import Bookmarks, Runs
+from connector.ledger.soundness import BackgroundCheck, quick_check
 from connector.ledger.staging import Staging
 from connector.ledger.statuses import Statuses
 
@@ -84,6 +85,8 @@ class Ledger:
         self.queries = Queries(db)
         self.needs = Needs(db)
         self.staging = Staging(db)
+        self._check: BackgroundCheck | None = None
+        self._sound = False  # quick_check passed on this open
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -201,6 +204,9 @@ class Ledger:
         return migrations.schema_version(self.db)
 
     def close(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
+            self._check = None
         if self.writable:
             self._settle()
         self.db.conn.close()
@@ -252,18 +258,25 @@ class Ledger:
 
     def quick_check(self) -> list[str]:
         """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else what it found (a few lines)."""
-        found = [
-            line.strip()
-            for row in self.db.execute("PRAGMA quick_check(5)")
-            for line in str(row[0]).splitlines()
-            if line.strip() and not line.startswith("***")
-        ]
-        return [] if found == ["ok"] else found
+        return quick_check(self.db.conn)
+
+    def check_in_background(self, tables: Collection[str] | None = None) -> None:
+        """Start ``quick_check`` on a connection of its own; ``require_sound`` waits for it.
+        ``tables``: only these, the tables the command reads (None: the whole file); called
+        again while the check runs, it adds tables to it."""
+        if self._check is not None:
+            self._check.add(tables or ())
+        elif not self._sound:
+            self._check = BackgroundCheck(self.path, tables)
 
     def require_sound(self) -> None:
         """Raise a LedgerError when ``quick_check`` finds damage: SQLite pages carry no checksum,
-        so a damaged page can otherwise be read as wrong numbers without any error."""
-        damage = self.quick_check()
+        so a damaged page can otherwise be read as wrong numbers without any error. Checks once:
+        waits for the check started in the background, if any; a second call returns at once."""
+        if self._sound:
+            return
+        check, self._check = self._check, None
+        damage = check.result() if check is not None else self.quick_check()
         if damage:
             more = _(" (and {n} more problems)").format(n=len(damage) - 1) if len(damage) > 1 else ""
             raise LedgerError(
@@ -272,6 +285,7 @@ class Ledger:
                 ),
                 hint=_("restore the last backup of the ledger and keep the damaged file for inspection"),
             )
+        self._sound = True
 
     def wait_for_writers(self, seconds: float) -> None:
         """How long a write waits for another writer's lock before failing with 'locked'."""
