@@ -52,7 +52,9 @@ class Trace:
         self.checked: set[str] = set()
         self.whole_file_checks = 0
 
-    def authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None, _src: str | None) -> int:
+    def authorize(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, _src: str | None
+    ) -> int:
         if action == sqlite3.SQLITE_READ and arg1 and db != "temp" and arg1 != "sqlite_master":
             self.read.add(arg1)
         elif action == sqlite3.SQLITE_PRAGMA and arg1 == "quick_check":
@@ -78,7 +80,9 @@ def trace(monkeypatch: pytest.MonkeyPatch) -> Iterator[Trace]:
 
 
 @pytest.mark.parametrize("as_of", [None, DAY_AFTER], ids=["stored", "as-of"])
-def test_status_checks_every_table_it_reads_and_no_other(ledger: Path, trace: Trace, as_of: date | None) -> None:
+def test_status_checks_every_table_it_reads_and_no_other(
+    ledger: Path, trace: Trace, as_of: date | None
+) -> None:
     args = ["--as-of", as_of.isoformat()] if as_of else []
     code, out, err = status(ledger, *args)
     assert code == 0, err
