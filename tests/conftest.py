@@ -7,6 +7,7 @@ import os
 import secrets
 import ssl
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from http.server import BaseHTTPRequestHandler
@@ -65,6 +66,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _touched_outside:
         sys.stderr.write(f"\nerror: tests read outside the repository: {sorted(set(_touched_outside))[:5]}\n")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _temporary_files_stay_in_pytests_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """What the code under test puts in the system's temporary folder (`connector demo`'s report,
+    SQLite's staging files), in-process and in the processes tests start, lands in pytest's own
+    folder, which pytest clears after a few runs: the suite leaves nothing in /tmp."""
+    folder = str(tmp_path_factory.mktemp("system-tmp"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", folder)
+        patch.setattr(tempfile, "tempdir", folder)
+        yield
 
 
 @pytest.fixture(autouse=True)
