@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from connector.evaluation import evaluate_into_ledger, resolve_courses, rollups_
 from connector.ledger import Ledger  # noqa: E402
 from connector.mapping import load_mappings  # noqa: E402
 from connector.moodle.records import Completion, Course  # noqa: E402
+from tests.benchmarks.memory import peak_rss_mb  # noqa: E402
 
 AS_OF = date(2026, 6, 15)
 FIRST_SEEN = date(2025, 1, 1)  # the people's first sync: `status --as-of` 60 days back still sees them
@@ -67,10 +67,6 @@ def write_mappings(directory: Path) -> None:
             f'[[requirement]]\nid = "r{r}"\ntitle = "Requirement {r}"\ncourses = ["c{r}"]\n{validity}{target}'
         )
     (directory / "bench.toml").write_text("\n".join(lines), encoding="utf-8")
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class _Undo(Exception):
@@ -228,7 +224,7 @@ def main() -> int:
             "evaluate_and_write_statuses_cpu_s": round(cpu_eval - cpu_evidence, 2),
             "total_s": round(t_end - t0, 2),
             "rows_per_s": round(rows / (t_end - t0)),
-            "peak_rss_mb": round(rss_mb(), 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
             **tails,
         }
         if args.keep:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import resource
 import sys
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from connector.mapping import (  # noqa: E402
 )
 from connector.moodle.records import Completion, Subject  # noqa: E402
 from connector.rules import PersonStatus, RollupBuilder, RuleSet  # noqa: E402
+from tests.benchmarks.memory import peak_rss_mb  # noqa: E402
 
 AS_OF = date(2026, 6, 15)
 ORGANISATIONS, DEPARTMENTS_PER_ORG, REQUIREMENTS = 5, 20, 10
@@ -103,10 +103,6 @@ def synthetic_people(count: int, seed: int) -> Iterator[tuple[Subject, list[Comp
         yield subject, evidence
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000)
@@ -115,7 +111,7 @@ def main() -> int:
     args = parser.parse_args()
     mappings = synthetic_mappings()
     course_ids = {CourseRef("idnumber", f"C{r}"): 100 + r for r in range(REQUIREMENTS)}
-    rss_before = rss_mb()
+    rss_before = peak_rss_mb()
     t_gen = time.perf_counter()
     for _ in synthetic_people(args.people, args.seed):  # the cost of making the input, measured apart
         pass
@@ -146,7 +142,7 @@ def main() -> int:
         "generating_people_alone_s": round(generation, 2),
         "engine_s (wall - generating)": round(wall - generation, 2),
         "person_requirements_per_s (engine)": round(evaluated / max(wall - generation, 1e-9)),
-        "peak_rss_mb": round(rss_mb(), 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "rss_before_mb": round(rss_before, 1),
         "mode": "keep all statuses" if args.keep else "streaming",
     }

@@ -51,7 +51,6 @@ import argparse
 import json
 import math
 import random
-import resource
 import secrets
 import shutil
 import sqlite3
@@ -71,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from connector.config import Config  # noqa: E402
 from connector.emulator import Emulator, Scenario, scenario_by_name  # noqa: E402
+from tests.benchmarks.memory import peak_rss_mb  # noqa: E402
 
 ANCHOR = date(2026, 6, 15)
 REQUIREMENTS = 10
@@ -198,7 +198,7 @@ def run_sync_job(job: SyncJob) -> dict[str, Any]:
         "path": result.completion_path,
         "client_calls": result.calls,
         "phases": result.phases,
-        "peak_rss_mb": _own_peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
         "wal_peak_mb": wal.peak / 2**20,
         "written_mb": (_own_written_bytes() - written) / 2**20,
         "ledger_mb": Path(job.ledger).stat().st_size / 2**20,
@@ -284,12 +284,8 @@ def run_naive_job(url: str, token: str, course_ids: Sequence[int]) -> dict[str, 
         "wall_s": time.perf_counter() - started,
         "client_cpu_s": time.process_time() - cpu,
         "counts": {"completed": completions, "enrolments_listed": listed},
-        "peak_rss_mb": _own_peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
-
-
-def _own_peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def in_child(fn: Callable[..., dict[str, Any]], *args: Any, isolate: bool = True) -> dict[str, Any]:
