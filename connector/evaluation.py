@@ -254,7 +254,7 @@ def evidence_by_user(
     )
 
 
-def rollup_tables(mappings: Mappings, *, recomputed: bool) -> frozenset[str]:
+def rollup_tables(mappings: Mappings, *, recomputed: bool) -> tuple[str, ...]:
     """The ledger tables one day's roll-ups are read from (stored, or ``recomputed`` for a day)."""
     targets = [t for r in mappings.requirements for t in r.targets]
     return Rollups.tables_read(

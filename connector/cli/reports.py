@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -44,7 +44,7 @@ dialect_option = click.option(
 
 @contextmanager
 def open_for_reading(
-    ctx: click.Context, *, checking: Collection[str] | None = None
+    ctx: click.Context, *, checking: Sequence[str] | None = None
 ) -> Iterator[tuple[Ledger, Mappings]]:
     """The ledger read-only, checked sound, with the mappings; ledger faults as LedgerError.
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -260,7 +260,7 @@ class Ledger:
         """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else what it found (a few lines)."""
         return quick_check(self.db.conn)
 
-    def check_in_background(self, tables: Collection[str] | None = None) -> None:
+    def check_in_background(self, tables: Sequence[str] | None = None) -> None:
         """Start ``quick_check`` on a connection of its own; ``require_sound`` waits for it.
         ``tables``: only these, the tables the command reads (None: the whole file); called
         again while the check runs, it adds tables to it."""

@@ -16,32 +16,29 @@ class Rollups:
     """The roll-ups' own table, and the counts they are recomputed from."""
 
     @staticmethod
-    def tables_read(*, recomputed: bool, needs: bool = False, enrolled: bool = False) -> frozenset[str]:
-        """The tables a read of one day's roll-ups touches: the stored ones (``recomputed``
-        false), or those recomputed from statuses, evidence and people; ``needs``: a target
-        counts the year's needs analysis; ``enrolled``: a target counts the enrolled. A read
-        command checks these for damage, not the whole file (``tests/test_soundness.py`` traces
-        the tables SQLite is asked for and fails on one left out)."""
+    def tables_read(*, recomputed: bool, needs: bool = False, enrolled: bool = False) -> tuple[str, ...]:
+        """The tables a read of one day's roll-ups touches, the largest first: the stored ones
+        (``recomputed`` false), or those recomputed from statuses, evidence and people; ``needs``:
+        a target counts the year's needs analysis; ``enrolled``: a target counts the enrolled. A
+        read command checks these for damage, not the whole file (``tests/test_soundness.py``
+        traces the tables SQLite is asked for and fails on one left out)."""
         if not recomputed:
-            return frozenset({"people", "rollups", "sync_runs"})
-        tables = {
-            "courses",
+            return ("people", "rollups", "sync_runs")
+        return (
+            "statuses",
+            *(("enrolments",) if enrolled else ()),
+            "evidence",
+            "people",
             "evaluated_people",
+            "imported_evidence",
+            "rollups",
+            "courses",
             "evaluation_dirty",
             "evaluation_state",
-            "evidence",
             "evidence_imports",
-            "imported_evidence",
-            "people",
-            "rollups",
-            "statuses",
             "sync_runs",
-        }
-        if needs:
-            tables |= {"needs_analyses", "needs_analysis_rows"}
-        if enrolled:
-            tables |= {"enrolments"}
-        return frozenset(tables)
+            *(("needs_analysis_rows", "needs_analyses") if needs else ()),
+        )
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self._db = db

@@ -11,16 +11,17 @@ its numbers.
 
 from __future__ import annotations
 
+import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Collection
+from collections.abc import Sequence
 from pathlib import Path
 
 from connector.ledger.files import readonly_uri
 
 
-def quick_check(conn: sqlite3.Connection, tables: Collection[str] | None = None) -> list[str]:
+def quick_check(conn: sqlite3.Connection, tables: Sequence[str] | None = None) -> list[str]:
     """[] when the file is sound, else what SQLite found (at most a few lines).
 
     ``tables``: check only these (each with its indexes), the tables a command reads; None: the
@@ -28,7 +29,7 @@ def quick_check(conn: sqlite3.Connection, tables: Collection[str] | None = None)
     if tables is None:
         return _found(conn, "PRAGMA quick_check(5)")
     present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    for name in sorted(set(tables) & present):
+    for name in [t for t in tables if t in present]:
         found = _found(conn, f'PRAGMA quick_check("{name}")')
         if found:
             return found
@@ -45,6 +46,9 @@ def _found(conn: sqlite3.Connection, pragma: str) -> list[str]:
     return [] if found == ["ok"] else found[:5]
 
 
+CHECK_NICENESS = 10
+
+
 class BackgroundCheck:
     """``quick_check`` on read-only connections in threads of their own: of the whole file, or of
     the tables asked for (``add`` asks for more while it runs), two tables at a time: the command
@@ -52,7 +56,7 @@ class BackgroundCheck:
 
     WORKERS = 2
 
-    def __init__(self, path: Path, tables: Collection[str] | None = None) -> None:
+    def __init__(self, path: Path, tables: Sequence[str] | None = None) -> None:
         self._path = path
         self._asked: set[str] = set()
         self._tables: queue.SimpleQueue[str | None] = queue.SimpleQueue()
@@ -70,13 +74,21 @@ class BackgroundCheck:
         for thread in self._threads:
             thread.start()
 
-    def add(self, tables: Collection[str]) -> None:
+    def add(self, tables: Sequence[str]) -> None:
         """Check these tables too (before the verdict)."""
-        for name in sorted(set(tables) - self._asked):
-            self._asked.add(name)
-            self._tables.put(name)
+        for name in tables:  # in the order given: the largest first, so no worker ends alone on one
+            if name not in self._asked:
+                self._asked.add(name)
+                self._tables.put(name)
 
     def _check(self, whole: bool) -> None:
+        # The command's own work comes first: the check takes what CPU it leaves (a Linux thread
+        # has a nice value of its own; 60 days after a sync, status took 1.84 s with the check at
+        # the same priority and 1.51 s with it niced, the day after 0.91 s and 0.89 s).
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECK_NICENESS)
+        except (OSError, AttributeError):  # not Linux: the same priority
+            pass
         with self._lock:
             if self._stopped:
                 return
