@@ -651,6 +651,7 @@ class _Run:
         fields = self._personal_fields()
         if ledger.bookmarks.get(PERSONAL_FIELDS_BOOKMARK) != fields:  # this run asked everyone
             ledger.bookmarks.set(PERSONAL_FIELDS_BOOKMARK, fields, self.run_id)
+            ledger.people.empty_fields_not_kept(self.config.personal_fields)  # and those it cannot
         stage.apply_enrolments(self.run_id, full=self.full)
         evidence = stage.apply_evidence(self.run_id, now=self.now, full=self.full)
         stage.apply_people(self.run_id, self.as_of, full=self.full)

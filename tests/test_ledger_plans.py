@@ -45,6 +45,8 @@ WHOLE_TABLE_BY_DESIGN = {
     ("Statuses.count", "statuses"): "a run reports how many statuses the ledger holds",
     ("Rollups.positions", "people"): "appointed targets count the active people per department and position",
     ("Queries.placement_counts", "people"): "counts over all active people",
+    ("People.empty_fields_not_kept", "people"): "a field left out of [privacy] personal_fields is "
+    "emptied for everyone, once, on the run after the setting changed",
     ("Queries.unplaced_spellings", "people"): "lists every active person in no department",
     ("Queries.course_counts", "enrolments"): "counts per course over all present enrolments",
     ("Imports.user_ids", "people"): "an import checks every line's person against everyone known",
@@ -132,6 +134,7 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Enrolments.mark_gone": lambda ld: ld.enrolments.mark_gone([1, 2], 2),
     "People.upsert": lambda ld: ld.people.upsert([dict(ld.people.by_username("u5") or {})], 2, AS_OF),
     "People.mark_deleted": lambda ld: ld.people.mark_deleted([7, 8]),
+    "People.empty_fields_not_kept": lambda ld: ld.people.empty_fields_not_kept(["fullname"]),
     "People.rows": lambda ld: sum(1 for _ in ld.people.rows()),
     "People.by_username": lambda ld: ld.people.by_username("u42"),
     "People.department_of": lambda ld: ld.people.department_of(42),

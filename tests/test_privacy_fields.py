@@ -51,3 +51,30 @@ def test_an_unknown_personal_field_is_a_config_problem(tmp_path: Path) -> None:
         f"{tmp_path / 'connector.toml'}: privacy.personal_fields: unknown field 'phone' "
         "(the ledger may keep: fullname, email)"
     ]
+
+
+def test_a_field_left_out_is_emptied_for_people_moodle_deleted_too(demo_site: Site) -> None:
+    """No sync reads a person Moodle deleted again: what the ledger kept of them is emptied when
+    the field leaves [privacy] personal_fields, like everyone else's."""
+    base = ["--config", str(demo_site.config_path)]
+    config = demo_site.config_path.read_text(encoding="utf-8")
+
+    def sync_with(fields: str) -> None:
+        demo_site.config_path.write_text(
+            config + f"[privacy]\npersonal_fields = {fields}\n", encoding="utf-8"
+        )
+        synced = CliRunner().invoke(main, [*base, "sync", "--as-of", ANCHOR.isoformat()])
+        assert synced.exit_code == 0, synced.output
+
+    def u001() -> tuple[str, str | None, int]:
+        with sqlite3.connect(demo_site.tmp / "ledger.sqlite") as db:
+            return db.execute("SELECT fullname, email, deleted FROM people WHERE user_id = 3").fetchone()
+
+    sync_with('["fullname", "email"]')
+    demo_site.emulator.delete_user(3)  # type: ignore[attr-defined]  # u001
+    sync_with('["fullname", "email"]')
+    assert u001() == ("Jan Novák", "u001@example.org", 1)
+    sync_with('["fullname"]')
+    assert u001() == ("Jan Novák", None, 1)
+    sync_with("[]")
+    assert u001() == ("", None, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,13 @@ _UPSERT = (
 )
 
 
+# (column, its empty value, "holds a value"): the personal fields [privacy] personal_fields governs
+_PERSONAL_FIELDS = (
+    ("fullname", "''", "fullname != ''"),
+    ("email", "NULL", "email IS NOT NULL"),
+)
+
+
 class People:
     def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
         self._db = db
@@ -48,6 +55,20 @@ class People:
             self._db.conn.executemany(_UPSERT, batch)
             count += len(batch)
         return count
+
+    def empty_fields_not_kept(self, kept: Collection[str]) -> int:
+        """Empty, for everyone the ledger knows, the personal fields ``kept`` (``[privacy]
+        personal_fields``) leaves out: people Moodle deleted are never read again, so a sync's
+        rewrite of the people it reads does not reach them. Returns the people changed."""
+        emptied = [(c, e, w) for c, e, w in _PERSONAL_FIELDS if c not in kept]
+        if not emptied:
+            return 0
+        return int(
+            self._db.conn.execute(
+                f"UPDATE people SET {', '.join(f'{c} = {e}' for c, e, _ in emptied)} "
+                f"WHERE {' OR '.join(w for _, _, w in emptied)}"
+            ).rowcount
+        )
 
     def mark_deleted(self, user_ids: Iterable[int]) -> None:
         """Moodle no longer knows them: inactive here, their history kept."""
