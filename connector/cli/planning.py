@@ -4,6 +4,7 @@ roll-ups at the end of each coming quarter if nobody trains)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from connector.durations import HINT, Duration, parse_duration
 from connector.errors import UsageError
 from connector.i18n import _, format_day, ngettext
 from connector.reports import columns
-from connector.reports.formats import render_csv, render_json
+from connector.reports.formats import csv_lines, render_csv, render_json
 from connector.reports.words import duration_words, status_word
 
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def print_due(ledger: Ledger, mappings: Mappings, when: date, within: Duration, 
 
 
 def echo_due_table(
-    rows: list[dict[str, Any]], shown: list[dict[str, Any]], when: date, within: Duration
+    rows: Sequence[dict[str, Any]], shown: Sequence[dict[str, Any]], when: date, within: Duration
 ) -> None:
     horizon = within.after(when)
     if not rows:
@@ -136,9 +137,9 @@ def echo_due_table(
     echo_rows(table, "table", columns.DUE)
 
 
-def _write(output: Path | None, fmt: str, dialect: str, rows: list[dict[str, Any]]) -> None:
+def _write(output: Path | None, fmt: str, dialect: str, rows: Sequence[dict[str, Any]]) -> None:
     assert output is not None
-    content: str | bytes
+    content: str | bytes | Iterator[str]
     if fmt == "xlsx":
         from connector.reports.xlsx import Column, Sheet, workbook_bytes
 
@@ -148,7 +149,7 @@ def _write(output: Path | None, fmt: str, dialect: str, rows: list[dict[str, Any
     elif fmt == "json":
         content = render_json(rows) + "\n"
     else:
-        content = render_csv(rows, columns.DUE.csv, dialect) + "\n"
+        content = csv_lines(rows, columns.DUE.csv, dialect)
     write_private(output, content)
     click.echo(
         ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", len(rows)).format(
