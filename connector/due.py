@@ -157,6 +157,20 @@ class DueRows(Sequence[dict[str, Any]]):
         for entry in self._entries:
             yield self._row(*entry)
 
+    def by_department(self, limit: int) -> dict[str | None, tuple[list[dict[str, Any]], int]]:
+        """Per department: its first ``limit`` rows, and how many more it has (made into rows
+        only as far as they are shown)."""
+        out: dict[str | None, tuple[list[dict[str, Any]], int]] = {}
+        for key, due in self._entries:
+            department = self._people.get(due.user_id, _NOBODY).department_id
+            shown, more = out.get(department, ([], 0))
+            if len(shown) < limit:
+                shown.append(self._row(key, due))
+                out[department] = (shown, more)
+            else:
+                out[department] = (shown, more + 1)
+        return out
+
     def _row(self, key: tuple[str, str, str, str, str, str], row: _Due) -> dict[str, Any]:
         person = self._people.get(row.user_id, _NOBODY)
         department = person.department_id

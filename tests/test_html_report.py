@@ -344,3 +344,39 @@ def test_an_organisation_points_to_its_departments_instead_of_saying_nobody_is_d
     text = " ".join(parser.texts)
     assert text.count("Its people are listed under its departments below.") == 2  # due and needs
     assert "Nobody in this department is due." not in text
+
+
+def test_a_department_lists_its_most_urgent_due_rows_and_counts_the_rest(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A printed department with thousands due would be hundreds of pages: the section lists the
+    first DUE_ROWS_SHOWN (here 2) in `connector due`'s order and says how many more there are."""
+    monkeypatch.setattr("connector.reports.html.DUE_ROWS_SHOWN", 2)
+    data = _report(site)
+    rows = json.loads(connector(site, "due", "--as-of", ANCHOR.isoformat(), "--format", "json").stdout)
+    by_department: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        by_department.setdefault(str(row["department"]), []).append(row)
+    assert max(len(r) for r in by_department.values()) > 2  # the demo has departments to cut
+    html = render_report(data)
+    for department in data.departments:
+        expected = by_department.get(department.id, [])
+        assert [(p.name, p.requirement) for p in department.due] == [
+            (r["fullname"] or r["username"], r["requirement"]) for r in expected[:2]
+        ]
+        assert department.due_more == max(0, len(expected) - 2)
+        if department.due_more > 1:
+            assert (
+                f"The table shows the first 2; {department.due_more} more requirements are due by "
+                f"14 Aug 2026: <code>connector due --department {department.id}</code> lists them all."
+            ) in html
+    cut = next(d for d in data.departments if d.due_more > 4)
+    i18n.set_language("cs")
+    czech = render_report(data)
+    assert (
+        f"Tabulka uvádí prvních 2; do 14.\xa08.\xa02026 je třeba splnit ještě {cut.due_more} požadavků. "
+        f"Všechny vypíše <code>connector due --department {cut.id}</code>."
+    ) in czech
+    assert sum(len(table) for table in _sections(html, "due-table")) == sum(
+        len(d.due) for d in data.departments
+    )

@@ -31,6 +31,10 @@ from connector.rules import StatusCounts
 
 TREND_RUNS = 12  # past successful syncs drawn in a sparkline
 DUE_WITHIN = Duration(60, "days")  # the people due in this window after the report's day
+# Due rows a department's section lists, the most urgent first: a printed report of a department
+# with thousands due would be hundreds of pages (800,000 rows at 100,000 people made a 300 MB
+# file); the rest are counted, and `connector due` lists everyone.
+DUE_ROWS_SHOWN = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,7 @@ class DepartmentReport:
     depth: int
     requirements: tuple[RequirementStatus, ...]
     due: tuple[DueRow, ...] = ()  # people of this department (not its subtree) due within DUE_WITHIN
+    due_more: int = 0  # due rows beyond DUE_ROWS_SHOWN, not listed
     needs: tuple[NeedsRow, ...] = ()  # this department's rows of the year's needs analysis
     has_sub_departments: bool = False  # its people's rows stand under its departments below
 
@@ -150,7 +155,8 @@ def build_report(
     departments = [
         replace(
             d,
-            due=due.get(d.id, ()),
+            due=due.get(d.id, ((), 0))[0],
+            due_more=due.get(d.id, ((), 0))[1],
             needs=needs.get(d.id, ()),
             has_sub_departments=i + 1 < len(departments) and departments[i + 1].depth > d.depth,
         )
@@ -191,20 +197,27 @@ def _judged_targets(
 
 def _due(
     ledger: Ledger, mappings: Mappings, as_of: date, departments: set[str], titles: dict[str, str]
-) -> dict[str, tuple[DueRow, ...]]:
-    """`connector due`'s rows for ``as_of`` and the next DUE_WITHIN, per department."""
-    out: dict[str, list[DueRow]] = {}
-    for r in due_rows(ledger, mappings, as_of, DUE_WITHIN, departments=departments):
-        row = DueRow(
-            due_on=date.fromisoformat(r["due_on"]),
-            name=r["fullname"] or r["username"] or "",
-            requirement=r["requirement"],
-            requirement_title=titles.get(r["requirement"], r["requirement_title"]),
-            status=r["status"],
-            course=r["course"],
+) -> dict[str | None, tuple[tuple[DueRow, ...], int]]:
+    """`connector due`'s rows for ``as_of`` and the next DUE_WITHIN, per department: the first
+    DUE_ROWS_SHOWN, and how many more."""
+    due = due_rows(ledger, mappings, as_of, DUE_WITHIN, departments=departments)
+    return {
+        department: (
+            tuple(
+                DueRow(
+                    due_on=date.fromisoformat(r["due_on"]),
+                    name=r["fullname"] or r["username"] or "",
+                    requirement=r["requirement"],
+                    requirement_title=titles.get(r["requirement"], r["requirement_title"]),
+                    status=r["status"],
+                    course=r["course"],
+                )
+                for r in shown
+            ),
+            more,
         )
-        out.setdefault(r["department"], []).append(row)
-    return {k: tuple(v) for k, v in out.items()}
+        for department, (shown, more) in due.by_department(DUE_ROWS_SHOWN).items()
+    }
 
 
 def _needs(
