@@ -3,8 +3,9 @@ valid only until a day inside the coming window; one row per person x requiremen
 
 The due date is the last day the evidence is valid (expiring, compliant, and expired, which is
 overdue since then), the end of the newcomer's grace period, or ``as_of`` itself for someone who
-never held it (due now). Statuses are recomputed from the ledger's evidence for ``as_of`` (Moodle's
-completions and imported evidence alike), so an expiry since the last sync is seen.
+never held it (due now). Statuses are those of ``as_of`` (Moodle's completions and imported
+evidence alike), so an expiry since the last sync is seen: the stored ones where they hold on that
+day, the others evaluated again (``evaluation.statuses_as_of``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import date
 from typing import Any, NamedTuple, overload
 
 from connector.durations import Duration
-from connector.evaluation import evaluate_ledger, resolve_courses
+from connector.evaluation import resolve_courses, statuses_as_of
 from connector.ledger import Ledger, StatusRow
 from connector.mapping import CourseRef, Mappings, Requirement
 
@@ -64,7 +65,7 @@ def due_rows(
     names = {d.id: d.name for d in mappings.departments}
     organisations: dict[str | None, str | None] = {}
     days: dict[date, str] = {}  # one string per due day, not one per row
-    statuses, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
+    statuses = statuses_as_of(ledger, mappings, course_ids, as_of)
     entries: list[tuple[tuple[str, str, str, str, str, str], _Due]] = []
     for row in _wanted(statuses, requirement):
         due = due_date(row, as_of)

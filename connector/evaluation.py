@@ -8,6 +8,7 @@ memory stays flat whatever the headcount.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
@@ -176,6 +177,32 @@ def evaluate_ledger(
         days,
     )
     return rows, builder
+
+
+def statuses_as_of(
+    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date
+) -> Iterator[StatusRow]:
+    """Every person x requirement status on ``as_of``, by user id: the stored statuses of everyone
+    whose statuses hold on that day, and the others evaluated again (``rollups_as_of``'s reuse, row
+    by row). Everyone is evaluated when the stored statuses were computed with other mappings,
+    courses or rules. What evaluating everyone gives (``tests/test_incremental.py``)."""
+    if ledger.evaluated.fingerprint() != evaluation_fingerprint(mappings, course_ids):
+        rows, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
+        return rows
+    ledger.evaluated.select(as_of)
+    evaluated = _status_rows(
+        mappings,
+        course_ids,
+        as_of,
+        ledger.evaluated.people_rows(),
+        _reevaluated_evidence(ledger, mappings, course_ids),
+        RollupBuilder(mappings, as_of),  # unused: rows only
+    )
+    return heapq.merge(ledger.statuses.held(), evaluated, key=_user_of)
+
+
+def _user_of(row: StatusRow) -> int:
+    return row.user_id
 
 
 def rollups_as_of(

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -27,8 +28,8 @@ from hypothesis import strategies as st
 
 from connector.cli import main
 from connector.durations import Duration
-from connector.evaluation import evaluate_into_ledger, evaluate_ledger, rollups_as_of
-from connector.ledger import Ledger
+from connector.evaluation import evaluate_into_ledger, evaluate_ledger, rollups_as_of, statuses_as_of
+from connector.ledger import Ledger, StatusRow
 from connector.ledger.imports import ImportedRow, Provenance
 from connector.ledger.needs import AnalysisRow
 from connector.mapping import Requirement, Target
@@ -111,6 +112,11 @@ def _full_rollups(ledger: Ledger, as_of: date) -> list[DepartmentRollup]:
     return builder.build()
 
 
+def _full_rows(ledger: Ledger, as_of: date) -> list[StatusRow]:
+    rows, _ = evaluate_ledger(ledger, RICH, COURSE_IDS, as_of)
+    return sorted(rows)
+
+
 def _change(
     ledger: Ledger, rng: random.Random, people: dict[int, dict[str, object]], step: int, as_of: date
 ) -> None:
@@ -181,7 +187,9 @@ def test_incremental_evaluation_equals_full_evaluation_after_random_changes_and_
                 for day in (as_of, as_of - timedelta(days=60), as_of + timedelta(days=60)):
                     with incremental.transaction():
                         reused = rollups_as_of(incremental, RICH, COURSE_IDS, day).build()
+                        rows = sorted(statuses_as_of(incremental, RICH, COURSE_IDS, day))
                     assert reused == _full_rollups(incremental, day), (seed, step, day)
+                    assert rows == _full_rows(incremental, day), (seed, step, day)
                 as_of += timedelta(days=seeds.choice((0, 1, 30, 200, -45, 400)))
             assert min(reevaluated[1:]) < len(people_a)  # it did work incrementally
 
@@ -219,6 +227,42 @@ def test_status_as_of_prints_the_same_bytes_whether_it_reuses_stored_statuses_or
                 outputs.append((result.exit_code, result.stdout, result.stderr))
         assert outputs[:2] == outputs[2:], day
         assert outputs[0][0] == (2 if offset < -120 else 0)
+
+
+def test_due_prints_the_same_bytes_whether_it_reuses_stored_statuses_or_not(tmp_path: Path) -> None:
+    """`connector due` takes the stored statuses that hold on its day and evaluates the others:
+    the same rows as evaluating everyone (the ledger without the stored statuses' fingerprint)."""
+    (tmp_path / "reusing").mkdir()
+    (tmp_path / "full").mkdir()
+    reusing = synced_demo_ledger(tmp_path / "reusing", (ANCHOR - timedelta(days=120), ANCHOR))
+    full = tmp_path / "full" / "demo.sqlite"
+    shutil.copy2(reusing, full)
+    with Ledger.open(full) as ledger, ledger.transaction():
+        ledger.db.execute("DELETE FROM evaluation_state")
+    for offset in (-100, -60, 0, 1, 60, 365):
+        day = (ANCHOR + timedelta(days=offset)).isoformat()
+        outputs = [
+            CliRunner().invoke(
+                main,
+                [
+                    "--ledger",
+                    str(path),
+                    "--mappings",
+                    str(DEMO_MAPPINGS),
+                    "due",
+                    "--as-of",
+                    day,
+                    "--within",
+                    "90d",
+                    "--format",
+                    "json",
+                ],
+            )
+            for path in (reusing, full)
+        ]
+        assert outputs[0].exit_code == outputs[1].exit_code == 0, outputs[0].stderr
+        assert outputs[0].stdout == outputs[1].stdout, day
+        assert len(json.loads(outputs[0].stdout)) > 10
 
 
 def test_changed_mappings_or_a_full_run_evaluate_everyone_again(tmp_path: Path) -> None:

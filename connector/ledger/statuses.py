@@ -151,6 +151,15 @@ class Statuses:
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM statuses ORDER BY user_id, requirement_id"):
             yield StatusRow(*row)
 
+    def held(self) -> Iterator[StatusRow]:
+        """The stored statuses of everyone outside ``temp.reevaluate`` (``Evaluated.select``): the
+        statuses that hold on its day, by person then requirement."""
+        for row in self._db.execute(
+            f"SELECT {_WRITTEN} FROM statuses WHERE user_id NOT IN (SELECT user_id FROM temp.reevaluate) "
+            "ORDER BY user_id, requirement_id"
+        ):
+            yield StatusRow(*row)
+
     def current_for_export(self) -> Iterator[ExportRow]:
         """Every stored status with its person and deciding course, by person then requirement:
         one join streamed row by row, so an export's memory stays flat whatever the headcount."""

@@ -35,8 +35,13 @@ def needs_rows(
     needs: list[Need],
     as_of: date,
     department: str | None = None,
+    *,
+    people_named: bool = True,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(department x requirement rows, person x requirement rows), filtered to a department subtree."""
+    """(department x requirement rows, person x requirement rows), filtered to a department subtree.
+
+    ``people_named`` false: the counts only (the HTML report's summary), without the rows and
+    lists naming each person (at 100,000 people, 800,000 dictionaries nobody reads)."""
     selected = _department_filter(mappings, department)
     if selected is not None:
         needs = [n for n in needs if n.department_id in selected]
@@ -44,13 +49,12 @@ def needs_rows(
     names = {d.id: display_name(mappings, d.id) for d in mappings.departments}
     titles = {r.id: r.title for r in mappings.requirements}
     courses = {r.id: course_to_take(mappings, r.id) for r in mappings.requirements}
-    reasons = {(n.user_id, n.requirement_id): n.reasons for n in needs}
+    reasons = {(n.user_id, n.requirement_id): n.reasons for n in needs} if people_named else {}
     groups = []
     for g in group(needs, mappings):
-        usernames = [people[u]["username"] for u in g.user_ids]
-        shown = ", ".join(usernames[:_WHO_SHOWN])
-        if len(usernames) > _WHO_SHOWN:
-            shown += f" +{len(usernames) - _WHO_SHOWN}"
+        shown = ", ".join(people[u]["username"] for u in g.user_ids[:_WHO_SHOWN])
+        if len(g.user_ids) > _WHO_SHOWN:
+            shown += f" +{len(g.user_ids) - _WHO_SHOWN}"
         groups.append(
             {
                 "year": year,
@@ -66,7 +70,7 @@ def needs_rows(
                 "who": shown,
                 "people": [
                     {"username": people[u]["username"], "reasons": list(reasons[(u, g.requirement_id)])}
-                    for u in g.user_ids
+                    for u in (g.user_ids if people_named else ())
                 ],
             }
         )
@@ -82,7 +86,7 @@ def needs_rows(
             "course": courses[n.requirement_id],
             "organisation": organisation(mappings, n.department_id)[0],
         }
-        for n in needs
+        for n in (needs if people_named else ())
     ]
     return groups, persons
 

@@ -228,7 +228,7 @@ def _needs(
         as_of, found = current_needs(ledger, mappings, year)
     except LedgerError:
         return None, {}
-    groups, _persons = needs_rows(ledger, mappings, year, found, as_of, department)
+    groups, _ = needs_rows(ledger, mappings, year, found, as_of, department, people_named=False)
     out: dict[str, list[NeedsRow]] = {}
     for g in groups:
         row = NeedsRow(
