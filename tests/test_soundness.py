@@ -117,9 +117,10 @@ def damage(path: Path, table: str) -> None:
 
 
 @pytest.mark.parametrize("table", ["statuses", "evidence", "people"])
-def test_status_as_of_refuses_a_damaged_table_it_reads(ledger: Path, table: str) -> None:
+def test_status_as_of_refuses_a_damaged_table_it_reads(ledger: Path, table: str, trace: Trace) -> None:
     damage(ledger, table)
     code, out, err = status(ledger, "--as-of", DAY_AFTER.isoformat())
+    assert trace.whole_file_checks == 0  # the verdict is kept, not sought again over the whole file
     assert (code, out) == (1, "")
     lines = err.splitlines()
     assert lines[0].startswith(f"error: the ledger {ledger} is damaged"), err
@@ -138,3 +139,21 @@ def test_damage_where_status_does_not_read_leaves_its_answer_as_it_was(pristine:
     assert status(ledger) == clean_stored
     code, _, err = status(ledger, "--as-of", DAY_AFTER.isoformat())
     assert code == 1 and "is damaged" in err
+
+
+def test_a_check_that_breaks_is_no_verdict_of_sound(ledger: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table the check could not walk for a reason of its own is not taken as sound: the
+    command does not print numbers as if it had been checked."""
+    from connector.ledger import soundness
+
+    checked = soundness.quick_check
+
+    def breaks_on_evidence(conn: sqlite3.Connection, tables: object = None) -> list[str]:
+        if tables == ["evidence"]:
+            raise RuntimeError("the check broke")
+        return checked(conn, tables)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(soundness, "quick_check", breaks_on_evidence)
+    code, out, err = status(ledger, "--as-of", DAY_AFTER.isoformat())
+    assert code == 1 and out == ""
+    assert err.startswith("internal error: RuntimeError: the check broke"), err

@@ -105,6 +105,9 @@ def status(
 
         ledger.check_in_background(rollup_tables(mappings, recomputed=recomputed))
         named = departments_named(mappings, department) if department else []
+        print_status(
+            ledger, mappings, fmt, dialect, as_of=as_of, department=department, requirement=requirement
+        )
         if len(named) > 1:  # two towns' "Odbor informatiky": show both, each with its organisation
             click.echo(
                 _(
@@ -113,9 +116,6 @@ def status(
                 ).format(count=len(named), name=department, ids=", ".join(named)),
                 err=True,
             )
-        print_status(
-            ledger, mappings, fmt, dialect, as_of=as_of, department=department, requirement=requirement
-        )
 
 
 def print_status(

@@ -53,7 +53,7 @@ from connector.ledger.people import People
 from connector.ledger.queries import Queries
 from connector.ledger.rollups import Rollups
 from connector.ledger.runs import Bookmarks, Runs
-from connector.ledger.soundness import BackgroundCheck, quick_check
+from connector.ledger.soundness import READ_WAIT_S, BackgroundCheck, quick_check
 from connector.ledger.staging import Staging
 from connector.ledger.statuses import Statuses
 
@@ -86,7 +86,9 @@ class Ledger:
         self.needs = Needs(db)
         self.staging = Staging(db)
         self._check: BackgroundCheck | None = None
-        self._sound = False  # quick_check passed on this open
+        self._checked: set[str] = set()  # tables quick_check found sound on this open
+        self._whole_checked = False  # the whole file found sound on this open
+        self._damage: BaseException | None = None  # what the check found or raised: no verdict of sound
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -144,7 +146,11 @@ class Ledger:
             )
         try:
             conn = sqlite3.connect(
-                readonly_uri(path), uri=True, isolation_level=None, timeout=30, check_same_thread=False
+                readonly_uri(path),
+                uri=True,
+                isolation_level=None,
+                timeout=READ_WAIT_S,
+                check_same_thread=False,
             )
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         except sqlite3.Error as exc:
@@ -260,32 +266,50 @@ class Ledger:
         """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else what it found (a few lines)."""
         return quick_check(self.db.conn)
 
-    def check_in_background(self, tables: Sequence[str] | None = None) -> None:
-        """Start ``quick_check`` on a connection of its own; ``require_sound`` waits for it.
-        ``tables``: only these, the tables the command reads (None: the whole file); called
-        again while the check runs, it adds tables to it."""
+    def check_in_background(self, tables: Sequence[str]) -> None:
+        """Start ``quick_check`` of these tables (the ones the command reads) on connections of
+        their own; ``require_sound`` waits for the verdict. Called again, it adds the tables not
+        checked yet to the running check, or starts one for them."""
+        if self._damage is not None or self._whole_checked:
+            return
+        wanted = [t for t in tables if t not in self._checked]
         if self._check is not None:
-            self._check.add(tables or ())
-        elif not self._sound:
-            self._check = BackgroundCheck(self.path, tables)
+            self._check.add(wanted)
+        elif wanted:
+            self._check = BackgroundCheck(self.path, wanted)
 
     def require_sound(self) -> None:
         """Raise a LedgerError when ``quick_check`` finds damage: SQLite pages carry no checksum,
-        so a damaged page can otherwise be read as wrong numbers without any error. Checks once:
-        waits for the check started in the background, if any; a second call returns at once."""
-        if self._sound:
-            return
+        so a damaged page can otherwise be read as wrong numbers without any error. Waits for the
+        check started in the background, if any; with none ever started, checks the whole file.
+        A verdict holds for this open: damage found is raised again, never checked again."""
+        if self._damage is not None:
+            raise self._damage
         check, self._check = self._check, None
-        damage = check.result() if check is not None else self.quick_check()
+        if check is not None:
+            try:
+                damage = check.result()
+            except sqlite3.Error as exc:  # too damaged to walk, or locked by another program
+                self._damage = ledger_error(exc, self.path)
+                raise self._damage from None
+            except BaseException as exc:  # no verdict: never "sound" by asking again
+                self._damage = exc
+                raise
+            self._checked.update(check.tables)
+        elif self._checked or self._whole_checked:
+            return
+        else:
+            damage = self.quick_check()
+            self._whole_checked = not damage
         if damage:
             more = _(" (and {n} more problems)").format(n=len(damage) - 1) if len(damage) > 1 else ""
-            raise LedgerError(
+            self._damage = LedgerError(
                 _("the ledger {path} is damaged: {value}{more}").format(
                     path=self.path, value=damage[0], more=more
                 ),
                 hint=_("restore the last backup of the ledger and keep the damaged file for inspection"),
             )
-        self._sound = True
+            raise self._damage
 
     def wait_for_writers(self, seconds: float) -> None:
         """How long a write waits for another writer's lock before failing with 'locked'."""
