@@ -651,7 +651,9 @@ class _Run:
         fields = self._personal_fields()
         if ledger.bookmarks.get(PERSONAL_FIELDS_BOOKMARK) != fields:  # this run asked everyone
             ledger.bookmarks.set(PERSONAL_FIELDS_BOOKMARK, fields, self.run_id)
-            ledger.people.empty_fields_not_kept(self.config.personal_fields)  # and those it cannot
+        # every run, for everyone it cannot ask (people Moodle deleted), and for ledgers whose
+        # setting changed before this was done; it writes nothing once they are empty
+        ledger.people.empty_fields_not_kept(self.config.personal_fields)
         stage.apply_enrolments(self.run_id, full=self.full)
         evidence = stage.apply_evidence(self.run_id, now=self.now, full=self.full)
         stage.apply_people(self.run_id, self.as_of, full=self.full)

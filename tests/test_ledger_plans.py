@@ -46,8 +46,8 @@ WHOLE_TABLE_BY_DESIGN = {
     ("Statuses.count", "statuses"): "a run reports how many statuses the ledger holds",
     ("Rollups.positions", "people"): "appointed targets count the active people per department and position",
     ("Queries.placement_counts", "people"): "counts over all active people",
-    ("People.empty_fields_not_kept", "people"): "a field left out of [privacy] personal_fields is "
-    "emptied for everyone, once, on the run after the setting changed",
+    ("People.empty_fields_not_kept", "people"): "every sync makes sure a field left out of "
+    "[privacy] personal_fields is empty for everyone, people Moodle deleted included",
     ("Queries.unplaced_spellings", "people"): "lists every active person in no department",
     ("Queries.course_counts", "enrolments"): "counts per course over all present enrolments",
     ("Imports.user_ids", "people"): "an import checks every line's person against everyone known",

@@ -78,3 +78,21 @@ def test_a_field_left_out_is_emptied_for_people_moodle_deleted_too(demo_site: Si
     assert u001() == ("Jan Novák", None, 1)
     sync_with("[]")
     assert u001() == ("", None, 1)
+
+
+def test_a_ledger_whose_setting_changed_before_the_upgrade_is_emptied_too(demo_site: Site) -> None:
+    """A ledger written by an older connector may already remember the narrower setting while a
+    deleted person's e-mail address stays: every sync empties what the setting leaves out."""
+    base = ["--config", str(demo_site.config_path)]
+    config = demo_site.config_path.read_text(encoding="utf-8")
+    demo_site.config_path.write_text(config + '[privacy]\npersonal_fields = ["fullname", "email"]\n')
+    assert CliRunner().invoke(main, [*base, "sync", "--as-of", ANCHOR.isoformat()]).exit_code == 0
+    demo_site.emulator.delete_user(3)  # type: ignore[attr-defined]  # u001
+    assert CliRunner().invoke(main, [*base, "sync", "--as-of", ANCHOR.isoformat()]).exit_code == 0
+    with sqlite3.connect(demo_site.tmp / "ledger.sqlite") as db:  # what an older connector left
+        db.execute("UPDATE bookmarks SET value = '[\"fullname\"]' WHERE stream = 'personal_fields'")
+    demo_site.config_path.write_text(config + '[privacy]\npersonal_fields = ["fullname"]\n')
+    assert CliRunner().invoke(main, [*base, "sync", "--as-of", ANCHOR.isoformat()]).exit_code == 0
+    with sqlite3.connect(demo_site.tmp / "ledger.sqlite") as db:
+        assert db.execute("SELECT email, deleted FROM people WHERE user_id = 3").fetchone() == (None, 1)
+        assert db.execute("SELECT COUNT(*) FROM people WHERE email IS NOT NULL").fetchone() == (0,)
