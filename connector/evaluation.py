@@ -185,20 +185,23 @@ def statuses_as_of(
     """Every person x requirement status on ``as_of``, by user id: the stored statuses of everyone
     whose statuses hold on that day, and the others evaluated again (``rollups_as_of``'s reuse, row
     by row). Everyone is evaluated when the stored statuses were computed with other mappings,
-    courses or rules. What evaluating everyone gives (``tests/test_incremental.py``)."""
-    if ledger.evaluated.fingerprint() != evaluation_fingerprint(mappings, course_ids):
-        rows, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
-        return rows
-    ledger.evaluated.select(as_of)
-    evaluated = _status_rows(
-        mappings,
-        course_ids,
-        as_of,
-        ledger.evaluated.people_rows(),
-        _reevaluated_evidence(ledger, mappings, course_ids),
-        RollupBuilder(mappings, as_of),  # unused: rows only
-    )
-    return heapq.merge(ledger.statuses.held(), evaluated, key=_user_of)
+    courses or rules. What evaluating everyone gives (``tests/test_incremental.py``); read from one
+    state of the ledger while it is consumed."""
+    with ledger.snapshot():
+        if ledger.evaluated.fingerprint() != evaluation_fingerprint(mappings, course_ids):
+            rows, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
+            yield from rows
+            return
+        ledger.evaluated.select(as_of)
+        evaluated = _status_rows(
+            mappings,
+            course_ids,
+            as_of,
+            ledger.evaluated.people_rows(),
+            _reevaluated_evidence(ledger, mappings, course_ids),
+            RollupBuilder(mappings, as_of),  # unused: rows only
+        )
+        yield from heapq.merge(ledger.statuses.held(), evaluated, key=_user_of)
 
 
 def _user_of(row: StatusRow) -> int:
@@ -211,7 +214,15 @@ def rollups_as_of(
     """The roll-ups of ``as_of`` only (``status --as-of``), without a status row per person x
     requirement. The stored statuses of everyone whose evidence and profile did not change since
     and whose statuses hold on ``as_of`` are counted as stored (in SQL); only the others are
-    evaluated again. Stored statuses computed with other mappings or rules: everyone is."""
+    evaluated again. Stored statuses computed with other mappings or rules: everyone is. Read
+    from one state of the ledger."""
+    with ledger.snapshot():
+        return _rollups_as_of(ledger, mappings, course_ids, as_of)
+
+
+def _rollups_as_of(
+    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date
+) -> RollupBuilder:
     builder = rollup_builder(ledger, mappings, course_ids, as_of)
     reuse = ledger.evaluated.fingerprint() == evaluation_fingerprint(mappings, course_ids)
     if reuse:

@@ -248,6 +248,21 @@ class Ledger:
             raise
         conn.execute("COMMIT")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the file, whatever another process commits meanwhile (a
+        deferred read transaction; inside an open transaction, that one)."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
     def checkpoint(self) -> None:
         """Fold the write-ahead log back into the file and truncate it, after a run committed:
         the log does not stay as large as the run's transaction until the next writer closes."""
