@@ -368,14 +368,15 @@ def test_a_department_lists_its_most_urgent_due_rows_and_counts_the_rest(
         if department.due_more > 1:
             assert (
                 f"The table shows the first 2; {department.due_more} more requirements are due by "
-                f"14 Aug 2026: <code>connector due --department {department.id}</code> lists them all."
+                f"14 Aug 2026: <code>connector due --department {department.id} --as-of 2026-06-15</code> "
+                "lists them all."
             ) in html
     cut = next(d for d in data.departments if d.due_more > 4)
     i18n.set_language("cs")
     czech = render_report(data)
     assert (
         f"Tabulka uvádí prvních 2; do 14.\xa08.\xa02026 je třeba splnit ještě {cut.due_more} požadavků. "
-        f"Všechny vypíše <code>connector due --department {cut.id}</code>."
+        f"Všechny vypíše příkaz <code>connector due --department {cut.id} --as-of 2026-06-15</code>."
     ) in czech
     assert sum(len(table) for table in _sections(html, "due-table")) == sum(
         len(d.due) for d in data.departments
