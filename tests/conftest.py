@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import ssl
 import sys
 import tempfile
@@ -69,15 +70,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _temporary_files_stay_in_pytests_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _temporary_files_stay_in_one_folder() -> Iterator[None]:
     """What the code under test puts in the system's temporary folder (`connector demo`'s report,
-    SQLite's staging files), in-process and in the processes tests start, lands in pytest's own
-    folder, which pytest clears after a few runs: the suite leaves nothing in /tmp."""
-    folder = str(tmp_path_factory.mktemp("system-tmp"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TMPDIR", folder)
-        patch.setattr(tempfile, "tempdir", folder)
-        yield
+    SQLite's staging files), in-process and in the processes tests start, lands in one folder
+    removed when the session ends: the suite leaves nothing in /tmp. Like /tmp it is open to
+    everyone (sticky): tests that run a command as another user (`nobody`) use it too."""
+    folder = tempfile.mkdtemp(prefix="connector-tests-")
+    os.chmod(folder, 0o1777)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("TMPDIR", folder)
+            patch.setattr(tempfile, "tempdir", folder)
+            yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
