@@ -70,11 +70,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _temporary_files_stay_in_one_folder() -> Iterator[None]:
+def _temporary_files_stay_in_one_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """What the code under test puts in the system's temporary folder (`connector demo`'s report,
     SQLite's staging files), in-process and in the processes tests start, lands in one folder
     removed when the session ends: the suite leaves nothing in /tmp. Like /tmp it is open to
     everyone (sticky): tests that run a command as another user (`nobody`) use it too."""
+    tmp_path_factory.getbasetemp()  # pytest's own folders stay where pytest puts them
     folder = tempfile.mkdtemp(prefix="connector-tests-")
     os.chmod(folder, 0o1777)
     try:
