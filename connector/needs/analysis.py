@@ -61,29 +61,35 @@ def needs_of_year(
     people: Mapping[int, Mapping[str, Any]],
     mappings: Mappings,
 ) -> list[Need]:
-    """Every need of the year, by person then requirement (in the mappings' order)."""
-    reasons: dict[tuple[int, str], set[str]] = {}
-    applies: set[tuple[int, str]] = set()
+    """Every need of the year, by person then requirement (in the mappings' order).
+
+    Reasons are kept as bits of one int per person x requirement and requirements that apply
+    only for people who declared a need: at 100,000 people a set per need took 200 MB."""
+    bits = {reason: 1 << i for i, reason in enumerate(REASONS)}
+    reasons: dict[tuple[int, str], int] = {}
     known = {r.id for r in mappings.requirements}
+    wanted = [
+        need
+        for need in declared
+        if need.year == year
+        and need.requirement_id in known
+        and (person := people.get(need.user_id)) is not None
+        and person.get("active")
+    ]
+    declaring = {need.user_id for need in wanted}
+    applies: set[tuple[int, str]] = set()  # of the people who declared a need
     for status in statuses:
         person = people.get(status.user_id)
         if person is None or not person.get("active") or status.requirement_id not in known:
             continue
-        if status.status != "not_applicable":
+        if status.user_id in declaring and status.status != "not_applicable":
             applies.add((status.user_id, status.requirement_id))
         reason = gap_reason(status, year)
         if reason is not None:
-            reasons.setdefault((status.user_id, status.requirement_id), set()).add(reason)
+            key = (status.user_id, status.requirement_id)
+            reasons[key] = reasons.get(key, 0) | bits[reason]
     by_area: dict[tuple[int, str], list[str]] = {}
-    for need in declared:
-        person = people.get(need.user_id)
-        if (
-            need.year != year
-            or person is None
-            or not person.get("active")
-            or need.requirement_id not in known
-        ):
-            continue
+    for need in wanted:
         named = by_area.setdefault((need.user_id, need.area), [])
         if need.requirement_id not in named:
             named.append(need.requirement_id)
@@ -93,15 +99,18 @@ def needs_of_year(
         if not chosen:
             chosen = sorted(requirement_ids, key=order.__getitem__)[:1]
         for requirement_id in chosen:
-            reasons.setdefault((user_id, requirement_id), set()).add("declared")
+            key = (user_id, requirement_id)
+            reasons[key] = reasons.get(key, 0) | bits["declared"]
     return [
-        Need(user_id, requirement_id, people[user_id].get("department_id"), _ordered(why))
-        for (user_id, requirement_id), why in sorted(reasons.items(), key=lambda i: (i[0][0], order[i[0][1]]))
+        Need(user_id, requirement_id, people[user_id].get("department_id"), _ordered(mask, bits))
+        for (user_id, requirement_id), mask in sorted(
+            reasons.items(), key=lambda i: (i[0][0], order[i[0][1]])
+        )
     ]
 
 
-def _ordered(reasons: set[str]) -> tuple[str, ...]:
-    return tuple(r for r in REASONS if r in reasons)
+def _ordered(mask: int, bits: Mapping[str, int]) -> tuple[str, ...]:
+    return tuple(r for r in REASONS if mask & bits[r])
 
 
 def group(needs: Iterable[Need], mappings: Mappings) -> list[NeedsGroup]:

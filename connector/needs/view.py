@@ -40,20 +40,20 @@ def needs_rows(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(department x requirement rows, person x requirement rows), filtered to a department subtree.
 
-    ``people_named`` false: the counts only (the HTML report's summary), without the rows and
-    lists naming each person (at 100,000 people, 800,000 dictionaries nobody reads)."""
+    ``people_named`` false: the counts only (the HTML report's summary), without the rows, lists
+    and "who" cells naming people (at 100,000 people, 800,000 dictionaries nobody reads)."""
     selected = _department_filter(mappings, department)
     if selected is not None:
         needs = [n for n in needs if n.department_id in selected]
-    people = {int(p["user_id"]): p for p in ledger.people.rows()}
+    people = {int(p["user_id"]): p for p in ledger.people.rows()} if people_named else {}
     names = {d.id: display_name(mappings, d.id) for d in mappings.departments}
     titles = {r.id: r.title for r in mappings.requirements}
     courses = {r.id: course_to_take(mappings, r.id) for r in mappings.requirements}
     reasons = {(n.user_id, n.requirement_id): n.reasons for n in needs} if people_named else {}
     groups = []
     for g in group(needs, mappings):
-        shown = ", ".join(people[u]["username"] for u in g.user_ids[:_WHO_SHOWN])
-        if len(g.user_ids) > _WHO_SHOWN:
+        shown = ", ".join(people[u]["username"] for u in g.user_ids[:_WHO_SHOWN]) if people_named else ""
+        if people_named and len(g.user_ids) > _WHO_SHOWN:
             shown += f" +{len(g.user_ids) - _WHO_SHOWN}"
         groups.append(
             {
