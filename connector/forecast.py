@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from connector.durations import shift_months
-from connector.evaluation import evaluate_ledger, resolve_courses
+from connector.evaluation import resolve_courses, rollups_as_of
 from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.rules import DepartmentRollup, TargetResult
@@ -40,10 +40,10 @@ class Failure:
 
 
 def _rollups(ledger: Ledger, mappings: Mappings, as_of: date) -> dict[tuple[str, str], DepartmentRollup]:
+    """The roll-ups of ``as_of``: the stored statuses of everyone whose statuses hold on that
+    day, the others evaluated again (what evaluating everyone gives, ``rollups_as_of``)."""
     course_ids = resolve_courses(mappings, ledger.courses.all())
-    rows, builder = evaluate_ledger(ledger, mappings, course_ids, as_of)
-    for _ in rows:  # the builder fills as the statuses stream by
-        pass
+    builder = rollups_as_of(ledger, mappings, course_ids, as_of)
     return {(r.department_id, r.requirement_id): r for r in builder.build()}
 
 
