@@ -12,6 +12,7 @@ import heapq
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, timedelta
+from itertools import groupby
 from typing import Any
 
 from connector import __version__
@@ -184,9 +185,10 @@ def statuses_as_of(
 ) -> Iterator[StatusRow]:
     """Every person x requirement status on ``as_of``, by user id: the stored statuses of everyone
     whose statuses hold on that day, and the others evaluated again (``rollups_as_of``'s reuse, row
-    by row). Everyone is evaluated when the stored statuses were computed with other mappings,
-    courses or rules. What evaluating everyone gives (``tests/test_incremental.py``); read from one
-    state of the ledger while it is consumed."""
+    by row), each person's in the mappings' order of requirements. Everyone is evaluated when the
+    stored statuses were computed with other mappings, courses or rules. What evaluating everyone
+    gives, in the same order (``tests/test_incremental.py``); read from one state of the ledger
+    while it is consumed."""
     with ledger.snapshot():
         if ledger.evaluated.fingerprint() != evaluation_fingerprint(mappings, course_ids):
             rows, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
@@ -201,7 +203,15 @@ def statuses_as_of(
             _reevaluated_evidence(ledger, mappings, course_ids),
             RollupBuilder(mappings, as_of),  # unused: rows only
         )
-        yield from heapq.merge(ledger.statuses.held(), evaluated, key=_user_of)
+        yield from heapq.merge(_in_mappings_order(ledger.statuses.held(), mappings), evaluated, key=_user_of)
+
+
+def _in_mappings_order(rows: Iterator[StatusRow], mappings: Mappings) -> Iterator[StatusRow]:
+    """Stored rows (by user id, then requirement id) as an evaluation yields them: each person's
+    in the mappings' order of requirements."""
+    order = {r.id: i for i, r in enumerate(mappings.requirements)}
+    for _, person in groupby(rows, key=_user_of):
+        yield from sorted(person, key=lambda row: order.get(row.requirement_id, len(order)))
 
 
 def _user_of(row: StatusRow) -> int:

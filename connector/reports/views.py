@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.errors import LedgerError, UsageError
-from connector.evaluation import evaluate_ledger, resolve_courses, rollup_row, rollups_as_of
+from connector.evaluation import resolve_courses, rollup_row, rollups_as_of, statuses_as_of
 from connector.i18n import _
 from connector.ledger import Ledger
 from connector.mapping import Mappings
@@ -201,7 +201,7 @@ def export_rows(
     evidence: dict[int, tuple[int | None, int | None]] = dict(ledger.evidence.course_and_time())
     imported = {-row["id"]: row for row in ledger.imports.rows()}
     course_ids = resolve_courses(mappings, ledger.courses.all())
-    source, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
+    source = statuses_as_of(ledger, mappings, course_ids, as_of)
 
     def rows() -> Iterator[dict[str, Any]]:
         for row in source:
