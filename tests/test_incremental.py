@@ -194,10 +194,9 @@ def test_incremental_evaluation_equals_full_evaluation_after_random_changes_and_
             assert min(reevaluated[1:]) < len(people_a)  # it did work incrementally
 
 
-def test_status_as_of_prints_the_same_bytes_whether_it_reuses_stored_statuses_or_not(tmp_path: Path) -> None:
-    """The demo site synced twice (the CLI, the emulator over loopback); `status --as-of` on days
-    either side of the syncs, through a read-only ledger, against the same ledger without the stored
-    statuses' fingerprint (so nothing may be reused: today's full path)."""
+def _twin_ledgers(tmp_path: Path) -> tuple[Path, Path]:
+    """The demo site synced twice (the CLI, the emulator over loopback), and a copy without the
+    stored statuses' fingerprint: nothing may be reused there (everyone evaluated)."""
     (tmp_path / "reusing").mkdir()
     (tmp_path / "full").mkdir()
     reusing = synced_demo_ledger(tmp_path / "reusing", (ANCHOR - timedelta(days=120), ANCHOR))
@@ -205,6 +204,14 @@ def test_status_as_of_prints_the_same_bytes_whether_it_reuses_stored_statuses_or
     shutil.copy2(reusing, full)
     with Ledger.open(full) as ledger, ledger.transaction():
         ledger.db.execute("DELETE FROM evaluation_state")
+    return reusing, full
+
+
+def test_status_as_of_prints_the_same_bytes_whether_it_reuses_stored_statuses_or_not(tmp_path: Path) -> None:
+    """The demo site synced twice (the CLI, the emulator over loopback); `status --as-of` on days
+    either side of the syncs, through a read-only ledger, against the same ledger without the stored
+    statuses' fingerprint (so nothing may be reused: today's full path)."""
+    reusing, full = _twin_ledgers(tmp_path)
     for offset in (-400, -100, -60, 0, 1, 60, 365):
         day = (ANCHOR + timedelta(days=offset)).isoformat()
         outputs = []
@@ -240,13 +247,7 @@ def test_due_forecast_and_export_print_the_same_bytes_whether_they_reuse_stored_
     """`connector due`, `forecast` and `export --as-of` take the stored statuses that hold on
     their days and evaluate the others: the same output as evaluating everyone (the ledger
     without the stored statuses' fingerprint)."""
-    (tmp_path / "reusing").mkdir()
-    (tmp_path / "full").mkdir()
-    reusing = synced_demo_ledger(tmp_path / "reusing", (ANCHOR - timedelta(days=120), ANCHOR))
-    full = tmp_path / "full" / "demo.sqlite"
-    shutil.copy2(reusing, full)
-    with Ledger.open(full) as ledger, ledger.transaction():
-        ledger.db.execute("DELETE FROM evaluation_state")
+    reusing, full = _twin_ledgers(tmp_path)
     for offset in (-100, -60, 0, 1, 60, 365):
         day = (ANCHOR + timedelta(days=offset)).isoformat()
         outputs = [
