@@ -6,14 +6,11 @@ import csv
 import io
 import json
 import logging
-import os
 import re
 import shutil
 import signal
 import sqlite3
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +21,7 @@ from click.testing import CliRunner, Result
 
 from connector.cli import main
 from connector.mapping import DEMO_MAPPINGS
-from tests.helpers import ANCHOR, Site
+from tests.helpers import ANCHOR, Site, sync_process
 
 
 def _mappings(tmp_path: Path, edit: str, old: str, new: str) -> Path:
@@ -355,22 +352,7 @@ def test_a_run_past_max_minutes_fails_cleanly_and_is_recorded(demo_site: Site) -
 @pytest.mark.slow
 def test_sigterm_ends_a_sync_like_ctrl_c_and_records_it(demo_site: Site) -> None:
     demo_site.emulator.set_latency(200)  # type: ignore[attr-defined]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connector.cli",
-            "--config",
-            str(demo_site.config_path),
-            "sync",
-            "--as-of",
-            ANCHOR.isoformat(),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process = sync_process(demo_site, env={"PYTHONUNBUFFERED": "1"})
     try:
         for _ in range(600):  # wait (at most 30 s) until the sync is talking to Moodle
             if demo_site.emulator.total_calls >= 2 or process.poll() is not None:  # type: ignore[attr-defined]
