@@ -72,7 +72,9 @@ def print_needs(
     from connector.needs.view import current_needs, needs_rows, totals
 
     as_of, found = current_needs(ledger, mappings, year)
-    groups, persons = needs_rows(ledger, mappings, year, found, as_of, department)
+    groups, persons = needs_rows(
+        ledger, mappings, year, found, as_of, department, people_listed=fmt == "json"
+    )
     if fmt == "csv":
         echo_rows(persons, fmt, columns.NEEDS)
         return

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, overload
 
 from connector.errors import LedgerError
 from connector.i18n import _
@@ -37,22 +38,30 @@ def needs_rows(
     department: str | None = None,
     *,
     people_named: bool = True,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    people_listed: bool = True,
+) -> tuple[list[dict[str, Any]], Sequence[dict[str, Any]]]:
     """(department x requirement rows, person x requirement rows), filtered to a department subtree.
 
     ``people_named`` false: the counts only (the HTML report's summary), without the rows, lists
-    and "who" cells naming people (at 100,000 people, 800,000 dictionaries nobody reads)."""
+    and "who" cells naming people (at 100,000 people, 800,000 dictionaries nobody reads);
+    ``people_listed`` false: without each group's list of its people (only JSON shows them). The
+    person rows are made when read."""
     selected = _department_filter(mappings, department)
     if selected is not None:
         needs = [n for n in needs if n.department_id in selected]
-    people = {int(p["user_id"]): p for p in ledger.people.rows()} if people_named else {}
+    people: dict[int, tuple[str, str | None]] = (
+        {int(p["user_id"]): (p["username"], p["idnumber"]) for p in ledger.people.rows()}
+        if people_named
+        else {}
+    )
     names = {d.id: display_name(mappings, d.id) for d in mappings.departments}
     titles = {r.id: r.title for r in mappings.requirements}
     courses = {r.id: course_to_take(mappings, r.id) for r in mappings.requirements}
-    reasons = {(n.user_id, n.requirement_id): n.reasons for n in needs} if people_named else {}
+    listed = people_named and people_listed
+    reasons = {(n.user_id, n.requirement_id): n.reasons for n in needs} if listed else {}
     groups = []
     for g in group(needs, mappings):
-        shown = ", ".join(people[u]["username"] for u in g.user_ids[:_WHO_SHOWN]) if people_named else ""
+        shown = ", ".join(people[u][0] for u in g.user_ids[:_WHO_SHOWN]) if people_named else ""
         if people_named and len(g.user_ids) > _WHO_SHOWN:
             shown += f" +{len(g.user_ids) - _WHO_SHOWN}"
         groups.append(
@@ -69,26 +78,70 @@ def needs_rows(
                 **g.counts,
                 "who": shown,
                 "people": [
-                    {"username": people[u]["username"], "reasons": list(reasons[(u, g.requirement_id)])}
-                    for u in (g.user_ids if people_named else ())
+                    {"username": people[u][0], "reasons": list(reasons[(u, g.requirement_id)])}
+                    for u in (g.user_ids if listed else ())
                 ],
             }
         )
-    persons = [
-        {
-            "year": year,
-            "username": people[n.user_id]["username"],
-            "idnumber": people[n.user_id]["idnumber"],
-            "department": n.department_id,
-            "department_name": names.get(n.department_id or "", None),
+    persons = NeedRows(year, needs if people_named else [], people, names, courses, mappings)
+    return groups, persons
+
+
+class NeedRows(Sequence[dict[str, Any]]):
+    """The person x requirement rows of a needs analysis, each a dict when read (at 100,000
+    people, 800,000 of them held at once took most of a gigabyte)."""
+
+    def __init__(
+        self,
+        year: int,
+        needs: list[Need],
+        people: dict[int, tuple[str, str | None]],
+        names: dict[str, str],
+        courses: dict[str, str],
+        mappings: Mappings,
+    ) -> None:
+        self._year = year
+        self._needs = needs
+        self._people = people
+        self._names = names
+        self._courses = courses
+        self._mappings = mappings
+        self._organisations: dict[str | None, str | None] = {}
+
+    def __len__(self) -> int:
+        return len(self._needs)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._row(n) for n in self._needs[index]]
+        return self._row(self._needs[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for need in self._needs:
+            yield self._row(need)
+
+    def _row(self, n: Need) -> dict[str, Any]:
+        username, idnumber = self._people[n.user_id]
+        department = n.department_id
+        if department not in self._organisations:
+            self._organisations[department] = organisation(self._mappings, department)[0]
+        return {
+            "year": self._year,
+            "username": username,
+            "idnumber": idnumber,
+            "department": department,
+            "department_name": self._names.get(department or "", None),
             "requirement": n.requirement_id,
             "reasons": ", ".join(n.reasons),
-            "course": courses[n.requirement_id],
-            "organisation": organisation(mappings, n.department_id)[0],
+            "course": self._courses[n.requirement_id],
+            "organisation": self._organisations[department],
         }
-        for n in (needs if people_named else ())
-    ]
-    return groups, persons
 
 
 def totals(groups: list[dict[str, Any]]) -> dict[str, int]:
