@@ -10,14 +10,15 @@ day, the others evaluated again (``evaluation.statuses_as_of``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import date
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple
 
 from connector.durations import Duration
 from connector.evaluation import resolve_courses, statuses_as_of
 from connector.ledger import Ledger, StatusRow
 from connector.mapping import CourseRef, Mappings, Requirement
+from connector.reports.lazy_rows import LazyRows
 
 _VALID = ("compliant", "expiring")
 
@@ -119,12 +120,16 @@ class _Due(NamedTuple):
     valid_until: str | None
 
 
-class DueRows(Sequence[dict[str, Any]]):
+# (sort key: due day, organisation, department, full name, username, requirement; the status)
+_DueEntry = tuple[tuple[str, str, str, str, str, str], _Due]
+
+
+class DueRows(LazyRows[_DueEntry]):
     """The due rows, in order; each a dict (the columns of `connector due`) when read."""
 
     def __init__(
         self,
-        entries: list[tuple[tuple[str, str, str, str, str, str], _Due]],
+        entries: list[_DueEntry],
         people: dict[int, _Person],
         names: dict[str, str],
         organisations: dict[str | None, str | None],
@@ -132,31 +137,13 @@ class DueRows(Sequence[dict[str, Any]]):
         course_ids: dict[CourseRef, int],
         moodle_url: str | None,
     ) -> None:
-        self._entries = entries
+        super().__init__(entries)
         self._people = people
         self._names = names
         self._organisations = organisations
         self._requirements = {r.id: r for r in mappings.requirements}
         self._courses = {r.id: course_to_take(r, mappings, course_ids) for r in mappings.requirements}
         self._moodle_url = moodle_url
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(index, slice):
-            return [self._row(*entry) for entry in self._entries[index]]
-        return self._row(*self._entries[index])
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for entry in self._entries:
-            yield self._row(*entry)
 
     def by_department(self, limit: int) -> dict[str | None, tuple[list[dict[str, Any]], int]]:
         """Per department: its first ``limit`` rows, and how many more it has (made into rows
@@ -166,13 +153,14 @@ class DueRows(Sequence[dict[str, Any]]):
             department = self._people.get(due.user_id, _NOBODY).department_id
             shown, more = out.get(department, ([], 0))
             if len(shown) < limit:
-                shown.append(self._row(key, due))
+                shown.append(self._row((key, due)))
                 out[department] = (shown, more)
             else:
                 out[department] = (shown, more + 1)
         return out
 
-    def _row(self, key: tuple[str, str, str, str, str, str], row: _Due) -> dict[str, Any]:
+    def _row(self, entry: _DueEntry) -> dict[str, Any]:
+        key, row = entry
         person = self._people.get(row.user_id, _NOBODY)
         department = person.department_id
         organisation = self._organisations.get(department)

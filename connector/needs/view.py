@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date
-from typing import Any, overload
+from typing import Any
 
 from connector.errors import LedgerError
 from connector.i18n import _
 from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.needs.analysis import REASONS, Need, course_to_take, group, needs_of_year
+from connector.reports.lazy_rows import LazyRows
 from connector.reports.views import _department_filter, display_name, organisation
 
 _WHO_SHOWN = 6  # usernames in a table cell; the rest as "+N" (CSV and JSON list everyone)
@@ -87,7 +88,7 @@ def needs_rows(
     return groups, persons
 
 
-class NeedRows(Sequence[dict[str, Any]]):
+class NeedRows(LazyRows[Need]):
     """The person x requirement rows of a needs analysis, each a dict when read (at 100,000
     people, 800,000 of them held at once took most of a gigabyte)."""
 
@@ -100,31 +101,13 @@ class NeedRows(Sequence[dict[str, Any]]):
         courses: dict[str, str],
         mappings: Mappings,
     ) -> None:
+        super().__init__(needs)
         self._year = year
-        self._needs = needs
         self._people = people
         self._names = names
         self._courses = courses
         self._mappings = mappings
         self._organisations: dict[str | None, str | None] = {}
-
-    def __len__(self) -> int:
-        return len(self._needs)
-
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(index, slice):
-            return [self._row(n) for n in self._needs[index]]
-        return self._row(self._needs[index])
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for need in self._needs:
-            yield self._row(need)
 
     def _row(self, n: Need) -> dict[str, Any]:
         username, idnumber = self._people[n.user_id]
