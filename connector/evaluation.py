@@ -195,15 +195,28 @@ def statuses_as_of(
             yield from rows
             return
         ledger.evaluated.select(as_of)
-        evaluated = _status_rows(
-            mappings,
-            course_ids,
-            as_of,
-            ledger.evaluated.people_rows(),
-            _reevaluated_evidence(ledger, mappings, course_ids),
-            RollupBuilder(mappings, as_of),  # unused: rows only
-        )
+        evaluated = _reevaluated_rows(ledger, mappings, course_ids, as_of)
         yield from heapq.merge(_in_mappings_order(ledger.statuses.held(), mappings), evaluated, key=_user_of)
+
+
+def _reevaluated_rows(
+    ledger: Ledger,
+    mappings: Mappings,
+    course_ids: dict[CourseRef, int],
+    as_of: date,
+    days: _Days | None = None,
+) -> Iterator[StatusRow]:
+    """The status rows at ``as_of`` of the people ``Evaluated.select`` chose to evaluate again
+    (their roll-ups are counted elsewhere: from the stored statuses, in SQL)."""
+    return _status_rows(
+        mappings,
+        course_ids,
+        as_of,
+        ledger.evaluated.people_rows(),
+        _reevaluated_evidence(ledger, mappings, course_ids),
+        RollupBuilder(mappings, as_of),  # unused: rows only
+        days,
+    )
 
 
 def _in_mappings_order(rows: Iterator[StatusRow], mappings: Mappings) -> Iterator[StatusRow]:
@@ -383,16 +396,7 @@ def evaluate_into_ledger(
     days = _Days(ledger)
     if incremental:
         evaluated = ledger.evaluated.select(as_of)
-        builder = RollupBuilder(mappings, as_of)  # unused: the roll-ups come from the stored statuses
-        source = _status_rows(
-            mappings,
-            course_ids,
-            as_of,
-            ledger.evaluated.people_rows(),
-            _reevaluated_evidence(ledger, mappings, course_ids),
-            builder,
-            days,
-        )
+        source = _reevaluated_rows(ledger, mappings, course_ids, as_of, days)
     else:
         source, builder = evaluate_ledger(ledger, mappings, course_ids, as_of, days)
     changes = ledger.statuses.write(source, run_id, as_of, only_reevaluated=incremental)
