@@ -6,11 +6,15 @@ import csv
 import io
 import json
 import unicodedata
+from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.reports.formats import (
     cell_width,
+    json_lines,
     render_csv,
     render_json,
     render_table,
@@ -73,3 +77,45 @@ def test_table_cells_show_control_characters_escaped() -> None:
     assert table.splitlines()[0].startswith("name\\x1b")
     assert all(ord(c) >= 0x20 for c in table.replace("\n", ""))  # nothing reaches the terminal raw
     assert terminal_safe("Žluťoučký kůň 😀") == "Žluťoučký kůň 😀"  # ordinary text is untouched
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.dates(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(st.dictionaries(st.text(max_size=5), _JSON_VALUES, max_size=5) | _JSON_VALUES, max_size=7),
+    chunk=st.integers(1, 4),
+)
+def test_json_lines_writes_the_bytes_json_dumps_writes(rows: list[object], chunk: int) -> None:
+    """What scripts parse (and diff) stays byte for byte what it was when it was one json.dumps."""
+    from connector.reports import formats
+
+    expected = json.dumps(rows, ensure_ascii=False, indent=2, default=str)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(formats, "JSON_CHUNK_ROWS", chunk)
+        assert "".join(json_lines(iter(rows))) == render_json(rows) == expected
+
+
+def test_json_lines_hold_one_chunk_of_rows_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.reports import formats
+
+    monkeypatch.setattr(formats, "JSON_CHUNK_ROWS", 2)
+    read: list[int] = []
+
+    def rows() -> Iterator[dict[str, object]]:
+        for n in range(3):
+            read.append(n)
+            yield {"n": n, "name": "Žofie"}
+
+    pieces = json_lines(rows())
+    assert (next(pieces), read) == (
+        '[\n  {\n    "n": 0,\n    "name": "Žofie"\n  },\n  {\n    "n": 1,\n    "name": "Žofie"\n  }',
+        [0, 1],
+    )
+    assert list(pieces) == [',\n  {\n    "n": 2,\n    "name": "Žofie"\n  }', "\n]"]
+    assert list(json_lines([])) == ["[]"]

@@ -14,14 +14,16 @@ import click
 from connector.errors import ConnectorError, UsageError
 from connector.i18n import _
 from connector.reports.columns import Columns
-from connector.reports.formats import csv_lines, render_json, render_table, terminal_safe
+from connector.reports.formats import csv_lines, json_lines, render_table, terminal_safe
 
 
 def echo_rows(rows: Sequence[dict[str, Any]], fmt: str, columns: Columns, dialect: str = "plain") -> None:
     """``rows`` as JSON (every key), CSV (``columns.csv``) or a table (``columns.table``)."""
-    if fmt == "json":
-        click.echo(render_json(rows))
-    elif fmt == "csv":  # a chunk of rows at a time: 800,000 due rows are never one string
+    if fmt == "json":  # CSV and JSON a chunk of rows at a time: 800,000 due rows are never one string
+        for piece in json_lines(rows):
+            click.echo(piece, nl=False)
+        click.echo()
+    elif fmt == "csv":
         for piece in csv_lines(rows, columns.csv, dialect):
             click.echo(piece, nl=False)
     else:

@@ -3,6 +3,7 @@ roll-ups at the end of each coming quarter if nobody trains)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from datetime import date
@@ -19,7 +20,7 @@ from connector.durations import HINT, Duration, parse_duration
 from connector.errors import UsageError
 from connector.i18n import _, format_day, ngettext
 from connector.reports import columns
-from connector.reports.formats import csv_lines, render_csv, render_json
+from connector.reports.formats import csv_lines, json_lines, render_csv
 from connector.reports.words import duration_words, status_word
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def _write(output: Path | None, fmt: str, dialect: str, rows: Sequence[dict[str,
         sheet_columns = [Column(key, kinds.get(key, "text")) for key in columns.DUE.csv]  # type: ignore[arg-type]
         content = workbook_bytes([Sheet(_("due"), sheet_columns, rows)])
     elif fmt == "json":
-        content = render_json(rows) + "\n"
+        content = itertools.chain(json_lines(rows), "\n")
     else:
         content = csv_lines(rows, columns.DUE.csv, dialect)
     write_private(output, content)
