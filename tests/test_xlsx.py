@@ -142,3 +142,34 @@ def test_excel_cs_export_file_starts_with_a_bom(site: Path) -> None:
 def test_excel_cs_keeps_formula_protection_and_quotes_semicolons() -> None:
     text = render_csv([{"a": "=1+1", "b": "Odbor; sekce", "c": 0.25}], ["a", "b", "c"], "excel-cs")
     assert text == '\ufeffa;b;c\n\'=1+1;"Odbor; sekce";0,25'
+
+
+def test_a_sheet_longer_than_a_worksheet_is_refused_and_no_file_is_left(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Excel holds 1,048,576 rows a sheet: one more would be a workbook that opens cut or not at all."""
+    from connector.reports import xlsx
+
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 5)
+    target = site / "too-long.xlsx"
+    result = connector(site, "--lang", "cs", "export", "--format", "xlsx", "-o", str(target))
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "chyba: stavy: více řádků, než pojme list Excelu (nejvýše 5)\n"
+        "  rada: použijte raději CSV (--format csv), které počet řádků neomezuje\n"
+    )
+    assert not target.exists() and not list(site.glob(".too-long.xlsx.*"))
+
+
+def test_column_widths_come_from_the_headings_and_the_first_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file states widths before its rows, which are written as they are read."""
+    from connector.reports import xlsx
+
+    monkeypatch.setattr(xlsx, "WIDTH_SAMPLE_ROWS", 2)
+    rows = [{"name": "Ana"}, {"name": "Jana Nováková"}, {"name": "Maximilián " * 10}]
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook_bytes([Sheet("p", (Column("name"),), iter(rows))])))[
+        "p"
+    ]
+    assert sheet.column_dimensions["A"].width == len("Jana Nováková") + 2
+    assert [c.value for c in sheet["A"]] == ["name", "Ana", "Jana Nováková", "Maximilián " * 10]
+    assert sheet.auto_filter.ref == "A1:A4"

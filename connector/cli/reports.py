@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -25,7 +26,7 @@ from connector.i18n import (
     set_zone,
 )
 from connector.reports import columns
-from connector.reports.formats import CSV_DIALECTS, csv_lines, render_csv, render_json
+from connector.reports.formats import CSV_DIALECTS, csv_lines, json_lines
 from connector.reports.words import run_word, target_words
 
 if TYPE_CHECKING:
@@ -180,39 +181,19 @@ def export(ctx: click.Context, as_of: date | None, fmt: str, dialect: str, outpu
         raise UsageError(_("--format xlsx needs a file to write to"), hint=_("add -o FILE.xlsx"))
     with open_for_reading(ctx) as (ledger, mappings):
         rows = export_rows(ledger, mappings, as_of=as_of)[1]
-        if fmt == "csv":  # streamed from the ledger onto the file: flat memory at any headcount
-            _stream_csv(rows, dialect, output)
-            return
-        materialised = list(rows)
-        summary = status_rows(ledger, mappings, as_of=as_of)[1] if fmt == "xlsx" else []
-    content: str | bytes
-    if fmt == "xlsx":
-        from connector.reports.xlsx import EXPORT_SHEET_COLUMNS, STATUS_SHEET_COLUMNS, Sheet, workbook_bytes
-
-        content = workbook_bytes(
-            [
-                Sheet(_("statuses"), EXPORT_SHEET_COLUMNS, materialised),
-                Sheet(_("departments"), STATUS_SHEET_COLUMNS, summary),
-            ]
-        )
-    elif fmt == "json":
-        content = render_json(materialised)
-    else:
-        content = render_csv(materialised, columns.EXPORT.csv, dialect)
-    if output:
-        write_private(output, content if isinstance(content, bytes) else content + "\n")
-        click.echo(
-            ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", len(materialised)).format(
-                n=len(materialised), path=output
-            ),
-            err=True,
-        )
-    else:
-        assert isinstance(content, str)  # xlsx was refused above without -o
-        click.echo(content)
+        # streamed from the ledger onto the file: flat memory at any headcount
+        _stream(rows, fmt, dialect, output, lambda: status_rows(ledger, mappings, as_of=as_of)[1])
 
 
-def _stream_csv(rows: Iterable[dict[str, Any]], dialect: str, output: Path | None) -> None:
+def _stream(
+    rows: Iterable[dict[str, Any]],
+    fmt: str,
+    dialect: str,
+    output: Path | None,
+    summary: Callable[[], list[dict[str, Any]]],
+) -> None:
+    """The export's rows onto ``output`` (or stdout) as they are read; xlsx adds the ``summary``
+    sheet."""
     written = 0
 
     def counted() -> Iterator[dict[str, Any]]:
@@ -221,9 +202,22 @@ def _stream_csv(rows: Iterable[dict[str, Any]], dialect: str, output: Path | Non
             written += 1
             yield row
 
-    lines = csv_lines(counted(), columns.EXPORT.csv, dialect)
+    content: Iterable[str] | bytes
+    if fmt == "xlsx":
+        from connector.reports.xlsx import EXPORT_SHEET_COLUMNS, STATUS_SHEET_COLUMNS, Sheet, workbook_bytes
+
+        content = workbook_bytes(
+            [
+                Sheet(_("statuses"), EXPORT_SHEET_COLUMNS, counted()),
+                Sheet(_("departments"), STATUS_SHEET_COLUMNS, summary()),
+            ]
+        )
+    elif fmt == "json":
+        content = itertools.chain(json_lines(counted()), "\n")
+    else:
+        content = csv_lines(counted(), columns.EXPORT.csv, dialect)
     if output:
-        write_private(output, lines)
+        write_private(output, content)
         click.echo(
             ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", written).format(
                 n=written, path=output
@@ -231,8 +225,9 @@ def _stream_csv(rows: Iterable[dict[str, Any]], dialect: str, output: Path | Non
             err=True,
         )
     else:
-        for line in lines:
-            click.echo(line, nl=False)
+        assert not isinstance(content, bytes)  # xlsx was refused without -o
+        for piece in content:
+            click.echo(piece, nl=False)
 
 
 @main.command()

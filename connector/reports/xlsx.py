@@ -8,17 +8,21 @@ characters the file format cannot hold are shown escaped, like in the terminal t
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain, islice
 from typing import Any, Literal
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
+from connector.errors import ConnectorError
+from connector.i18n import _, format_number
 from connector.reports import columns
 from connector.reports.columns import spreadsheet_heading
 from connector.reports.formats import spreadsheet_safe, terminal_safe
@@ -27,6 +31,8 @@ from connector.reports.words import status_word
 Kind = Literal["text", "int", "percent", "date", "datetime", "bool", "status"]
 NUMBER_FORMATS: dict[str, str] = {"percent": "0.0%", "date": "yyyy-mm-dd", "datetime": "yyyy-mm-dd hh:mm"}
 MAX_WIDTH = 48  # characters; longer names wrap in the cell's own view rather than widen the sheet
+WIDTH_SAMPLE_ROWS = 1000  # a column is as wide as the longest of its heading and its first rows
+MAX_ROWS = 1_048_575  # a worksheet holds 1,048,576 rows, one of them the headings
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,30 +101,70 @@ def _shown_width(value: Any, kind: Kind) -> int:
 
 
 def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
-    """The workbook as the bytes of an .xlsx file."""
-    book = Workbook()
-    book.remove(book.active)
-    for spec in sheets:
-        sheet = book.create_sheet(spec.title[:31])
-        headings = [spreadsheet_heading(c.key) for c in spec.columns]
-        widths = [len(h) for h in headings]
-        sheet.append(headings)
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
-        for row in spec.rows:
-            values = [_typed(row.get(c.key), c.kind) for c in spec.columns]
-            sheet.append(values)
-            for i, (value, column) in enumerate(zip(values, spec.columns, strict=True)):
-                cell = sheet.cell(row=sheet.max_row, column=i + 1)
-                if column.kind in ("text", "status") and value is not None:
-                    cell.data_type = "s"  # never a formula, whatever the text starts with
-                elif column.kind in NUMBER_FORMATS:
-                    cell.number_format = NUMBER_FORMATS[column.kind]
-                widths[i] = max(widths[i], _shown_width(value, column.kind))
-        for i, width in enumerate(widths, start=1):
-            sheet.column_dimensions[get_column_letter(i)].width = min(width, MAX_WIDTH) + 2
-        sheet.freeze_panes = "A2"
-        sheet.auto_filter.ref = f"A1:{get_column_letter(len(spec.columns))}{max(sheet.max_row, 1)}"
+    """The workbook as the bytes of an .xlsx file; each sheet's rows are read once, as they come
+    (openpyxl's write-only mode: time and memory grow with the rows, not with their square)."""
+    book = Workbook(write_only=True)
+    try:
+        for spec in sheets:
+            _write_sheet(book, spec)
+    except BaseException:
+        for sheet in book.worksheets:  # what openpyxl holds open for a book never saved
+            with contextlib.suppress(Exception):
+                sheet.close()
+        raise
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _write_sheet(book: Workbook, spec: Sheet) -> None:
+    sheet = book.create_sheet(spec.title[:31])
+    kinds = [c.kind for c in spec.columns]
+    rows = (_typed_row(row, spec.columns) for row in spec.rows)
+    # the file states its column widths before its rows: measured on the first rows
+    sample = list(islice(rows, WIDTH_SAMPLE_ROWS))
+    headings = [spreadsheet_heading(c.key) for c in spec.columns]
+    widths = [len(h) for h in headings]
+    for values in sample:
+        widths = [max(w, _shown_width(v, k)) for w, v, k in zip(widths, values, kinds, strict=True)]
+    for i, width in enumerate(widths, start=1):
+        sheet.column_dimensions[get_column_letter(i)].width = min(width, MAX_WIDTH) + 2
+    sheet.freeze_panes = "A2"
+    sheet.append([_cell(sheet, h, bold=True) for h in headings])
+    written = 0
+    for values in chain(sample, rows):
+        written += 1
+        if written > MAX_ROWS:
+            raise ConnectorError(
+                _("{sheet}: more rows than an Excel worksheet holds (at most {n})").format(
+                    sheet=spec.title, n=format_number(MAX_ROWS)
+                ),
+                hint=_("write CSV instead (--format csv): it has no row limit"),
+            )
+        sheet.append([_styled(sheet, v, k) for v, k in zip(values, kinds, strict=True)])
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(spec.columns))}{written + 1}"
+
+
+def _typed_row(row: dict[str, Any], columns: Sequence[Column]) -> list[Any]:
+    return [_typed(row.get(c.key), c.kind) for c in columns]
+
+
+def _styled(sheet: Any, value: Any, kind: Kind) -> Any:
+    """A value as written: plain when openpyxl writes it right by itself, else a styled cell."""
+    if value is None:
+        return None
+    if kind in NUMBER_FORMATS:
+        cell = WriteOnlyCell(sheet, value)
+        cell.number_format = NUMBER_FORMATS[kind]
+        return cell
+    if kind in ("text", "status") and value.startswith("="):
+        return _cell(sheet, value)  # spreadsheet_safe leaves none, but never a formula, whatever the text
+    return value
+
+
+def _cell(sheet: Any, text: str, *, bold: bool = False) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, text)
+    cell.data_type = "s"
+    if bold:
+        cell.font = Font(bold=True)
+    return cell
