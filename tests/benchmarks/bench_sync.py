@@ -24,7 +24,8 @@ full sync there is hundreds of thousands of calls.
 
 Calls are counted by the emulator (what the server saw, retries included).
 
-The bounds. A call holds a server worker for ``latency`` plus a per-row cost: report rows
+The bounds. A call holds a server worker for ``latency`` plus a per-row cost (the emulator's own
+rendering of the answer counts toward it, as Moodle's does on a real site): report rows
 ``--report-row-ms`` each, enrolled-user rows ``--enrolled-row-ms`` each. The defaults, 25 ms,
 0.5 ms and 0.9 ms, are what the fixtures README measured on a real Moodle 4.1 ("Cost at scale"):
 a flat per-call latency alone would make huge pages look free. So two bounds are printed:
