@@ -536,7 +536,7 @@ class _Run:
     # -- reading ----------------------------------------------------------------------------------
     def fetch(self) -> _Staged:
         staged = self.staged
-        self.progress("site info", 0, None)
+        self.progress(_("site info"), 0, None)
         site = self.site = self.api.site_info()
         missing = [f for f in REQUIRED_FUNCTIONS if not site.can_call(f)]
         if missing:
@@ -665,7 +665,7 @@ class _Run:
         else:
             self.counts["evidence_gone"] = 0
         self.counts.update(evidence_new=evidence.new, evidence_seen=evidence.seen)
-        self.progress("evaluating", 0, None)
+        self.progress(_("evaluating"), 0, None)
         evaluating = time.monotonic()
         self.phases["move"] = evaluating - moving
         self.counts.update(  # a full run evaluates everyone again; otherwise only who changed
@@ -819,7 +819,7 @@ class _Run:
             if row.completed_at is not None:
                 completions.append((user_id, course_id, row.completed_at, "report", 60))
             if len(enrolments) >= STAGE_BATCH:
-                self.progress("reading the report", rows, None)
+                self.progress(_("reading the report"), rows, None)
                 stage.add_enrolments(enrolments)
                 stage.add_completions(completions)
                 people.want(new_people)
@@ -845,14 +845,14 @@ class _Run:
     ) -> tuple[dict[int, Person], list[tuple[int, int, int | None]]]:
         profiles: dict[int, Person] = {}
         enrolments: list[tuple[int, int, int | None]] = []
-        self.progress("reading enrolments", 0, len(mapped))
+        self.progress(_("reading enrolments"), 0, len(mapped))
         courses = self.api.enrolled_users_of(mapped, page_size=self.config.page_size)
         for index, (course_id, rows) in enumerate(courses, 1):
             for row in rows:
                 profiles.setdefault(row.person.id, row.person)
                 enrolments.append((course_id, row.person.id, row.enrolment.lastcourseaccess))
-            self.progress("reading enrolments", index, len(mapped))
-        self.progress("reading enrolments", len(mapped), len(mapped))
+            self.progress(_("reading enrolments"), index, len(mapped))
+        self.progress(_("reading enrolments"), len(mapped), len(mapped))
         return profiles, enrolments
 
     def _inactive_enrolments(
@@ -917,7 +917,7 @@ class _Run:
         results = self.api.course_completions([(c, u) for c, u, _ in pairs])
         for index, ((course_id, user_id, access), result) in enumerate(zip(pairs, results, strict=False), 1):
             if index % 200 == 0 or index == len(pairs):
-                self.progress("reading completions", index, len(pairs))
+                self.progress(_("reading completions"), index, len(pairs))
             if isinstance(result, MoodleError):
                 checks.append((course_id, user_id, None, access))
                 continue
@@ -936,7 +936,7 @@ class _Run:
         checks: list[tuple[int, int, bool | None, int | None]] = []
         for index, (user_id, courses) in enumerate(self.api.users_courses(users), 1):
             if index % 200 == 0 or index == len(users):
-                self.progress("reading users' courses", index, len(users))
+                self.progress(_("reading users' courses"), index, len(users))
             for course in courses:
                 key = (course.course_id, user_id)
                 if key not in wanted:
@@ -1060,9 +1060,9 @@ class _PeopleReader:
         if self._pending:
             self._batches.append(self._pending)
             self._pending = []
-        self.run.progress("reading people", 0, len(self.asked))
+        self.run.progress(_("reading people"), 0, len(self.asked))
         self._take(wait=True)
-        self.run.progress("reading people", len(self.asked), len(self.asked))
+        self.run.progress(_("reading people"), len(self.asked), len(self.asked))
         self.run.people_read(len(self.asked), self.deleted)
 
     def close(self) -> None:

@@ -501,3 +501,33 @@ def test_shares_are_printed_in_whole_percents_above_ten(share: float, text: str)
     from connector.shares import format_share
 
     assert format_share(share) == text
+
+
+def test_a_long_write_counts_its_rows_and_shows_the_count_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from connector.cli.output import Written
+    from connector.i18n import set_language
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(Written, "EVERY", 2)
+    set_language("cs")
+    try:
+        rows = Written(iter("abcde"), Path("/srv/hr/due.csv"), 5)
+        assert (list(rows), rows.count) == (list("abcde"), 5)
+    finally:
+        set_language("en")
+    first = "zápis do due.csv         [############..................] 2/5"
+    second = "zápis do due.csv         [########################......] 4/5"
+    assert capsys.readouterr().err == f"\r{first}\r{second}\r{' ' * len(second)}\r"
+
+
+def test_a_write_to_a_file_that_is_not_a_terminal_shows_no_progress(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from connector.cli.output import Written
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.setattr(Written, "EVERY", 1)
+    rows = Written(range(3), Path("export.csv"))
+    assert (list(rows), rows.count, capsys.readouterr().err) == ([0, 1, 2], 3, "")

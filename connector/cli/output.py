@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import click
 
@@ -15,6 +16,8 @@ from connector.errors import ConnectorError, UsageError
 from connector.i18n import _
 from connector.reports.columns import Columns
 from connector.reports.formats import csv_lines, json_lines, render_table, terminal_safe
+
+T = TypeVar("T")
 
 
 def echo_rows(rows: Sequence[dict[str, Any]], fmt: str, columns: Columns, dialect: str = "plain") -> None:
@@ -57,6 +60,28 @@ class Progress:
     def close(self) -> None:
         if self.enabled and self._last:
             click.echo("\r" + " " * len(self._last) + "\r", nl=False, err=True)
+
+
+class Written(Generic[T]):
+    """Rows on their way into a file, counted as they pass (``count``), the count shown on stderr
+    when it is a terminal: a million-row export takes a while."""
+
+    EVERY = 10_000
+
+    def __init__(self, rows: Iterable[T], path: Path, total: int | None = None) -> None:
+        self._rows = rows
+        self._stage = _("writing {file}").format(file=path.name)
+        self._total = total
+        self._progress = Progress(sys.stderr.isatty())
+        self.count = 0
+
+    def __iter__(self) -> Iterator[T]:
+        for row in self._rows:
+            self.count += 1
+            if not self.count % self.EVERY:
+                self._progress(self._stage, self.count, self._total)
+            yield row
+        self._progress.close()
 
 
 def write_private(path: Path, text: str | bytes | Iterable[str]) -> None:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from connector.cli.app import as_of_option, config_of, format_option, main, now_of
-from connector.cli.output import echo_rows, write_private
+from connector.cli.output import Written, echo_rows, write_private
 from connector.cli.reports import dialect_option, open_for_reading
 from connector.durations import HINT, Duration, parse_duration
 from connector.errors import UsageError
@@ -138,8 +138,9 @@ def echo_due_table(
     echo_rows(table, "table", columns.DUE)
 
 
-def _write(output: Path | None, fmt: str, dialect: str, rows: Sequence[dict[str, Any]]) -> None:
+def _write(output: Path | None, fmt: str, dialect: str, due: Sequence[dict[str, Any]]) -> None:
     assert output is not None
+    rows = Written(due, output, len(due))
     content: str | bytes | Iterator[str]
     if fmt == "xlsx":
         from connector.reports.xlsx import Column, Sheet, workbook_bytes
@@ -153,8 +154,8 @@ def _write(output: Path | None, fmt: str, dialect: str, rows: Sequence[dict[str,
         content = csv_lines(rows, columns.DUE.csv, dialect)
     write_private(output, content)
     click.echo(
-        ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", len(rows)).format(
-            n=len(rows), path=output
+        ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", len(due)).format(
+            n=len(due), path=output
         ),
         err=True,
     )

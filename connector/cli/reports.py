@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from connector.cli.app import as_of_option, config_of, format_option, main
-from connector.cli.output import echo_rows, write_private
+from connector.cli.output import Written, echo_rows, write_private
 from connector.errors import UsageError
 from connector.i18n import (
     LANGUAGES,
@@ -194,33 +194,27 @@ def _stream(
 ) -> None:
     """The export's rows onto ``output`` (or stdout) as they are read; xlsx adds the ``summary``
     sheet."""
-    written = 0
-
-    def counted() -> Iterator[dict[str, Any]]:
-        nonlocal written
-        for row in rows:
-            written += 1
-            yield row
-
+    counted = Written(rows, output) if output else rows
     content: Iterable[str] | bytes
     if fmt == "xlsx":
         from connector.reports.xlsx import EXPORT_SHEET_COLUMNS, STATUS_SHEET_COLUMNS, Sheet, workbook_bytes
 
         content = workbook_bytes(
             [
-                Sheet(_("statuses"), EXPORT_SHEET_COLUMNS, counted()),
+                Sheet(_("statuses"), EXPORT_SHEET_COLUMNS, counted),
                 Sheet(_("departments"), STATUS_SHEET_COLUMNS, summary()),
             ]
         )
     elif fmt == "json":
-        content = itertools.chain(json_lines(counted()), "\n")
+        content = itertools.chain(json_lines(counted), "\n")
     else:
-        content = csv_lines(counted(), columns.EXPORT.csv, dialect)
-    if output:
+        content = csv_lines(counted, columns.EXPORT.csv, dialect)
+    if isinstance(counted, Written):
+        assert output is not None
         write_private(output, content)
         click.echo(
-            ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", written).format(
-                n=written, path=output
+            ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", counted.count).format(
+                n=counted.count, path=output
             ),
             err=True,
         )
