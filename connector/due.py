@@ -62,11 +62,16 @@ def due_rows(
     100,000 people 800,000 rows of fifteen keys each took 1.4 GB."""
     course_ids = resolve_courses(mappings, ledger.courses.all())
     horizon = within.after(as_of)
-    people = {r["user_id"]: _Person(*(r[k] for k in _Person._fields)) for r in ledger.people.rows()}
+    people = {
+        r["user_id"]: _Person(*(r[k] for k in _Person._fields)) for r in ledger.people.rows(departments)
+    }
     names = {d.id: d.name for d in mappings.departments}
     organisations: dict[str | None, str | None] = {}
     days: dict[date, str] = {}  # one string per due day, not one per row
-    statuses = statuses_as_of(ledger, mappings, course_ids, as_of)
+    # a department's statuses are read and evaluated alone: the others' would all be left out
+    statuses = statuses_as_of(
+        ledger, mappings, course_ids, as_of, None if departments is None else set(people)
+    )
     entries: list[tuple[tuple[str, str, str, str, str, str], _Due]] = []
     for row in _wanted(statuses, requirement):
         due = due_date(row, as_of)

@@ -181,22 +181,28 @@ def evaluate_ledger(
 
 
 def statuses_as_of(
-    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date
+    ledger: Ledger,
+    mappings: Mappings,
+    course_ids: dict[CourseRef, int],
+    as_of: date,
+    among: set[int] | None = None,
 ) -> Iterator[StatusRow]:
     """Every person x requirement status on ``as_of``, by user id: the stored statuses of everyone
     whose statuses hold on that day, and the others evaluated again (``rollups_as_of``'s reuse, row
     by row), each person's in the mappings' order of requirements. Everyone is evaluated when the
     stored statuses were computed with other mappings, courses or rules. What evaluating everyone
     gives, in the same order (``tests/test_incremental.py``); read from one state of the ledger
-    while it is consumed."""
+    while it is consumed. ``among``: the rows of these people only (a department's), read and
+    evaluated alone."""
     with ledger.snapshot():
         if ledger.evaluated.fingerprint() != evaluation_fingerprint(mappings, course_ids):
             rows, _ = evaluate_ledger(ledger, mappings, course_ids, as_of)
-            yield from rows
+            yield from rows if among is None else (row for row in rows if row.user_id in among)
             return
-        ledger.evaluated.select(as_of)
+        ledger.evaluated.select(as_of, among)
         evaluated = _reevaluated_rows(ledger, mappings, course_ids, as_of)
-        yield from heapq.merge(_in_mappings_order(ledger.statuses.held(), mappings), evaluated, key=_user_of)
+        held = ledger.statuses.held(among=among is not None)
+        yield from heapq.merge(_in_mappings_order(held, mappings), evaluated, key=_user_of)
 
 
 def _reevaluated_rows(

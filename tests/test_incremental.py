@@ -162,7 +162,7 @@ def _change(
 def test_incremental_evaluation_equals_full_evaluation_after_random_changes_and_date_moves(
     tmp_path: Path,
 ) -> None:
-    seeds = random.Random(13)
+    seeds, picks = random.Random(13), random.Random(7)
     for seed in range(3):
         rng_a, rng_b = random.Random(seed), random.Random(seed)
         people_a = {u: person(u, rng_a) for u in range(1, 61)}
@@ -188,8 +188,12 @@ def test_incremental_evaluation_equals_full_evaluation_after_random_changes_and_
                     with incremental.transaction():
                         reused = rollups_as_of(incremental, RICH, COURSE_IDS, day).build()
                         rows = list(statuses_as_of(incremental, RICH, COURSE_IDS, day))
+                    among = set(picks.sample(sorted(people_a), 12))
+                    with incremental.transaction():
+                        some = list(statuses_as_of(incremental, RICH, COURSE_IDS, day, among))
                     assert reused == _full_rollups(incremental, day), (seed, step, day)
                     assert rows == _full_rows(incremental, day), (seed, step, day)
+                    assert some == [r for r in rows if r.user_id in among], (seed, step, day)
                 as_of += timedelta(days=seeds.choice((0, 1, 30, 200, -45, 400)))
             assert min(reevaluated[1:]) < len(people_a)  # it did work incrementally
 
@@ -238,8 +242,13 @@ def test_status_as_of_prints_the_same_bytes_whether_it_reuses_stored_statuses_or
 
 @pytest.mark.parametrize(
     "command",
-    [("due", "--within", "90d"), ("forecast", "--quarters", "4"), ("export",)],
-    ids=["due", "forecast", "export"],
+    [
+        ("due", "--within", "90d"),
+        ("due", "--within", "90d", "--department", "jablonec"),
+        ("forecast", "--quarters", "4"),
+        ("export",),
+    ],
+    ids=["due", "due-department", "forecast", "export"],
 )
 def test_due_forecast_and_export_print_the_same_bytes_whether_they_reuse_stored_statuses_or_not(
     tmp_path: Path, command: tuple[str, ...]

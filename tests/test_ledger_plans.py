@@ -40,7 +40,8 @@ WHOLE_TABLE_BY_DESIGN = {
     ("Enrolments.spans", "enrolments"): 'a target that counts "enrolled" reads when every place was given',
     ("Statuses.write", "statuses"): "a sync replaces every status and compares old with new",
     ("Statuses.current", "statuses"): "export and erasure read every stored status",
-    ("Statuses.held", "statuses"): "`due` reads every stored status that holds on its day",
+    ("Statuses.held", "statuses"): "`due` reads every stored status that holds on its day (but a "
+    "department's: test_one_departments_held_statuses_are_looked_up_person_by_person)",
     ("Statuses.current_for_export", "statuses"): "an export streams every stored status",
     ("Statuses.per_requirement", "statuses"): "the dropped-requirement guard counts every status",
     ("Statuses.count", "statuses"): "a run reports how many statuses the ledger holds",
@@ -136,7 +137,10 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "People.upsert": lambda ld: ld.people.upsert([dict(ld.people.by_username("u5") or {})], 2, AS_OF),
     "People.mark_deleted": lambda ld: ld.people.mark_deleted([7, 8]),
     "People.empty_fields_not_kept": lambda ld: ld.people.empty_fields_not_kept(["fullname"]),
-    "People.rows": lambda ld: sum(1 for _ in ld.people.rows()),
+    "People.rows": lambda ld: (
+        sum(1 for _ in ld.people.rows()),
+        sum(1 for _ in ld.people.rows({"d1", "d2"})),
+    ),
     "People.by_username": lambda ld: ld.people.by_username("u42"),
     "People.department_of": lambda ld: ld.people.department_of(42),
     "People.by_idnumber": lambda ld: ld.people.by_idnumber("42"),
@@ -175,7 +179,12 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     ),
     "Statuses.count": lambda ld: ld.statuses.count(),
     "Statuses.current": lambda ld: sum(1 for _ in ld.statuses.current()),
-    "Statuses.held": lambda ld: (ld.evaluated.select(AS_OF), sum(1 for _ in ld.statuses.held())),
+    "Statuses.held": lambda ld: (
+        ld.evaluated.select(AS_OF),
+        sum(1 for _ in ld.statuses.held()),
+        ld.evaluated.select(AS_OF, among=range(1, 40)),
+        sum(1 for _ in ld.statuses.held(among=True)),
+    ),
     "Statuses.current_for_export": lambda ld: sum(1 for _ in ld.statuses.current_for_export()),
     "Statuses.for_user": lambda ld: ld.statuses.for_user(42),
     "Statuses.history_for": lambda ld: ld.statuses.history_for(42),
@@ -321,6 +330,7 @@ def plans(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], set
         statements = list(traced(ledger))
         ledger.statuses.stage()  # the temp table Statuses.write compares in, for its statements' plans
         ledger.staging.begin()  # the TEMP tables a sync stages in, for their statements' plans
+        ledger.evaluated.select(AS_OF, among=range(1, 40))  # and those `due --department` reads
         return {(method, sql): full_scans(ledger, sql) for method, sql in statements}
 
 
@@ -359,3 +369,11 @@ def test_the_indexes_serve_the_per_course_and_per_person_paths(
             ran.add(method)
             scans[method] |= tables
     assert (ran, scans) == (set(BY_ONE_COURSE_OR_PERSON), dict.fromkeys(BY_ONE_COURSE_OR_PERSON, set()))
+
+
+def test_one_departments_held_statuses_are_looked_up_person_by_person(
+    plans: dict[tuple[str, str], set[str]],
+) -> None:
+    """`due --department` reads the stored statuses of that department's people only."""
+    among = {sql: tables for (method, sql), tables in plans.items() if "temp.among a" in sql}
+    assert list(among.values()) == [set()]

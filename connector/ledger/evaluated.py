@@ -30,10 +30,18 @@ class Evaluated:
         row = self._db.execute("SELECT value FROM evaluation_state WHERE name = ?", [_FINGERPRINT]).fetchone()
         return None if row is None else str(row[0])
 
-    def select(self, as_of: date) -> int:
+    def select(self, as_of: date, among: Iterable[int] | None = None) -> int:
         """Fill ``temp.reevaluate`` with the people whose stored statuses may not hold at ``as_of``:
-        marked as changed, or evaluated for days that do not include ``as_of``. Returns how many."""
+        marked as changed, or evaluated for days that do not include ``as_of``. Returns how many.
+
+        ``among``: only these people are wanted (they fill ``temp.among``, which
+        ``Statuses.held(among=True)`` reads too), e.g. one department's."""
         conn = self._db.conn
+        conn.execute("DROP TABLE IF EXISTS temp.among")
+        if among is not None:
+            conn.execute("CREATE TEMP TABLE among (user_id INTEGER PRIMARY KEY)")
+            for batch in batched(((user_id,) for user_id in among), BATCH * 4):
+                conn.executemany("INSERT OR IGNORE INTO temp.among (user_id) VALUES (?)", batch)
         conn.execute("DROP TABLE IF EXISTS temp.reevaluate")
         conn.execute("CREATE TEMP TABLE reevaluate (user_id INTEGER PRIMARY KEY)")
         day = as_of.isoformat()
@@ -48,6 +56,8 @@ class Evaluated:
             "SELECT user_id FROM evaluated_people WHERE stable_from > ?",
             [day],
         )
+        if among is not None:
+            conn.execute("DELETE FROM temp.reevaluate WHERE user_id NOT IN (SELECT user_id FROM temp.among)")
         return int(conn.execute("SELECT COUNT(*) FROM temp.reevaluate").fetchone()[0])
 
     def people_rows(self) -> Iterator[dict[str, Any]]:

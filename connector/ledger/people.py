@@ -76,9 +76,17 @@ class People:
             "UPDATE people SET active = 0, deleted = 1 WHERE user_id = ?", [(u,) for u in user_ids]
         )
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        """Every person, by user id (the evaluation's stream)."""
-        cursor = self._db.execute("SELECT * FROM people ORDER BY user_id")
+    def rows(self, departments: Collection[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every person, by user id (the evaluation's stream); or those placed in ``departments``."""
+        cursor = (
+            self._db.execute("SELECT * FROM people ORDER BY user_id")
+            if departments is None
+            else self._db.execute(
+                "SELECT * FROM people WHERE department_id IN (SELECT value FROM json_each(?)) "
+                "ORDER BY user_id",
+                [json.dumps(sorted(departments))],
+            )
+        )
         names = [d[0] for d in cursor.description]
         for row in cursor:
             yield dict(zip(names, row, strict=True))

@@ -151,13 +151,19 @@ class Statuses:
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM statuses ORDER BY user_id, requirement_id"):
             yield StatusRow(*row)
 
-    def held(self) -> Iterator[StatusRow]:
+    def held(self, *, among: bool = False) -> Iterator[StatusRow]:
         """The stored statuses of everyone outside ``temp.reevaluate`` (``Evaluated.select``): the
-        statuses that hold on its day, by person then requirement."""
-        for row in self._db.execute(
-            f"SELECT {_WRITTEN} FROM statuses WHERE user_id NOT IN (SELECT user_id FROM temp.reevaluate) "
-            "ORDER BY user_id, requirement_id"
-        ):
+        statuses that hold on its day, by person then requirement; ``among``: only of the people
+        in ``temp.among`` (looked up person by person, not a scan of every status)."""
+        held = "NOT IN (SELECT user_id FROM temp.reevaluate)"
+        query = (
+            f"SELECT {', '.join('s.' + c for c in _WRITTEN.split(', '))} FROM temp.among a "
+            f"CROSS JOIN statuses s ON s.user_id = a.user_id WHERE a.user_id {held} "
+            "ORDER BY s.user_id, s.requirement_id"
+            if among
+            else f"SELECT {_WRITTEN} FROM statuses WHERE user_id {held} ORDER BY user_id, requirement_id"
+        )
+        for row in self._db.execute(query):
             yield StatusRow(*row)
 
     def current_for_export(self) -> Iterator[ExportRow]:
