@@ -1,4 +1,5 @@
-"""`status` checks the tables it reads for damage while it computes, and shows nothing from a damaged one.
+"""`status` and `due` check the tables they read for damage while they compute, and show nothing from
+a damaged one.
 
 SQLite pages carry no checksum: a damaged page can be read as wrong numbers. `status` runs
 ``quick_check`` on a second connection beside its own work, on the tables it reads only, and waits
@@ -43,6 +44,9 @@ def status(ledger: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+_NOT_IN_THE_FILE = {"sqlite_master", "json_each"}  # the schema, and a function read as a table
+
+
 class Trace:
     """The tables SQLite is asked to read, and those ``PRAGMA quick_check`` is run on, over
     every connection opened while it is installed."""
@@ -55,7 +59,7 @@ class Trace:
     def authorize(
         self, action: int, arg1: str | None, arg2: str | None, db: str | None, _src: str | None
     ) -> int:
-        if action == sqlite3.SQLITE_READ and arg1 and db != "temp" and arg1 != "sqlite_master":
+        if action == sqlite3.SQLITE_READ and arg1 and db != "temp" and arg1 not in _NOT_IN_THE_FILE:
             self.read.add(arg1)
         elif action == sqlite3.SQLITE_PRAGMA and arg1 == "quick_check":
             if arg2 is not None and not arg2.isdigit():
@@ -157,3 +161,47 @@ def test_a_check_that_breaks_is_no_verdict_of_sound(ledger: Path, monkeypatch: p
     code, out, err = status(ledger, "--as-of", DAY_AFTER.isoformat())
     assert code == 1 and out == ""
     assert err.startswith("internal error: RuntimeError: the check broke"), err
+
+
+def due(ledger: Path, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(
+        main,
+        [
+            "--ledger",
+            str(ledger),
+            "--mappings",
+            str(MAPPINGS),
+            "due",
+            "--as-of",
+            DAY_AFTER.isoformat(),
+            *args,
+        ],
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("--department", "jablonec")], ids=["everyone", "department"])
+def test_due_checks_every_table_it_reads_beside_its_work(
+    ledger: Path, trace: Trace, args: tuple[str, ...]
+) -> None:
+    code, out, err = due(ledger, *args)
+    assert (code, err) == (0, "") and out
+    assert trace.read and trace.whole_file_checks == 0
+    assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
+
+
+def test_due_with_other_mappings_checks_what_evaluating_everyone_reads(ledger: Path, trace: Trace) -> None:
+    """Without the stored statuses' fingerprint everyone is evaluated, which reads what targets count."""
+    with sqlite3.connect(ledger) as conn:
+        conn.execute("DELETE FROM evaluation_state")
+    code, out, err = due(ledger)
+    assert (code, err) == (0, "") and out
+    assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
+
+
+@pytest.mark.parametrize("table", ["statuses", "people"])
+def test_due_shows_nothing_from_a_damaged_table(ledger: Path, table: str) -> None:
+    damage(ledger, table)
+    code, out, err = due(ledger, "--format", "csv")
+    assert (code, out) == (1, "")
+    assert "damaged" in err

@@ -74,12 +74,20 @@ def due(
     (or --as-of), imported evidence included.
     """
     from connector.due import due_rows
+    from connector.ledger.rollups import Rollups
     from connector.reports.views import _check_as_of, _check_requirement, _department_filter
 
     if fmt == "xlsx" and output is None:
         raise UsageError(_("--format xlsx needs a file to write to"), hint=_("add -o FILE.xlsx"))
     config = config_of(ctx)
-    with open_for_reading(ctx) as (ledger, mappings):
+    # the statuses of a day come from what its roll-ups are recomputed from: those tables are
+    # checked beside the work (the verdict comes before any row is shown: `open_for_reading`)
+    checking = Rollups.tables_read(recomputed=True)
+    with open_for_reading(ctx, checking=checking) as (ledger, mappings):
+        from connector.evaluation import rollup_tables
+
+        # and what a day's statuses computed with other mappings (everyone evaluated) read
+        ledger.check_in_background(rollup_tables(mappings, recomputed=True))
         when = as_of or _today(ctx, mappings)
         _check_as_of(ledger, when)
         departments = _department_filter(mappings, department)
