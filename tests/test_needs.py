@@ -430,3 +430,22 @@ def test_the_demo_ends_with_this_years_needs_analysis(tmp_path: Path) -> None:
         f"read 'Analiza potreb {year} / Analýza potřeb {year}': 26 answers, 29 declared needs of 22 people "
         f"for {year}"
     ) in result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("department", ["jablonec", "ljubljana", "ljubljana.digitalizacija", "ceska-lipa"])
+def test_a_departments_needs_are_the_whole_analysis_cut_to_its_subtree(
+    needs_site: NeedsSite, department: str
+) -> None:
+    """A department's needs are read from its people's statuses alone: the same groups, people and
+    counts as the whole analysis has for that subtree."""
+    from connector.mapping import load_mappings
+    from connector.reports.views import _department_filter
+
+    subtree = _department_filter(load_mappings(MAPPINGS), department)
+    assert subtree
+    code, whole, _ = needs_site.run("needs", "--year", "2026", "--format", "json")
+    assert code == 0
+    code, cut, _ = needs_site.run("needs", "--year", "2026", "--department", department, "--format", "json")
+    assert code == 0
+    expected = [g for g in json.loads(whole) if g["department"] in subtree]
+    assert expected and json.loads(cut) == expected

@@ -70,8 +70,9 @@ def print_needs(
     short: bool = False,
 ) -> None:
     from connector.needs.view import current_needs, needs_rows, totals
+    from connector.reports.views import _department_filter
 
-    as_of, found = current_needs(ledger, mappings, year)
+    as_of, found = current_needs(ledger, mappings, year, _department_filter(mappings, department))
     groups, persons = needs_rows(
         ledger, mappings, year, found, as_of, department, people_listed=fmt == "json"
     )

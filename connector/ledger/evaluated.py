@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.ledger._batch import BATCH, batched
+from connector.ledger._batch import BATCH, batched, fill_among
 from connector.ledger.evidence import items_by_user
 from connector.ledger.records import EvidenceItem
 
@@ -37,11 +37,8 @@ class Evaluated:
         ``among``: only these people are wanted (they fill ``temp.among``, which
         ``Statuses.held(among=True)`` reads too), e.g. one department's."""
         conn = self._db.conn
-        conn.execute("DROP TABLE IF EXISTS temp.among")
         if among is not None:
-            conn.execute("CREATE TEMP TABLE among (user_id INTEGER PRIMARY KEY)")
-            for batch in batched(((user_id,) for user_id in among), BATCH * 4):
-                conn.executemany("INSERT OR IGNORE INTO temp.among (user_id) VALUES (?)", batch)
+            fill_among(conn, among)
         conn.execute("DROP TABLE IF EXISTS temp.reevaluate")
         conn.execute("CREATE TEMP TABLE reevaluate (user_id INTEGER PRIMARY KEY)")
         day = as_of.isoformat()

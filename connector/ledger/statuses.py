@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlite_utils
 
-from connector.ledger._batch import BATCH
+from connector.ledger._batch import BATCH, fill_among
 from connector.ledger.records import ExportRow, StatusRow
 
 _COLUMNS = "user_id, requirement_id, status, valid_until, since, due, evidence_id, completed_on, detail"
@@ -146,9 +146,17 @@ class Statuses:
             self.received += len(batch)
             yield batch
 
-    def current(self) -> Iterator[StatusRow]:
-        """Every stored status, by person then requirement."""
-        for row in self._db.execute(f"SELECT {_COLUMNS} FROM statuses ORDER BY user_id, requirement_id"):
+    def current(self, among: Iterable[int] | None = None) -> Iterator[StatusRow]:
+        """Every stored status, by person then requirement; ``among``: of these people only."""
+        if among is None:
+            query = f"SELECT {_COLUMNS} FROM statuses ORDER BY user_id, requirement_id"
+        else:
+            fill_among(self._db.conn, among)
+            query = (
+                f"SELECT {', '.join('s.' + c for c in _COLUMNS.split(', '))} FROM temp.among a "
+                "CROSS JOIN statuses s ON s.user_id = a.user_id ORDER BY s.user_id, s.requirement_id"
+            )
+        for row in self._db.execute(query):
             yield StatusRow(*row)
 
     def held(self, *, among: bool = False) -> Iterator[StatusRow]:

@@ -17,16 +17,20 @@ from connector.reports.views import _department_filter, display_name, organisati
 _WHO_SHOWN = 6  # usernames in a table cell; the rest as "+N" (CSV and JSON list everyone)
 
 
-def current_needs(ledger: Ledger, mappings: Mappings, year: int) -> tuple[date, list[Need]]:
-    """The needs of ``year`` from the last successful sync's statuses and the declared needs."""
+def current_needs(
+    ledger: Ledger, mappings: Mappings, year: int, departments: set[str] | None = None
+) -> tuple[date, list[Need]]:
+    """The needs of ``year`` from the last successful sync's statuses and the declared needs;
+    ``departments``: of the people placed in these only (their statuses read alone)."""
     run = ledger.runs.last("ok")
     if run is None:
         raise LedgerError(
             _("the ledger has no successful sync yet"),
             hint=_("run `connector sync` (or `connector demo` to try it out)"),
         )
-    people = {int(p["user_id"]): p for p in ledger.people.rows()}
-    needs = needs_of_year(year, ledger.statuses.current(), ledger.needs.declared(year), people, mappings)
+    people = {int(p["user_id"]): p for p in ledger.people.rows(departments)}
+    statuses = ledger.statuses.current(None if departments is None else people)
+    needs = needs_of_year(year, statuses, ledger.needs.declared(year), people, mappings)
     return date.fromisoformat(run["as_of"]), needs
 
 

@@ -26,7 +26,7 @@ from connector.i18n import _, format_day, format_percent, language, ngettext
 from connector.ledger import Ledger
 from connector.mapping import Mappings, Requirement
 from connector.needs.view import current_needs, needs_rows
-from connector.reports.views import status_rows
+from connector.reports.views import _department_filter, status_rows
 from connector.rules import StatusCounts
 
 TREND_RUNS = 12  # past successful syncs drawn in a sparkline
@@ -225,7 +225,7 @@ def _needs(
 ) -> tuple[date | None, dict[str, tuple[NeedsRow, ...]]]:
     """`connector needs --year YEAR`'s rows per department (None and nothing before the first sync)."""
     try:
-        as_of, found = current_needs(ledger, mappings, year)
+        as_of, found = current_needs(ledger, mappings, year, _department_filter(mappings, department))
     except LedgerError:
         return None, {}
     groups, _ = needs_rows(ledger, mappings, year, found, as_of, department, people_named=False)
