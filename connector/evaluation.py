@@ -21,7 +21,15 @@ from connector.ledger import EvidenceItem, Ledger, StatusRow
 from connector.ledger.rollups import Rollups
 from connector.mapping import CourseRef, Mappings
 from connector.moodle.records import Completion, Course, Subject
-from connector.rules import RULES_VERSION, PersonStatus, RollupBuilder, RuleSet, Status, evaluate_sorted
+from connector.rules import (
+    RULES_VERSION,
+    DepartmentRollup,
+    PersonStatus,
+    RollupBuilder,
+    RuleSet,
+    Status,
+    evaluate_sorted,
+)
 
 _DAY = timedelta(days=1)
 
@@ -249,13 +257,30 @@ def rollups_as_of(
         return _rollups_as_of(ledger, mappings, course_ids, as_of)
 
 
+def department_rollups_as_of(
+    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date, departments: set[str]
+) -> list[DepartmentRollup]:
+    """``rollups_as_of``'s roll-ups of ``departments`` only (a subtree: `forecast --department`):
+    only the people placed in them, or whose stored statuses count there, are evaluated again.
+    What the others' roll-ups would count is not known then, so they are left out."""
+    with ledger.snapshot():
+        among = {row["user_id"] for row in ledger.people.rows(departments)}
+        among |= ledger.statuses.people_counted_in(departments)  # moved or left since: counted there
+        builder = _rollups_as_of(ledger, mappings, course_ids, as_of, among)
+    return [r for r in builder.build() if r.department_id in departments]
+
+
 def _rollups_as_of(
-    ledger: Ledger, mappings: Mappings, course_ids: dict[CourseRef, int], as_of: date
+    ledger: Ledger,
+    mappings: Mappings,
+    course_ids: dict[CourseRef, int],
+    as_of: date,
+    among: set[int] | None = None,
 ) -> RollupBuilder:
     builder = rollup_builder(ledger, mappings, course_ids, as_of)
     reuse = ledger.evaluated.fingerprint() == evaluation_fingerprint(mappings, course_ids)
     if reuse:
-        ledger.evaluated.select(as_of)
+        ledger.evaluated.select(as_of, among)
         people: Iterable[dict[str, Any]] = ledger.evaluated.people_rows()
         evidence = _reevaluated_evidence(ledger, mappings, course_ids)
     else:

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from connector.durations import shift_months
-from connector.evaluation import resolve_courses, rollups_as_of
+from connector.evaluation import department_rollups_as_of, resolve_courses, rollups_as_of
 from connector.ledger import Ledger
 from connector.mapping import Mappings
 from connector.rules import DepartmentRollup, TargetResult
@@ -39,21 +39,29 @@ class Failure:
     then: TargetResult  # as judged at fails_at (missed)
 
 
-def _rollups(ledger: Ledger, mappings: Mappings, as_of: date) -> dict[tuple[str, str], DepartmentRollup]:
-    """The roll-ups of ``as_of``: the stored statuses of everyone whose statuses hold on that
-    day, the others evaluated again (what evaluating everyone gives, ``rollups_as_of``)."""
+def _rollups(
+    ledger: Ledger, mappings: Mappings, as_of: date, departments: set[str] | None
+) -> dict[tuple[str, str], DepartmentRollup]:
+    """The roll-ups of ``as_of`` (of ``departments`` only, when given): the stored statuses of
+    everyone whose statuses hold on that day, the others evaluated again (what evaluating
+    everyone gives, ``rollups_as_of``)."""
     course_ids = resolve_courses(mappings, ledger.courses.all())
-    builder = rollups_as_of(ledger, mappings, course_ids, as_of)
-    return {(r.department_id, r.requirement_id): r for r in builder.build()}
+    rollups = (
+        rollups_as_of(ledger, mappings, course_ids, as_of).build()
+        if departments is None
+        else department_rollups_as_of(ledger, mappings, course_ids, as_of, departments)
+    )
+    return {(r.department_id, r.requirement_id): r for r in rollups}
 
 
 def forecast(
-    ledger: Ledger, mappings: Mappings, as_of: date, quarters: int
+    ledger: Ledger, mappings: Mappings, as_of: date, quarters: int, departments: set[str] | None = None
 ) -> tuple[list[date], list[dict[str, Any]], list[Failure]]:
-    """(quarter ends, one row per department x requirement x quarter end, targets failing first)."""
+    """(quarter ends, one row per department x requirement x quarter end, targets failing first);
+    ``departments``: of these only (their people evaluated alone)."""
     ends = quarter_ends(as_of, quarters)
-    today = _rollups(ledger, mappings, as_of)
-    ahead = [(end, _rollups(ledger, mappings, end)) for end in ends]
+    today = _rollups(ledger, mappings, as_of, departments)
+    ahead = [(end, _rollups(ledger, mappings, end, departments)) for end in ends]
     rows: list[dict[str, Any]] = []
     failures: list[Failure] = []
     for key, now in today.items():

@@ -15,6 +15,7 @@ import json
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
@@ -32,8 +33,9 @@ from connector.evaluation import evaluate_into_ledger, evaluate_ledger, rollups_
 from connector.ledger import Ledger, StatusRow
 from connector.ledger.imports import ImportedRow, Provenance
 from connector.ledger.needs import AnalysisRow
-from connector.mapping import Requirement, Target
+from connector.mapping import Requirement, Target, load_mappings
 from connector.moodle.records import Completion, Subject
+from connector.reports.views import _department_filter
 from connector.rules import DepartmentRollup, RuleSet, evaluate_person
 from tests.helpers import ANCHOR, synced_demo_ledger
 from tests.helpers import MAPPINGS as DEMO_MAPPINGS
@@ -246,9 +248,10 @@ def test_status_as_of_prints_the_same_bytes_whether_it_reuses_stored_statuses_or
         ("due", "--within", "90d"),
         ("due", "--within", "90d", "--department", "jablonec"),
         ("forecast", "--quarters", "4"),
+        ("forecast", "--quarters", "4", "--department", "ljubljana"),
         ("export",),
     ],
-    ids=["due", "due-department", "forecast", "export"],
+    ids=["due", "due-department", "forecast", "forecast-department", "export"],
 )
 def test_due_forecast_and_export_print_the_same_bytes_whether_they_reuse_stored_statuses_or_not(
     tmp_path: Path, command: tuple[str, ...]
@@ -321,3 +324,33 @@ def test_the_fingerprint_is_the_same_in_every_process() -> None:
         for seed in ("1", "2", "3")
     }
     assert len(prints) == 1 and len(prints.pop().strip()) == 64
+
+
+@pytest.mark.parametrize("department", ["jablonec", "ljubljana", "ljubljana.digitalizacija"])
+def test_a_departments_forecast_is_the_whole_forecast_cut_to_its_subtree(
+    tmp_path: Path, department: str
+) -> None:
+    """`forecast --department` evaluates that subtree's people alone: the same rows and failures as
+    the whole forecast has for it, also after people moved in or out of it since the last sync."""
+    reusing, _ = _twin_ledgers(tmp_path)
+    with sqlite3.connect(reusing) as conn:  # one person moves out of the subtree, one into it
+        moved = [
+            conn.execute(
+                "SELECT user_id FROM people WHERE active AND department_id LIKE ? ORDER BY user_id LIMIT 1",
+                [pattern],
+            ).fetchone()[0]
+            for pattern in (f"{department}%", "ceska-lipa%")
+        ]
+        conn.execute("UPDATE people SET department_id = 'ceska-lipa' WHERE user_id = ?", [moved[0]])
+        conn.execute("UPDATE people SET department_id = ? WHERE user_id = ?", [department, moved[1]])
+    subtree = _department_filter(load_mappings(DEMO_MAPPINGS), department)
+    for offset in (0, 60, 365):
+        day = (ANCHOR + timedelta(days=offset)).isoformat()
+        base = ["--ledger", str(reusing), "--mappings", str(DEMO_MAPPINGS), "forecast", "--as-of", day]
+        whole = CliRunner().invoke(main, [*base, "--format", "json"])
+        cut = CliRunner().invoke(main, [*base, "--department", department, "--format", "json"])
+        assert whole.exit_code == cut.exit_code == 0, cut.stderr
+        expected = json.loads(whole.stdout)
+        for key in ("quarters", "fails_first"):
+            expected[key] = [r for r in expected[key] if r["department"] in subtree]
+        assert expected["quarters"] and json.loads(cut.stdout) == expected, day

@@ -179,6 +179,7 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
         ),
     ),
     "Statuses.count": lambda ld: ld.statuses.count(),
+    "Statuses.people_counted_in": lambda ld: ld.statuses.people_counted_in({"d1", "d2"}),
     "Statuses.current": lambda ld: (
         sum(1 for _ in ld.statuses.current()),
         sum(1 for _ in ld.statuses.current(among=range(1, 40))),

@@ -194,7 +194,7 @@ def forecast(
         when = as_of or _today(ctx, mappings)
         _check_as_of(ledger, when)
         departments = _department_filter(mappings, department)
-        ends, rows, failures = compute(ledger, mappings, when, quarters)
+        ends, rows, failures = compute(ledger, mappings, when, quarters, departments)
     order = {d.id: i for i, d in enumerate(mappings.departments)}
     rows = [r for r in rows if departments is None or r["department"] in departments]
     rows.sort(key=lambda r: (order.get(r["department"], 10**9), r["requirement"], r["quarter_end"]))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import date
 from itertools import islice
 from typing import Any
@@ -173,6 +174,17 @@ class Statuses:
         )
         for row in self._db.execute(query):
             yield StatusRow(*row)
+
+    def people_counted_in(self, departments: Collection[str]) -> set[int]:
+        """Who has a stored status counted in one of ``departments``."""
+        return {
+            user_id
+            for (user_id,) in self._db.execute(
+                "SELECT DISTINCT user_id FROM statuses "
+                "WHERE department_id IN (SELECT value FROM json_each(?))",
+                [json.dumps(sorted(departments))],
+            )
+        }
 
     def current_for_export(self) -> Iterator[ExportRow]:
         """Every stored status with its person and deciding course, by person then requirement:
