@@ -531,3 +531,21 @@ def test_a_write_to_a_file_that_is_not_a_terminal_shows_no_progress(
     monkeypatch.setattr(Written, "EVERY", 1)
     rows = Written(range(3), Path("export.csv"))
     assert (list(rows), rows.count, capsys.readouterr().err) == ([0, 1, 2], 3, "")
+
+
+def test_a_write_that_fails_clears_its_progress_line_first(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from connector.cli.output import Written
+
+    def rows() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(Written, "EVERY", 1)
+    with pytest.raises(OSError):
+        list(Written(rows(), Path("export.csv")))
+    line = "writing export.csv       2"
+    assert capsys.readouterr().err == f"\rwriting export.csv       1\r{line}\r{' ' * len(line)}\r"

@@ -76,12 +76,14 @@ class Written(Generic[T]):
         self.count = 0
 
     def __iter__(self) -> Iterator[T]:
-        for row in self._rows:
-            self.count += 1
-            if not self.count % self.EVERY:
-                self._progress(self._stage, self.count, self._total)
-            yield row
-        self._progress.close()
+        try:
+            for row in self._rows:
+                self.count += 1
+                if not self.count % self.EVERY:
+                    self._progress(self._stage, self.count, self._total)
+                yield row
+        finally:  # an error after it starts on a line of its own
+            self._progress.close()
 
 
 def write_private(path: Path, text: str | bytes | Iterable[str]) -> None:
