@@ -549,3 +549,20 @@ def test_a_write_that_fails_clears_its_progress_line_first(
         list(Written(rows(), Path("export.csv")))
     line = "writing export.csv       2"
     assert capsys.readouterr().err == f"\rwriting export.csv       1\r{line}\r{' ' * len(line)}\r"
+
+
+def test_a_write_whose_consumer_fails_clears_its_progress_line_before_the_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The writer may fail (a full disk, a sheet too long) while the rows are still coming."""
+    from connector.cli.output import Written
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(Written, "EVERY", 1)
+    with pytest.raises(OSError), Written(iter(range(9)), Path("due.xlsx"), 9) as rows:
+        for n in rows:
+            if n == 1:
+                raise OSError("disk full")
+    first = "writing due.xlsx         [###...........................] 1/9"
+    second = "writing due.xlsx         [######........................] 2/9"
+    assert capsys.readouterr().err == f"\r{first}\r{second}\r{' ' * len(second)}\r"

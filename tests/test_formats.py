@@ -88,7 +88,13 @@ _JSON_VALUES = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(
-    rows=st.lists(st.dictionaries(st.text(max_size=5), _JSON_VALUES, max_size=5) | _JSON_VALUES, max_size=7),
+    rows=st.lists(
+        st.dictionaries(
+            st.text(max_size=5) | st.integers() | st.booleans() | st.none(), _JSON_VALUES, max_size=5
+        )
+        | _JSON_VALUES,
+        max_size=7,
+    ),
     chunk=st.integers(1, 4),
 )
 def test_json_lines_writes_the_bytes_json_dumps_writes(rows: list[object], chunk: int) -> None:

@@ -354,3 +354,41 @@ def test_a_departments_forecast_is_the_whole_forecast_cut_to_its_subtree(
         for key in ("quarters", "fails_first"):
             expected[key] = [r for r in expected[key] if r["department"] in subtree]
         assert expected["quarters"] and json.loads(cut.stdout) == expected, day
+
+
+@pytest.mark.parametrize("department", ["jablonec", "ljubljana.digitalizacija"])
+def test_a_departments_due_list_is_the_whole_list_cut_to_its_subtree(tmp_path: Path, department: str) -> None:
+    """`due --department` reads and evaluates that subtree's people alone: the rows the whole list
+    has for it, also after people moved in or out of it or left since the last sync."""
+    reusing, _ = _twin_ledgers(tmp_path)
+    with sqlite3.connect(reusing) as conn:
+        inside = conn.execute(
+            "SELECT user_id FROM people WHERE active AND department_id LIKE ? ORDER BY user_id LIMIT 2",
+            [f"{department}%"],
+        ).fetchall()
+        outside = conn.execute(
+            "SELECT user_id FROM people WHERE active AND department_id LIKE 'ceska-lipa%' "
+            "ORDER BY user_id LIMIT 1"
+        ).fetchone()
+        conn.execute("UPDATE people SET department_id = 'ceska-lipa' WHERE user_id = ?", inside[0])
+        conn.execute("UPDATE people SET active = 0 WHERE user_id = ?", inside[1])
+        conn.execute("UPDATE people SET department_id = ? WHERE user_id = ?", [department, outside[0]])
+    subtree = _department_filter(load_mappings(DEMO_MAPPINGS), department)
+    for offset in (0, 60, 365):
+        day = (ANCHOR + timedelta(days=offset)).isoformat()
+        base = [
+            "--ledger",
+            str(reusing),
+            "--mappings",
+            str(DEMO_MAPPINGS),
+            "due",
+            "--as-of",
+            day,
+            "--within",
+            "1y",
+        ]
+        whole = CliRunner().invoke(main, [*base, "--format", "json"])
+        cut = CliRunner().invoke(main, [*base, "--department", department, "--format", "json"])
+        assert whole.exit_code == cut.exit_code == 0, cut.stderr
+        expected = [r for r in json.loads(whole.stdout) if r["department"] in subtree]
+        assert expected and json.loads(cut.stdout) == expected, day

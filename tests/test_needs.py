@@ -434,18 +434,30 @@ def test_the_demo_ends_with_this_years_needs_analysis(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("department", ["jablonec", "ljubljana", "ljubljana.digitalizacija", "ceska-lipa"])
 def test_a_departments_needs_are_the_whole_analysis_cut_to_its_subtree(
-    needs_site: NeedsSite, department: str
+    needs_site: NeedsSite, tmp_path: Path, department: str
 ) -> None:
     """A department's needs are read from its people's statuses alone: the same groups, people and
-    counts as the whole analysis has for that subtree."""
+    counts as the whole analysis has for that subtree, also after people moved in or out of it."""
     from connector.mapping import load_mappings
     from connector.reports.views import _department_filter
 
     subtree = _department_filter(load_mappings(MAPPINGS), department)
     assert subtree
-    code, whole, _ = needs_site.run("needs", "--year", "2026", "--format", "json")
+    ledger = _copy(needs_site, tmp_path)
+    with sqlite3.connect(ledger) as conn:  # one person moves out of the subtree, one into it
+        moved = [
+            conn.execute(
+                "SELECT user_id FROM people WHERE active AND department_id LIKE ? ORDER BY user_id LIMIT 1",
+                [pattern],
+            ).fetchone()[0]
+            for pattern in (f"{department}%", "lucany%")
+        ]
+        conn.execute("UPDATE people SET department_id = 'lucany' WHERE user_id = ?", [moved[0]])
+        conn.execute("UPDATE people SET department_id = ? WHERE user_id = ?", [department, moved[1]])
+    args = ("--ledger", str(ledger), "needs", "--year", "2026", "--format", "json")
+    code, whole, _ = needs_site.run(*args)
     assert code == 0
-    code, cut, _ = needs_site.run("needs", "--year", "2026", "--department", department, "--format", "json")
+    code, cut, _ = needs_site.run(*args, "--department", department)
     assert code == 0
     expected = [g for g in json.loads(whole) if g["department"] in subtree]
     assert expected and json.loads(cut) == expected

@@ -173,3 +173,50 @@ def test_column_widths_come_from_the_headings_and_the_first_rows(monkeypatch: py
     assert sheet.column_dimensions["A"].width == len("Jana Nováková") + 2
     assert [c.value for c in sheet["A"]] == ["name", "Ana", "Jana Nováková", "Maximilián " * 10]
     assert sheet.auto_filter.ref == "A1:A4"
+
+
+def test_text_that_looks_like_an_excel_error_stays_text() -> None:
+    """openpyxl would write "#N/A" as an error value: a name or number from Moodle stays text."""
+    rows = [{"name": code} for code in ("#N/A", "#REF!", "#DIV/0!", "#NAME?", "#hashtag")]
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook_bytes([Sheet("p", (Column("name"),), rows)])))["p"]
+    assert [(c.value, c.data_type) for c in sheet["A"][1:]] == [
+        ("#N/A", "s"),
+        ("#REF!", "s"),
+        ("#DIV/0!", "s"),
+        ("#NAME?", "s"),
+        ("#hashtag", "s"),
+    ]
+
+
+def test_a_refused_workbook_leaves_no_temporary_file_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    """openpyxl writes each sheet to a temporary file first: it holds names and e-mail addresses."""
+    from openpyxl.worksheet import _writer
+
+    from connector.errors import ConnectorError
+    from connector.reports import xlsx
+
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 3)
+    before = set(_writer.ALL_TEMP_FILES)
+    with pytest.raises(ConnectorError):
+        workbook_bytes([Sheet("p", (Column("name"),), ({"name": f"Jana {n}"} for n in range(5)))])
+    left = set(_writer.ALL_TEMP_FILES) - before
+    assert left == set()
+
+
+def test_a_sheet_known_to_be_too_long_is_refused_before_a_row_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connector.errors import ConnectorError
+    from connector.reports import xlsx
+
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 3)
+    read: list[int] = []
+
+    def rows() -> Iterator[dict[str, object]]:
+        for n in range(4):
+            read.append(n)
+            yield {"name": n}
+
+    with pytest.raises(ConnectorError, match="more rows than an Excel worksheet holds"):
+        workbook_bytes([Sheet("due", (Column("name"),), rows(), 4)])
+    assert read == []

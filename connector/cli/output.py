@@ -60,11 +60,13 @@ class Progress:
     def close(self) -> None:
         if self.enabled and self._last:
             click.echo("\r" + " " * len(self._last) + "\r", nl=False, err=True)
+            self._last = ""
 
 
 class Written(Generic[T]):
     """Rows on their way into a file, counted as they pass (``count``), the count shown on stderr
-    when it is a terminal: a million-row export takes a while."""
+    when it is a terminal: a million-row export takes a while. Used as a context manager around
+    the write, so that the line is gone before any error is shown, whichever side failed."""
 
     EVERY = 10_000
 
@@ -82,8 +84,14 @@ class Written(Generic[T]):
                 if not self.count % self.EVERY:
                     self._progress(self._stage, self.count, self._total)
                 yield row
-        finally:  # an error after it starts on a line of its own
+        finally:
             self._progress.close()
+
+    def __enter__(self) -> Written[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.close()
 
 
 def write_private(path: Path, text: str | bytes | Iterable[str]) -> None:

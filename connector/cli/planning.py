@@ -148,19 +148,19 @@ def echo_due_table(
 
 def _write(output: Path | None, fmt: str, dialect: str, due: Sequence[dict[str, Any]]) -> None:
     assert output is not None
-    rows = Written(due, output, len(due))
     content: str | bytes | Iterator[str]
-    if fmt == "xlsx":
-        from connector.reports.xlsx import Column, Sheet, workbook_bytes
+    with Written(due, output, len(due)) as rows:
+        if fmt == "xlsx":
+            from connector.reports.xlsx import Column, Sheet, workbook_bytes
 
-        kinds = {"due_on": "date", "valid_until": "date"}
-        sheet_columns = [Column(key, kinds.get(key, "text")) for key in columns.DUE.csv]  # type: ignore[arg-type]
-        content = workbook_bytes([Sheet(_("due"), sheet_columns, rows)])
-    elif fmt == "json":
-        content = itertools.chain(json_lines(rows), "\n")
-    else:
-        content = csv_lines(rows, columns.DUE.csv, dialect)
-    write_private(output, content)
+            kinds = {"due_on": "date", "valid_until": "date"}
+            sheet_columns = [Column(key, kinds.get(key, "text")) for key in columns.DUE.csv]  # type: ignore[arg-type]
+            content = workbook_bytes([Sheet(_("due"), sheet_columns, rows, len(due))])
+        elif fmt == "json":
+            content = itertools.chain(json_lines(rows), "\n")
+        else:
+            content = csv_lines(rows, columns.DUE.csv, dialect)
+        write_private(output, content)
     click.echo(
         ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", len(due)).format(
             n=len(due), path=output

@@ -194,34 +194,40 @@ def _stream(
 ) -> None:
     """The export's rows onto ``output`` (or stdout) as they are read; xlsx adds the ``summary``
     sheet."""
-    counted = Written(rows, output) if output else rows
-    content: Iterable[str] | bytes
-    if fmt == "xlsx":
-        from connector.reports.xlsx import EXPORT_SHEET_COLUMNS, STATUS_SHEET_COLUMNS, Sheet, workbook_bytes
 
-        content = workbook_bytes(
-            [
-                Sheet(_("statuses"), EXPORT_SHEET_COLUMNS, counted),
-                Sheet(_("departments"), STATUS_SHEET_COLUMNS, summary()),
-            ]
-        )
-    elif fmt == "json":
-        content = itertools.chain(json_lines(counted), "\n")
-    else:
-        content = csv_lines(counted, columns.EXPORT.csv, dialect)
-    if isinstance(counted, Written):
-        assert output is not None
-        write_private(output, content)
-        click.echo(
-            ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", counted.count).format(
-                n=counted.count, path=output
-            ),
-            err=True,
-        )
-    else:
+    def rendered(rows: Iterable[dict[str, Any]]) -> Iterable[str] | bytes:
+        if fmt == "xlsx":
+            from connector.reports.xlsx import (
+                EXPORT_SHEET_COLUMNS,
+                STATUS_SHEET_COLUMNS,
+                Sheet,
+                workbook_bytes,
+            )
+
+            return workbook_bytes(
+                [
+                    Sheet(_("statuses"), EXPORT_SHEET_COLUMNS, rows),
+                    Sheet(_("departments"), STATUS_SHEET_COLUMNS, summary()),
+                ]
+            )
+        if fmt == "json":
+            return itertools.chain(json_lines(rows), "\n")
+        return csv_lines(rows, columns.EXPORT.csv, dialect)
+
+    if output is None:
+        content = rendered(rows)
         assert not isinstance(content, bytes)  # xlsx was refused without -o
         for piece in content:
             click.echo(piece, nl=False)
+        return
+    with Written(rows, output) as counted:
+        write_private(output, rendered(counted))
+    click.echo(
+        ngettext("wrote {n} row to {path}", "wrote {n} rows to {path}", counted.count).format(
+            n=counted.count, path=output
+        ),
+        err=True,
+    )
 
 
 @main.command()

@@ -17,7 +17,7 @@ from itertools import chain, islice
 from typing import Any, Literal
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, WriteOnlyCell
+from openpyxl.cell.cell import ERROR_CODES, ILLEGAL_CHARACTERS_RE, WriteOnlyCell
 from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
@@ -46,6 +46,7 @@ class Sheet:
     title: str  # at most 31 characters (Excel's limit)
     columns: Sequence[Column]
     rows: Iterable[dict[str, Any]]
+    length: int | None = None  # how many rows, when known: one too long is refused before any is written
 
 
 STATUS_SHEET_COLUMNS = (
@@ -108,9 +109,14 @@ def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
         for spec in sheets:
             _write_sheet(book, spec)
     except BaseException:
-        for sheet in book.worksheets:  # what openpyxl holds open for a book never saved
+        # openpyxl writes each sheet to a temporary file (personal data) that only saving removes
+        for sheet in book.worksheets:
             with contextlib.suppress(Exception):
                 sheet.close()
+            writer = getattr(sheet, "_writer", None)
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    writer.cleanup()
         raise
     out = io.BytesIO()
     book.save(out)
@@ -118,6 +124,8 @@ def workbook_bytes(sheets: Sequence[Sheet]) -> bytes:
 
 
 def _write_sheet(book: Workbook, spec: Sheet) -> None:
+    if spec.length is not None and spec.length > MAX_ROWS:
+        raise _too_long(spec)
     sheet = book.create_sheet(spec.title[:31])
     kinds = [c.kind for c in spec.columns]
     rows = (_typed_row(row, spec.columns) for row in spec.rows)
@@ -135,14 +143,18 @@ def _write_sheet(book: Workbook, spec: Sheet) -> None:
     for values in chain(sample, rows):
         written += 1
         if written > MAX_ROWS:
-            raise ConnectorError(
-                _("{sheet}: more rows than an Excel worksheet holds (at most {n})").format(
-                    sheet=spec.title, n=format_number(MAX_ROWS)
-                ),
-                hint=_("write CSV instead (--format csv): it has no row limit"),
-            )
+            raise _too_long(spec)
         sheet.append([_styled(sheet, v, k) for v, k in zip(values, kinds, strict=True)])
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(spec.columns))}{written + 1}"
+
+
+def _too_long(spec: Sheet) -> ConnectorError:
+    return ConnectorError(
+        _("{sheet}: more rows than an Excel worksheet holds (at most {n})").format(
+            sheet=spec.title, n=format_number(MAX_ROWS)
+        ),
+        hint=_("write CSV instead (--format csv): it has no row limit"),
+    )
 
 
 def _typed_row(row: dict[str, Any], columns: Sequence[Column]) -> list[Any]:
@@ -157,8 +169,10 @@ def _styled(sheet: Any, value: Any, kind: Kind) -> Any:
         cell = WriteOnlyCell(sheet, value)
         cell.number_format = NUMBER_FORMATS[kind]
         return cell
-    if kind in ("text", "status") and value.startswith("="):
-        return _cell(sheet, value)  # spreadsheet_safe leaves none, but never a formula, whatever the text
+    if kind in ("text", "status") and (value.startswith("=") or value in ERROR_CODES):
+        # openpyxl would write "=..." as a formula (spreadsheet_safe leaves none) and "#N/A" as
+        # an error value: a name or number from Moodle stays the text it was
+        return _cell(sheet, value)
     return value
 
 
