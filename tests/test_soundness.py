@@ -1,5 +1,5 @@
-"""`status` and `due` check the tables they read for damage while they compute, and show nothing from
-a damaged one.
+"""`status`, `due`, `forecast` and `report` check the tables they read for damage while they compute,
+and show nothing from a damaged one.
 
 SQLite pages carry no checksum: a damaged page can be read as wrong numbers. `status` runs
 ``quick_check`` on a second connection beside its own work, on the tables it reads only, and waits
@@ -205,3 +205,45 @@ def test_due_shows_nothing_from_a_damaged_table(ledger: Path, table: str) -> Non
     code, out, err = due(ledger, "--format", "csv")
     assert (code, out) == (1, "")
     assert "damaged" in err
+
+
+@pytest.mark.parametrize("args", [(), ("--department", "ljubljana")], ids=["everyone", "department"])
+def test_forecast_checks_every_table_it_reads_beside_its_work(
+    ledger: Path, trace: Trace, args: tuple[str, ...]
+) -> None:
+    result = CliRunner().invoke(
+        main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "forecast", "--format", "json", *args]
+    )
+    assert (result.exit_code, result.stderr) == (0, "") and result.stdout
+    assert trace.read and trace.whole_file_checks == 0
+    assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
+
+
+def test_forecast_shows_nothing_from_a_damaged_table(ledger: Path) -> None:
+    damage(ledger, "evidence")
+    result = CliRunner().invoke(main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "forecast"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert "damaged" in result.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("--department", "ljubljana"), ("--as-of", "2026-09-01")])
+def test_report_checks_every_table_it_reads_beside_its_work(
+    ledger: Path, trace: Trace, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    html = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "report", "-o", str(html), *args]
+    )
+    assert (result.exit_code, result.stdout) == (0, "") and html.exists()
+    assert trace.read and trace.whole_file_checks == 0
+    assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
+
+
+def test_report_writes_nothing_from_a_damaged_table(ledger: Path, tmp_path: Path) -> None:
+    damage(ledger, "statuses")
+    html = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "report", "-o", str(html)]
+    )
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert "damaged" in result.stderr and not html.exists()

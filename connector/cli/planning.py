@@ -185,12 +185,16 @@ def forecast(
     if nobody trains, and the targets that will fail first (the training budget's planning view).
 
     Expired counts the missing too. Recomputed from the ledger's evidence (imported included)."""
+    from connector.evaluation import rollup_tables
     from connector.forecast import forecast as compute
     from connector.forecast import quarter_label, wide_rows
+    from connector.ledger.rollups import Rollups
     from connector.reports.views import _check_as_of, _department_filter, with_tree_names
     from connector.shares import format_share
 
-    with open_for_reading(ctx) as (ledger, mappings):
+    # each quarter end's roll-ups are recomputed: those tables are checked beside the work
+    with open_for_reading(ctx, checking=Rollups.tables_read(recomputed=True)) as (ledger, mappings):
+        ledger.check_in_background(rollup_tables(mappings, recomputed=True))
         when = as_of or _today(ctx, mappings)
         _check_as_of(ledger, when)
         departments = _department_filter(mappings, department)

@@ -250,9 +250,16 @@ def report(
     The numbers are those of `status --format json`; charts are inline SVG, so the file needs no
     network (an e-mail attachment or a USB stick will do). Prints one department per A4 page.
     """
+    from connector.evaluation import rollup_tables
+    from connector.ledger.rollups import Rollups
+
     if lang:
         set_language(lang, explicit=True)
-    with open_for_reading(ctx) as (ledger, mappings):
+    # the roll-ups, their trend, who is due and the needs analysis: checked beside the work, the
+    # verdict before the file is written (`write_report`)
+    checking = (*Rollups.tables_read(recomputed=True, needs=True), "declared_needs")
+    with open_for_reading(ctx, checking=checking) as (ledger, mappings):
+        ledger.check_in_background(rollup_tables(mappings, recomputed=True))
         write_report(ledger, mappings, output, as_of=as_of, department=department)
     click.echo(_("wrote the report to {path}").format(path=output), err=True)
 
@@ -268,6 +275,7 @@ def write_report(
     from connector.reports.html import build_report, render_report
 
     data = build_report(ledger, mappings, as_of=as_of, department=department)
+    ledger.require_sound()
     write_private(output, render_report(data))
 
 
