@@ -197,6 +197,7 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Rollups.write": lambda ld: ld.rollups.write([_rollup("d1", "r9")], 2),
     "Rollups.for_run": lambda ld: ld.rollups.for_run(1),
     "Rollups.tables_read": lambda ld: ld.rollups.tables_read(recomputed=True),  # names, no query
+    "Needs.tables_read": lambda ld: ld.needs.tables_read(),  # names, no query
     "Rollups.replace": lambda ld: ld.rollups.replace(1, ["d1"], [_rollup("d1", "r0")]),
     "Rollups.status_counts": lambda ld: (
         ld.evaluated.select(AS_OF),

@@ -1,5 +1,5 @@
-"""`status`, `due`, `forecast` and `report` check the tables they read for damage while they compute,
-and show nothing from a damaged one.
+"""`status`, `due`, `forecast`, `report` and `needs` check the tables they read for damage while they
+compute, and show nothing from a damaged one.
 
 SQLite pages carry no checksum: a damaged page can be read as wrong numbers. `status` runs
 ``quick_check`` on a second connection beside its own work, on the tables it reads only, and waits
@@ -247,3 +247,23 @@ def test_report_writes_nothing_from_a_damaged_table(ledger: Path, tmp_path: Path
     )
     assert (result.exit_code, result.stdout) == (1, "")
     assert "damaged" in result.stderr and not html.exists()
+
+
+@pytest.mark.parametrize("args", [(), ("--department", "ljubljana"), ("--format", "csv")])
+def test_needs_checks_every_table_it_reads_beside_its_work(
+    ledger: Path, trace: Trace, args: tuple[str, ...]
+) -> None:
+    result = CliRunner().invoke(
+        main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "needs", "--year", "2026", *args]
+    )
+    assert (result.exit_code, result.stderr) == (0, "") and result.stdout
+    assert trace.read and trace.whole_file_checks == 0
+    assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
+
+
+def test_needs_shows_nothing_from_a_damaged_table(ledger: Path) -> None:
+    damage(ledger, "statuses")
+    args = ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "needs", "--year", "2026"]
+    result = CliRunner().invoke(main, args)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert "damaged" in result.stderr

@@ -13,6 +13,7 @@ from connector.cli.output import echo_rows, echo_warnings
 from connector.cli.reports import open_for_reading
 from connector.errors import UsageError
 from connector.i18n import _, format_day, format_moment, ngettext
+from connector.ledger.needs import Needs
 from connector.reports import columns
 
 if TYPE_CHECKING:
@@ -57,7 +58,8 @@ def needs(
             raise UsageError(_("--save keeps the whole analysis; leave out --department"))
         _save(ctx, wanted)
         return
-    with open_for_reading(ctx) as (ledger, mappings):
+    # what an analysis is read from, checked beside the work (print_needs waits for the verdict)
+    with open_for_reading(ctx, checking=Needs.tables_read()) as (ledger, mappings):
         print_needs(ledger, mappings, wanted, fmt, department)
 
 
@@ -76,6 +78,7 @@ def print_needs(
     groups, persons = needs_rows(
         ledger, mappings, year, found, as_of, department, people_listed=fmt == "json"
     )
+    ledger.require_sound()
     if fmt == "csv":
         echo_rows(persons, fmt, columns.NEEDS)
         return

@@ -27,6 +27,12 @@ class AnalysisRow(NamedTuple):
 
 
 class Needs:
+    @staticmethod
+    def tables_read() -> tuple[str, ...]:
+        """The tables a read of a year's analysis touches, the largest first: what `needs` checks
+        for damage (``tests/test_soundness.py`` traces it)."""
+        return ("statuses", "people", "declared_needs", "sync_runs")
+
     def __init__(self, db: sqlite_utils.Database) -> None:
         self._db = db
 
