@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -102,6 +103,30 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def move_in_and_out(ledger: Path, department: str, other: str, *, deactivate: bool = False) -> None:
+    """Since the last sync: the first active person of ``department``'s subtree moved to ``other``,
+    the first of ``other``'s subtree into ``department`` (and, ``deactivate``, the second of the
+    subtree left), as a sync reading their new profiles writes it."""
+    with sqlite3.connect(ledger) as conn:
+
+        def first(subtree: str, count: int = 1) -> list[int]:
+            return [
+                row[0]
+                for row in conn.execute(
+                    "SELECT user_id FROM people WHERE active AND department_id LIKE ? "
+                    "ORDER BY user_id LIMIT ?",
+                    [f"{subtree}%", count],
+                )
+            ]
+
+        leaving, *left = first(department, 2)
+        (arriving,) = first(other)
+        conn.execute("UPDATE people SET department_id = ? WHERE user_id = ?", [other, leaving])
+        conn.execute("UPDATE people SET department_id = ? WHERE user_id = ?", [department, arriving])
+        if deactivate:
+            conn.execute("UPDATE people SET active = 0 WHERE user_id = ?", left)
 
 
 @contextmanager

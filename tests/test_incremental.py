@@ -15,7 +15,6 @@ import json
 import os
 import random
 import shutil
-import sqlite3
 import subprocess
 import sys
 from dataclasses import replace
@@ -37,7 +36,7 @@ from connector.mapping import Requirement, Target, load_mappings
 from connector.moodle.records import Completion, Subject
 from connector.reports.views import _department_filter
 from connector.rules import DepartmentRollup, RuleSet, evaluate_person
-from tests.helpers import ANCHOR, synced_demo_ledger
+from tests.helpers import ANCHOR, move_in_and_out, synced_demo_ledger
 from tests.helpers import MAPPINGS as DEMO_MAPPINGS
 from tests.test_rules_properties import COURSE_IDS, MAPPINGS, A, completions, days, instants, subjects
 from tests.test_status_writes import completion, person
@@ -333,16 +332,7 @@ def test_a_departments_forecast_is_the_whole_forecast_cut_to_its_subtree(
     """`forecast --department` evaluates that subtree's people alone: the same rows and failures as
     the whole forecast has for it, also after people moved in or out of it since the last sync."""
     reusing, _ = _twin_ledgers(tmp_path)
-    with sqlite3.connect(reusing) as conn:  # one person moves out of the subtree, one into it
-        moved = [
-            conn.execute(
-                "SELECT user_id FROM people WHERE active AND department_id LIKE ? ORDER BY user_id LIMIT 1",
-                [pattern],
-            ).fetchone()[0]
-            for pattern in (f"{department}%", "ceska-lipa%")
-        ]
-        conn.execute("UPDATE people SET department_id = 'ceska-lipa' WHERE user_id = ?", [moved[0]])
-        conn.execute("UPDATE people SET department_id = ? WHERE user_id = ?", [department, moved[1]])
+    move_in_and_out(reusing, department, "ceska-lipa")
     subtree = _department_filter(load_mappings(DEMO_MAPPINGS), department)
     for offset in (0, 60, 365):
         day = (ANCHOR + timedelta(days=offset)).isoformat()
@@ -361,18 +351,7 @@ def test_a_departments_due_list_is_the_whole_list_cut_to_its_subtree(tmp_path: P
     """`due --department` reads and evaluates that subtree's people alone: the rows the whole list
     has for it, also after people moved in or out of it or left since the last sync."""
     reusing, _ = _twin_ledgers(tmp_path)
-    with sqlite3.connect(reusing) as conn:
-        inside = conn.execute(
-            "SELECT user_id FROM people WHERE active AND department_id LIKE ? ORDER BY user_id LIMIT 2",
-            [f"{department}%"],
-        ).fetchall()
-        outside = conn.execute(
-            "SELECT user_id FROM people WHERE active AND department_id LIKE 'ceska-lipa%' "
-            "ORDER BY user_id LIMIT 1"
-        ).fetchone()
-        conn.execute("UPDATE people SET department_id = 'ceska-lipa' WHERE user_id = ?", inside[0])
-        conn.execute("UPDATE people SET active = 0 WHERE user_id = ?", inside[1])
-        conn.execute("UPDATE people SET department_id = ? WHERE user_id = ?", [department, outside[0]])
+    move_in_and_out(reusing, department, "ceska-lipa", deactivate=True)
     subtree = _department_filter(load_mappings(DEMO_MAPPINGS), department)
     for offset in (0, 60, 365):
         day = (ANCHOR + timedelta(days=offset)).isoformat()

@@ -23,7 +23,7 @@ from connector.ledger.needs import DeclaredNeed
 from connector.ledger.records import StatusRow
 from connector.mapping.models import AppliesTo, CourseRef, Department, Mappings, Requirement
 from connector.needs.analysis import Need, gap_reason, needs_of_year
-from tests.helpers import ANCHOR, MAPPINGS, demo_today
+from tests.helpers import ANCHOR, MAPPINGS, demo_today, move_in_and_out
 
 NOW = datetime(2026, 6, 15, 3, 0, tzinfo=UTC)
 
@@ -444,16 +444,7 @@ def test_a_departments_needs_are_the_whole_analysis_cut_to_its_subtree(
     subtree = _department_filter(load_mappings(MAPPINGS), department)
     assert subtree
     ledger = _copy(needs_site, tmp_path)
-    with sqlite3.connect(ledger) as conn:  # one person moves out of the subtree, one into it
-        moved = [
-            conn.execute(
-                "SELECT user_id FROM people WHERE active AND department_id LIKE ? ORDER BY user_id LIMIT 1",
-                [pattern],
-            ).fetchone()[0]
-            for pattern in (f"{department}%", "lucany%")
-        ]
-        conn.execute("UPDATE people SET department_id = 'lucany' WHERE user_id = ?", [moved[0]])
-        conn.execute("UPDATE people SET department_id = ? WHERE user_id = ?", [department, moved[1]])
+    move_in_and_out(ledger, department, "lucany")
     args = ("--ledger", str(ledger), "needs", "--year", "2026", "--format", "json")
     code, whole, _ = needs_site.run(*args)
     assert code == 0

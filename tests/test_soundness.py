@@ -163,107 +163,70 @@ def test_a_check_that_breaks_is_no_verdict_of_sound(ledger: Path, monkeypatch: p
     assert err.startswith("internal error: RuntimeError: the check broke"), err
 
 
-def due(ledger: Path, *args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(
-        main,
-        [
-            "--ledger",
-            str(ledger),
-            "--mappings",
-            str(MAPPINGS),
-            "due",
-            "--as-of",
-            DAY_AFTER.isoformat(),
-            *args,
-        ],
-    )
+# The other read commands that check beside their work; "{out}" stands for a file to write.
+DAY = DAY_AFTER.isoformat()
+READ_COMMANDS = {
+    "due": ("due", "--as-of", DAY),
+    "due-department": ("due", "--as-of", DAY, "--department", "jablonec"),
+    "forecast": ("forecast", "--format", "json"),
+    "forecast-department": ("forecast", "--department", "ljubljana"),
+    "report": ("report", "-o", "{out}"),
+    "report-department": ("report", "-o", "{out}", "--department", "ljubljana"),
+    "report-as-of": ("report", "-o", "{out}", "--as-of", "2026-09-01"),
+    "needs": ("needs", "--year", "2026"),
+    "needs-department": ("needs", "--year", "2026", "--department", "ljubljana"),
+    "needs-csv": ("needs", "--year", "2026", "--format", "csv"),
+}
+
+
+def run(ledger: Path, out: Path, command: tuple[str, ...]) -> tuple[int, str, str]:
+    args = [a.replace("{out}", str(out)) for a in command]
+    result = CliRunner().invoke(main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), *args])
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.mark.parametrize("args", [(), ("--department", "jablonec")], ids=["everyone", "department"])
-def test_due_checks_every_table_it_reads_beside_its_work(
-    ledger: Path, trace: Trace, args: tuple[str, ...]
-) -> None:
-    code, out, err = due(ledger, *args)
-    assert (code, err) == (0, "") and out
+def assert_checked_what_was_read(trace: Trace) -> None:
     assert trace.read and trace.whole_file_checks == 0
     assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
 
 
-def test_due_with_other_mappings_checks_what_evaluating_everyone_reads(ledger: Path, trace: Trace) -> None:
+@pytest.mark.parametrize("name", READ_COMMANDS)
+def test_read_commands_check_every_table_they_read_beside_their_work(
+    ledger: Path, trace: Trace, tmp_path: Path, name: str
+) -> None:
+    out = tmp_path / "out.html"
+    code, stdout, stderr = run(ledger, out, READ_COMMANDS[name])
+    assert code == 0, stderr
+    assert stdout or out.exists()
+    assert_checked_what_was_read(trace)
+
+
+def test_due_with_other_mappings_checks_what_evaluating_everyone_reads(
+    ledger: Path, trace: Trace, tmp_path: Path
+) -> None:
     """Without the stored statuses' fingerprint everyone is evaluated, which reads what targets count."""
     with sqlite3.connect(ledger) as conn:
         conn.execute("DELETE FROM evaluation_state")
-    code, out, err = due(ledger)
-    assert (code, err) == (0, "") and out
-    assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
+    code, stdout, stderr = run(ledger, tmp_path / "unused", READ_COMMANDS["due"])
+    assert (code, stderr) == (0, "") and stdout
+    assert_checked_what_was_read(trace)
 
 
-@pytest.mark.parametrize("table", ["statuses", "people"])
-def test_due_shows_nothing_from_a_damaged_table(ledger: Path, table: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "table"),
+    [
+        ("due", "statuses"),
+        ("due-department", "people"),
+        ("forecast", "evidence"),
+        ("report", "statuses"),
+        ("needs", "statuses"),
+    ],
+)
+def test_read_commands_show_and_write_nothing_from_a_damaged_table(
+    ledger: Path, tmp_path: Path, name: str, table: str
+) -> None:
     damage(ledger, table)
-    code, out, err = due(ledger, "--format", "csv")
-    assert (code, out) == (1, "")
-    assert "damaged" in err
-
-
-@pytest.mark.parametrize("args", [(), ("--department", "ljubljana")], ids=["everyone", "department"])
-def test_forecast_checks_every_table_it_reads_beside_its_work(
-    ledger: Path, trace: Trace, args: tuple[str, ...]
-) -> None:
-    result = CliRunner().invoke(
-        main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "forecast", "--format", "json", *args]
-    )
-    assert (result.exit_code, result.stderr) == (0, "") and result.stdout
-    assert trace.read and trace.whole_file_checks == 0
-    assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
-
-
-def test_forecast_shows_nothing_from_a_damaged_table(ledger: Path) -> None:
-    damage(ledger, "evidence")
-    result = CliRunner().invoke(main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "forecast"])
-    assert (result.exit_code, result.stdout) == (1, "")
-    assert "damaged" in result.stderr
-
-
-@pytest.mark.parametrize("args", [(), ("--department", "ljubljana"), ("--as-of", "2026-09-01")])
-def test_report_checks_every_table_it_reads_beside_its_work(
-    ledger: Path, trace: Trace, tmp_path: Path, args: tuple[str, ...]
-) -> None:
-    html = tmp_path / "report.html"
-    result = CliRunner().invoke(
-        main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "report", "-o", str(html), *args]
-    )
-    assert (result.exit_code, result.stdout) == (0, "") and html.exists()
-    assert trace.read and trace.whole_file_checks == 0
-    assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
-
-
-def test_report_writes_nothing_from_a_damaged_table(ledger: Path, tmp_path: Path) -> None:
-    damage(ledger, "statuses")
-    html = tmp_path / "report.html"
-    result = CliRunner().invoke(
-        main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "report", "-o", str(html)]
-    )
-    assert (result.exit_code, result.stdout) == (1, "")
-    assert "damaged" in result.stderr and not html.exists()
-
-
-@pytest.mark.parametrize("args", [(), ("--department", "ljubljana"), ("--format", "csv")])
-def test_needs_checks_every_table_it_reads_beside_its_work(
-    ledger: Path, trace: Trace, args: tuple[str, ...]
-) -> None:
-    result = CliRunner().invoke(
-        main, ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "needs", "--year", "2026", *args]
-    )
-    assert (result.exit_code, result.stderr) == (0, "") and result.stdout
-    assert trace.read and trace.whole_file_checks == 0
-    assert trace.read <= trace.checked, f"read but not checked: {sorted(trace.read - trace.checked)}"
-
-
-def test_needs_shows_nothing_from_a_damaged_table(ledger: Path) -> None:
-    damage(ledger, "statuses")
-    args = ["--ledger", str(ledger), "--mappings", str(MAPPINGS), "needs", "--year", "2026"]
-    result = CliRunner().invoke(main, args)
-    assert (result.exit_code, result.stdout) == (1, "")
-    assert "damaged" in result.stderr
+    out = tmp_path / "out.html"
+    code, stdout, stderr = run(ledger, out, READ_COMMANDS[name])
+    assert (code, stdout) == (1, "")
+    assert "damaged" in stderr and not out.exists()
