@@ -251,13 +251,14 @@ def report(
     network (an e-mail attachment or a USB stick will do). Prints one department per A4 page.
     """
     from connector.evaluation import rollup_tables
+    from connector.ledger.needs import Needs
     from connector.ledger.rollups import Rollups
 
     if lang:
         set_language(lang, explicit=True)
     # the roll-ups, their trend, who is due and the needs analysis: checked beside the work, the
     # verdict before the file is written (`write_report`)
-    checking = (*Rollups.tables_read(recomputed=True, needs=True), "declared_needs")
+    checking = (*Rollups.tables_read(recomputed=True, needs=True), *Needs.tables_read())
     with open_for_reading(ctx, checking=checking) as (ledger, mappings):
         ledger.check_in_background(rollup_tables(mappings, recomputed=True))
         write_report(ledger, mappings, output, as_of=as_of, department=department)

@@ -287,7 +287,7 @@ class Ledger:
         checked yet to the running check, or starts one for them."""
         if self._damage is not None or self._whole_checked:
             return
-        wanted = [t for t in tables if t not in self._checked]
+        wanted = [t for t in dict.fromkeys(tables) if t not in self._checked]
         if self._check is not None:
             self._check.add(wanted)
         elif wanted:
