@@ -101,16 +101,14 @@ def needs_of_year(
         for requirement_id in chosen:
             key = (user_id, requirement_id)
             reasons[key] = reasons.get(key, 0) | bits["declared"]
+    # one tuple per combination of reasons (at most 32), shared by the needs that have it
+    by_mask = {mask: tuple(r for r in REASONS if mask & bits[r]) for mask in range(1 << len(REASONS))}
     return [
-        Need(user_id, requirement_id, people[user_id].get("department_id"), _ordered(mask, bits))
+        Need(user_id, requirement_id, people[user_id].get("department_id"), by_mask[mask])
         for (user_id, requirement_id), mask in sorted(
             reasons.items(), key=lambda i: (i[0][0], order[i[0][1]])
         )
     ]
-
-
-def _ordered(mask: int, bits: Mapping[str, int]) -> tuple[str, ...]:
-    return tuple(r for r in REASONS if mask & bits[r])
 
 
 def group(needs: Iterable[Need], mappings: Mappings) -> list[NeedsGroup]:
