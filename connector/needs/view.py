@@ -28,7 +28,11 @@ def current_needs(
             _("the ledger has no successful sync yet"),
             hint=_("run `connector sync` (or `connector demo` to try it out)"),
         )
-    people = {int(p["user_id"]): p for p in ledger.people.rows(departments)}
+    # what the analysis reads of a person: 100,000 whole rows took 86 MB more
+    people = {
+        int(p["user_id"]): {"active": p["active"], "department_id": p["department_id"]}
+        for p in ledger.people.rows(departments)
+    }
     statuses = ledger.statuses.current(None if departments is None else people)
     needs = needs_of_year(year, statuses, ledger.needs.declared(year), people, mappings)
     return date.fromisoformat(run["as_of"]), needs
