@@ -200,7 +200,9 @@ def _due(
 ) -> dict[str | None, tuple[tuple[DueRow, ...], int]]:
     """`connector due`'s rows for ``as_of`` and the next DUE_WITHIN, per department: the first
     DUE_ROWS_SHOWN, and how many more."""
-    due = due_rows(ledger, mappings, as_of, DUE_WITHIN, departments=departments)
+    due = due_rows(
+        ledger, mappings, as_of, DUE_WITHIN, departments=departments, first_per_department=DUE_ROWS_SHOWN
+    )
     return {
         department: (
             tuple(
