@@ -70,6 +70,7 @@ def due_rows(
     names = {d.id: d.name for d in mappings.departments}
     organisations: dict[str | None, str | None] = {}
     days: dict[date, str] = {}  # one string per due day, not one per row
+    shared: dict[str, str] = {}  # and one per requirement id, status and last valid day (95 MB)
     # a department's statuses are read and evaluated alone: the others' would all be left out
     statuses = statuses_as_of(
         ledger, mappings, course_ids, as_of, None if departments is None else set(people)
@@ -93,15 +94,25 @@ def due_rows(
         day = days.get(due)
         if day is None:
             day = days[due] = due.isoformat()
+        requirement_id = shared.setdefault(row.requirement_id, row.requirement_id)
         key = (
             day,
             names.get(organisations[department] or "", ""),
             names.get(department or "", ""),
             person.fullname or "",
             person.username or "",
-            row.requirement_id,
+            requirement_id,
         )
-        entry = (key, _Due(row.user_id, row.requirement_id, row.status, row.valid_until))
+        until = row.valid_until
+        entry = (
+            key,
+            _Due(
+                row.user_id,
+                requirement_id,
+                shared.setdefault(row.status, row.status),
+                None if until is None else shared.setdefault(until, until),
+            ),
+        )
         if firsts is None:
             entries.append(entry)
         else:
