@@ -21,6 +21,20 @@ _VALUES = _WRITTEN.split(", ")[2:]  # what a status says, beside its key
 _AMONG = "user_id IN (SELECT user_id FROM temp.reevaluate)"
 
 
+def _by_person(columns: str, *, among: bool, user_ids: str = "") -> str:
+    """The query for ``columns`` of the stored statuses (of the people whose user id is
+    ``user_ids``, a condition), by person then requirement; ``among``: of the people in
+    ``temp.among`` only, looked up person by person rather than by a scan of every status."""
+    if among:
+        chosen = f" WHERE a.user_id {user_ids}" if user_ids else ""
+        return (
+            f"SELECT {', '.join('s.' + c for c in columns.split(', '))} FROM temp.among a "
+            f"CROSS JOIN statuses s ON s.user_id = a.user_id{chosen} ORDER BY s.user_id, s.requirement_id"
+        )
+    chosen = f" WHERE user_id {user_ids}" if user_ids else ""
+    return f"SELECT {columns} FROM statuses{chosen} ORDER BY user_id, requirement_id"
+
+
 class Statuses:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self._db = db
@@ -149,29 +163,16 @@ class Statuses:
 
     def current(self, among: Iterable[int] | None = None) -> Iterator[StatusRow]:
         """Every stored status, by person then requirement; ``among``: of these people only."""
-        if among is None:
-            query = f"SELECT {_COLUMNS} FROM statuses ORDER BY user_id, requirement_id"
-        else:
+        if among is not None:
             fill_among(self._db.conn, among)
-            query = (
-                f"SELECT {', '.join('s.' + c for c in _COLUMNS.split(', '))} FROM temp.among a "
-                "CROSS JOIN statuses s ON s.user_id = a.user_id ORDER BY s.user_id, s.requirement_id"
-            )
-        for row in self._db.execute(query):
+        for row in self._db.execute(_by_person(_COLUMNS, among=among is not None)):
             yield StatusRow(*row)
 
     def held(self, *, among: bool = False) -> Iterator[StatusRow]:
         """The stored statuses of everyone outside ``temp.reevaluate`` (``Evaluated.select``): the
         statuses that hold on its day, by person then requirement; ``among``: only of the people
-        in ``temp.among`` (looked up person by person, not a scan of every status)."""
-        held = "NOT IN (SELECT user_id FROM temp.reevaluate)"
-        query = (
-            f"SELECT {', '.join('s.' + c for c in _WRITTEN.split(', '))} FROM temp.among a "
-            f"CROSS JOIN statuses s ON s.user_id = a.user_id WHERE a.user_id {held} "
-            "ORDER BY s.user_id, s.requirement_id"
-            if among
-            else f"SELECT {_WRITTEN} FROM statuses WHERE user_id {held} ORDER BY user_id, requirement_id"
-        )
+        in ``temp.among``."""
+        query = _by_person(_WRITTEN, among=among, user_ids="NOT IN (SELECT user_id FROM temp.reevaluate)")
         for row in self._db.execute(query):
             yield StatusRow(*row)
 
