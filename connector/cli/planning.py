@@ -74,7 +74,6 @@ def due(
     (or --as-of), imported evidence included.
     """
     from connector.due import due_rows
-    from connector.ledger.rollups import Rollups
     from connector.reports.views import _check_as_of, _check_requirement, _department_filter
 
     if fmt == "xlsx" and output is None:
@@ -82,12 +81,7 @@ def due(
     config = config_of(ctx)
     # the statuses of a day come from what its roll-ups are recomputed from: those tables are
     # checked beside the work (the verdict comes before any row is shown: `open_for_reading`)
-    checking = Rollups.tables_read(recomputed=True)
-    with open_for_reading(ctx, checking=checking) as (ledger, mappings):
-        from connector.evaluation import rollup_tables
-
-        # and what a day's statuses computed with other mappings (everyone evaluated) read
-        ledger.check_in_background(rollup_tables(mappings, recomputed=True))
+    with open_for_reading(ctx, recomputing=True) as (ledger, mappings):
         when = as_of or _today(ctx, mappings)
         _check_as_of(ledger, when)
         departments = _department_filter(mappings, department)
@@ -185,16 +179,13 @@ def forecast(
     if nobody trains, and the targets that will fail first (the training budget's planning view).
 
     Expired counts the missing too. Recomputed from the ledger's evidence (imported included)."""
-    from connector.evaluation import rollup_tables
     from connector.forecast import forecast as compute
     from connector.forecast import quarter_label, wide_rows
-    from connector.ledger.rollups import Rollups
     from connector.reports.views import _check_as_of, _department_filter, with_tree_names
     from connector.shares import format_share
 
     # each quarter end's roll-ups are recomputed: those tables are checked beside the work
-    with open_for_reading(ctx, checking=Rollups.tables_read(recomputed=True)) as (ledger, mappings):
-        ledger.check_in_background(rollup_tables(mappings, recomputed=True))
+    with open_for_reading(ctx, recomputing=True) as (ledger, mappings):
         when = as_of or _today(ctx, mappings)
         _check_as_of(ledger, when)
         departments = _department_filter(mappings, department)

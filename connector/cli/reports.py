@@ -45,7 +45,7 @@ dialect_option = click.option(
 
 @contextmanager
 def open_for_reading(
-    ctx: click.Context, *, checking: Sequence[str] | None = None
+    ctx: click.Context, *, checking: Sequence[str] | None = None, recomputing: bool | None = None
 ) -> Iterator[tuple[Ledger, Mappings]]:
     """The ledger read-only, checked sound, with the mappings; ledger faults as LedgerError.
 
@@ -53,11 +53,16 @@ def open_for_reading(
     ``ledger.check_in_background``), and the command must call ``ledger.require_sound()`` before
     it shows anything: a damaged page would otherwise be shown as numbers. A command that fails
     meanwhile is told the file is damaged when it is: that explains any failure better than its
-    symptom. Without ``checking`` the whole file is checked first."""
+    symptom. ``recomputing``: the command reads one day's roll-ups or statuses, as stored (False)
+    or recomputed (True); what they are read from is checked too, with what the mappings'
+    targets count once the mappings are loaded. Without either the whole file is checked first."""
     from connector.ledger import Ledger, ledger_error
+    from connector.ledger.rollups import Rollups
     from connector.mapping import load_mappings
 
     config = config_of(ctx)
+    if recomputing is not None:
+        checking = (*Rollups.tables_read(recomputed=recomputing), *(checking or ()))
     try:
         ledger = Ledger.open_readonly(config.ledger_path)  # no ledger: say that first
         with ledger:
@@ -69,6 +74,10 @@ def open_for_reading(
                 mappings = load_mappings(config.mappings_dir)
                 adopt_mappings_language(mappings.language)
                 set_zone(mappings.timezone)
+                if recomputing is not None:
+                    from connector.evaluation import rollup_tables  # imported while the check runs
+
+                    ledger.check_in_background(rollup_tables(mappings, recomputed=recomputing))
                 yield ledger, mappings
             except Exception:
                 ledger.require_sound()
@@ -97,14 +106,9 @@ def status(
 
     Without --as-of it shows the last successful sync; with it, recomputes from the evidence.
     """
-    from connector.ledger.rollups import Rollups
-
-    recomputed = as_of is not None
-    with open_for_reading(ctx, checking=Rollups.tables_read(recomputed=recomputed)) as (ledger, mappings):
-        from connector.evaluation import rollup_tables  # imported while the check runs
+    with open_for_reading(ctx, recomputing=as_of is not None) as (ledger, mappings):
         from connector.reports.views import departments_named
 
-        ledger.check_in_background(rollup_tables(mappings, recomputed=recomputed))
         named = departments_named(mappings, department) if department else []
         print_status(
             ledger, mappings, fmt, dialect, as_of=as_of, department=department, requirement=requirement
@@ -250,17 +254,13 @@ def report(
     The numbers are those of `status --format json`; charts are inline SVG, so the file needs no
     network (an e-mail attachment or a USB stick will do). Prints one department per A4 page.
     """
-    from connector.evaluation import rollup_tables
     from connector.ledger.needs import Needs
-    from connector.ledger.rollups import Rollups
 
     if lang:
         set_language(lang, explicit=True)
     # the roll-ups, their trend, who is due and the needs analysis: checked beside the work, the
     # verdict before the file is written (`write_report`)
-    checking = (*Rollups.tables_read(recomputed=True, needs=True), *Needs.tables_read())
-    with open_for_reading(ctx, checking=checking) as (ledger, mappings):
-        ledger.check_in_background(rollup_tables(mappings, recomputed=True))
+    with open_for_reading(ctx, checking=Needs.tables_read(), recomputing=True) as (ledger, mappings):
         write_report(ledger, mappings, output, as_of=as_of, department=department)
     click.echo(_("wrote the report to {path}").format(path=output), err=True)
 
