@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 import connector.config
 from connector.cli import main
+from connector.cli.output import Written
 from connector.doctor import Check, format_check
 from connector.mapping import DEMO_MAPPINGS
 from tests.helpers import ANCHOR, synced_demo_ledger
@@ -503,14 +504,18 @@ def test_shares_are_printed_in_whole_percents_above_ten(share: float, text: str)
     assert format_share(share) == text
 
 
+def _progress_every(monkeypatch: pytest.MonkeyPatch, rows: int, *, terminal: bool = True) -> None:
+    """``Written`` shows its count every ``rows`` rows, with stderr a terminal or not."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+    monkeypatch.setattr(Written, "EVERY", rows)
+
+
 def test_a_long_write_counts_its_rows_and_shows_the_count_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from connector.cli.output import Written
     from connector.i18n import set_language
 
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(Written, "EVERY", 2)
+    _progress_every(monkeypatch, 2)
     set_language("cs")
     try:
         rows = Written(iter("abcde"), Path("/srv/hr/due.csv"), 5)
@@ -525,10 +530,8 @@ def test_a_long_write_counts_its_rows_and_shows_the_count_on_a_terminal(
 def test_a_write_to_a_file_that_is_not_a_terminal_shows_no_progress(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from connector.cli.output import Written
 
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    monkeypatch.setattr(Written, "EVERY", 1)
+    _progress_every(monkeypatch, 1, terminal=False)
     rows = Written(range(3), Path("export.csv"))
     assert (list(rows), rows.count, capsys.readouterr().err) == ([0, 1, 2], 3, "")
 
@@ -536,15 +539,13 @@ def test_a_write_to_a_file_that_is_not_a_terminal_shows_no_progress(
 def test_a_write_that_fails_clears_its_progress_line_first(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from connector.cli.output import Written
 
     def rows() -> Iterator[int]:
         yield 1
         yield 2
         raise OSError("disk full")
 
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(Written, "EVERY", 1)
+    _progress_every(monkeypatch, 1)
     with pytest.raises(OSError):
         list(Written(rows(), Path("export.csv")))
     line = "writing export.csv       2"
@@ -555,10 +556,8 @@ def test_a_write_whose_consumer_fails_clears_its_progress_line_before_the_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The writer may fail (a full disk, a sheet too long) while the rows are still coming."""
-    from connector.cli.output import Written
 
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(Written, "EVERY", 1)
+    _progress_every(monkeypatch, 1)
     with pytest.raises(OSError), Written(iter(range(9)), Path("due.xlsx"), 9) as rows:
         for n in rows:
             if n == 1:
