@@ -198,6 +198,7 @@ CALLS: dict[str, Callable[[Ledger], object]] = {
     "Rollups.for_run": lambda ld: ld.rollups.for_run(1),
     "Rollups.tables_read": lambda ld: ld.rollups.tables_read(recomputed=True),  # names, no query
     "Needs.tables_read": lambda ld: ld.needs.tables_read(),  # names, no query
+    "People.tables_read_for_one": lambda ld: ld.people.tables_read_for_one(),  # names, no query
     "Rollups.replace": lambda ld: ld.rollups.replace(1, ["d1"], [_rollup("d1", "r0")]),
     "Rollups.status_counts": lambda ld: (
         ld.evaluated.select(AS_OF),

@@ -176,6 +176,8 @@ READ_COMMANDS = {
     "needs": ("needs", "--year", "2026"),
     "needs-department": ("needs", "--year", "2026", "--department", "ljubljana"),
     "needs-csv": ("needs", "--year", "2026", "--format", "csv"),
+    "person": ("person", "u001"),
+    "person-json": ("person", "u001", "--format", "json"),
 }
 
 
@@ -220,6 +222,8 @@ def test_due_with_other_mappings_checks_what_evaluating_everyone_reads(
         ("forecast", "evidence"),
         ("report", "statuses"),
         ("needs", "statuses"),
+        ("person", "status_history"),
+        ("person-json", "evidence"),
     ],
 )
 def test_read_commands_show_and_write_nothing_from_a_damaged_table(

@@ -21,9 +21,11 @@ from connector.reports.words import detail_words, status_word
 @click.pass_context
 def person(ctx: click.Context, username: str, fmt: str) -> None:
     """One person's requirements, statuses, evidence and history."""
+    from connector.ledger.people import People
     from connector.reports.views import person_view
 
-    with open_for_reading(ctx) as (ledger, mappings):
+    # one person's rows: the tables they are read from are checked beside, not the whole file
+    with open_for_reading(ctx, checking=People.tables_read_for_one()) as (ledger, mappings):
         view = person_view(ledger, mappings, username)
     if fmt == "json":
         click.echo(json.dumps(view, ensure_ascii=False, indent=2))

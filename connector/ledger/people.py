@@ -40,6 +40,21 @@ _PERSONAL_FIELDS = (
 
 
 class People:
+    @staticmethod
+    def tables_read_for_one() -> tuple[str, ...]:
+        """The tables a read of one person touches (their row, statuses and history, evidence with
+        its courses, imported evidence with its files), the largest first: what `person` checks
+        for damage (``tests/test_soundness.py`` traces it)."""
+        return (
+            "statuses",
+            "status_history",
+            "evidence",
+            "people",
+            "imported_evidence",
+            "evidence_imports",
+            "courses",
+        )
+
     def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
         self._db = db
         self._path = path
