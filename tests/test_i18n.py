@@ -1,5 +1,5 @@
 """Three languages: every message has a Czech and a Slovenian translation, the compiled catalogs are
-those of the .po files, the language is chosen as README says, and what a person reads in Czech or
+those of the .po files, each keeps its message's placeholders, the language is chosen as README says, and what a person reads in Czech or
 Slovenian is pinned whole (status, an error line, --help)."""
 
 from __future__ import annotations
@@ -92,6 +92,41 @@ def test_compiled_catalog_is_the_po_file(language: str) -> None:
 
 def _key(text: object) -> object:
     return tuple(text) if isinstance(text, (list, tuple)) else text
+
+
+_NAMED = re.compile(r"%\((\w+)\)[sdifr]")
+_BRACED = re.compile(r"(?<!\{)\{(\w*)[^{}]*\}(?!\})")
+
+
+def _fields(text: str) -> set[str]:
+    """The named placeholders a message is formatted with: ``{name}`` (str.format; ``{{`` is a
+    brace) and ``%(name)s`` (the report's templates, click's own lines)."""
+    return set(_NAMED.findall(text)) | {name for name in _BRACED.findall(text.replace("{{", ""))}
+
+
+@pytest.mark.parametrize("language", ["cs", "sl"])
+def test_every_translation_keeps_the_placeholders_of_its_message(language: str) -> None:
+    """A placeholder the English lacks fails with a traceback in that language only; one left out
+    drops a number or a name from the sentence. Each plural form may use only the English forms'
+    placeholders and must keep those both English forms use."""
+    po = read_po((PACKAGE / "locale" / language / "LC_MESSAGES" / "connector.po").open("rb"), locale=language)
+    wrong = []
+    for message in po:
+        if not message.id or not message.string:
+            continue
+        if isinstance(message.id, str):
+            expected, found = _fields(message.id), _fields(str(message.string))
+            if found != expected:
+                wrong.append(f"{message.id!r}: {sorted(found)} instead of {sorted(expected)}")
+            continue
+        singular, plural = (_fields(text) for text in message.id)
+        for index, form in enumerate(message.string):
+            found = _fields(form)
+            if not (singular & plural) <= found <= (singular | plural):
+                wrong.append(
+                    f"{message.id[0]!r} [{index}]: {sorted(found)}, English {sorted(singular | plural)}"
+                )
+    assert not wrong, f"placeholders changed in {language}:\n" + "\n".join(wrong)
 
 
 # -- choosing the language -------------------------------------------------------------------------
