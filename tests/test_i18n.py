@@ -1,6 +1,6 @@
-"""Three languages: every message has a Czech and a Slovenian translation, the compiled catalogs are
-those of the .po files, each keeps its message's placeholders, the language is chosen as README says, and what a person reads in Czech or
-Slovenian is pinned whole (status, an error line, --help)."""
+"""Three languages: every message has a Czech and a Slovenian translation that keeps its
+placeholders, the compiled catalogs are those of the .po files, the language is chosen as README
+says, and what a person reads in Czech or Slovenian is pinned whole (status, an error line, --help)."""
 
 from __future__ import annotations
 
