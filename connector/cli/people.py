@@ -34,11 +34,8 @@ def person(ctx: click.Context, username: str, fmt: str) -> None:
         click.echo(render_csv(view["statuses"], columns.PERSON_STATUSES.csv))
         return
     state = _("active") if view["active"] else (_("deleted") if view["deleted"] else _("suspended"))
-    click.echo(
-        terminal_safe(
-            f"{view['fullname']} ({view['username']}, {view['idnumber'] or _('no idnumber')}), {state}"
-        )
-    )
+    idnumber = view["idnumber"] or _("no idnumber")
+    click.echo(terminal_safe(f"{view['fullname']} ({view['username']}, {idnumber}), {state}"))
     where = view["department_name"] or _("unplaced")
     if view["organisation"] and view["organisation"] != view["department_id"]:
         where += f" ({view['organisation_name']})"
