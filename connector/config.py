@@ -428,7 +428,7 @@ def _read_file(path: Path, problems: list[Problem]) -> dict[str, Any]:
 
 
 def _suggest(word: str, known: Mapping[str, Any]) -> str:
-    return did_you_mean(word, known, "known: " + ", ".join(sorted(known)))
+    return did_you_mean(word, known, _("known: {names}").format(names=", ".join(sorted(known))))
 
 
 def _read_token(path: Path, where: str, problems: list[Problem]) -> str | None:
@@ -493,7 +493,7 @@ def _check_values(config: Config, where: str, problems: list[Problem]) -> None:
                 _("'{completion_path}' is not a completion path").format(
                     completion_path=config.completion_path
                 ),
-                "use one of " + ", ".join(COMPLETION_PATHS),
+                _("use one of {values}").format(values=", ".join(COMPLETION_PATHS)),
             )
         )
     if config.concurrency < 1 or config.concurrency > 64:

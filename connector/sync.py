@@ -541,8 +541,8 @@ class _Run:
         missing = [f for f in REQUIRED_FUNCTIONS if not site.can_call(f)]
         if missing:
             raise MoodlePermissionError(
-                "the token's web service lacks " + ", ".join(missing),
-                hint=add_to_service_hint(missing) + "; `connector doctor` lists all",
+                _("the token's web service lacks {functions}").format(functions=", ".join(missing)),
+                hint=_("{hint}; `connector doctor` lists all").format(hint=add_to_service_hint(missing)),
             )
         courses = self.api.courses()
         staged.courses = courses
@@ -716,10 +716,13 @@ class _Run:
             return {}
         if not all(site.can_call(f) for f in COHORT_FUNCTIONS):
             raise MoodlePermissionError(
-                "the mappings use cohorts but the web service lacks " + " / ".join(COHORT_FUNCTIONS),
-                hint=add_to_service_hint(COHORT_FUNCTIONS)
-                + " and grant "
-                + ", ".join(capabilities_needed(COHORT_FUNCTIONS)),
+                _("the mappings use cohorts but the web service lacks {functions}").format(
+                    functions=" / ".join(COHORT_FUNCTIONS)
+                ),
+                hint=_("{hint} and grant {capabilities}").format(
+                    hint=add_to_service_hint(COHORT_FUNCTIONS),
+                    capabilities=", ".join(capabilities_needed(COHORT_FUNCTIONS)),
+                ),
             )
         by_id = {c.id: c.idnumber for c in self.api.cohorts() if c.idnumber in wanted}
         members: dict[int, set[str]] = {}

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
+from connector.i18n import _
+
 # Moodle's tokens are 32 hex digits; other secrets are long runs of letters and digits mixed.
 _TOKEN_LIKE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-]{20,}$|^[0-9a-fA-F]{32}$")
 _SECRET_KEYS = re.compile(r"(?i)token|key|secret|pass|auth|sig")
@@ -40,16 +42,16 @@ def url_secret_problem(url: str) -> str | None:
         return None  # unreadable: the caller's own checks say so
     shown = redact_url(url)
     if "@" in parts.netloc:
-        return (
-            f"url {shown} carries a user name or password; write the site root without them "
+        return _(
+            "url {url} carries a user name or password; write the site root without them "
             "(the connector authenticates with the token file)"
-        )
+        ).format(url=shown)
     query_keys = [pair.split("=", 1)[0] for pair in parts.query.split("&") if pair]
     if any(_SECRET_KEYS.search(key) for key in query_keys) or any(
         _TOKEN_LIKE.match(piece) for piece in re.split(r"[/=&;]", parts.path + "/" + parts.query)
     ):
-        return (
-            f"url {shown} looks like it holds a token; write only the site root, e.g. "
+        return _(
+            "url {url} looks like it holds a token; write only the site root, e.g. "
             "https://moodle.example.org, and put the token in the token file"
-        )
+        ).format(url=shown)
     return None

@@ -4,6 +4,7 @@ says, and what a person reads in Czech or Slovenian is pinned whole (status, an 
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import shutil
@@ -81,6 +82,49 @@ def test_no_message_is_marked_inside_an_f_string() -> None:
             if token.type == tokenize.STRING and "f" in prefix.lower() and re.search(r"\b_\(", token.string):
                 found.append(f"{path.relative_to(REPO)}:{token.start[0]}")
     assert not found, "mark the message outside the f-string: " + ", ".join(found)
+
+
+def _error_classes() -> set[str]:
+    from connector import errors
+
+    return {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type) and issubclass(value, errors.ConnectorError)
+    } | {"Problem"}
+
+
+def _english_in(node: ast.expr) -> bool:
+    """Whether an argument is text written in the code rather than a marked message: a string
+    literal with words, an f-string, or text joined onto something with +."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str) and bool(re.search(r"[A-Za-z]{2,} [A-Za-z]{2,}", node.value))
+    if isinstance(node, ast.JoinedStr):
+        return any(_english_in(part) for part in node.values if isinstance(part, ast.Constant))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _english_in(node.left) or _english_in(node.right)
+    return False
+
+
+def test_errors_are_raised_with_marked_messages() -> None:
+    """An error's message and hint reach a person in their language only through the catalogs:
+    text written straight into the call (or joined onto a marked one) stays English."""
+    classes = _error_classes()
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "emulator" in path.parts:  # the emulator speaks as Moodle does: English
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name not in classes:
+                continue
+            texts = node.args[2:] if name == "Problem" else node.args[:1]  # Problem: file, key first
+            texts = [*texts, *(k.value for k in node.keywords if k.arg in ("message", "hint"))]
+            if any(_english_in(text) for text in texts):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} {name}")
+    assert not found, "mark the text with _() and format it afterwards:\n" + "\n".join(found)
 
 
 def test_the_extraction_finds_gettext_calls_command_help_and_option_help() -> None:
@@ -275,6 +319,34 @@ def test_status_in_czech(ledger: Path) -> None:
 def test_an_error_line_in_each_language(ledger: Path, language: str, expected: str) -> None:
     result = run(ledger, "--lang", language, "status", "--requirement", "nope")
     assert (result.exit_code, result.stdout, result.stderr) == (2, "", expected)
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "cs",
+            "chyba: nalezen 1 problém:\n  - {config}: moodle: nastavení připojení k Moodlu je neplatné: url "
+            "'ftp://moodle.example.org' musí být kořen webu, např. https://moodle.example.org\n",
+        ),
+        (
+            "sl",
+            "napaka: najdena 1 težava:\n  - {config}: moodle: nastavitve povezave z Moodlom niso veljavne: url "
+            "'ftp://moodle.example.org' mora biti koren spletišča, npr. https://moodle.example.org\n",
+        ),
+    ],
+)
+def test_a_connection_setting_refused_in_each_language(tmp_path: Path, language: str, expected: str) -> None:
+    config = tmp_path / "connector.toml"
+    config.write_text(
+        f'[moodle]\nurl = "ftp://moodle.example.org"\n[ledger]\npath = "{tmp_path / "l.sqlite"}"\n'
+        f'[mappings]\ndir = "{MAPPINGS}"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner(env={"LANG": "C.UTF-8", "MOODLE_TOKEN": "abc"}).invoke(
+        main, ["--lang", language, "--config", str(config), "sync"]
+    )
+    assert (result.exit_code, result.stderr) == (2, expected.format(config=config))
 
 
 def test_the_locale_chooses_the_language_and_lang_overrides_it(ledger: Path) -> None:

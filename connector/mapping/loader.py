@@ -947,18 +947,19 @@ def _check_requirements(
         if _repeated_id("requirement", requirement.id, where, seen, problems):
             continue
         refs = _course_refs(course_names, courses, where.key("courses"), problems, invalid_courses)
-        _check_known(
+        _require_known_departments(
             requirement.applies_to.departments,
             departments,
             where.key("applies_to").key("departments"),
-            "department",
             problems,
         )
         for index, target in enumerate(requirement.targets):
-            _check_known(
-                target.departments, departments, where.item("target", index, None).key("departments"),
-                "department", problems,
-            )  # fmt: skip
+            _require_known_departments(
+                target.departments,
+                departments,
+                where.item("target", index, None).key("departments"),
+                problems,
+            )
         if refs is not None:
             result.append(_with_courses(requirement, refs))
     return result
@@ -987,15 +988,15 @@ def _course_refs(
     return None if missing else tuple(courses[n].ref for n in names)
 
 
-def _check_known(
-    names: tuple[str, ...], known: dict[str, Any], where: _Where, what: str, problems: _Problems
+def _require_known_departments(
+    names: tuple[str, ...], known: dict[str, Any], where: _Where, problems: _Problems
 ) -> None:
     for name in names:
         if name not in known:
             problems.add(
                 where,
-                _("unknown {what} {name!r}").format(what=what, name=name),
-                did_you_mean(name, known, _("define the {what} first").format(what=what)),
+                _("unknown department {name!r}").format(name=name),
+                did_you_mean(name, known, _("define the department first")),
             )
 
 

@@ -141,13 +141,13 @@ class MoodleClient:
         exponential = min(cap, 0.5 * 2 ** (state.attempt_number - 1))
         wait = self._rng.uniform(exponential / 2, exponential)
         error = state.outcome.exception() if state.outcome else None
-        function = error.function if isinstance(error, MoodleError) and error.function else "the call"
+        function = error.function if isinstance(error, MoodleError) and error.function else _("the call")
         budget = self.settings.retry_total_s - (state.seconds_since_start or 0.0)
         run_left = self._run_time_left(function)
         if isinstance(error, MoodleUnavailable) and error.retry_after is not None:
             asked = error.retry_after
             # asked for longer than the call or the run may still last: retrying cannot succeed in time
-            for limit, name in ((budget, "the call's retry budget"), (run_left, "the run's deadline")):
+            for limit, name in ((budget, _("the call's retry budget")), (run_left, _("the run's deadline"))):
                 if limit is not None and asked > limit:
                     raise MoodleUnavailable(
                         _(

@@ -56,7 +56,7 @@ CAPABILITY_HINT = _CAPABILITY_TEXT.format(role_place=ROLE_PLACE)  # English, as 
 
 def capability_hint() -> str:
     """CAPABILITY_HINT in the reader's language."""
-    return _(_CAPABILITY_TEXT).format(role_place=ROLE_PLACE)
+    return _(_CAPABILITY_TEXT).format(role_place=_(ROLE_PLACE))
 
 
 ANONYMOUS_HINT = N_(

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
+from connector.i18n import N_, _
+
 
 class Need(Enum):
     """Why the connector calls a function, which decides whether a sync can run without it."""
@@ -47,8 +49,11 @@ class WebServiceFunction:
 
 
 BASE_CAPABILITIES = ("webservice/rest:use",)
-ROLE_PLACE = "Site administration > Users > Permissions > Define roles"
-SERVICE_PLACE = "Site administration > Server > Web services > External services > (your service) > Functions"
+# Moodle's menus as the hints name them (translated where shown, as an admin reads them in their Moodle)
+ROLE_PLACE = N_("Site administration > Users > Permissions > Define roles")
+SERVICE_PLACE = N_(
+    "Site administration > Server > Web services > External services > (your service) > Functions"
+)
 
 # Completion paths, cheapest first (sync's `auto` tries them in this order).
 COMPLETION_PATHS = ("report", "per_user", "per_course")
@@ -234,14 +239,15 @@ def capabilities_needed(functions: Iterable[str]) -> tuple[str, ...]:
 def add_to_service_hint(functions: Iterable[str] | None = None) -> str:
     """THE hint for functions missing from the token's service."""
     names = list(functions or ())
-    what = ", ".join(names) if names else "them"
-    return f"add {what} to the external service ({SERVICE_PLACE})"
+    if not names:
+        return _("add them to the external service ({place})").format(place=_(SERVICE_PLACE))
+    return _("add {functions} to the external service ({place})").format(
+        functions=", ".join(names), place=_(SERVICE_PLACE)
+    )
 
 
 def capability_hint(function: str) -> str:
     """THE hint for a function refused for lack of capabilities."""
-    return (
-        "the token's user lacks capabilities; give it a system role with "
-        + ", ".join(capabilities_for(function))
-        + f" ({ROLE_PLACE})"
-    )
+    return _(
+        "the token's user lacks capabilities; give it a system role with {capabilities} ({place})"
+    ).format(capabilities=", ".join(capabilities_for(function)), place=_(ROLE_PLACE))

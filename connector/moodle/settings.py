@@ -58,7 +58,9 @@ class ClientSettings:
         """Raise ConfigError naming every bad value at once."""
         problems = [*self._url_problems(), *self._value_problems()]
         if problems:
-            raise ConfigError("Moodle connection settings are invalid: " + "; ".join(problems))
+            raise ConfigError(
+                _("Moodle connection settings are invalid: {problems}").format(problems="; ".join(problems))
+            )
 
     def _url_problems(self) -> list[str]:
         try:
@@ -66,19 +68,27 @@ class ClientSettings:
             parts.hostname  # noqa: B018 (raises on a malformed IPv6 host)
         except ValueError as exc:
             return [
-                f"url {self.shown_url!r} cannot be read ({exc}); write the site root, e.g. https://moodle.example.org"
+                _(
+                    "url {url!r} cannot be read ({exc}); write the site root, e.g. https://moodle.example.org"
+                ).format(url=self.shown_url, exc=exc)
             ]
         secret = url_secret_problem(self.url)
         if secret:
             return [secret]
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            return [f"url {self.shown_url!r} must be the site root, e.g. https://moodle.example.org"]
+            return [
+                _("url {url!r} must be the site root, e.g. https://moodle.example.org").format(
+                    url=self.shown_url
+                )
+            ]
         if parts.query or parts.fragment:
-            return ["url must not contain a query string or fragment"]
+            return [_("url must not contain a query string or fragment")]
         if parts.scheme == "http" and not self.allow_insecure_http and not is_loopback_host(parts.hostname):
             return [
-                f"plain http:// to {parts.hostname} would send the token unencrypted; use https:// "
-                "or, on a trusted network only, allow_insecure_http = true"
+                _(
+                    "plain http:// to {host} would send the token unencrypted; use https:// "
+                    "or, on a trusted network only, allow_insecure_http = true"
+                ).format(host=parts.hostname)
             ]
         return []
 
@@ -87,19 +97,19 @@ class ClientSettings:
         if not self.token or not self.token.strip():
             problems.append(_("token is empty ({hint})").format(hint=_(TOKEN_HINT)))
         if self.format not in ("json", "xml"):
-            problems.append(f"format must be 'json' or 'xml', not {self.format!r}")
+            problems.append(_("format must be 'json' or 'xml', not {format!r}").format(format=self.format))
         if self.timeout_s <= 0:
-            problems.append("timeout_s must be positive")
+            problems.append(_("{key} must be positive").format(key="timeout_s"))
         if self.max_concurrency < 1:
-            problems.append("max_concurrency must be at least 1")
+            problems.append(_("{key} must be at least 1").format(key="max_concurrency"))
         if self.retry_attempts < 1:
-            problems.append("retry_attempts must be at least 1")
+            problems.append(_("{key} must be at least 1").format(key="retry_attempts"))
         if self.retry_max_wait_s < 0 or self.retry_total_s < 0:
-            problems.append("retry waits must not be negative")
+            problems.append(_("retry waits must not be negative"))
         if self.max_response_bytes < 1:
-            problems.append("max_response_mb must be positive")
+            problems.append(_("{key} must be positive").format(key="max_response_mb"))
         if self.run_deadline_s is not None and self.run_deadline_s <= 0:
-            problems.append("max_minutes must be positive")
+            problems.append(_("{key} must be positive").format(key="max_minutes"))
         return problems
 
     @property

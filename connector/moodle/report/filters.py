@@ -91,7 +91,9 @@ def _report_view(client: Caller, report_id: int) -> dict[str, Any]:
     function = REPORTS_GET
     data = client.call(function, {"reportid": int(report_id), "editmode": 0})
     if not isinstance(data, dict):
-        raise MoodleProtocolError(f"{function}: expected an object", function=function)
+        raise MoodleProtocolError(
+            _("{function}: expected an object").format(function=function), function=function
+        )
     return data
 
 
@@ -114,7 +116,10 @@ class DeltaCheck:
 
 def _require_true(function: str, answer: Any) -> None:
     if not to_bool(answer):
-        raise MoodleProtocolError(f"{function}: Moodle answered {answer!r}, not true", function=function)
+        raise MoodleProtocolError(
+            _("{function}: Moodle answered {answer!r}, not true").format(function=function, answer=answer),
+            function=function,
+        )
 
 
 PRESENT, ABSENT = "present", "absent"  # what a run learned about the report's filter
