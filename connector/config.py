@@ -191,11 +191,16 @@ class Config:
             return None
         if not mode & 0o077:
             return None
-        who = " and ".join(w for w, bits in (("its group", 0o070), ("other users", 0o007)) if mode & bits)
-        return (
-            f"the token file {self.token_file} can be read by {who} (mode {mode:04o}); "
-            f"anyone who reads it can act as the connector in Moodle: chmod 600 {self.token_file}"
+        group, others = bool(mode & 0o070), bool(mode & 0o007)
+        who = (
+            _("its group and other users")
+            if group and others
+            else (_("its group") if group else _("other users"))
         )
+        return _(
+            "the token file {path} can be read by {who} (mode {mode:04o}); "
+            "anyone who reads it can act as the connector in Moodle: chmod 600 {path}"
+        ).format(path=self.token_file, who=who, mode=mode)
 
 
 def find_config(

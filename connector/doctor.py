@@ -351,10 +351,10 @@ def report_conditions_check(api: MoodleApi, site: SiteInfo, report_id: int) -> C
                 report_id=report_id
             ),
         )
-    remove = (
-        f"in Moodle open {_REPORT_EDITOR}, edit report {report_id}, open the 'Conditions' panel "
+    remove = _(
+        "in Moodle open {editor}, edit report {report_id}, open the 'Conditions' panel "
         "and delete the condition 'Enrolment • Status' (trash icon); then run `connector sync --full`"
-    )
+    ).format(editor=_REPORT_EDITOR, report_id=report_id)
     if hides is None:
         return Check(
             name,

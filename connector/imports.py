@@ -74,14 +74,22 @@ def parse_import(
     header = [h.strip().lower() for h in next(reader)]
     unknown = [h for h in header if h not in ALL_COLUMNS]
     for name in unknown:
-        problems.append(f"line 1, column '{name}': unknown column (known: {', '.join(ALL_COLUMNS)})")
+        problems.append(
+            _("line 1, column '{name}': unknown column (known: {known})").format(
+                name=name, known=", ".join(ALL_COLUMNS)
+            )
+        )
     for group in (WHO, WHAT):
         present = [c for c in group if c in header]
         if len(present) != 1:
-            problems.append(f"line 1: needs exactly one of the columns {' or '.join(group)}")
+            problems.append(
+                _("line 1: needs exactly one of the columns {first} or {second}").format(
+                    first=group[0], second=group[1]
+                )
+            )
     for needed in ("date", "provider"):
         if needed not in header:
-            problems.append(f"line 1: the column '{needed}' is missing")
+            problems.append(_("line 1: the column '{name}' is missing").format(name=needed))
     if problems:
         raise _refused(file_name, problems)
     by_username, by_idnumber = people
@@ -92,35 +100,63 @@ def parse_import(
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
-            problems.append(f"line {number}: {len(values)} values for {len(header)} columns")
+            problems.append(
+                _("line {number}: {values} values for {columns} columns").format(
+                    number=number, values=len(values), columns=len(header)
+                )
+            )
             continue
         row = {h: v.strip() for h, v in zip(header, values, strict=True)}
-        where = f"line {number}, column"
+        where = _("line {number}, column").format(number=number)
         user_id: int | None = None
         if "username" in row:
             user_id = by_username.get(row["username"])
             if user_id is None:
-                problems.append(f"{where} 'username': no person '{row['username']}' in the ledger")
+                problems.append(
+                    _("{where} 'username': no person '{username}' in the ledger").format(
+                        where=where, username=row["username"]
+                    )
+                )
         else:
             user_id = by_idnumber.get(row["idnumber"])
             if user_id is None:
                 problems.append(
-                    f"{where} 'idnumber': no person with idnumber '{row['idnumber']}' in the ledger"
+                    _("{where} 'idnumber': no person with idnumber '{idnumber}' in the ledger").format(
+                        where=where, idnumber=row["idnumber"]
+                    )
                 )
         course = row.get("course")
         requirement = row.get("requirement")
         if course is not None and course not in course_keys:
-            problems.append(f"{where} 'course': '{course}' is not a course key of the mappings")
+            problems.append(
+                _("{where} 'course': '{course}' is not a course key of the mappings").format(
+                    where=where, course=course
+                )
+            )
         if requirement is not None and requirement not in requirement_ids:
-            problems.append(f"{where} 'requirement': '{requirement}' is not a requirement id")
+            problems.append(
+                _("{where} 'requirement': '{requirement}' is not a requirement id").format(
+                    where=where, requirement=requirement
+                )
+            )
         on = _date(row["date"], f"{where} 'date'", problems)
         if on is not None and on > today:
-            problems.append(f"{where} 'date': {on} is after today ({today})")
+            problems.append(
+                _("{where} 'date': {on} is after today ({today})").format(where=where, on=on, today=today)
+            )
         if not row["provider"]:
-            problems.append(f"{where} 'provider': empty; name who held the session or issued the certificate")
+            problems.append(
+                _("{where} 'provider': empty; name who held the session or issued the certificate").format(
+                    where=where
+                )
+            )
         expiry = _date(row["expiry"], f"{where} 'expiry'", problems) if row.get("expiry") else None
         if on is not None and expiry is not None and expiry < on:
-            problems.append(f"{where} 'expiry': {expiry} is before the date {on}")
+            problems.append(
+                _("{where} 'expiry': {expiry} is before the date {on}").format(
+                    where=where, expiry=expiry, on=on
+                )
+            )
         if user_id is not None and on is not None:
             rows.append(ImportedRow(number, user_id, course, requirement, on, row["provider"], expiry))
     if problems:
@@ -134,7 +170,7 @@ def _date(value: str, where: str, problems: list[str]) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        problems.append(f"{where}: '{value}' is not a date (YYYY-MM-DD)")
+        problems.append(_("{where}: '{value}' is not a date (YYYY-MM-DD)").format(where=where, value=value))
         return None
 
 

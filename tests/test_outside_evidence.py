@@ -183,6 +183,29 @@ def test_a_bad_file_lists_every_problem_and_imports_nothing(demo_ledger: Path) -
     assert listed.stdout == "no evidence has been imported\n"
 
 
+def test_a_bad_file_is_explained_in_czech(demo_ledger: Path) -> None:
+    """HR imports attendance lists: every line's problem in their language."""
+    (demo_ledger / "bad.csv").write_text(
+        "username;requirement;date;provider;expiry\n"
+        "nobody;itsec;2026-01-01;;2025-01-01\n"
+        "u006;ai-ured;2026-07-01;KÚ\n",
+        encoding="utf-8",
+    )
+    result = run(
+        demo_ledger, "--lang", "cs", "evidence", "import", str(demo_ledger / "bad.csv"), "--source", "HR"
+    )
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "chyba: bad.csv: 5 problémů, nic nebylo importováno:\n"
+        "  bad.csv: řádek 2, sloupec 'username': v evidenci není nikdo s username 'nobody'\n"
+        "  bad.csv: řádek 2, sloupec 'requirement': 'itsec' není id požadavku\n"
+        "  bad.csv: řádek 2, sloupec 'provider': prázdné; uveďte, kdo školení vedl nebo osvědčení vydal\n"
+        "  bad.csv: řádek 2, sloupec 'expiry': 2025-01-01 je před datem 2026-01-01\n"
+        "  bad.csv: řádek 3: hodnot je 4, sloupců 5\n"
+        "  rada: opravte soubor a importujte ho znovu; importuje se celý soubor, nebo nic\n",
+    )
+
+
 def test_removal_is_audited_and_takes_the_evidence_away(demo_ledger: Path) -> None:
     (demo_ledger / "a.csv").write_text(
         "idnumber,course,date,provider\nEMP1003,itsec-cz,2026-05-04,KÚ\n", encoding="utf-8"

@@ -231,13 +231,14 @@ def read_survey(
         ledger.needs.replace_source(year, f"feedback cmid {found.cmid}", declared, now=now)
     if warn:
         echo_warnings(
-            f"the survey option '{option}' names no requirement "
-            "(add it to a requirement's needs_areas to count it)"
+            _(
+                "the survey option '{option}' names no requirement "
+                "(add it to a requirement's needs_areas to count it)"
+            ).format(option=option)
             for option in unmapped
         )
     people = len({n.user_id for n in declared})
     count = len({(n.user_id, n.area) for n in declared})
-    return (
-        f"read '{found.name}': {len(answers.responses)} answers, {count} declared needs of "
-        f"{people} people for {year}"
+    return _("read '{name}': {answers} answers, {count} declared needs of {people} people for {year}").format(
+        name=found.name, answers=len(answers.responses), count=count, people=people, year=year
     )

@@ -192,8 +192,10 @@ class Ledger:
             migrations.upgrade(self.db, version)
         if backup is not None:
             on_upgrade(
-                f"upgraded the ledger {self.path} from schema version {version} to {SCHEMA_VERSION}; "
-                f"the previous one is kept in {backup.path}"
+                _(
+                    "upgraded the ledger {path} from schema version {version} to {schema}; "
+                    "the previous one is kept in {backup}"
+                ).format(path=self.path, version=version, schema=SCHEMA_VERSION, backup=backup.path)
             )
 
     def _backup_before_upgrade(self, version: int, group: str | None) -> BackupResult:

@@ -303,7 +303,7 @@ def load(directory: Path) -> Mappings:
     entries = _Entries([], [], [], [])
     files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
     if not files:
-        where = "the directory does not exist" if not directory.is_dir() else "no *.toml files in it"
+        where = _("the directory does not exist") if not directory.is_dir() else _("no *.toml files in it")
         problems.items.append(
             Problem(
                 str(directory),
@@ -455,8 +455,9 @@ def _read_course(name: str, raw: Any, where: _Where, problems: _Problems) -> Map
     if len(given) != 1:
         problems.add(
             where,
-            "needs exactly one of idnumber, shortname or id"
-            + (f" (found {', '.join(given)})" if given else ""),
+            _("needs exactly one of idnumber, shortname or id (found {keys})").format(keys=", ".join(given))
+            if given
+            else _("needs exactly one of idnumber, shortname or id"),
             _("idnumber is the most stable way to name a course"),
         )
         return None

@@ -151,9 +151,9 @@ class Transport:
             ) from None
         except requests.exceptions.ConnectionError as error:
             reason = (
-                "connection dropped or refused"
+                _("connection dropped or refused")
                 if not isinstance(error, requests.exceptions.ProxyError)
-                else "proxy error"
+                else _("proxy error")
             )
             raise MoodleUnavailable(
                 f"{function}: {reason} ({settings.shown_url})", function=function
