@@ -284,7 +284,7 @@ Odbor financí  ai-ured          AI v práci úředníka                        
 Odbor financí  digital-advisor  Digitální poradce                          0       0            0         0      0               0        0
 Odbor financí  itsec-cz         Digitální bezpečnost (každé 2 roky)        8       1            1         4      2               0        0   25 %            ne  0 % z 50 %, 2026-2027
 
-1 aktivní osoba nepatří do žádného útvaru a nezapočítává se do žádného řádku výše: `connector unplaced` vypíše varianty zápisu a řádky aliasů, které osoby zařadí
+1 aktivní osoba nepatří do žádného útvaru a nezapočítává se do žádného řádku výše: `connector unplaced` vypíše její variantu zápisu a řádek aliasu, který ji zařadí
 """
 
 
