@@ -9,6 +9,7 @@ import io
 import re
 import shutil
 import tokenize
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -72,14 +73,21 @@ def test_every_message_in_the_code_is_translated(language: str) -> None:
     )
 
 
+def _package_sources() -> Iterator[tuple[Path, str]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path, path.read_text(encoding="utf-8")
+
+
 def test_no_message_is_marked_inside_an_f_string() -> None:
     """The extractor reads an f-string as one string token: a ``_()`` inside it never reaches the
     catalogs, and shows in English whatever the language."""
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        for token in tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline):
-            prefix = token.string[: token.string.find(token.string.lstrip("rRbBuUfF")[:1])]
-            if token.type == tokenize.STRING and "f" in prefix.lower() and re.search(r"\b_\(", token.string):
+    for path, source in _package_sources():
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type != tokenize.STRING:
+                continue
+            prefix = re.match(r"[rRbBuUfF]*", token.string)
+            if prefix and "f" in prefix[0].lower() and re.search(r"\b_\(", token.string):
                 found.append(f"{path.relative_to(REPO)}:{token.start[0]}")
     assert not found, "mark the message outside the f-string: " + ", ".join(found)
 
@@ -111,10 +119,10 @@ def test_errors_are_raised_with_marked_messages() -> None:
     text written straight into the call (or joined onto a marked one) stays English."""
     classes = _error_classes()
     found = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path, source in _package_sources():
         if "emulator" in path.parts:  # the emulator speaks as Moodle does: English
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(ast.parse(source)):
             if not isinstance(node, ast.Call):
                 continue
             name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
